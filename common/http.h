@@ -1,0 +1,58 @@
+/* http.h — the one HTTP layer: a kept-alive libcurl handle per thread, capped bodies,
+ * typed transport failures, optional AWS SigV4 signing. */
+#ifndef KIE_HTTP_H
+#define KIE_HTTP_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+/* What happened on the wire, independent of the HTTP status. */
+enum http_transport {
+	HTTP_TRANSPORT_OK = 0,   /* a complete response arrived */
+	HTTP_TRANSPORT_NOT_SENT, /* nothing reached the server (DNS, connect, TLS) */
+	HTTP_TRANSPORT_NO_ANSWER,/* the request went out; no (complete) answer came back */
+	HTTP_TRANSPORT_TOO_BIG,  /* the answer exceeded max_response_bytes */
+};
+
+const char *http_transport_str(enum http_transport t);
+
+struct http_request {
+	const char *method;            /* "GET", "POST", "PUT", "DELETE", "HEAD" */
+	const char *url;
+	const char *const *headers;    /* NULL-terminated "Name: value" list, or NULL */
+	const void *body;
+	size_t body_len;
+	size_t max_response_bytes;     /* 0 means 1 MiB */
+	const char *aws_sigv4;         /* e.g. "aws:amz:auto:s3", or NULL */
+	const char *userpwd;           /* "key:secret" for SigV4; never logged */
+	long timeout_ms;               /* 0: the client's default */
+};
+
+struct http_response {
+	long status;                   /* 0 when no response */
+	enum http_transport transport;
+	struct dbuf body;
+	char content_type[128];
+};
+
+struct http_client;
+
+/* Call once per process before any thread uses HTTP. Returns 0 or -1. */
+int http_global_init(void);
+void http_global_cleanup(void);
+
+/* Returns a client for one thread; caller frees with http_client_free(NULL-safe). */
+struct http_client *http_client_new(const char *user_agent, long connect_timeout_ms,
+				    long timeout_ms);
+void http_client_free(struct http_client *c);
+
+/* Performs req. Returns 0 when a complete response arrived (any status), else -1 with
+ * resp->transport set and err holding a sentence. resp must be freed with
+ * http_response_free() in both cases. */
+int http_do(struct http_client *c, const struct http_request *req,
+	    struct http_response *resp, char *err, size_t errlen);
+
+void http_response_free(struct http_response *resp);
+
+#endif

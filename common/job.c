@@ -1,0 +1,474 @@
+/* job.c — strict parsing of job descriptors: every error names the field at fault. */
+#include "job.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "util.h"
+
+static const char *const type_names[] = {"generate_image", "model_pose", "extract_clothing",
+					 "outfit_change_v2", "raw"};
+
+const char *job_type_str(enum job_type t)
+{
+	return (unsigned)t <= JOB_RAW ? type_names[t] : "?";
+}
+
+int job_type_parse(const char *s, enum job_type *out)
+{
+	for (int i = 0; i <= JOB_RAW; i++) {
+		if (strcmp(s, type_names[i]) == 0) {
+			*out = (enum job_type)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int job_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > JOB_ID_MAX)
+		return 0;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || c == ':'))
+			return 0;
+	}
+	return 1;
+}
+
+void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	free(j->id);
+	free(j->description);
+	free(j->pose);
+	free(j->prompt);
+	free(j->model);
+	for (size_t i = 0; i < j->n_images; i++)
+		free(j->image_urls[i]);
+	free(j->image_urls);
+	free(j->ratio);
+	free(j->output_format);
+	free(j->character);
+	free(j->callback_url);
+	free(j->reply_to);
+	cJSON_Delete(j->meta);
+	free(j);
+}
+
+/* Field readers: 0 ok (absent is ok unless required), -1 error with err filled. */
+static int get_str(const cJSON *o, const char *where, const char *name, int required,
+		   size_t max_len, char **out, char *err, size_t errlen)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+	if (!it || cJSON_IsNull(it)) {
+		if (required) {
+			snprintf(err, errlen, "%s%s is missing", where, name);
+			return -1;
+		}
+		return 0;
+	}
+	if (!cJSON_IsString(it)) {
+		snprintf(err, errlen, "%s%s must be a string", where, name);
+		return -1;
+	}
+	if (required && !it->valuestring[0]) {
+		snprintf(err, errlen, "%s%s is empty", where, name);
+		return -1;
+	}
+	if (max_len && strlen(it->valuestring) > max_len) {
+		snprintf(err, errlen, "%s%s is longer than %zu bytes", where, name, max_len);
+		return -1;
+	}
+	*out = util_strdup(it->valuestring);
+	return 0;
+}
+
+static int get_bool(const cJSON *o, const char *where, const char *name, int *out, char *err,
+		    size_t errlen)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+	if (!it || cJSON_IsNull(it))
+		return 0;
+	if (!cJSON_IsBool(it)) {
+		snprintf(err, errlen, "%s%s must be true or false", where, name);
+		return -1;
+	}
+	*out = cJSON_IsTrue(it);
+	return 0;
+}
+
+static int get_int(const cJSON *o, const char *where, const char *name, long min, long max,
+		   long *out, int *present, char *err, size_t errlen)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+	if (!it || cJSON_IsNull(it))
+		return 0;
+	if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
+	    it->valuedouble < (double)min || it->valuedouble > (double)max) {
+		snprintf(err, errlen, "%s%s must be a whole number from %ld to %ld", where, name,
+			 min, max);
+		return -1;
+	}
+	*out = (long)it->valuedouble;
+	if (present)
+		*present = 1;
+	return 0;
+}
+
+static void add_image(struct job *j, const char *url)
+{
+	j->image_urls = realloc(j->image_urls, (j->n_images + 1) * sizeof(char *));
+	if (!j->image_urls)
+		abort();
+	j->image_urls[j->n_images++] = util_strdup(url);
+}
+
+/* imageUrl (one string) or imageUrls (array of strings); not both. */
+static int get_images(const cJSON *in, struct job *j, char *err, size_t errlen)
+{
+	const cJSON *one = cJSON_GetObjectItemCaseSensitive(in, "imageUrl");
+	const cJSON *many = cJSON_GetObjectItemCaseSensitive(in, "imageUrls");
+	const cJSON *u;
+
+	if (one && many) {
+		snprintf(err, errlen, "input: give imageUrl or imageUrls, not both");
+		return -1;
+	}
+	if (one) {
+		if (!cJSON_IsString(one)) {
+			snprintf(err, errlen, "input.imageUrl must be a string");
+			return -1;
+		}
+		add_image(j, one->valuestring);
+	} else if (many) {
+		if (!cJSON_IsArray(many)) {
+			snprintf(err, errlen, "input.imageUrls must be an array of strings");
+			return -1;
+		}
+		if (cJSON_GetArraySize(many) > KIE_MAX_IMAGES) {
+			snprintf(err, errlen, "input.imageUrls has %d URLs; KIE accepts at most %d",
+				 cJSON_GetArraySize(many), KIE_MAX_IMAGES);
+			return -1;
+		}
+		cJSON_ArrayForEach(u, many) {
+			if (!cJSON_IsString(u)) {
+				snprintf(err, errlen, "input.imageUrls must be an array of strings");
+				return -1;
+			}
+			add_image(j, u->valuestring);
+		}
+	}
+	return 0;
+}
+
+static int check_fields(const cJSON *o, const char *where, const char *const *allowed,
+			char *err, size_t errlen)
+{
+	const cJSON *f;
+	cJSON_ArrayForEach(f, o) {
+		int ok = 0;
+		for (const char *const *a = allowed; *a; a++)
+			ok |= strcmp(*a, f->string) == 0;
+		if (!ok) {
+			snprintf(err, errlen, "%sunknown field \"%.64s\"", where, f->string);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *const top_fields[] = {"v", "id", "type", "input", "ratio", "outputFormat",
+					 "character", "callbackUrl", "replyTo", "maxAttempts",
+					 "meta", NULL};
+static const char *const input_fields[][8] = {
+	[JOB_GENERATE_IMAGE] = {"description", "imageUrl", "imageUrls", "extractTopOnly",
+				"wearMask", NULL},
+	[JOB_MODEL_POSE] = {"pose", "imageUrl", "imageUrls", NULL},
+	[JOB_EXTRACT_CLOTHING] = {"imageUrl", "imageUrls", "recommendMatches", "topOnly", NULL},
+	[JOB_OUTFIT_CHANGE_V2] = {"clothingImageUrl", "modelImageUrl", "poseTweak", "seed", NULL},
+	[JOB_RAW] = {"prompt", "imageUrl", "imageUrls", "model", NULL},
+};
+
+static int parse_input(const cJSON *in, struct job *j, char *err, size_t errlen)
+{
+	const char *w = "input.";
+	long seed = 0;
+
+	if (check_fields(in, w, input_fields[j->type], err, errlen))
+		return -1;
+	switch (j->type) {
+	case JOB_GENERATE_IMAGE:
+		if (get_str(in, w, "description", 1, 0, &j->description, err, errlen) ||
+		    get_images(in, j, err, errlen) ||
+		    get_bool(in, w, "extractTopOnly", &j->extract_top_only, err, errlen) ||
+		    get_bool(in, w, "wearMask", &j->wear_mask, err, errlen))
+			return -1;
+		break;
+	case JOB_MODEL_POSE:
+		if (get_str(in, w, "pose", 0, 0, &j->pose, err, errlen) ||
+		    get_images(in, j, err, errlen))
+			return -1;
+		break;
+	case JOB_EXTRACT_CLOTHING:
+		if (get_images(in, j, err, errlen) ||
+		    get_bool(in, w, "recommendMatches", &j->recommend_matches, err, errlen) ||
+		    get_bool(in, w, "topOnly", &j->top_only, err, errlen))
+			return -1;
+		break;
+	case JOB_OUTFIT_CHANGE_V2: {
+		char *clothing = NULL, *model = NULL;
+		if (get_str(in, w, "clothingImageUrl", 1, 0, &clothing, err, errlen) ||
+		    get_str(in, w, "modelImageUrl", 1, 0, &model, err, errlen) ||
+		    get_bool(in, w, "poseTweak", &j->pose_tweak, err, errlen) ||
+		    get_int(in, w, "seed", 0, 2147483647L, &seed, &j->has_seed, err, errlen)) {
+			free(clothing);
+			free(model);
+			return -1;
+		}
+		add_image(j, clothing); /* order matters: the prompt says clothing first */
+		add_image(j, model);
+		free(clothing);
+		free(model);
+		j->seed = (unsigned long)seed;
+		break;
+	}
+	case JOB_RAW:
+		if (get_str(in, w, "prompt", 1, 0, &j->prompt, err, errlen) ||
+		    get_str(in, w, "model", 0, 200, &j->model, err, errlen) ||
+		    get_images(in, j, err, errlen))
+			return -1;
+		break;
+	}
+	if (j->type != JOB_RAW && j->n_images == 0) {
+		snprintf(err, errlen, "input.imageUrl (or imageUrls) is missing: %s needs a "
+			 "reference image", job_type_str(j->type));
+		return -1;
+	}
+	return 0;
+}
+
+struct job *job_parse(const char *bytes, size_t len, size_t max_bytes, char *err, size_t errlen)
+{
+	struct job *j = NULL;
+	cJSON *root = NULL;
+	const cJSON *it;
+	char *type = NULL;
+	long v = 0;
+	int v_present = 0;
+
+	if (len > max_bytes) {
+		snprintf(err, errlen, "descriptor is %zu bytes; the limit is %zu (KIE_JOB_MAX_BYTES)",
+			 len, max_bytes);
+		return NULL;
+	}
+	if (util_utf8_len(bytes, len) < 0) {
+		snprintf(err, errlen, "descriptor is not valid UTF-8");
+		return NULL;
+	}
+	root = cJSON_ParseWithLength(bytes, len);
+	if (!root) {
+		snprintf(err, errlen, "descriptor is not JSON (parse error near byte %ld)",
+			 cJSON_GetErrorPtr() ? (long)(cJSON_GetErrorPtr() - bytes) : -1L);
+		return NULL;
+	}
+	if (!cJSON_IsObject(root)) {
+		snprintf(err, errlen, "descriptor must be a JSON object");
+		goto fail;
+	}
+	j = util_xcalloc(1, sizeof(*j));
+	if (check_fields(root, "", top_fields, err, errlen))
+		goto fail;
+	if (get_int(root, "", "v", 1, 1000, &v, &v_present, err, errlen))
+		goto fail;
+	if (!v_present) {
+		snprintf(err, errlen, "v is missing (the descriptor version; this worker reads v=1)");
+		goto fail;
+	}
+	if (v != JOB_VERSION) {
+		snprintf(err, errlen, "v=%ld is not supported; this worker reads v=%d", v, JOB_VERSION);
+		goto fail;
+	}
+	j->version = (int)v;
+	if (get_str(root, "", "id", 0, 0, &j->id, err, errlen))
+		goto fail;
+	if (j->id && !job_id_valid(j->id)) {
+		snprintf(err, errlen, "id must be 1..%d characters of A-Z a-z 0-9 . _ : -",
+			 JOB_ID_MAX);
+		goto fail;
+	}
+	if (get_str(root, "", "type", 1, 64, &type, err, errlen))
+		goto fail;
+	if (job_type_parse(type, &j->type) != 0) {
+		snprintf(err, errlen, "type \"%.64s\" is unknown (generate_image, model_pose, "
+			 "extract_clothing, outfit_change_v2, raw)", type);
+		goto fail;
+	}
+	it = cJSON_GetObjectItemCaseSensitive(root, "input");
+	if (!cJSON_IsObject(it)) {
+		snprintf(err, errlen, "input %s", it ? "must be an object" : "is missing");
+		goto fail;
+	}
+	if (parse_input(it, j, err, errlen))
+		goto fail;
+	if (get_str(root, "", "ratio", 0, 16, &j->ratio, err, errlen) ||
+	    get_str(root, "", "outputFormat", 0, 16, &j->output_format, err, errlen) ||
+	    get_str(root, "", "character", 0, JOB_CHARACTER_MAX, &j->character, err, errlen) ||
+	    get_str(root, "", "callbackUrl", 0, 2048, &j->callback_url, err, errlen) ||
+	    get_str(root, "", "replyTo", 0, JOB_REPLY_TO_MAX, &j->reply_to, err, errlen) ||
+	    get_int(root, "", "maxAttempts", 1, 100, &j->max_attempts, NULL, err, errlen))
+		goto fail;
+	if (j->type == JOB_EXTRACT_CLOTHING && j->ratio && strcmp(j->ratio, "1:1") != 0) {
+		snprintf(err, errlen, "ratio \"%s\": extract_clothing always produces 1:1", j->ratio);
+		goto fail;
+	}
+	it = cJSON_GetObjectItemCaseSensitive(root, "meta");
+	if (it && !cJSON_IsNull(it)) {
+		if (!cJSON_IsObject(it)) {
+			snprintf(err, errlen, "meta must be an object");
+			goto fail;
+		}
+		j->meta = cJSON_Duplicate(it, 1);
+	}
+	/* the KIE-side checks (prompt length, image count and URLs, ratio, format) */
+	{
+		struct kie_task_request req;
+		struct kie_error kerr;
+		job_to_request(j, "x", &req);
+		if (kie_validate_request(&req, &kerr) != 0) {
+			util_strlcpy(err, kerr.message, errlen);
+			goto fail;
+		}
+		if (j->prompt) {
+			req.prompt = j->prompt;
+			if (kie_validate_request(&req, &kerr) != 0) {
+				snprintf(err, errlen, "input.%s", kerr.message);
+				goto fail;
+			}
+		}
+	}
+	if (!j->id) {
+		char rnd[33];
+		crypto_random_hex(12, rnd, sizeof(rnd));
+		size_t n = strlen(rnd) + 5;
+		j->id = util_xmalloc(n);
+		snprintf(j->id, n, "job_%s", rnd);
+		j->id_generated = 1;
+	}
+	free(type);
+	cJSON_Delete(root);
+	return j;
+fail:
+	free(type);
+	cJSON_Delete(root);
+	job_free(j);
+	return NULL;
+}
+
+/* A stable seed from the job id when the producer gave none: same job, same tweak. */
+static unsigned long id_seed(const char *id)
+{
+	unsigned long h = 5381;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = h * 33 + *p;
+	return h;
+}
+
+char *job_build_prompt(const struct job *j, const struct prompts *p, char *err, size_t errlen)
+{
+	switch (j->type) {
+	case JOB_GENERATE_IMAGE:
+		return prompts_generate_image(p, j->description, j->extract_top_only, j->wear_mask,
+					      err, errlen);
+	case JOB_MODEL_POSE:
+		return prompts_model_pose(p, j->pose, err, errlen);
+	case JOB_EXTRACT_CLOTHING:
+		return prompts_extract_clothing(p, j->recommend_matches, j->top_only, err, errlen);
+	case JOB_OUTFIT_CHANGE_V2:
+		return prompts_outfit_change_v2(p, j->pose_tweak,
+						j->has_seed ? j->seed : id_seed(j->id), err, errlen);
+	case JOB_RAW:
+		return util_strdup(j->prompt);
+	}
+	snprintf(err, errlen, "unknown job type");
+	return NULL;
+}
+
+void job_to_request(const struct job *j, const char *prompt, struct kie_task_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->model = j->model;
+	req->prompt = prompt;
+	req->image_urls = (const char *const *)j->image_urls;
+	req->n_images = j->n_images;
+	req->ratio = j->type == JOB_EXTRACT_CLOTHING ? "1:1" : j->ratio;
+	req->output_format = j->output_format;
+}
+
+static void add_opt(cJSON *o, const char *name, const char *v)
+{
+	if (v)
+		cJSON_AddStringToObject(o, name, v);
+}
+
+char *job_to_json(const struct job *j)
+{
+	cJSON *o = cJSON_CreateObject(), *in, *imgs;
+	char *s;
+
+	cJSON_AddNumberToObject(o, "v", j->version ? j->version : JOB_VERSION);
+	add_opt(o, "id", j->id);
+	cJSON_AddStringToObject(o, "type", job_type_str(j->type));
+	in = cJSON_AddObjectToObject(o, "input");
+	switch (j->type) {
+	case JOB_GENERATE_IMAGE:
+		add_opt(in, "description", j->description);
+		cJSON_AddBoolToObject(in, "extractTopOnly", j->extract_top_only);
+		cJSON_AddBoolToObject(in, "wearMask", j->wear_mask);
+		break;
+	case JOB_MODEL_POSE:
+		add_opt(in, "pose", j->pose);
+		break;
+	case JOB_EXTRACT_CLOTHING:
+		cJSON_AddBoolToObject(in, "recommendMatches", j->recommend_matches);
+		cJSON_AddBoolToObject(in, "topOnly", j->top_only);
+		break;
+	case JOB_OUTFIT_CHANGE_V2:
+		if (j->n_images == 2) {
+			cJSON_AddStringToObject(in, "clothingImageUrl", j->image_urls[0]);
+			cJSON_AddStringToObject(in, "modelImageUrl", j->image_urls[1]);
+		}
+		cJSON_AddBoolToObject(in, "poseTweak", j->pose_tweak);
+		if (j->has_seed)
+			cJSON_AddNumberToObject(in, "seed", (double)j->seed);
+		break;
+	case JOB_RAW:
+		add_opt(in, "prompt", j->prompt);
+		add_opt(in, "model", j->model);
+		break;
+	}
+	if (j->type != JOB_OUTFIT_CHANGE_V2) {
+		imgs = cJSON_AddArrayToObject(in, "imageUrls");
+		for (size_t i = 0; i < j->n_images; i++)
+			cJSON_AddItemToArray(imgs, cJSON_CreateString(j->image_urls[i]));
+	}
+	add_opt(o, "ratio", j->ratio);
+	add_opt(o, "outputFormat", j->output_format);
+	add_opt(o, "character", j->character);
+	add_opt(o, "callbackUrl", j->callback_url);
+	add_opt(o, "replyTo", j->reply_to);
+	if (j->max_attempts)
+		cJSON_AddNumberToObject(o, "maxAttempts", (double)j->max_attempts);
+	if (j->meta)
+		cJSON_AddItemToObject(o, "meta", cJSON_Duplicate(j->meta, 1));
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}

@@ -1,0 +1,783 @@
+/* kie_client.c — builds KIE requests, classifies failures and parses every response
+ * shape kie-api.md lists (msg/message, resultJson as string, fail/failed, ...). */
+#include "kie_client.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "crypto.h"
+#include "util.h"
+
+/* The model and its input field mapping live here and nowhere else. */
+struct model_map {
+	const char *model;
+	const char *prompt_field;
+	const char *images_field;
+	const char *ratio_field;
+	const char *format_field;
+	int min_images, max_images;
+};
+
+static const struct model_map models[] = {
+	{"google/nano-banana-edit", "prompt", "image_urls", "aspect_ratio", "output_format", 1, 10},
+	{"google/nano-banana", "prompt", NULL, "aspect_ratio", "output_format", 0, 0},
+	{"google/nano-banana-pro", "prompt", "image_input", "aspect_ratio", "output_format", 0, 8},
+};
+
+/* Unknown models get nano-banana-edit's mapping; KIE answers 404 if it does not know them. */
+static const struct model_map *model_lookup(const char *model)
+{
+	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+		if (strcmp(models[i].model, model) == 0)
+			return &models[i];
+	return &models[0];
+}
+
+static const char *const ratios[] = {"1:1", "9:16", "16:9", "3:4", "4:3", "3:2",
+				     "2:3", "5:4", "4:5", "21:9", "auto", NULL};
+
+const char *kie_err_class_str(enum kie_err_class c)
+{
+	switch (c) {
+	case KIE_ERR_NONE: return "none";
+	case KIE_ERR_RETRYABLE: return "retryable";
+	case KIE_ERR_PERMANENT: return "permanent";
+	case KIE_ERR_ACCOUNT: return "account";
+	case KIE_ERR_AMBIGUOUS: return "ambiguous";
+	}
+	return "?";
+}
+
+enum kie_err_class kie_classify(enum kie_op op, enum http_transport t, long http_status, int code)
+{
+	int v;
+
+	if (t == HTTP_TRANSPORT_NOT_SENT)
+		return KIE_ERR_RETRYABLE;
+	if (t != HTTP_TRANSPORT_OK) /* sent, no usable answer */
+		return op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
+	v = code ? code : (int)http_status;
+	switch (v) {
+	case 200:
+		return KIE_ERR_NONE;
+	case 401: case 402: case 433:
+		return KIE_ERR_ACCOUNT;
+	case 429: case 455:
+		return KIE_ERR_RETRYABLE;
+	case 400: case 404: case 408: case 422: case 451: case 501: case 505:
+		return KIE_ERR_PERMANENT;
+	default:
+		break;
+	}
+	if (v >= 500)
+		return op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
+	if (v >= 400)
+		return KIE_ERR_PERMANENT;
+	if (v >= 200 && v < 300)
+		return KIE_ERR_NONE;
+	return op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
+}
+
+const char *kie_task_state_str(enum kie_task_state s)
+{
+	switch (s) {
+	case KIE_TASK_UNKNOWN: return "unknown";
+	case KIE_TASK_WAITING: return "waiting";
+	case KIE_TASK_QUEUING: return "queuing";
+	case KIE_TASK_GENERATING: return "generating";
+	case KIE_TASK_SUCCESS: return "success";
+	case KIE_TASK_FAIL: return "fail";
+	}
+	return "?";
+}
+
+enum kie_task_state kie_task_state_parse(const char *s)
+{
+	if (!s) return KIE_TASK_UNKNOWN;
+	if (strcmp(s, "waiting") == 0) return KIE_TASK_WAITING;
+	if (strcmp(s, "queuing") == 0) return KIE_TASK_QUEUING;
+	if (strcmp(s, "generating") == 0) return KIE_TASK_GENERATING;
+	if (strcmp(s, "success") == 0) return KIE_TASK_SUCCESS;
+	if (strcmp(s, "fail") == 0 || strcmp(s, "failed") == 0) return KIE_TASK_FAIL;
+	return KIE_TASK_UNKNOWN;
+}
+
+int kie_task_state_final(enum kie_task_state s)
+{
+	return s == KIE_TASK_SUCCESS || s == KIE_TASK_FAIL;
+}
+
+void kie_result_free(struct kie_result *r)
+{
+	if (!r)
+		return;
+	free(r->task_id);
+	free(r->model);
+	for (size_t i = 0; i < r->n_results; i++)
+		free(r->result_urls[i]);
+	free(r->result_urls);
+	free(r->fail_code);
+	free(r->error);
+	free(r->param);
+	memset(r, 0, sizeof(*r));
+}
+
+static void set_err(struct kie_error *err, enum kie_err_class cls, enum http_transport t,
+		    long http_status, int code, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+static void set_err(struct kie_error *err, enum kie_err_class cls, enum http_transport t,
+		    long http_status, int code, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err)
+		return;
+	err->cls = cls;
+	err->transport = t;
+	err->http_status = http_status;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+}
+
+static void clear_err(struct kie_error *err)
+{
+	if (err)
+		memset(err, 0, sizeof(*err));
+}
+
+static int is_http_url(const char *s)
+{
+	return s && (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
+	       strlen(s) > 8 && strlen(s) <= 2048;
+}
+
+int kie_validate_request(const struct kie_task_request *req, struct kie_error *err)
+{
+	const struct model_map *m = model_lookup(req->model ? req->model : models[0].model);
+	long chars;
+
+	clear_err(err);
+	if (!req->prompt || !*req->prompt) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"prompt is empty: KIE requires a prompt");
+		return -1;
+	}
+	chars = util_utf8_len(req->prompt, strlen(req->prompt));
+	if (chars < 0) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"prompt is not valid UTF-8");
+		return -1;
+	}
+	if (chars > KIE_PROMPT_MAX_CHARS) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"prompt is %ld characters; KIE accepts at most %d", chars,
+			KIE_PROMPT_MAX_CHARS);
+		return -1;
+	}
+	if (req->n_images < (size_t)m->min_images || req->n_images > (size_t)m->max_images) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"%zu image URLs given; %s takes %d to %d", req->n_images, m->model,
+			m->min_images, m->max_images);
+		return -1;
+	}
+	for (size_t i = 0; i < req->n_images; i++) {
+		if (!is_http_url(req->image_urls[i])) {
+			set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+				"image URL %zu is not an http(s) URL of at most 2048 bytes "
+				"(KIE takes URLs, never file bytes)", i + 1);
+			return -1;
+		}
+	}
+	if (req->ratio) {
+		int ok = 0;
+		for (const char *const *r = ratios; *r; r++)
+			ok |= strcmp(*r, req->ratio) == 0;
+		if (!ok) {
+			set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+				"ratio \"%s\" is not one of 1:1 9:16 16:9 3:4 4:3 3:2 2:3 5:4 "
+				"4:5 21:9 auto", req->ratio);
+			return -1;
+		}
+	}
+	if (req->output_format && strcmp(req->output_format, "png") != 0 &&
+	    strcmp(req->output_format, "jpeg") != 0) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"output format \"%s\" is not png or jpeg", req->output_format);
+		return -1;
+	}
+	if (req->callback_url && *req->callback_url && !is_http_url(req->callback_url)) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"callback URL is not an http(s) URL");
+		return -1;
+	}
+	return 0;
+}
+
+char *kie_build_create_body(const struct kie_task_request *req, const char *default_model,
+			    struct kie_error *err)
+{
+	const char *model = req->model && *req->model ? req->model : default_model;
+	const struct model_map *m = model_lookup(model);
+	cJSON *root = NULL, *input;
+	char *out = NULL;
+
+	if (kie_validate_request(req, err) != 0)
+		return NULL;
+	root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "model", model);
+	if (req->callback_url && *req->callback_url)
+		cJSON_AddStringToObject(root, "callBackUrl", req->callback_url);
+	input = cJSON_AddObjectToObject(root, "input");
+	cJSON_AddStringToObject(input, m->prompt_field, req->prompt);
+	if (m->images_field && req->n_images) {
+		cJSON *arr = cJSON_AddArrayToObject(input, m->images_field);
+		for (size_t i = 0; i < req->n_images; i++)
+			cJSON_AddItemToArray(arr, cJSON_CreateString(req->image_urls[i]));
+	}
+	cJSON_AddStringToObject(input, m->format_field,
+				req->output_format ? req->output_format : KIE_DEFAULT_FORMAT);
+	cJSON_AddStringToObject(input, m->ratio_field, req->ratio ? req->ratio : KIE_DEFAULT_RATIO);
+	out = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	return out;
+}
+
+char *kie_callback_url_with_job(const char *base, const char *job_id)
+{
+	struct dbuf b;
+	dbuf_init(&b, 8192);
+	dbuf_addstr(&b, base);
+	dbuf_addstr(&b, strchr(base, '?') ? "&jobId=" : "?jobId=");
+	for (const unsigned char *p = (const unsigned char *)job_id; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
+			dbuf_add(&b, p, 1);
+		else
+			dbuf_printf(&b, "%%%02X", *p);
+	}
+	if (!b.data)
+		return util_strdup("");
+	return b.data; /* ownership passes to the caller */
+}
+
+/* ---- parsing helpers ---- */
+
+static const char *json_str(const cJSON *obj, const char *name)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+	return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+/* Numbers may arrive as numbers or numeric strings. Returns 1 when present. */
+static int json_num(const cJSON *obj, const char *name, double *out)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (cJSON_IsNumber(it)) {
+		*out = it->valuedouble;
+		return 1;
+	}
+	if (cJSON_IsString(it) && it->valuestring[0]) {
+		char *end;
+		double v = strtod(it->valuestring, &end);
+		if (*end == '\0' && isfinite(v)) {
+			*out = v;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static const char *json_msg(const cJSON *root)
+{
+	const char *m = json_str(root, "msg");
+	if (!m)
+		m = json_str(root, "message");
+	return m ? m : "";
+}
+
+/* Reads the body code; returns 0 when absent. */
+static int json_code(const cJSON *root)
+{
+	double v;
+	if (json_num(root, "code", &v))
+		return (int)v;
+	return 0;
+}
+
+/* Fills resultUrls from resultJson, which is a JSON string (or, leniently, an object). */
+static void parse_result_json(const cJSON *data, struct kie_result *out)
+{
+	const cJSON *rj = cJSON_GetObjectItemCaseSensitive(data, "resultJson");
+	cJSON *parsed = NULL;
+	const cJSON *obj = NULL, *urls;
+
+	if (cJSON_IsString(rj) && rj->valuestring[0]) {
+		parsed = cJSON_Parse(rj->valuestring);
+		obj = parsed;
+	} else if (cJSON_IsObject(rj)) {
+		obj = rj;
+	}
+	urls = obj ? cJSON_GetObjectItemCaseSensitive(obj, "resultUrls") : NULL;
+	if (!urls) /* some records put resultUrls straight in data */
+		urls = cJSON_GetObjectItemCaseSensitive(data, "resultUrls");
+	if (cJSON_IsArray(urls)) {
+		int n = cJSON_GetArraySize(urls);
+		out->result_urls = util_xcalloc((size_t)n + 1, sizeof(char *));
+		const cJSON *u;
+		cJSON_ArrayForEach(u, urls) {
+			if (cJSON_IsString(u))
+				out->result_urls[out->n_results++] = util_strdup(u->valuestring);
+		}
+	}
+	cJSON_Delete(parsed);
+}
+
+static int64_t num_ms(const cJSON *data, const char *name)
+{
+	double v;
+	return json_num(data, name, &v) ? (int64_t)v : 0;
+}
+
+/* Fills a kie_result from a "data" object; cost_scale converts costTime to ms. */
+static void fill_result(const cJSON *data, double cost_scale, struct kie_result *out)
+{
+	const char *s;
+	double v;
+
+	if ((s = json_str(data, "taskId")) || (s = json_str(data, "task_id")))
+		out->task_id = util_strdup(s);
+	if ((s = json_str(data, "model")))
+		out->model = util_strdup(s);
+	out->state = kie_task_state_parse(json_str(data, "state"));
+	if ((s = json_str(data, "param")))
+		out->param = util_strdup(s);
+	parse_result_json(data, out);
+	if ((s = json_str(data, "failCode")) && *s) {
+		out->fail_code = util_strdup(s);
+	} else if (json_num(data, "failCode", &v)) {
+		char tmp[32];
+		snprintf(tmp, sizeof(tmp), "%.0f", v);
+		out->fail_code = util_strdup(tmp);
+	}
+	if ((s = json_str(data, "failMsg")) && *s)
+		out->error = util_strdup(s);
+	if (json_num(data, "creditsConsumed", &v) || json_num(data, "consumeCredits", &v)) {
+		out->has_credits = 1;
+		out->credits = v;
+	}
+	if (json_num(data, "remainedCredits", &v)) {
+		out->has_remaining = 1;
+		out->remaining_credits = v;
+	}
+	if (json_num(data, "costTime", &v)) {
+		out->has_cost_time = 1;
+		out->cost_time_ms = v * cost_scale;
+	}
+	out->create_time_ms = num_ms(data, "createTime");
+	out->complete_time_ms = num_ms(data, "completeTime");
+	out->update_time_ms = num_ms(data, "updateTime");
+	out->success = out->state == KIE_TASK_SUCCESS;
+	if (out->state == KIE_TASK_FAIL && !out->error) {
+		char tmp[128];
+		snprintf(tmp, sizeof(tmp), "KIE task failed%s%s", out->fail_code ? " with code " : "",
+			 out->fail_code ? out->fail_code : "");
+		out->error = util_strdup(tmp);
+	}
+}
+
+/* Common envelope check: JSON, code, http status. Returns the root or NULL (err set). */
+static cJSON *parse_envelope(enum kie_op op, long http_status, const char *body, size_t len,
+			     const char *what, struct kie_error *err)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	int code;
+	enum kie_err_class cls;
+
+	if (!root || !cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		cls = kie_classify(op, HTTP_TRANSPORT_OK, http_status, 0);
+		if (cls == KIE_ERR_NONE) /* a 2xx we cannot read: unknown outcome */
+			cls = op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
+		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, 0,
+			"%s: HTTP %ld with a body that is not a JSON object (%zu bytes)%s", what,
+			http_status, len,
+			op == KIE_OP_CREATE ? "; the task may have been created" : "");
+		return NULL;
+	}
+	code = json_code(root);
+	/* the body code is the verdict; a non-2xx status is one too */
+	if (http_status < 200 || http_status > 299) {
+		if (!code || code == 200)
+			code = (int)http_status;
+	}
+	if (!code) { /* 2xx without a code: treat as ok only if data is there */
+		code = cJSON_GetObjectItemCaseSensitive(root, "data") ? 200 : 0;
+	}
+	cls = kie_classify(op, HTTP_TRANSPORT_OK, http_status, code ? code : 500);
+	if (cls != KIE_ERR_NONE) {
+		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, code, "%s: KIE code %d: %s%s",
+			what, code, json_msg(root),
+			cls == KIE_ERR_AMBIGUOUS ? " (the task may have been created)" : "");
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+int kie_parse_create_response(long http_status, const char *body, size_t len, char **task_id,
+			      struct kie_error *err)
+{
+	cJSON *root;
+	const cJSON *data;
+	const char *id;
+
+	clear_err(err);
+	*task_id = NULL;
+	root = parse_envelope(KIE_OP_CREATE, http_status, body, len, "createTask", err);
+	if (!root)
+		return -1;
+	data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	id = cJSON_IsObject(data) ? json_str(data, "taskId") : NULL;
+	if (!id && cJSON_IsObject(data))
+		id = json_str(data, "task_id");
+	if (!id || !*id) {
+		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status, json_code(root),
+			"createTask: success answer without data.taskId; the task may have been "
+			"created");
+		cJSON_Delete(root);
+		return -1;
+	}
+	*task_id = util_strdup(id);
+	cJSON_Delete(root);
+	return 0;
+}
+
+int kie_parse_task_response(long http_status, const char *body, size_t len,
+			    struct kie_result *out, struct kie_error *err)
+{
+	cJSON *root;
+	const cJSON *data;
+
+	clear_err(err);
+	memset(out, 0, sizeof(*out));
+	root = parse_envelope(KIE_OP_QUERY, http_status, body, len, "recordInfo", err);
+	if (!root)
+		return -1;
+	data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	if (!cJSON_IsObject(data)) {
+		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, http_status, json_code(root),
+			"recordInfo: answer has no data object");
+		cJSON_Delete(root);
+		return -1;
+	}
+	fill_result(data, 1.0, out); /* recordInfo's costTime is in milliseconds */
+	cJSON_Delete(root);
+	if (out->state == KIE_TASK_UNKNOWN) {
+		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, http_status, 200,
+			"recordInfo: unknown task state");
+		kie_result_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
+		       struct kie_error *err)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	const cJSON *data;
+	int code;
+	const char *top_id;
+
+	clear_err(err);
+	memset(out, 0, sizeof(*out));
+	if (!cJSON_IsObject(root)) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_OK, 0, 0,
+			"callback body is not a JSON object");
+		cJSON_Delete(root);
+		return -1;
+	}
+	code = json_code(root);
+	data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	if (cJSON_IsObject(data))
+		fill_result(data, 1000.0, out); /* callbacks send costTime in seconds */
+	if (!out->task_id && (top_id = json_str(root, "taskId")))
+		out->task_id = util_strdup(top_id);
+	if (!out->task_id || !*out->task_id) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_OK, 0, code,
+			"callback carries no task id (looked at data.taskId, data.task_id, taskId)");
+		cJSON_Delete(root);
+		kie_result_free(out);
+		return -1;
+	}
+	if (out->state == KIE_TASK_UNKNOWN)
+		out->state = code == 200 ? KIE_TASK_SUCCESS : KIE_TASK_FAIL;
+	if (code && code != 200)
+		out->state = KIE_TASK_FAIL;
+	out->success = out->state == KIE_TASK_SUCCESS;
+	if (!out->success && !out->error) {
+		char tmp[600];
+		snprintf(tmp, sizeof(tmp), "KIE code %d: %s", code, json_msg(root));
+		out->error = util_strdup(tmp);
+	}
+	cJSON_Delete(root);
+	return 0;
+}
+
+char *kie_result_to_json(const struct kie_result *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *urls;
+	char *s;
+
+	cJSON_AddStringToObject(o, "taskId", r->task_id ? r->task_id : "");
+	cJSON_AddBoolToObject(o, "success", r->success);
+	cJSON_AddStringToObject(o, "state", kie_task_state_str(r->state));
+	urls = cJSON_AddArrayToObject(o, "resultUrls");
+	for (size_t i = 0; i < r->n_results; i++)
+		cJSON_AddItemToArray(urls, cJSON_CreateString(r->result_urls[i]));
+	if (r->error)
+		cJSON_AddStringToObject(o, "error", r->error);
+	else
+		cJSON_AddNullToObject(o, "error");
+	if (r->has_credits)
+		cJSON_AddNumberToObject(o, "credits", r->credits);
+	else
+		cJSON_AddNullToObject(o, "credits");
+	if (r->has_cost_time)
+		cJSON_AddNumberToObject(o, "costTime", r->cost_time_ms);
+	else
+		cJSON_AddNullToObject(o, "costTime");
+	if (r->update_time_ms)
+		cJSON_AddNumberToObject(o, "updateTime", (double)r->update_time_ms);
+	else
+		cJSON_AddNullToObject(o, "updateTime");
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+int kie_webhook_signature(const char *key, const char *task_id, const char *timestamp,
+			  char *out, size_t out_size)
+{
+	char msg[1024];
+	int n = snprintf(msg, sizeof(msg), "%s.%s", task_id, timestamp);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return -1;
+	return crypto_hmac_sha256_b64(key, strlen(key), msg, (size_t)n, out, out_size);
+}
+
+int kie_webhook_verify(const char *key, const char *task_id, const char *timestamp,
+		       const char *signature, int64_t now_s, long window_s, char *why,
+		       size_t whylen)
+{
+	char expect[64];
+	long long ts;
+
+	if (!timestamp || !signature) {
+		snprintf(why, whylen, "missing X-Webhook-Timestamp or X-Webhook-Signature");
+		return -1;
+	}
+	if (util_parse_ll(timestamp, &ts) != 0) {
+		snprintf(why, whylen, "X-Webhook-Timestamp is not a number");
+		return -1;
+	}
+	if (llabs(now_s - ts) > window_s) {
+		snprintf(why, whylen, "X-Webhook-Timestamp is %lld s away from now (window %ld s)",
+			 (long long)(now_s - ts), window_s);
+		return -1;
+	}
+	if (kie_webhook_signature(key, task_id, timestamp, expect, sizeof(expect)) != 0 ||
+	    !crypto_equal_consttime(expect, signature)) {
+		snprintf(why, whylen, "X-Webhook-Signature does not match");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the client ---- */
+
+struct kie_client {
+	struct http_client *http;
+	char *base_url;
+	char *auth_header; /* "Authorization: Bearer ..." — never printed */
+	char *default_model;
+};
+
+struct kie_client *kie_client_new(const struct kie_client_opts *o)
+{
+	struct kie_client *c = util_xcalloc(1, sizeof(*c));
+	size_t n;
+
+	c->http = http_client_new(o->user_agent, o->connect_timeout_ms, o->timeout_ms);
+	if (!c->http) {
+		free(c);
+		return NULL;
+	}
+	c->base_url = util_strdup(o->base_url);
+	n = strlen(c->base_url);
+	while (n && c->base_url[n - 1] == '/')
+		c->base_url[--n] = '\0';
+	n = strlen(o->token) + 32;
+	c->auth_header = util_xmalloc(n);
+	snprintf(c->auth_header, n, "Authorization: Bearer %s", o->token);
+	c->default_model = util_strdup(o->default_model ? o->default_model
+							: "google/nano-banana-edit");
+	return c;
+}
+
+void kie_client_free(struct kie_client *c)
+{
+	if (!c)
+		return;
+	http_client_free(c->http);
+	free(c->base_url);
+	if (c->auth_header) /* scrub the token before giving the memory back */
+		memset(c->auth_header, 0, strlen(c->auth_header));
+	free(c->auth_header);
+	free(c->default_model);
+	free(c);
+}
+
+/* Performs one call; returns 0 with resp filled, or -1 with err set (transport failure). */
+static int kie_call(struct kie_client *c, enum kie_op op, const char *method, const char *path,
+		    const char *body, struct http_response *resp, struct kie_error *err)
+{
+	char url[4096], msg[512];
+	const char *headers[] = {c->auth_header, "Content-Type: application/json",
+				 "Accept: application/json", NULL};
+	struct http_request req = {
+		.method = method,
+		.url = url,
+		.headers = headers,
+		.body = body,
+		.body_len = body ? strlen(body) : 0,
+		.max_response_bytes = KIE_MAX_RESPONSE_BYTES,
+	};
+
+	snprintf(url, sizeof(url), "%s%s", c->base_url, path);
+	if (http_do(c->http, &req, resp, msg, sizeof(msg)) != 0) {
+		set_err(err, kie_classify(op, resp->transport, 0, 0), resp->transport,
+			resp->status, 0, "%s%s", msg,
+			op == KIE_OP_CREATE && resp->transport != HTTP_TRANSPORT_NOT_SENT
+				? "; the task may have been created"
+				: "");
+		return -1;
+	}
+	return 0;
+}
+
+int kie_client_create_task(struct kie_client *c, const struct kie_task_request *req,
+			   char **task_id, struct kie_error *err)
+{
+	struct http_response resp;
+	char *body;
+	int rc;
+
+	*task_id = NULL;
+	clear_err(err);
+	body = kie_build_create_body(req, c->default_model, err);
+	if (!body)
+		return -1;
+	rc = kie_call(c, KIE_OP_CREATE, "POST", "/api/v1/jobs/createTask", body, &resp, err);
+	if (rc == 0)
+		rc = kie_parse_create_response(resp.status, resp.body.data ? resp.body.data : "",
+					       resp.body.len, task_id, err);
+	http_response_free(&resp);
+	free(body);
+	return rc;
+}
+
+static void url_encode_into(char *out, size_t cap, const char *s)
+{
+	size_t j = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p && j + 4 < cap; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
+			out[j++] = (char)*p;
+		else
+			j += (size_t)snprintf(out + j, cap - j, "%%%02X", *p);
+	}
+	out[j] = '\0';
+}
+
+int kie_client_get_task(struct kie_client *c, const char *task_id, struct kie_result *out,
+			struct kie_error *err)
+{
+	struct http_response resp;
+	char path[1200], enc[1024];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	clear_err(err);
+	if (!task_id || !*task_id || strlen(task_id) > 200) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"task id is empty or longer than 200 bytes");
+		return -1;
+	}
+	url_encode_into(enc, sizeof(enc), task_id);
+	snprintf(path, sizeof(path), "/api/v1/jobs/recordInfo?taskId=%s", enc);
+	rc = kie_call(c, KIE_OP_QUERY, "GET", path, NULL, &resp, err);
+	if (rc == 0)
+		rc = kie_parse_task_response(resp.status, resp.body.data ? resp.body.data : "",
+					     resp.body.len, out, err);
+	http_response_free(&resp);
+	return rc;
+}
+
+int kie_client_wait(struct kie_client *c, const char *task_id, long attempts, long interval_ms,
+		    struct kie_result *out, struct kie_error *err)
+{
+	for (long i = 0; i < attempts; i++) {
+		if (kie_client_get_task(c, task_id, out, err) == 0) {
+			if (kie_task_state_final(out->state))
+				return 0;
+			kie_result_free(out);
+		} else if (err->cls != KIE_ERR_RETRYABLE) {
+			return -1;
+		}
+		if (i + 1 < attempts)
+			util_sleep_ms(interval_ms);
+	}
+	set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, 0, 0,
+		"task %s did not finish after %ld status queries %ld ms apart", task_id, attempts,
+		interval_ms);
+	return -1;
+}
+
+int kie_client_credits(struct kie_client *c, double *credits, struct kie_error *err)
+{
+	struct http_response resp;
+	cJSON *root;
+	int rc;
+	double v;
+
+	clear_err(err);
+	rc = kie_call(c, KIE_OP_OTHER, "GET", "/api/v1/chat/credit", NULL, &resp, err);
+	if (rc != 0)
+		goto out;
+	root = parse_envelope(KIE_OP_OTHER, resp.status, resp.body.data ? resp.body.data : "",
+			      resp.body.len, "credit", err);
+	if (!root) {
+		rc = -1;
+		goto out;
+	}
+	if (!json_num(root, "data", &v)) {
+		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, resp.status, 200,
+			"credit: data is not a number");
+		rc = -1;
+	} else {
+		*credits = v;
+	}
+	cJSON_Delete(root);
+out:
+	http_response_free(&resp);
+	return rc;
+}

@@ -1,0 +1,149 @@
+/* kie_client.h — the KIE jobs API: create a task, read its record, wait, normalize
+ * callbacks. Errors come back typed and classed (retryable, permanent, account, ambiguous).
+ * One client per thread (it owns a kept-alive HTTP connection). */
+#ifndef KIE_CLIENT_H
+#define KIE_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+
+#define KIE_PROMPT_MAX_CHARS 5000 /* nano-banana-edit's documented limit, in characters */
+#define KIE_MAX_IMAGES 10
+#define KIE_DEFAULT_RATIO "9:16"  /* the seed's default */
+#define KIE_DEFAULT_FORMAT "png"
+#define KIE_MAX_RESPONSE_BYTES (1024 * 1024)
+
+/* What a worker should do about an error (kie-api.md's "Codes" table). */
+enum kie_err_class {
+	KIE_ERR_NONE = 0,
+	KIE_ERR_RETRYABLE, /* try again later (429, 455, transport before sending, 5xx on query) */
+	KIE_ERR_PERMANENT, /* this job will never succeed as it is (400, 404, 422, 451, 505) */
+	KIE_ERR_ACCOUNT,   /* the account is unusable: stop taking jobs (401, 402, 433) */
+	KIE_ERR_AMBIGUOUS, /* createTask may have created (and charged) a task: never re-create blindly */
+};
+const char *kie_err_class_str(enum kie_err_class c);
+
+struct kie_error {
+	enum kie_err_class cls;
+	enum http_transport transport; /* HTTP_TRANSPORT_OK when an answer arrived */
+	long http_status;              /* 0 when none */
+	int code;                      /* KIE body code; 0 when none */
+	char message[512];             /* a sentence a person can act on */
+};
+
+enum kie_op { KIE_OP_CREATE, KIE_OP_QUERY, KIE_OP_OTHER };
+
+/* Classifies an outcome. code is the KIE body code (0 if none). */
+enum kie_err_class kie_classify(enum kie_op op, enum http_transport t, long http_status,
+				int code);
+
+enum kie_task_state {
+	KIE_TASK_UNKNOWN = 0,
+	KIE_TASK_WAITING,
+	KIE_TASK_QUEUING,
+	KIE_TASK_GENERATING,
+	KIE_TASK_SUCCESS,
+	KIE_TASK_FAIL, /* KIE's "fail" and the seed's "failed" */
+};
+const char *kie_task_state_str(enum kie_task_state s);
+enum kie_task_state kie_task_state_parse(const char *s);
+int kie_task_state_final(enum kie_task_state s);
+
+struct kie_task_request {
+	const char *model;          /* NULL: the client's default model */
+	const char *prompt;
+	const char *const *image_urls;
+	size_t n_images;
+	const char *ratio;          /* NULL: "9:16" */
+	const char *output_format;  /* NULL: "png" */
+	const char *callback_url;   /* NULL or "": none */
+};
+
+/* A task's outcome, from recordInfo or from a callback (the seed's processCallback).
+ * Units: cost_time_ms in milliseconds (callbacks send seconds; they are converted),
+ * times in epoch milliseconds. Free with kie_result_free(). */
+struct kie_result {
+	char *task_id;
+	char *model;
+	enum kie_task_state state;
+	int success;           /* state == success */
+	char **result_urls;
+	size_t n_results;
+	char *fail_code;
+	char *error;           /* failMsg, or a sentence; NULL on success */
+	int has_credits;
+	double credits;        /* creditsConsumed / consumeCredits */
+	int has_remaining;
+	double remaining_credits;
+	int has_cost_time;
+	double cost_time_ms;
+	int64_t create_time_ms, complete_time_ms, update_time_ms; /* 0 when absent */
+	char *param;           /* the original request as KIE echoes it (a JSON string) */
+};
+void kie_result_free(struct kie_result *r);
+
+/* --- pure functions (no I/O), unit-tested --- */
+
+/* Checks a request against the model's documented limits. Returns 0 or -1 (err filled,
+ * class permanent). */
+int kie_validate_request(const struct kie_task_request *req, struct kie_error *err);
+
+/* Builds the createTask JSON body. Returns a new string (caller frees) or NULL. */
+char *kie_build_create_body(const struct kie_task_request *req, const char *default_model,
+			    struct kie_error *err);
+
+/* Appends jobId=<id> (URL-encoded) to a callback URL. Returns a new string. */
+char *kie_callback_url_with_job(const char *base, const char *job_id);
+
+int kie_parse_create_response(long http_status, const char *body, size_t len,
+			      char **task_id, struct kie_error *err);
+int kie_parse_task_response(long http_status, const char *body, size_t len,
+			    struct kie_result *out, struct kie_error *err);
+/* Normalizes a callback body. Fails only when no task id can be found or not JSON. */
+int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
+		       struct kie_error *err);
+
+/* Serializes a result as the normalized JSON object
+ * {taskId, success, state, resultUrls, error, credits, costTime (ms), updateTime}.
+ * Returns a new string (caller frees). */
+char *kie_result_to_json(const struct kie_result *r);
+
+/* The callback signature: base64(HMAC-SHA256(key, taskId + "." + timestamp)). */
+int kie_webhook_signature(const char *key, const char *task_id, const char *timestamp,
+			  char *out, size_t out_size);
+/* Verifies X-Webhook-Signature/Timestamp; window_s bounds the clock skew. 0 ok, -1 not. */
+int kie_webhook_verify(const char *key, const char *task_id, const char *timestamp,
+		       const char *signature, int64_t now_s, long window_s, char *why,
+		       size_t whylen);
+
+/* --- the client --- */
+
+struct kie_client_opts {
+	const char *base_url;
+	const char *token;          /* never printed */
+	const char *user_agent;
+	const char *default_model;
+	long connect_timeout_ms;
+	long timeout_ms;
+};
+
+struct kie_client;
+/* Returns a new client (copies opts) or NULL; free with kie_client_free (NULL-safe). */
+struct kie_client *kie_client_new(const struct kie_client_opts *opts);
+void kie_client_free(struct kie_client *c);
+
+/* POST /api/v1/jobs/createTask. On success *task_id is a new string (caller frees). */
+int kie_client_create_task(struct kie_client *c, const struct kie_task_request *req,
+			   char **task_id, struct kie_error *err);
+/* GET /api/v1/jobs/recordInfo?taskId=. */
+int kie_client_get_task(struct kie_client *c, const char *task_id, struct kie_result *out,
+			struct kie_error *err);
+/* Polls until success/fail or attempts run out (then -1, class retryable, "timed out"). */
+int kie_client_wait(struct kie_client *c, const char *task_id, long attempts,
+		    long interval_ms, struct kie_result *out, struct kie_error *err);
+/* GET /api/v1/chat/credit. */
+int kie_client_credits(struct kie_client *c, double *credits, struct kie_error *err);
+
+#endif

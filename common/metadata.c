@@ -1,0 +1,367 @@
+/* metadata.c — KIETaskMetadata JSON and its two stores behind one interface. */
+#include "metadata.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "s3.h"
+#include "util.h"
+
+const char *meta_status_str(enum meta_status s)
+{
+	switch (s) {
+	case META_PENDING: return "pending";
+	case META_COMPLETED: return "completed";
+	case META_FAILED: return "failed";
+	}
+	return "?";
+}
+
+static void add_iso(cJSON *o, const char *name, int64_t ms)
+{
+	char ts[UTIL_ISO8601_SIZE];
+	util_iso8601(ms, ts);
+	cJSON_AddStringToObject(o, name, ts);
+}
+
+static void add_str_or_null(cJSON *o, const char *name, const char *v)
+{
+	if (v)
+		cJSON_AddStringToObject(o, name, v);
+	else
+		cJSON_AddNullToObject(o, name);
+}
+
+cJSON *metadata_pending(const struct task_metadata *m, int64_t now_ms)
+{
+	cJSON *o = cJSON_CreateObject(), *imgs;
+
+	cJSON_AddStringToObject(o, "taskId", m->task_id);
+	add_str_or_null(o, "jobId", m->job_id);
+	add_str_or_null(o, "type", m->type);
+	add_str_or_null(o, "model", m->model);
+	add_str_or_null(o, "prompt", m->prompt);
+	imgs = cJSON_AddArrayToObject(o, "imageUrls");
+	for (size_t i = 0; i < m->n_images; i++)
+		cJSON_AddItemToArray(imgs, cJSON_CreateString(m->image_urls[i]));
+	if (m->character)
+		cJSON_AddStringToObject(o, "character", m->character);
+	add_str_or_null(o, "ratio", m->ratio);
+	cJSON_AddStringToObject(o, "status", meta_status_str(META_PENDING));
+	cJSON_AddArrayToObject(o, "resultUrls");
+	cJSON_AddNullToObject(o, "error");
+	cJSON_AddNullToObject(o, "consumeCredits");
+	cJSON_AddNullToObject(o, "costTime");
+	add_iso(o, "createdAt", now_ms);
+	add_iso(o, "updatedAt", now_ms);
+	return o;
+}
+
+cJSON *metadata_result_fields(const struct kie_result *r, int64_t now_ms)
+{
+	cJSON *o = cJSON_CreateObject(), *urls;
+
+	cJSON_AddStringToObject(o, "status",
+				meta_status_str(r->success ? META_COMPLETED : META_FAILED));
+	urls = cJSON_AddArrayToObject(o, "resultUrls");
+	for (size_t i = 0; i < r->n_results; i++)
+		cJSON_AddItemToArray(urls, cJSON_CreateString(r->result_urls[i]));
+	add_str_or_null(o, "error", r->success ? NULL : r->error);
+	if (r->has_credits)
+		cJSON_AddNumberToObject(o, "consumeCredits", r->credits);
+	else
+		cJSON_AddNullToObject(o, "consumeCredits");
+	if (r->has_cost_time)
+		cJSON_AddNumberToObject(o, "costTime", r->cost_time_ms);
+	else
+		cJSON_AddNullToObject(o, "costTime");
+	add_iso(o, "updatedAt", r->update_time_ms ? r->update_time_ms : now_ms);
+	return o;
+}
+
+void metadata_merge(cJSON *record, const cJSON *fields)
+{
+	const cJSON *f;
+	cJSON_ArrayForEach(f, fields) {
+		cJSON *copy = cJSON_Duplicate(f, 1);
+		if (cJSON_HasObjectItem(record, f->string))
+			cJSON_ReplaceItemInObjectCaseSensitive(record, f->string, copy);
+		else
+			cJSON_AddItemToObject(record, f->string, copy);
+	}
+}
+
+int metadata_check_task_id(const char *id, char *err, size_t errlen)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n == 0 || n > 200) {
+		snprintf(err, errlen, "task id is empty or longer than 200 bytes");
+		return -1;
+	}
+	if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		goto bad;
+	for (const char *p = id; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || c == ':'))
+			goto bad;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "task id \"%.60s\" has characters unsafe in a file name or key "
+		 "(allowed: A-Z a-z 0-9 - _ . :)", id);
+	return -1;
+}
+
+/* ---- the stores ---- */
+
+struct metadata_store {
+	const char *kind;
+	char *dir;             /* fs: <metadata_dir>/kie-tasks */
+	struct s3_client *s3;  /* r2 */
+};
+
+static int mkdir_p(const char *path, char *err, size_t errlen)
+{
+	char tmp[4096];
+	util_strlcpy(tmp, path, sizeof(tmp));
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+				goto fail;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "KIE_METADATA_DIR: cannot create %s: %s", tmp, strerror(errno));
+	return -1;
+}
+
+struct metadata_store *metadata_store_open(const struct config *cfg, char *err, size_t errlen)
+{
+	struct metadata_store *s = util_xcalloc(1, sizeof(*s));
+	const char *kind = config_metadata_store(cfg);
+
+	if (strcmp(kind, "fs") == 0) {
+		char path[4096];
+		s->kind = "fs";
+		snprintf(path, sizeof(path), "%s/%s", cfg->metadata_dir, METADATA_KEY_PREFIX);
+		path[strlen(path) - 1] = '\0'; /* drop the trailing slash */
+		if (mkdir_p(path, err, errlen) != 0) {
+			free(s);
+			return NULL;
+		}
+		s->dir = util_strdup(path);
+		return s;
+	}
+
+	/* r2 */
+	static const char *const need[] = {"R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY",
+					   "R2_BUCKET_NAME"};
+	for (size_t i = 0; i < 3; i++) {
+		if (config_require(cfg, need[i], err, errlen) != 0) {
+			free(s);
+			return NULL;
+		}
+	}
+	char endpoint[1024];
+	if (*cfg->r2_endpoint) {
+		util_strlcpy(endpoint, cfg->r2_endpoint, sizeof(endpoint));
+	} else if (*cfg->r2_account_id) {
+		s3_r2_endpoint(cfg->r2_account_id, endpoint, sizeof(endpoint));
+	} else {
+		snprintf(err, errlen, "R2_ACCOUNT_ID is not set (or set R2_ENDPOINT): the r2 "
+			 "metadata store needs an endpoint");
+		free(s);
+		return NULL;
+	}
+	struct s3_opts o = {
+		.endpoint = endpoint,
+		.bucket = cfg->r2_bucket_name,
+		.access_key = cfg->r2_access_key_id,
+		.secret_key = cfg->r2_secret_access_key,
+		.region = "auto",
+		.user_agent = cfg->kie_user_agent,
+		.connect_timeout_ms = cfg->connect_timeout_ms,
+		.timeout_ms = cfg->http_timeout_ms,
+	};
+	s->kind = "r2";
+	s->s3 = s3_client_new(&o);
+	if (!s->s3) {
+		snprintf(err, errlen, "r2 store: cannot create an HTTP handle");
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void metadata_store_free(struct metadata_store *s)
+{
+	if (!s)
+		return;
+	free(s->dir);
+	s3_client_free(s->s3);
+	free(s);
+}
+
+const char *metadata_store_kind(const struct metadata_store *s)
+{
+	return s->kind;
+}
+
+/* Writes path atomically: a temporary file in the same directory, fsync, rename. */
+static int fs_write_atomic(const char *path, const char *data, size_t len, char *err,
+			   size_t errlen)
+{
+	char tmp[4200], rnd[17];
+	int fd;
+	size_t off = 0;
+
+	crypto_random_hex(8, rnd, sizeof(rnd));
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%s", path, rnd);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		snprintf(err, errlen, "cannot fsync %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+fail:
+	close(fd);
+	unlink(tmp);
+	return -1;
+}
+
+int metadata_store_put(struct metadata_store *s, const char *task_id, const cJSON *record,
+		       char *err, size_t errlen)
+{
+	char *json;
+	int rc;
+
+	if (metadata_check_task_id(task_id, err, errlen) != 0)
+		return -1;
+	json = cJSON_Print(record);
+	if (!json) {
+		snprintf(err, errlen, "cannot serialize the record of task %s", task_id);
+		return -1;
+	}
+	if (s->s3) {
+		char key[512];
+		snprintf(key, sizeof(key), METADATA_KEY_PREFIX "%s.json", task_id);
+		rc = s3_put(s->s3, key, json, strlen(json), "application/json", err, errlen);
+	} else {
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s.json", s->dir, task_id);
+		rc = fs_write_atomic(path, json, strlen(json), err, errlen);
+	}
+	free(json);
+	return rc;
+}
+
+int metadata_store_get(struct metadata_store *s, const char *task_id, cJSON **out, char *err,
+		       size_t errlen)
+{
+	struct dbuf b;
+	int rc;
+
+	*out = NULL;
+	if (metadata_check_task_id(task_id, err, errlen) != 0)
+		return -1;
+	if (s->s3) {
+		char key[512];
+		snprintf(key, sizeof(key), METADATA_KEY_PREFIX "%s.json", task_id);
+		rc = s3_get(s->s3, key, &b, METADATA_MAX_BYTES, err, errlen);
+		if (rc != 0) {
+			dbuf_free(&b);
+			return rc;
+		}
+	} else {
+		char path[4200], chunk[8192];
+		size_t n;
+		FILE *f;
+		snprintf(path, sizeof(path), "%s/%s.json", s->dir, task_id);
+		f = fopen(path, "rb");
+		if (!f) {
+			if (errno == ENOENT)
+				return 1;
+			snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+			return -1;
+		}
+		dbuf_init(&b, METADATA_MAX_BYTES);
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+			if (dbuf_add(&b, chunk, n) != 0) {
+				snprintf(err, errlen, "%s is larger than %d bytes", path,
+					 METADATA_MAX_BYTES);
+				fclose(f);
+				dbuf_free(&b);
+				return -1;
+			}
+		}
+		fclose(f);
+	}
+	*out = cJSON_ParseWithLength(b.data ? b.data : "", b.len);
+	dbuf_free(&b);
+	if (!cJSON_IsObject(*out)) {
+		cJSON_Delete(*out);
+		*out = NULL;
+		snprintf(err, errlen, "the stored record of task %s is not a JSON object", task_id);
+		return -1;
+	}
+	return 0;
+}
+
+int metadata_store_save_pending(struct metadata_store *s, const struct task_metadata *m,
+				char *err, size_t errlen)
+{
+	cJSON *rec = metadata_pending(m, util_now_ms());
+	int rc = metadata_store_put(s, m->task_id, rec, err, errlen);
+	cJSON_Delete(rec);
+	return rc;
+}
+
+int metadata_store_update(struct metadata_store *s, const char *task_id, const cJSON *fields,
+			  char *err, size_t errlen)
+{
+	cJSON *rec = NULL;
+	int rc = metadata_store_get(s, task_id, &rec, err, errlen);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
+		rec = cJSON_CreateObject();
+		cJSON_AddStringToObject(rec, "taskId", task_id);
+	}
+	metadata_merge(rec, fields);
+	rc = metadata_store_put(s, task_id, rec, err, errlen);
+	cJSON_Delete(rec);
+	return rc;
+}

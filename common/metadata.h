@@ -1,0 +1,71 @@
+/* metadata.h — the seed's KIETaskMetadata record (kie-tasks/<taskId>.json) and the store
+ * that keeps it: "fs" (a local directory, atomic writes) or "r2" (R2's S3 API).
+ *
+ * Record fields (the seed's names): taskId, jobId, type, model, prompt, imageUrls,
+ * character (optional), ratio, status (pending|completed|failed), resultUrls, error,
+ * consumeCredits, costTime (milliseconds), createdAt, updatedAt (ISO-8601 UTC). */
+#ifndef KIE_METADATA_H
+#define KIE_METADATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "kie_client.h"
+
+#define METADATA_KEY_PREFIX "kie-tasks/"
+#define METADATA_MAX_BYTES (1024 * 1024)
+
+enum meta_status { META_PENDING = 0, META_COMPLETED, META_FAILED };
+const char *meta_status_str(enum meta_status s);
+
+struct task_metadata {
+	const char *task_id;
+	const char *job_id;
+	const char *type;
+	const char *model;
+	const char *prompt;
+	const char *const *image_urls;
+	size_t n_images;
+	const char *character; /* NULL: omitted */
+	const char *ratio;
+};
+
+/* A new pending record (status pending, createdAt = updatedAt = now). Caller deletes. */
+cJSON *metadata_pending(const struct task_metadata *m, int64_t now_ms);
+
+/* The fields a finished task updates: status, resultUrls, error, consumeCredits,
+ * costTime, updatedAt. Caller deletes. */
+cJSON *metadata_result_fields(const struct kie_result *r, int64_t now_ms);
+
+/* Copies every field of fields into record, replacing same-named ones. */
+void metadata_merge(cJSON *record, const cJSON *fields);
+
+/* 0 when the task id is safe as an object key / file name, else -1 with err filled. */
+int metadata_check_task_id(const char *task_id, char *err, size_t errlen);
+
+struct metadata_store;
+
+/* Opens the store the configuration selects (config_metadata_store()). One per thread.
+ * Returns NULL with err filled (names the missing variable). */
+struct metadata_store *metadata_store_open(const struct config *cfg, char *err, size_t errlen);
+void metadata_store_free(struct metadata_store *s);
+const char *metadata_store_kind(const struct metadata_store *s);
+
+/* Writes a whole record. */
+int metadata_store_put(struct metadata_store *s, const char *task_id, const cJSON *record,
+		       char *err, size_t errlen);
+/* Reads a record: 0 (*out is new, caller deletes), 1 not found, -1 error. */
+int metadata_store_get(struct metadata_store *s, const char *task_id, cJSON **out, char *err,
+		       size_t errlen);
+/* Saves the pending record (the seed's saveKIETaskMetadata). */
+int metadata_store_save_pending(struct metadata_store *s, const struct task_metadata *m,
+				char *err, size_t errlen);
+/* Merges fields into the stored record, keeping the rest; creates it (with taskId)
+ * when missing (the seed's updateKIETaskMetadata). */
+int metadata_store_update(struct metadata_store *s, const char *task_id, const cJSON *fields,
+			  char *err, size_t errlen);
+
+#endif

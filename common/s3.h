@@ -1,0 +1,38 @@
+/* s3.h — a minimal S3 client for R2 (or any S3-compatible endpoint): path-style
+ * PUT/GET/DELETE signed with AWS Signature V4 through libcurl's CURLOPT_AWS_SIGV4. */
+#ifndef KIE_S3_H
+#define KIE_S3_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+struct s3_opts {
+	const char *endpoint;   /* "https://<account>.r2.cloudflarestorage.com" or any S3 URL */
+	const char *bucket;
+	const char *access_key;
+	const char *secret_key; /* never printed */
+	const char *region;     /* "auto" for R2 */
+	const char *user_agent;
+	long connect_timeout_ms;
+	long timeout_ms;
+};
+
+struct s3_client;
+/* Returns a new client for one thread (copies opts); free with s3_client_free (NULL-safe). */
+struct s3_client *s3_client_new(const struct s3_opts *o);
+void s3_client_free(struct s3_client *c);
+
+/* Builds R2's endpoint for an account id into out. */
+void s3_r2_endpoint(const char *account_id, char *out, size_t outlen);
+
+/* Returns 0 or -1 with err naming the key, HTTP status and S3 error code. */
+int s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
+	   const char *content_type, char *err, size_t errlen);
+/* Returns 0 (out filled, caller frees with dbuf_free), 1 when the key does not exist,
+ * or -1 with err filled. */
+int s3_get(struct s3_client *c, const char *key, struct dbuf *out, size_t max_bytes,
+	   char *err, size_t errlen);
+int s3_delete(struct s3_client *c, const char *key, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,46 @@
+/* util.h — clocks, checked number parsing, UTF-8 checks and a capped growable buffer. */
+#ifndef KIE_UTIL_H
+#define KIE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t util_now_ms(void);       /* wall clock, epoch milliseconds */
+int64_t util_monotonic_ms(void); /* for intervals and deadlines */
+void util_sleep_ms(int64_t ms);
+
+/* Writes an ISO-8601 UTC timestamp with milliseconds ("2026-11-24T12:00:00.000Z"). */
+#define UTIL_ISO8601_SIZE 80
+void util_iso8601(int64_t epoch_ms, char out[UTIL_ISO8601_SIZE]);
+
+/* Parses a whole base-10 integer (no trailing junk). Returns 0 or -1. */
+int util_parse_ll(const char *s, long long *out);
+
+/* Counts UTF-8 code points; returns -1 if s is not valid UTF-8. */
+long util_utf8_len(const char *s, size_t len);
+
+/* Copies a C string; NULL in, NULL out. Aborts on out-of-memory. */
+char *util_strdup(const char *s);
+void *util_xmalloc(size_t n);
+void *util_xcalloc(size_t n, size_t size);
+
+/* A growable byte buffer with a hard cap (curl's dynbuf idea). Always NUL-terminated. */
+struct dbuf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max_bytes;
+};
+
+void dbuf_init(struct dbuf *b, size_t max_bytes);
+/* Returns 0, or -1 when the cap would be exceeded (the buffer keeps what it had). */
+int dbuf_add(struct dbuf *b, const void *data, size_t len);
+int dbuf_addstr(struct dbuf *b, const char *s);
+int dbuf_printf(struct dbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dbuf_reset(struct dbuf *b);
+void dbuf_free(struct dbuf *b);
+
+/* Copies src into dst[size] always NUL-terminated; returns strlen(src). */
+size_t util_strlcpy(char *dst, const char *src, size_t size);
+
+#endif

@@ -1,0 +1,42 @@
+#!/bin/sh
+# install-deps.sh — install every Debian package the build, the demo and the tests need.
+# Idempotent: packages already present are skipped; nothing is fetched when all are there.
+set -eu
+
+PKGS="build-essential pkg-config
+libhiredis-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libssl-dev libcmocka-dev
+redis-server redis-tools
+python3 python3-pytest python3-redis python3-botocore
+nodejs npm curl"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	echo "install-deps: all packages present"
+	exit 0
+fi
+
+# node and npm may come from outside Debian on some images: accept them when on PATH.
+still=""
+for p in $missing; do
+	case "$p" in
+	nodejs) command -v node >/dev/null 2>&1 && continue ;;
+	npm) command -v npm >/dev/null 2>&1 && continue ;;
+	esac
+	still="$still $p"
+done
+[ -z "$still" ] && { echo "install-deps: all packages present"; exit 0; }
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps: installing:$still"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $still >/dev/null
+echo "install-deps: done"
