@@ -89,7 +89,7 @@ unit-run: $(UNIT_BIN)
 system-run: all
 	KIE_BIN_DIR=$(CURDIR)/$(B) $(PYTHON) -m pytest -q tests/system $(PYTEST_ARGS)
 
-demo: all
+demo: deps all
 	./scripts/demo.sh
 
 install: all

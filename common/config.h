@@ -44,6 +44,8 @@ struct config {
 	long shutdown_grace_ms;
 	long retry_base_ms;
 	long account_pause_ms;
+	long record_ttl_s;
+	long results_max;
 	/* logs */
 	char *log_level;
 	char *log_format;

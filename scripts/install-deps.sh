@@ -16,7 +16,18 @@ for p in $PKGS; do
 	fi
 done
 
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+# The Node producer example's client library (npm registry), once.
+node_deps() {
+	if [ ! -d "$HERE/node/node_modules/redis" ] && command -v npm >/dev/null 2>&1; then
+		echo "install-deps: npm ci in scripts/node"
+		(cd "$HERE/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
+}
+
 if [ -z "$missing" ]; then
+	node_deps
 	echo "install-deps: all packages present"
 	exit 0
 fi
@@ -30,7 +41,7 @@ for p in $missing; do
 	esac
 	still="$still $p"
 done
-[ -z "$still" ] && { echo "install-deps: all packages present"; exit 0; }
+[ -z "$still" ] && { node_deps; echo "install-deps: all packages present"; exit 0; }
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -39,4 +50,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $still >/dev/null
+node_deps
 echo "install-deps: done"

@@ -1,0 +1,105 @@
+/* finalize.c — metadata first, then the once-only event; see finalize.h. */
+#include "finalize.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+char *finalize_event_json(const char *status, const char *job_id, const char *task_id,
+			  const char *type, const struct kie_result *r, const char *error,
+			  long attempts, const char *job_meta_json)
+{
+	cJSON *o = cJSON_CreateObject(), *urls;
+	char ts[UTIL_ISO8601_SIZE], ev[32], *s;
+
+	cJSON_AddNumberToObject(o, "v", 1);
+	snprintf(ev, sizeof(ev), "job.%s", status);
+	cJSON_AddStringToObject(o, "event", ev);
+	cJSON_AddStringToObject(o, "status", status);
+	if (job_id && *job_id) cJSON_AddStringToObject(o, "jobId", job_id);
+	else cJSON_AddNullToObject(o, "jobId");
+	if (task_id && *task_id) cJSON_AddStringToObject(o, "taskId", task_id);
+	else cJSON_AddNullToObject(o, "taskId");
+	if (type && *type) cJSON_AddStringToObject(o, "type", type);
+	else cJSON_AddNullToObject(o, "type");
+	urls = cJSON_AddArrayToObject(o, "resultUrls");
+	for (size_t i = 0; r && i < r->n_results; i++)
+		cJSON_AddItemToArray(urls, cJSON_CreateString(r->result_urls[i]));
+	if (!error && r && !r->success)
+		error = r->error;
+	if (error) cJSON_AddStringToObject(o, "error", error);
+	else cJSON_AddNullToObject(o, "error");
+	if (r && r->has_credits) cJSON_AddNumberToObject(o, "credits", r->credits);
+	else cJSON_AddNullToObject(o, "credits");
+	if (r && r->has_cost_time) cJSON_AddNumberToObject(o, "costTime", r->cost_time_ms);
+	else cJSON_AddNullToObject(o, "costTime");
+	cJSON_AddNumberToObject(o, "attempts", (double)attempts);
+	util_iso8601(util_now_ms(), ts);
+	cJSON_AddStringToObject(o, "finishedAt", ts);
+	if (job_meta_json && *job_meta_json) {
+		cJSON *m = cJSON_Parse(job_meta_json);
+		if (m) cJSON_AddItemToObject(o, "meta", m);
+	}
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_id,
+		  const struct kie_result *r, int *finalized_now, char *err, size_t errlen)
+{
+	struct task_record t;
+	cJSON *rec = NULL, *fields = NULL;
+	char *event = NULL;
+	const char *status = r->success ? "completed" : "failed";
+	int rc = -1, g;
+
+	*finalized_now = 0;
+	if (queue_task_get(q, task_id, 0, &t) != 0) {
+		snprintf(err, errlen, "Redis unreachable while finalizing");
+		return -1;
+	}
+	if (t.finalized) { /* someone else got there first: a no-op */
+		rc = 0;
+		goto out;
+	}
+	/* 1. metadata: merge into the stored record; rebuild it from Redis when missing */
+	g = metadata_store_get(ms, task_id, &rec, err, errlen);
+	if (g < 0)
+		goto out;
+	if (g == 1) {
+		rec = t.record ? cJSON_Parse(t.record) : NULL;
+		if (!cJSON_IsObject(rec)) {
+			cJSON_Delete(rec);
+			rec = cJSON_CreateObject();
+			cJSON_AddStringToObject(rec, "taskId", task_id);
+			if (t.job_id[0])
+				cJSON_AddStringToObject(rec, "jobId", t.job_id);
+		}
+	}
+	fields = metadata_result_fields(r, util_now_ms());
+	metadata_merge(rec, fields);
+	if (metadata_store_put(ms, task_id, rec, err, errlen) != 0)
+		goto out;
+	/* 2. the event, once */
+	event = finalize_event_json(status, t.job_id, task_id, t.type, r, NULL, t.attempts,
+				    t.job_meta);
+	if (queue_finalize(q, task_id, t.job_id, status, event, t.reply_to, finalized_now) != 0) {
+		snprintf(err, errlen, "Redis unreachable while finalizing");
+		goto out;
+	}
+	if (*finalized_now)
+		log_info(t.job_id[0] ? t.job_id : NULL, task_id, "task %s: %zu result URL(s)%s%s",
+			 status, r->n_results, r->success ? "" : ", error: ",
+			 r->success ? "" : (r->error ? r->error : "?"));
+	rc = 0;
+out:
+	free(event);
+	cJSON_Delete(fields);
+	cJSON_Delete(rec);
+	queue_task_record_free(&t);
+	return rc;
+}

@@ -1,0 +1,686 @@
+/* queue.c — the Lua scripts and commands behind queue.h. Scripts are sent with EVAL
+ * every time (Redis caches them by hash), so a restarted Redis needs no reloading. */
+#include "queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char *worker_id,
+		long record_ttl_s, long results_max)
+{
+	memset(q, 0, sizeof(*q));
+	q->r = r;
+	util_strlcpy(q->prefix, prefix, sizeof(q->prefix));
+	util_strlcpy(q->worker_id, worker_id ? worker_id : "", sizeof(q->worker_id));
+	q->record_ttl_s = record_ttl_s;
+	q->results_max = results_max;
+}
+
+void queue_key(const struct queue *q, char *out, size_t outlen, const char *suffix)
+{
+	snprintf(out, outlen, "%s:%s", q->prefix, suffix);
+}
+
+/* Builds <p>:<kind>:<id>. */
+static void key2(const struct queue *q, char *out, size_t outlen, const char *kind,
+		 const char *id)
+{
+	snprintf(out, outlen, "%s:%s:%s", q->prefix, kind, id);
+}
+
+#define MAXARGS 24
+
+/* Runs EVAL script with keys and args (args may carry lengths for binary data; a NULL
+ * lens array means C strings). Retries across reconnects. */
+static redisReply *eval(struct queue *q, const char *script, int nkeys, const char **keys,
+			int nargs, const char **args, const size_t *arglens)
+{
+	const char *argv[MAXARGS];
+	size_t lens[MAXARGS];
+	char nk[16];
+	int argc = 0;
+	redisReply *rep;
+
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	argv[argc] = "EVAL"; lens[argc++] = 4;
+	argv[argc] = script; lens[argc++] = strlen(script);
+	argv[argc] = nk; lens[argc++] = strlen(nk);
+	for (int i = 0; i < nkeys; i++) {
+		argv[argc] = keys[i];
+		lens[argc++] = strlen(keys[i]);
+	}
+	for (int i = 0; i < nargs; i++) {
+		argv[argc] = args[i];
+		lens[argc++] = arglens ? arglens[i] : strlen(args[i]);
+	}
+	rep = rconn_argv_retry(q->r, argc, argv, lens);
+	if (rep && rep->type == REDIS_REPLY_ERROR) {
+		log_error(NULL, NULL, "Redis script error: %s", rep->str);
+	}
+	return rep;
+}
+
+static int ok_reply(redisReply *rep)
+{
+	int ok = rep && rep->type != REDIS_REPLY_ERROR;
+	if (rep)
+		freeReplyObject(rep);
+	return ok ? 0 : -1;
+}
+
+static void now_str(char *out, size_t n)
+{
+	snprintf(out, n, "%lld", (long long)util_now_ms());
+}
+
+int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len)
+{
+	char src[128], dst[300], tmo[32];
+	const char *argv[6];
+	redisReply *rep;
+
+	*raw = NULL;
+	*len = 0;
+	queue_key(q, src, sizeof(src), "queue");
+	key2(q, dst, sizeof(dst), "processing", q->worker_id);
+	snprintf(tmo, sizeof(tmo), "%.3f", timeout_s);
+	argv[0] = "BLMOVE"; argv[1] = src; argv[2] = dst; argv[3] = "RIGHT"; argv[4] = "LEFT";
+	argv[5] = tmo;
+	rep = rconn_argv(q->r, 6, argv, NULL);
+	if (!rep)
+		return -1;
+	if (rep->type == REDIS_REPLY_STRING) {
+		*raw = util_xmalloc(rep->len + 1);
+		memcpy(*raw, rep->str, rep->len);
+		(*raw)[rep->len] = '\0';
+		*len = rep->len;
+	} else if (rep->type == REDIS_REPLY_ERROR) {
+		log_error(NULL, NULL, "BLMOVE failed: %s (Redis 6.2 or newer is required)", rep->str);
+		freeReplyObject(rep);
+		util_sleep_ms(1000);
+		return -1;
+	}
+	freeReplyObject(rep);
+	return 0;
+}
+
+int queue_replace_claimed(struct queue *q, const char *old_raw, size_t old_len,
+			  const char *new_raw, size_t new_len)
+{
+	static const char lua[] =
+		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then "
+		"  redis.call('LPUSH', KEYS[1], ARGV[2]) return 1 end return 0";
+	char proc[300];
+	const char *keys[] = {proc};
+	const char *args[] = {old_raw, new_raw};
+	size_t lens[] = {old_len, new_len};
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	return ok_reply(eval(q, lua, 1, keys, 2, args, lens));
+}
+
+int queue_job_get(struct queue *q, const char *job_id, struct job_record *out)
+{
+	char key[300];
+	redisReply *rep;
+
+	memset(out, 0, sizeof(*out));
+	key2(q, key, sizeof(key), "job", job_id);
+	rep = rconn_cmd(q->r, "HMGET %s state taskId attempts", key);
+	while (!rep) {
+		if (q->r->stop && *q->r->stop)
+			return -1;
+		rep = rconn_cmd(q->r, "HMGET %s state taskId attempts", key);
+	}
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
+		if (rep->element[0]->type == REDIS_REPLY_STRING)
+			util_strlcpy(out->state, rep->element[0]->str, sizeof(out->state));
+		if (rep->element[1]->type == REDIS_REPLY_STRING)
+			util_strlcpy(out->task_id, rep->element[1]->str, sizeof(out->task_id));
+		if (rep->element[2]->type == REDIS_REPLY_STRING) {
+			long long v;
+			if (util_parse_ll(rep->element[2]->str, &v) == 0)
+				out->attempts = (long)v;
+		}
+	}
+	return ok_reply(rep);
+}
+
+int queue_job_creating(struct queue *q, const char *job_id, const char *type, long *attempts)
+{
+	static const char lua[] =
+		"redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[1]) "
+		"redis.call('HSET', KEYS[1], 'state', 'creating', 'type', ARGV[2], "
+		"  'workerId', ARGV[3], 'updatedAt', ARGV[1]) "
+		"return redis.call('HINCRBY', KEYS[1], 'attempts', 1)";
+	char key[300], now[32];
+	const char *keys[] = {key};
+	const char *args[] = {now, type, q->worker_id};
+	redisReply *rep;
+
+	key2(q, key, sizeof(key), "job", job_id);
+	now_str(now, sizeof(now));
+	rep = eval(q, lua, 1, keys, 3, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*attempts = (long)rep->integer;
+	return ok_reply(rep);
+}
+
+int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
+		      const char *type, const char *reply_to, const char *record_json,
+		      const char *job_meta_json, long attempts)
+{
+	static const char lua[] =
+		"redis.call('HSET', KEYS[1], 'taskId', ARGV[1], 'state', 'polling', "
+		"  'updatedAt', ARGV[3]) "
+		"redis.call('HSET', KEYS[2], 'jobId', ARGV[2], 'createdAt', ARGV[3], "
+		"  'type', ARGV[4], 'replyTo', ARGV[5], 'record', ARGV[6], 'jobMeta', ARGV[7], "
+		"  'attempts', ARGV[8]) return 1";
+	char jkey[300], tkey[400], now[32], att[32];
+	const char *keys[] = {jkey, tkey};
+	const char *args[] = {task_id, job_id, now, type, reply_to ? reply_to : "",
+			      record_json ? record_json : "", job_meta_json ? job_meta_json : "",
+			      att};
+	key2(q, jkey, sizeof(jkey), "job", job_id);
+	key2(q, tkey, sizeof(tkey), "task", task_id);
+	now_str(now, sizeof(now));
+	snprintf(att, sizeof(att), "%ld", attempts);
+	return ok_reply(eval(q, lua, 2, keys, 8, args, NULL));
+}
+
+int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *task_id)
+{
+	static const char lua[] =
+		"redis.call('LPUSH', KEYS[1], ARGV[1]) "
+		"redis.call('LREM', KEYS[2], 1, ARGV[2]) "
+		"redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[2])) "
+		"redis.call('HINCRBY', KEYS[4], 'tasks_created', 1) return 1";
+	char poll[128], proc[300], rec[128], stats[128];
+	const char *keys[] = {poll, proc, rec, stats};
+	const char *args[] = {task_id, raw};
+	size_t lens[] = {strlen(task_id), len};
+	queue_key(q, poll, sizeof(poll), "polling");
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	queue_key(q, rec, sizeof(rec), "recoveries");
+	queue_key(q, stats, sizeof(stats), "stats");
+	return ok_reply(eval(q, lua, 4, keys, 2, args, lens));
+}
+
+int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *job_id,
+		      int64_t due_ms, const char *error)
+{
+	static const char lua[] =
+		"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
+		"redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) "
+		"redis.call('HSET', KEYS[3], 'state', 'retry_wait', 'error', ARGV[3], "
+		"  'updatedAt', ARGV[4], 'retryAt', ARGV[2]) "
+		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
+		"redis.call('HINCRBY', KEYS[5], 'retries', 1) return 1";
+	char proc[300], delayed[128], jkey[300], rec[128], stats[128], due[32], now[32];
+	const char *keys[] = {proc, delayed, jkey, rec, stats};
+	const char *args[] = {raw, due, error, now};
+	size_t lens[] = {len, 0, strlen(error), 0};
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	queue_key(q, delayed, sizeof(delayed), "delayed");
+	key2(q, jkey, sizeof(jkey), "job", job_id);
+	queue_key(q, rec, sizeof(rec), "recoveries");
+	queue_key(q, stats, sizeof(stats), "stats");
+	snprintf(due, sizeof(due), "%lld", (long long)due_ms);
+	now_str(now, sizeof(now));
+	lens[1] = strlen(due);
+	lens[3] = strlen(now);
+	return ok_reply(eval(q, lua, 5, keys, 4, args, lens));
+}
+
+int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char *job_id)
+{
+	static const char lua[] =
+		"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
+		"redis.call('RPUSH', KEYS[2], ARGV[1]) "
+		"redis.call('HSET', KEYS[3], 'state', 'queued', 'updatedAt', ARGV[2]) "
+		"redis.call('HINCRBY', KEYS[3], 'attempts', -1) return 1";
+	char proc[300], queue[128], jkey[300], now[32];
+	const char *keys[] = {proc, queue, jkey};
+	const char *args[] = {raw, now};
+	size_t lens[] = {len, 0};
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	queue_key(q, queue, sizeof(queue), "queue");
+	key2(q, jkey, sizeof(jkey), "job", job_id);
+	now_str(now, sizeof(now));
+	lens[1] = strlen(now);
+	return ok_reply(eval(q, lua, 3, keys, 2, args, lens));
+}
+
+/* The dead-letter entry: raw bytes as a string when they are UTF-8 without NULs, else
+ * base64 in rawBase64 — the original bytes are never lost. */
+#include <cjson/cJSON.h>
+#include "crypto.h"
+
+static char *dead_entry(const struct queue *q, const char *raw, size_t len, const char *job_id,
+			const char *reason, const char *source, long attempts)
+{
+	cJSON *o = cJSON_CreateObject();
+	char ts[UTIL_ISO8601_SIZE], *s;
+
+	cJSON_AddNumberToObject(o, "v", 1);
+	if (job_id)
+		cJSON_AddStringToObject(o, "jobId", job_id);
+	else
+		cJSON_AddNullToObject(o, "jobId");
+	cJSON_AddStringToObject(o, "reason", reason);
+	cJSON_AddStringToObject(o, "source", source);
+	if (!memchr(raw, '\0', len) && util_utf8_len(raw, len) >= 0) {
+		char *copy = util_xmalloc(len + 1);
+		memcpy(copy, raw, len);
+		copy[len] = '\0';
+		cJSON_AddStringToObject(o, "raw", copy);
+		free(copy);
+	} else {
+		size_t cap = 4 * ((len + 2) / 3) + 1;
+		char *b64 = util_xmalloc(cap);
+		crypto_base64(raw, len, b64, cap);
+		cJSON_AddStringToObject(o, "rawBase64", b64);
+		free(b64);
+	}
+	cJSON_AddNumberToObject(o, "attempts", (double)attempts);
+	cJSON_AddStringToObject(o, "workerId", q->worker_id);
+	util_iso8601(util_now_ms(), ts);
+	cJSON_AddStringToObject(o, "failedAt", ts);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
+	       const char *reason, const char *source, long attempts)
+{
+	static const char lua[] =
+		"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
+		"redis.call('LPUSH', KEYS[2], ARGV[2]) "
+		"if ARGV[3] == '1' then "
+		"  redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4]) "
+		"  redis.call('EXPIRE', KEYS[3], ARGV[6]) end "
+		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
+		"redis.call('HINCRBY', KEYS[5], 'dead', 1) return 1";
+	char proc[300], dead[128], jkey[300], rec[128], stats[128], now[32], ttl[32];
+	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts);
+	const char *keys[] = {proc, dead, jkey, rec, stats};
+	const char *args[] = {raw, entry, job_id ? "1" : "0", now, reason, ttl};
+	size_t lens[6];
+	int rc;
+
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	queue_key(q, dead, sizeof(dead), "dead");
+	key2(q, jkey, sizeof(jkey), "job", job_id ? job_id : "-");
+	queue_key(q, rec, sizeof(rec), "recoveries");
+	queue_key(q, stats, sizeof(stats), "stats");
+	now_str(now, sizeof(now));
+	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
+	lens[0] = len;
+	for (int i = 1; i < 6; i++)
+		lens[i] = strlen(args[i]);
+	rc = ok_reply(eval(q, lua, 5, keys, 6, args, lens));
+	free(entry);
+	return rc;
+}
+
+int queue_pause_set(struct queue *q, long ms, const char *reason)
+{
+	char key[128];
+	redisReply *rep;
+	queue_key(q, key, sizeof(key), "pause");
+	rep = rconn_cmd(q->r, "SET %s %s PX %ld", key, reason, ms);
+	return ok_reply(rep);
+}
+
+int queue_pause_remaining(struct queue *q, long *ms)
+{
+	char key[128];
+	redisReply *rep;
+	*ms = 0;
+	queue_key(q, key, sizeof(key), "pause");
+	rep = rconn_cmd(q->r, "PTTL %s", key);
+	if (!rep)
+		return -1;
+	if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+		*ms = (long)rep->integer;
+	freeReplyObject(rep);
+	return 0;
+}
+
+int queue_poll_promote(struct queue *q, int64_t due_ms, int limit, int *moved)
+{
+	static const char lua[] =
+		"local n = 0 "
+		"for i = 1, tonumber(ARGV[2]) do "
+		"  local t = redis.call('RPOP', KEYS[1]) "
+		"  if not t then break end "
+		"  redis.call('ZADD', KEYS[2], 'NX', ARGV[1], t) n = n + 1 "
+		"end return n";
+	char poll[128], due[128], d[32], lim[16];
+	const char *keys[] = {poll, due};
+	const char *args[] = {d, lim};
+	redisReply *rep;
+
+	*moved = 0;
+	queue_key(q, poll, sizeof(poll), "polling");
+	queue_key(q, due, sizeof(due), "poll:due");
+	snprintf(d, sizeof(d), "%lld", (long long)due_ms);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	rep = eval(q, lua, 2, keys, 2, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*moved = (int)rep->integer;
+	return ok_reply(rep);
+}
+
+int queue_poll_claim(struct queue *q, int64_t now_ms, int64_t lease_until_ms, char **task_id)
+{
+	static const char lua[] =
+		"local t = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1) "
+		"if #t == 0 then return false end "
+		"redis.call('ZADD', KEYS[1], 'XX', ARGV[2], t[1]) return t[1]";
+	char due[128], now[32], lease[32];
+	const char *keys[] = {due};
+	const char *args[] = {now, lease};
+	redisReply *rep;
+
+	*task_id = NULL;
+	queue_key(q, due, sizeof(due), "poll:due");
+	snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+	snprintf(lease, sizeof(lease), "%lld", (long long)lease_until_ms);
+	rep = eval(q, lua, 1, keys, 2, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_STRING)
+		*task_id = util_strdup(rep->str);
+	return ok_reply(rep);
+}
+
+int queue_poll_reschedule(struct queue *q, const char *task_id, int64_t due_ms)
+{
+	char due[128];
+	queue_key(q, due, sizeof(due), "poll:due");
+	redisReply *rep = rconn_cmd(q->r, "ZADD %s XX %lld %s", due, (long long)due_ms, task_id);
+	return ok_reply(rep);
+}
+
+int queue_poll_next_due(struct queue *q, int64_t *due_ms)
+{
+	char due[128];
+	redisReply *rep;
+	*due_ms = -1;
+	queue_key(q, due, sizeof(due), "poll:due");
+	rep = rconn_cmd(q->r, "ZRANGE %s 0 0 WITHSCORES", due);
+	if (!rep)
+		return -1;
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+		*due_ms = (int64_t)strtoll(rep->element[1]->str, NULL, 10);
+	freeReplyObject(rep);
+	return 0;
+}
+
+void queue_task_record_free(struct task_record *t)
+{
+	free(t->record);
+	free(t->job_meta);
+	t->record = t->job_meta = NULL;
+}
+
+int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct task_record *out)
+{
+	static const char lua[] =
+		"redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[1]) "
+		"if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'polls', 1) end "
+		"return redis.call('HMGET', KEYS[1], 'jobId', 'type', 'replyTo', 'createdAt', "
+		"  'polls', 'attempts', 'finalizedAt', 'record', 'jobMeta')";
+	char key[400], now[32];
+	const char *keys[] = {key};
+	const char *args[] = {now, count_poll ? "1" : "0"};
+	redisReply *rep;
+
+	memset(out, 0, sizeof(*out));
+	key2(q, key, sizeof(key), "task", task_id);
+	now_str(now, sizeof(now));
+	rep = eval(q, lua, 1, keys, 2, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 9) {
+		redisReply **e = rep->element;
+		long long v;
+		if (e[0]->type == REDIS_REPLY_STRING)
+			util_strlcpy(out->job_id, e[0]->str, sizeof(out->job_id));
+		if (e[1]->type == REDIS_REPLY_STRING)
+			util_strlcpy(out->type, e[1]->str, sizeof(out->type));
+		if (e[2]->type == REDIS_REPLY_STRING)
+			util_strlcpy(out->reply_to, e[2]->str, sizeof(out->reply_to));
+		if (e[3]->type == REDIS_REPLY_STRING && util_parse_ll(e[3]->str, &v) == 0)
+			out->created_at_ms = v;
+		if (e[4]->type == REDIS_REPLY_STRING && util_parse_ll(e[4]->str, &v) == 0)
+			out->polls = (long)v;
+		if (e[5]->type == REDIS_REPLY_STRING && util_parse_ll(e[5]->str, &v) == 0)
+			out->attempts = (long)v;
+		out->finalized = e[6]->type == REDIS_REPLY_STRING;
+		if (e[7]->type == REDIS_REPLY_STRING && e[7]->len)
+			out->record = util_strdup(e[7]->str);
+		if (e[8]->type == REDIS_REPLY_STRING && e[8]->len)
+			out->job_meta = util_strdup(e[8]->str);
+	}
+	return ok_reply(rep);
+}
+
+int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
+		   const char *status, const char *event_json, const char *reply_to, int *done)
+{
+	static const char lua[] =
+		"if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then "
+		"  redis.call('ZREM', KEYS[4], ARGV[7]) return 0 end "
+		"redis.call('HSET', KEYS[1], 'status', ARGV[2]) "
+		"redis.call('EXPIRE', KEYS[1], ARGV[8]) "
+		"redis.call('ZREM', KEYS[4], ARGV[7]) "
+		"if ARGV[6] == '1' then "
+		"  redis.call('HSET', KEYS[2], 'state', ARGV[2], 'updatedAt', ARGV[3], 'taskId', ARGV[7]) "
+		"  redis.call('EXPIRE', KEYS[2], ARGV[8]) end "
+		"redis.call('LPUSH', KEYS[3], ARGV[1]) "
+		"redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1) "
+		"if KEYS[6] then redis.call('LPUSH', KEYS[6], ARGV[1]) end "
+		"redis.call('PUBLISH', ARGV[4], ARGV[1]) "
+		"redis.call('HINCRBY', KEYS[5], ARGV[2], 1) return 1";
+	char tkey[400], jkey[300], results[128], due[128], stats[128], now[32], chan[128],
+		max[32], ttl[32];
+	const char *keys[6] = {tkey, jkey, results, due, stats, reply_to};
+	const char *args[] = {event_json, status, now, chan, max, job_id && *job_id ? "1" : "0",
+			      task_id, ttl};
+	redisReply *rep;
+
+	*done = 0;
+	key2(q, tkey, sizeof(tkey), "task", task_id);
+	key2(q, jkey, sizeof(jkey), "job", job_id && *job_id ? job_id : "-");
+	queue_key(q, results, sizeof(results), "results");
+	queue_key(q, due, sizeof(due), "poll:due");
+	queue_key(q, stats, sizeof(stats), "stats");
+	queue_key(q, chan, sizeof(chan), "events");
+	now_str(now, sizeof(now));
+	snprintf(max, sizeof(max), "%ld", q->results_max);
+	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
+	rep = eval(q, lua, reply_to && *reply_to ? 6 : 5, keys, 8, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*done = (int)rep->integer;
+	return ok_reply(rep);
+}
+
+int queue_emit_event(struct queue *q, const char *event_json, const char *reply_to)
+{
+	static const char lua[] =
+		"redis.call('LPUSH', KEYS[1], ARGV[1]) "
+		"redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1) "
+		"if KEYS[2] then redis.call('LPUSH', KEYS[2], ARGV[1]) end "
+		"redis.call('PUBLISH', ARGV[2], ARGV[1]) return 1";
+	char results[128], chan[128], max[32];
+	const char *keys[2] = {results, reply_to};
+	const char *args[] = {event_json, chan, max};
+	queue_key(q, results, sizeof(results), "results");
+	queue_key(q, chan, sizeof(chan), "events");
+	snprintf(max, sizeof(max), "%ld", q->results_max);
+	return ok_reply(eval(q, lua, reply_to && *reply_to ? 2 : 1, keys, 3, args, NULL));
+}
+
+int queue_heartbeat(struct queue *q, long ttl_ms, const char *info)
+{
+	static const char lua[] =
+		"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+		"redis.call('SADD', KEYS[2], ARGV[3]) return 1";
+	char hb[300], workers[128], ttl[32];
+	const char *keys[] = {hb, workers};
+	const char *args[] = {info, ttl, q->worker_id};
+	key2(q, hb, sizeof(hb), "worker", q->worker_id);
+	queue_key(q, workers, sizeof(workers), "workers");
+	snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
+	return ok_reply(eval(q, lua, 2, keys, 3, args, NULL));
+}
+
+/* Returns a dead worker's claimed descriptors to the queue, counting recoveries per
+ * descriptor; past the limit a descriptor goes to the dead letters instead. ARGV[4]='0'
+ * (a worker releasing itself on a clean exit) neither checks the heartbeat nor counts. */
+static const char recover_lua[] =
+	"if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return {-1, 0} end "
+	"local back, dead = 0, 0 "
+	"while true do "
+	"  local item = redis.call('RPOP', KEYS[2]) "
+	"  if not item then break end "
+	"  local sha = redis.sha1hex(item) "
+	"  local n = 0 "
+	"  if ARGV[4] == '1' then n = redis.call('HINCRBY', KEYS[5], sha, 1) end "
+	"  if n > tonumber(ARGV[2]) then "
+	"    local id = cjson.null "
+	"    local ok, obj = pcall(cjson.decode, item) "
+	"    if ok and type(obj) == 'table' and type(obj['id']) == 'string' then id = obj['id'] end "
+	"    redis.call('LPUSH', KEYS[4], cjson.encode({v = 1, jobId = id, "
+	"      reason = 'recovered from ' .. n .. ' dead workers (limit ' .. ARGV[2] .. "
+	"        ', KIE_MAX_RECOVERIES): this job may be what kills them', "
+	"      source = 'recovery', raw = item, attempts = n, workerId = ARGV[1], "
+	"      failedAt = ARGV[3]})) "
+	"    if id ~= cjson.null then "
+	"      redis.call('HSET', ARGV[5] .. ':job:' .. id, 'state', 'dead', 'error', "
+	"        'killed too many workers') end "
+	"    redis.call('HDEL', KEYS[5], sha) "
+	"    redis.call('HINCRBY', KEYS[7], 'dead', 1) "
+	"    dead = dead + 1 "
+	"  else "
+	"    redis.call('RPUSH', KEYS[3], item) "
+	"    back = back + 1 "
+	"  end "
+	"end "
+	"redis.call('SREM', KEYS[6], ARGV[1]) "
+	"if ARGV[4] == '0' then redis.call('DEL', KEYS[1]) end "
+	"if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[7], 'recovered', back) end "
+	"return {back, dead}";
+
+static int recover_one(struct queue *q, const char *wid, int count, long *back, long *dead,
+		       long max_recoveries)
+{
+	char hb[300], proc[300], queue[128], deadk[128], rec[128], workers[128], stats[128];
+	char max[32], ts[UTIL_ISO8601_SIZE];
+	const char *keys[] = {hb, proc, queue, deadk, rec, workers, stats};
+	const char *args[] = {wid, max, ts, count ? "1" : "0", q->prefix};
+	redisReply *rep;
+
+	key2(q, hb, sizeof(hb), "worker", wid);
+	key2(q, proc, sizeof(proc), "processing", wid);
+	queue_key(q, queue, sizeof(queue), "queue");
+	queue_key(q, deadk, sizeof(deadk), "dead");
+	queue_key(q, rec, sizeof(rec), "recoveries");
+	queue_key(q, workers, sizeof(workers), "workers");
+	queue_key(q, stats, sizeof(stats), "stats");
+	snprintf(max, sizeof(max), "%ld", max_recoveries);
+	util_iso8601(util_now_ms(), ts);
+	rep = eval(q, recover_lua, 7, keys, 5, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+		*back = (long)rep->element[0]->integer;
+		*dead = (long)rep->element[1]->integer;
+	}
+	return ok_reply(rep);
+}
+
+int queue_recover_dead_workers(struct queue *q, long max_recoveries, long *recovered,
+			       long *dead)
+{
+	char workers[128];
+	redisReply *rep;
+
+	*recovered = *dead = 0;
+	queue_key(q, workers, sizeof(workers), "workers");
+	rep = rconn_cmd(q->r, "SMEMBERS %s", workers);
+	if (!rep)
+		return -1;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+		const char *wid = rep->element[i]->str;
+		long b = 0, d = 0;
+		if (strcmp(wid, q->worker_id) == 0)
+			continue;
+		if (recover_one(q, wid, 1, &b, &d, max_recoveries) != 0)
+			break;
+		if (b > 0 || d > 0) {
+			log_warn(NULL, NULL, "worker %s is dead (heartbeat expired): %ld job(s) back "
+				 "on the queue, %ld to the dead letters", wid, b, d);
+			*recovered += b;
+			*dead += d;
+		} else if (b == 0 && d == 0) {
+			log_info(NULL, NULL, "worker %s left without claimed jobs", wid);
+		}
+	}
+	freeReplyObject(rep);
+	return 0;
+}
+
+int queue_release_self(struct queue *q, long *returned)
+{
+	long dead = 0;
+	*returned = 0;
+	return recover_one(q, q->worker_id, 0, returned, &dead, 0);
+}
+
+int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved)
+{
+	static const char lua[] =
+		"local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100) "
+		"for _, it in ipairs(items) do "
+		"  redis.call('ZREM', KEYS[1], it) redis.call('RPUSH', KEYS[2], it) end "
+		"return #items";
+	char delayed[128], queue[128], now[32];
+	const char *keys[] = {delayed, queue};
+	const char *args[] = {now};
+	redisReply *rep;
+
+	*moved = 0;
+	queue_key(q, delayed, sizeof(delayed), "delayed");
+	queue_key(q, queue, sizeof(queue), "queue");
+	snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+	rep = eval(q, lua, 2, keys, 1, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*moved = (long)rep->integer;
+	return ok_reply(rep);
+}
+
+int queue_pool_idle(struct queue *q, int *idle)
+{
+	static const char lua[] =
+		"local n = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + "
+		"  redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) "
+		"for _, w in ipairs(redis.call('SMEMBERS', KEYS[5])) do "
+		"  n = n + redis.call('LLEN', ARGV[1] .. ':processing:' .. w) end "
+		"return n";
+	char queue[128], poll[128], due[128], delayed[128], workers[128];
+	const char *keys[] = {queue, poll, due, delayed, workers};
+	const char *args[] = {q->prefix};
+	redisReply *rep;
+
+	*idle = 0;
+	queue_key(q, queue, sizeof(queue), "queue");
+	queue_key(q, poll, sizeof(poll), "polling");
+	queue_key(q, due, sizeof(due), "poll:due");
+	queue_key(q, delayed, sizeof(delayed), "delayed");
+	queue_key(q, workers, sizeof(workers), "workers");
+	rep = eval(q, lua, 5, keys, 1, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*idle = rep->integer == 0;
+	return ok_reply(rep);
+}

@@ -1,0 +1,136 @@
+/* queue.h — the one Redis key scheme and the atomic steps that move jobs and tasks
+ * between its keys (Lua scripts, so each step is all-or-nothing). docs/protocol.md is
+ * the contract; the key names below must match it.
+ *
+ *   <p>:queue              LIST   job descriptors; producers LPUSH, workers take the right end
+ *   <p>:processing:<wid>   LIST   descriptors claimed by worker <wid> (BLMOVE)
+ *   <p>:worker:<wid>       STRING heartbeat, expires after KIE_HEARTBEAT_TTL_MS
+ *   <p>:workers            SET    worker ids seen, for recovery
+ *   <p>:recoveries         HASH   sha1(descriptor) -> times recovered from dead workers
+ *   <p>:delayed            ZSET   descriptors waiting for a retry, score = due (epoch ms)
+ *   <p>:job:<jobId>        HASH   job record: state, taskId, attempts, error, ...
+ *   <p>:task:<taskId>      HASH   task record: jobId, createdAt, polls, record, finalizedAt
+ *   <p>:polling            LIST   task ids to poll (workers LPUSH; producers may too)
+ *   <p>:poll:due           ZSET   task ids being polled, score = next poll (epoch ms)
+ *   <p>:dead               LIST   dead letters (JSON), newest first
+ *   <p>:results            LIST   completion events (JSON), newest first, capped
+ *   <p>:events             PUBSUB channel carrying the same completion events
+ *   <p>:pause              STRING pool-wide pause (account-level errors), with a TTL
+ *   <p>:stats              HASH   counters
+ */
+#ifndef KIE_QUEUE_H
+#define KIE_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rconn.h"
+
+struct queue {
+	struct rconn *r;
+	char prefix[64];
+	char worker_id[128];
+	long record_ttl_s;   /* job/task hashes expire this long after they finish */
+	long results_max;    /* <p>:results is trimmed to this many events */
+};
+
+void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char *worker_id,
+		long record_ttl_s, long results_max);
+
+/* Writes "<prefix>:<suffix>" into out. */
+void queue_key(const struct queue *q, char *out, size_t outlen, const char *suffix);
+
+/* Every function below returns 0 on success and -1 when Redis could not be reached
+ * before the connection's stop flag was set (the caller decides what that means). */
+
+/* BLMOVE <p>:queue -> <p>:processing:<wid>. *raw is NULL on timeout; otherwise a new
+ * buffer (caller frees) of *len bytes. */
+int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len);
+
+/* Swaps a claimed descriptor for a rewritten one (e.g. with a generated id). */
+int queue_replace_claimed(struct queue *q, const char *old_raw, size_t old_len,
+			  const char *new_raw, size_t new_len);
+
+struct job_record {
+	char state[32];
+	char task_id[256];
+	long attempts;
+};
+/* Reads <p>:job:<id>; fields are empty/0 when the job has no record. */
+int queue_job_get(struct queue *q, const char *job_id, struct job_record *out);
+
+/* Marks the job as about to call createTask (state creating, attempts + 1). */
+int queue_job_creating(struct queue *q, const char *job_id, const char *type, long *attempts);
+
+/* Records a created task on the job and creates the task record. Must not be skipped:
+ * retries through reconnects until done or the hard stop. */
+int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
+		      const char *type, const char *reply_to, const char *record_json,
+		      const char *job_meta_json, long attempts);
+
+/* Pushes the task id onto <p>:polling and releases the claimed descriptor. */
+int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *task_id);
+
+/* Releases the claimed descriptor into <p>:delayed until due_ms. */
+int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *job_id,
+		      int64_t due_ms, const char *error);
+
+/* Puts the claimed descriptor back at the consuming end of the queue (account pause). */
+int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char *job_id);
+
+/* Releases the claimed descriptor into <p>:dead with the reason. job_id may be NULL. */
+int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
+	       const char *reason, const char *source, long attempts);
+
+/* Pool-wide pause: set for ms with a reason; read the remaining ms (0 when none). */
+int queue_pause_set(struct queue *q, long ms, const char *reason);
+int queue_pause_remaining(struct queue *q, long *ms);
+
+/* --- polling --- */
+/* Moves up to limit task ids from <p>:polling into <p>:poll:due (first poll at due_ms). */
+int queue_poll_promote(struct queue *q, int64_t due_ms, int limit, int *moved);
+/* Claims one due task id, leasing it until lease_until_ms. *task_id NULL when none. */
+int queue_poll_claim(struct queue *q, int64_t now_ms, int64_t lease_until_ms, char **task_id);
+/* Sets the next poll time of a task still being polled (no-op once finalized). */
+int queue_poll_reschedule(struct queue *q, const char *task_id, int64_t due_ms);
+/* Earliest due time in <p>:poll:due, or -1 when empty. */
+int queue_poll_next_due(struct queue *q, int64_t *due_ms);
+
+struct task_record {
+	char job_id[256];
+	char type[32];
+	char reply_to[512];
+	int64_t created_at_ms;  /* first seen, when the worker did not create it */
+	long polls;
+	long attempts;
+	int finalized;
+	char *record;           /* pending metadata record JSON, or NULL; caller frees */
+	char *job_meta;         /* the job's "meta" JSON, or NULL; caller frees */
+};
+/* Reads <p>:task:<id> (creating createdAt if missing) and counts one poll. */
+int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct task_record *out);
+void queue_task_record_free(struct task_record *t);
+
+/* --- finalization: once per task --- */
+/* Atomically: marks the task finalized (unless it already was), pushes event_json to
+ * <p>:results and reply_to (when non-empty), publishes it on <p>:events, stops polling,
+ * and sets the job's state. *done is 1 when this call finalized, 0 when already done. */
+int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
+		   const char *status, const char *event_json, const char *reply_to, int *done);
+/* Emits a completion event for a job that ended without a task (dead before create). */
+int queue_emit_event(struct queue *q, const char *event_json, const char *reply_to);
+
+/* --- supervision --- */
+int queue_heartbeat(struct queue *q, long ttl_ms, const char *info);
+/* Recovers the claimed jobs of every worker whose heartbeat expired. */
+int queue_recover_dead_workers(struct queue *q, long max_recoveries, long *recovered,
+			       long *dead);
+/* Moves due retries from <p>:delayed to the queue. */
+int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved);
+/* On a clean exit: returns anything still claimed to the queue (not counted as a
+ * recovery), drops the heartbeat and leaves the worker set. */
+int queue_release_self(struct queue *q, long *returned);
+/* 1 when queue, polling, poll:due, delayed and every processing list are empty. */
+int queue_pool_idle(struct queue *q, int *idle);
+
+#endif

@@ -1,0 +1,249 @@
+"""Fixtures for the system tests: a real redis-server, the KIE fake, the S3 fake and the
+real binaries, each on a free loopback port in a temporary directory, waited for by
+polling and stopped at the end of the test."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("KIE_BIN_DIR", os.path.join(ROOT, "build"))
+PY = "/usr/bin/python3"
+TOKEN = "test-token"
+
+# Sanitized binaries: report errors, do not fail on leaks of threads killed at exit.
+SAN_ENV = {
+    "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1:exitcode=99",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=98",
+}
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Polls pred() until it returns a truthy value; fails the test after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_port_file(path, proc, what):
+    def ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited early with {proc.returncode}")
+        try:
+            with open(path) as f:
+                return int(f.read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+    return wait_for(ready, 15, what=f"{what} to listen")
+
+
+def stop_proc(proc, timeout=10):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class RedisServer:
+    """A real redis-server; restart() keeps its port and (with aof) its data."""
+
+    def __init__(self, tmp, aof=False):
+        self.dir = tmp
+        self.port = free_port()
+        self.aof = aof
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.aof:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("redis-server exited early")
+            try:
+                return redis.Redis(port=self.port).ping()
+            except Exception:
+                return False
+        wait_for(up, 10, what="redis-server")
+
+    def stop(self):
+        stop_proc(self.proc)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self):
+        import redis
+        return redis.Redis(port=self.port, decode_responses=True)
+
+
+@pytest.fixture
+def tmpdir_path():
+    with tempfile.TemporaryDirectory(prefix="kie-test-") as d:
+        yield d
+
+
+@pytest.fixture
+def redis_server(tmpdir_path):
+    d = os.path.join(tmpdir_path, "redis")
+    os.makedirs(d)
+    srv = RedisServer(d)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def r(redis_server):
+    return redis_server.client()
+
+
+class FakeKie:
+    def __init__(self, tmp, **opts):
+        port_file = os.path.join(tmp, "fake-kie.port")
+        args = [PY, os.path.join(ROOT, "tests", "fake_kie.py"), "--port", "0",
+                "--port-file", port_file, "--token", TOKEN]
+        for k, v in opts.items():
+            args += ["--" + k.replace("_", "-"), str(v)]
+        self.log = open(os.path.join(tmp, "fake-kie.log"), "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = read_port_file(port_file, self.proc, "fake KIE")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _req(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json",
+                                              "User-Agent": "kie-tests"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def stats(self, brief=True):
+        return self._req("GET", "/_fake/stats" + ("?brief=1" if brief else ""))
+
+    def config(self, **kw):
+        return self._req("POST", "/_fake/config", kw)
+
+    def reset(self):
+        return self._req("POST", "/_fake/reset", {})
+
+    def stop(self):
+        stop_proc(self.proc)
+        self.log.close()
+
+
+@pytest.fixture
+def fake_kie(tmpdir_path):
+    f = FakeKie(tmpdir_path, task_ms=300, create_limit=0)
+    yield f
+    f.stop()
+
+
+def base_env(redis_url=None, kie_url=None, tmp=None, **extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("KIE_", "R2_", "REDIS_"))}
+    env.update(SAN_ENV)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    if kie_url:
+        env["KIE_BASE_URL"] = kie_url
+        env["KIE_API_TOKEN"] = TOKEN
+    if tmp:
+        env["KIE_METADATA_DIR"] = os.path.join(tmp, "meta")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_kie(args, env, timeout=60, input=None):
+    """Runs build/kie; returns CompletedProcess with text stdout/stderr."""
+    return subprocess.run([os.path.join(BIN, "kie")] + list(args), env=env, input=input,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Worker:
+    """One kie-worker process; logs go to a file read back by .log()."""
+    FAST = {
+        "KIE_POLL_INITIAL_MS": 100, "KIE_POLL_MAX_MS": 500,
+        "KIE_HEARTBEAT_TTL_MS": 1500, "KIE_RECOVERY_INTERVAL_MS": 300,
+        "KIE_RETRY_BASE_MS": 100, "KIE_SHUTDOWN_GRACE_MS": 10000,
+        "KIE_WORKER_CONCURRENCY": 4, "KIE_WORKER_POLLERS": 2,
+    }
+    count = 0
+
+    def __init__(self, tmp, redis_url, kie_url, args=(), **extra):
+        Worker.count += 1
+        env = base_env(redis_url, kie_url, tmp, **{**self.FAST, **extra})
+        self.logpath = os.path.join(tmp, f"worker-{Worker.count}.log")
+        self.logf = open(self.logpath, "w")
+        self.proc = subprocess.Popen([os.path.join(BIN, "kie-worker")] + list(args), env=env,
+                                     stdout=self.logf, stderr=subprocess.STDOUT)
+
+    def log(self):
+        with open(self.logpath) as f:
+            return f.read()
+
+    def stop(self, timeout=30):
+        stop_proc(self.proc, timeout)
+        self.logf.close()
+        return self.proc.returncode
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.logf.close()
+
+    def wait(self, timeout=60):
+        rc = self.proc.wait(timeout)
+        self.logf.close()
+        return rc
+
+
+@pytest.fixture
+def workers(tmpdir_path):
+    started = []
+
+    def start(redis_url, kie_url, args=(), **extra):
+        w = Worker(tmpdir_path, redis_url, kie_url, args, **extra)
+        started.append(w)
+        return w
+    yield start
+    for w in started:
+        if w.proc.poll() is None:
+            w.stop()
+    # a sanitizer report in any worker log fails the test that started it
+    for w in started:
+        text = open(w.logpath).read()
+        assert "ERROR: AddressSanitizer" not in text, text[-4000:]
+        assert "runtime error:" not in text, text[-4000:]

@@ -1,0 +1,239 @@
+/* main.c — kie-worker: settings, signals, the thread pool, drain mode and shutdown. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "http.h"
+#include "log.h"
+#include "metadata.h"
+#include "queue.h"
+#include "util.h"
+#include "worker.h"
+
+static struct worker W;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (W.stopping)
+		W.hard_stop = 1; /* a second signal: stop waiting */
+	W.stopping = 1;
+}
+
+static const char usage[] =
+	"usage: kie-worker [--drain] [--SETTING VALUE ...]\n"
+	"Takes job descriptors from Redis (<prefix>:queue), creates their KIE tasks, polls them\n"
+	"to completion and emits completion events (docs/protocol.md).\n"
+	"  --drain        exit once the queue, the polling list and in-flight work are empty\n"
+	"  --print-config print the active settings (secrets masked) and exit\n"
+	"  --help         this text and every setting\n"
+	"Signals: SIGTERM/SIGINT stop taking work and finish in-flight work within\n"
+	"KIE_SHUTDOWN_GRACE_MS; a second signal stops at once. Exit: 0 clean, 1 runtime\n"
+	"failure, 2 configuration error.\n\n";
+
+static int join_until(pthread_t t, int64_t deadline_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t left = deadline_ms - util_monotonic_ms();
+	if (left < 0)
+		left = 0;
+	ts.tv_sec += left / 1000;
+	ts.tv_nsec += (left % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_timedjoin_np(t, NULL, &ts);
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	char err[512];
+	int drain = 0, print_cfg = 0;
+	enum log_level lvl = LOG_INFO;
+
+	config_defaults(&cfg);
+	if (config_load_env(&cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
+		return 2;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			fputs(usage, stdout);
+			config_print_help(stdout);
+			config_free(&cfg);
+			return 0;
+		}
+		if (strcmp(a, "--drain") == 0) { drain = 1; continue; }
+		if (strcmp(a, "--print-config") == 0) { print_cfg = 1; continue; }
+		if (strncmp(a, "--", 2) == 0) {
+			const char *name = a + 2, *eq = strchr(name, '=');
+			char nbuf[64];
+			const char *val;
+			if (eq) {
+				snprintf(nbuf, sizeof(nbuf), "%.*s", (int)(eq - name), name);
+				name = nbuf;
+				val = eq + 1;
+			} else if (i + 1 < argc) {
+				val = argv[++i];
+			} else {
+				fprintf(stderr, "kie-worker: %s needs a value\n", a);
+				config_free(&cfg);
+				return 2;
+			}
+			if (config_set(&cfg, name, val, err, sizeof(err)) != 0) {
+				fprintf(stderr, "kie-worker: %s\n", err);
+				config_free(&cfg);
+				return 2;
+			}
+			continue;
+		}
+		fprintf(stderr, "kie-worker: unexpected argument \"%s\" (see --help)\n", a);
+		config_free(&cfg);
+		return 2;
+	}
+	if (print_cfg) {
+		config_print(&cfg, stdout);
+		config_free(&cfg);
+		return 0;
+	}
+	log_level_parse(cfg.log_level, &lvl);
+	log_setup(lvl, strcmp(cfg.log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
+
+	memset(&W, 0, sizeof(W));
+	W.cfg = &cfg;
+	if (config_require(&cfg, "KIE_API_TOKEN", err, sizeof(err)) != 0 ||
+	    rconn_parse_url(cfg.redis_url, &W.redis, err, sizeof(err)) != 0) {
+		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
+		config_free(&cfg);
+		return 2;
+	}
+	W.prompts = prompts_load(cfg.prompts_dir, err, sizeof(err));
+	if (!W.prompts) {
+		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
+		config_free(&cfg);
+		return 2;
+	}
+	if (http_global_init() != 0) {
+		fprintf(stderr, "kie-worker: libcurl initialisation failed\n");
+		return 1;
+	}
+	{ /* open the store once now so a bad R2/fs setting stops start-up, not a thread */
+		struct metadata_store *ms = metadata_store_open(&cfg, err, sizeof(err));
+		if (!ms) {
+			fprintf(stderr, "kie-worker: configuration error: %s\n", err);
+			return 2;
+		}
+		metadata_store_free(ms);
+	}
+	if (cfg.worker_id[0]) {
+		util_strlcpy(W.id, cfg.worker_id, sizeof(W.id));
+	} else {
+		char host[64] = "host", rnd[9] = "0";
+		gethostname(host, sizeof(host) - 1);
+		crypto_random_hex(4, rnd, sizeof(rnd));
+		snprintf(W.id, sizeof(W.id), "%s:%ld:%s", host, (long)getpid(), rnd);
+	}
+	W.policy = (struct lifecycle_policy){
+		.max_attempts = cfg.job_max_attempts, .retry_base_ms = cfg.retry_base_ms,
+		.account_pause_ms = cfg.account_pause_ms, .poll_initial_ms = cfg.poll_initial_ms,
+		.poll_max_ms = cfg.poll_max_ms, .poll_timeout_ms = cfg.poll_timeout_ms,
+	};
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info(NULL, NULL, "kie-worker %s starting: %ld runners, %ld pollers, redis %s:%d "
+		 "prefix %s, KIE %s, metadata %s%s", W.id, cfg.concurrency, cfg.pollers,
+		 W.redis.unix_path[0] ? W.redis.unix_path : W.redis.host, W.redis.port,
+		 cfg.redis_prefix, cfg.kie_base_url, config_metadata_store(&cfg),
+		 drain ? ", drain mode" : "");
+
+	long nthreads = cfg.concurrency + cfg.pollers;
+	pthread_t *th = util_xcalloc((size_t)nthreads, sizeof(pthread_t));
+	pthread_t sup;
+	if (pthread_create(&sup, NULL, supervisor_main, &W) != 0) {
+		log_error(NULL, NULL, "cannot start the supervisor thread: %s", strerror(errno));
+		return 1;
+	}
+	for (long i = 0; i < nthreads; i++) {
+		if (pthread_create(&th[i], NULL, i < cfg.concurrency ? runner_main : poller_main,
+				   &W) != 0) {
+			log_error(NULL, NULL, "cannot start thread %ld: %s", i, strerror(errno));
+			W.stopping = 1;
+			nthreads = i;
+			break;
+		}
+	}
+
+	/* main thread: wait for a signal, or for the pool to go idle in drain mode */
+	struct rconn rc;
+	struct queue q;
+	rconn_init(&rc, &W.redis, 10000, &W.stopping, "main");
+	queue_init(&q, &rc, cfg.redis_prefix, W.id, cfg.record_ttl_s, cfg.results_max);
+	int idle_checks = 0;
+	while (!W.stopping) {
+		util_sleep_ms(200);
+		if (!drain)
+			continue;
+		int idle = 0;
+		if (atomic_load(&W.inflight) == 0 && queue_pool_idle(&q, &idle) == 0 && idle) {
+			if (++idle_checks >= 2) { /* idle twice in a row, 200 ms apart */
+				log_info(NULL, NULL, "drain: queue, polling list and in-flight work "
+					 "are empty; exiting");
+				W.stopping = 1;
+			}
+		} else {
+			idle_checks = 0;
+		}
+	}
+	if (!drain)
+		log_info(NULL, NULL, "stopping: finishing in-flight work (grace %ld ms)",
+			 cfg.shutdown_grace_ms);
+
+	int64_t deadline = util_monotonic_ms() + cfg.shutdown_grace_ms;
+	long unfinished = 0;
+	for (long i = 0; i < nthreads; i++) {
+		if (join_until(th[i], deadline) != 0)
+			unfinished++;
+	}
+	if (unfinished) {
+		log_error(NULL, NULL, "grace period over with %ld thread(s) still busy; their jobs "
+			  "stay claimed and live workers recover them once this heartbeat expires",
+			  unfinished);
+		W.hard_stop = 1;
+		/* busy threads still use the shared state: leave without tearing it down */
+		_exit(1);
+	} else {
+		long returned = 0;
+		W.stopping = 0; /* let the release below use Redis */
+		queue_release_self(&q, &returned);
+		W.stopping = 1;
+		if (returned)
+			log_warn(NULL, NULL, "returned %ld claimed job(s) to the queue", returned);
+		W.hard_stop = 1;
+		pthread_join(sup, NULL);
+	}
+	log_info(NULL, NULL, "kie-worker %s stopped (%ld jobs, %ld polls handled)", W.id,
+		 atomic_load(&W.jobs_done), atomic_load(&W.polls_done));
+	rconn_close(&rc);
+	free(th);
+	prompts_free(W.prompts);
+	http_global_cleanup();
+	config_free(&cfg);
+	return 0;
+}

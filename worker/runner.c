@@ -1,0 +1,286 @@
+/* runner.c — a job runner thread: claim a descriptor, create its KIE task once, record
+ * it, hand it to the pollers. Every exit path leaves the job somewhere in Redis. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "crypto.h"
+#include "finalize.h"
+#include "job.h"
+#include "kie_client.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "metadata.h"
+#include "queue.h"
+#include "util.h"
+#include "worker.h"
+
+struct runner {
+	struct worker *w;
+	struct rconn rc;
+	struct queue q;
+	struct kie_client *kie;
+	struct metadata_store *ms;
+};
+
+static uint32_t rnd32(void)
+{
+	char hex[9];
+	if (crypto_random_hex(4, hex, sizeof(hex)) != 0)
+		return (uint32_t)util_monotonic_ms();
+	return (uint32_t)strtoul(hex, NULL, 16);
+}
+
+/* Best effort: a bad descriptor that still names an id gets a job.dead event too. */
+static void dead_event_for_bad(struct runner *r, const char *raw, size_t len, const char *reason)
+{
+	cJSON *root = cJSON_ParseWithLength(raw, len);
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+	const cJSON *reply = cJSON_GetObjectItemCaseSensitive(root, "replyTo");
+	if (cJSON_IsString(id) && job_id_valid(id->valuestring)) {
+		const char *rt = cJSON_IsString(reply) && strlen(reply->valuestring) <= JOB_REPLY_TO_MAX
+					 ? reply->valuestring : NULL;
+		char *ev = finalize_event_json("dead", id->valuestring, NULL, NULL, NULL, reason, 0,
+					       NULL);
+		queue_emit_event(&r->q, ev, rt);
+		free(ev);
+	}
+	cJSON_Delete(root);
+}
+
+static void to_dead(struct runner *r, const char *raw, size_t len, const struct job *j,
+		    const char *reason, const char *source, long attempts)
+{
+	log_warn(j ? j->id : NULL, NULL, "job to the dead letters (%s): %s", source, reason);
+	queue_dead(&r->q, raw, len, j ? j->id : NULL, reason, source, attempts);
+	if (j) {
+		char *meta = j->meta ? cJSON_PrintUnformatted(j->meta) : NULL;
+		char *ev = finalize_event_json("dead", j->id, NULL, job_type_str(j->type), NULL,
+					       reason, attempts, meta);
+		queue_emit_event(&r->q, ev, j->reply_to);
+		free(ev);
+		free(meta);
+	} else {
+		dead_event_for_bad(r, raw, len, reason);
+	}
+}
+
+/* Writes the generated id into the claimed descriptor so a recovery keeps it. Returns
+ * the new descriptor (caller frees) or NULL on failure. */
+static char *assign_id(struct runner *r, const char *raw, size_t len, const char *id,
+		       size_t *new_len)
+{
+	cJSON *root = cJSON_ParseWithLength(raw, len);
+	char *s;
+	if (!root)
+		return NULL;
+	cJSON_AddStringToObject(root, "id", id);
+	s = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	*new_len = strlen(s);
+	if (queue_replace_claimed(&r->q, raw, len, s, *new_len) != 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void fill_metadata(const struct runner *r, const struct job *j, const char *prompt,
+			  const struct kie_task_request *req, const char *task_id,
+			  struct task_metadata *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->task_id = task_id;
+	m->job_id = j->id;
+	m->type = job_type_str(j->type);
+	m->model = req->model ? req->model : r->w->cfg->kie_model;
+	m->prompt = prompt;
+	m->image_urls = req->image_urls;
+	m->n_images = req->n_images;
+	m->character = j->character;
+	m->ratio = req->ratio ? req->ratio : KIE_DEFAULT_RATIO;
+}
+
+/* The task exists: record it, save the pending record, hand it to the pollers. Also the
+ * resume path for a job recovered after its task was recorded. */
+static void handoff(struct runner *r, const char *raw, size_t len, const struct job *j,
+		    const char *prompt, const struct kie_task_request *req, const char *task_id,
+		    long attempts, int already_recorded)
+{
+	struct task_metadata m;
+	char err[600];
+	cJSON *rec;
+	char *rec_json, *meta_json;
+
+	fill_metadata(r, j, prompt, req, task_id, &m);
+	rec = metadata_pending(&m, util_now_ms());
+	rec_json = cJSON_PrintUnformatted(rec);
+	meta_json = j->meta ? cJSON_PrintUnformatted(j->meta) : NULL;
+	if (!already_recorded &&
+	    queue_record_task(&r->q, j->id, task_id, job_type_str(j->type), j->reply_to, rec_json,
+			      meta_json, attempts) != 0) {
+		/* only after the grace period, with Redis still down */
+		log_error(j->id, task_id, "TASK CREATED BUT NOT RECORDED (Redis unreachable at "
+			  "shutdown): KIE's callback carries jobId=%s; recover it by hand", j->id);
+		goto out;
+	}
+	if (already_recorded) {
+		cJSON *existing = NULL;
+		if (metadata_store_get(r->ms, task_id, &existing, err, sizeof(err)) == 0) {
+			cJSON_Delete(existing); /* already saved before the crash */
+			goto push;
+		}
+	}
+	if (metadata_store_put(r->ms, task_id, rec, err, sizeof(err)) != 0)
+		log_warn(j->id, task_id, "pending metadata not saved (%s); finalization writes "
+			 "the whole record", err);
+push:
+	if (queue_handoff_to_polling(&r->q, raw, len, task_id) != 0)
+		log_error(j->id, task_id, "could not hand the task to the pollers (Redis down at "
+			  "shutdown); the job stays claimed and recovery resumes it");
+	else
+		log_info(j->id, task_id, "%s task (%s, attempt %ld); polling",
+			 already_recorded ? "resumed" : "created", job_type_str(j->type), attempts);
+out:
+	free(meta_json);
+	free(rec_json);
+	cJSON_Delete(rec);
+}
+
+static void process(struct runner *r, char *raw, size_t len)
+{
+	const struct config *cfg = r->w->cfg;
+	struct job *j;
+	struct job_record jr;
+	struct kie_task_request req;
+	struct kie_error kerr;
+	struct job_decision d;
+	char err[600], *prompt = NULL, *cb = NULL, *task_id = NULL, *owned = NULL;
+	long attempt = 0, max_attempts;
+	enum job_state st;
+
+	j = job_parse(raw, len, (size_t)cfg->job_max_bytes, err, sizeof(err));
+	if (!j) {
+		to_dead(r, raw, len, NULL, err, "parse", 0);
+		return;
+	}
+	if (j->id_generated) {
+		size_t nlen;
+		owned = assign_id(r, raw, len, j->id, &nlen);
+		if (!owned)
+			goto out; /* Redis lost: the original stays claimed for recovery */
+		raw = owned;
+		len = nlen;
+	}
+	if (queue_job_get(&r->q, j->id, &jr) != 0)
+		goto out;
+	prompt = job_build_prompt(j, r->w->prompts, err, sizeof(err));
+	if (!prompt) {
+		to_dead(r, raw, len, j, err, "prompt", jr.attempts);
+		goto out;
+	}
+	job_to_request(j, prompt, &req);
+
+	if (jr.state[0] && job_state_parse(jr.state, &st) == 0 &&
+	    (st == JOB_STATE_COMPLETED || st == JOB_STATE_FAILED)) {
+		snprintf(err, sizeof(err), "duplicate: job %s already finished as %s (task %s); "
+			 "not run again so it is not paid twice", j->id, jr.state,
+			 jr.task_id[0] ? jr.task_id : "none");
+		/* no event and no state change: the job's real outcome stands */
+		log_warn(j->id, NULL, "%s", err);
+		queue_dead(&r->q, raw, len, NULL, err, "duplicate", jr.attempts);
+		goto out;
+	}
+	if (jr.task_id[0]) { /* recovered after its task was recorded: never create again */
+		handoff(r, raw, len, j, prompt, &req, jr.task_id, jr.attempts, 1);
+		goto out;
+	}
+	if (strcmp(jr.state, "creating") == 0)
+		log_warn(j->id, NULL, "job was mid-createTask when its worker died: if KIE answered "
+			 "before the crash, an unrecorded task exists (its callback carries this "
+			 "job id)");
+
+	{
+		const char *base = j->callback_url ? j->callback_url : cfg->kie_callback_url;
+		if (base && *base)
+			cb = kie_callback_url_with_job(base, j->id);
+		req.callback_url = cb;
+	}
+	if (queue_job_creating(&r->q, j->id, job_type_str(j->type), &attempt) != 0)
+		goto out;
+	max_attempts = j->max_attempts ? j->max_attempts : cfg->job_max_attempts;
+	int rc = kie_client_create_task(r->kie, &req, &task_id, &kerr);
+	lifecycle_after_create(rc == 0 ? NULL : &kerr, attempt, max_attempts, &r->w->policy,
+			       rnd32(), &d);
+	switch (d.action) {
+	case JOB_ACT_HANDOFF:
+		handoff(r, raw, len, j, prompt, &req, task_id, attempt, 0);
+		break;
+	case JOB_ACT_RETRY:
+		log_warn(j->id, NULL, "%s", d.reason);
+		queue_retry_later(&r->q, raw, len, j->id, util_now_ms() + d.delay_ms, d.reason);
+		break;
+	case JOB_ACT_PAUSE:
+		log_error(j->id, NULL, "%s", d.reason);
+		queue_pause_set(&r->q, d.pause_ms, kerr.message);
+		queue_requeue_front(&r->q, raw, len, j->id);
+		break;
+	case JOB_ACT_DEAD:
+		to_dead(r, raw, len, j, d.reason, "kie", attempt);
+		break;
+	}
+out:
+	free(task_id);
+	free(cb);
+	free(prompt);
+	free(owned);
+	job_free(j);
+}
+
+void *runner_main(void *arg)
+{
+	struct runner r;
+	char err[512];
+	memset(&r, 0, sizeof(r));
+	r.w = arg;
+	const struct config *cfg = r.w->cfg;
+
+	rconn_init(&r.rc, &r.w->redis, 10000, &r.w->hard_stop, "runner");
+	queue_init(&r.q, &r.rc, cfg->redis_prefix, r.w->id, cfg->record_ttl_s, cfg->results_max);
+	struct kie_client_opts ko = {
+		.base_url = cfg->kie_base_url, .token = cfg->kie_api_token,
+		.user_agent = cfg->kie_user_agent, .default_model = cfg->kie_model,
+		.connect_timeout_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->http_timeout_ms,
+	};
+	r.kie = kie_client_new(&ko);
+	r.ms = metadata_store_open(cfg, err, sizeof(err));
+	if (!r.kie || !r.ms) {
+		log_error(NULL, NULL, "runner cannot start: %s", r.ms ? "no HTTP handle" : err);
+		r.w->stopping = 1;
+		goto out;
+	}
+	while (!r.w->stopping) {
+		long pause_ms = 0;
+		char *raw = NULL;
+		size_t len = 0;
+
+		if (queue_pause_remaining(&r.q, &pause_ms) == 0 && pause_ms > 0) {
+			util_sleep_ms(pause_ms < 500 ? pause_ms : 500);
+			continue;
+		}
+		if (queue_claim(&r.q, 1.0, &raw, &len) != 0 || !raw)
+			continue;
+		atomic_fetch_add(&r.w->inflight, 1);
+		process(&r, raw, len);
+		atomic_fetch_sub(&r.w->inflight, 1);
+		atomic_fetch_add(&r.w->jobs_done, 1);
+		free(raw);
+	}
+out:
+	metadata_store_free(r.ms);
+	kie_client_free(r.kie);
+	rconn_close(&r.rc);
+	return NULL;
+}
