@@ -7,7 +7,7 @@ PKGS="build-essential pkg-config
 libhiredis-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libssl-dev libcmocka-dev
 redis-server redis-tools
 python3 python3-pytest python3-redis python3-botocore
-nodejs npm curl"
+nodejs npm curl docker-compose"
 
 missing=""
 for p in $PKGS; do

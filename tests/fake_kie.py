@@ -1,0 +1,469 @@
+#!/usr/bin/python3
+"""fake_kie.py — a local fake of KIE.ai's jobs API that follows ../shared/kie-api.md,
+for the tests, the demo and the benchmarks. Loopback only; stdlib only (asyncio).
+
+  /usr/bin/python3 tests/fake_kie.py [--port 0] [--port-file F] [--token T] [--task-ms 300]
+      [--hmac-key K] [--create-limit 20] [--create-window-s 10] [--credits 1000]
+
+API (kie-api.md): POST /api/v1/jobs/createTask, GET /api/v1/jobs/recordInfo,
+GET /api/v1/chat/credit, POST /api/v1/common/download-url, callbacks to callBackUrl
+(HMAC-signed when --hmac-key is set), result files under /files/.
+
+Control (no auth): GET /_fake/stats[?brief=1], POST /_fake/config {...}, POST
+/_fake/reset, GET /_fake/health. Config keys: task_ms, latency_ms,
+fail_next_create_http500 (every other one creates the task first: "may exist and be
+charged"), fail_next_record_info_http500, malformed_next, hang_next_ms, create_limit,
+create_window_s, credits, token.
+
+Prompt markers: "[fake:fail]" ends the task in state fail (501); "[fake:400]" makes
+createTask answer code 400; "[fake:slow=MS]" makes that task take MS ms.
+"""
+import argparse
+import asyncio
+import base64
+import collections
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import signal
+import sys
+import time
+import urllib.parse
+
+MODEL = "google/nano-banana-edit"
+RATIOS = {"1:1", "9:16", "16:9", "3:4", "4:3", "3:2", "2:3", "5:4", "4:5", "21:9", "auto"}
+MAX_BODY = 1024 * 1024
+# a valid 1x1 PNG
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+           403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class State:
+    """Everything the fake remembers; reset() returns to the start-up settings."""
+
+    def __init__(self, args):
+        self.args = args
+        self.reset()
+
+    def reset(self):
+        a = self.args
+        self.cfg = {"task_ms": a.task_ms, "latency_ms": 0, "fail_next_create_http500": 0,
+                    "fail_next_record_info_http500": 0, "malformed_next": 0,
+                    "hang_next_ms": 0, "create_limit": a.create_limit,
+                    "create_window_s": a.create_window_s, "credits": a.credits,
+                    "token": a.token}
+        self.tasks = {}
+        self.counter = 0
+        self.create_times = collections.deque()
+        self.http500_flip = 0
+        self.stats = {"creates_total": 0, "creates_by_job": {}, "creates_refused_429": 0,
+                      "record_info_total": 0, "requests_total": 0, "callbacks_sent": 0,
+                      "callbacks_failed": 0, "callbacks_skipped_nonlocal": 0}
+
+    def task_view(self, t):
+        """Moves a task along waiting -> generating -> success/fail by elapsed time."""
+        elapsed = now_ms() - t["createTime"]
+        if t["state"] in ("success", "fail"):
+            return t
+        if elapsed >= t["duration_ms"]:
+            t["state"] = "fail" if t["will_fail"] else "success"
+            t["completeTime"] = t["createTime"] + t["duration_ms"]
+            t["updateTime"] = t["completeTime"]
+            if t["state"] == "success":
+                self.cfg["credits"] -= 1
+            if t.get("callBackUrl"):
+                asyncio.get_event_loop().create_task(send_callback(self, t))
+        elif elapsed >= t["duration_ms"] // 3:
+            t["state"] = "generating"
+            t["updateTime"] = t["createTime"] + t["duration_ms"] // 3
+        return t
+
+
+def kie(code, msg, data=None):
+    body = {"code": code, "msg": msg}
+    if data is not None:
+        body["data"] = data
+    return body
+
+
+def record(t, port):
+    d = {"taskId": t["taskId"], "model": t["model"], "state": t["state"],
+         "param": t["param"], "resultJson": "", "failCode": "", "failMsg": "",
+         "costTime": None, "completeTime": t.get("completeTime"),
+         "createTime": t["createTime"], "updateTime": t["updateTime"]}
+    if t["state"] == "success":
+        d["resultJson"] = json.dumps({"resultUrls": [
+            f"http://127.0.0.1:{port}/files/{t['taskId']}.png"]})
+        d["costTime"] = t["duration_ms"]
+    elif t["state"] == "fail":
+        d["failCode"] = "501"
+        d["failMsg"] = "generation failed (fake)"
+        d["costTime"] = t["duration_ms"]
+    return d
+
+
+def loopback_host(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def send_callback(st, t):
+    """POSTs the callback kie-api.md describes: 15 s timeout, 3 tries."""
+    url = urllib.parse.urlsplit(t["callBackUrl"])
+    if url.scheme != "http" or not loopback_host(url.hostname or ""):
+        st.stats["callbacks_skipped_nonlocal"] += 1
+        return
+    port = st.server_port
+    if t["state"] == "success":
+        body = kie(200, "success", {
+            "taskId": t["taskId"], "model": t["model"], "state": "success",
+            "param": t["param"], "resultJson": record(t, port)["resultJson"],
+            "costTime": t["duration_ms"] / 1000.0, "completeTime": t["completeTime"],
+            "createTime": t["createTime"], "updateTime": t["updateTime"],
+            "creditsConsumed": 1})
+    else:
+        body = kie(501, "generation failed", {
+            "taskId": t["taskId"], "model": t["model"], "state": "fail",
+            "failCode": "501", "failMsg": "generation failed (fake)",
+            "completeTime": t["completeTime"], "creditsConsumed": 0})
+    raw = json.dumps(body).encode()
+    path = url.path or "/"
+    if url.query:
+        path += "?" + url.query
+    headers = [f"POST {path} HTTP/1.1", f"Host: {url.hostname}:{url.port or 80}",
+               "Content-Type: application/json", "User-Agent: kie-fake-callback",
+               f"Content-Length: {len(raw)}", "Connection: close"]
+    if st.args.hmac_key:
+        ts = str(int(time.time()))
+        sig = base64.b64encode(hmac.new(st.args.hmac_key.encode(),
+                                        f"{t['taskId']}.{ts}".encode(),
+                                        hashlib.sha256).digest()).decode()
+        headers += [f"X-Webhook-Timestamp: {ts}", f"X-Webhook-Signature: {sig}"]
+    req = ("\r\n".join(headers) + "\r\n\r\n").encode() + raw
+    for attempt in range(3):
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(url.hostname, url.port or 80), 15)
+            writer.write(req)
+            await writer.drain()
+            status = await asyncio.wait_for(reader.readline(), 15)
+            writer.close()
+            parts = status.split()
+            if len(parts) >= 2 and parts[1].startswith(b"2"):
+                st.stats["callbacks_sent"] += 1
+                return
+        except (OSError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(0.2 * (attempt + 1))
+    st.stats["callbacks_failed"] += 1
+
+
+def validate_input(inp):
+    """Returns an error message naming the field, or None (nano-banana-edit's rules)."""
+    if not isinstance(inp, dict):
+        return "input must be an object"
+    prompt = inp.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        return "input.prompt is required"
+    if len(prompt) > 5000:
+        return f"input.prompt is {len(prompt)} characters; the maximum is 5000"
+    urls = inp.get("image_urls")
+    if not isinstance(urls, list) or not 1 <= len(urls) <= 10:
+        return "input.image_urls must hold 1 to 10 URLs"
+    for u in urls:
+        if not isinstance(u, str) or not re.match(r"^https?://", u):
+            return "input.image_urls must be http(s) URLs"
+    fmt = inp.get("output_format", "png")
+    if fmt not in ("png", "jpeg"):
+        return "input.output_format must be png or jpeg"
+    ratio = inp.get("aspect_ratio", inp.get("image_size", "1:1"))
+    if ratio not in RATIOS:
+        return "input.aspect_ratio is not a supported ratio"
+    return None
+
+
+class Handler:
+    def __init__(self, st):
+        self.st = st
+
+    async def handle(self, method, target, headers, body):
+        """Returns (status, content_type, body_bytes)."""
+        st = self.st
+        st.stats["requests_total"] += 1
+        url = urllib.parse.urlsplit(target)
+        path, query = url.path, urllib.parse.parse_qs(url.query)
+        if path.startswith("/_fake/"):
+            return self.control(method, path, query, body)
+        if path.startswith("/files/") and method in ("GET", "HEAD"):
+            tid = path[len("/files/"):].rsplit(".", 1)[0]
+            if tid in st.tasks and st.tasks[tid]["state"] == "success":
+                return 200, "image/png", PNG
+            return 404, "application/json", json.dumps(kie(404, "not found")).encode()
+        if not path.startswith("/api/"):
+            return 404, "application/json", json.dumps(kie(404, "not found")).encode()
+        if not headers.get("user-agent"):
+            return 403, "text/plain", b"error code: 1010"
+        if headers.get("authorization") != "Bearer " + st.cfg["token"]:
+            return 401, "application/json", json.dumps(
+                kie(401, "Unauthorized: invalid or missing API key")).encode()
+        if st.cfg["hang_next_ms"]:
+            hang, st.cfg["hang_next_ms"] = st.cfg["hang_next_ms"], 0
+            await asyncio.sleep(hang / 1000)
+        if st.cfg["latency_ms"]:
+            await asyncio.sleep(st.cfg["latency_ms"] / 1000)
+        if st.cfg["malformed_next"]:
+            st.cfg["malformed_next"] -= 1
+            # still do the work, so a malformed createTask answer may hide a real task
+            status, obj = self.api(method, path, query, body)
+            return 200, "application/json", b'{"code":200,"data":'
+        status, obj = self.api(method, path, query, body)
+        return status, "application/json", json.dumps(obj).encode()
+
+    def api(self, method, path, query, body):
+        st = self.st
+        routes = {"/api/v1/jobs/createTask": "POST", "/api/v1/jobs/recordInfo": "GET",
+                  "/api/v1/chat/credit": "GET", "/api/v1/common/download-url": "POST"}
+        if path not in routes:
+            return 404, kie(404, "not found")
+        if routes[path] != method:
+            return 405, kie(405, "method not allowed")
+        if path == "/api/v1/jobs/createTask":
+            return self.create(body)
+        if path == "/api/v1/jobs/recordInfo":
+            st.stats["record_info_total"] += 1
+            if st.cfg["fail_next_record_info_http500"]:
+                st.cfg["fail_next_record_info_http500"] -= 1
+                return 500, kie(500, "internal error (fake)")
+            tid = (query.get("taskId") or [""])[0]
+            if not tid:
+                return 200, kie(400, "taskId is required")
+            t = st.tasks.get(tid)
+            if not t:
+                return 200, kie(404, "task not found")
+            return 200, kie(200, "success", record(st.task_view(t), st.server_port))
+        if path == "/api/v1/chat/credit":
+            return 200, kie(200, "success", st.cfg["credits"])
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return 200, kie(400, "malformed JSON")
+        u = req.get("url") if isinstance(req, dict) else None
+        if not isinstance(u, str) or f"127.0.0.1:{st.server_port}/files/" not in u:
+            return 200, kie(422, "url is not a KIE result URL")
+        return 200, kie(200, "success", u + "?expires=" + str(int(time.time()) + 1200))
+
+    def create(self, body):
+        st = self.st
+        try:
+            req = json.loads(body or b"")
+        except ValueError:
+            return 200, kie(400, "malformed JSON body")
+        if not isinstance(req, dict) or not isinstance(req.get("model"), str):
+            return 200, kie(422, "model is required")
+        if req["model"] != MODEL:
+            return 200, kie(404, f"model {req['model']} not found")
+        err = validate_input(req.get("input"))
+        if err:
+            return 200, kie(422, err)
+        prompt = req["input"]["prompt"]
+        if "[fake:400]" in prompt:
+            return 200, kie(400, "content policy violation (fake)")
+        limit, window = st.cfg["create_limit"], st.cfg["create_window_s"]
+        now = time.monotonic()
+        if limit:
+            while st.create_times and now - st.create_times[0] >= window:
+                st.create_times.popleft()
+            if len(st.create_times) >= limit:
+                st.stats["creates_refused_429"] += 1
+                return 200, kie(429, "rate limited: too many createTask requests")
+        fail500 = False
+        if st.cfg["fail_next_create_http500"]:
+            st.cfg["fail_next_create_http500"] -= 1
+            st.http500_flip ^= 1
+            if not st.http500_flip:  # every other injected 500 creates nothing
+                return 500, kie(500, "internal error (fake)")
+            fail500 = True
+        if limit:
+            st.create_times.append(now)
+        st.counter += 1
+        tid = f"task_google_{now_ms()}{st.counter:06d}"
+        cb = req.get("callBackUrl") if isinstance(req.get("callBackUrl"), str) else None
+        job_id = None
+        if cb:
+            job_id = (urllib.parse.parse_qs(urllib.parse.urlsplit(cb).query).get("jobId")
+                      or [None])[0]
+        slow = re.search(r"\[fake:slow=(\d+)\]", prompt)
+        t = {"taskId": tid, "model": req["model"], "state": "waiting",
+             "param": json.dumps(req), "createTime": now_ms(), "updateTime": now_ms(),
+             "duration_ms": int(slow.group(1)) if slow else st.cfg["task_ms"],
+             "will_fail": "[fake:fail]" in prompt, "callBackUrl": cb, "jobId": job_id}
+        st.tasks[tid] = t
+        st.stats["creates_total"] += 1
+        key = job_id or "-"
+        st.stats["creates_by_job"][key] = st.stats["creates_by_job"].get(key, 0) + 1
+        if cb and t["duration_ms"] <= 0:
+            st.task_view(t)
+        elif cb:
+            asyncio.get_event_loop().call_later(t["duration_ms"] / 1000 + 0.01,
+                                                st.task_view, t)
+        if fail500:
+            return 500, kie(500, "internal error (fake)")
+        return 200, kie(200, "success", {"taskId": tid})
+
+    def control(self, method, path, query, body):
+        st = self.st
+        if path == "/_fake/health":
+            return 200, "text/plain", b"ok"
+        if path == "/_fake/stats" and method == "GET":
+            out = dict(st.stats)
+            out["credits"] = st.cfg["credits"]
+            if not query.get("brief"):
+                out["tasks"] = {k: {"state": st.task_view(v)["state"], "jobId": v["jobId"]}
+                                for k, v in st.tasks.items()}
+            return 200, "application/json", json.dumps(out).encode()
+        if path == "/_fake/config" and method == "POST":
+            try:
+                upd = json.loads(body or b"{}")
+                assert isinstance(upd, dict)
+            except (ValueError, AssertionError):
+                return 400, "application/json", b'{"error":"config must be a JSON object"}'
+            unknown = set(upd) - set(st.cfg)
+            if unknown:
+                return 400, "application/json", json.dumps(
+                    {"error": f"unknown config keys: {sorted(unknown)}"}).encode()
+            st.cfg.update(upd)
+            return 200, "application/json", json.dumps(st.cfg).encode()
+        if path == "/_fake/reset" and method == "POST":
+            st.reset()
+            return 200, "application/json", b'{"ok":true}'
+        return 404, "application/json", b'{"error":"no such control endpoint"}'
+
+
+class HttpProtocol(asyncio.Protocol):
+    """A small HTTP/1.1 server: keep-alive, Content-Length bodies, one request at a time
+    per connection (pipelined requests wait their turn)."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.buf = b""
+        self.busy = False
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.buf += data
+        if len(self.buf) > MAX_BODY + 65536:
+            self.reply(413, "application/json", b'{"code":413,"msg":"too large"}', close=True)
+            return
+        if not self.busy:
+            self.next_request()
+
+    def next_request(self):
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        try:
+            head = self.buf[:head_end].decode("latin-1").split("\r\n")
+            method, target, version = head[0].split(" ", 2)
+            headers = {}
+            for line in head[1:]:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        except ValueError:
+            self.transport.close()
+            return
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self.reply(411, "application/json", b'{"code":411,"msg":"length required"}',
+                       close=True)
+            return
+        try:
+            n = int(headers.get("content-length", "0"))
+        except ValueError:
+            self.transport.close()
+            return
+        if n > MAX_BODY:
+            self.reply(413, "application/json", b'{"code":413,"msg":"too large"}', close=True)
+            return
+        if len(self.buf) < head_end + 4 + n:
+            return
+        body = self.buf[head_end + 4:head_end + 4 + n]
+        self.buf = self.buf[head_end + 4 + n:]
+        close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+        self.busy = True
+        asyncio.get_event_loop().create_task(self.run(method, target, headers, body, close))
+
+    async def run(self, method, target, headers, body, close):
+        try:
+            status, ctype, out = await self.handler.handle(method, target, headers, body)
+        except Exception as e:  # a bug in the fake must not kill the server
+            status, ctype, out = 500, "text/plain", f"fake error: {e!r}".encode()
+        if method == "HEAD":
+            out_len, out = len(out), b""
+            self.reply(status, ctype, out, close, length=out_len)
+        else:
+            self.reply(status, ctype, out, close)
+        self.busy = False
+        if not close and self.buf and not self.transport.is_closing():
+            self.next_request()
+
+    def reply(self, status, ctype, body, close=False, length=None):
+        if self.transport.is_closing():
+            return
+        head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"
+                f"Content-Type: {ctype}\r\nContent-Length: "
+                f"{len(body) if length is None else length}\r\n"
+                f"{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n")
+        self.transport.write(head.encode() + body)
+        if close:
+            self.transport.close()
+
+
+async def main():
+    ap = argparse.ArgumentParser(description="a local fake of KIE's jobs API")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--token", default="fake-token")
+    ap.add_argument("--task-ms", type=int, default=300)
+    ap.add_argument("--hmac-key", default="")
+    ap.add_argument("--create-limit", type=int, default=20)
+    ap.add_argument("--create-window-s", type=float, default=10)
+    ap.add_argument("--credits", type=int, default=1000)
+    args = ap.parse_args()
+    if not loopback_host(args.host):
+        sys.exit("fake_kie: refusing to bind a non-loopback address")
+    st = State(args)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: HttpProtocol(Handler(st)), args.host, args.port)
+    st.server_port = server.sockets[0].getsockname()[1]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(st.server_port))
+        os.replace(tmp, args.port_file)
+    print(f"fake-kie listening on {args.host}:{st.server_port}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
