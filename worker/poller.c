@@ -111,7 +111,7 @@ void *poller_main(void *arg)
 	p.kie = kie_client_new(&ko);
 	p.ms = metadata_store_open(cfg, err, sizeof(err));
 	/* a poll holds its task at most this long before another poller may take it */
-	p.lease_ms = cfg->http_timeout_ms + 30000;
+	p.lease_ms = cfg->http_timeout_ms + 5000;
 	if (!p.kie || !p.ms) {
 		log_error(NULL, NULL, "poller cannot start: %s", p.ms ? "no HTTP handle" : err);
 		p.w->stopping = 1;

@@ -199,6 +199,10 @@ class Worker:
         "KIE_HEARTBEAT_TTL_MS": 1500, "KIE_RECOVERY_INTERVAL_MS": 300,
         "KIE_RETRY_BASE_MS": 100, "KIE_SHUTDOWN_GRACE_MS": 10000,
         "KIE_WORKER_CONCURRENCY": 4, "KIE_WORKER_POLLERS": 2,
+        "KIE_HTTP_TIMEOUT_MS": 5000,  # also bounds a dead poller's lease (+5 s)
+        # KIE learns the job id only through callBackUrl; nothing listens on port 9,
+        # so the fake's callbacks fail (and polling finalizes), as when a callback is lost
+        "KIE_CALLBACK_URL": "http://127.0.0.1:9/api/kie/callback",
     }
     count = 0
 
