@@ -63,6 +63,7 @@ int main(int argc, char **argv)
 	config_defaults(&cfg);
 	if (config_load_env(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
+		config_free(&cfg);
 		return 2;
 	}
 	for (int i = 1; i < argc; i++) {
@@ -125,12 +126,17 @@ int main(int argc, char **argv)
 	}
 	if (http_global_init() != 0) {
 		fprintf(stderr, "kie-worker: libcurl initialisation failed\n");
+		prompts_free(W.prompts);
+		config_free(&cfg);
 		return 1;
 	}
 	{ /* open the store once now so a bad R2/fs setting stops start-up, not a thread */
 		struct metadata_store *ms = metadata_store_open(&cfg, err, sizeof(err));
 		if (!ms) {
 			fprintf(stderr, "kie-worker: configuration error: %s\n", err);
+			prompts_free(W.prompts);
+			http_global_cleanup();
+			config_free(&cfg);
 			return 2;
 		}
 		metadata_store_free(ms);
