@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""bench_worker.py — throughput, peak memory and CPU per job of kie-worker against the
+KIE fake and a real redis-server, at several thread counts.
+
+usage: bench/bench_worker.py [--jobs 2000] [--task-ms 100] [--configs 4x2,16x4,64x8]
+Prints one Markdown table row per configuration (runners x pollers).
+"""
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("KIE_BIN_DIR", os.path.join(ROOT, "build"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
+from conftest import RedisServer, FakeKie, base_env  # noqa: E402
+
+
+def run(cfg, jobs, task_ms, tmp):
+    runners, pollers = (int(x) for x in cfg.split("x"))
+    d = tempfile.mkdtemp(dir=tmp)
+    srv = RedisServer(d)
+    fake = FakeKie(d, task_ms=task_ms, create_limit=0)
+    try:
+        r = srv.client()
+        pipe = r.pipeline()
+        for i in range(jobs):
+            pipe.lpush("kie:queue", json.dumps({"v": 1, "id": f"b-{i}", "type": "raw",
+                       "input": {"prompt": "bench", "imageUrl": "https://a.b/c.png"}}))
+        pipe.execute()
+        env = base_env(srv.url, fake.url, d, KIE_WORKER_CONCURRENCY=runners,
+                       KIE_WORKER_POLLERS=pollers, KIE_POLL_INITIAL_MS=100,
+                       KIE_LOG_LEVEL="warn")
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            env.pop(k, None)
+        t0 = time.monotonic()
+        p = subprocess.Popen([os.path.join(BIN, "kie-worker"), "--drain"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.monotonic() - t0
+        done = r.llen("kie:results")
+        creates = fake.stats()["creates_total"]
+        assert done == jobs and creates == jobs, (done, creates)
+        cpu = ru.ru_utime + ru.ru_stime
+        return (f"| {runners} x {pollers} | {jobs} | {wall:.2f} | {jobs / wall:.0f} | "
+                f"{ru.ru_maxrss / 1024:.1f} | {cpu * 1e6 / jobs:.0f} |")
+    finally:
+        fake.stop()
+        srv.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=2000)
+    ap.add_argument("--task-ms", type=int, default=100)
+    ap.add_argument("--configs", default="4x2,16x4,64x8")
+    a = ap.parse_args()
+    print(f"kie-worker {BIN}: {a.jobs} raw jobs, fake task time {a.task_ms} ms, "
+          f"{os.cpu_count()} cores")
+    print("| runners x pollers | jobs | wall s | jobs/s | peak RSS MiB | CPU µs/job |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="kie-bench-") as tmp:
+        for cfg in a.configs.split(","):
+            print(run(cfg, a.jobs, a.task_ms, tmp), flush=True)
+
+
+if __name__ == "__main__":
+    main()
