@@ -251,3 +251,40 @@ def workers(tmpdir_path):
         text = open(w.logpath).read()
         assert "ERROR: AddressSanitizer" not in text, text[-4000:]
         assert "runtime error:" not in text, text[-4000:]
+
+
+class FakeS3:
+    ACCESS_KEY = "AKIAKIETEST"
+    SECRET_KEY = "kie-test-secret"
+    BUCKET = "kie-test"
+
+    def __init__(self, tmp):
+        port_file = os.path.join(tmp, "fake-s3.port")
+        self.log = open(os.path.join(tmp, "fake-s3.log"), "w")
+        self.proc = subprocess.Popen(
+            [PY, os.path.join(ROOT, "tests", "fake_s3.py"), "--port", "0", "--port-file",
+             port_file, "--access-key", self.ACCESS_KEY, "--secret-key", self.SECRET_KEY,
+             "--bucket", self.BUCKET], stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = read_port_file(port_file, self.proc, "fake S3")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def env(self, secret=None):
+        return {"KIE_METADATA_STORE": "r2", "R2_ENDPOINT": self.url,
+                "R2_ACCESS_KEY_ID": self.ACCESS_KEY,
+                "R2_SECRET_ACCESS_KEY": secret or self.SECRET_KEY,
+                "R2_BUCKET_NAME": self.BUCKET}
+
+    def stats(self):
+        with urllib.request.urlopen(self.url + "/_fake/stats", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def stop(self):
+        stop_proc(self.proc)
+        self.log.close()
+
+
+@pytest.fixture
+def fake_s3(tmpdir_path):
+    f = FakeS3(tmpdir_path)
+    yield f
+    f.stop()
