@@ -1,0 +1,274 @@
+/* test_kie_parse.c — every response shape of kie-api.md parses, and errors are classed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kie_client.h"
+
+#define S(x) x, strlen(x)
+
+static void create_ok(void **state)
+{
+	char *id = NULL;
+	struct kie_error e;
+	const char *b = "{\"code\":200,\"msg\":\"success\",\"data\":{\"taskId\":\"task_google_1765178615729\"}}";
+	assert_int_equal(kie_parse_create_response(200, S(b), &id, &e), 0);
+	assert_string_equal(id, "task_google_1765178615729");
+	free(id);
+}
+
+static void create_body_code_is_the_verdict(void **state)
+{
+	static const struct { int code; enum kie_err_class cls; } cases[] = {
+		{401, KIE_ERR_ACCOUNT}, {402, KIE_ERR_ACCOUNT}, {433, KIE_ERR_ACCOUNT},
+		{429, KIE_ERR_RETRYABLE}, {455, KIE_ERR_RETRYABLE}, {400, KIE_ERR_PERMANENT},
+		{404, KIE_ERR_PERMANENT}, {422, KIE_ERR_PERMANENT}, {451, KIE_ERR_PERMANENT},
+		{505, KIE_ERR_PERMANENT}, {500, KIE_ERR_AMBIGUOUS},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char b[128], *id = NULL;
+		struct kie_error e;
+		snprintf(b, sizeof(b), "{\"code\":%d,\"message\":\"nope %d\"}", cases[i].code,
+			 cases[i].code);
+		assert_int_equal(kie_parse_create_response(200, S(b), &id, &e), -1);
+		assert_null(id);
+		assert_int_equal(e.code, cases[i].code);
+		assert_string_equal(kie_err_class_str(e.cls), kie_err_class_str(cases[i].cls));
+		assert_non_null(strstr(e.message, "nope")); /* "message" read like "msg" */
+	}
+}
+
+static void create_http_status_without_json(void **state)
+{
+	char *id = NULL;
+	struct kie_error e;
+	assert_int_equal(kie_parse_create_response(403, S("error code: 1010"), &id, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_PERMANENT);
+	assert_int_equal(kie_parse_create_response(502, S("<html>bad gateway</html>"), &id, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_AMBIGUOUS);
+	/* HTTP 500 with a JSON body saying 200: the status is a verdict too */
+	assert_int_equal(kie_parse_create_response(500, S("{\"code\":200}"), &id, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_AMBIGUOUS);
+	assert_int_equal(e.code, 500);
+}
+
+static void create_malformed_or_missing_id_is_ambiguous(void **state)
+{
+	char *id = NULL;
+	struct kie_error e;
+	assert_int_equal(kie_parse_create_response(200, S("{\"code\":200,\"data\":"), &id, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_AMBIGUOUS);
+	assert_int_equal(kie_parse_create_response(200, S("{\"code\":200,\"data\":{}}"), &id, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_AMBIGUOUS);
+	assert_non_null(strstr(e.message, "may have been created"));
+}
+
+static void record_success_result_json_is_a_string(void **state)
+{
+	struct kie_result r;
+	struct kie_error e;
+	const char *b = "{\"code\":200,\"msg\":\"success\",\"data\":{\"taskId\":\"t1\","
+		"\"model\":\"google/nano-banana-edit\",\"state\":\"success\",\"param\":\"{\\\"a\\\":1}\","
+		"\"resultJson\":\"{\\\"resultUrls\\\":[\\\"https://x/1.png\\\",\\\"https://x/2.png\\\"]}\","
+		"\"failCode\":\"\",\"failMsg\":\"\",\"costTime\":15000,\"completeTime\":1700000015000,"
+		"\"createTime\":1700000000000,\"updateTime\":1700000015001}}";
+	assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+	assert_string_equal(r.task_id, "t1");
+	assert_int_equal(r.state, KIE_TASK_SUCCESS);
+	assert_true(r.success);
+	assert_int_equal(r.n_results, 2);
+	assert_string_equal(r.result_urls[1], "https://x/2.png");
+	assert_true(r.has_cost_time);
+	assert_int_equal((long)r.cost_time_ms, 15000); /* recordInfo: already milliseconds */
+	assert_int_equal(r.update_time_ms, 1700000015001LL);
+	assert_string_equal(r.param, "{\"a\":1}");
+	assert_null(r.error);
+	kie_result_free(&r);
+}
+
+static void record_result_json_as_object_and_numeric_strings(void **state)
+{
+	struct kie_result r;
+	struct kie_error e;
+	const char *b = "{\"code\":\"200\",\"data\":{\"taskId\":\"t2\",\"state\":\"success\","
+		"\"resultJson\":{\"resultUrls\":[\"https://x/o.png\"]},\"costTime\":\"900\"}}";
+	assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+	assert_int_equal(r.n_results, 1);
+	assert_string_equal(r.result_urls[0], "https://x/o.png");
+	assert_int_equal((long)r.cost_time_ms, 900);
+	kie_result_free(&r);
+}
+
+static void record_fail_and_failed_alike(void **state)
+{
+	const char *states[] = {"fail", "failed"};
+	for (int i = 0; i < 2; i++) {
+		struct kie_result r;
+		struct kie_error e;
+		char b[256];
+		snprintf(b, sizeof(b), "{\"code\":200,\"msg\":\"ok\",\"data\":{\"taskId\":\"t\","
+			 "\"state\":\"%s\",\"failCode\":\"501\",\"failMsg\":\"bad input\","
+			 "\"resultJson\":\"\"}}", states[i]);
+		assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+		assert_int_equal(r.state, KIE_TASK_FAIL);
+		assert_false(r.success);
+		assert_string_equal(r.fail_code, "501");
+		assert_string_equal(r.error, "bad input");
+		assert_int_equal(r.n_results, 0);
+		kie_result_free(&r);
+	}
+}
+
+static void record_in_progress_states(void **state)
+{
+	const char *states[] = {"waiting", "queuing", "generating"};
+	enum kie_task_state want[] = {KIE_TASK_WAITING, KIE_TASK_QUEUING, KIE_TASK_GENERATING};
+	for (int i = 0; i < 3; i++) {
+		struct kie_result r;
+		struct kie_error e;
+		char b[128];
+		snprintf(b, sizeof(b), "{\"code\":200,\"data\":{\"taskId\":\"t\",\"state\":\"%s\"}}",
+			 states[i]);
+		assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+		assert_int_equal(r.state, want[i]);
+		assert_false(kie_task_state_final(r.state));
+		kie_result_free(&r);
+	}
+}
+
+static void record_errors_are_retryable_or_typed(void **state)
+{
+	struct kie_result r;
+	struct kie_error e;
+	assert_int_equal(kie_parse_task_response(200, S("{\"code\":404,\"msg\":\"task not found\"}"),
+						 &r, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_PERMANENT);
+	assert_int_equal(kie_parse_task_response(200, S("{\"code\":500,\"msg\":\"oops\"}"), &r, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_RETRYABLE); /* a read is safe to repeat */
+	assert_int_equal(kie_parse_task_response(200, S("{\"code\":200,\"data\":"), &r, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_RETRYABLE);
+	assert_int_equal(kie_parse_task_response(200, S("{\"code\":401,\"msg\":\"x\"}"), &r, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_ACCOUNT);
+	assert_int_equal(kie_parse_task_response(200,
+		S("{\"code\":200,\"data\":{\"taskId\":\"t\",\"state\":\"dreaming\"}}"), &r, &e), -1);
+	assert_non_null(strstr(e.message, "unknown task state"));
+}
+
+static void callback_seed_example_seconds_to_ms(void **state)
+{
+	struct kie_result r;
+	struct kie_error e;
+	const char *b = "{\"code\":200,\"msg\":\"success\",\"data\":{\"taskId\":\"kie-task-123\","
+		"\"state\":\"success\",\"resultJson\":\"{\\\"resultUrls\\\":[\\\"https://cdn.example.com/kie/task123.png\\\"]}\","
+		"\"consumeCredits\":3,\"costTime\":18.4,\"createTime\":1731571200000,"
+		"\"completeTime\":1731571218000,\"updateTime\":1731571218000,"
+		"\"model\":\"google/nano-banana-edit\",\"param\":\"...\",\"remainedCredits\":997}}";
+	assert_int_equal(kie_parse_callback(S(b), &r, &e), 0);
+	assert_string_equal(r.task_id, "kie-task-123");
+	assert_true(r.success);
+	assert_int_equal(r.n_results, 1);
+	assert_true(r.has_credits);
+	assert_int_equal((int)r.credits, 3);
+	assert_true(r.has_remaining);
+	assert_int_equal((int)r.remaining_credits, 997);
+	assert_int_equal((long)(r.cost_time_ms + 0.5), 18400); /* seconds in callbacks */
+	assert_int_equal(r.update_time_ms, 1731571218000LL);
+	char *js = kie_result_to_json(&r);
+	assert_string_equal(js, "{\"taskId\":\"kie-task-123\",\"success\":true,\"state\":\"success\","
+			    "\"resultUrls\":[\"https://cdn.example.com/kie/task123.png\"],"
+			    "\"error\":null,\"credits\":3,\"costTime\":18400,"
+			    "\"updateTime\":1731571218000}");
+	free(js);
+	kie_result_free(&r);
+}
+
+static void callback_failure_and_credits_consumed(void **state)
+{
+	struct kie_result r;
+	struct kie_error e;
+	const char *b = "{\"code\":501,\"msg\":\"generation failed\",\"data\":{\"taskId\":\"t9\","
+		"\"model\":\"google/nano-banana-edit\",\"state\":\"fail\",\"failCode\":\"501\","
+		"\"failMsg\":\"Content policy\",\"completeTime\":1,\"creditsConsumed\":0}}";
+	assert_int_equal(kie_parse_callback(S(b), &r, &e), 0);
+	assert_false(r.success);
+	assert_int_equal(r.state, KIE_TASK_FAIL);
+	assert_string_equal(r.error, "Content policy");
+	assert_true(r.has_credits);
+	assert_int_equal((int)r.credits, 0);
+	assert_int_equal(r.n_results, 0);
+	kie_result_free(&r);
+}
+
+static void callback_task_id_locations(void **state)
+{
+	const char *bodies[] = {
+		"{\"code\":200,\"data\":{\"taskId\":\"A\",\"state\":\"success\"}}",
+		"{\"code\":200,\"data\":{\"task_id\":\"A\",\"state\":\"success\"}}",
+		"{\"code\":200,\"taskId\":\"A\",\"data\":{\"state\":\"success\"}}",
+	};
+	for (int i = 0; i < 3; i++) {
+		struct kie_result r;
+		struct kie_error e;
+		assert_int_equal(kie_parse_callback(S(bodies[i]), &r, &e), 0);
+		assert_string_equal(r.task_id, "A");
+		kie_result_free(&r);
+	}
+	struct kie_result r;
+	struct kie_error e;
+	assert_int_equal(kie_parse_callback(S("{\"code\":200,\"data\":{}}"), &r, &e), -1);
+	assert_non_null(strstr(e.message, "no task id"));
+	assert_int_equal(kie_parse_callback(S("not json"), &r, &e), -1);
+	/* a non-200 code without a state is a failure, with the message kept */
+	assert_int_equal(kie_parse_callback(S("{\"code\":501,\"message\":\"boom\",\"taskId\":\"B\"}"),
+					    &r, &e), 0);
+	assert_false(r.success);
+	assert_non_null(strstr(r.error, "boom"));
+	kie_result_free(&r);
+}
+
+static void classify_transport(void **state)
+{
+	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_NOT_SENT, 0, 0), KIE_ERR_RETRYABLE);
+	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_NO_ANSWER, 0, 0), KIE_ERR_AMBIGUOUS);
+	assert_int_equal(kie_classify(KIE_OP_QUERY, HTTP_TRANSPORT_NO_ANSWER, 0, 0), KIE_ERR_RETRYABLE);
+	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_TOO_BIG, 200, 0), KIE_ERR_AMBIGUOUS);
+	assert_int_equal(kie_classify(KIE_OP_QUERY, HTTP_TRANSPORT_OK, 503, 0), KIE_ERR_RETRYABLE);
+	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_OK, 200, 200), KIE_ERR_NONE);
+}
+
+static void state_parse(void **state)
+{
+	assert_int_equal(kie_task_state_parse("fail"), KIE_TASK_FAIL);
+	assert_int_equal(kie_task_state_parse("failed"), KIE_TASK_FAIL);
+	assert_int_equal(kie_task_state_parse("success"), KIE_TASK_SUCCESS);
+	assert_int_equal(kie_task_state_parse("SUCCESS"), KIE_TASK_UNKNOWN);
+	assert_int_equal(kie_task_state_parse(NULL), KIE_TASK_UNKNOWN);
+	assert_string_equal(kie_task_state_str(KIE_TASK_QUEUING), "queuing");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(create_ok),
+		cmocka_unit_test(create_body_code_is_the_verdict),
+		cmocka_unit_test(create_http_status_without_json),
+		cmocka_unit_test(create_malformed_or_missing_id_is_ambiguous),
+		cmocka_unit_test(record_success_result_json_is_a_string),
+		cmocka_unit_test(record_result_json_as_object_and_numeric_strings),
+		cmocka_unit_test(record_fail_and_failed_alike),
+		cmocka_unit_test(record_in_progress_states),
+		cmocka_unit_test(record_errors_are_retryable_or_typed),
+		cmocka_unit_test(callback_seed_example_seconds_to_ms),
+		cmocka_unit_test(callback_failure_and_credits_consumed),
+		cmocka_unit_test(callback_task_id_locations),
+		cmocka_unit_test(classify_transport),
+		cmocka_unit_test(state_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,181 @@
+/* test_kie_request.c — request validation, the createTask body, callback URLs and the
+ * webhook signature (checked against an independent OpenSSL computation). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "kie_client.h"
+
+static const char *const one_image[] = {"https://img.example.com/a.png"};
+
+static struct kie_task_request req_with(const char *prompt)
+{
+	struct kie_task_request r = {.prompt = prompt, .image_urls = one_image, .n_images = 1};
+	return r;
+}
+
+/* n copies of a 3-byte character: n characters, 3n bytes */
+static char *repeat_cjk(size_t n)
+{
+	char *s = malloc(3 * n + 1);
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + 3 * i, "\xe8\xa1\xa3", 3); /* 衣 */
+	s[3 * n] = '\0';
+	return s;
+}
+
+static void prompt_limit_counts_characters(void **state)
+{
+	struct kie_error e;
+	char *ok = repeat_cjk(5000), *over = repeat_cjk(5001);
+	struct kie_task_request r = req_with(ok);
+	assert_int_equal(kie_validate_request(&r, &e), 0);
+	r.prompt = over;
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_PERMANENT);
+	assert_non_null(strstr(e.message, "5001 characters"));
+	free(ok);
+	free(over);
+	r.prompt = "";
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_non_null(strstr(e.message, "empty"));
+	r.prompt = "\xc3\x28";
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_non_null(strstr(e.message, "UTF-8"));
+}
+
+static void image_count_and_urls(void **state)
+{
+	struct kie_error e;
+	const char *eleven[11];
+	for (int i = 0; i < 11; i++)
+		eleven[i] = "https://a.b/c.png";
+	struct kie_task_request r = req_with("x");
+	r.n_images = 0;
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_non_null(strstr(e.message, "0 image URLs"));
+	r.image_urls = eleven;
+	r.n_images = 11;
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_non_null(strstr(e.message, "11 image URLs"));
+	r.n_images = 10;
+	assert_int_equal(kie_validate_request(&r, &e), 0);
+	const char *ftp[] = {"ftp://a.b/c.png"};
+	r.image_urls = ftp;
+	r.n_images = 1;
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_non_null(strstr(e.message, "never file bytes"));
+}
+
+static void ratios_and_formats(void **state)
+{
+	const char *ok[] = {"1:1", "9:16", "16:9", "3:4", "4:3", "3:2", "2:3", "5:4", "4:5",
+			    "21:9", "auto"};
+	struct kie_error e;
+	struct kie_task_request r = req_with("x");
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		r.ratio = ok[i];
+		assert_int_equal(kie_validate_request(&r, &e), 0);
+	}
+	r.ratio = "7:5";
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_non_null(strstr(e.message, "7:5"));
+	r.ratio = NULL;
+	r.output_format = "jpeg";
+	assert_int_equal(kie_validate_request(&r, &e), 0);
+	r.output_format = "gif";
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+}
+
+static void create_body_fields_and_defaults(void **state)
+{
+	struct kie_error e;
+	struct kie_task_request r = req_with("a coat");
+	char *body = kie_build_create_body(&r, "google/nano-banana-edit", &e);
+	cJSON *o = cJSON_Parse(body), *in = cJSON_GetObjectItem(o, "input");
+	assert_string_equal(cJSON_GetObjectItem(o, "model")->valuestring, "google/nano-banana-edit");
+	assert_null(cJSON_GetObjectItem(o, "callBackUrl"));
+	assert_string_equal(cJSON_GetObjectItem(in, "prompt")->valuestring, "a coat");
+	assert_string_equal(cJSON_GetObjectItem(in, "aspect_ratio")->valuestring, "9:16");
+	assert_string_equal(cJSON_GetObjectItem(in, "output_format")->valuestring, "png");
+	assert_null(cJSON_GetObjectItem(in, "image_size")); /* deprecated name never sent */
+	assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(in, "image_urls"), 0)->valuestring,
+			    one_image[0]);
+	cJSON_Delete(o);
+	free(body);
+	r.callback_url = "https://app.example.com/cb?jobId=j1";
+	r.ratio = "1:1";
+	body = kie_build_create_body(&r, "google/nano-banana-edit", &e);
+	o = cJSON_Parse(body);
+	assert_string_equal(cJSON_GetObjectItem(o, "callBackUrl")->valuestring,
+			    "https://app.example.com/cb?jobId=j1");
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "input"),
+						"aspect_ratio")->valuestring, "1:1");
+	cJSON_Delete(o);
+	free(body);
+	r.prompt = "";
+	assert_null(kie_build_create_body(&r, "google/nano-banana-edit", &e));
+}
+
+static void callback_url_gets_the_job_id(void **state)
+{
+	char *a = kie_callback_url_with_job("https://app.example.com/cb", "job-1");
+	char *b = kie_callback_url_with_job("https://app.example.com/cb?src=x", "a b/c");
+	assert_string_equal(a, "https://app.example.com/cb?jobId=job-1");
+	assert_string_equal(b, "https://app.example.com/cb?src=x&jobId=a%20b%2Fc");
+	free(a);
+	free(b);
+}
+
+static void webhook_signature_matches_openssl(void **state)
+{
+	unsigned char md[32];
+	unsigned int md_len = 0;
+	char expect[64], got[64], why[128];
+	const char *msg = "task_1.1700000000";
+
+	HMAC(EVP_sha256(), "k", 1, (const unsigned char *)msg, strlen(msg), md, &md_len);
+	EVP_EncodeBlock((unsigned char *)expect, md, (int)md_len);
+	assert_int_equal(kie_webhook_signature("k", "task_1", "1700000000", got, sizeof(got)), 0);
+	assert_string_equal(got, expect);
+	assert_int_equal(kie_webhook_verify("k", "task_1", "1700000000", expect, 1700000100, 300,
+					    why, sizeof(why)), 0);
+	got[3] ^= 1;
+	assert_int_equal(kie_webhook_verify("k", "task_1", "1700000000", got, 1700000100, 300,
+					    why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "does not match"));
+	assert_int_equal(kie_webhook_verify("k", "task_1", "1700000000", expect, 1700000400, 300,
+					    why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "window"));
+	assert_int_equal(kie_webhook_verify("k", "task_1", "17e8", expect, 1700000000, 300, why,
+					    sizeof(why)), -1);
+	assert_non_null(strstr(why, "not a number"));
+	assert_int_equal(kie_webhook_verify("k", "task_1", NULL, expect, 1700000000, 300, why,
+					    sizeof(why)), -1);
+	assert_non_null(strstr(why, "missing"));
+	/* the key matters */
+	assert_int_equal(kie_webhook_verify("other", "task_1", "1700000000", expect, 1700000000,
+					    300, why, sizeof(why)), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(prompt_limit_counts_characters),
+		cmocka_unit_test(image_count_and_urls),
+		cmocka_unit_test(ratios_and_formats),
+		cmocka_unit_test(create_body_fields_and_defaults),
+		cmocka_unit_test(callback_url_gets_the_job_id),
+		cmocka_unit_test(webhook_signature_matches_openssl),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,169 @@
+/* test_metadata.c — the KIETaskMetadata record (the seed's field names), merging, task id
+ * safety, and the fs store end to end in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "metadata.h"
+
+static const char *const imgs[] = {"https://a.b/1.png", "https://a.b/2.png"};
+
+static void pending_has_the_seed_fields(void **state)
+{
+	struct task_metadata m = {.task_id = "t1", .job_id = "j1", .type = "model_pose",
+				  .model = "google/nano-banana-edit", .prompt = "p",
+				  .image_urls = imgs, .n_images = 2, .ratio = "9:16"};
+	cJSON *o = metadata_pending(&m, 0);
+	const char *want[] = {"taskId", "jobId", "type", "model", "prompt", "imageUrls", "ratio",
+			      "status", "resultUrls", "error", "consumeCredits", "costTime",
+			      "createdAt", "updatedAt"};
+	int n = 0;
+	const cJSON *f;
+	cJSON_ArrayForEach(f, o) n++;
+	assert_int_equal(n, sizeof(want) / sizeof(want[0])); /* character only when given */
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_true(cJSON_HasObjectItem(o, want[i]));
+	assert_string_equal(cJSON_GetObjectItem(o, "status")->valuestring, "pending");
+	assert_string_equal(cJSON_GetObjectItem(o, "createdAt")->valuestring,
+			    "1970-01-01T00:00:00.000Z");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "imageUrls")), 2);
+	cJSON_Delete(o);
+	m.character = "ava";
+	o = metadata_pending(&m, 1700000000123LL);
+	assert_string_equal(cJSON_GetObjectItem(o, "character")->valuestring, "ava");
+	assert_string_equal(cJSON_GetObjectItem(o, "updatedAt")->valuestring,
+			    "2023-11-14T22:13:20.123Z");
+	cJSON_Delete(o);
+}
+
+static void result_fields_and_merge(void **state)
+{
+	char *urls[] = {"https://r/1.png"};
+	struct kie_result ok = {.task_id = "t1", .state = KIE_TASK_SUCCESS, .success = 1,
+				.result_urls = urls, .n_results = 1, .has_credits = 1, .credits = 2,
+				.has_cost_time = 1, .cost_time_ms = 1500, .update_time_ms = 0};
+	struct kie_result bad = {.task_id = "t1", .state = KIE_TASK_FAIL, .error = "nsfw"};
+	cJSON *a = metadata_result_fields(&ok, 0), *b = metadata_result_fields(&bad, 0);
+	assert_string_equal(cJSON_GetObjectItem(a, "status")->valuestring, "completed");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(a, "error")));
+	assert_int_equal(cJSON_GetObjectItem(a, "consumeCredits")->valueint, 2);
+	assert_int_equal(cJSON_GetObjectItem(a, "costTime")->valueint, 1500);
+	assert_string_equal(cJSON_GetObjectItem(b, "status")->valuestring, "failed");
+	assert_string_equal(cJSON_GetObjectItem(b, "error")->valuestring, "nsfw");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(b, "consumeCredits")));
+	cJSON *rec = cJSON_Parse("{\"taskId\":\"t1\",\"prompt\":\"keep me\",\"status\":\"pending\"}");
+	metadata_merge(rec, a);
+	assert_string_equal(cJSON_GetObjectItem(rec, "prompt")->valuestring, "keep me");
+	assert_string_equal(cJSON_GetObjectItem(rec, "status")->valuestring, "completed");
+	assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(rec, "resultUrls"), 0)->valuestring,
+			    "https://r/1.png");
+	cJSON_Delete(rec);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+}
+
+static void task_id_safety(void **state)
+{
+	char err[256];
+	assert_int_equal(metadata_check_task_id("task_google_1765178615729", err, sizeof(err)), 0);
+	assert_int_equal(metadata_check_task_id("../x", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "unsafe"));
+	assert_int_equal(metadata_check_task_id("a/b", err, sizeof(err)), -1);
+	assert_int_equal(metadata_check_task_id("..", err, sizeof(err)), -1);
+	assert_int_equal(metadata_check_task_id("", err, sizeof(err)), -1);
+}
+
+static void fs_store_end_to_end(void **state)
+{
+	char dir[] = "/tmp/kie-meta-XXXXXX", err[512], sub[300];
+	struct config c;
+	assert_non_null(mkdtemp(dir));
+	config_defaults(&c);
+	config_set(&c, "KIE_METADATA_DIR", dir, err, sizeof(err));
+	config_set(&c, "KIE_METADATA_STORE", "fs", err, sizeof(err));
+	struct metadata_store *s = metadata_store_open(&c, err, sizeof(err));
+	assert_non_null(s);
+	assert_string_equal(metadata_store_kind(s), "fs");
+	struct task_metadata m = {.task_id = "t_fs", .job_id = "j", .type = "raw", .model = "m",
+				  .prompt = "红色", .image_urls = imgs, .n_images = 1, .ratio = "1:1"};
+	assert_int_equal(metadata_store_save_pending(s, &m, err, sizeof(err)), 0);
+	cJSON *got = NULL;
+	assert_int_equal(metadata_store_get(s, "t_fs", &got, err, sizeof(err)), 0);
+	assert_string_equal(cJSON_GetObjectItem(got, "prompt")->valuestring, "红色");
+	cJSON_Delete(got);
+	cJSON *f = cJSON_Parse("{\"status\":\"completed\",\"resultUrls\":[\"https://r/x.png\"]}");
+	assert_int_equal(metadata_store_update(s, "t_fs", f, err, sizeof(err)), 0);
+	assert_int_equal(metadata_store_get(s, "t_fs", &got, err, sizeof(err)), 0);
+	assert_string_equal(cJSON_GetObjectItem(got, "status")->valuestring, "completed");
+	assert_string_equal(cJSON_GetObjectItem(got, "prompt")->valuestring, "红色"); /* kept */
+	cJSON_Delete(got);
+	assert_int_equal(metadata_store_get(s, "missing", &got, err, sizeof(err)), 1);
+	/* update of a missing record creates it with the task id */
+	assert_int_equal(metadata_store_update(s, "t_new", f, err, sizeof(err)), 0);
+	assert_int_equal(metadata_store_get(s, "t_new", &got, err, sizeof(err)), 0);
+	assert_string_equal(cJSON_GetObjectItem(got, "taskId")->valuestring, "t_new");
+	cJSON_Delete(got);
+	assert_int_equal(metadata_store_put(s, "../evil", f, err, sizeof(err)), -1);
+	cJSON_Delete(f);
+	/* atomic writes leave no temporary files */
+	snprintf(sub, sizeof(sub), "%s/kie-tasks", dir);
+	DIR *d = opendir(sub);
+	struct dirent *e;
+	int files = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		assert_null(strstr(e->d_name, ".tmp"));
+		files++;
+		char p[600];
+		snprintf(p, sizeof(p), "%s/%s", sub, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	assert_int_equal(files, 2);
+	rmdir(sub);
+	rmdir(dir);
+	metadata_store_free(s);
+	config_free(&c);
+}
+
+static void r2_store_needs_its_variables(void **state)
+{
+	struct config c;
+	char err[512];
+	config_defaults(&c);
+	config_set(&c, "KIE_METADATA_STORE", "r2", err, sizeof(err));
+	assert_null(metadata_store_open(&c, err, sizeof(err)));
+	assert_non_null(strstr(err, "R2_ACCESS_KEY_ID is not set"));
+	config_set(&c, "R2_ACCESS_KEY_ID", "a", err, sizeof(err));
+	config_set(&c, "R2_SECRET_ACCESS_KEY", "s", err, sizeof(err));
+	config_set(&c, "R2_BUCKET_NAME", "b", err, sizeof(err));
+	assert_null(metadata_store_open(&c, err, sizeof(err)));
+	assert_non_null(strstr(err, "R2_ACCOUNT_ID"));
+	config_set(&c, "R2_ACCOUNT_ID", "acc", err, sizeof(err));
+	struct metadata_store *s = metadata_store_open(&c, err, sizeof(err));
+	assert_non_null(s);
+	assert_string_equal(metadata_store_kind(s), "r2");
+	metadata_store_free(s);
+	config_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(pending_has_the_seed_fields),
+		cmocka_unit_test(result_fields_and_merge),
+		cmocka_unit_test(task_id_safety),
+		cmocka_unit_test(fs_store_end_to_end),
+		cmocka_unit_test(r2_store_needs_its_variables),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
