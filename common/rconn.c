@@ -125,6 +125,18 @@ static int try_connect(struct rconn *r, char *why, size_t whylen)
 		}
 		freeReplyObject(rep);
 	}
+	/* A reconnect loop to a local port nobody listens on can pick that very port as its
+	 * source and connect to itself (TCP simultaneous open): every command would then be
+	 * "answered" by its own echo. A real server answers PING with PONG. */
+	rep = redisCommand(r->c, "PING");
+	if (!rep || rep->type != REDIS_REPLY_STATUS || strcmp(rep->str, "PONG") != 0) {
+		snprintf(why, whylen, "no PONG to PING (%s)",
+			 rep ? "not a Redis server, or a self-connected socket" : r->c->errstr);
+		if (rep)
+			freeReplyObject(rep);
+		goto fail;
+	}
+	freeReplyObject(rep);
 	if (r->addr.db) {
 		rep = redisCommand(r->c, "SELECT %d", r->addr.db);
 		if (!rep || rep->type == REDIS_REPLY_ERROR) {
