@@ -77,7 +77,16 @@ static void now_str(char *out, size_t n)
 	snprintf(out, n, "%lld", (long long)util_now_ms());
 }
 
-int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len)
+static char *copy_reply_str(const redisReply *rep, size_t *len)
+{
+	char *s = util_xmalloc(rep->len + 1);
+	memcpy(s, rep->str, rep->len);
+	s[rep->len] = '\0';
+	*len = rep->len;
+	return s;
+}
+
+int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len, int *leftover)
 {
 	char src[128], dst[300], tmo[32];
 	const char *argv[6];
@@ -85,8 +94,23 @@ int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len)
 
 	*raw = NULL;
 	*len = 0;
+	*leftover = 0;
 	queue_key(q, src, sizeof(src), "queue");
 	key2(q, dst, sizeof(dst), "processing", q->worker_id);
+
+	/* Our list is empty whenever we are idle, unless a BLMOVE's reply was lost with the
+	 * connection or a release failed: then the oldest such descriptor is ours to redo. */
+	rep = rconn_cmd(q->r, "LINDEX %s -1", dst);
+	if (!rep)
+		return -1;
+	if (rep->type == REDIS_REPLY_STRING) {
+		*raw = copy_reply_str(rep, len);
+		*leftover = 1;
+		freeReplyObject(rep);
+		return 0;
+	}
+	freeReplyObject(rep);
+
 	snprintf(tmo, sizeof(tmo), "%.3f", timeout_s);
 	argv[0] = "BLMOVE"; argv[1] = src; argv[2] = dst; argv[3] = "RIGHT"; argv[4] = "LEFT";
 	argv[5] = tmo;
@@ -94,10 +118,7 @@ int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len)
 	if (!rep)
 		return -1;
 	if (rep->type == REDIS_REPLY_STRING) {
-		*raw = util_xmalloc(rep->len + 1);
-		memcpy(*raw, rep->str, rep->len);
-		(*raw)[rep->len] = '\0';
-		*len = rep->len;
+		*raw = copy_reply_str(rep, len);
 	} else if (rep->type == REDIS_REPLY_ERROR) {
 		log_error(NULL, NULL, "BLMOVE failed: %s (Redis 6.2 or newer is required)", rep->str);
 		freeReplyObject(rep);
@@ -523,119 +544,126 @@ int queue_emit_event(struct queue *q, const char *event_json, const char *reply_
 	return ok_reply(eval(q, lua, reply_to && *reply_to ? 2 : 1, keys, 3, args, NULL));
 }
 
-int queue_heartbeat(struct queue *q, long ttl_ms, const char *info)
+void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot)
+{
+	snprintf(out, outlen, "%s#%d", worker_id, slot);
+}
+
+int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers)
 {
 	static const char lua[] =
-		"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-		"redis.call('SADD', KEYS[2], ARGV[3]) return 1";
-	char hb[300], workers[128], ttl[32];
-	const char *keys[] = {hb, workers};
-	const char *args[] = {info, ttl, q->worker_id};
-	key2(q, hb, sizeof(hb), "worker", q->worker_id);
-	queue_key(q, workers, sizeof(workers), "workers");
+		"for i = 0, tonumber(ARGV[3]) - 1 do "
+		"  local c = ARGV[2] .. i "
+		"  redis.call('SET', ARGV[1] .. ':worker:' .. c, ARGV[4], 'PX', ARGV[5]) "
+		"  redis.call('SADD', ARGV[1] .. ':workers', c) end return 1";
+	char own[160], n[16], ttl[32];
+	const char *args[] = {q->prefix, own, n, info, ttl};
+	snprintf(own, sizeof(own), "%s#", q->worker_id);
+	snprintf(n, sizeof(n), "%d", nconsumers);
 	snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
-	return ok_reply(eval(q, lua, 2, keys, 3, args, NULL));
+	return ok_reply(eval(q, lua, 0, NULL, 5, args, NULL));
 }
 
-/* Returns a dead worker's claimed descriptors to the queue, counting recoveries per
- * descriptor; past the limit a descriptor goes to the dead letters instead. ARGV[4]='0'
- * (a worker releasing itself on a clean exit) neither checks the heartbeat nor counts. */
-static const char recover_lua[] =
-	"if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return {-1, 0} end "
-	"local back, dead = 0, 0 "
-	"while true do "
-	"  local item = redis.call('RPOP', KEYS[2]) "
-	"  if not item then break end "
-	"  local sha = redis.sha1hex(item) "
-	"  local n = 0 "
-	"  if ARGV[4] == '1' then n = redis.call('HINCRBY', KEYS[5], sha, 1) end "
-	"  if n > tonumber(ARGV[2]) then "
-	"    local id = cjson.null "
-	"    local ok, obj = pcall(cjson.decode, item) "
-	"    if ok and type(obj) == 'table' and type(obj['id']) == 'string' then id = obj['id'] end "
-	"    redis.call('LPUSH', KEYS[4], cjson.encode({v = 1, jobId = id, "
-	"      reason = 'recovered from ' .. n .. ' dead workers (limit ' .. ARGV[2] .. "
-	"        ', KIE_MAX_RECOVERIES): this job may be what kills them', "
-	"      source = 'recovery', raw = item, attempts = n, workerId = ARGV[1], "
-	"      failedAt = ARGV[3]})) "
-	"    if id ~= cjson.null then "
-	"      redis.call('HSET', ARGV[5] .. ':job:' .. id, 'state', 'dead', 'error', "
-	"        'killed too many workers') end "
-	"    redis.call('HDEL', KEYS[5], sha) "
-	"    redis.call('HINCRBY', KEYS[7], 'dead', 1) "
-	"    dead = dead + 1 "
-	"  else "
-	"    redis.call('RPUSH', KEYS[3], item) "
-	"    back = back + 1 "
-	"  end "
+/* recover(consumer, count): returns a consumer's claimed descriptors to the queue. When
+ * count is true (the consumer's heartbeat expired) each return is counted per descriptor
+ * and past ARGV[2] (KIE_MAX_RECOVERIES) the descriptor goes to the dead letters instead;
+ * a worker releasing its own consumers on a clean exit neither counts nor checks.
+ * Keys are built from the prefix (ARGV[1]): with a {hash tag} prefix they share a slot. */
+#define RECOVER_LUA_FN \
+	"local p = ARGV[1] " \
+	"local function recover(w, count) " \
+	"  local proc, back, dead = p .. ':processing:' .. w, 0, 0 " \
+	"  while true do " \
+	"    local item = redis.call('RPOP', proc) " \
+	"    if not item then break end " \
+	"    local sha = redis.sha1hex(item) " \
+	"    local n = 0 " \
+	"    if count then n = redis.call('HINCRBY', p .. ':recoveries', sha, 1) end " \
+	"    if n > tonumber(ARGV[2]) then " \
+	"      local id = cjson.null " \
+	"      local ok, obj = pcall(cjson.decode, item) " \
+	"      if ok and type(obj) == 'table' and type(obj['id']) == 'string' then " \
+	"        id = obj['id'] end " \
+	"      redis.call('LPUSH', p .. ':dead', cjson.encode({v = 1, jobId = id, " \
+	"        reason = 'recovered from ' .. n .. ' dead workers (limit ' .. ARGV[2] .. " \
+	"          ', KIE_MAX_RECOVERIES): this job may be what kills them', " \
+	"        source = 'recovery', raw = item, attempts = n, workerId = w, " \
+	"        failedAt = ARGV[3]})) " \
+	"      if id ~= cjson.null then " \
+	"        redis.call('HSET', p .. ':job:' .. id, 'state', 'dead', 'error', " \
+	"          'killed too many workers') end " \
+	"      redis.call('HDEL', p .. ':recoveries', sha) " \
+	"      redis.call('HINCRBY', p .. ':stats', 'dead', 1) " \
+	"      dead = dead + 1 " \
+	"    else " \
+	"      redis.call('RPUSH', p .. ':queue', item) " \
+	"      back = back + 1 " \
+	"    end " \
+	"  end " \
+	"  redis.call('SREM', p .. ':workers', w) " \
+	"  if count then redis.call('HINCRBY', p .. ':stats', 'recovered', back) " \
+	"  else redis.call('DEL', p .. ':worker:' .. w) end " \
+	"  return back, dead " \
 	"end "
-	"redis.call('SREM', KEYS[6], ARGV[1]) "
-	"if ARGV[4] == '0' then redis.call('DEL', KEYS[1]) end "
-	"if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[7], 'recovered', back) end "
-	"return {back, dead}";
-
-static int recover_one(struct queue *q, const char *wid, int count, long *back, long *dead,
-		       long max_recoveries)
-{
-	char hb[300], proc[300], queue[128], deadk[128], rec[128], workers[128], stats[128];
-	char max[32], ts[UTIL_ISO8601_SIZE];
-	const char *keys[] = {hb, proc, queue, deadk, rec, workers, stats};
-	const char *args[] = {wid, max, ts, count ? "1" : "0", q->prefix};
-	redisReply *rep;
-
-	key2(q, hb, sizeof(hb), "worker", wid);
-	key2(q, proc, sizeof(proc), "processing", wid);
-	queue_key(q, queue, sizeof(queue), "queue");
-	queue_key(q, deadk, sizeof(deadk), "dead");
-	queue_key(q, rec, sizeof(rec), "recoveries");
-	queue_key(q, workers, sizeof(workers), "workers");
-	queue_key(q, stats, sizeof(stats), "stats");
-	snprintf(max, sizeof(max), "%ld", max_recoveries);
-	util_iso8601(util_now_ms(), ts);
-	rep = eval(q, recover_lua, 7, keys, 5, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
-		*back = (long)rep->element[0]->integer;
-		*dead = (long)rep->element[1]->integer;
-	}
-	return ok_reply(rep);
-}
 
 int queue_recover_dead_workers(struct queue *q, long max_recoveries, long *recovered,
 			       long *dead)
 {
-	char workers[128];
+	/* ARGV: prefix, max, now, own consumer-id prefix. Returns {consumer, back, dead}... */
+	static const char lua[] = RECOVER_LUA_FN
+		"local out = {} "
+		"for _, w in ipairs(redis.call('SMEMBERS', p .. ':workers')) do "
+		"  if string.sub(w, 1, #ARGV[4]) ~= ARGV[4] and "
+		"     redis.call('EXISTS', p .. ':worker:' .. w) == 0 then "
+		"    local b, d = recover(w, true) "
+		"    out[#out + 1] = w out[#out + 1] = b out[#out + 1] = d end end "
+		"return out";
+	char max[32], ts[UTIL_ISO8601_SIZE], own[160];
+	const char *args[] = {q->prefix, max, ts, own};
 	redisReply *rep;
+	long quiet = 0;
 
 	*recovered = *dead = 0;
-	queue_key(q, workers, sizeof(workers), "workers");
-	rep = rconn_cmd(q->r, "SMEMBERS %s", workers);
-	if (!rep)
-		return -1;
-	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
-		const char *wid = rep->element[i]->str;
-		long b = 0, d = 0;
-		if (strcmp(wid, q->worker_id) == 0)
+	snprintf(max, sizeof(max), "%ld", max_recoveries);
+	snprintf(own, sizeof(own), "%s#", q->worker_id);
+	util_iso8601(util_now_ms(), ts);
+	rep = eval(q, lua, 0, NULL, 4, args, NULL);
+	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i + 2 < rep->elements; i += 3) {
+		const char *w = rep->element[i]->str;
+		long b = (long)rep->element[i + 1]->integer, d = (long)rep->element[i + 2]->integer;
+		if (b == 0 && d == 0) {
+			quiet++;
 			continue;
-		if (recover_one(q, wid, 1, &b, &d, max_recoveries) != 0)
-			break;
-		if (b > 0 || d > 0) {
-			log_warn(NULL, NULL, "worker %s is dead (heartbeat expired): %ld job(s) back "
-				 "on the queue, %ld to the dead letters", wid, b, d);
-			*recovered += b;
-			*dead += d;
-		} else if (b == 0 && d == 0) {
-			log_info(NULL, NULL, "worker %s left without claimed jobs", wid);
 		}
+		log_warn(NULL, NULL, "worker consumer %s is dead (heartbeat expired): %ld job(s) "
+			 "back on the queue, %ld to the dead letters", w, b, d);
+		*recovered += b;
+		*dead += d;
 	}
-	freeReplyObject(rep);
-	return 0;
+	if (quiet)
+		log_info(NULL, NULL, "%ld consumer(s) of stopped workers left without claimed jobs",
+			 quiet);
+	return ok_reply(rep);
 }
 
-int queue_release_self(struct queue *q, long *returned)
+int queue_release_self(struct queue *q, int nconsumers, long *returned)
 {
-	long dead = 0;
+	static const char lua[] = RECOVER_LUA_FN
+		"local back = 0 "
+		"for i = 0, tonumber(ARGV[5]) - 1 do "
+		"  local b = recover(ARGV[4] .. i, false) back = back + b end "
+		"return back";
+	char own[160], n[16];
+	const char *args[] = {q->prefix, "0", "", own, n};
+	redisReply *rep;
+
 	*returned = 0;
-	return recover_one(q, q->worker_id, 0, returned, &dead, 0);
+	snprintf(own, sizeof(own), "%s#", q->worker_id);
+	snprintf(n, sizeof(n), "%d", nconsumers);
+	rep = eval(q, lua, 0, NULL, 5, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*returned = (long)rep->integer;
+	return ok_reply(rep);
 }
 
 int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved)

@@ -3,9 +3,13 @@
  * the contract; the key names below must match it.
  *
  *   <p>:queue              LIST   job descriptors; producers LPUSH, workers take the right end
- *   <p>:processing:<wid>   LIST   descriptors claimed by worker <wid> (BLMOVE)
- *   <p>:worker:<wid>       STRING heartbeat, expires after KIE_HEARTBEAT_TTL_MS
- *   <p>:workers            SET    worker ids seen, for recovery
+ *   <p>:processing:<cid>   LIST   the descriptor claimed by consumer <cid> (BLMOVE)
+ *   <p>:worker:<cid>       STRING heartbeat of consumer <cid>, expires after KIE_HEARTBEAT_TTL_MS
+ *   <p>:workers            SET    consumer ids seen, for recovery
+ *
+ * A consumer is one job runner of a worker process: <cid> = "<workerId>#<n>". Each has
+ * its own processing list, so at most one descriptor sits in it while it works and any
+ * other one found there is a leftover only it can own (see queue_claim()).
  *   <p>:recoveries         HASH   sha1(descriptor) -> times recovered from dead workers
  *   <p>:delayed            ZSET   descriptors waiting for a retry, score = due (epoch ms)
  *   <p>:job:<jobId>        HASH   job record: state, taskId, attempts, error, ...
@@ -43,9 +47,11 @@ void queue_key(const struct queue *q, char *out, size_t outlen, const char *suff
 /* Every function below returns 0 on success and -1 when Redis could not be reached
  * before the connection's stop flag was set (the caller decides what that means). */
 
-/* BLMOVE <p>:queue -> <p>:processing:<wid>. *raw is NULL on timeout; otherwise a new
- * buffer (caller frees) of *len bytes. */
-int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len);
+/* q->worker_id is a consumer id here. Hands back the oldest descriptor already in the
+ * consumer's processing list (*leftover = 1: a BLMOVE whose reply was lost with the
+ * connection, or a release that failed), else BLMOVE <p>:queue -> <p>:processing:<cid>.
+ * *raw is NULL on timeout; otherwise a new buffer (caller frees) of *len bytes. */
+int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len, int *leftover);
 
 /* Swaps a claimed descriptor for a rewritten one (e.g. with a generated id). */
 int queue_replace_claimed(struct queue *q, const char *old_raw, size_t old_len,
@@ -120,16 +126,19 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 /* Emits a completion event for a job that ended without a task (dead before create). */
 int queue_emit_event(struct queue *q, const char *event_json, const char *reply_to);
 
-/* --- supervision --- */
-int queue_heartbeat(struct queue *q, long ttl_ms, const char *info);
-/* Recovers the claimed jobs of every worker whose heartbeat expired. */
+/* --- supervision (q->worker_id is the process's worker id) --- */
+/* Writes the id of consumer slot of worker_id: "<worker_id>#<slot>". */
+void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot);
+/* Refreshes the heartbeats of the worker's consumers 0..nconsumers-1. */
+int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers);
+/* Recovers the claimed jobs of every other worker's consumer whose heartbeat expired. */
 int queue_recover_dead_workers(struct queue *q, long max_recoveries, long *recovered,
 			       long *dead);
 /* Moves due retries from <p>:delayed to the queue. */
 int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved);
 /* On a clean exit: returns anything still claimed to the queue (not counted as a
  * recovery), drops the heartbeat and leaves the worker set. */
-int queue_release_self(struct queue *q, long *returned);
+int queue_release_self(struct queue *q, int nconsumers, long *returned);
 /* 1 when queue, polling, poll:due, delayed and every processing list are empty. */
 int queue_pool_idle(struct queue *q, int *idle);
 

@@ -227,7 +227,7 @@ int main(int argc, char **argv)
 	} else {
 		long returned = 0;
 		W.stopping = 0; /* let the release below use Redis */
-		queue_release_self(&q, &returned);
+		queue_release_self(&q, (int)cfg.concurrency, &returned);
 		W.stopping = 1;
 		if (returned)
 			log_warn(NULL, NULL, "returned %ld claimed job(s) to the queue", returned);

@@ -247,8 +247,11 @@ void *runner_main(void *arg)
 	r.w = arg;
 	const struct config *cfg = r.w->cfg;
 
+	char cid[160];
+	long leftover_delay_ms = 0;
+	queue_consumer_id(cid, sizeof(cid), r.w->id, atomic_fetch_add(&r.w->next_slot, 1));
 	rconn_init(&r.rc, &r.w->redis, 10000, &r.w->hard_stop, "runner");
-	queue_init(&r.q, &r.rc, cfg->redis_prefix, r.w->id, cfg->record_ttl_s, cfg->results_max);
+	queue_init(&r.q, &r.rc, cfg->redis_prefix, cid, cfg->record_ttl_s, cfg->results_max);
 	struct kie_client_opts ko = {
 		.base_url = cfg->kie_base_url, .token = cfg->kie_api_token,
 		.user_agent = cfg->kie_user_agent, .default_model = cfg->kie_model,
@@ -265,13 +268,33 @@ void *runner_main(void *arg)
 		long pause_ms = 0;
 		char *raw = NULL;
 		size_t len = 0;
+		int leftover = 0;
 
 		if (queue_pause_remaining(&r.q, &pause_ms) == 0 && pause_ms > 0) {
 			util_sleep_ms(pause_ms < 500 ? pause_ms : 500);
 			continue;
 		}
-		if (queue_claim(&r.q, 1.0, &raw, &len) != 0 || !raw)
+		if (queue_claim(&r.q, 1.0, &raw, &len, &leftover) != 0 || !raw)
 			continue;
+		if (leftover) {
+			/* back off when leftovers keep coming: a release failing on every try
+			 * (e.g. Redis refusing writes) must not spin */
+			log_warn(NULL, NULL, "consumer %s: a claimed descriptor was left in its "
+				 "processing list (a Redis reply lost with the connection, or a "
+				 "release that failed); handling it again%s", cid,
+				 leftover_delay_ms ? " after a pause" : "");
+			for (long t = 0; t < leftover_delay_ms && !r.w->stopping; t += 100)
+				util_sleep_ms(100);
+			if (r.w->stopping) { /* stays listed: release at exit returns it */
+				free(raw);
+				break;
+			}
+			leftover_delay_ms = leftover_delay_ms ? leftover_delay_ms * 2 : 500;
+			if (leftover_delay_ms > 30000)
+				leftover_delay_ms = 30000;
+		} else {
+			leftover_delay_ms = 0;
+		}
 		atomic_fetch_add(&r.w->inflight, 1);
 		process(&r, raw, len);
 		atomic_fetch_sub(&r.w->inflight, 1);

@@ -31,7 +31,7 @@ void *supervisor_main(void *arg)
 	while (!w->hard_stop) {
 		int64_t now = util_monotonic_ms();
 		if (now >= next_beat) {
-			if (queue_heartbeat(&q, cfg->heartbeat_ttl_ms, info) == 0)
+			if (queue_heartbeat(&q, cfg->heartbeat_ttl_ms, info, (int)cfg->concurrency) == 0)
 				next_beat = now + beat_ms;
 		}
 		if (!w->stopping && now >= next_recovery) {

@@ -21,6 +21,7 @@ struct worker {
 	volatile sig_atomic_t hard_stop; /* grace is over: give up waiting on Redis */
 	atomic_int inflight;             /* jobs and polls being handled right now */
 	atomic_long jobs_done, polls_done;
+	atomic_int next_slot;            /* runners take consumer slots 0..concurrency-1 */
 };
 
 /* Thread entry points; arg is the struct worker. */

@@ -26,13 +26,15 @@ SAN_ENV = {
 
 
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
-    """Polls pred() until it returns a truthy value; fails the test after timeout."""
+    """Polls pred() until it returns a truthy value; fails the test after timeout.
+    what may be a callable, evaluated only for the failure message."""
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
         if v:
             return v
         if time.monotonic() > deadline:
+            what = what() if callable(what) else what
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
 

@@ -43,8 +43,12 @@ def dead(r):
 
 
 def wait_events(r, n, timeout=60):
-    return wait_for(lambda: len(events(r)) >= n and events(r), timeout,
-                    what=f"{n} completion events (have {len(events(r))})")
+    def state():
+        held = {k: r.lrange(k, 0, -1) for k in r.keys(f"{PREFIX}:processing:*") if r.llen(k)}
+        return (f"{n} completion events (have {len(events(r))}; queue {r.llen(PREFIX + ':queue')}"
+                f", polling {r.llen(PREFIX + ':polling')}, poll:due {r.zcard(PREFIX + ':poll:due')}"
+                f", dead {r.llen(PREFIX + ':dead')}, held {held})")
+    return wait_for(lambda: len(events(r)) >= n and events(r), timeout, what=state)
 
 
 def meta_record(tmp, task_id):
@@ -343,7 +347,23 @@ def test_dead_worker_jobs_are_recovered_and_counted(redis_server, r, fake_kie, w
     assert d["jobId"] == "ghost-killer" and d["source"] == "recovery"
     assert "recovered from 3 dead workers" in d["reason"]
     assert r.sismember(f"{PREFIX}:workers", "ghost-1") is False
-    assert "worker ghost-1 is dead" in w.log()
+    assert "worker consumer ghost-1 is dead" in w.log()
+
+
+def test_leftover_in_a_live_consumers_list_is_redone(redis_server, r, fake_kie, workers):
+    # What a Redis restart can do: BLMOVE ran, its reply was lost with the connection, and
+    # the descriptor sits in a live consumer's list. Its heartbeat is fresh, so dead-worker
+    # recovery will never touch it: only the consumer itself can.
+    w = workers(redis_server.url, fake_kie.url, KIE_WORKER_ID="live",
+                KIE_WORKER_CONCURRENCY=1)
+    wait_for(lambda: r.exists(f"{PREFIX}:worker:live#0"), 10, what="consumer heartbeat")
+    r.lpush(f"{PREFIX}:processing:live#0", job("stranded"))
+    ev = wait_events(r, 1)[0]
+    assert ev["jobId"] == "stranded" and ev["status"] == "completed"
+    assert r.llen(f"{PREFIX}:processing:live#0") == 0
+    assert fake_kie.stats()["creates_by_job"] == {"stranded": 1}
+    assert "left in its processing list" in w.log()
+    assert int(r.hget(f"{PREFIX}:stats", "recovered") or 0) == 0
 
 
 def test_poll_timeout_fails_the_job(redis_server, r, fake_kie, workers):
