@@ -215,8 +215,8 @@ int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *task_id)
 {
 	static const char lua[] =
+		"if redis.call('LREM', KEYS[2], 1, ARGV[2]) == 0 then return 0 end "
 		"redis.call('LPUSH', KEYS[1], ARGV[1]) "
-		"redis.call('LREM', KEYS[2], 1, ARGV[2]) "
 		"redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[2])) "
 		"redis.call('HINCRBY', KEYS[4], 'tasks_created', 1) return 1";
 	char poll[128], proc[300], rec[128], stats[128];
@@ -234,7 +234,7 @@ int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *
 		      int64_t due_ms, const char *error)
 {
 	static const char lua[] =
-		"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
+		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
 		"redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) "
 		"redis.call('HSET', KEYS[3], 'state', 'retry_wait', 'error', ARGV[3], "
 		"  'updatedAt', ARGV[4], 'retryAt', ARGV[2]) "
@@ -259,7 +259,7 @@ int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *
 int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char *job_id)
 {
 	static const char lua[] =
-		"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
+		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
 		"redis.call('RPUSH', KEYS[2], ARGV[1]) "
 		"redis.call('HSET', KEYS[3], 'state', 'queued', 'updatedAt', ARGV[2]) "
 		"redis.call('HINCRBY', KEYS[3], 'attempts', -1) return 1";
@@ -316,21 +316,30 @@ static char *dead_entry(const struct queue *q, const char *raw, size_t len, cons
 }
 
 int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
-	       const char *reason, const char *source, long attempts)
+	       const char *reason, const char *source, long attempts, const char *event_json,
+	       const char *reply_to)
 {
 	static const char lua[] =
-		"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
+		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
 		"redis.call('LPUSH', KEYS[2], ARGV[2]) "
 		"if ARGV[3] == '1' then "
 		"  redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4]) "
 		"  redis.call('EXPIRE', KEYS[3], ARGV[6]) end "
 		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
-		"redis.call('HINCRBY', KEYS[5], 'dead', 1) return 1";
-	char proc[300], dead[128], jkey[300], rec[128], stats[128], now[32], ttl[32];
+		"redis.call('HINCRBY', KEYS[5], 'dead', 1) "
+		"if ARGV[7] ~= '' then "
+		"  redis.call('LPUSH', KEYS[6], ARGV[7]) "
+		"  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1) "
+		"  if KEYS[7] then redis.call('LPUSH', KEYS[7], ARGV[7]) end "
+		"  redis.call('PUBLISH', ARGV[8], ARGV[7]) end "
+		"return 1";
+	char proc[300], dead[128], jkey[300], rec[128], stats[128], results[128], chan[128];
+	char now[32], ttl[32], max[32];
 	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts);
-	const char *keys[] = {proc, dead, jkey, rec, stats};
-	const char *args[] = {raw, entry, job_id ? "1" : "0", now, reason, ttl};
-	size_t lens[6];
+	const char *keys[] = {proc, dead, jkey, rec, stats, results, reply_to};
+	const char *args[] = {raw, entry, job_id ? "1" : "0", now, reason, ttl,
+			      event_json ? event_json : "", chan, max};
+	size_t lens[9];
 	int rc;
 
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
@@ -338,12 +347,15 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	key2(q, jkey, sizeof(jkey), "job", job_id ? job_id : "-");
 	queue_key(q, rec, sizeof(rec), "recoveries");
 	queue_key(q, stats, sizeof(stats), "stats");
+	queue_key(q, results, sizeof(results), "results");
+	queue_key(q, chan, sizeof(chan), "events");
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
+	snprintf(max, sizeof(max), "%ld", q->results_max);
 	lens[0] = len;
-	for (int i = 1; i < 6; i++)
+	for (int i = 1; i < 9; i++)
 		lens[i] = strlen(args[i]);
-	rc = ok_reply(eval(q, lua, 5, keys, 6, args, lens));
+	rc = ok_reply(eval(q, lua, reply_to && *reply_to ? 7 : 6, keys, 9, args, lens));
 	free(entry);
 	return rc;
 }
@@ -526,22 +538,6 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*done = (int)rep->integer;
 	return ok_reply(rep);
-}
-
-int queue_emit_event(struct queue *q, const char *event_json, const char *reply_to)
-{
-	static const char lua[] =
-		"redis.call('LPUSH', KEYS[1], ARGV[1]) "
-		"redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1) "
-		"if KEYS[2] then redis.call('LPUSH', KEYS[2], ARGV[1]) end "
-		"redis.call('PUBLISH', ARGV[2], ARGV[1]) return 1";
-	char results[128], chan[128], max[32];
-	const char *keys[2] = {results, reply_to};
-	const char *args[] = {event_json, chan, max};
-	queue_key(q, results, sizeof(results), "results");
-	queue_key(q, chan, sizeof(chan), "events");
-	snprintf(max, sizeof(max), "%ld", q->results_max);
-	return ok_reply(eval(q, lua, reply_to && *reply_to ? 2 : 1, keys, 3, args, NULL));
 }
 
 void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot)

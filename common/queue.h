@@ -46,6 +46,9 @@ void queue_key(const struct queue *q, char *out, size_t outlen, const char *suff
 
 /* Every function below returns 0 on success and -1 when Redis could not be reached
  * before the connection's stop flag was set (the caller decides what that means). */
+/* The release steps (handoff, retry, requeue, dead) act only if the descriptor is still
+ * in this consumer's processing list: run again after a lost reply, or after recovery
+ * took the list away, they do nothing, so a descriptor is never released twice. */
 
 /* q->worker_id is a consumer id here. Hands back the oldest descriptor already in the
  * consumer's processing list (*leftover = 1: a BLMOVE whose reply was lost with the
@@ -84,9 +87,12 @@ int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *
 /* Puts the claimed descriptor back at the consuming end of the queue (account pause). */
 int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char *job_id);
 
-/* Releases the claimed descriptor into <p>:dead with the reason. job_id may be NULL. */
+/* Releases the claimed descriptor into <p>:dead with the reason. job_id may be NULL.
+ * In the same step, when event_json is given, emits that completion event (to
+ * <p>:results, reply_to when non-NULL, and <p>:events). */
 int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
-	       const char *reason, const char *source, long attempts);
+	       const char *reason, const char *source, long attempts, const char *event_json,
+	       const char *reply_to);
 
 /* Pool-wide pause: set for ms with a reason; read the remaining ms (0 when none). */
 int queue_pause_set(struct queue *q, long ms, const char *reason);
@@ -123,8 +129,6 @@ void queue_task_record_free(struct task_record *t);
  * and sets the job's state. *done is 1 when this call finalized, 0 when already done. */
 int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		   const char *status, const char *event_json, const char *reply_to, int *done);
-/* Emits a completion event for a job that ended without a task (dead before create). */
-int queue_emit_event(struct queue *q, const char *event_json, const char *reply_to);
 
 /* --- supervision (q->worker_id is the process's worker id) --- */
 /* Writes the id of consumer slot of worker_id: "<worker_id>#<slot>". */

@@ -160,12 +160,15 @@ int rconn_ensure(struct rconn *r)
 
 	if (r->c && !r->c->err)
 		return 0;
+	if (r->c)
+		r->lost = 1;
 	rconn_close(r);
 	while (!(r->stop && *r->stop)) {
 		if (try_connect(r, why, sizeof(why)) == 0) {
-			if (logged || r->backoff_ms)
+			if (logged || r->backoff_ms || r->lost)
 				log_info(NULL, NULL, "%s: reconnected to Redis", r->who);
 			r->backoff_ms = 0;
+			r->lost = 0;
 			return 0;
 		}
 		r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 100;
@@ -193,6 +196,7 @@ redisReply *rconn_argv(struct rconn *r, int argc, const char **argv, const size_
 	if (!rep) {
 		log_warn(NULL, NULL, "%s: Redis connection lost: %s", r->who, r->c->errstr);
 		rconn_close(r);
+		r->lost = 1;
 	}
 	return rep;
 }
@@ -209,6 +213,7 @@ redisReply *rconn_cmd(struct rconn *r, const char *fmt, ...)
 	if (!rep) {
 		log_warn(NULL, NULL, "%s: Redis connection lost: %s", r->who, r->c->errstr);
 		rconn_close(r);
+		r->lost = 1;
 	}
 	return rep;
 }

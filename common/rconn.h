@@ -27,6 +27,7 @@ struct rconn {
 	long timeout_ms;
 	const volatile sig_atomic_t *stop; /* when set, reconnect gives up */
 	long backoff_ms;
+	int lost;                           /* a connection died: log when it is back */
 	char who[64];                       /* thread name for logs */
 };
 

@@ -33,38 +33,46 @@ static uint32_t rnd32(void)
 	return (uint32_t)strtoul(hex, NULL, 16);
 }
 
-/* Best effort: a bad descriptor that still names an id gets a job.dead event too. */
-static void dead_event_for_bad(struct runner *r, const char *raw, size_t len, const char *reason)
+/* A bad descriptor that still names a valid id gets a job.dead event too: returns it
+ * (caller frees) and points *reply_to into a new copy of its replyTo (caller frees). */
+static char *dead_event_for_bad(const char *raw, size_t len, const char *reason,
+				char **reply_to)
 {
 	cJSON *root = cJSON_ParseWithLength(raw, len);
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
 	const cJSON *reply = cJSON_GetObjectItemCaseSensitive(root, "replyTo");
+	char *ev = NULL;
+
+	*reply_to = NULL;
 	if (cJSON_IsString(id) && job_id_valid(id->valuestring)) {
-		const char *rt = cJSON_IsString(reply) && strlen(reply->valuestring) <= JOB_REPLY_TO_MAX
-					 ? reply->valuestring : NULL;
-		char *ev = finalize_event_json("dead", id->valuestring, NULL, NULL, NULL, reason, 0,
-					       NULL);
-		queue_emit_event(&r->q, ev, rt);
-		free(ev);
+		if (cJSON_IsString(reply) && strlen(reply->valuestring) <= JOB_REPLY_TO_MAX)
+			*reply_to = util_strdup(reply->valuestring);
+		ev = finalize_event_json("dead", id->valuestring, NULL, NULL, NULL, reason, 0, NULL);
 	}
 	cJSON_Delete(root);
+	return ev;
 }
 
+/* The dead letter and the job.dead event go in one step: a Redis reply lost between
+ * them cannot leave one without the other. */
 static void to_dead(struct runner *r, const char *raw, size_t len, const struct job *j,
 		    const char *reason, const char *source, long attempts)
 {
+	char *ev, *reply_to = NULL;
+
 	log_warn(j ? j->id : NULL, NULL, "job to the dead letters (%s): %s", source, reason);
-	queue_dead(&r->q, raw, len, j ? j->id : NULL, reason, source, attempts);
 	if (j) {
 		char *meta = j->meta ? cJSON_PrintUnformatted(j->meta) : NULL;
-		char *ev = finalize_event_json("dead", j->id, NULL, job_type_str(j->type), NULL,
-					       reason, attempts, meta);
-		queue_emit_event(&r->q, ev, j->reply_to);
-		free(ev);
+		ev = finalize_event_json("dead", j->id, NULL, job_type_str(j->type), NULL, reason,
+					 attempts, meta);
 		free(meta);
 	} else {
-		dead_event_for_bad(r, raw, len, reason);
+		ev = dead_event_for_bad(raw, len, reason, &reply_to);
 	}
+	queue_dead(&r->q, raw, len, j ? j->id : NULL, reason, source, attempts, ev,
+		   j ? j->reply_to : reply_to);
+	free(ev);
+	free(reply_to);
 }
 
 /* Writes the generated id into the claimed descriptor so a recovery keeps it. Returns
@@ -190,7 +198,7 @@ static void process(struct runner *r, char *raw, size_t len)
 			 jr.task_id[0] ? jr.task_id : "none");
 		/* no event and no state change: the job's real outcome stands */
 		log_warn(j->id, NULL, "%s", err);
-		queue_dead(&r->q, raw, len, NULL, err, "duplicate", jr.attempts);
+		queue_dead(&r->q, raw, len, NULL, err, "duplicate", jr.attempts, NULL, NULL);
 		goto out;
 	}
 	if (jr.task_id[0]) { /* recovered after its task was recorded: never create again */

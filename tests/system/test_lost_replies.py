@@ -1,0 +1,156 @@
+"""Lost replies: Redis runs a command and the connection dies before the worker reads the
+answer (a restart or failover at that instant). A proxy between the worker and a real
+redis-server forwards everything and, once, swallows the reply to the command that
+matches a step, closing the connection. Whichever step it hits, every job ends once,
+with one KIE task and one event."""
+import json
+import socket
+import threading
+
+import pytest
+
+from conftest import wait_for
+from test_worker import PREFIX, dead, events, job, wait_events
+
+
+class ReplyDropper:
+    """TCP proxy on loopback. drop(pattern) arms it: the next client command containing
+    pattern is forwarded, and its reply (when not a null reply) is swallowed and both
+    connections closed. hiredis sends one command and waits for its reply, so the reply
+    that follows a matching command is that command's."""
+
+    NULLS = (b"$-1\r\n", b"*-1\r\n", b"_\r\n")
+
+    def __init__(self, upstream_port):
+        self.upstream = upstream_port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.pattern = None
+        self.dropped = 0
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def drop(self, pattern):
+        with self.lock:
+            self.pattern = pattern
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            state = {"armed": False}
+            threading.Thread(target=self._up, args=(c, u, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(u, c, state), daemon=True).start()
+
+    def _up(self, c, u, state):
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    if self.pattern and self.pattern in data:
+                        state["armed"] = True
+                u.sendall(data)
+        except OSError:
+            pass
+        self._close(c, u)
+
+    def _down(self, u, c, state):
+        try:
+            while True:
+                data = u.recv(65536)
+                if not data:
+                    break
+                if state["armed"]:
+                    state["armed"] = False
+                    with self.lock:
+                        if self.pattern and data not in self.NULLS:
+                            self.pattern = None
+                            self.dropped += 1
+                            break  # Redis did it; the worker never hears
+                c.sendall(data)
+        except OSError:
+            pass
+        self._close(c, u)
+
+    @staticmethod
+    def _close(*socks):
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+# (step, a byte string only that step's command carries)
+STEPS = [
+    ("claim (BLMOVE)", b"BLMOVE"),
+    ("mark creating", b"'attempts', 1)"),
+    ("record the task", b"'taskId', ARGV[1], 'state', 'polling'"),
+    ("hand off to polling", b"'tasks_created'"),
+    ("claim a poll", b"'LIMIT', 0, 1)"),
+    ("finalize", b"'finalizedAt', ARGV[3]"),
+]
+
+
+@pytest.mark.parametrize("step,pattern", STEPS, ids=[s for s, _ in STEPS])
+def test_a_lost_reply_at_any_step_costs_nothing(redis_server, r, fake_kie, workers, step,
+                                                pattern):
+    proxy = ReplyDropper(redis_server.port)
+    try:
+        fake_kie.config(task_ms=200)
+        w = workers(proxy.url, fake_kie.url, KIE_WORKER_CONCURRENCY=2, KIE_WORKER_POLLERS=1,
+                    KIE_POLL_INITIAL_MS=100, KIE_HTTP_TIMEOUT_MS=2000)
+        proxy.drop(pattern)
+        n = 6
+        for i in range(n):
+            r.lpush(f"{PREFIX}:queue", job(f"lr-{i}"))
+        evs = wait_events(r, n, timeout=60)
+        assert proxy.dropped == 1, f"the {step} reply was never dropped"
+        assert sorted(e["jobId"] for e in evs) == [f"lr-{i}" for i in range(n)]
+        assert {e["status"] for e in evs} == {"completed"}
+        assert fake_kie.stats()["creates_by_job"] == {f"lr-{i}": 1 for i in range(n)}
+        assert dead(r) == []
+        # nothing left behind: no claimed descriptor, no task still being polled
+        wait_for(lambda: r.zcard(f"{PREFIX}:poll:due") == 0 and r.llen(f"{PREFIX}:polling") == 0,
+                 20, what="polling to empty")
+        assert all(r.llen(k) == 0 for k in r.keys(f"{PREFIX}:processing:*"))
+        assert len(events(r)) == n  # still exactly one event per job
+        assert "reconnected to Redis" in w.log() or "left in its processing list" in w.log()
+    finally:
+        proxy.close()
+
+
+def test_a_lost_reply_on_a_dead_letter_writes_it_once(redis_server, r, fake_kie, workers):
+    proxy = ReplyDropper(redis_server.port)
+    try:
+        w = workers(proxy.url, fake_kie.url, KIE_WORKER_CONCURRENCY=1)
+        proxy.drop(b"'state', 'dead', 'error', ARGV[5]")
+        bad = json.dumps({"v": 1, "id": "bad-1", "type": "teleport", "input": {}})
+        r.lpush(f"{PREFIX}:queue", bad)
+        ev = wait_events(r, 1)[0]
+        assert proxy.dropped == 1
+        assert ev["jobId"] == "bad-1" and ev["status"] == "dead"
+        wait_for(lambda: "reconnected to Redis" in w.log(), 10, what="the reconnect")
+        r.lpush(f"{PREFIX}:queue", job("after"))  # the worker carries on
+        wait_events(r, 2)
+        assert len(dead(r)) == 1 and dead(r)[0]["raw"] == bad
+        assert [e["jobId"] for e in events(r)].count("bad-1") == 1
+    finally:
+        proxy.close()
