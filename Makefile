@@ -82,9 +82,13 @@ system: ; $(MAKE) --no-print-directory SANITIZER=address,undefined system-run
 
 .PHONY: unit-run system-run
 unit-run: $(UNIT_BIN)
-	@pass=0; fail=0; for t in $(UNIT_BIN); do \
-	  if $(TEST_PREFIX) $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
-	done; echo "unit test programs: $$pass passed, $$fail failed"; test $$fail -eq 0
+	@pass=0; fail=0; cases=0; for t in $(UNIT_BIN); do \
+	  out=$$($(TEST_PREFIX) $$t 2>&1); rc=$$?; printf '%s\n' "$$out"; \
+	  n=$$(printf '%s\n' "$$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p'); \
+	  cases=$$((cases + $${n:-0})); \
+	  if [ $$rc -eq 0 ]; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	done; echo "unit tests: $$cases passed in $$pass programs; $$fail program(s) failed"; \
+	test $$fail -eq 0
 
 system-run: all
 	KIE_BIN_DIR=$(CURDIR)/$(B) $(PYTHON) -m pytest -q tests/system $(PYTEST_ARGS)

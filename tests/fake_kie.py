@@ -3,7 +3,7 @@
 for the tests, the demo and the benchmarks. Loopback only; stdlib only (asyncio).
 
   /usr/bin/python3 tests/fake_kie.py [--port 0] [--port-file F] [--token T] [--task-ms 300]
-      [--hmac-key K] [--create-limit 20] [--create-window-s 10] [--credits 1000]
+      [--hmac-key K] [--create-limit 20] [--create-window-s 10] [--credits 1000000]
 
 API (kie-api.md): POST /api/v1/jobs/createTask, GET /api/v1/jobs/recordInfo,
 GET /api/v1/chat/credit, POST /api/v1/common/download-url, callbacks to callBackUrl
@@ -14,6 +14,8 @@ Control (no auth): GET /_fake/stats[?brief=1], POST /_fake/config {...}, POST
 fail_next_create_http500 (every other one creates the task first: "may exist and be
 charged"), fail_next_record_info_http500, malformed_next, hang_next_ms, create_limit,
 create_window_s, credits, token.
+
+Each successful task costs one credit; with none left createTask answers 402.
 
 Prompt markers: "[fake:fail]" ends the task in state fail (501); "[fake:400]" makes
 createTask answer code 400; "[fake:slow=MS]" makes that task take MS ms.
@@ -67,6 +69,7 @@ class State:
         self.create_times = collections.deque()
         self.http500_flip = 0
         self.stats = {"creates_total": 0, "creates_by_job": {}, "creates_refused_429": 0,
+                      "creates_refused_402": 0,
                       "record_info_total": 0, "requests_total": 0, "callbacks_sent": 0,
                       "callbacks_failed": 0, "callbacks_skipped_nonlocal": 0}
 
@@ -290,6 +293,9 @@ class Handler:
             if len(st.create_times) >= limit:
                 st.stats["creates_refused_429"] += 1
                 return 200, kie(429, "rate limited: too many createTask requests")
+        if st.cfg["credits"] <= 0:
+            st.stats["creates_refused_402"] += 1
+            return 200, kie(402, "insufficient credits")
         fail500 = False
         if st.cfg["fail_next_create_http500"]:
             st.cfg["fail_next_create_http500"] -= 1
@@ -444,7 +450,7 @@ async def main():
     ap.add_argument("--hmac-key", default="")
     ap.add_argument("--create-limit", type=int, default=20)
     ap.add_argument("--create-window-s", type=float, default=10)
-    ap.add_argument("--credits", type=int, default=1000)
+    ap.add_argument("--credits", type=int, default=1000000)
     args = ap.parse_args()
     if not loopback_host(args.host):
         sys.exit("fake_kie: refusing to bind a non-loopback address")

@@ -301,6 +301,24 @@ def test_rate_limited_creates_are_retried_not_lost(redis_server, r, fake_kie, wo
     assert int(r.hget(f"{PREFIX}:stats", "retries")) > 0
 
 
+def test_out_of_credits_pauses_the_pool_and_burns_nothing(redis_server, r, fake_kie, workers):
+    fake_kie.config(credits=0)
+    w = workers(redis_server.url, fake_kie.url, KIE_ACCOUNT_PAUSE_MS=400)
+    for i in range(3):
+        r.lpush(f"{PREFIX}:queue", job(f"broke-{i}"))
+    wait_for(lambda: fake_kie.stats().get("creates_refused_402", 0) >= 2, 20,
+             what="402 answers")
+    assert r.llen(f"{PREFIX}:dead") == 0  # account errors never burn the queue
+    assert "insufficient credits" in (r.get(f"{PREFIX}:pause") or "") or \
+        "insufficient credits" in w.log()
+    fake_kie.config(credits=100)
+    evs = wait_events(r, 3)
+    assert sorted(e["jobId"] for e in evs) == ["broke-0", "broke-1", "broke-2"]
+    assert {e["status"] for e in evs} == {"completed"}
+    assert fake_kie.stats()["creates_by_job"] == {f"broke-{i}": 1 for i in range(3)}
+    assert {r.hget(f"{PREFIX}:job:broke-{i}", "attempts") for i in range(3)} == {"1"}
+
+
 def test_ambiguous_create_is_not_retried(redis_server, r, fake_kie, workers):
     fake_kie.config(fail_next_create_http500=1)  # the first one creates the task, then 500s
     r.lpush(f"{PREFIX}:queue", job("amb-1"))
