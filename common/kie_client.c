@@ -2,6 +2,8 @@
  * shape kie-api.md lists (msg/message, resultJson as string, fail/failed, ...). */
 #include "kie_client.h"
 
+#include "config.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -621,16 +623,23 @@ struct kie_client *kie_client_new(const struct kie_client_opts *o)
 		free(c);
 		return NULL;
 	}
-	c->base_url = util_strdup(o->base_url);
-	n = strlen(c->base_url);
-	while (n && c->base_url[n - 1] == '/')
-		c->base_url[--n] = '\0';
+	c->base_url = util_url_base(o->base_url);
 	n = strlen(o->token) + 32;
 	c->auth_header = util_xmalloc(n);
 	snprintf(c->auth_header, n, "Authorization: Bearer %s", o->token);
 	c->default_model = util_strdup(o->default_model ? o->default_model
 							: "google/nano-banana-edit");
 	return c;
+}
+
+struct kie_client *kie_client_from_config(const struct config *cfg)
+{
+	struct kie_client_opts ko = {
+		.base_url = cfg->kie_base_url, .token = cfg->kie_api_token,
+		.user_agent = cfg->kie_user_agent, .default_model = cfg->kie_model,
+		.connect_timeout_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->http_timeout_ms,
+	};
+	return kie_client_new(&ko);
 }
 
 void kie_client_free(struct kie_client *c)

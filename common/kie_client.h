@@ -133,6 +133,9 @@ struct kie_client;
 /* Returns a new client (copies opts) or NULL; free with kie_client_free (NULL-safe). */
 struct kie_client *kie_client_new(const struct kie_client_opts *opts);
 void kie_client_free(struct kie_client *c);
+struct config;
+/* A client with the settings of cfg (KIE_BASE_URL, KIE_API_TOKEN, timeouts, ...). */
+struct kie_client *kie_client_from_config(const struct config *cfg);
 
 /* POST /api/v1/jobs/createTask. On success *task_id is a new string (caller frees). */
 int kie_client_create_task(struct kie_client *c, const struct kie_task_request *req,

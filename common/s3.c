@@ -32,10 +32,7 @@ struct s3_client *s3_client_new(const struct s3_opts *o)
 		free(c);
 		return NULL;
 	}
-	c->endpoint = util_strdup(o->endpoint);
-	n = strlen(c->endpoint);
-	while (n && c->endpoint[n - 1] == '/')
-		c->endpoint[--n] = '\0';
+	c->endpoint = util_url_base(o->endpoint);
 	c->bucket = util_strdup(o->bucket);
 	n = strlen(o->access_key) + strlen(o->secret_key) + 2;
 	c->userpwd = util_xmalloc(n);

@@ -134,6 +134,15 @@ char *util_strdup(const char *s)
 	return d;
 }
 
+char *util_url_base(const char *url)
+{
+	char *s = util_strdup(url);
+	size_t n = s ? strlen(s) : 0;
+	while (n && s[n - 1] == '/')
+		s[--n] = '\0';
+	return s;
+}
+
 size_t util_strlcpy(char *dst, const char *src, size_t size)
 {
 	size_t n = strlen(src);

@@ -21,6 +21,8 @@ long util_utf8_len(const char *s, size_t len);
 
 /* Copies a C string; NULL in, NULL out. Aborts on out-of-memory. */
 char *util_strdup(const char *s);
+/* A copy of a base URL without its trailing slashes (caller frees). */
+char *util_url_base(const char *url);
 void *util_xmalloc(size_t n);
 void *util_xcalloc(size_t n, size_t size);
 

@@ -157,15 +157,7 @@ static int ctx_open(struct ctx *c, int need_kie, int need_prompts)
 			fprintf(stderr, "kie: configuration error: %s\n", err);
 			return -1;
 		}
-		struct kie_client_opts ko = {
-			.base_url = c->cfg.kie_base_url,
-			.token = c->cfg.kie_api_token,
-			.user_agent = c->cfg.kie_user_agent,
-			.default_model = c->cfg.kie_model,
-			.connect_timeout_ms = c->cfg.connect_timeout_ms,
-			.timeout_ms = c->cfg.http_timeout_ms,
-		};
-		c->kie = kie_client_new(&ko);
+		c->kie = kie_client_from_config(&c->cfg);
 		if (!c->kie) {
 			fprintf(stderr, "kie: cannot create an HTTP handle\n");
 			return -1;

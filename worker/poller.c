@@ -15,10 +15,7 @@
 
 struct poller {
 	struct worker *w;
-	struct rconn rc;
-	struct queue q;
-	struct kie_client *kie;
-	struct metadata_store *ms;
+	struct worker_io io;
 	int64_t lease_ms;
 };
 
@@ -27,11 +24,11 @@ static void finalize_or_retry(struct poller *p, const char *task_id, const struc
 {
 	char err[600];
 	int now_done = 0;
-	if (finalize_task(&p->q, p->ms, task_id, res, &now_done, err, sizeof(err)) != 0) {
+	if (finalize_task(&p->io.q, p->io.ms, task_id, res, &now_done, err, sizeof(err)) != 0) {
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id,
 			 "finalization failed, retrying in %ld ms: %s", p->w->policy.poll_initial_ms,
 			 err);
-		queue_poll_reschedule(&p->q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
+		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
 	}
 }
 
@@ -43,15 +40,15 @@ static void poll_one(struct poller *p, const char *task_id)
 	int64_t now, elapsed;
 	int rc, done;
 
-	if (queue_task_get(&p->q, task_id, 1, &t) != 0)
+	if (queue_task_get(&p->io.q, task_id, 1, &t) != 0)
 		return; /* Redis gone: the lease expires and the task comes due again */
 	if (t.finalized) { /* finalized elsewhere (e.g. a callback): just stop polling it */
-		queue_finalize(&p->q, task_id, NULL, "completed", "", NULL, &done);
+		queue_finalize(&p->io.q, task_id, NULL, "completed", "", NULL, &done);
 		queue_task_record_free(&t);
 		return;
 	}
 	memset(&res, 0, sizeof(res));
-	rc = kie_client_get_task(p->kie, task_id, &res, &kerr);
+	rc = kie_client_get_task(p->io.kie, task_id, &res, &kerr);
 	now = util_now_ms();
 	elapsed = now - t.created_at_ms;
 	switch (lifecycle_after_poll(rc == 0 ? NULL : &kerr, res.state, elapsed, t.polls,
@@ -66,15 +63,15 @@ static void poll_one(struct poller *p, const char *task_id)
 		else
 			log_debug(t.job_id[0] ? t.job_id : NULL, task_id, "state %s after %lld ms",
 				  kie_task_state_str(res.state), (long long)elapsed);
-		queue_poll_reschedule(&p->q, task_id,
+		queue_poll_reschedule(&p->io.q, task_id,
 				      now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
 		break;
 	case POLL_PAUSE:
 		log_error(t.job_id[0] ? t.job_id : NULL, task_id, "account-level error while "
 			  "polling, pausing the pool for %ld ms: %s", p->w->policy.account_pause_ms,
 			  kerr.message);
-		queue_pause_set(&p->q, p->w->policy.account_pause_ms, kerr.message);
-		queue_poll_reschedule(&p->q, task_id, now + p->w->policy.account_pause_ms);
+		queue_pause_set(&p->io.q, p->w->policy.account_pause_ms, kerr.message);
+		queue_poll_reschedule(&p->io.q, task_id, now + p->w->policy.account_pause_ms);
 		break;
 	case POLL_TIMEOUT: {
 		char msg[300];
@@ -96,39 +93,26 @@ static void poll_one(struct poller *p, const char *task_id)
 void *poller_main(void *arg)
 {
 	struct poller p;
-	char err[512];
 	memset(&p, 0, sizeof(p));
 	p.w = arg;
 	const struct config *cfg = p.w->cfg;
 
-	rconn_init(&p.rc, &p.w->redis, 10000, &p.w->hard_stop, "poller");
-	queue_init(&p.q, &p.rc, cfg->redis_prefix, p.w->id, cfg->record_ttl_s, cfg->results_max);
-	struct kie_client_opts ko = {
-		.base_url = cfg->kie_base_url, .token = cfg->kie_api_token,
-		.user_agent = cfg->kie_user_agent, .default_model = cfg->kie_model,
-		.connect_timeout_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->http_timeout_ms,
-	};
-	p.kie = kie_client_new(&ko);
-	p.ms = metadata_store_open(cfg, err, sizeof(err));
 	/* a poll holds its task at most this long before another poller may take it */
 	p.lease_ms = cfg->http_timeout_ms + 5000;
-	if (!p.kie || !p.ms) {
-		log_error(NULL, NULL, "poller cannot start: %s", p.ms ? "no HTTP handle" : err);
-		p.w->stopping = 1;
+	if (worker_io_open(p.w, &p.io, "poller", p.w->id) != 0)
 		goto out;
-	}
 	while (!p.w->stopping) {
 		int moved = 0;
 		char *task_id = NULL;
 		int64_t now = util_now_ms();
 
-		if (queue_poll_promote(&p.q, now + p.w->policy.poll_initial_ms, 100, &moved) != 0)
+		if (queue_poll_promote(&p.io.q, now + p.w->policy.poll_initial_ms, 100, &moved) != 0)
 			continue;
-		if (queue_poll_claim(&p.q, now, now + p.lease_ms, &task_id) != 0)
+		if (queue_poll_claim(&p.io.q, now, now + p.lease_ms, &task_id) != 0)
 			continue;
 		if (!task_id) {
 			int64_t due = -1;
-			queue_poll_next_due(&p.q, &due);
+			queue_poll_next_due(&p.io.q, &due);
 			int64_t wait = due < 0 ? 200 : due - util_now_ms();
 			util_sleep_ms(wait < 5 ? 5 : wait > 200 ? 200 : wait);
 			continue;
@@ -140,8 +124,6 @@ void *poller_main(void *arg)
 		free(task_id);
 	}
 out:
-	metadata_store_free(p.ms);
-	kie_client_free(p.kie);
-	rconn_close(&p.rc);
+	worker_io_close(&p.io);
 	return NULL;
 }

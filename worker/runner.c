@@ -19,10 +19,7 @@
 
 struct runner {
 	struct worker *w;
-	struct rconn rc;
-	struct queue q;
-	struct kie_client *kie;
-	struct metadata_store *ms;
+	struct worker_io io;
 };
 
 static uint32_t rnd32(void)
@@ -69,7 +66,7 @@ static void to_dead(struct runner *r, const char *raw, size_t len, const struct 
 	} else {
 		ev = dead_event_for_bad(raw, len, reason, &reply_to);
 	}
-	queue_dead(&r->q, raw, len, j ? j->id : NULL, reason, source, attempts, ev,
+	queue_dead(&r->io.q, raw, len, j ? j->id : NULL, reason, source, attempts, ev,
 		   j ? j->reply_to : reply_to);
 	free(ev);
 	free(reply_to);
@@ -88,7 +85,7 @@ static char *assign_id(struct runner *r, const char *raw, size_t len, const char
 	s = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	*new_len = strlen(s);
-	if (queue_replace_claimed(&r->q, raw, len, s, *new_len) != 0) {
+	if (queue_replace_claimed(&r->io.q, raw, len, s, *new_len) != 0) {
 		free(s);
 		return NULL;
 	}
@@ -127,7 +124,7 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 	rec_json = cJSON_PrintUnformatted(rec);
 	meta_json = j->meta ? cJSON_PrintUnformatted(j->meta) : NULL;
 	if (!already_recorded &&
-	    queue_record_task(&r->q, j->id, task_id, job_type_str(j->type), j->reply_to, rec_json,
+	    queue_record_task(&r->io.q, j->id, task_id, job_type_str(j->type), j->reply_to, rec_json,
 			      meta_json, attempts) != 0) {
 		/* only after the grace period, with Redis still down */
 		log_error(j->id, task_id, "TASK CREATED BUT NOT RECORDED (Redis unreachable at "
@@ -136,16 +133,16 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 	}
 	if (already_recorded) {
 		cJSON *existing = NULL;
-		if (metadata_store_get(r->ms, task_id, &existing, err, sizeof(err)) == 0) {
+		if (metadata_store_get(r->io.ms, task_id, &existing, err, sizeof(err)) == 0) {
 			cJSON_Delete(existing); /* already saved before the crash */
 			goto push;
 		}
 	}
-	if (metadata_store_put(r->ms, task_id, rec, err, sizeof(err)) != 0)
+	if (metadata_store_put(r->io.ms, task_id, rec, err, sizeof(err)) != 0)
 		log_warn(j->id, task_id, "pending metadata not saved (%s); finalization writes "
 			 "the whole record", err);
 push:
-	if (queue_handoff_to_polling(&r->q, raw, len, task_id) != 0)
+	if (queue_handoff_to_polling(&r->io.q, raw, len, task_id) != 0)
 		log_error(j->id, task_id, "could not hand the task to the pollers (Redis down at "
 			  "shutdown); the job stays claimed and recovery resumes it");
 	else
@@ -182,7 +179,7 @@ static void process(struct runner *r, char *raw, size_t len)
 		raw = owned;
 		len = nlen;
 	}
-	if (queue_job_get(&r->q, j->id, &jr) != 0)
+	if (queue_job_get(&r->io.q, j->id, &jr) != 0)
 		goto out;
 	prompt = job_build_prompt(j, r->w->prompts, err, sizeof(err));
 	if (!prompt) {
@@ -198,7 +195,7 @@ static void process(struct runner *r, char *raw, size_t len)
 			 jr.task_id[0] ? jr.task_id : "none");
 		/* no event and no state change: the job's real outcome stands */
 		log_warn(j->id, NULL, "%s", err);
-		queue_dead(&r->q, raw, len, NULL, err, "duplicate", jr.attempts, NULL, NULL);
+		queue_dead(&r->io.q, raw, len, NULL, err, "duplicate", jr.attempts, NULL, NULL);
 		goto out;
 	}
 	if (jr.task_id[0]) { /* recovered after its task was recorded: never create again */
@@ -216,10 +213,10 @@ static void process(struct runner *r, char *raw, size_t len)
 			cb = kie_callback_url_with_job(base, j->id);
 		req.callback_url = cb;
 	}
-	if (queue_job_creating(&r->q, j->id, job_type_str(j->type), &attempt) != 0)
+	if (queue_job_creating(&r->io.q, j->id, job_type_str(j->type), &attempt) != 0)
 		goto out;
 	max_attempts = j->max_attempts ? j->max_attempts : cfg->job_max_attempts;
-	int rc = kie_client_create_task(r->kie, &req, &task_id, &kerr);
+	int rc = kie_client_create_task(r->io.kie, &req, &task_id, &kerr);
 	lifecycle_after_create(rc == 0 ? NULL : &kerr, attempt, max_attempts, &r->w->policy,
 			       rnd32(), &d);
 	switch (d.action) {
@@ -228,12 +225,12 @@ static void process(struct runner *r, char *raw, size_t len)
 		break;
 	case JOB_ACT_RETRY:
 		log_warn(j->id, NULL, "%s", d.reason);
-		queue_retry_later(&r->q, raw, len, j->id, util_now_ms() + d.delay_ms, d.reason);
+		queue_retry_later(&r->io.q, raw, len, j->id, util_now_ms() + d.delay_ms, d.reason);
 		break;
 	case JOB_ACT_PAUSE:
 		log_error(j->id, NULL, "%s", d.reason);
-		queue_pause_set(&r->q, d.pause_ms, kerr.message);
-		queue_requeue_front(&r->q, raw, len, j->id);
+		queue_pause_set(&r->io.q, d.pause_ms, kerr.message);
+		queue_requeue_front(&r->io.q, raw, len, j->id);
 		break;
 	case JOB_ACT_DEAD:
 		to_dead(r, raw, len, j, d.reason, "kie", attempt);
@@ -250,39 +247,25 @@ out:
 void *runner_main(void *arg)
 {
 	struct runner r;
-	char err[512];
 	memset(&r, 0, sizeof(r));
-	r.w = arg;
-	const struct config *cfg = r.w->cfg;
-
 	char cid[160];
 	long leftover_delay_ms = 0;
+
+	r.w = arg;
 	queue_consumer_id(cid, sizeof(cid), r.w->id, atomic_fetch_add(&r.w->next_slot, 1));
-	rconn_init(&r.rc, &r.w->redis, 10000, &r.w->hard_stop, "runner");
-	queue_init(&r.q, &r.rc, cfg->redis_prefix, cid, cfg->record_ttl_s, cfg->results_max);
-	struct kie_client_opts ko = {
-		.base_url = cfg->kie_base_url, .token = cfg->kie_api_token,
-		.user_agent = cfg->kie_user_agent, .default_model = cfg->kie_model,
-		.connect_timeout_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->http_timeout_ms,
-	};
-	r.kie = kie_client_new(&ko);
-	r.ms = metadata_store_open(cfg, err, sizeof(err));
-	if (!r.kie || !r.ms) {
-		log_error(NULL, NULL, "runner cannot start: %s", r.ms ? "no HTTP handle" : err);
-		r.w->stopping = 1;
+	if (worker_io_open(r.w, &r.io, "runner", cid) != 0)
 		goto out;
-	}
 	while (!r.w->stopping) {
 		long pause_ms = 0;
 		char *raw = NULL;
 		size_t len = 0;
 		int leftover = 0;
 
-		if (queue_pause_remaining(&r.q, &pause_ms) == 0 && pause_ms > 0) {
+		if (queue_pause_remaining(&r.io.q, &pause_ms) == 0 && pause_ms > 0) {
 			util_sleep_ms(pause_ms < 500 ? pause_ms : 500);
 			continue;
 		}
-		if (queue_claim(&r.q, 1.0, &raw, &len, &leftover) != 0 || !raw)
+		if (queue_claim(&r.io.q, 1.0, &raw, &len, &leftover) != 0 || !raw)
 			continue;
 		if (leftover) {
 			/* back off when leftovers keep coming: a release failing on every try
@@ -310,8 +293,6 @@ void *runner_main(void *arg)
 		free(raw);
 	}
 out:
-	metadata_store_free(r.ms);
-	kie_client_free(r.kie);
-	rconn_close(&r.rc);
+	worker_io_close(&r.io);
 	return NULL;
 }

@@ -8,7 +8,10 @@
 
 #include "config.h"
 #include "lifecycle.h"
+#include "kie_client.h"
+#include "metadata.h"
 #include "prompts.h"
+#include "queue.h"
 #include "rconn.h"
 
 struct worker {
@@ -23,6 +26,21 @@ struct worker {
 	atomic_long jobs_done, polls_done;
 	atomic_int next_slot;            /* runners take consumer slots 0..concurrency-1 */
 };
+
+/* What each runner and poller thread owns: its Redis connection and queue view, its
+ * KIE client (one kept-alive HTTP handle) and its metadata store handle. */
+struct worker_io {
+	struct rconn rc;
+	struct queue q;
+	struct kie_client *kie;
+	struct metadata_store *ms;
+};
+/* Opens io for a thread named who whose queue acts as queue_id (a consumer id, or the
+ * worker id). On failure logs why, asks the worker to stop and returns -1; call
+ * worker_io_close() either way. */
+int worker_io_open(struct worker *w, struct worker_io *io, const char *who,
+		   const char *queue_id);
+void worker_io_close(struct worker_io *io);
 
 /* Thread entry points; arg is the struct worker. */
 void *runner_main(void *arg);
