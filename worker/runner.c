@@ -30,46 +30,53 @@ static uint32_t rnd32(void)
 	return (uint32_t)strtoul(hex, NULL, 16);
 }
 
-/* A bad descriptor that still names a valid id gets a job.dead event too: returns it
- * (caller frees) and points *reply_to into a new copy of its replyTo (caller frees). */
-static char *dead_event_for_bad(const char *raw, size_t len, const char *reason,
-				char **reply_to)
+/* What a bad descriptor still tells about itself: a valid id and a replyTo, when it
+ * parses far enough to have them. Fills *id and *reply_to with new copies (caller
+ * frees; NULL when absent). */
+static void bad_descriptor_names(const char *raw, size_t len, char **id, char **reply_to)
 {
 	cJSON *root = cJSON_ParseWithLength(raw, len);
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+	const cJSON *jid = cJSON_GetObjectItemCaseSensitive(root, "id");
 	const cJSON *reply = cJSON_GetObjectItemCaseSensitive(root, "replyTo");
-	char *ev = NULL;
 
+	*id = NULL;
 	*reply_to = NULL;
-	if (cJSON_IsString(id) && job_id_valid(id->valuestring)) {
+	if (cJSON_IsString(jid) && job_id_valid(jid->valuestring)) {
+		*id = util_strdup(jid->valuestring);
 		if (cJSON_IsString(reply) && strlen(reply->valuestring) <= JOB_REPLY_TO_MAX)
 			*reply_to = util_strdup(reply->valuestring);
-		ev = finalize_event_json("dead", id->valuestring, NULL, NULL, NULL, reason, 0, NULL);
 	}
 	cJSON_Delete(root);
-	return ev;
 }
 
 /* The dead letter and the job.dead event go in one step: a Redis reply lost between
- * them cannot leave one without the other. */
+ * them cannot leave one without the other. A bad descriptor that still names a valid
+ * id gets the event and its id in the dead entry too. */
 static void to_dead(struct runner *r, const char *raw, size_t len, const struct job *j,
 		    const char *reason, const char *source, long attempts)
 {
-	char *ev, *reply_to = NULL;
+	char *ev = NULL, *bad_id = NULL, *bad_reply = NULL;
+	const char *id, *reply_to;
 
-	log_warn(j ? j->id : NULL, NULL, "job to the dead letters (%s): %s", source, reason);
 	if (j) {
 		char *meta = j->meta ? cJSON_PrintUnformatted(j->meta) : NULL;
+		id = j->id;
+		reply_to = j->reply_to;
 		ev = finalize_event_json("dead", j->id, NULL, job_type_str(j->type), NULL, reason,
 					 attempts, meta);
 		free(meta);
 	} else {
-		ev = dead_event_for_bad(raw, len, reason, &reply_to);
+		bad_descriptor_names(raw, len, &bad_id, &bad_reply);
+		id = bad_id;
+		reply_to = bad_reply;
+		if (bad_id)
+			ev = finalize_event_json("dead", bad_id, NULL, NULL, NULL, reason, 0, NULL);
 	}
-	queue_dead(&r->io.q, raw, len, j ? j->id : NULL, reason, source, attempts, ev,
-		   j ? j->reply_to : reply_to);
+	log_warn(id, NULL, "job to the dead letters (%s): %s", source, reason);
+	queue_dead(&r->io.q, raw, len, id, reason, source, attempts, ev, reply_to);
 	free(ev);
-	free(reply_to);
+	free(bad_id);
+	free(bad_reply);
 }
 
 /* Writes the generated id into the claimed descriptor so a recovery keeps it. Returns

@@ -262,6 +262,20 @@ def test_bad_descriptors_go_to_dead_letters_with_reasons(redis_server, r, fake_k
     assert fake_kie.stats()["creates_total"] == 1
 
 
+def test_bad_descriptor_that_names_its_id_gets_an_event_and_its_id(redis_server, r,
+                                                                    fake_kie, workers):
+    raw = b'{"v":1,"id":"typo-1","type":"teleport","replyTo":"kie:replies:t","input":{}}'
+    r.lpush(f"{PREFIX}:queue", raw)
+    workers(redis_server.url, fake_kie.url)
+    ev = wait_events(r, 1)[0]
+    assert ev["status"] == "dead" and ev["jobId"] == "typo-1"
+    assert 'type "teleport" is unknown' in ev["error"]
+    d = dead(r)[0]
+    assert d["jobId"] == "typo-1" and d["source"] == "parse" and d["raw"] == raw.decode()
+    assert json.loads(r.rpop("kie:replies:t"))["jobId"] == "typo-1"
+    assert fake_kie.stats()["creates_total"] == 0
+
+
 def test_permanent_kie_error_dead_letter_and_event(redis_server, r, fake_kie, workers):
     r.lpush(f"{PREFIX}:queue", json.dumps({"v": 1, "id": "refused", "type": "raw",
             "replyTo": "kie:replies:x",
