@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
+#include "crypto.h"
 #include "log.h"
 #include "util.h"
 
@@ -275,11 +278,29 @@ int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char
 	return ok_reply(eval(q, lua, 3, keys, 2, args, lens));
 }
 
+/* emit(results, max, reply, chan, ev): a completion event to <p>:results (trimmed to
+ * max), to the job's reply list when there is one, and on <p>:events. */
+#define EMIT_LUA_FN \
+	"local function emit(results, max, reply, chan, ev) " \
+	"  redis.call('LPUSH', results, ev) " \
+	"  redis.call('LTRIM', results, 0, tonumber(max) - 1) " \
+	"  if reply then redis.call('LPUSH', reply, ev) end " \
+	"  redis.call('PUBLISH', chan, ev) end "
+
+/* The arguments of emit() that come from the queue. */
+struct event_dest {
+	char results[128], chan[128], max[32];
+};
+
+static void event_dest_init(const struct queue *q, struct event_dest *d)
+{
+	queue_key(q, d->results, sizeof(d->results), "results");
+	queue_key(q, d->chan, sizeof(d->chan), "events");
+	snprintf(d->max, sizeof(d->max), "%ld", q->results_max);
+}
+
 /* The dead-letter entry: raw bytes as a string when they are UTF-8 without NULs, else
  * base64 in rawBase64 — the original bytes are never lost. */
-#include <cjson/cJSON.h>
-#include "crypto.h"
-
 static char *dead_entry(const struct queue *q, const char *raw, size_t len, const char *job_id,
 			const char *reason, const char *source, long attempts)
 {
@@ -319,7 +340,7 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	       const char *reason, const char *source, long attempts, const char *event_json,
 	       const char *reply_to)
 {
-	static const char lua[] =
+	static const char lua[] = EMIT_LUA_FN
 		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
 		"redis.call('LPUSH', KEYS[2], ARGV[2]) "
 		"if ARGV[3] == '1' then "
@@ -327,18 +348,14 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 		"  redis.call('EXPIRE', KEYS[3], ARGV[6]) end "
 		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
 		"redis.call('HINCRBY', KEYS[5], 'dead', 1) "
-		"if ARGV[7] ~= '' then "
-		"  redis.call('LPUSH', KEYS[6], ARGV[7]) "
-		"  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1) "
-		"  if KEYS[7] then redis.call('LPUSH', KEYS[7], ARGV[7]) end "
-		"  redis.call('PUBLISH', ARGV[8], ARGV[7]) end "
+		"if ARGV[7] ~= '' then emit(KEYS[6], ARGV[9], KEYS[7], ARGV[8], ARGV[7]) end "
 		"return 1";
-	char proc[300], dead[128], jkey[300], rec[128], stats[128], results[128], chan[128];
-	char now[32], ttl[32], max[32];
+	char proc[300], dead[128], jkey[300], rec[128], stats[128], now[32], ttl[32];
+	struct event_dest ed;
 	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts);
-	const char *keys[] = {proc, dead, jkey, rec, stats, results, reply_to};
+	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, reply_to};
 	const char *args[] = {raw, entry, job_id ? "1" : "0", now, reason, ttl,
-			      event_json ? event_json : "", chan, max};
+			      event_json ? event_json : "", ed.chan, ed.max};
 	size_t lens[9];
 	int rc;
 
@@ -347,11 +364,9 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	key2(q, jkey, sizeof(jkey), "job", job_id ? job_id : "-");
 	queue_key(q, rec, sizeof(rec), "recoveries");
 	queue_key(q, stats, sizeof(stats), "stats");
-	queue_key(q, results, sizeof(results), "results");
-	queue_key(q, chan, sizeof(chan), "events");
+	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	snprintf(max, sizeof(max), "%ld", q->results_max);
 	lens[0] = len;
 	for (int i = 1; i < 9; i++)
 		lens[i] = strlen(args[i]);
@@ -503,7 +518,7 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		   const char *status, const char *event_json, const char *reply_to, int *done)
 {
-	static const char lua[] =
+	static const char lua[] = EMIT_LUA_FN
 		"if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then "
 		"  redis.call('ZREM', KEYS[4], ARGV[7]) return 0 end "
 		"redis.call('HSET', KEYS[1], 'status', ARGV[2]) "
@@ -512,27 +527,22 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		"if ARGV[6] == '1' then "
 		"  redis.call('HSET', KEYS[2], 'state', ARGV[2], 'updatedAt', ARGV[3], 'taskId', ARGV[7]) "
 		"  redis.call('EXPIRE', KEYS[2], ARGV[8]) end "
-		"redis.call('LPUSH', KEYS[3], ARGV[1]) "
-		"redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1) "
-		"if KEYS[6] then redis.call('LPUSH', KEYS[6], ARGV[1]) end "
-		"redis.call('PUBLISH', ARGV[4], ARGV[1]) "
+		"emit(KEYS[3], ARGV[5], KEYS[6], ARGV[4], ARGV[1]) "
 		"redis.call('HINCRBY', KEYS[5], ARGV[2], 1) return 1";
-	char tkey[400], jkey[300], results[128], due[128], stats[128], now[32], chan[128],
-		max[32], ttl[32];
-	const char *keys[6] = {tkey, jkey, results, due, stats, reply_to};
-	const char *args[] = {event_json, status, now, chan, max, job_id && *job_id ? "1" : "0",
-			      task_id, ttl};
+	char tkey[400], jkey[300], due[128], stats[128], now[32], ttl[32];
+	struct event_dest ed;
+	const char *keys[6] = {tkey, jkey, ed.results, due, stats, reply_to};
+	const char *args[] = {event_json, status, now, ed.chan, ed.max,
+			      job_id && *job_id ? "1" : "0", task_id, ttl};
 	redisReply *rep;
 
 	*done = 0;
 	key2(q, tkey, sizeof(tkey), "task", task_id);
 	key2(q, jkey, sizeof(jkey), "job", job_id && *job_id ? job_id : "-");
-	queue_key(q, results, sizeof(results), "results");
 	queue_key(q, due, sizeof(due), "poll:due");
 	queue_key(q, stats, sizeof(stats), "stats");
-	queue_key(q, chan, sizeof(chan), "events");
+	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
-	snprintf(max, sizeof(max), "%ld", q->results_max);
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
 	rep = eval(q, lua, reply_to && *reply_to ? 6 : 5, keys, 8, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
