@@ -3,7 +3,9 @@
 KIE fake and a real redis-server, at several thread counts.
 
 usage: bench/bench_worker.py [--jobs 2000] [--task-ms 100] [--configs 4x2,16x4,64x8]
-Prints one Markdown table row per configuration (runners x pollers).
+Prints one Markdown table row per configuration (runners x pollers). Redis cmds/job is
+what Redis ran for the worker (total_commands_processed from a reset after the enqueue,
+commands inside Lua scripts included), per job.
 """
 import argparse
 import json
@@ -33,6 +35,7 @@ def run(cfg, jobs, task_ms, tmp):
             pipe.lpush("kie:queue", json.dumps({"v": 1, "id": f"b-{i}", "type": "raw",
                        "input": {"prompt": "bench", "imageUrl": "https://a.b/c.png"}}))
         pipe.execute()
+        r.config_resetstat()  # count only what the worker sends
         env = base_env(srv.url, fake.url, d, KIE_WORKER_CONCURRENCY=runners,
                        KIE_WORKER_POLLERS=pollers, KIE_POLL_INITIAL_MS=100,
                        KIE_LOG_LEVEL="warn")
@@ -43,12 +46,13 @@ def run(cfg, jobs, task_ms, tmp):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.monotonic() - t0
+        calls = r.info("stats")["total_commands_processed"]
         done = r.llen("kie:results")
         creates = fake.stats()["creates_total"]
         assert done == jobs and creates == jobs, (done, creates)
         cpu = ru.ru_utime + ru.ru_stime
         return (f"| {runners} x {pollers} | {jobs} | {wall:.2f} | {jobs / wall:.0f} | "
-                f"{ru.ru_maxrss / 1024:.1f} | {cpu * 1e6 / jobs:.0f} |")
+                f"{ru.ru_maxrss / 1024:.1f} | {cpu * 1e6 / jobs:.0f} | {calls / jobs:.1f} |")
     finally:
         fake.stop()
         srv.stop()
@@ -62,8 +66,9 @@ def main():
     a = ap.parse_args()
     print(f"kie-worker {BIN}: {a.jobs} raw jobs, fake task time {a.task_ms} ms, "
           f"{os.cpu_count()} cores")
-    print("| runners x pollers | jobs | wall s | jobs/s | peak RSS MiB | CPU µs/job |")
-    print("|---|---|---|---|---|---|")
+    print("| runners x pollers | jobs | wall s | jobs/s | peak RSS MiB | CPU µs/job | "
+          "Redis cmds/job |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="kie-bench-") as tmp:
         for cfg in a.configs.split(","):
             print(run(cfg, a.jobs, a.task_ms, tmp), flush=True)

@@ -21,6 +21,7 @@ void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char
 	util_strlcpy(q->worker_id, worker_id ? worker_id : "", sizeof(q->worker_id));
 	q->record_ttl_s = record_ttl_s;
 	q->results_max = results_max;
+	q->check_own = 1;
 }
 
 void queue_key(const struct queue *q, char *out, size_t outlen, const char *suffix)
@@ -61,9 +62,10 @@ static redisReply *eval(struct queue *q, const char *script, int nkeys, const ch
 		lens[argc++] = arglens ? arglens[i] : strlen(args[i]);
 	}
 	rep = rconn_argv_retry(q->r, argc, argv, lens);
-	if (rep && rep->type == REDIS_REPLY_ERROR) {
+	if (rep && rep->type == REDIS_REPLY_ERROR)
 		log_error(NULL, NULL, "Redis script error: %s", rep->str);
-	}
+	if (!rep || rep->type == REDIS_REPLY_ERROR)
+		q->check_own = 1; /* a release may not have happened */
 	return rep;
 }
 
@@ -102,17 +104,26 @@ int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len, int 
 	key2(q, dst, sizeof(dst), "processing", q->worker_id);
 
 	/* Our list is empty whenever we are idle, unless a BLMOVE's reply was lost with the
-	 * connection or a release failed: then the oldest such descriptor is ours to redo. */
-	rep = rconn_cmd(q->r, "LINDEX %s -1", dst);
-	if (!rep)
-		return -1;
-	if (rep->type == REDIS_REPLY_STRING) {
-		*raw = copy_reply_str(rep, len);
-		*leftover = 1;
+	 * connection or a release failed: then the oldest such descriptor is ours to redo.
+	 * It is read at start, after either of those, and after an idle BLMOVE timeout
+	 * (cheap then), until found empty; back-to-back claims under load skip it. */
+	if (q->check_own || q->r->drops != q->drops_seen) {
+		unsigned long drops = q->r->drops;
+		rep = rconn_cmd(q->r, "LINDEX %s -1", dst);
+		if (!rep)
+			return -1;
+		if (rep->type == REDIS_REPLY_STRING) {
+			*raw = copy_reply_str(rep, len);
+			*leftover = 1;
+			freeReplyObject(rep);
+			return 0;
+		}
+		if (rep->type == REDIS_REPLY_NIL) {
+			q->check_own = 0;
+			q->drops_seen = drops;
+		}
 		freeReplyObject(rep);
-		return 0;
 	}
-	freeReplyObject(rep);
 
 	snprintf(tmo, sizeof(tmo), "%.3f", timeout_s);
 	argv[0] = "BLMOVE"; argv[1] = src; argv[2] = dst; argv[3] = "RIGHT"; argv[4] = "LEFT";
@@ -122,6 +133,8 @@ int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len, int 
 		return -1;
 	if (rep->type == REDIS_REPLY_STRING) {
 		*raw = copy_reply_str(rep, len);
+	} else if (rep->type == REDIS_REPLY_NIL) {
+		q->check_own = 1; /* idle: look again before the next wait */
 	} else if (rep->type == REDIS_REPLY_ERROR) {
 		log_error(NULL, NULL, "BLMOVE failed: %s (Redis 6.2 or newer is required)", rep->str);
 		freeReplyObject(rep);

@@ -36,6 +36,11 @@ struct queue {
 	char worker_id[128];
 	long record_ttl_s;   /* job/task hashes expire this long after they finish */
 	long results_max;    /* <p>:results is trimmed to this many events */
+	/* queue_claim() looks in its own processing list only when a leftover may be there
+	 * or it is idle anyway: at start, after a lost connection (r->drops moved), a failed
+	 * script or a BLMOVE that timed out */
+	int check_own;
+	unsigned long drops_seen;
 };
 
 void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char *worker_id,
@@ -53,6 +58,7 @@ void queue_key(const struct queue *q, char *out, size_t outlen, const char *suff
 /* q->worker_id is a consumer id here. Hands back the oldest descriptor already in the
  * consumer's processing list (*leftover = 1: a BLMOVE whose reply was lost with the
  * connection, or a release that failed), else BLMOVE <p>:queue -> <p>:processing:<cid>.
+ * The list is read only when one of those can have happened (see check_own).
  * *raw is NULL on timeout; otherwise a new buffer (caller frees) of *len bytes. */
 int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len, int *leftover);
 

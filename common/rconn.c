@@ -153,6 +153,15 @@ fail:
 	return -1;
 }
 
+/* The context died: a reply may have gone with it (counted in drops). */
+static void conn_lost(struct rconn *r)
+{
+	log_warn(NULL, NULL, "%s: Redis connection lost: %s", r->who, r->c->errstr);
+	rconn_close(r);
+	r->lost = 1;
+	r->drops++;
+}
+
 int rconn_ensure(struct rconn *r)
 {
 	char why[256];
@@ -161,8 +170,7 @@ int rconn_ensure(struct rconn *r)
 	if (r->c && !r->c->err)
 		return 0;
 	if (r->c)
-		r->lost = 1;
-	rconn_close(r);
+		conn_lost(r);
 	while (!(r->stop && *r->stop)) {
 		if (try_connect(r, why, sizeof(why)) == 0) {
 			if (logged || r->backoff_ms || r->lost)
@@ -193,11 +201,8 @@ redisReply *rconn_argv(struct rconn *r, int argc, const char **argv, const size_
 	if (rconn_ensure(r) != 0)
 		return NULL;
 	rep = redisCommandArgv(r->c, argc, argv, lens);
-	if (!rep) {
-		log_warn(NULL, NULL, "%s: Redis connection lost: %s", r->who, r->c->errstr);
-		rconn_close(r);
-		r->lost = 1;
-	}
+	if (!rep)
+		conn_lost(r);
 	return rep;
 }
 
@@ -210,11 +215,8 @@ redisReply *rconn_cmd(struct rconn *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	rep = redisvCommand(r->c, fmt, ap);
 	va_end(ap);
-	if (!rep) {
-		log_warn(NULL, NULL, "%s: Redis connection lost: %s", r->who, r->c->errstr);
-		rconn_close(r);
-		r->lost = 1;
-	}
+	if (!rep)
+		conn_lost(r);
 	return rep;
 }
 

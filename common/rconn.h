@@ -28,6 +28,7 @@ struct rconn {
 	const volatile sig_atomic_t *stop; /* when set, reconnect gives up */
 	long backoff_ms;
 	int lost;                           /* a connection died: log when it is back */
+	unsigned long drops;                /* connections lost so far (a reply may be lost) */
 	char who[64];                       /* thread name for logs */
 };
 
