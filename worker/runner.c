@@ -251,6 +251,26 @@ out:
 	job_free(j);
 }
 
+/* Before redoing a leftover (queue_claim()), waits *delay_ms, which doubles from 500 ms
+ * to 30 s while leftovers keep coming: a release failing on every try (e.g. Redis
+ * refusing writes) must not spin. A fresh claim resets it. Returns -1 when stopping. */
+static int leftover_wait(struct runner *r, const char *cid, int leftover, long *delay_ms)
+{
+	if (!leftover) {
+		*delay_ms = 0;
+		return 0;
+	}
+	log_warn(NULL, NULL, "consumer %s: a claimed descriptor was left in its processing "
+		 "list (a Redis reply lost with the connection, or a release that failed); "
+		 "handling it again%s", cid, *delay_ms ? " after a pause" : "");
+	for (long t = 0; t < *delay_ms && !r->w->stopping; t += 100)
+		util_sleep_ms(100);
+	*delay_ms = *delay_ms ? *delay_ms * 2 : 500;
+	if (*delay_ms > 30000)
+		*delay_ms = 30000;
+	return r->w->stopping ? -1 : 0;
+}
+
 void *runner_main(void *arg)
 {
 	struct runner r;
@@ -274,24 +294,9 @@ void *runner_main(void *arg)
 		}
 		if (queue_claim(&r.io.q, 1.0, &raw, &len, &leftover) != 0 || !raw)
 			continue;
-		if (leftover) {
-			/* back off when leftovers keep coming: a release failing on every try
-			 * (e.g. Redis refusing writes) must not spin */
-			log_warn(NULL, NULL, "consumer %s: a claimed descriptor was left in its "
-				 "processing list (a Redis reply lost with the connection, or a "
-				 "release that failed); handling it again%s", cid,
-				 leftover_delay_ms ? " after a pause" : "");
-			for (long t = 0; t < leftover_delay_ms && !r.w->stopping; t += 100)
-				util_sleep_ms(100);
-			if (r.w->stopping) { /* stays listed: release at exit returns it */
-				free(raw);
-				break;
-			}
-			leftover_delay_ms = leftover_delay_ms ? leftover_delay_ms * 2 : 500;
-			if (leftover_delay_ms > 30000)
-				leftover_delay_ms = 30000;
-		} else {
-			leftover_delay_ms = 0;
+		if (leftover_wait(&r, cid, leftover, &leftover_delay_ms) != 0) {
+			free(raw); /* stays listed: the release at exit returns it */
+			break;
 		}
 		atomic_fetch_add(&r.w->inflight, 1);
 		process(&r, raw, len);
