@@ -46,6 +46,18 @@ struct config {
 	long account_pause_ms;
 	long record_ttl_s;
 	long results_max;
+	/* pool-wide limits of one KIE account (limiter.h) */
+	long create_limit;
+	long create_window_ms;
+	long poll_rate;
+	long limit_margin_ms;
+	long rate_backoff_ms;
+	long rate_backoff_max_ms;
+	long credit_probe_ms;
+	char *account_prefix;
+	/* caps */
+	long dead_max;
+	long meta_max_bytes;
 	/* logs */
 	char *log_level;
 	char *log_format;

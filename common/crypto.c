@@ -26,6 +26,37 @@ void crypto_sha256_hex(const void *data, size_t len, char out[65])
 	to_hex(md, sizeof(md), out);
 }
 
+int crypto_sha256_begin(struct crypto_sha256 *s)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	s->ctx = ctx;
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		s->ctx = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void crypto_sha256_update(struct crypto_sha256 *s, const void *data, size_t len)
+{
+	if (s->ctx)
+		EVP_DigestUpdate(s->ctx, data, len);
+}
+
+void crypto_sha256_end(struct crypto_sha256 *s, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	if (!s->ctx || EVP_DigestFinal_ex(s->ctx, md, &n) != 1 || n != 32) {
+		out[0] = '\0';
+	} else {
+		to_hex(md, 32, out);
+	}
+	EVP_MD_CTX_free(s->ctx);
+	s->ctx = NULL;
+}
+
 void crypto_sha1_hex(const void *data, size_t len, char out[41])
 {
 	unsigned char md[SHA_DIGEST_LENGTH];

@@ -7,6 +7,15 @@
 /* Writes the 64-char lowercase hex SHA-256 of data plus NUL into out[65]. */
 void crypto_sha256_hex(const void *data, size_t len, char out[65]);
 
+/* SHA-256 over data given in pieces: begin, update as often as needed, end (which frees
+ * the context and writes the 64-char hex digest plus NUL). */
+struct crypto_sha256 {
+	void *ctx;
+};
+int crypto_sha256_begin(struct crypto_sha256 *s);
+void crypto_sha256_update(struct crypto_sha256 *s, const void *data, size_t len);
+void crypto_sha256_end(struct crypto_sha256 *s, char out[65]);
+
 /* Writes the 40-char lowercase hex SHA-1 (Redis Lua's sha1hex equivalent) into out[41]. */
 void crypto_sha1_hex(const void *data, size_t len, char out[41]);
 

@@ -5,15 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_strict.h"
 #include "log.h"
 #include "util.h"
 
-char *finalize_event_json(const char *status, const char *job_id, const char *task_id,
-			  const char *type, const struct kie_result *r, const char *error,
-			  long attempts, const char *job_meta_json)
+static char *event_json(const char *status, const char *job_id, const char *task_id,
+			const char *type, const struct kie_result *r, const char *error,
+			long attempts, const char *job_meta_json, int max_urls, size_t error_max)
 {
 	cJSON *o = cJSON_CreateObject(), *urls;
-	char ts[UTIL_ISO8601_SIZE], ev[32], *s;
+	char ts[UTIL_ISO8601_SIZE], ev[32], *s, why[200];
+	size_t omitted = 0;
 
 	cJSON_AddNumberToObject(o, "v", 1);
 	snprintf(ev, sizeof(ev), "job.%s", status);
@@ -26,12 +28,26 @@ char *finalize_event_json(const char *status, const char *job_id, const char *ta
 	if (type && *type) cJSON_AddStringToObject(o, "type", type);
 	else cJSON_AddNullToObject(o, "type");
 	urls = cJSON_AddArrayToObject(o, "resultUrls");
-	for (size_t i = 0; r && i < r->n_results; i++)
-		cJSON_AddItemToArray(urls, cJSON_CreateString(r->result_urls[i]));
+	for (size_t i = 0; r && i < r->n_results; i++) {
+		if (cJSON_GetArraySize(urls) < max_urls &&
+		    strlen(r->result_urls[i]) <= FINALIZE_EVENT_URL_MAX)
+			cJSON_AddItemToArray(urls, cJSON_CreateString(r->result_urls[i]));
+		else
+			omitted++;
+	}
+	if (omitted) /* all of them are in the metadata record */
+		cJSON_AddNumberToObject(o, "resultUrlsOmitted", (double)omitted);
 	if (!error && r && !r->success)
 		error = r->error;
-	if (error) cJSON_AddStringToObject(o, "error", error);
-	else cJSON_AddNullToObject(o, "error");
+	if (error) {
+		char *e = util_strdup(error);
+		util_utf8_cut(e, error_max);
+		util_utf8_sanitize(e);
+		cJSON_AddStringToObject(o, "error", e);
+		free(e);
+	} else {
+		cJSON_AddNullToObject(o, "error");
+	}
 	if (r && r->has_credits) cJSON_AddNumberToObject(o, "credits", r->credits);
 	else cJSON_AddNullToObject(o, "credits");
 	if (r && r->has_cost_time) cJSON_AddNumberToObject(o, "costTime", r->cost_time_ms);
@@ -39,13 +55,30 @@ char *finalize_event_json(const char *status, const char *job_id, const char *ta
 	cJSON_AddNumberToObject(o, "attempts", (double)attempts);
 	util_iso8601(util_now_ms(), ts);
 	cJSON_AddStringToObject(o, "finishedAt", ts);
-	if (job_meta_json && *job_meta_json) {
-		cJSON *m = cJSON_Parse(job_meta_json);
-		if (m) cJSON_AddItemToObject(o, "meta", m);
-	}
+	/* meta byte for byte (it passed the strict check when the job was parsed; checked
+	 * again, as it comes back from Redis) */
+	if (job_meta_json && *job_meta_json &&
+	    json_strict_check(job_meta_json, strlen(job_meta_json), NULL, why, sizeof(why)) == 0)
+		cJSON_AddRawToObject(o, "meta", job_meta_json);
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	if (!s)
+		abort(); /* out of memory for a bounded event */
 	return s;
+}
+
+char *finalize_event_json(const char *status, const char *job_id, const char *task_id,
+			  const char *type, const struct kie_result *r, const char *error,
+			  long attempts, const char *job_meta_json)
+{
+	size_t meta_len = job_meta_json ? strlen(job_meta_json) : 0;
+	char *s = event_json(status, job_id, task_id, type, r, error, attempts, job_meta_json,
+			     FINALIZE_EVENT_MAX_URLS, FINALIZE_EVENT_ERROR_MAX);
+	if (strlen(s) <= FINALIZE_EVENT_MAX_BYTES + meta_len)
+		return s;
+	free(s); /* ids are capped, so this fits */
+	return event_json(status, job_id, task_id, type, r, error, attempts, job_meta_json, 0,
+			  256);
 }
 
 int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_id,
@@ -59,7 +92,7 @@ int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_i
 
 	*finalized_now = 0;
 	if (queue_task_get(q, task_id, 0, &t) != 0) {
-		snprintf(err, errlen, "Redis unreachable while finalizing");
+		snprintf(err, errlen, "reading the task record: %s", q->err);
 		return -1;
 	}
 	if (t.finalized) { /* someone else got there first: a no-op */
@@ -88,7 +121,7 @@ int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_i
 	event = finalize_event_json(status, t.job_id, task_id, t.type, r, NULL, t.attempts,
 				    t.job_meta);
 	if (queue_finalize(q, task_id, t.job_id, status, event, t.reply_to, finalized_now) != 0) {
-		snprintf(err, errlen, "Redis unreachable while finalizing");
+		snprintf(err, errlen, "emitting the event: %s", q->err);
 		goto out;
 	}
 	if (*finalized_now)

@@ -12,8 +12,20 @@
 #include "metadata.h"
 #include "queue.h"
 
+/* One event is at most FINALIZE_EVENT_MAX_BYTES plus its meta (KIE_JOB_META_MAX_BYTES),
+ * whatever KIE answers, so <p>:results (KIE_RESULTS_MAX events) has a byte budget: at
+ * most FINALIZE_EVENT_MAX_URLS result URLs of at most FINALIZE_EVENT_URL_MAX bytes (the
+ * metadata record keeps every one; the event counts the rest in resultUrlsOmitted), an
+ * error cut at FINALIZE_EVENT_ERROR_MAX bytes on a character boundary; an event still
+ * over the bound after that (text that escapes badly) goes out without its URLs. */
+#define FINALIZE_EVENT_MAX_URLS 10
+#define FINALIZE_EVENT_URL_MAX 2048
+#define FINALIZE_EVENT_ERROR_MAX 1024
+#define FINALIZE_EVENT_MAX_BYTES 16384
+
 /* Builds a completion event (docs/protocol.md). status: completed | failed | dead.
- * Any argument but status may be NULL. Returns a new string (caller frees). */
+ * Any argument but status may be NULL. job_meta_json is the descriptor's meta, copied
+ * byte for byte. Returns a new string (caller frees). */
 char *finalize_event_json(const char *status, const char *job_id, const char *task_id,
 			  const char *type, const struct kie_result *r, const char *error,
 			  long attempts, const char *job_meta_json);

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "crypto.h"
+#include "json_strict.h"
 #include "util.h"
 
 static const char *const type_names[] = {"generate_image", "model_pose", "extract_clothing",
@@ -58,8 +61,10 @@ void job_free(struct job *j)
 	free(j->output_format);
 	free(j->character);
 	free(j->callback_url);
+	free(j->callback_final);
 	free(j->reply_to);
-	cJSON_Delete(j->meta);
+	free(j->meta_raw);
+	free(j->model_used);
 	free(j);
 }
 
@@ -255,28 +260,136 @@ static int parse_input(const cJSON *in, struct job *j, char *err, size_t errlen)
 	return 0;
 }
 
-struct job *job_parse(const char *bytes, size_t len, size_t max_bytes, char *err, size_t errlen)
+/* 1 when bytes start with the id job_splice_id() writes: '{"id":"job_' + 24 hex + '"'. */
+static int starts_with_spliced_id(const char *b, size_t len)
 {
+	static const char pre[] = "{\"id\":\"job_";
+	size_t n = sizeof(pre) - 1;
+	if (len < n + 25 || memcmp(b, pre, n) != 0 || b[n + 24] != '"')
+		return 0;
+	for (size_t i = n; i < n + 24; i++)
+		if (!((b[i] >= '0' && b[i] <= '9') || (b[i] >= 'a' && b[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+char *job_splice_id(const char *bytes, size_t len, const char *id, size_t *new_len)
+{
+	size_t i = 0, k, idlen = strlen(id);
+	char *out;
+	int empty;
+
+	while (i < len && (bytes[i] == ' ' || bytes[i] == '\t' || bytes[i] == '\n' ||
+			   bytes[i] == '\r'))
+		i++;
+	if (i >= len || bytes[i] != '{')
+		return NULL;
+	for (k = i + 1; k < len && (bytes[k] == ' ' || bytes[k] == '\t' || bytes[k] == '\n' ||
+				    bytes[k] == '\r'); k++)
+		;
+	empty = k < len && bytes[k] == '}';
+	/* '{' first, so starts_with_spliced_id() recognizes it (leading blanks move after) */
+	*new_len = len + idlen + 7 + (empty ? 0 : 1);
+	out = util_xmalloc(*new_len + 1);
+	k = (size_t)snprintf(out, *new_len + 1, "{\"id\":\"%s\"%s", id, empty ? "" : ",");
+	memcpy(out + k, bytes, i);               /* leading blanks */
+	memcpy(out + k + i, bytes + i + 1, len - i - 1);
+	out[*new_len] = '\0';
+	return out;
+}
+
+/* Appends jobId=<id> to a callback URL with libcurl's URL API: before any #fragment
+ * (KIE drops fragments), percent-encoded, after an existing query. Returns 0 with *out a
+ * new string, or -1 with err naming what (setting) is wrong. */
+static int callback_with_job(const char *what, const char *base, const char *id, char **out,
+			     char *err, size_t errlen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *full = NULL, q[JOB_ID_MAX + 8];
+	int rc = -1;
+
+	*out = NULL;
+	if (!u)
+		abort();
+	if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "%s is not a URL", what);
+		goto out;
+	}
+	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+		snprintf(err, errlen, "%s has scheme \"%.16s\"; KIE posts callbacks to http(s) URLs "
+			 "only", what, scheme);
+		goto out;
+	}
+	snprintf(q, sizeof(q), "jobId=%s", id);
+	if (curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "%s: cannot add jobId to it", what);
+		goto out;
+	}
+	if (strlen(full) > JOB_CALLBACK_URL_MAX) {
+		snprintf(err, errlen, "%s is %zu bytes with jobId=%s added; KIE accepts at most %d",
+			 what, strlen(full), id, JOB_CALLBACK_URL_MAX);
+		goto out;
+	}
+	*out = util_strdup(full);
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(full);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* replyTo names a list of the application's: never one of the worker's own keys. */
+static int check_reply_to(const char *reply_to, const char *prefix, char *err, size_t errlen)
+{
+	size_t n;
+
+	if (!*reply_to) {
+		snprintf(err, errlen, "replyTo is empty: give a Redis list key or leave it out");
+		return -1;
+	}
+	if (!prefix)
+		return 0;
+	n = strlen(prefix);
+	if (strncmp(reply_to, prefix, n) == 0 && reply_to[n] == ':' &&
+	    strncmp(reply_to + n + 1, "replies:", 8) != 0) {
+		snprintf(err, errlen, "replyTo \"%.200s\" is one of the worker's own keys (under "
+			 "\"%s:\"); use a key of your own, or one under \"%s:replies:\"", reply_to,
+			 prefix, prefix);
+		return -1;
+	}
+	return 0;
+}
+
+struct job *job_parse(const char *bytes, size_t len, const struct job_parse_opts *o, char *err,
+		      size_t errlen)
+{
+	static const char *const want[] = {"meta", NULL};
+	struct json_strict_span spans[1];
+	struct json_strict_opts so = {.max_depth = JSON_STRICT_DEPTH_MAX, .want = want,
+				      .spans = spans};
 	struct job *j = NULL;
 	cJSON *root = NULL;
 	const cJSON *it;
-	char *type = NULL;
+	char *type = NULL, why[400];
 	long v = 0;
 	int v_present = 0;
 
-	if (len > max_bytes) {
+	if (len > o->max_bytes &&
+	    !(len <= o->max_bytes + JOB_ID_SPLICE_BYTES && starts_with_spliced_id(bytes, len))) {
 		snprintf(err, errlen, "descriptor is %zu bytes; the limit is %zu (KIE_JOB_MAX_BYTES)",
-			 len, max_bytes);
+			 len, o->max_bytes);
 		return NULL;
 	}
-	if (util_utf8_len(bytes, len) < 0) {
-		snprintf(err, errlen, "descriptor is not valid UTF-8");
+	if (json_strict_check(bytes, len, &so, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "descriptor is not strict JSON: %s", why);
 		return NULL;
 	}
 	root = cJSON_ParseWithLength(bytes, len);
-	if (!root) {
-		snprintf(err, errlen, "descriptor is not JSON (parse error near byte %ld)",
-			 cJSON_GetErrorPtr() ? (long)(cJSON_GetErrorPtr() - bytes) : -1L);
+	if (!root) { /* strict JSON that cJSON cannot hold (out of memory) */
+		snprintf(err, errlen, "descriptor could not be parsed (out of memory?)");
 		return NULL;
 	}
 	if (!cJSON_IsObject(root)) {
@@ -297,6 +410,13 @@ struct job *job_parse(const char *bytes, size_t len, size_t max_bytes, char *err
 		goto fail;
 	}
 	j->version = (int)v;
+	it = cJSON_GetObjectItemCaseSensitive(root, "id");
+	if (it && !cJSON_IsString(it)) {
+		/* never replaced by a generated one: every later read would disagree on the id */
+		snprintf(err, errlen, "id must be a string (it is %s); give one or leave it out",
+			 cJSON_IsNull(it) ? "null" : "not a string");
+		goto fail;
+	}
 	if (get_str(root, "", "id", 0, 0, &j->id, err, errlen))
 		goto fail;
 	if (j->id && !job_id_valid(j->id)) {
@@ -321,9 +441,12 @@ struct job *job_parse(const char *bytes, size_t len, size_t max_bytes, char *err
 	if (get_str(root, "", "ratio", 0, 16, &j->ratio, err, errlen) ||
 	    get_str(root, "", "outputFormat", 0, 16, &j->output_format, err, errlen) ||
 	    get_str(root, "", "character", 0, JOB_CHARACTER_MAX, &j->character, err, errlen) ||
-	    get_str(root, "", "callbackUrl", 0, 2048, &j->callback_url, err, errlen) ||
+	    get_str(root, "", "callbackUrl", 0, JOB_CALLBACK_URL_MAX, &j->callback_url, err,
+		    errlen) ||
 	    get_str(root, "", "replyTo", 0, JOB_REPLY_TO_MAX, &j->reply_to, err, errlen) ||
 	    get_int(root, "", "maxAttempts", 1, 100, &j->max_attempts, NULL, err, errlen))
+		goto fail;
+	if (j->reply_to && check_reply_to(j->reply_to, o->prefix, err, errlen))
 		goto fail;
 	if (j->type == JOB_EXTRACT_CLOTHING && j->ratio && strcmp(j->ratio, "1:1") != 0) {
 		snprintf(err, errlen, "ratio \"%s\": extract_clothing always produces 1:1", j->ratio);
@@ -335,9 +458,22 @@ struct job *job_parse(const char *bytes, size_t len, size_t max_bytes, char *err
 			snprintf(err, errlen, "meta must be an object");
 			goto fail;
 		}
-		j->meta = cJSON_Duplicate(it, 1);
+		if (spans[0].len > o->meta_max_bytes) {
+			snprintf(err, errlen, "meta is %zu bytes; the limit is %zu "
+				 "(KIE_JOB_META_MAX_BYTES)", spans[0].len, o->meta_max_bytes);
+			goto fail;
+		}
+		/* the bytes as sent, minified: cJSON would round 64-bit integers */
+		j->meta_raw = util_xmalloc(spans[0].len + 1);
+		memcpy(j->meta_raw, bytes + spans[0].off, spans[0].len);
+		j->meta_raw[spans[0].len] = '\0';
+		cJSON_Minify(j->meta_raw);
 	}
-	/* the KIE-side checks (prompt length, image count and URLs, ratio, format) */
+	j->model_used = util_strdup(j->model ? j->model
+				    : o->default_model && *o->default_model ? o->default_model
+				    : "google/nano-banana-edit");
+	/* the KIE-side checks (prompt length, image count and URLs, ratio, format) for the
+	 * model that will be named */
 	{
 		struct kie_task_request req;
 		struct kie_error kerr;
@@ -360,7 +496,16 @@ struct job *job_parse(const char *bytes, size_t len, size_t max_bytes, char *err
 		size_t n = strlen(rnd) + 5;
 		j->id = util_xmalloc(n);
 		snprintf(j->id, n, "job_%s", rnd);
-		j->id_generated = 1;
+		j->id_generated = 1; /* spliced in within JOB_ID_SPLICE_BYTES of the limit */
+	}
+	if (j->callback_url) {
+		if (callback_with_job("callbackUrl", j->callback_url, j->id, &j->callback_final, err,
+				      errlen))
+			goto fail;
+	} else if (o->default_callback_url && *o->default_callback_url) {
+		if (callback_with_job("KIE_CALLBACK_URL", o->default_callback_url, j->id,
+				      &j->callback_final, err, errlen))
+			goto fail;
 	}
 	free(type);
 	cJSON_Delete(root);
@@ -404,8 +549,9 @@ char *job_build_prompt(const struct job *j, const struct prompts *p, char *err, 
 void job_to_request(const struct job *j, const char *prompt, struct kie_task_request *req)
 {
 	memset(req, 0, sizeof(*req));
-	req->model = j->model;
+	req->model = j->model_used ? j->model_used : j->model;
 	req->prompt = prompt;
+	req->callback_url = NULL;
 	req->image_urls = (const char *const *)j->image_urls;
 	req->n_images = j->n_images;
 	req->ratio = j->type == JOB_EXTRACT_CLOTHING ? "1:1" : j->ratio;
@@ -466,8 +612,8 @@ char *job_to_json(const struct job *j)
 	add_opt(o, "replyTo", j->reply_to);
 	if (j->max_attempts)
 		cJSON_AddNumberToObject(o, "maxAttempts", (double)j->max_attempts);
-	if (j->meta)
-		cJSON_AddItemToObject(o, "meta", cJSON_Duplicate(j->meta, 1));
+	if (j->meta_raw)
+		cJSON_AddRawToObject(o, "meta", j->meta_raw);
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return s;

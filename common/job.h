@@ -14,6 +14,10 @@
 #define JOB_ID_MAX 128
 #define JOB_REPLY_TO_MAX 256
 #define JOB_CHARACTER_MAX 256
+#define JOB_CALLBACK_URL_MAX 2048 /* KIE's limit, with jobId added */
+/* A descriptor without an id gets '"id":"job_<24 hex>",' (36 bytes) written in after its
+ * '{'; the size limit allows that much more for a descriptor that starts so. */
+#define JOB_ID_SPLICE_BYTES 36
 
 enum job_type {
 	JOB_GENERATE_IMAGE = 0, /* clothing description + reference image */
@@ -46,17 +50,37 @@ struct job {
 	char *ratio;
 	char *output_format;
 	char *character;
-	char *callback_url;
+	char *callback_url;      /* as given */
+	char *callback_final;    /* what KIE gets: callbackUrl or KIE_CALLBACK_URL with jobId=<id>
+				  * added before any #fragment; NULL when neither is set */
 	char *reply_to;
 	long max_attempts;       /* 0: the worker's default */
-	cJSON *meta;             /* passed through to the completion event; may be NULL */
+	char *meta_raw;          /* the "meta" object's bytes, minified but otherwise untouched
+				  * (64-bit integers, 1e999 and key order survive); NULL if none */
+	char *model_used;        /* the model createTask will name: input.model or KIE_MODEL */
 };
 
-/* Parses and validates a descriptor of len bytes. Returns a new job (caller frees with
- * job_free; job_free(NULL) is a no-op) or NULL with err holding the reason, which names
- * the field. A descriptor without "id" gets a generated one (id_generated = 1). */
-struct job *job_parse(const char *bytes, size_t len, size_t max_bytes, char *err,
-		      size_t errlen);
+struct job_parse_opts {
+	size_t max_bytes;             /* KIE_JOB_MAX_BYTES */
+	const char *default_model;    /* KIE_MODEL; NULL: google/nano-banana-edit */
+	const char *prefix;           /* KIE_REDIS_PREFIX: replyTo may not name "<prefix>:..."
+				       * keys other than "<prefix>:replies:..."; NULL: no check */
+	size_t meta_max_bytes;        /* KIE_JOB_META_MAX_BYTES; 0: no meta accepted */
+	const char *default_callback_url; /* KIE_CALLBACK_URL; NULL or "": none */
+};
+
+/* Parses and validates a descriptor of len bytes: strict JSON first (json_strict.h: one
+ * value, no duplicate keys, no NUL or raw control bytes, ...), then the wire format.
+ * Returns a new job (caller frees with job_free; job_free(NULL) is a no-op) or NULL with
+ * err holding the reason, which names the field. A descriptor without "id" gets a
+ * generated one (id_generated = 1; see job_splice_id()). */
+struct job *job_parse(const char *bytes, size_t len, const struct job_parse_opts *o,
+		      char *err, size_t errlen);
+
+/* The descriptor with '"id":"<id>",' written in after its opening '{' — every other byte
+ * untouched. Returns a new buffer (caller frees) of *new_len bytes, or NULL when bytes do
+ * not start with an object. */
+char *job_splice_id(const char *bytes, size_t len, const char *id, size_t *new_len);
 void job_free(struct job *j);
 
 /* Builds the prompt for the job's type. Returns a new string or NULL with err filled. */

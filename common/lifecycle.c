@@ -30,6 +30,7 @@ const char *job_action_str(enum job_action a)
 	case JOB_ACT_RETRY: return "retry";
 	case JOB_ACT_PAUSE: return "pause";
 	case JOB_ACT_DEAD: return "dead";
+	case JOB_ACT_BACKOFF: return "backoff";
 	}
 	return "?";
 }
@@ -50,6 +51,14 @@ int64_t lifecycle_backoff_ms(long attempt, long base_ms, uint32_t rnd)
 	return d < 1 ? 1 : d;
 }
 
+int lifecycle_is_rate_refusal(const struct kie_error *err)
+{
+	if (!err || err->cls != KIE_ERR_RETRYABLE)
+		return 0;
+	return err->code == 429 || err->code == 455 || err->http_status == 429 ||
+	       err->http_status == 455;
+}
+
 void lifecycle_after_create(const struct kie_error *err, long attempt, long max_attempts,
 			    const struct lifecycle_policy *p, uint32_t rnd,
 			    struct job_decision *out)
@@ -58,6 +67,14 @@ void lifecycle_after_create(const struct kie_error *err, long attempt, long max_
 	if (!err || err->cls == KIE_ERR_NONE) {
 		out->action = JOB_ACT_HANDOFF;
 		out->next = JOB_STATE_POLLING;
+		return;
+	}
+	if (lifecycle_is_rate_refusal(err)) {
+		out->action = JOB_ACT_BACKOFF;
+		out->next = JOB_STATE_QUEUED;
+		snprintf(out->reason, sizeof(out->reason),
+			 "KIE refused the call (%s); the pool backs off, the job waits, no attempt "
+			 "spent", err->message);
 		return;
 	}
 	switch (err->cls) {

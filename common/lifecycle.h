@@ -33,6 +33,8 @@ enum job_action {
 	JOB_ACT_RETRY,     /* back to <p>:delayed for delay_ms */
 	JOB_ACT_PAUSE,     /* account-level: pause the pool pause_ms, requeue untouched */
 	JOB_ACT_DEAD,      /* to the dead letters with reason */
+	JOB_ACT_BACKOFF,   /* KIE's own limit (429) or maintenance (455): the pool backs off,
+			    * the job is kept and tried again; no attempt is spent */
 };
 const char *job_action_str(enum job_action a);
 
@@ -45,10 +47,14 @@ struct job_decision {
 };
 
 /* Decides what follows a createTask call. err is NULL on success; attempt counts from 1;
- * rnd adds jitter (0..2^32-1). */
+ * rnd adds jitter (0..2^32-1). Only the job's own errors count toward max_attempts: a
+ * 429 or 455 (a pool-wide condition) is JOB_ACT_BACKOFF, an account-level one PAUSE. */
 void lifecycle_after_create(const struct kie_error *err, long attempt, long max_attempts,
 			    const struct lifecycle_policy *p, uint32_t rnd,
 			    struct job_decision *out);
+
+/* 1 when err is KIE refusing for its rate limit (429) or maintenance (455). */
+int lifecycle_is_rate_refusal(const struct kie_error *err);
 
 /* Exponential backoff with +-20% jitter: base * 2^(attempt-1), capped at 10 minutes. */
 int64_t lifecycle_backoff_ms(long attempt, long base_ms, uint32_t rnd);

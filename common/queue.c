@@ -22,6 +22,7 @@ void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char
 	q->record_ttl_s = record_ttl_s;
 	q->results_max = results_max;
 	q->check_own = 1;
+	q->dead_max = 10000;
 }
 
 void queue_key(const struct queue *q, char *out, size_t outlen, const char *suffix)
@@ -62,8 +63,21 @@ static redisReply *eval(struct queue *q, const char *script, int nkeys, const ch
 		lens[argc++] = arglens ? arglens[i] : strlen(args[i]);
 	}
 	rep = rconn_argv_retry(q->r, argc, argv, lens);
-	if (rep && rep->type == REDIS_REPLY_ERROR)
-		log_error(NULL, NULL, "Redis script error: %s", rep->str);
+	if (rep && rep->type == REDIS_REPLY_ERROR) {
+		/* an error that repeats (OOM, READONLY, MISCONF) is logged once per 10 s */
+		int64_t now = util_monotonic_ms();
+		if (now >= q->next_err_log) {
+			log_error(NULL, NULL, "Redis script error: %s%s", rep->str,
+				  q->errs_quiet ? " (repeated errors not logged)" : "");
+			q->next_err_log = now + 10000;
+			q->errs_quiet = 0;
+		} else {
+			q->errs_quiet++;
+		}
+		snprintf(q->err, sizeof(q->err), "Redis refused the step: %s", rep->str);
+	} else if (!rep) {
+		snprintf(q->err, sizeof(q->err), "Redis unreachable");
+	}
 	if (!rep || rep->type == REDIS_REPLY_ERROR)
 		q->check_own = 1; /* a release may not have happened */
 	return rep;
@@ -82,23 +96,13 @@ static void now_str(char *out, size_t n)
 	snprintf(out, n, "%lld", (long long)util_now_ms());
 }
 
-static char *copy_reply_str(const redisReply *rep, size_t *len)
-{
-	char *s = util_xmalloc(rep->len + 1);
-	memcpy(s, rep->str, rep->len);
-	s[rep->len] = '\0';
-	*len = rep->len;
-	return s;
-}
-
-int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len, int *leftover)
+int queue_claim(struct queue *q, double timeout_s, size_t max_keep, struct rconn_bulk *out,
+		int *leftover)
 {
 	char src[128], dst[300], tmo[32];
 	const char *argv[6];
-	redisReply *rep;
 
-	*raw = NULL;
-	*len = 0;
+	memset(out, 0, sizeof(*out));
 	*leftover = 0;
 	queue_key(q, src, sizeof(src), "queue");
 	key2(q, dst, sizeof(dst), "processing", q->worker_id);
@@ -106,42 +110,42 @@ int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len, int 
 	/* Our list is empty whenever we are idle, unless a BLMOVE's reply was lost with the
 	 * connection or a release failed: then the oldest such descriptor is ours to redo.
 	 * It is read at start, after either of those, and after an idle BLMOVE timeout
-	 * (cheap then), until found empty; back-to-back claims under load skip it. */
+	 * (cheap then), until found empty; back-to-back claims under load skip it. Both
+	 * reads stream the value (rconn_bulk_bounded): an oversized one is never held. */
 	if (q->check_own || q->r->drops != q->drops_seen) {
 		unsigned long drops = q->r->drops;
-		rep = rconn_cmd(q->r, "LINDEX %s -1", dst);
-		if (!rep)
+		argv[0] = "LINDEX"; argv[1] = dst; argv[2] = "-1";
+		if (rconn_bulk_bounded(q->r, 3, argv, NULL, max_keep, out) != 0)
 			return -1;
-		if (rep->type == REDIS_REPLY_STRING) {
-			*raw = copy_reply_str(rep, len);
+		if (out->type == REDIS_REPLY_STRING) {
 			*leftover = 1;
-			freeReplyObject(rep);
 			return 0;
 		}
-		if (rep->type == REDIS_REPLY_NIL) {
+		if (out->type == REDIS_REPLY_NIL) {
 			q->check_own = 0;
 			q->drops_seen = drops;
 		}
-		freeReplyObject(rep);
 	}
 
 	snprintf(tmo, sizeof(tmo), "%.3f", timeout_s);
 	argv[0] = "BLMOVE"; argv[1] = src; argv[2] = dst; argv[3] = "RIGHT"; argv[4] = "LEFT";
 	argv[5] = tmo;
-	rep = rconn_argv(q->r, 6, argv, NULL);
-	if (!rep)
+	if (rconn_bulk_bounded(q->r, 6, argv, NULL, max_keep, out) != 0)
 		return -1;
-	if (rep->type == REDIS_REPLY_STRING) {
-		*raw = copy_reply_str(rep, len);
-	} else if (rep->type == REDIS_REPLY_NIL) {
+	if (out->type == REDIS_REPLY_NIL) {
 		q->check_own = 1; /* idle: look again before the next wait */
-	} else if (rep->type == REDIS_REPLY_ERROR) {
-		log_error(NULL, NULL, "BLMOVE failed: %s (Redis 6.2 or newer is required)", rep->str);
-		freeReplyObject(rep);
+	} else if (out->type == REDIS_REPLY_ERROR) {
+		int64_t now = util_monotonic_ms();
+		snprintf(q->err, sizeof(q->err), "Redis refused BLMOVE: %s", out->err);
+		if (now >= q->next_err_log) { /* OOM, READONLY, ...: once per 10 s */
+			log_error(NULL, NULL, "BLMOVE failed: %s%s", out->err,
+				  strstr(out->err, "unknown command") ? " (Redis 6.2 or newer is required)"
+								      : "");
+			q->next_err_log = now + 10000;
+		}
 		util_sleep_ms(1000);
 		return -1;
 	}
-	freeReplyObject(rep);
 	return 0;
 }
 
@@ -291,18 +295,36 @@ int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char
 	return ok_reply(eval(q, lua, 3, keys, 2, args, lens));
 }
 
-/* emit(results, max, reply, chan, ev): a completion event to <p>:results (trimmed to
- * max), to the job's reply list when there is one, and on <p>:events. */
+/* Lua helpers shared by the scripts that end a job. A script cannot be rolled back, so
+ * every key it will write is checked first (keytype_ok); a replyTo key that holds
+ * another type is skipped rather than aborting the script half-way.
+ * emit(results, max, reply, chan, ev): a completion event to <p>:results (trimmed to
+ * max), to the job's reply list when there is one, and on <p>:events.
+ * push_dead(dead, entry, max, stats): LPUSH a dead letter, keep the newest max, count
+ * what was dropped in stats.dead_dropped. */
 #define EMIT_LUA_FN \
+	"local function keytype_ok(k, want) " \
+	"  local t = redis.call('TYPE', k)['ok'] " \
+	"  if t == want or t == 'none' then return true end " \
+	"  return false, k .. ' holds a ' .. t .. ', not a ' .. want end " \
+	"local function need(k, want) " \
+	"  local ok, why = keytype_ok(k, want) " \
+	"  if not ok then error(why) end end " \
 	"local function emit(results, max, reply, chan, ev) " \
 	"  redis.call('LPUSH', results, ev) " \
 	"  redis.call('LTRIM', results, 0, tonumber(max) - 1) " \
 	"  if reply then redis.call('LPUSH', reply, ev) end " \
-	"  redis.call('PUBLISH', chan, ev) end "
+	"  redis.call('PUBLISH', chan, ev) end " \
+	"local function push_dead(dead, entry, max, stats) " \
+	"  redis.call('LPUSH', dead, entry) " \
+	"  local over = redis.call('LLEN', dead) - tonumber(max) " \
+	"  if over > 0 then " \
+	"    redis.call('LTRIM', dead, 0, tonumber(max) - 1) " \
+	"    redis.call('HINCRBY', stats, 'dead_dropped', over) end end "
 
 /* The arguments of emit() that come from the queue. */
 struct event_dest {
-	char results[128], chan[128], max[32];
+	char results[128], chan[128], max[32], dead_max[32];
 };
 
 static void event_dest_init(const struct queue *q, struct event_dest *d)
@@ -310,6 +332,26 @@ static void event_dest_init(const struct queue *q, struct event_dest *d)
 	queue_key(q, d->results, sizeof(d->results), "results");
 	queue_key(q, d->chan, sizeof(d->chan), "events");
 	snprintf(d->max, sizeof(d->max), "%ld", q->results_max);
+	snprintf(d->dead_max, sizeof(d->dead_max), "%ld", q->dead_max);
+}
+
+/* Bytes as a JSON string when they are UTF-8 without NULs, else base64 under b64name. */
+static void add_bytes(cJSON *o, const char *name, const char *b64name, const char *raw,
+		      size_t len)
+{
+	if (!memchr(raw, '\0', len) && util_utf8_len(raw, len) >= 0) {
+		char *copy = util_xmalloc(len + 1);
+		memcpy(copy, raw, len);
+		copy[len] = '\0';
+		cJSON_AddStringToObject(o, name, copy);
+		free(copy);
+	} else {
+		size_t cap = 4 * ((len + 2) / 3) + 1;
+		char *b64 = util_xmalloc(cap);
+		crypto_base64(raw, len, b64, cap);
+		cJSON_AddStringToObject(o, b64name, b64);
+		free(b64);
+	}
 }
 
 /* The dead-letter entry: raw bytes as a string when they are UTF-8 without NULs, else
@@ -327,51 +369,80 @@ static char *dead_entry(const struct queue *q, const char *raw, size_t len, cons
 		cJSON_AddNullToObject(o, "jobId");
 	cJSON_AddStringToObject(o, "reason", reason);
 	cJSON_AddStringToObject(o, "source", source);
-	if (!memchr(raw, '\0', len) && util_utf8_len(raw, len) >= 0) {
-		char *copy = util_xmalloc(len + 1);
-		memcpy(copy, raw, len);
-		copy[len] = '\0';
-		cJSON_AddStringToObject(o, "raw", copy);
-		free(copy);
-	} else {
-		size_t cap = 4 * ((len + 2) / 3) + 1;
-		char *b64 = util_xmalloc(cap);
-		crypto_base64(raw, len, b64, cap);
-		cJSON_AddStringToObject(o, "rawBase64", b64);
-		free(b64);
-	}
+	add_bytes(o, "raw", "rawBase64", raw, len);
 	cJSON_AddNumberToObject(o, "attempts", (double)attempts);
 	cJSON_AddStringToObject(o, "workerId", q->worker_id);
 	util_iso8601(util_now_ms(), ts);
 	cJSON_AddStringToObject(o, "failedAt", ts);
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	if (!s)
+		abort(); /* out of memory for an entry of at most ~6 x KIE_JOB_MAX_BYTES */
+	return s;
+}
+
+/* The dead letter of a descriptor too large to keep: its size, SHA-256 and first bytes
+ * (cut back to a whole UTF-8 character when the rest is text), never the whole. */
+static char *dead_entry_oversized(const struct queue *q, const struct rconn_bulk *b,
+				  const char *reason)
+{
+	cJSON *o = cJSON_CreateObject();
+	char ts[UTIL_ISO8601_SIZE], *s;
+	size_t head = b->head_len;
+
+	/* a head cut inside a multi-byte character is still text: drop the partial one */
+	for (int i = 0; i < 3 && head > 0 && util_utf8_len(b->head, head) < 0; i++)
+		head--;
+	if (util_utf8_len(b->head, head) < 0)
+		head = b->head_len; /* not text: base64 of all of it */
+	cJSON_AddNumberToObject(o, "v", 1);
+	cJSON_AddNullToObject(o, "jobId");
+	cJSON_AddStringToObject(o, "reason", reason);
+	cJSON_AddStringToObject(o, "source", "parse");
+	cJSON_AddNumberToObject(o, "size", (double)b->len);
+	cJSON_AddStringToObject(o, "sha256", b->sha256);
+	add_bytes(o, "rawHead", "rawHeadBase64", b->head, head);
+	cJSON_AddNumberToObject(o, "attempts", 0);
+	cJSON_AddStringToObject(o, "workerId", q->worker_id);
+	util_iso8601(util_now_ms(), ts);
+	cJSON_AddStringToObject(o, "failedAt", ts);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!s)
+		abort(); /* cJSON is out of memory: the entry is small, so is the process */
 	return s;
 }
 
 int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	       const char *reason, const char *source, long attempts, const char *event_json,
-	       const char *reply_to)
+	       const char *reply_to, int *reply_skipped)
 {
+	/* returns 0 (not held any more), 1 done, 2 done but replyTo skipped (wrong type) */
 	static const char lua[] = EMIT_LUA_FN
+		"need(KEYS[2], 'list') need(KEYS[3], 'hash') need(KEYS[5], 'hash') "
+		"need(KEYS[6], 'list') "
+		"local reply, skipped = KEYS[7], 0 "
+		"if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 1 end "
 		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
-		"redis.call('LPUSH', KEYS[2], ARGV[2]) "
+		"push_dead(KEYS[2], ARGV[2], ARGV[10], KEYS[5]) "
 		"if ARGV[3] == '1' then "
 		"  redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4]) "
 		"  redis.call('EXPIRE', KEYS[3], ARGV[6]) end "
 		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
 		"redis.call('HINCRBY', KEYS[5], 'dead', 1) "
-		"if ARGV[7] ~= '' then emit(KEYS[6], ARGV[9], KEYS[7], ARGV[8], ARGV[7]) end "
-		"return 1";
+		"if ARGV[7] ~= '' then emit(KEYS[6], ARGV[9], reply, ARGV[8], ARGV[7]) end "
+		"return 1 + skipped";
 	char proc[300], dead[128], jkey[300], rec[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts);
 	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, reply_to};
 	const char *args[] = {raw, entry, job_id ? "1" : "0", now, reason, ttl,
-			      event_json ? event_json : "", ed.chan, ed.max};
-	size_t lens[9];
-	int rc;
+			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max};
+	size_t lens[10];
+	redisReply *rep;
 
+	if (reply_skipped)
+		*reply_skipped = 0;
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
 	queue_key(q, dead, sizeof(dead), "dead");
 	key2(q, jkey, sizeof(jkey), "job", job_id ? job_id : "-");
@@ -381,35 +452,171 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
 	lens[0] = len;
-	for (int i = 1; i < 9; i++)
+	for (int i = 1; i < 10; i++)
 		lens[i] = strlen(args[i]);
-	rc = ok_reply(eval(q, lua, reply_to && *reply_to ? 7 : 6, keys, 9, args, lens));
+	rep = eval(q, lua, reply_to && *reply_to ? 7 : 6, keys, 10, args, lens);
+	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2 && reply_skipped)
+		*reply_skipped = 1;
+	free(entry);
+	return ok_reply(rep);
+}
+
+int queue_dead_oversized(struct queue *q, const struct rconn_bulk *b, const char *reason)
+{
+	/* The descriptor is compared by length and head inside Redis, never sent back. */
+	static const char lua[] = EMIT_LUA_FN
+		"need(KEYS[2], 'list') need(KEYS[3], 'hash') "
+		"local n = tonumber(ARGV[1]) "
+		"local function same(v) return v and string.len(v) == n and "
+		"  string.sub(v, 1, string.len(ARGV[2])) == ARGV[2] end "
+		"local v = redis.call('LINDEX', KEYS[1], 0) "
+		"if not same(v) then v = redis.call('LINDEX', KEYS[1], -1) end "
+		"if not same(v) then return 0 end "
+		"redis.call('LREM', KEYS[1], 1, v) "
+		"push_dead(KEYS[2], ARGV[3], ARGV[4], KEYS[3]) "
+		"redis.call('HINCRBY', KEYS[3], 'dead', 1) return 1";
+	char proc[300], dead[128], stats[128], n[32], max[32];
+	const char *keys[] = {proc, dead, stats};
+	char *entry = dead_entry_oversized(q, b, reason);
+	const char *args[] = {n, b->head, entry, max};
+	size_t lens[4];
+	int rc;
+
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	queue_key(q, dead, sizeof(dead), "dead");
+	queue_key(q, stats, sizeof(stats), "stats");
+	snprintf(n, sizeof(n), "%zu", b->len);
+	snprintf(max, sizeof(max), "%ld", q->dead_max);
+	lens[0] = strlen(n);
+	lens[1] = b->head_len;
+	lens[2] = strlen(entry);
+	lens[3] = strlen(max);
+	rc = ok_reply(eval(q, lua, 3, keys, 4, args, lens));
 	free(entry);
 	return rc;
 }
 
-int queue_pause_set(struct queue *q, long ms, const char *reason)
+int queue_pause_set(struct queue *q, const char *kind, long ms, const char *reason, int *set)
 {
-	char key[128];
+	/* An automatic pause never replaces an operator's (nor shortens it). */
+	static const char lua[] =
+		"local v = redis.call('GET', KEYS[1]) "
+		"if v and ARGV[1] ~= 'operator' then "
+		"  local ok, o = pcall(cjson.decode, v) "
+		"  if ok and type(o) == 'table' and o.kind == 'operator' then return 0 end end "
+		"if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+		"else redis.call('SET', KEYS[1], ARGV[2]) end return 1";
+	char key[128], pms[32], ts[UTIL_ISO8601_SIZE], *val;
+	const char *keys[] = {key};
+	const char *args[3];
+	cJSON *o = cJSON_CreateObject();
 	redisReply *rep;
+
+	if (set)
+		*set = 0;
 	queue_key(q, key, sizeof(key), "pause");
-	rep = rconn_cmd(q->r, "SET %s %s PX %ld", key, reason, ms);
+	cJSON_AddStringToObject(o, "kind", kind);
+	cJSON_AddStringToObject(o, "reason", reason);
+	util_iso8601(util_now_ms(), ts);
+	cJSON_AddStringToObject(o, "since", ts);
+	cJSON_AddStringToObject(o, "by", q->worker_id);
+	val = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	snprintf(pms, sizeof(pms), "%ld", ms > 0 ? ms : 0);
+	args[0] = kind;
+	args[1] = val;
+	args[2] = pms;
+	rep = eval(q, lua, 1, keys, 3, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER && set)
+		*set = rep->integer == 1;
+	free(val);
 	return ok_reply(rep);
 }
 
-int queue_pause_remaining(struct queue *q, long *ms)
+int queue_pause_get(struct queue *q, long *remaining_ms, char *kind, size_t kindlen,
+		    char *reason, size_t reasonlen)
 {
+	/* read-only: runs when Redis refuses writes (OOM) and on replicas */
+	static const char lua[] =
+		"#!lua flags=no-writes\n"
+		"return {redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}";
 	char key[128];
+	const char *keys[] = {key};
 	redisReply *rep;
-	*ms = 0;
+
+	*remaining_ms = 0;
+	if (kind && kindlen)
+		kind[0] = '\0';
+	if (reason && reasonlen)
+		reason[0] = '\0';
 	queue_key(q, key, sizeof(key), "pause");
-	rep = rconn_cmd(q->r, "PTTL %s", key);
-	if (!rep)
-		return -1;
-	if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-		*ms = (long)rep->integer;
-	freeReplyObject(rep);
-	return 0;
+	rep = eval(q, lua, 1, keys, 0, NULL, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer != -2) {
+		const redisReply *v = rep->element[0];
+		cJSON *o = v->type == REDIS_REPLY_STRING ? cJSON_ParseWithLength(v->str, v->len) : NULL;
+		const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "kind");
+		const cJSON *why = cJSON_GetObjectItemCaseSensitive(o, "reason");
+		long long pttl = rep->element[1]->integer;
+		*remaining_ms = pttl == -1 ? -1 : pttl > 0 ? (long)pttl : 1;
+		if (kind && kindlen)
+			util_strlcpy(kind, cJSON_IsString(k) ? k->valuestring : "account", kindlen);
+		if (reason && reasonlen)
+			util_strlcpy(reason, cJSON_IsString(why) ? why->valuestring
+				     : v->type == REDIS_REPLY_STRING ? v->str : "", reasonlen);
+		cJSON_Delete(o);
+	}
+	return ok_reply(rep);
+}
+
+int queue_pause_clear(struct queue *q, const char *kind, int *cleared)
+{
+	static const char lua[] =
+		"local v = redis.call('GET', KEYS[1]) "
+		"if not v then return 0 end "
+		"if ARGV[1] ~= '' then "
+		"  local ok, o = pcall(cjson.decode, v) "
+		"  if not (ok and type(o) == 'table' and o.kind == ARGV[1]) then return 0 end end "
+		"redis.call('DEL', KEYS[1]) return 1";
+	char key[128];
+	const char *keys[] = {key};
+	const char *args[] = {kind ? kind : ""};
+	redisReply *rep;
+
+	if (cleared)
+		*cleared = 0;
+	queue_key(q, key, sizeof(key), "pause");
+	rep = eval(q, lua, 1, keys, 1, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER && cleared)
+		*cleared = rep->integer == 1;
+	return ok_reply(rep);
+}
+
+int queue_pause_probe_lock(struct queue *q, long ms, int *got)
+{
+	char key[160];
+	redisReply *rep;
+
+	*got = 0;
+	queue_key(q, key, sizeof(key), "pause:probe");
+	rep = rconn_cmd(q->r, "SET %s %s NX PX %ld", key, q->worker_id, ms);
+	if (rep && rep->type == REDIS_REPLY_STATUS)
+		*got = 1;
+	return ok_reply(rep);
+}
+
+int queue_job_not_created(struct queue *q, const char *job_id)
+{
+	static const char lua[] =
+		"redis.call('HSET', KEYS[1], 'state', 'queued', 'updatedAt', ARGV[1]) "
+		"return redis.call('HINCRBY', KEYS[1], 'attempts', -1)";
+	char key[300], now[32];
+	const char *keys[] = {key};
+	const char *args[] = {now};
+
+	key2(q, key, sizeof(key), "job", job_id);
+	now_str(now, sizeof(now));
+	return ok_reply(eval(q, lua, 1, keys, 1, args, NULL));
 }
 
 int queue_poll_promote(struct queue *q, int64_t due_ms, int limit, int *moved)
@@ -531,7 +738,12 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		   const char *status, const char *event_json, const char *reply_to, int *done)
 {
+	/* returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped */
 	static const char lua[] = EMIT_LUA_FN
+		"need(KEYS[1], 'hash') need(KEYS[2], 'hash') need(KEYS[3], 'list') "
+		"need(KEYS[4], 'zset') need(KEYS[5], 'hash') "
+		"local reply, skipped = KEYS[6], 0 "
+		"if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 2 end "
 		"if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then "
 		"  redis.call('ZREM', KEYS[4], ARGV[7]) return 0 end "
 		"redis.call('HSET', KEYS[1], 'status', ARGV[2]) "
@@ -540,8 +752,8 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		"if ARGV[6] == '1' then "
 		"  redis.call('HSET', KEYS[2], 'state', ARGV[2], 'updatedAt', ARGV[3], 'taskId', ARGV[7]) "
 		"  redis.call('EXPIRE', KEYS[2], ARGV[8]) end "
-		"emit(KEYS[3], ARGV[5], KEYS[6], ARGV[4], ARGV[1]) "
-		"redis.call('HINCRBY', KEYS[5], ARGV[2], 1) return 1";
+		"emit(KEYS[3], ARGV[5], reply, ARGV[4], ARGV[1]) "
+		"redis.call('HINCRBY', KEYS[5], ARGV[2], 1) return 1 + skipped";
 	char tkey[400], jkey[300], due[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	const char *keys[6] = {tkey, jkey, ed.results, due, stats, reply_to};
@@ -558,8 +770,13 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
 	rep = eval(q, lua, reply_to && *reply_to ? 6 : 5, keys, 8, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_INTEGER)
-		*done = (int)rep->integer;
+	if (rep && rep->type == REDIS_REPLY_INTEGER) {
+		*done = rep->integer != 0;
+		if (rep->integer == 3)
+			log_warn(job_id, task_id, "replyTo key %s holds another type than a list: the "
+				 "event was not pushed there (it is in %s and was published)", reply_to,
+				 ed.results);
+	}
 	return ok_reply(rep);
 }
 
@@ -597,7 +814,10 @@ int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsume
 	"    if not item then break end " \
 	"    local sha = redis.sha1hex(item) " \
 	"    local n = 0 " \
-	"    if count then n = redis.call('HINCRBY', p .. ':recoveries', sha, 1) end " \
+	/* one too large to read cannot have killed its worker (it is never read whole): \
+	 * it goes back uncounted and the next runner dead-letters it */ \
+	"    if count and string.len(item) <= tonumber(ARGV[5]) then " \
+	"      n = redis.call('HINCRBY', p .. ':recoveries', sha, 1) end " \
 	"    if n > tonumber(ARGV[2]) then " \
 	"      local id = cjson.null " \
 	"      local ok, obj = pcall(cjson.decode, item) " \
@@ -608,6 +828,9 @@ int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsume
 	"          ', KIE_MAX_RECOVERIES): this job may be what kills them', " \
 	"        source = 'recovery', raw = item, attempts = n, workerId = w, " \
 	"        failedAt = ARGV[3]})) " \
+	"      local over = redis.call('LLEN', p .. ':dead') - tonumber(ARGV[6]) " \
+	"      if over > 0 then redis.call('LTRIM', p .. ':dead', 0, tonumber(ARGV[6]) - 1) " \
+	"        redis.call('HINCRBY', p .. ':stats', 'dead_dropped', over) end " \
 	"      if id ~= cjson.null then " \
 	"        redis.call('HSET', p .. ':job:' .. id, 'state', 'dead', 'error', " \
 	"          'killed too many workers') end " \
@@ -625,10 +848,11 @@ int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsume
 	"  return back, dead " \
 	"end "
 
-int queue_recover_dead_workers(struct queue *q, long max_recoveries, long *recovered,
-			       long *dead)
+int queue_recover_dead_workers(struct queue *q, long max_recoveries, size_t max_keep,
+			       long *recovered, long *dead)
 {
-	/* ARGV: prefix, max, now, own consumer-id prefix. Returns {consumer, back, dead}... */
+	/* ARGV: prefix, max, now, own consumer-id prefix, largest descriptor read, dead max.
+	 * Returns {consumer, back, dead}... */
 	static const char lua[] = RECOVER_LUA_FN
 		"local out = {} "
 		"for _, w in ipairs(redis.call('SMEMBERS', p .. ':workers')) do "
@@ -637,16 +861,18 @@ int queue_recover_dead_workers(struct queue *q, long max_recoveries, long *recov
 		"    local b, d = recover(w, true) "
 		"    out[#out + 1] = w out[#out + 1] = b out[#out + 1] = d end end "
 		"return out";
-	char max[32], ts[UTIL_ISO8601_SIZE], own[160];
-	const char *args[] = {q->prefix, max, ts, own};
+	char max[32], ts[UTIL_ISO8601_SIZE], own[160], keep[32], dmax[32];
+	const char *args[] = {q->prefix, max, ts, own, keep, dmax};
 	redisReply *rep;
 	long quiet = 0;
 
 	*recovered = *dead = 0;
 	snprintf(max, sizeof(max), "%ld", max_recoveries);
+	snprintf(keep, sizeof(keep), "%zu", max_keep);
+	snprintf(dmax, sizeof(dmax), "%ld", q->dead_max);
 	snprintf(own, sizeof(own), "%s#", q->worker_id);
 	util_iso8601(util_now_ms(), ts);
-	rep = eval(q, lua, 0, NULL, 4, args, NULL);
+	rep = eval(q, lua, 0, NULL, 6, args, NULL);
 	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i + 2 < rep->elements; i += 3) {
 		const char *w = rep->element[i]->str;
 		long b = (long)rep->element[i + 1]->integer, d = (long)rep->element[i + 2]->integer;

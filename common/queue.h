@@ -41,6 +41,10 @@ struct queue {
 	 * script or a BLMOVE that timed out */
 	int check_own;
 	unsigned long drops_seen;
+	long dead_max;       /* <p>:dead keeps at most this many entries (KIE_DEAD_MAX) */
+	char err[300];       /* why the last step failed: unreachable, or Redis's error reply */
+	int64_t next_err_log;
+	long errs_quiet;
 };
 
 void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char *worker_id,
@@ -59,8 +63,11 @@ void queue_key(const struct queue *q, char *out, size_t outlen, const char *suff
  * consumer's processing list (*leftover = 1: a BLMOVE whose reply was lost with the
  * connection, or a release that failed), else BLMOVE <p>:queue -> <p>:processing:<cid>.
  * The list is read only when one of those can have happened (see check_own).
- * *raw is NULL on timeout; otherwise a new buffer (caller frees) of *len bytes. */
-int queue_claim(struct queue *q, double timeout_s, char **raw, size_t *len, int *leftover);
+ * out->type is REDIS_REPLY_NIL on timeout; for a descriptor, out->kept says whether its
+ * bytes are in out->data (at most max_keep of them) or only its length, head and SHA-256
+ * (queue_dead_oversized()). Free with rconn_bulk_free(). */
+int queue_claim(struct queue *q, double timeout_s, size_t max_keep, struct rconn_bulk *out,
+		int *leftover);
 
 /* Swaps a claimed descriptor for a rewritten one (e.g. with a generated id). */
 int queue_replace_claimed(struct queue *q, const char *old_raw, size_t old_len,
@@ -95,14 +102,34 @@ int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char
 
 /* Releases the claimed descriptor into <p>:dead with the reason. job_id may be NULL.
  * In the same step, when event_json is given, emits that completion event (to
- * <p>:results, reply_to when non-NULL, and <p>:events). */
+ * <p>:results, reply_to when non-NULL, and <p>:events). A reply_to key holding another
+ * type than a list is skipped (*reply_skipped = 1; may be NULL). <p>:dead keeps the
+ * newest dead_max entries; the number dropped is counted in <p>:stats dead_dropped. */
 int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	       const char *reason, const char *source, long attempts, const char *event_json,
-	       const char *reply_to);
+	       const char *reply_to, int *reply_skipped);
 
-/* Pool-wide pause: set for ms with a reason; read the remaining ms (0 when none). */
-int queue_pause_set(struct queue *q, long ms, const char *reason);
-int queue_pause_remaining(struct queue *q, long *ms);
+/* Releases a claimed descriptor that was too large to read (b->kept == 0) into <p>:dead:
+ * its size, SHA-256 and first 4 KiB; the bytes never leave Redis. */
+int queue_dead_oversized(struct queue *q, const struct rconn_bulk *b, const char *reason);
+
+/* A createTask that KIE refused as a whole (429/455): the job is back to queued and the
+ * attempt counted by queue_job_creating() is taken back. */
+int queue_job_not_created(struct queue *q, const char *job_id);
+
+/* Pool-wide pause, <p>:pause = {"kind","reason","since","by"}. kind is "account"
+ * (401/433: expires after ms), "credits" (402: no expiry; lifted when a credit probe
+ * sees credits) or "operator" (kie pause; until kie resume). An automatic pause never
+ * replaces an operator's (*set = 0 then; set may be NULL). ms <= 0: no expiry. */
+int queue_pause_set(struct queue *q, const char *kind, long ms, const char *reason, int *set);
+/* *remaining_ms: 0 not paused, -1 paused until lifted, else ms left. kind and reason
+ * (may be NULL) get the pause's. */
+int queue_pause_get(struct queue *q, long *remaining_ms, char *kind, size_t kindlen,
+		    char *reason, size_t reasonlen);
+/* Lifts the pause when its kind is kind (NULL: whatever it is). */
+int queue_pause_clear(struct queue *q, const char *kind, int *cleared);
+/* One credit probe per ms across the pool: *got = 1 for the worker that may probe. */
+int queue_pause_probe_lock(struct queue *q, long ms, int *got);
 
 /* --- polling --- */
 /* Moves up to limit task ids from <p>:polling into <p>:poll:due (first poll at due_ms). */
@@ -142,8 +169,10 @@ void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot
 /* Refreshes the heartbeats of the worker's consumers 0..nconsumers-1. */
 int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers);
 /* Recovers the claimed jobs of every other worker's consumer whose heartbeat expired. */
-int queue_recover_dead_workers(struct queue *q, long max_recoveries, long *recovered,
-			       long *dead);
+/* A descriptor longer than max_keep goes back uncounted: it is never read whole, so it
+ * cannot be what killed its worker. */
+int queue_recover_dead_workers(struct queue *q, long max_recoveries, size_t max_keep,
+			       long *recovered, long *dead);
 /* Moves due retries from <p>:delayed to the queue. */
 int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved);
 /* On a clean exit: returns anything still claimed to the queue (not counted as a

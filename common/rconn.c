@@ -1,11 +1,15 @@
 /* rconn.c — REDIS_URL parsing, connect/auth/select, reconnection with backoff. */
 #include "rconn.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "crypto.h"
 #include "log.h"
 #include "util.h"
 
@@ -171,7 +175,8 @@ int rconn_ensure(struct rconn *r)
 		return 0;
 	if (r->c)
 		conn_lost(r);
-	while (!(r->stop && *r->stop)) {
+	while (!(r->stop && *r->stop) &&
+	       !(r->deadline_ms && util_monotonic_ms() >= r->deadline_ms)) {
 		if (try_connect(r, why, sizeof(why)) == 0) {
 			if (logged || r->backoff_ms || r->lost)
 				log_info(NULL, NULL, "%s: reconnected to Redis", r->who);
@@ -189,8 +194,11 @@ int rconn_ensure(struct rconn *r)
 			logged = 1;
 		}
 		/* sleep in slices so a stop request is seen quickly */
-		for (long slept = 0; slept < r->backoff_ms && !(r->stop && *r->stop); slept += 50)
+		for (long slept = 0; slept < r->backoff_ms && !(r->stop && *r->stop); slept += 50) {
+			if (r->deadline_ms && util_monotonic_ms() >= r->deadline_ms)
+				break;
 			util_sleep_ms(50);
+		}
 	}
 	return -1;
 }
@@ -224,8 +232,138 @@ redisReply *rconn_argv_retry(struct rconn *r, int argc, const char **argv, const
 {
 	redisReply *rep;
 	while (!(rep = rconn_argv(r, argc, argv, lens))) {
-		if (r->stop && *r->stop)
+		if ((r->stop && *r->stop) ||
+		    (r->deadline_ms && util_monotonic_ms() >= r->deadline_ms))
 			return NULL;
 	}
 	return rep;
+}
+
+void rconn_bulk_free(struct rconn_bulk *b)
+{
+	free(b->data);
+	b->data = NULL;
+}
+
+/* Reads up to n bytes of the reply straight from the socket (hiredis 0.14 has no hook
+ * for streaming a bulk; with TLS this becomes c->funcs->read). The socket's receive
+ * timeout (redisSetTimeout) bounds each read. */
+static ssize_t raw_read(redisContext *c, char *buf, size_t n)
+{
+	for (;;) {
+		ssize_t k = read(c->fd, buf, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		return k;
+	}
+}
+
+static int bulk_fail(struct rconn *r, const char *why)
+{
+	log_warn(NULL, NULL, "%s: Redis connection lost: %s", r->who, why);
+	rconn_close(r);
+	r->lost = 1;
+	r->drops++;
+	return -1;
+}
+
+int rconn_bulk_bounded(struct rconn *r, int argc, const char **argv, const size_t *lens,
+		       size_t max_keep, struct rconn_bulk *out)
+{
+	char buf[16384], *eol;
+	size_t got = 0, have, need, pos;
+	long long n;
+	int done = 0;
+	struct crypto_sha256 sha = {NULL};
+
+	memset(out, 0, sizeof(*out));
+	if (rconn_ensure(r) != 0)
+		return -1;
+	/* nothing may be buffered from an earlier reply: the bytes read below are ours */
+	if (r->c->reader->len != r->c->reader->pos)
+		return bulk_fail(r, "unexpected buffered reply");
+	if (redisAppendCommandArgv(r->c, argc, argv, lens) != REDIS_OK)
+		return bulk_fail(r, r->c->errstr);
+	while (!done) {
+		if (redisBufferWrite(r->c, &done) != REDIS_OK)
+			return bulk_fail(r, r->c->errstr);
+	}
+	/* the first line: "$<len>", "$-1", or "-<error>" */
+	for (;;) {
+		ssize_t k;
+		eol = got >= 2 ? memmem(buf, got, "\r\n", 2) : NULL;
+		if (eol)
+			break;
+		if (got == sizeof(buf))
+			return bulk_fail(r, "reply line too long");
+		k = raw_read(r->c, buf + got, sizeof(buf) - got);
+		if (k <= 0)
+			return bulk_fail(r, k == 0 ? "closed by the server" : strerror(errno));
+		got += (size_t)k;
+	}
+	*eol = '\0';
+	have = got - (size_t)(eol + 2 - buf); /* bytes of the value already read */
+	pos = (size_t)(eol + 2 - buf);
+	if (buf[0] == '-') {
+		out->type = REDIS_REPLY_ERROR;
+		util_strlcpy(out->err, buf + 1, sizeof(out->err));
+		return have ? bulk_fail(r, "bytes after an error reply") : 0;
+	}
+	if (buf[0] != '$' || util_parse_ll(buf + 1, &n) != 0 || n < -1)
+		return bulk_fail(r, "unexpected reply (not a bulk string)");
+	if (n == -1) {
+		out->type = REDIS_REPLY_NIL;
+		return have ? bulk_fail(r, "bytes after a nil reply") : 0;
+	}
+	out->type = REDIS_REPLY_STRING;
+	out->len = (size_t)n;
+	out->kept = out->len <= max_keep;
+	if (out->kept)
+		out->data = util_xmalloc(out->len + 1);
+	else if (crypto_sha256_begin(&sha) != 0)
+		return bulk_fail(r, "out of memory");
+	need = out->len + 2; /* the value and its CRLF */
+	for (size_t off = 0; off < need;) {
+		size_t take;
+		if (have == 0) {
+			size_t want = need - off < sizeof(buf) ? need - off : sizeof(buf);
+			ssize_t k = raw_read(r->c, buf, want);
+			if (k <= 0) {
+				crypto_sha256_end(&sha, out->sha256);
+				rconn_bulk_free(out);
+				return bulk_fail(r, k == 0 ? "closed by the server" : strerror(errno));
+			}
+			pos = 0;
+			have = (size_t)k;
+		}
+		take = have;
+		if (off < out->len) {
+			size_t v = out->len - off < take ? out->len - off : take;
+			if (out->kept) {
+				memcpy(out->data + off, buf + pos, v);
+			} else {
+				if (out->head_len < sizeof(out->head)) {
+					size_t h = sizeof(out->head) - out->head_len;
+					if (h > v)
+						h = v;
+					memcpy(out->head + out->head_len, buf + pos, h);
+					out->head_len += h;
+				}
+				crypto_sha256_update(&sha, buf + pos, v);
+			}
+		}
+		if (off + take > need) { /* more than this reply: the stream is out of step */
+			crypto_sha256_end(&sha, out->sha256);
+			rconn_bulk_free(out);
+			return bulk_fail(r, "bytes after a bulk reply");
+		}
+		off += take;
+		pos += take;
+		have = 0;
+	}
+	if (out->kept)
+		out->data[out->len] = '\0';
+	else
+		crypto_sha256_end(&sha, out->sha256);
+	return 0;
 }

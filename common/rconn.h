@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <hiredis/hiredis.h>
 
@@ -30,6 +31,7 @@ struct rconn {
 	int lost;                           /* a connection died: log when it is back */
 	unsigned long drops;                /* connections lost so far (a reply may be lost) */
 	char who[64];                       /* thread name for logs */
+	int64_t deadline_ms;                /* monotonic ms after which reconnecting gives up; 0: none */
 };
 
 /* Initializes (does not connect). stop may be NULL. */
@@ -49,6 +51,30 @@ redisReply *rconn_cmd(struct rconn *r, const char *fmt, ...);
 /* Like rconn_argv, but on a connection failure reconnects and retries until it gets a
  * reply or *stop is set (then NULL). Use for steps that must not be skipped. */
 redisReply *rconn_argv_retry(struct rconn *r, int argc, const char **argv, const size_t *lens);
+
+/* A reply that is one bulk string, read without ever holding more of it than a cap:
+ * a list element can be up to 512 MB, and a worker must not be made to allocate that
+ * (or die trying) because a producer pushed it. */
+#define RCONN_HEAD_BYTES 4096
+struct rconn_bulk {
+	int type;           /* REDIS_REPLY_STRING, REDIS_REPLY_NIL or REDIS_REPLY_ERROR */
+	char *data;         /* the whole value plus a NUL when len <= max_keep, else NULL;
+			     * caller frees (rconn_bulk_free) */
+	size_t len;         /* the value's full length */
+	int kept;           /* data holds it */
+	char head[RCONN_HEAD_BYTES]; /* when not kept: its first head_len bytes ... */
+	size_t head_len;
+	char sha256[65];    /* ... and the SHA-256 of all of it */
+	char err[256];      /* the error reply's text */
+};
+
+/* Sends a command whose reply is a bulk string or nil (BLMOVE, LINDEX, ...) and streams
+ * the reply: up to max_keep bytes are kept, a longer value only leaves its length, head
+ * and SHA-256 (memory: max_keep plus 16 KiB, whatever the value's size). Returns 0 with
+ * out filled, or -1 when the connection failed (dropped; the next call reconnects). */
+int rconn_bulk_bounded(struct rconn *r, int argc, const char **argv, const size_t *lens,
+		       size_t max_keep, struct rconn_bulk *out);
+void rconn_bulk_free(struct rconn_bulk *b);
 
 void rconn_close(struct rconn *r);
 

@@ -12,6 +12,8 @@
 #include "log.h"
 #include "metadata.h"
 #include "prompts.h"
+#include "queue.h"
+#include "rconn.h"
 #include "util.h"
 
 /* Exit codes (documented in --help and docs/cli.md). */
@@ -24,13 +26,14 @@ enum {
 	EXIT_ACCOUNT = 5,      /* account-level (401/402/433) */
 	EXIT_AMBIGUOUS = 6,    /* createTask may have created a task: do not re-run blindly */
 	EXIT_STORE = 7,        /* the metadata store failed */
+	EXIT_REDIS = 8,        /* Redis unreachable or refused the command */
 };
 
 static const char exit_codes_help[] =
 	"Exit codes: 0 ok; 1 task failed; 2 usage or configuration error; 3 permanent KIE\n"
 	"error or bad input; 4 retryable (rate limit, network, wait timed out); 5 account-level\n"
 	"(401/402/433); 6 ambiguous (the task may exist: check before re-running); 7 metadata\n"
-	"store error.\n";
+	"store error; 8 Redis unreachable or refused the command.\n";
 
 /* ---- tiny option parser: --name value, --name=value, --flag ---- */
 
@@ -171,6 +174,17 @@ static int ctx_open(struct ctx *c, int need_kie, int need_prompts)
 		}
 	}
 	return 0;
+}
+
+/* How the worker would parse a descriptor, with this environment's settings. */
+static struct job_parse_opts ctx_parse_opts(const struct ctx *c)
+{
+	struct job_parse_opts o = {
+		.max_bytes = (size_t)c->cfg.job_max_bytes, .default_model = c->cfg.kie_model,
+		.prefix = c->cfg.redis_prefix, .meta_max_bytes = (size_t)c->cfg.meta_max_bytes,
+		.default_callback_url = c->cfg.kie_callback_url,
+	};
+	return o;
 }
 
 static void ctx_close(struct ctx *c)
@@ -321,7 +335,7 @@ static int cmd_create(int argc, char **argv)
 	struct job *j = NULL;
 	struct kie_task_request req;
 	struct kie_error kerr;
-	char err[512], *desc = NULL, *prompt = NULL, *cb = NULL, *task_id = NULL;
+	char err[512], *desc = NULL, *prompt = NULL, *task_id = NULL;
 	int rc = EXIT_USAGE;
 
 	if (parse_opts(argc, argv, create_spec, &o) != 0)
@@ -340,7 +354,10 @@ static int cmd_create(int argc, char **argv)
 		fprintf(stderr, "kie: %s\n", err);
 		goto out;
 	}
-	j = job_parse(desc, strlen(desc), (size_t)c.cfg.job_max_bytes, err, sizeof(err));
+	{
+		struct job_parse_opts po = ctx_parse_opts(&c);
+		j = job_parse(desc, strlen(desc), &po, err, sizeof(err));
+	}
 	if (!j) {
 		fprintf(stderr, "kie: invalid request: %s\n", err);
 		rc = EXIT_PERMANENT;
@@ -354,10 +371,7 @@ static int cmd_create(int argc, char **argv)
 	}
 	job_to_request(j, prompt, &req);
 	{
-		const char *base = j->callback_url ? j->callback_url : c.cfg.kie_callback_url;
-		if (base && *base)
-			cb = kie_callback_url_with_job(base, j->id);
-		req.callback_url = cb;
+		req.callback_url = j->callback_final;
 	}
 	if (has(&o, "dry-run")) {
 		char *body = kie_build_create_body(&req, c.cfg.kie_model, &kerr);
@@ -411,7 +425,6 @@ static int cmd_create(int argc, char **argv)
 	}
 out:
 	free(task_id);
-	free(cb);
 	free(prompt);
 	free(desc);
 	job_free(j);
@@ -591,8 +604,10 @@ static int cmd_prompt(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	desc = descriptor_from_flags(o.pos[0], &o, err, sizeof(err));
-	if (desc)
-		j = job_parse(desc, strlen(desc), (size_t)c.cfg.job_max_bytes, err, sizeof(err));
+	if (desc) {
+		struct job_parse_opts po = ctx_parse_opts(&c);
+		j = job_parse(desc, strlen(desc), &po, err, sizeof(err));
+	}
 	if (j)
 		prompt = job_build_prompt(j, c.prompts, err, sizeof(err));
 	if (!prompt) {
@@ -689,6 +704,90 @@ static int cmd_config(int argc, char **argv)
 	return EXIT_OK;
 }
 
+static const char pause_help[] =
+	"usage: kie pause [--reason TEXT] [--for MS]\n"
+	"       kie resume\n"
+	"Pauses the pool that REDIS_URL and KIE_REDIS_PREFIX name: runners take no new jobs\n"
+	"(the queue keeps them); pollers go on collecting tasks that exist. The pause lasts\n"
+	"until `kie resume` (or MS milliseconds); automatic pauses (401/402/433) never replace\n"
+	"it. `kie resume` lifts any pause, automatic ones too. Prints the pause it set or lifted.\n";
+
+/* Connects for one command: gives up after 5 s rather than retrying for ever. */
+static int cli_queue(const struct config *cfg, struct rconn *rc, struct queue *q)
+{
+	struct rconn_addr addr;
+	char err[512];
+
+	if (rconn_parse_url(cfg->redis_url, &addr, err, sizeof(err)) != 0) {
+		fprintf(stderr, "kie: configuration error: %s\n", err);
+		return -1;
+	}
+	rconn_init(rc, &addr, 5000, NULL, "kie");
+	rc->deadline_ms = util_monotonic_ms() + 5000;
+	queue_init(q, rc, cfg->redis_prefix, "kie-cli", cfg->record_ttl_s, cfg->results_max);
+	return 0;
+}
+
+static int cmd_pause(int argc, char **argv, int resume)
+{
+	static const struct optspec spec[] = {{"reason", 1}, {"for", 1}, {"help", 0}, {NULL, 0}};
+	struct opts o;
+	struct ctx c;
+	struct rconn rc;
+	struct queue q;
+	long long ms = 0;
+	long remaining = 0;
+	char kind[32], reason[512];
+	int rc_exit = EXIT_OK, done = 0;
+
+	if (parse_opts(argc, argv, spec, &o) != 0 || has(&o, "help") || o.npos ||
+	    (resume && o.n)) {
+		fputs(pause_help, has(&o, "help") ? stdout : stderr);
+		fputs(exit_codes_help, has(&o, "help") ? stdout : stderr);
+		return has(&o, "help") ? EXIT_OK : EXIT_USAGE;
+	}
+	if (opt(&o, "for") && (util_parse_ll(opt(&o, "for"), &ms) != 0 || ms < 1)) {
+		fprintf(stderr, "kie: --for must be a positive number of milliseconds\n");
+		return EXIT_USAGE;
+	}
+	if (ctx_open(&c, 0, 0) != 0 || cli_queue(&c.cfg, &rc, &q) != 0) {
+		ctx_close(&c);
+		return EXIT_USAGE;
+	}
+	if (queue_pause_get(&q, &remaining, kind, sizeof(kind), reason, sizeof(reason)) != 0) {
+		fprintf(stderr, "kie: %s\n", q.err);
+		rc_exit = EXIT_REDIS;
+		goto out;
+	}
+	if (resume) {
+		if (!remaining) {
+			printf("not paused\n");
+			goto out;
+		}
+		if (queue_pause_clear(&q, NULL, &done) != 0) {
+			fprintf(stderr, "kie: %s\n", q.err);
+			rc_exit = EXIT_REDIS;
+			goto out;
+		}
+		printf("resumed (the pool was paused: %s: %s)\n", kind, reason);
+		goto out;
+	}
+	if (queue_pause_set(&q, "operator", (long)ms,
+			    opt(&o, "reason") ? opt(&o, "reason") : "paused by an operator", &done) != 0) {
+		fprintf(stderr, "kie: %s\n", q.err);
+		rc_exit = EXIT_REDIS;
+		goto out;
+	}
+	if (ms)
+		printf("paused for %lld ms: %s\n", ms, opt(&o, "reason") ? opt(&o, "reason") : "");
+	else
+		printf("paused until `kie resume`: %s\n", opt(&o, "reason") ? opt(&o, "reason") : "");
+out:
+	rconn_close(&rc);
+	ctx_close(&c);
+	return rc_exit;
+}
+
 static const char main_help[] =
 	"usage: kie COMMAND [options]   (kie COMMAND --help for each)\n"
 	"Commands:\n"
@@ -701,6 +800,8 @@ static const char main_help[] =
 	"  prompt OPERATION   print the prompt an operation would send\n"
 	"  metadata get|update TASK_ID   read or merge a task's metadata record\n"
 	"  config             print the active settings (secrets masked); --help lists all\n"
+	"  pause [--reason R] [--for MS]   pause the pool (Redis): no new jobs are taken\n"
+	"  resume             lift the pool's pause\n"
 	"Configuration comes from the environment (KIE_API_TOKEN, KIE_BASE_URL, R2_*, ...).\n";
 
 int main(int argc, char **argv)
@@ -729,6 +830,8 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "prompt") == 0) rc = cmd_prompt(sub_argc, sub_argv);
 	else if (strcmp(cmd, "metadata") == 0) rc = cmd_metadata(sub_argc, sub_argv);
 	else if (strcmp(cmd, "config") == 0) rc = cmd_config(sub_argc, sub_argv);
+	else if (strcmp(cmd, "pause") == 0) rc = cmd_pause(sub_argc, sub_argv, 0);
+	else if (strcmp(cmd, "resume") == 0) rc = cmd_pause(sub_argc, sub_argv, 1);
 	else {
 		fprintf(stderr, "kie: unknown command \"%s\" (see kie --help)\n", cmd);
 		rc = EXIT_USAGE;

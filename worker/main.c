@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metadata.h"
 #include "queue.h"
+#include "limiter.h"
 #include "util.h"
 #include "worker.h"
 
@@ -149,6 +150,13 @@ int main(int argc, char **argv)
 		crypto_random_hex(4, rnd, sizeof(rnd));
 		snprintf(W.id, sizeof(W.id), "%s:%ld:%s", host, (long)getpid(), rnd);
 	}
+	W.parse_opts = (struct job_parse_opts){
+		.max_bytes = (size_t)cfg.job_max_bytes, .default_model = cfg.kie_model,
+		.prefix = cfg.redis_prefix, .meta_max_bytes = (size_t)cfg.meta_max_bytes,
+		.default_callback_url = cfg.kie_callback_url,
+	};
+	W.max_keep = (size_t)cfg.job_max_bytes + JOB_ID_SPLICE_BYTES;
+	limiter_account_id(cfg.kie_api_token, W.account_id);
 	W.policy = (struct lifecycle_policy){
 		.max_attempts = cfg.job_max_attempts, .retry_base_ms = cfg.retry_base_ms,
 		.account_pause_ms = cfg.account_pause_ms, .poll_initial_ms = cfg.poll_initial_ms,
@@ -225,11 +233,17 @@ int main(int argc, char **argv)
 		/* busy threads still use the shared state: leave without tearing it down */
 		_exit(1);
 	} else {
+		/* the release gets what is left of the grace period, whatever Redis does; a
+		 * second signal (hard_stop) ends it at once */
 		long returned = 0;
-		W.stopping = 0; /* let the release below use Redis */
-		queue_release_self(&q, (int)cfg.concurrency, &returned);
-		W.stopping = 1;
-		if (returned)
+		rconn_close(&rc);
+		rconn_init(&rc, &W.redis, 2000, &W.hard_stop, "main");
+		rc.deadline_ms = deadline > util_monotonic_ms() ? deadline : util_monotonic_ms() + 1000;
+		queue_init(&q, &rc, cfg.redis_prefix, W.id, cfg.record_ttl_s, cfg.results_max);
+		if (queue_release_self(&q, (int)cfg.concurrency, &returned) != 0)
+			log_warn(NULL, NULL, "could not return claimed jobs at exit (%s); live workers "
+				 "recover them once this worker's heartbeat expires", q.err);
+		else if (returned)
 			log_warn(NULL, NULL, "returned %ld claimed job(s) to the queue", returned);
 		W.hard_stop = 1;
 		pthread_join(sup, NULL);

@@ -16,7 +16,9 @@
 struct poller {
 	struct worker *w;
 	struct worker_io io;
+	struct limiter query;    /* the account's recordInfo limit, shared pool-wide */
 	int64_t lease_ms;
+	int64_t next_pause_log;
 };
 
 static void finalize_or_retry(struct poller *p, const char *task_id, const struct task_record *t,
@@ -49,6 +51,13 @@ static void poll_one(struct poller *p, const char *task_id)
 	}
 	memset(&res, 0, sizeof(res));
 	rc = kie_client_get_task(p->io.kie, task_id, &res, &kerr);
+	if (rc != 0 && lifecycle_is_rate_refusal(&kerr)) {
+		int first = 0;
+		long ms = limiter_penalize(&p->query, kerr.message, &first);
+		if (first)
+			log_warn(t.job_id[0] ? t.job_id : NULL, task_id, "KIE refused recordInfo (%s): "
+				 "the pool's polling waits %ld ms", kerr.message, ms);
+	}
 	now = util_now_ms();
 	elapsed = now - t.created_at_ms;
 	switch (lifecycle_after_poll(rc == 0 ? NULL : &kerr, res.state, elapsed, t.polls,
@@ -66,13 +75,22 @@ static void poll_one(struct poller *p, const char *task_id)
 		queue_poll_reschedule(&p->io.q, task_id,
 				      now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
 		break;
-	case POLL_PAUSE:
-		log_error(t.job_id[0] ? t.job_id : NULL, task_id, "account-level error while "
-			  "polling, pausing the pool for %ld ms: %s", p->w->policy.account_pause_ms,
-			  kerr.message);
-		queue_pause_set(&p->io.q, p->w->policy.account_pause_ms, kerr.message);
-		queue_poll_reschedule(&p->io.q, task_id, now + p->w->policy.account_pause_ms);
+	case POLL_PAUSE: {
+		/* new tasks stop; this one exists and is paid for, so it stays polled at its
+		 * cadence (a 402 does not stop recordInfo) */
+		int credits = kerr.code == 402 || kerr.http_status == 402, set = 0;
+		queue_pause_set(&p->io.q, credits ? "credits" : "account",
+				credits ? 0 : p->w->policy.account_pause_ms, kerr.message, &set);
+		if (set || util_monotonic_ms() >= p->next_pause_log) {
+			log_error(t.job_id[0] ? t.job_id : NULL, task_id, "account-level error while "
+				  "polling: the pool takes no new jobs%s; polling goes on: %s",
+				  credits ? " until credits are back" : " for a while", kerr.message);
+			p->next_pause_log = util_monotonic_ms() + 10000;
+		}
+		queue_poll_reschedule(&p->io.q, task_id,
+				      now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
 		break;
+	}
 	case POLL_TIMEOUT: {
 		char msg[300];
 		kie_result_free(&res);
@@ -101,20 +119,34 @@ void *poller_main(void *arg)
 	p.lease_ms = cfg->http_timeout_ms + 5000;
 	if (worker_io_open(p.w, &p.io, "poller", p.w->id) != 0)
 		goto out;
+	{
+		char member[200];
+		snprintf(member, sizeof(member), "%s/poller%d", p.w->id,
+			 atomic_fetch_add(&p.w->next_poller, 1));
+		worker_limiter(p.w, &p.io, &p.query, 0, member);
+	}
 	while (!p.w->stopping) {
 		int moved = 0;
 		char *task_id = NULL;
-		int64_t now = util_now_ms();
+		int64_t now = util_now_ms(), due = -1;
 
 		if (queue_poll_promote(&p.io.q, now + p.w->policy.poll_initial_ms, 100, &moved) != 0)
 			continue;
+		if (queue_poll_next_due(&p.io.q, &due) != 0)
+			continue;
+		if (due < 0 || due > now) {
+			int64_t wait = due < 0 ? 200 : due - now;
+			util_sleep_ms(wait < 5 ? 5 : wait > 200 ? 200 : wait);
+			continue;
+		}
+		/* a recordInfo slot first, then the task: the lease starts when the call can */
+		if (limiter_acquire(&p.query, &p.w->stopping, NULL) != 0)
+			break;
+		now = util_now_ms();
 		if (queue_poll_claim(&p.io.q, now, now + p.lease_ms, &task_id) != 0)
 			continue;
-		if (!task_id) {
-			int64_t due = -1;
-			queue_poll_next_due(&p.io.q, &due);
-			int64_t wait = due < 0 ? 200 : due - util_now_ms();
-			util_sleep_ms(wait < 5 ? 5 : wait > 200 ? 200 : wait);
+		if (!task_id) { /* another poller took it: hand the slot back */
+			limiter_unuse(&p.query);
 			continue;
 		}
 		atomic_fetch_add(&p.w->inflight, 1);

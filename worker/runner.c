@@ -9,6 +9,7 @@
 #include "crypto.h"
 #include "finalize.h"
 #include "job.h"
+#include "json_strict.h"
 #include "kie_client.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -20,6 +21,9 @@
 struct runner {
 	struct worker *w;
 	struct worker_io io;
+	struct limiter create;   /* the account's createTask limit, shared pool-wide */
+	int64_t next_refusal_log;
+	long refusals_quiet;
 };
 
 static uint32_t rnd32(void)
@@ -33,17 +37,29 @@ static uint32_t rnd32(void)
 /* What a bad descriptor still tells about itself: a valid id and a replyTo, when it
  * parses far enough to have them. Fills *id and *reply_to with new copies (caller
  * frees; NULL when absent). */
-static void bad_descriptor_names(const char *raw, size_t len, char **id, char **reply_to)
+static void bad_descriptor_names(const char *raw, size_t len, const char *prefix, char **id,
+				 char **reply_to)
 {
-	cJSON *root = cJSON_ParseWithLength(raw, len);
-	const cJSON *jid = cJSON_GetObjectItemCaseSensitive(root, "id");
-	const cJSON *reply = cJSON_GetObjectItemCaseSensitive(root, "replyTo");
+	cJSON *root = NULL;
+	const cJSON *jid, *reply;
+	char why[300];
+	size_t n = strlen(prefix);
 
 	*id = NULL;
 	*reply_to = NULL;
+	/* only from strict JSON: of two "id" keys, which one is the job's? */
+	if (json_strict_check(raw, len, NULL, why, sizeof(why)) != 0)
+		return;
+	root = cJSON_ParseWithLength(raw, len);
+	jid = cJSON_GetObjectItemCaseSensitive(root, "id");
+	reply = cJSON_GetObjectItemCaseSensitive(root, "replyTo");
 	if (cJSON_IsString(jid) && job_id_valid(jid->valuestring)) {
 		*id = util_strdup(jid->valuestring);
-		if (cJSON_IsString(reply) && strlen(reply->valuestring) <= JOB_REPLY_TO_MAX)
+		/* never one of the worker's own keys (the event would corrupt them) */
+		if (cJSON_IsString(reply) && reply->valuestring[0] &&
+		    strlen(reply->valuestring) <= JOB_REPLY_TO_MAX &&
+		    !(strncmp(reply->valuestring, prefix, n) == 0 && reply->valuestring[n] == ':' &&
+		      strncmp(reply->valuestring + n + 1, "replies:", 8) != 0))
 			*reply_to = util_strdup(reply->valuestring);
 	}
 	cJSON_Delete(root);
@@ -57,41 +73,41 @@ static void to_dead(struct runner *r, const char *raw, size_t len, const struct 
 {
 	char *ev = NULL, *bad_id = NULL, *bad_reply = NULL;
 	const char *id, *reply_to;
+	int skipped = 0;
 
 	if (j) {
-		char *meta = j->meta ? cJSON_PrintUnformatted(j->meta) : NULL;
 		id = j->id;
 		reply_to = j->reply_to;
 		ev = finalize_event_json("dead", j->id, NULL, job_type_str(j->type), NULL, reason,
-					 attempts, meta);
-		free(meta);
+					 attempts, j->meta_raw);
 	} else {
-		bad_descriptor_names(raw, len, &bad_id, &bad_reply);
+		bad_descriptor_names(raw, len, r->w->cfg->redis_prefix, &bad_id, &bad_reply);
 		id = bad_id;
 		reply_to = bad_reply;
 		if (bad_id)
 			ev = finalize_event_json("dead", bad_id, NULL, NULL, NULL, reason, 0, NULL);
 	}
 	log_warn(id, NULL, "job to the dead letters (%s): %s", source, reason);
-	queue_dead(&r->io.q, raw, len, id, reason, source, attempts, ev, reply_to);
+	if (queue_dead(&r->io.q, raw, len, id, reason, source, attempts, ev, reply_to,
+		       &skipped) != 0)
+		log_error(id, NULL, "could not dead-letter the job (%s); it stays claimed and is "
+			  "handled again", r->io.q.err);
+	else if (skipped)
+		log_warn(id, NULL, "replyTo key %s holds another type than a list: the job.dead "
+			 "event was not pushed there (it is in the results list)", reply_to);
 	free(ev);
 	free(bad_id);
 	free(bad_reply);
 }
 
-/* Writes the generated id into the claimed descriptor so a recovery keeps it. Returns
- * the new descriptor (caller frees) or NULL on failure. */
+/* Writes the generated id into the claimed descriptor (every other byte kept) so a
+ * recovery keeps it. Returns the new descriptor (caller frees) or NULL on failure. */
 static char *assign_id(struct runner *r, const char *raw, size_t len, const char *id,
 		       size_t *new_len)
 {
-	cJSON *root = cJSON_ParseWithLength(raw, len);
-	char *s;
-	if (!root)
+	char *s = job_splice_id(raw, len, id, new_len);
+	if (!s)
 		return NULL;
-	cJSON_AddStringToObject(root, "id", id);
-	s = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	*new_len = strlen(s);
 	if (queue_replace_claimed(&r->io.q, raw, len, s, *new_len) != 0) {
 		free(s);
 		return NULL;
@@ -129,7 +145,7 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 	fill_metadata(r, j, prompt, req, task_id, &m);
 	rec = metadata_pending(&m, util_now_ms());
 	rec_json = cJSON_PrintUnformatted(rec);
-	meta_json = j->meta ? cJSON_PrintUnformatted(j->meta) : NULL;
+	meta_json = j->meta_raw ? util_strdup(j->meta_raw) : NULL;
 	if (!already_recorded &&
 	    queue_record_task(&r->io.q, j->id, task_id, job_type_str(j->type), j->reply_to, rec_json,
 			      meta_json, attempts) != 0) {
@@ -161,7 +177,27 @@ out:
 	cJSON_Delete(rec);
 }
 
-static void process(struct runner *r, char *raw, size_t len)
+/* KIE refused the createTask as a whole (429, 455): the pool backs off and the job takes
+ * back its attempt. One log line per refusal storm, not one per runner. */
+static void refused(struct runner *r, const struct job *j, const struct kie_error *kerr)
+{
+	int first = 0;
+	long ms = limiter_penalize(&r->create, kerr->message, &first);
+	int64_t now = util_monotonic_ms();
+
+	queue_job_not_created(&r->io.q, j->id);
+	if (first || now >= r->next_refusal_log) {
+		log_warn(j->id, NULL, "KIE refused createTask (%s): the pool waits %ld ms; the job "
+			 "keeps its attempts%s", kerr->message, ms,
+			 r->refusals_quiet ? " (more refusals not logged)" : "");
+		r->next_refusal_log = now + 10000;
+		r->refusals_quiet = 0;
+	} else {
+		r->refusals_quiet++;
+	}
+}
+
+static void process(struct runner *r, const struct rconn_bulk *b)
 {
 	const struct config *cfg = r->w->cfg;
 	struct job *j;
@@ -169,11 +205,24 @@ static void process(struct runner *r, char *raw, size_t len)
 	struct kie_task_request req;
 	struct kie_error kerr;
 	struct job_decision d;
-	char err[600], *prompt = NULL, *cb = NULL, *task_id = NULL, *owned = NULL;
+	char err[600], *prompt = NULL, *task_id = NULL, *owned = NULL;
+	const char *raw = b->data;
+	size_t len = b->len;
 	long attempt = 0, max_attempts;
 	enum job_state st;
 
-	j = job_parse(raw, len, (size_t)cfg->job_max_bytes, err, sizeof(err));
+	if (!b->kept) { /* never read whole: its size, hash and head go to the dead letters */
+		snprintf(err, sizeof(err), "descriptor is %zu bytes; the limit is %ld "
+			 "(KIE_JOB_MAX_BYTES); its size, SHA-256 and first %zu bytes are kept",
+			 b->len, cfg->job_max_bytes, b->head_len);
+		log_warn(NULL, NULL, "job to the dead letters (parse): %s (sha256 %s)", err,
+			 b->sha256);
+		if (queue_dead_oversized(&r->io.q, b, err) != 0)
+			log_error(NULL, NULL, "could not dead-letter the oversized descriptor (%s); "
+				  "it stays claimed and is handled again", r->io.q.err);
+		return;
+	}
+	j = job_parse(raw, len, &r->w->parse_opts, err, sizeof(err));
 	if (!j) {
 		to_dead(r, raw, len, NULL, err, "parse", 0);
 		return;
@@ -194,6 +243,7 @@ static void process(struct runner *r, char *raw, size_t len)
 		goto out;
 	}
 	job_to_request(j, prompt, &req);
+	req.callback_url = j->callback_final;
 
 	if (jr.state[0] && job_state_parse(jr.state, &st) == 0 &&
 	    (st == JOB_STATE_COMPLETED || st == JOB_STATE_FAILED)) {
@@ -202,7 +252,7 @@ static void process(struct runner *r, char *raw, size_t len)
 			 jr.task_id[0] ? jr.task_id : "none");
 		/* no event and no state change: the job's real outcome stands */
 		log_warn(j->id, NULL, "%s", err);
-		queue_dead(&r->io.q, raw, len, NULL, err, "duplicate", jr.attempts, NULL, NULL);
+		queue_dead(&r->io.q, raw, len, NULL, err, "duplicate", jr.attempts, NULL, NULL, NULL);
 		goto out;
 	}
 	if (jr.task_id[0]) { /* recovered after its task was recorded: never create again */
@@ -214,18 +264,27 @@ static void process(struct runner *r, char *raw, size_t len)
 			 "before the crash, an unrecorded task exists (its callback carries this "
 			 "job id)");
 
-	{
-		const char *base = j->callback_url ? j->callback_url : cfg->kie_callback_url;
-		if (base && *base)
-			cb = kie_callback_url_with_job(base, j->id);
-		req.callback_url = cb;
-	}
-	if (queue_job_creating(&r->io.q, j->id, job_type_str(j->type), &attempt) != 0)
-		goto out;
 	max_attempts = j->max_attempts ? j->max_attempts : cfg->job_max_attempts;
-	int rc = kie_client_create_task(r->io.kie, &req, &task_id, &kerr);
-	lifecycle_after_create(rc == 0 ? NULL : &kerr, attempt, max_attempts, &r->w->policy,
-			       rnd32(), &d);
+	for (;;) {
+		int rc;
+		/* a slot of the account's limit first: the job stays claimed (and its lease
+		 * alive) while it waits, and waiting spends no attempt */
+		if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0)
+			goto out; /* stopping: still claimed; the release at exit requeues it */
+		if (r->create.waits)
+			log_debug(j->id, NULL, "waited for a createTask slot (%ld sleeps, %ld for a "
+				  "backoff)", r->create.waits, r->create.blocked_waits);
+		if (queue_job_creating(&r->io.q, j->id, job_type_str(j->type), &attempt) != 0)
+			goto out;
+		free(task_id);
+		task_id = NULL;
+		rc = kie_client_create_task(r->io.kie, &req, &task_id, &kerr);
+		lifecycle_after_create(rc == 0 ? NULL : &kerr, attempt, max_attempts, &r->w->policy,
+				       rnd32(), &d);
+		if (d.action != JOB_ACT_BACKOFF)
+			break;
+		refused(r, j, &kerr);
+	}
 	switch (d.action) {
 	case JOB_ACT_HANDOFF:
 		handoff(r, raw, len, j, prompt, &req, task_id, attempt, 0);
@@ -234,18 +293,24 @@ static void process(struct runner *r, char *raw, size_t len)
 		log_warn(j->id, NULL, "%s", d.reason);
 		queue_retry_later(&r->io.q, raw, len, j->id, util_now_ms() + d.delay_ms, d.reason);
 		break;
-	case JOB_ACT_PAUSE:
-		log_error(j->id, NULL, "%s", d.reason);
-		queue_pause_set(&r->io.q, d.pause_ms, kerr.message);
+	case JOB_ACT_PAUSE: {
+		/* 402: until credits are back (the supervisor asks KIE); 401/433: for a while */
+		int credits = kerr.code == 402 || kerr.http_status == 402;
+		log_error(j->id, NULL, "%s%s", d.reason,
+			  credits ? " (until a credit probe sees credits, or kie resume)" : "");
+		queue_pause_set(&r->io.q, credits ? "credits" : "account",
+				credits ? 0 : d.pause_ms, kerr.message, NULL);
 		queue_requeue_front(&r->io.q, raw, len, j->id);
 		break;
+	}
 	case JOB_ACT_DEAD:
 		to_dead(r, raw, len, j, d.reason, "kie", attempt);
 		break;
+	case JOB_ACT_BACKOFF:
+		break; /* not reached: the loop above waits those out */
 	}
 out:
 	free(task_id);
-	free(cb);
 	free(prompt);
 	free(owned);
 	job_free(j);
@@ -282,27 +347,28 @@ void *runner_main(void *arg)
 	queue_consumer_id(cid, sizeof(cid), r.w->id, atomic_fetch_add(&r.w->next_slot, 1));
 	if (worker_io_open(r.w, &r.io, "runner", cid) != 0)
 		goto out;
+	worker_limiter(r.w, &r.io, &r.create, 1, cid);
 	while (!r.w->stopping) {
 		long pause_ms = 0;
-		char *raw = NULL;
-		size_t len = 0;
+		struct rconn_bulk b;
 		int leftover = 0;
 
-		if (queue_pause_remaining(&r.io.q, &pause_ms) == 0 && pause_ms > 0) {
-			util_sleep_ms(pause_ms < 500 ? pause_ms : 500);
+		if (queue_pause_get(&r.io.q, &pause_ms, NULL, 0, NULL, 0) == 0 && pause_ms != 0) {
+			util_sleep_ms(pause_ms > 0 && pause_ms < 500 ? pause_ms : 500);
 			continue;
 		}
-		if (queue_claim(&r.io.q, 1.0, &raw, &len, &leftover) != 0 || !raw)
+		if (queue_claim(&r.io.q, 1.0, r.w->max_keep, &b, &leftover) != 0 ||
+		    b.type != REDIS_REPLY_STRING)
 			continue;
 		if (leftover_wait(&r, cid, leftover, &leftover_delay_ms) != 0) {
-			free(raw); /* stays listed: the release at exit returns it */
+			rconn_bulk_free(&b); /* stays listed: the release at exit returns it */
 			break;
 		}
 		atomic_fetch_add(&r.w->inflight, 1);
-		process(&r, raw, len);
+		process(&r, &b);
 		atomic_fetch_sub(&r.w->inflight, 1);
 		atomic_fetch_add(&r.w->jobs_done, 1);
-		free(raw);
+		rconn_bulk_free(&b);
 	}
 out:
 	worker_io_close(&r.io);

@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 
 #include "config.h"
+#include "job.h"
+#include "limiter.h"
 #include "lifecycle.h"
 #include "kie_client.h"
 #include "metadata.h"
@@ -20,11 +22,15 @@ struct worker {
 	char id[128];
 	struct prompts *prompts;
 	struct lifecycle_policy policy;
+	struct job_parse_opts parse_opts;
+	size_t max_keep;                 /* largest descriptor a runner reads whole */
+	char account_id[17];             /* limiter.h: SHA-256(token), first 16 hex */
 	volatile sig_atomic_t stopping;  /* take no new work */
 	volatile sig_atomic_t hard_stop; /* grace is over: give up waiting on Redis */
 	atomic_int inflight;             /* jobs and polls being handled right now */
 	atomic_long jobs_done, polls_done;
 	atomic_int next_slot;            /* runners take consumer slots 0..concurrency-1 */
+	atomic_int next_poller;
 };
 
 /* What each runner and poller thread owns: its Redis connection and queue view, its
@@ -40,6 +46,10 @@ struct worker_io {
  * worker_io_close() either way. */
 int worker_io_open(struct worker *w, struct worker_io *io, const char *who,
 		   const char *queue_id);
+/* The account's createTask ("create") or recordInfo ("query") limiter over io's Redis
+ * connection; member identifies the caller in the log. */
+void worker_limiter(struct worker *w, struct worker_io *io, struct limiter *l, int create,
+		    const char *member);
 void worker_io_close(struct worker_io *io);
 
 /* Thread entry points; arg is the struct worker. */

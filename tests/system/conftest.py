@@ -202,6 +202,10 @@ class Worker:
         "KIE_RETRY_BASE_MS": 100, "KIE_SHUTDOWN_GRACE_MS": 10000,
         "KIE_WORKER_CONCURRENCY": 4, "KIE_WORKER_POLLERS": 2,
         "KIE_HTTP_TIMEOUT_MS": 5000,  # also bounds a dead poller's lease (+5 s)
+        # the account's limits (KIE's 20 per 10 s, 10 recordInfo/s) are the defaults; tests
+        # that are not about them lift them, the limiter tests set them back
+        "KIE_CREATE_LIMIT": 100000, "KIE_CREATE_WINDOW_MS": 1000, "KIE_POLL_RATE": 10000,
+        "KIE_RATE_BACKOFF_MS": 200, "KIE_CREDIT_PROBE_MS": 300,
         # KIE learns the job id only through callBackUrl; nothing listens on port 9,
         # so the fake's callbacks fail (and polling finalizes), as when a callback is lost
         "KIE_CALLBACK_URL": "http://127.0.0.1:9/api/kie/callback",

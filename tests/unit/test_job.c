@@ -13,9 +13,168 @@
 
 #define MAX 65536
 
+static const struct job_parse_opts OPTS = {
+	.max_bytes = MAX, .default_model = "google/nano-banana-edit", .prefix = "kie",
+	.meta_max_bytes = 4096, .default_callback_url = NULL,
+};
+
+static struct job *parse_with(const char *s, const struct job_parse_opts *o, char *err)
+{
+	return job_parse(s, strlen(s), o, err, 512);
+}
+
 static struct job *parse(const char *s, char *err)
 {
-	return job_parse(s, strlen(s), MAX, err, 512);
+	return parse_with(s, &OPTS, err);
+}
+
+/* Parses s, expecting a refusal whose reason contains want. */
+static void refused(const char *s, const char *want)
+{
+	char err[512] = "";
+	struct job *j = parse(s, err);
+	if (j || !strstr(err, want))
+		fail_msg("descriptor %s: expected a refusal containing \"%s\", got %s \"%s\"", s,
+			 want, j ? "acceptance" : "", err);
+	job_free(j);
+}
+
+#define RAW_OK "\"type\":\"raw\",\"input\":{\"prompt\":\"p\",\"imageUrl\":\"https://a.b/c\"}"
+
+static void strict_json_refusals_name_the_problem(void **state)
+{
+	/* two objects in one list element: the second would vanish */
+	refused("{\"v\":1," RAW_OK "}{\"v\":1," RAW_OK "}", "bytes after the JSON value");
+	/* NUL, escaped or raw, would cut the prompt short at KIE */
+	refused("{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"a\\u0000b\","
+		"\"imageUrl\":\"https://a.b/c\"}}", "NUL");
+	refused("{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"a\nb\","
+		"\"imageUrl\":\"https://a.b/c\"}}", "control byte");
+	/* duplicate keys: cJSON takes the first, JavaScript and Python the last */
+	refused("{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"a\",\"prompt\":\"b\","
+		"\"imageUrl\":\"https://a.b/c\"}}", "duplicate key \"prompt\"");
+	refused("{\"v\":1,\"id\":\"a\",\"\\u0069d\":\"b\"," RAW_OK "}", "duplicate key \"id\"");
+	/* nesting past the depth limit says so */
+	{
+		char deep[4096];
+		int k = snprintf(deep, sizeof(deep), "{\"v\":1," RAW_OK ",\"meta\":");
+		for (int i = 0; i < 200; i++)
+			deep[k++] = '[';
+		for (int i = 0; i < 200; i++)
+			deep[k++] = ']';
+		snprintf(deep + k, sizeof(deep) - (size_t)k, "}");
+		refused(deep, "nesting deeper than");
+	}
+	/* "id": null is not "no id": it would get a second one appended */
+	refused("{\"v\":1,\"id\":null," RAW_OK "}", "id must be a string");
+	/* callbackUrl scheme checked now, not by KIE with an attempt counted */
+	refused("{\"v\":1," RAW_OK ",\"callbackUrl\":\"ftp://a.b/cb\"}", "scheme \"ftp\"");
+	/* replyTo never names the worker's own keys */
+	refused("{\"v\":1," RAW_OK ",\"replyTo\":\"kie:polling\"}", "worker's own keys");
+	refused("{\"v\":1," RAW_OK ",\"replyTo\":\"kie:stats\"}", "worker's own keys");
+	refused("{\"v\":1," RAW_OK ",\"replyTo\":\"\"}", "replyTo is empty");
+	char err[512];
+	struct job *j = parse("{\"v\":1," RAW_OK ",\"replyTo\":\"kie:replies:u1\"}", err);
+	assert_non_null(j);
+	job_free(j);
+	j = parse("{\"v\":1," RAW_OK ",\"replyTo\":\"kiex:polling\"}", err);
+	assert_non_null(j);
+	job_free(j);
+}
+
+static void meta_is_copied_byte_for_byte_and_capped(void **state)
+{
+	char err[512], big[6000];
+	struct job *j = parse("{\"v\":1," RAW_OK ",\"meta\": {\"n\": 9007199254740993, "
+			      "\"x\": 1e999, \"s\": \"\\u00e9\"}}", err);
+	assert_non_null(j);
+	assert_string_equal(j->meta_raw, "{\"n\":9007199254740993,\"x\":1e999,\"s\":\"\\u00e9\"}");
+	job_free(j);
+	int k = snprintf(big, sizeof(big), "{\"v\":1," RAW_OK ",\"meta\":{\"a\":\"");
+	memset(big + k, 'x', 4200);
+	snprintf(big + k + 4200, sizeof(big) - (size_t)k - 4200, "\"}}");
+	refused(big, "KIE_JOB_META_MAX_BYTES");
+}
+
+static void callback_url_gets_job_id_before_fragment_within_2048(void **state)
+{
+	char err[512], url[2100], desc[2400];
+	struct job *j = parse("{\"v\":1,\"id\":\"j-1\"," RAW_OK ",\"callbackUrl\":"
+			      "\"https://app.example.com/cb?x=1#frag\"}", err);
+	assert_non_null(j);
+	assert_string_equal(j->callback_final, "https://app.example.com/cb?x=1&jobId=j-1#frag");
+	job_free(j);
+	/* 2048 bytes as given, over once jobId is added */
+	int k = snprintf(url, sizeof(url), "https://a.b/");
+	memset(url + k, 'p', 2048 - (size_t)k);
+	url[2048] = '\0';
+	snprintf(desc, sizeof(desc), "{\"v\":1,\"id\":\"j-2\"," RAW_OK ",\"callbackUrl\":\"%s\"}",
+		 url);
+	refused(desc, "KIE accepts at most 2048");
+	/* the worker's KIE_CALLBACK_URL gets the id the same way */
+	struct job_parse_opts o = OPTS;
+	o.default_callback_url = "http://127.0.0.1:9/kie/cb";
+	j = parse_with("{\"v\":1,\"id\":\"j-3\"," RAW_OK "}", &o, err);
+	assert_non_null(j);
+	assert_string_equal(j->callback_final, "http://127.0.0.1:9/kie/cb?jobId=j-3");
+	job_free(j);
+}
+
+static void generated_id_is_spliced_within_the_limit(void **state)
+{
+	char err[512];
+	struct job_parse_opts o = OPTS;
+	char *desc = malloc(600), *spliced;
+	size_t len, nlen;
+	struct job *j, *again;
+
+	/* a descriptor exactly at the limit, without an id */
+	len = (size_t)snprintf(desc, 600, "{\"v\":1," RAW_OK ",\"meta\":{\"pad\":\"");
+	o.max_bytes = 300;
+	memset(desc + len, 'x', 300 - len - 3);
+	memcpy(desc + 300 - 3, "\"}}", 3);
+	desc[300] = '\0';
+	len = 300;
+	j = job_parse(desc, len, &o, err, sizeof(err));
+	assert_non_null(j);
+	assert_true(j->id_generated);
+	spliced = job_splice_id(desc, len, j->id, &nlen);
+	assert_non_null(spliced);
+	assert_int_equal(nlen, len + JOB_ID_SPLICE_BYTES);
+	again = job_parse(spliced, nlen, &o, err, sizeof(err)); /* as after a recovery */
+	if (!again)
+		fail_msg("spliced descriptor refused: %s", err);
+	assert_string_equal(again->id, j->id);
+	assert_false(again->id_generated);
+	assert_string_equal(again->meta_raw, j->meta_raw);
+	job_free(again);
+	job_free(j);
+	free(spliced);
+	/* one byte over the limit is refused, spliced look or not */
+	desc[300] = ' ';
+	assert_null(job_parse(desc, 301, &o, err, sizeof(err)));
+	assert_non_null(strstr(err, "KIE_JOB_MAX_BYTES"));
+	free(desc);
+}
+
+static void validated_for_the_model_that_is_sent(void **state)
+{
+	char err[512];
+	struct job_parse_opts o = OPTS;
+	o.default_model = "google/nano-banana";
+	/* nano-banana takes no reference images: refused, not silently dropped */
+	struct job *j = parse_with("{\"v\":1," RAW_OK "}", &o, err);
+	assert_null(j);
+	assert_non_null(strstr(err, "google/nano-banana"));
+	j = parse_with("{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"p\"}}", &o, err);
+	assert_non_null(j);
+	assert_string_equal(j->model_used, "google/nano-banana");
+	job_free(j);
+	j = parse("{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"p\",\"model\":"
+		  "\"google/nano-banana-edit\",\"imageUrl\":\"https://a.b/c\"}}", err);
+	assert_non_null(j);
+	assert_string_equal(j->model_used, "google/nano-banana-edit");
+	job_free(j);
 }
 
 static void every_type_parses(void **state)
@@ -32,7 +191,7 @@ static void every_type_parses(void **state)
 	assert_true(j->extract_top_only && j->wear_mask);
 	assert_int_equal(j->max_attempts, 5);
 	assert_string_equal(j->reply_to, "r");
-	assert_non_null(j->meta);
+	assert_string_equal(j->meta_raw, "{\"u\":1}");
 	job_free(j);
 	j = parse("{\"v\":1,\"type\":\"model_pose\",\"input\":{\"imageUrls\":[\"https://a.b/1\","
 		  "\"https://a.b/2\"],\"pose\":\"p\"}}", err);
@@ -65,7 +224,7 @@ static void every_type_parses(void **state)
 static void bad_descriptors_name_the_problem(void **state)
 {
 	static const struct { const char *in, *needle; } cases[] = {
-		{"nope", "not JSON"},
+		{"nope", "not strict JSON"},
 		{"[]", "must be a JSON object"},
 		{"{\"type\":\"raw\",\"input\":{}}", "v is missing"},
 		{"{\"v\":2,\"type\":\"raw\",\"input\":{}}", "v=2 is not supported"},
@@ -100,7 +259,7 @@ static void limits_size_images_prompt_utf8(void **state)
 	char err[512], *big = malloc(MAX + 100);
 	memset(big, ' ', MAX + 99);
 	big[MAX + 99] = '\0';
-	assert_null(job_parse(big, strlen(big), MAX, err, sizeof(err)));
+	assert_null(job_parse(big, strlen(big), &OPTS, err, sizeof(err)));
 	assert_non_null(strstr(err, "KIE_JOB_MAX_BYTES"));
 	free(big);
 	char buf[2048];
@@ -113,8 +272,8 @@ static void limits_size_images_prompt_utf8(void **state)
 	assert_null(parse(buf, err));
 	assert_non_null(strstr(err, "at most 10"));
 	const char bad_utf8[] = "{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"\xff\"}}";
-	assert_null(job_parse(bad_utf8, sizeof(bad_utf8) - 1, MAX, err, sizeof(err)));
-	assert_non_null(strstr(err, "not valid UTF-8"));
+	assert_null(job_parse(bad_utf8, sizeof(bad_utf8) - 1, &OPTS, err, sizeof(err)));
+	assert_non_null(strstr(err, "invalid UTF-8"));
 	size_t n = 5001;
 	char *p = malloc(n + 200);
 	int k = snprintf(p, 200, "{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"");
@@ -159,6 +318,11 @@ int main(void)
 		cmocka_unit_test(bad_descriptors_name_the_problem),
 		cmocka_unit_test(limits_size_images_prompt_utf8),
 		cmocka_unit_test(round_trip_and_prompt),
+		cmocka_unit_test(strict_json_refusals_name_the_problem),
+		cmocka_unit_test(meta_is_copied_byte_for_byte_and_capped),
+		cmocka_unit_test(callback_url_gets_job_id_before_fragment_within_2048),
+		cmocka_unit_test(generated_id_is_spliced_within_the_limit),
+		cmocka_unit_test(validated_for_the_model_that_is_sent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

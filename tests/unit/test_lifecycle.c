@@ -31,11 +31,24 @@ static void after_create(void **state)
 	assert_string_equal(job_state_str(d.next), "polling");
 
 	struct kie_error e = err_of(KIE_ERR_RETRYABLE, "KIE code 429");
+	e.code = 429; /* KIE's limit: the pool backs off; the job keeps its attempts */
+	lifecycle_after_create(&e, 3, 3, &P, 0, &d);
+	assert_int_equal(d.action, JOB_ACT_BACKOFF);
+	assert_string_equal(job_state_str(d.next), "queued");
+	e.code = 0;
+	e.http_status = 455;
+	lifecycle_after_create(&e, 1, 1, &P, 0, &d);
+	assert_int_equal(d.action, JOB_ACT_BACKOFF);
+	e = err_of(KIE_ERR_AMBIGUOUS, "HTTP 500, body code 429");
+	e.code = 429; /* the transport decides first: a 5xx is never a plain refusal */
+	assert_false(lifecycle_is_rate_refusal(&e));
+
+	e = err_of(KIE_ERR_RETRYABLE, "connection refused");
 	lifecycle_after_create(&e, 1, 3, &P, 0, &d);
 	assert_int_equal(d.action, JOB_ACT_RETRY);
 	assert_string_equal(job_state_str(d.next), "retry_wait");
 	assert_true(d.delay_ms >= 800 && d.delay_ms <= 1200);
-	assert_non_null(strstr(d.reason, "429"));
+	assert_non_null(strstr(d.reason, "connection refused"));
 	lifecycle_after_create(&e, 3, 3, &P, 0, &d);
 	assert_int_equal(d.action, JOB_ACT_DEAD);
 	assert_non_null(strstr(d.reason, "gave up after 3 attempts"));
