@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 	memset(&W, 0, sizeof(W));
 	W.cfg = &cfg;
 	if (config_require(&cfg, "KIE_API_TOKEN", err, sizeof(err)) != 0 ||
-	    rconn_parse_url(cfg.redis_url, &W.redis, err, sizeof(err)) != 0) {
+	    rconn_parse_url(cfg.redis_url, NULL, &W.redis, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
 		config_free(&cfg);
 		return 2;
