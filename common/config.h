@@ -43,6 +43,7 @@ struct config {
 	long recovery_interval_ms;
 	long max_recoveries;
 	long job_max_bytes;
+	long meta_max_bytes;
 	long job_max_attempts;
 	long poll_initial_ms;
 	long poll_max_ms;
@@ -50,8 +51,19 @@ struct config {
 	long shutdown_grace_ms;
 	long retry_base_ms;
 	long account_pause_ms;
+	/* KIE account limits, shared by every worker of one KIE account */
+	long create_limit;
+	long create_window_ms;
+	long poll_rate;
+	long limit_margin_ms;
+	long rate_backoff_ms;
+	long rate_backoff_max_ms;
+	long credit_probe_ms;
+	char *account_prefix;
+	/* records and event lists */
 	long record_ttl_s;
 	long results_max;
+	long dead_max;
 	/* logs */
 	char *log_level;
 	char *log_format;

@@ -101,6 +101,54 @@ static void from_environment(void **state)
 	config_free(&c);
 }
 
+static void new_settings_defaults_and_bounds(void **state)
+{
+	struct config c;
+	char err[256];
+	config_defaults(&c);
+	assert_int_equal(c.create_limit, 20);
+	assert_int_equal(c.create_window_ms, 10000);
+	assert_int_equal(c.poll_rate, 10);
+	assert_int_equal(c.limit_margin_ms, 250);
+	assert_int_equal(c.rate_backoff_ms, 1000);
+	assert_int_equal(c.rate_backoff_max_ms, 60000);
+	assert_int_equal(c.credit_probe_ms, 30000);
+	assert_int_equal(c.dead_max, 10000);
+	assert_int_equal(c.meta_max_bytes, 4096);
+	assert_string_equal(c.account_prefix, "kie:account");
+	assert_int_equal(c.results_max, 10000);
+	assert_string_equal(c.redis_password, "");
+	assert_string_equal(c.kie_api_token_file, "");
+
+	static const struct {
+		const char *flag, *env, *low, *high, *range;
+	} b[] = {
+		{"create-limit", "KIE_CREATE_LIMIT", "0", "100001", "(1..100000)"},
+		{"create-window-ms", "KIE_CREATE_WINDOW_MS", "99", "3600001", "(100..3600000)"},
+		{"poll-rate", "KIE_POLL_RATE", "0", "10001", "(1..10000)"},
+		{"limit-margin-ms", "KIE_LIMIT_MARGIN_MS", "-1", "60001", "(0..60000)"},
+		{"rate-backoff-ms", "KIE_RATE_BACKOFF_MS", "9", "600001", "(10..600000)"},
+		{"rate-backoff-max-ms", "KIE_RATE_BACKOFF_MAX_MS", "9", "3600001", "(10..3600000)"},
+		{"credit-probe-ms", "KIE_CREDIT_PROBE_MS", "99", "3600001", "(100..3600000)"},
+		{"dead-max", "KIE_DEAD_MAX", "0", "10000001", "(1..10000000)"},
+		{"meta-max-bytes", "KIE_JOB_META_MAX_BYTES", "-1", "65537", "(0..65536)"},
+	};
+	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		assert_int_equal(config_set(&c, b[i].flag, b[i].low, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, b[i].env));
+		assert_non_null(strstr(err, b[i].range));
+		assert_int_equal(config_set(&c, b[i].env, b[i].high, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, b[i].env));
+	}
+	assert_int_equal(config_set(&c, "--create-limit", "5", err, sizeof(err)), 0);
+	assert_int_equal(c.create_limit, 5);
+	assert_int_equal(config_set(&c, "KIE_JOB_META_MAX_BYTES", "0", err, sizeof(err)), 0);
+	assert_int_equal(c.meta_max_bytes, 0);
+	assert_int_equal(config_set(&c, "account-prefix", "{acct}", err, sizeof(err)), 0);
+	assert_string_equal(c.account_prefix, "{acct}");
+	config_free(&c);
+}
+
 /* Any local user can read /proc/<pid>/cmdline: a secret given as a flag (by its flag name
  * or its env name with "--") is refused, naming the variables to use instead. */
 static void secrets_refused_on_the_command_line(void **state)
@@ -356,7 +404,11 @@ static void help_lists_every_setting(void **state)
 			       "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET_NAME",
 			       "R2_PUBLIC_BASE_URL", "KIE_BASE_URL", "REDIS_URL", "KIE_PROMPTS_DIR",
 			       "KIE_API_TOKEN_FILE", "KIE_WEBHOOK_HMAC_KEY_FILE",
-			       "R2_SECRET_ACCESS_KEY_FILE", "REDIS_PASSWORD_FILE"};
+			       "R2_SECRET_ACCESS_KEY_FILE", "REDIS_PASSWORD_FILE", "KIE_CREATE_LIMIT",
+			       "--create-window-ms", "KIE_POLL_RATE", "KIE_LIMIT_MARGIN_MS",
+			       "KIE_RATE_BACKOFF_MS", "KIE_RATE_BACKOFF_MAX_MS", "KIE_CREDIT_PROBE_MS",
+			       "KIE_DEAD_MAX", "KIE_JOB_META_MAX_BYTES", "--account-prefix",
+			       "default \"kie:account\""};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_non_null(strstr(buf, names[i]));
 	assert_non_null(strstr(buf, "default \"https://api.kie.ai\""));
@@ -369,6 +421,7 @@ int main(void)
 		cmocka_unit_test(defaults),
 		cmocka_unit_test(set_by_flag_or_env_name),
 		cmocka_unit_test(from_environment),
+		cmocka_unit_test(new_settings_defaults_and_bounds),
 		cmocka_unit_test(secrets_refused_on_the_command_line),
 		cmocka_unit_test(secrets_from_files),
 		cmocka_unit_test(urls_print_masked),
