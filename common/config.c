@@ -1,30 +1,42 @@
 /* config.c — the settings table (Redis's static_configs[] shape) and its parsers. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <curl/curl.h>
+
+#include "rconn.h"
 #include "util.h"
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_URL, CFG_ENUM };
+/* CFG_FILE: the value is a path; the file's content goes to the string at TARGET (a
+ * secret). CFG_REDIS_URL: checked by rconn_parse_url. */
+enum cfg_type { CFG_STR, CFG_INT, CFG_URL, CFG_ENUM, CFG_FILE, CFG_REDIS_URL };
 
 struct cfg_entry {
 	const char *flag;  /* --flag name, or NULL */
 	const char *env;
 	enum cfg_type type;
 	const char *def;
-	long min, max;     /* CFG_INT bounds */
+	long min, max;     /* CFG_INT bounds; CFG_FILE: min is where the content goes, TARGET() */
 	const char *choices; /* CFG_ENUM: "a|b|c" */
 	size_t offset;
-	int secret;
+	int secret;        /* never printed, never taken on the command line */
 	const char *help;
 };
 
 #define S(f) offsetof(struct config, f)
+#define TARGET(f) ((long)S(f)), 0
 
 static const struct cfg_entry table[] = {
 	{"token", "KIE_API_TOKEN", CFG_STR, "", 0, 0, NULL, S(kie_api_token), 1,
 	 "Bearer token for the KIE API (required)"},
+	{NULL, "KIE_API_TOKEN_FILE", CFG_FILE, "", TARGET(kie_api_token), NULL,
+	 S(kie_api_token_file), 0,
+	 "file holding KIE_API_TOKEN (one trailing newline stripped)"},
 	{"base-url", "KIE_BASE_URL", CFG_URL, "https://api.kie.ai", 0, 0, NULL, S(kie_base_url), 0,
 	 "KIE API base URL"},
 	{"callback-url", "KIE_CALLBACK_URL", CFG_URL, "", 0, 0, NULL, S(kie_callback_url), 0,
@@ -45,6 +57,9 @@ static const struct cfg_entry table[] = {
 	 S(wait_interval_ms), 0, "kie wait: pause between status queries"},
 	{"webhook-hmac-key", "KIE_WEBHOOK_HMAC_KEY", CFG_STR, "", 0, 0, NULL, S(webhook_hmac_key), 1,
 	 "KIE webhook HMAC key (verifies signed callbacks)"},
+	{NULL, "KIE_WEBHOOK_HMAC_KEY_FILE", CFG_FILE, "", TARGET(webhook_hmac_key), NULL,
+	 S(webhook_hmac_key_file), 0,
+	 "file holding KIE_WEBHOOK_HMAC_KEY (one trailing newline stripped)"},
 	{"metadata-store", "KIE_METADATA_STORE", CFG_ENUM, "auto", 0, 0, "auto|fs|r2",
 	 S(metadata_store), 0, "where task metadata lives: auto = r2 when R2 credentials are set, else fs"},
 	{"metadata-dir", "KIE_METADATA_DIR", CFG_STR, "./kie-data", 0, 0, NULL, S(metadata_dir), 0,
@@ -54,14 +69,22 @@ static const struct cfg_entry table[] = {
 	{NULL, "R2_ACCESS_KEY_ID", CFG_STR, "", 0, 0, NULL, S(r2_access_key_id), 0, "R2 access key id"},
 	{NULL, "R2_SECRET_ACCESS_KEY", CFG_STR, "", 0, 0, NULL, S(r2_secret_access_key), 1,
 	 "R2 secret access key"},
+	{NULL, "R2_SECRET_ACCESS_KEY_FILE", CFG_FILE, "", TARGET(r2_secret_access_key), NULL,
+	 S(r2_secret_access_key_file), 0,
+	 "file holding R2_SECRET_ACCESS_KEY (one trailing newline stripped)"},
 	{NULL, "R2_BUCKET_NAME", CFG_STR, "", 0, 0, NULL, S(r2_bucket_name), 0,
 	 "bucket holding kie-tasks/*.json"},
 	{NULL, "R2_PUBLIC_BASE_URL", CFG_URL, "", 0, 0, NULL, S(r2_public_base_url), 0,
 	 "CDN in front of stored files (optional)"},
 	{NULL, "R2_ENDPOINT", CFG_URL, "", 0, 0, NULL, S(r2_endpoint), 0,
 	 "any S3-compatible endpoint instead of R2's (path-style)"},
-	{"redis-url", "REDIS_URL", CFG_URL, "redis://127.0.0.1:6379/0", 0, 0, NULL, S(redis_url), 0,
-	 "Redis to take jobs from (redis://[:password@]host:port[/db] or unix:///path)"},
+	{"redis-url", "REDIS_URL", CFG_REDIS_URL, "redis://127.0.0.1:6379/0", 0, 0, NULL,
+	 S(redis_url), 0, "Redis to take jobs from: redis://[[user]:password@]host[:port][/db] "
+	 "(IPv6 host in brackets) or unix:///path[?db=N]; printed with the password masked"},
+	{NULL, "REDIS_PASSWORD_FILE", CFG_FILE, "", TARGET(redis_password), NULL,
+	 S(redis_password_file), 0,
+	 "file holding the Redis password (one trailing newline stripped); replaces REDIS_URL's "
+	 "password, and REDIS_URL's user part is then the ACL user name"},
 	{"prefix", "KIE_REDIS_PREFIX", CFG_STR, "kie", 0, 0, NULL, S(redis_prefix), 0,
 	 "prefix of every Redis key ({kie} keeps them in one Cluster slot)"},
 	{"worker-id", "KIE_WORKER_ID", CFG_STR, "", 0, 0, NULL, S(worker_id), 0,
@@ -78,6 +101,8 @@ static const struct cfg_entry table[] = {
 	 "a job recovered from this many dead workers goes to the dead letters"},
 	{"job-max-bytes", "KIE_JOB_MAX_BYTES", CFG_INT, "65536", 256, 16777216, NULL,
 	 S(job_max_bytes), 0, "largest job descriptor accepted"},
+	{"meta-max-bytes", "KIE_JOB_META_MAX_BYTES", CFG_INT, "4096", 0, 65536, NULL,
+	 S(meta_max_bytes), 0, "largest \"meta\" object in a descriptor"},
 	{"max-attempts", "KIE_JOB_MAX_ATTEMPTS", CFG_INT, "3", 1, 100, NULL, S(job_max_attempts), 0,
 	 "default maxAttempts of a job (retryable errors)"},
 	{"poll-initial-ms", "KIE_POLL_INITIAL_MS", CFG_INT, "2500", 10, 600000, NULL,
@@ -92,10 +117,9 @@ static const struct cfg_entry table[] = {
 	 "first retry delay of a retryable error (doubles per attempt)"},
 	{"account-pause-ms", "KIE_ACCOUNT_PAUSE_MS", CFG_INT, "60000", 10, 86400000, NULL,
 	 S(account_pause_ms), 0, "pause after an account-level error (401/402/433)"},
-	{"record-ttl-s", "KIE_RECORD_TTL_S", CFG_INT, "604800", 60, 31536000, NULL, S(record_ttl_s), 0,
-	 "job and task records in Redis expire this long after they finish"},
 	{"create-limit", "KIE_CREATE_LIMIT", CFG_INT, "20", 1, 100000, NULL, S(create_limit), 0,
-	 "createTask calls allowed per KIE_CREATE_WINDOW_MS, shared by every worker using the same KIE account"},
+	 "createTask calls allowed per KIE_CREATE_WINDOW_MS, shared by every worker using the "
+	 "same KIE account"},
 	{"create-window-ms", "KIE_CREATE_WINDOW_MS", CFG_INT, "10000", 100, 3600000, NULL,
 	 S(create_window_ms), 0, "the createTask limit's window"},
 	{"poll-rate", "KIE_POLL_RATE", CFG_INT, "10", 1, 10000, NULL, S(poll_rate), 0,
@@ -103,19 +127,21 @@ static const struct cfg_entry table[] = {
 	{"limit-margin-ms", "KIE_LIMIT_MARGIN_MS", CFG_INT, "250", 0, 60000, NULL,
 	 S(limit_margin_ms), 0, "slack added to each limiter window for network jitter"},
 	{"rate-backoff-ms", "KIE_RATE_BACKOFF_MS", CFG_INT, "1000", 10, 600000, NULL,
-	 S(rate_backoff_ms), 0, "first pool-wide pause after a 429/455; doubles while they continue"},
+	 S(rate_backoff_ms), 0,
+	 "first pool-wide pause after a 429/455; doubles while they continue"},
 	{"rate-backoff-max-ms", "KIE_RATE_BACKOFF_MAX_MS", CFG_INT, "60000", 10, 3600000, NULL,
 	 S(rate_backoff_max_ms), 0, "longest such pause"},
 	{"credit-probe-ms", "KIE_CREDIT_PROBE_MS", CFG_INT, "30000", 100, 3600000, NULL,
-	 S(credit_probe_ms), 0, "while paused for credits (402), how often one worker asks KIE for the balance"},
-	{"account-prefix", "KIE_ACCOUNT_PREFIX", CFG_STR, "kie:account", 0, 0, NULL, S(account_prefix), 0,
-	 "prefix of the per-account limiter keys (shared across pools)"},
-	{"dead-max", "KIE_DEAD_MAX", CFG_INT, "10000", 1, 10000000, NULL, S(dead_max), 0,
-	 "<prefix>:dead keeps at most this many entries (oldest dropped, counted)"},
-	{"meta-max-bytes", "KIE_JOB_META_MAX_BYTES", CFG_INT, "4096", 0, 65536, NULL, S(meta_max_bytes), 0,
-	 "largest \"meta\" object in a descriptor"},
+	 S(credit_probe_ms), 0,
+	 "while paused for credits (402), how often one worker asks KIE for the balance"},
+	{"account-prefix", "KIE_ACCOUNT_PREFIX", CFG_STR, "kie:account", 0, 0, NULL,
+	 S(account_prefix), 0, "prefix of the per-account limiter keys (shared across pools)"},
+	{"record-ttl-s", "KIE_RECORD_TTL_S", CFG_INT, "604800", 60, 31536000, NULL, S(record_ttl_s), 0,
+	 "job and task records in Redis expire this long after they finish"},
 	{"results-max", "KIE_RESULTS_MAX", CFG_INT, "10000", 1, 100000000, NULL, S(results_max), 0,
 	 "<prefix>:results keeps at most this many events (oldest dropped)"},
+	{"dead-max", "KIE_DEAD_MAX", CFG_INT, "10000", 1, 10000000, NULL, S(dead_max), 0,
+	 "<prefix>:dead keeps at most this many entries (oldest dropped, counted)"},
 	{"log-level", "KIE_LOG_LEVEL", CFG_ENUM, "info", 0, 0, "debug|info|warn|error", S(log_level), 0,
 	 "least severe level logged"},
 	{"log-format", "KIE_LOG_FORMAT", CFG_ENUM, "text", 0, 0, "text|json", S(log_format), 0,
@@ -134,6 +160,33 @@ static long *int_slot(struct config *cfg, const struct cfg_entry *e)
 	return (long *)((char *)cfg + e->offset);
 }
 
+static int is_string(const struct cfg_entry *e)
+{
+	return e->type != CFG_INT;
+}
+
+/* The <NAME>_FILE entry whose content goes to e's slot, or NULL. */
+static const struct cfg_entry *file_of(const struct cfg_entry *e)
+{
+	if (!is_string(e) || e->type == CFG_FILE)
+		return NULL;
+	for (size_t i = 0; i < NENTRIES; i++)
+		if (table[i].type == CFG_FILE && (size_t)table[i].min == e->offset)
+			return &table[i];
+	return NULL;
+}
+
+/* The plain entry a <NAME>_FILE entry stands in for (KIE_API_TOKEN), or NULL
+ * (REDIS_PASSWORD_FILE has none: only the URL and the file carry that password). */
+static const struct cfg_entry *plain_of(const struct cfg_entry *f)
+{
+	for (size_t i = 0; i < NENTRIES; i++)
+		if (table[i].type != CFG_FILE && is_string(&table[i]) &&
+		    table[i].offset == (size_t)f->min)
+			return &table[i];
+	return NULL;
+}
+
 static int enum_has(const char *choices, const char *v)
 {
 	size_t n = strlen(v);
@@ -150,10 +203,71 @@ static int enum_has(const char *choices, const char *v)
 	return 0;
 }
 
+/* Reads a secret file (see config_load_env) into a new string *out. */
+static int read_secret_file(const char *var, const char *path, char **out, char *err,
+			    size_t errlen)
+{
+	struct dbuf b;
+	char chunk[4096];
+	ssize_t n;
+	int fd, rc = -1;
+
+	dbuf_init(&b, CONFIG_SECRET_FILE_MAX_BYTES);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot read %s: %s", var, path, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: cannot read %s: %s", var, path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (dbuf_add(&b, chunk, (size_t)n) != 0) {
+			snprintf(err, errlen, "%s: %s is larger than %d bytes", var, path,
+				 CONFIG_SECRET_FILE_MAX_BYTES);
+			goto out;
+		}
+	}
+	if (b.len && b.data[b.len - 1] == '\n') {
+		b.data[--b.len] = '\0';
+		if (b.len && b.data[b.len - 1] == '\r')
+			b.data[--b.len] = '\0'; /* "\r\n" is one newline too */
+	}
+	if (b.len == 0) {
+		snprintf(err, errlen, "%s: %s is empty", var, path);
+		goto out;
+	}
+	if (memchr(b.data, '\0', b.len)) {
+		snprintf(err, errlen, "%s: %s has a NUL byte in it", var, path);
+		goto out;
+	}
+	if (strpbrk(b.data, "\r\n")) {
+		snprintf(err, errlen, "%s: %s has more than one line (a secret is one line; one "
+			 "trailing newline is stripped)", var, path);
+		goto out;
+	}
+	*out = util_strdup(b.data);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (b.data)
+		memset(b.data, 0, b.cap); /* the buffer held a secret */
+	dbuf_free(&b);
+	return rc;
+}
+
 static int apply(struct config *cfg, const struct cfg_entry *e, const char *value,
 		 char *err, size_t errlen)
 {
 	long long v;
+	char shown[512];
 
 	switch (e->type) {
 	case CFG_INT:
@@ -170,18 +284,32 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 		return 0;
 	case CFG_URL:
 		if (*value && strncmp(value, "http://", 7) != 0 &&
-		    strncmp(value, "https://", 8) != 0 && strncmp(value, "redis://", 8) != 0 &&
-		    strncmp(value, "unix://", 7) != 0) {
-			snprintf(err, errlen, "%s: \"%s\" is not a URL (expected http:// or https://%s)",
-				 e->env, value,
-				 strcmp(e->env, "REDIS_URL") == 0 ? ", redis:// or unix://" : "");
+		    strncmp(value, "https://", 8) != 0) {
+			snprintf(err, errlen, "%s: \"%s\" is not a URL (expected http:// or https://)",
+				 e->env, config_url_masked(value, shown, sizeof(shown)));
 			return -1;
 		}
 		break;
+	case CFG_REDIS_URL: {
+		struct rconn_addr a;
+		if (rconn_parse_url(value, NULL, &a, err, errlen) != 0)
+			return -1;
+		break;
+	}
 	case CFG_ENUM:
 		if (!enum_has(e->choices, value)) {
 			snprintf(err, errlen, "%s: \"%s\" is not one of %s", e->env, value, e->choices);
 			return -1;
+		}
+		break;
+	case CFG_FILE:
+		if (*value) {
+			char *secret = NULL;
+			char **target = (char **)((char *)cfg + e->min);
+			if (read_secret_file(e->env, value, &secret, err, errlen) != 0)
+				return -1;
+			free(*target);
+			*target = secret;
 		}
 		break;
 	case CFG_STR:
@@ -195,6 +323,7 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 void config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->redis_password = util_strdup(""); /* no entry of its own: REDIS_PASSWORD_FILE's */
 	for (size_t i = 0; i < NENTRIES; i++) {
 		char err[256];
 		if (apply(cfg, &table[i], table[i].def, err, sizeof(err)) != 0)
@@ -205,9 +334,46 @@ void config_defaults(struct config *cfg)
 int config_load_env(struct config *cfg, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < NENTRIES; i++) {
-		const char *v = getenv(table[i].env);
-		if (v && apply(cfg, &table[i], v, err, errlen) != 0)
+		const struct cfg_entry *e = &table[i];
+		const char *v = getenv(e->env);
+		if (e->type == CFG_FILE && v && *v) {
+			const struct cfg_entry *plain = plain_of(e);
+			const char *pv = plain ? getenv(plain->env) : NULL;
+			if (pv && *pv) {
+				snprintf(err, errlen, "%s and %s are both set: set one of them",
+					 plain->env, e->env);
+				return -1;
+			}
+		}
+		if (v && apply(cfg, e, v, err, errlen) != 0)
 			return -1;
+	}
+	return 0;
+}
+
+/* The command line's rule (see config_set): 0, or -1 with err filled. */
+static int refuse_on_command_line(const struct cfg_entry *e, const char *shown,
+				  const char *value, char *err, size_t errlen)
+{
+	if (e->secret) {
+		const struct cfg_entry *f = file_of(e);
+		snprintf(err, errlen, "%s: secrets are not taken on the command line (any local "
+			 "user can read /proc/<pid>/cmdline); set %s%s%s", shown, e->env,
+			 f ? " or " : "", f ? f->env : "");
+		return -1;
+	}
+	if (e->type == CFG_REDIS_URL) {
+		struct rconn_addr a;
+		char ignored[256];
+		if (rconn_parse_url(value, NULL, &a, ignored, sizeof(ignored)) == 0 &&
+		    a.password[0]) {
+			snprintf(err, errlen, "%s: a Redis password is not taken on the command line "
+				 "(any local user can read /proc/<pid>/cmdline); put it in "
+				 "REDIS_PASSWORD_FILE, or the whole URL in %s (redis://name@host reads "
+				 "name as the password; for a user name write redis://name:@host)",
+				 shown, e->env);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -215,20 +381,27 @@ int config_load_env(struct config *cfg, char *err, size_t errlen)
 int config_set(struct config *cfg, const char *name, const char *value, char *err,
 	       size_t errlen)
 {
+	int dashes = strncmp(name, "--", 2) == 0;
+	const char *bare = dashes ? name + 2 : name;
+	char shown[96];
+
 	for (size_t i = 0; i < NENTRIES; i++) {
-		if (strcmp(table[i].env, name) == 0 ||
-		    (table[i].flag && strcmp(table[i].flag, name) == 0)) {
-			if (apply(cfg, &table[i], value, err, errlen) != 0) {
-				/* name the flag when it came from the command line */
-				if (strcmp(table[i].env, name) != 0) {
-					char tmp[512];
-					snprintf(tmp, sizeof(tmp), "--%s (%s)", name, err);
-					util_strlcpy(err, tmp, errlen);
-				}
-				return -1;
-			}
-			return 0;
+		const struct cfg_entry *e = &table[i];
+		int by_flag = e->flag && strcmp(e->flag, bare) == 0;
+		if (!by_flag && strcmp(e->env, bare) != 0)
+			continue;
+		if (!dashes && !by_flag) /* the environment */
+			return apply(cfg, e, value, err, errlen);
+		snprintf(shown, sizeof(shown), "--%s", bare);
+		if (refuse_on_command_line(e, shown, value, err, errlen) != 0)
+			return -1;
+		if (apply(cfg, e, value, err, errlen) != 0) {
+			char tmp[512];
+			snprintf(tmp, sizeof(tmp), "%s (%s)", shown, err);
+			util_strlcpy(err, tmp, errlen);
+			return -1;
 		}
+		return 0;
 	}
 	snprintf(err, errlen, "unknown setting \"%s\"", name);
 	return -2;
@@ -238,10 +411,12 @@ int config_require(const struct config *cfg, const char *env_name, char *err, si
 {
 	for (size_t i = 0; i < NENTRIES; i++) {
 		if (strcmp(table[i].env, env_name) == 0) {
+			const struct cfg_entry *f = file_of(&table[i]);
 			const char *v = *str_slot((struct config *)cfg, &table[i]);
 			if (v && *v)
 				return 0;
-			snprintf(err, errlen, "%s is not set: %s", env_name, table[i].help);
+			snprintf(err, errlen, "%s is not set%s%s%s: %s", env_name,
+				 f ? " (nor " : "", f ? f->env : "", f ? ")" : "", table[i].help);
 			return -1;
 		}
 	}
@@ -262,24 +437,70 @@ void config_print_help(FILE *out)
 			fprintf(out, " (%ld..%ld)", e->min, e->max);
 		if (e->type == CFG_ENUM)
 			fprintf(out, " (%s)", e->choices);
-		fprintf(out, "\n      %s%s\n", e->help, e->secret ? " [secret: never printed]" : "");
+		fprintf(out, "\n      %s%s\n", e->help,
+			e->secret ? " [secret: never printed, not taken on the command line]" : "");
 	}
+	fprintf(out, "A secret on the command line is refused (any local user can read "
+		"/proc/<pid>/cmdline):\nset it in the environment, or in the file <NAME>_FILE "
+		"names.\n");
 }
 
 void config_print(const struct config *cfg, FILE *out)
 {
+	char masked[1024];
+
 	for (size_t i = 0; i < NENTRIES; i++) {
 		const struct cfg_entry *e = &table[i];
 		if (e->type == CFG_INT) {
 			fprintf(out, "%s=%ld\n", e->env, *int_slot((struct config *)cfg, e));
-		} else {
-			const char *v = *str_slot((struct config *)cfg, e);
-			if (e->secret)
-				fprintf(out, "%s=%s\n", e->env, v && *v ? "(set)" : "(unset)");
-			else
-				fprintf(out, "%s=%s\n", e->env, v ? v : "");
+			continue;
 		}
+		const char *v = *str_slot((struct config *)cfg, e);
+		if (!v)
+			v = "";
+		if (e->secret)
+			fprintf(out, "%s=%s\n", e->env, *v ? "(set)" : "(unset)");
+		else if (e->type == CFG_URL || e->type == CFG_REDIS_URL)
+			fprintf(out, "%s=%s\n", e->env, config_url_masked(v, masked, sizeof(masked)));
+		else
+			fprintf(out, "%s=%s\n", e->env, v);
 	}
+}
+
+const char *config_url_masked(const char *url, char *out, size_t outlen)
+{
+	CURLU *h = curl_url();
+	char *pass = NULL, *user = NULL, *masked = NULL;
+	CURLUcode rc;
+
+	if (!h) {
+		util_strlcpy(out, "(not shown: out of memory)", outlen);
+		return out;
+	}
+	rc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+	if (rc != CURLUE_OK) {
+		util_strlcpy(out, strchr(url, '@') ? "(not shown: not a valid URL)" : url, outlen);
+		goto out;
+	}
+	int has_pass = curl_url_get(h, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK && pass && *pass;
+	int lone_user = !pass && curl_url_get(h, CURLUPART_USER, &user, 0) == CURLUE_OK && user &&
+			*user;
+	if (!has_pass && !lone_user) {
+		util_strlcpy(out, url, outlen); /* nothing to hide: as it was written */
+		goto out;
+	}
+	/* a lone user part is the password, as redis-cli reads redis://secret@host */
+	rc = curl_url_set(h, has_pass ? CURLUPART_PASSWORD : CURLUPART_USER, "***", 0);
+	if (rc != CURLUE_OK || curl_url_get(h, CURLUPART_URL, &masked, 0) != CURLUE_OK || !masked)
+		util_strlcpy(out, "(not shown: out of memory)", outlen);
+	else
+		util_strlcpy(out, masked, outlen);
+out:
+	curl_free(pass);
+	curl_free(user);
+	curl_free(masked);
+	curl_url_cleanup(h);
+	return out;
 }
 
 const char *config_metadata_store(const struct config *cfg)
@@ -295,9 +516,11 @@ const char *config_metadata_store(const struct config *cfg)
 void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < NENTRIES; i++) {
-		if (table[i].type != CFG_INT) {
+		if (is_string(&table[i])) {
 			free(*str_slot(cfg, &table[i]));
 			*str_slot(cfg, &table[i]) = NULL;
 		}
 	}
+	free(cfg->redis_password);
+	cfg->redis_password = NULL;
 }

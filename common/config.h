@@ -8,6 +8,7 @@
 struct config {
 	/* KIE API */
 	char *kie_api_token;     /* secret: never logged */
+	char *kie_api_token_file; /* path the token was read from, or "" */
 	char *kie_base_url;
 	char *kie_callback_url;
 	char *kie_model;
@@ -18,17 +19,22 @@ struct config {
 	long wait_attempts;
 	long wait_interval_ms;
 	char *webhook_hmac_key;  /* secret */
+	char *webhook_hmac_key_file;
 	/* metadata store */
 	char *metadata_store;    /* auto | fs | r2 */
 	char *metadata_dir;
 	char *r2_account_id;
 	char *r2_access_key_id;
 	char *r2_secret_access_key; /* secret */
+	char *r2_secret_access_key_file;
 	char *r2_bucket_name;
 	char *r2_public_base_url;
 	char *r2_endpoint;
 	/* Redis and the worker */
-	char *redis_url;
+	char *redis_url;         /* may hold a password: print it with config_url_masked() */
+	char *redis_password_file;
+	char *redis_password;    /* secret: REDIS_PASSWORD_FILE's content, "" when unset; it
+				  * replaces REDIS_URL's password (rconn_parse_url's password) */
 	char *redis_prefix;
 	char *worker_id;
 	long concurrency;
@@ -37,6 +43,7 @@ struct config {
 	long recovery_interval_ms;
 	long max_recoveries;
 	long job_max_bytes;
+	long meta_max_bytes;
 	long job_max_attempts;
 	long poll_initial_ms;
 	long poll_max_ms;
@@ -44,9 +51,7 @@ struct config {
 	long shutdown_grace_ms;
 	long retry_base_ms;
 	long account_pause_ms;
-	long record_ttl_s;
-	long results_max;
-	/* pool-wide limits of one KIE account (limiter.h) */
+	/* KIE account limits, shared by every worker of one KIE account */
 	long create_limit;
 	long create_window_ms;
 	long poll_rate;
@@ -55,23 +60,41 @@ struct config {
 	long rate_backoff_max_ms;
 	long credit_probe_ms;
 	char *account_prefix;
-	/* caps */
+	/* records and event lists */
+	long record_ttl_s;
+	long results_max;
 	long dead_max;
-	long meta_max_bytes;
 	/* logs */
 	char *log_level;
 	char *log_format;
 };
 
+/* Secret files (KIE_API_TOKEN_FILE, ...) larger than this are refused. */
+#define CONFIG_SECRET_FILE_MAX_BYTES 16384
+
 /* Fills every field with its default. Caller frees with config_free(). */
 void config_defaults(struct config *cfg);
 
-/* Reads every variable of the table from the environment. On a bad value returns -1
- * and writes a sentence naming the variable into err. */
+/* Reads every variable of the table from the environment. A secret (KIE_API_TOKEN,
+ * KIE_WEBHOOK_HMAC_KEY, R2_SECRET_ACCESS_KEY) may come instead from a file named by
+ * <NAME>_FILE (Docker secrets, systemd credentials): the file's content with one trailing
+ * newline (LF or CR LF) stripped; a file that is missing, unreadable, empty, larger than
+ * CONFIG_SECRET_FILE_MAX_BYTES or of more than one line is an error naming the variable
+ * and the path, and so is setting both NAME and NAME_FILE (empty counts as unset).
+ * REDIS_PASSWORD_FILE is read the same way into redis_password, which replaces REDIS_URL's
+ * password. On a bad value returns -1 and writes a sentence naming the variable into err;
+ * err never holds a secret. */
 int config_load_env(struct config *cfg, char *err, size_t errlen);
 
-/* Sets one setting by its flag name ("concurrency") or env name ("KIE_WORKER_CONCURRENCY").
- * Returns 0, -1 (bad value; err says why) or -2 (no such setting). */
+/* Sets one setting. name says where the value came from:
+ *   "KIE_WORKER_CONCURRENCY"   an env name: the environment (or a program)
+ *   "concurrency", "--concurrency", "--KIE_WORKER_CONCURRENCY"
+ *                              a flag name, or any name with its "--": the command line
+ * On the command line a secret is refused (any local user can read /proc/<pid>/cmdline;
+ * err says which variable or file to use instead), and so is a REDIS_URL that carries a
+ * password (err suggests REDIS_PASSWORD_FILE). A <NAME>_FILE setting reads its file at
+ * once. Returns 0, -1 (bad or refused value; err says why, naming the setting as given)
+ * or -2 (no such setting). */
 int config_set(struct config *cfg, const char *name, const char *value, char *err,
 	       size_t errlen);
 
@@ -82,8 +105,16 @@ int config_require(const struct config *cfg, const char *env_name, char *err,
 /* Prints every setting: flag, env var, default, bounds, description. */
 void config_print_help(FILE *out);
 
-/* Prints the active values; secrets print as "(set)" or "(unset)". */
+/* Prints the active values, one NAME=value a line: secrets print as "(set)" or "(unset)",
+ * URLs with their password masked (config_url_masked), <NAME>_FILE settings as paths. */
 void config_print(const struct config *cfg, FILE *out);
+
+/* Writes url into out[outlen] with its password replaced by "***":
+ * redis://user:***@host:port/db. A user part with no password part is masked whole
+ * ("redis://" "***@host": redis-cli reads it as the password). A URL libcurl cannot parse is
+ * written as is when it has no '@' in it, else as "(not shown: not a valid URL)". Returns
+ * out. */
+const char *config_url_masked(const char *url, char *out, size_t outlen);
 
 /* Which metadata store the settings select: "fs" or "r2" (resolves "auto"). */
 const char *config_metadata_store(const struct config *cfg);

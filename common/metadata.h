@@ -37,10 +37,17 @@ struct task_metadata {
 cJSON *metadata_pending(const struct task_metadata *m, int64_t now_ms);
 
 /* The fields a finished task updates: status, resultUrls, error, consumeCredits,
- * costTime, updatedAt. Caller deletes. */
+ * costTime, updatedAt. updatedAt is KIE's updateTime when it sent one, else now_ms: KIE's
+ * clock, so it can be earlier than the record's createdAt (ours); metadata_merge clamps it.
+ * Caller deletes. */
 cJSON *metadata_result_fields(const struct kie_result *r, int64_t now_ms);
 
-/* Copies every field of fields into record, replacing same-named ones. */
+/* Copies every member of fields into record. Names match case-sensitively ("Status" is
+ * not "status"); a member replaces the record's same-named one in its place, and the
+ * record is left with one member of each name (cJSON keeps a parsed document's duplicate
+ * keys: the extra ones are dropped). Then, when the record's createdAt and updatedAt both
+ * parse as ISO-8601 timestamps with a zone and updatedAt is the earlier (KIE's clock
+ * against ours), updatedAt is set to createdAt. */
 void metadata_merge(cJSON *record, const cJSON *fields);
 
 /* 0 when the task id is safe as an object key / file name, else -1 with err filled. */

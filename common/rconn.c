@@ -1,4 +1,5 @@
-/* rconn.c — REDIS_URL parsing, connect/auth/select, reconnection with backoff. */
+/* rconn.c — REDIS_URL parsing (libcurl's URL API), connect/auth/select, reconnection
+ * with backoff. */
 #include "rconn.h"
 
 #include <errno.h>
@@ -6,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
 
 #include <unistd.h>
 
@@ -13,74 +17,279 @@
 #include "log.h"
 #include "util.h"
 
-int rconn_parse_url(const char *url, struct rconn_addr *o, char *err, size_t errlen)
+/* One part of a parsed URL, percent-decoded, into out[size]. Returns 0, 1 when the URL
+ * has no such part, -1 when it is longer than size - 1 bytes, -2 when it does not decode
+ * (curl refuses control characters such as %00 and %0A). */
+static int url_part(CURLU *h, CURLUPart part, char *out, size_t size)
 {
-	memset(o, 0, sizeof(*o));
-	o->port = 6379;
-	if (strncmp(url, "unix://", 7) == 0) {
-		const char *p = url + 7, *q = strchr(p, '?');
-		size_t n = q ? (size_t)(q - p) : strlen(p);
-		if (!n || n >= sizeof(o->unix_path)) {
-			snprintf(err, errlen, "REDIS_URL: \"%s\" has no socket path", url);
-			return -1;
-		}
-		memcpy(o->unix_path, p, n);
-		if (q && strncmp(q, "?db=", 4) == 0) {
-			long long db;
-			if (util_parse_ll(q + 4, &db) != 0 || db < 0 || db > 1000) {
-				snprintf(err, errlen, "REDIS_URL: db in \"%s\" is not a number", url);
+	char *v = NULL;
+	CURLUcode rc = curl_url_get(h, part, &v, CURLU_URLDECODE);
+	int ret = 0;
+
+	out[0] = '\0';
+	if (rc == CURLUE_URLDECODE)
+		return -2;
+	if (rc != CURLUE_OK || !v)
+		return 1; /* CURLUE_NO_USER, CURLUE_NO_PORT, ... */
+	if (util_strlcpy(out, v, size) >= size) {
+		out[0] = '\0';
+		ret = -1;
+	}
+	curl_free(v);
+	return ret;
+}
+
+/* A database number: 1 to 4 digits, 0..1000 (no sign, no blanks). */
+static int parse_db(const char *s, int *db)
+{
+	long long v;
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 4 || strspn(s, "0123456789") != n || util_parse_ll(s, &v) != 0 ||
+	    v > 1000)
+		return -1;
+	*db = (int)v;
+	return 0;
+}
+
+/* The query of unix:///path?db=N: db=N is its one parameter. */
+static int parse_unix_query(const char *q, struct rconn_addr *o, char *err, size_t errlen)
+{
+	while (*q) {
+		size_t n = strcspn(q, "&");
+		char val[8];
+		if (n > 3 && strncmp(q, "db=", 3) == 0) {
+			snprintf(val, sizeof(val), "%.*s", (int)(n - 3), q + 3);
+			if (n - 3 >= sizeof(val) || parse_db(val, &o->db) != 0) {
+				snprintf(err, errlen, "REDIS_URL: db=%.*s is not a number 0..1000",
+					 (int)(n - 3 > 20 ? 20 : n - 3), q + 3);
 				return -1;
 			}
-			o->db = (int)db;
-		}
-		return 0;
-	}
-	if (strncmp(url, "redis://", 8) != 0) {
-		snprintf(err, errlen, "REDIS_URL: \"%s\" must start with redis:// or unix:// "
-			 "(rediss:// needs TLS, which hiredis 0.14 lacks)", url);
-		return -1;
-	}
-	const char *p = url + 8, *at = strrchr(p, '@');
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		if (colon) {
-			snprintf(o->user, sizeof(o->user), "%.*s", (int)(colon - p), p);
-			snprintf(o->password, sizeof(o->password), "%.*s", (int)(at - colon - 1),
-				 colon + 1);
-		} else {
-			snprintf(o->password, sizeof(o->password), "%.*s", (int)(at - p), p);
-		}
-		p = at + 1;
-	}
-	const char *slash = strchr(p, '/');
-	size_t hp = slash ? (size_t)(slash - p) : strlen(p);
-	char hostport[300];
-	if (hp == 0 || hp >= sizeof(hostport)) {
-		snprintf(err, errlen, "REDIS_URL: no host in it");
-		return -1;
-	}
-	memcpy(hostport, p, hp);
-	hostport[hp] = '\0';
-	char *colon = strrchr(hostport, ':');
-	if (colon && !strchr(hostport, ']')) {
-		long long port;
-		*colon = '\0';
-		if (util_parse_ll(colon + 1, &port) != 0 || port < 1 || port > 65535) {
-			snprintf(err, errlen, "REDIS_URL: port \"%s\" is not 1..65535", colon + 1);
+		} else if (n) {
+			snprintf(err, errlen, "REDIS_URL: unix:// takes one query parameter, db=N "
+				 "(0..1000); \"%.*s\" is not it", (int)strcspn(q, "=&"), q);
 			return -1;
 		}
-		o->port = (int)port;
-	}
-	util_strlcpy(o->host, hostport, sizeof(o->host));
-	if (slash && slash[1]) {
-		long long db;
-		if (util_parse_ll(slash + 1, &db) != 0 || db < 0 || db > 1000) {
-			snprintf(err, errlen, "REDIS_URL: database \"%s\" is not a number", slash + 1);
-			return -1;
-		}
-		o->db = (int)db;
+		q += n + (q[n] == '&');
 	}
 	return 0;
+}
+
+/* unix:///path[?db=N]. curl reads the first segment of unix:///tmp/r.sock as a host
+ * ("tmp"), as it does for any scheme it does not know; the file scheme has the same shape
+ * (no authority) and curl parses it as such, so the URL is read as file:///path. */
+static int parse_unix(CURLU *h, const char *url, struct rconn_addr *o, char *err, size_t errlen)
+{
+	char buf[1024], query[256];
+	int r;
+
+	if (snprintf(buf, sizeof(buf), "file://%s", url + 7) >= (int)sizeof(buf)) {
+		snprintf(err, errlen, "REDIS_URL is longer than %zu bytes", sizeof(buf) - 8);
+		return -1;
+	}
+	if (curl_url_set(h, CURLUPART_URL, buf, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "REDIS_URL: a unix socket URL is unix:///path/to/redis.sock"
+			 "[?db=N], with no host or password in it (a password goes in "
+			 "REDIS_PASSWORD_FILE)");
+		return -1;
+	}
+	r = url_part(h, CURLUPART_PATH, o->unix_path, sizeof(o->unix_path));
+	if (r == -1) {
+		snprintf(err, errlen, "REDIS_URL: the socket path is longer than %zu bytes",
+			 sizeof(o->unix_path) - 1);
+		return -1;
+	}
+	if (r != 0 || strcmp(o->unix_path, "/") == 0) {
+		snprintf(err, errlen, "REDIS_URL: no socket path in it (unix:///path/to/redis.sock)");
+		return -1;
+	}
+	if (url_part(h, CURLUPART_FRAGMENT, query, sizeof(query)) != 1) {
+		snprintf(err, errlen, "REDIS_URL: a #fragment means nothing in a Redis URL");
+		return -1;
+	}
+	r = url_part(h, CURLUPART_QUERY, query, sizeof(query));
+	if (r < 0) {
+		snprintf(err, errlen, "REDIS_URL: the query is not db=N (0..1000)");
+		return -1;
+	}
+	return r == 0 ? parse_unix_query(query, o, err, errlen) : 0;
+}
+
+/* Why curl refused a redis:// URL, as a sentence that does not quote the URL. */
+static void curl_refusal(CURLUcode rc, char *err, size_t errlen)
+{
+	switch (rc) {
+	case CURLUE_NO_HOST:
+		snprintf(err, errlen, "REDIS_URL has no host (redis://host[:port][/db])");
+		break;
+	case CURLUE_BAD_PORT_NUMBER:
+		snprintf(err, errlen, "REDIS_URL: the port is not a number 1..65535");
+		break;
+	case CURLUE_BAD_SCHEME:
+	case CURLUE_BAD_SLASHES:
+		snprintf(err, errlen, "REDIS_URL must start with redis:// or unix://");
+		break;
+	default:
+		snprintf(err, errlen, "REDIS_URL is not a valid URL (%s; in a password, '@' ':' '/' "
+			 "are written %%40 %%3A %%2F)", curl_url_strerror(rc));
+		break;
+	}
+}
+
+/* Host, port, user and password of a parsed redis:// URL into o. */
+static int parse_authority(CURLU *h, const char *password, struct rconn_addr *o, char *err,
+			   size_t errlen)
+{
+	char port[16], zone[64], user[512];
+	int r, has_pass;
+
+	/* the host: brackets off an IPv6 literal (hiredis connects to "::1"), zone id kept */
+	r = url_part(h, CURLUPART_HOST, o->host, sizeof(o->host));
+	if (r == -1)
+		goto host_too_long;
+	if (r != 0 || !o->host[0] || strcmp(o->host, "[]") == 0) {
+		snprintf(err, errlen, "REDIS_URL has no host (redis://host[:port][/db])");
+		return -1;
+	}
+	if (o->host[0] == '[') {
+		size_t n = strlen(o->host) - 2;
+		memmove(o->host, o->host + 1, n);
+		o->host[n] = '\0';
+		if (url_part(h, CURLUPART_ZONEID, zone, sizeof(zone)) == 0 &&
+		    snprintf(o->host + n, sizeof(o->host) - n, "%%%s", zone) >=
+			    (int)(sizeof(o->host) - n))
+			goto host_too_long;
+	}
+
+	if (url_part(h, CURLUPART_PORT, port, sizeof(port)) == 0) {
+		long long v;
+		if (util_parse_ll(port, &v) != 0 || v < 1 || v > 65535) {
+			snprintf(err, errlen, "REDIS_URL: port %s is not 1..65535", port);
+			return -1;
+		}
+		o->port = (int)v;
+	}
+
+	/* user and password, percent-decoded; neither is ever quoted in err. A user part with
+	 * no password part is the password, as redis-cli reads redis://secret@host, unless the
+	 * password is given apart: then it is the ACL user name. */
+	r = url_part(h, CURLUPART_PASSWORD, o->password, sizeof(o->password));
+	if (r == -1)
+		goto password_too_long;
+	if (r == -2) {
+		snprintf(err, errlen, "REDIS_URL: the password has a control character in it");
+		return -1;
+	}
+	has_pass = r == 0;
+	r = url_part(h, CURLUPART_USER, user, sizeof(user));
+	if (r == -2) {
+		snprintf(err, errlen, "REDIS_URL: the user name has a control character in it");
+		return -1;
+	}
+	if (r == 1)
+		return 0;
+	if (!has_pass && !(password && *password)) {
+		if (r == -1 || util_strlcpy(o->password, user, sizeof(o->password)) >=
+				       sizeof(o->password))
+			goto password_too_long;
+		return 0;
+	}
+	if (r == -1 || util_strlcpy(o->user, user, sizeof(o->user)) >= sizeof(o->user)) {
+		snprintf(err, errlen, "REDIS_URL: the user name is longer than %zu bytes",
+			 sizeof(o->user) - 1);
+		return -1;
+	}
+	return 0;
+
+host_too_long:
+	snprintf(err, errlen, "REDIS_URL: the host is longer than %zu bytes", sizeof(o->host) - 1);
+	return -1;
+password_too_long:
+	snprintf(err, errlen, "REDIS_URL: the password is longer than %zu bytes",
+		 sizeof(o->password) - 1);
+	return -1;
+}
+
+int rconn_parse_url(const char *url, const char *password, struct rconn_addr *o, char *err,
+		    size_t errlen)
+{
+	CURLU *h = curl_url();
+	CURLUcode cu;
+	char scheme[16], part[512];
+	const char *sep;
+	int rc = -1, r;
+
+	memset(o, 0, sizeof(*o));
+	o->port = 6379;
+	if (!h) {
+		snprintf(err, errlen, "REDIS_URL: out of memory");
+		return -1;
+	}
+	if (strncasecmp(url, "unix://", 7) == 0) {
+		if (parse_unix(h, url, o, err, errlen) != 0)
+			goto out;
+		goto password;
+	}
+	/* curl takes one to three slashes after the scheme, and reads redis:///0 as the host
+	 * "0" (0.0.0.0): a Redis URL has exactly two, then its authority */
+	sep = strstr(url, "://");
+	if (!sep || strcspn(url, ":/@") != (size_t)(sep - url)) {
+		snprintf(err, errlen, "REDIS_URL must start with redis:// or unix://");
+		goto out;
+	}
+	if (sep[3] == '/') {
+		snprintf(err, errlen, "REDIS_URL has no host (redis://host[:port][/db])");
+		goto out;
+	}
+	cu = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+	if (cu != CURLUE_OK) {
+		curl_refusal(cu, err, errlen);
+		goto out;
+	}
+	if (url_part(h, CURLUPART_SCHEME, scheme, sizeof(scheme)) != 0 ||
+	    strcmp(scheme, "redis") != 0) {
+		if (strcmp(scheme, "rediss") == 0)
+			snprintf(err, errlen, "REDIS_URL: rediss:// (Redis over TLS) is refused: TLS "
+				 "is not built in yet; use redis:// on a trusted network, a TLS "
+				 "tunnel (stunnel, spiped) to Redis, or unix:///path");
+		else
+			snprintf(err, errlen, "REDIS_URL must start with redis:// or unix://%s%s%s",
+				 *scheme ? " (not " : "", scheme, *scheme ? "://)" : "");
+		goto out;
+	}
+	if (parse_authority(h, password, o, err, errlen) != 0)
+		goto out;
+
+	/* the database: the path, /N or nothing; no query, no fragment */
+	if (url_part(h, CURLUPART_QUERY, part, sizeof(part)) != 1) {
+		snprintf(err, errlen, "REDIS_URL: redis:// takes no query parameters (the database "
+			 "goes in the path: redis://host:port/N)");
+		goto out;
+	}
+	if (url_part(h, CURLUPART_FRAGMENT, part, sizeof(part)) != 1) {
+		snprintf(err, errlen, "REDIS_URL: a #fragment means nothing in a Redis URL");
+		goto out;
+	}
+	r = url_part(h, CURLUPART_PATH, part, sizeof(part));
+	if (r < 0 || (r == 0 && part[0] && strcmp(part, "/") != 0 &&
+		      (part[0] != '/' || parse_db(part + 1, &o->db) != 0))) {
+		snprintf(err, errlen, "REDIS_URL: the database (the path) is not a number 0..1000");
+		goto out;
+	}
+
+password:
+	if (password && *password &&
+	    util_strlcpy(o->password, password, sizeof(o->password)) >= sizeof(o->password)) {
+		snprintf(err, errlen, "REDIS_PASSWORD_FILE: the password is longer than %zu bytes",
+			 sizeof(o->password) - 1);
+		goto out;
+	}
+	rc = 0;
+out:
+	curl_url_cleanup(h);
+	if (rc != 0)
+		memset(o, 0, sizeof(*o)); /* no half-parsed password left behind */
+	return rc;
 }
 
 void rconn_init(struct rconn *r, const struct rconn_addr *addr, long timeout_ms,

@@ -10,17 +10,25 @@
 #include <hiredis/hiredis.h>
 
 struct rconn_addr {
-	char host[256];
-	int port;
-	char unix_path[512];
-	char user[128];
-	char password[256]; /* never printed */
-	int db;
+	char host[256];      /* without IPv6 brackets: "::1", "fe80::1%eth0" */
+	int port;            /* 1..65535, default 6379 */
+	char unix_path[512]; /* set for unix:// (then host and port are unused) */
+	char user[128];      /* ACL user name, at most 127 bytes; "" for the default user */
+	char password[256];  /* at most 255 bytes; "" for none (no AUTH); never printed */
+	int db;              /* 0..1000 */
 };
 
-/* Parses redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N].
- * Returns 0 or -1 with err naming REDIS_URL and the problem. */
-int rconn_parse_url(const char *url, struct rconn_addr *out, char *err, size_t errlen);
+/* Parses REDIS_URL with libcurl's URL API:
+ *   redis://[[user]:password@]host[:port][/db]   host may be an IPv6 literal in brackets
+ *   unix:///path/to/redis.sock[?db=N]
+ * User and password are percent-decoded (a '@', ':' or '/' in them is written %40, %3A,
+ * %2F). A user part with no password part (redis://secret@host) is the password, as
+ * redis-cli reads it. password, when non-NULL and non-empty (REDIS_PASSWORD_FILE), replaces
+ * the URL's password; the URL's user part is then the ACL user name. rediss:// is refused
+ * (TLS is not built in). Returns 0, or -1 with err naming REDIS_URL and the problem; err
+ * never quotes the URL, the user name or the password, and out is left zeroed. */
+int rconn_parse_url(const char *url, const char *password, struct rconn_addr *out, char *err,
+		    size_t errlen);
 
 struct rconn {
 	redisContext *c;

@@ -32,7 +32,7 @@ static const char usage[] =
 	"Takes job descriptors from Redis (<prefix>:queue), creates their KIE tasks, polls them\n"
 	"to completion and emits completion events (docs/protocol.md).\n"
 	"  --drain        exit once the queue, the polling list and in-flight work are empty\n"
-	"  --print-config print the active settings (secrets masked) and exit\n"
+	"  --print-config print the active settings (secrets and passwords masked) and exit\n"
 	"  --help         this text and every setting\n"
 	"Signals: SIGTERM/SIGINT stop taking work and finish in-flight work within\n"
 	"KIE_SHUTDOWN_GRACE_MS; a second signal stops at once. Exit: 0 clean, 1 runtime\n"
@@ -78,11 +78,12 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--drain") == 0) { drain = 1; continue; }
 		if (strcmp(a, "--print-config") == 0) { print_cfg = 1; continue; }
 		if (strncmp(a, "--", 2) == 0) {
-			const char *name = a + 2, *eq = strchr(name, '=');
+			/* the name keeps its "--": config_set refuses secrets from the command line */
+			const char *name = a, *eq = strchr(a, '=');
 			char nbuf[64];
 			const char *val;
 			if (eq) {
-				snprintf(nbuf, sizeof(nbuf), "%.*s", (int)(eq - name), name);
+				snprintf(nbuf, sizeof(nbuf), "%.*s", (int)(eq - a), a);
 				name = nbuf;
 				val = eq + 1;
 			} else if (i + 1 < argc) {
@@ -114,7 +115,7 @@ int main(int argc, char **argv)
 	memset(&W, 0, sizeof(W));
 	W.cfg = &cfg;
 	if (config_require(&cfg, "KIE_API_TOKEN", err, sizeof(err)) != 0 ||
-	    rconn_parse_url(cfg.redis_url, &W.redis, err, sizeof(err)) != 0) {
+	    rconn_parse_url(cfg.redis_url, cfg.redis_password, &W.redis, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
 		config_free(&cfg);
 		return 2;

@@ -70,6 +70,103 @@ static void result_fields_and_merge(void **state)
 	cJSON_Delete(b);
 }
 
+static int count_named(const cJSON *o, const char *name)
+{
+	int n = 0;
+	const cJSON *f;
+	cJSON_ArrayForEach(f, o) n += f->string && strcmp(f->string, name) == 0;
+	return n;
+}
+
+/* Lookup and replacement are both case-sensitive: "Status" is another member, not the one
+ * to replace (before: found case-insensitively, not replaced, the copy leaked). */
+static void merge_is_case_sensitive(void **state)
+{
+	cJSON *rec = cJSON_Parse("{\"taskId\":\"t1\",\"Status\":\"pending\"}");
+	cJSON *f = cJSON_Parse("{\"status\":\"completed\"}");
+	metadata_merge(rec, f);
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(rec, "status"));
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(rec, "status")->valuestring,
+			    "completed");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(rec, "Status")->valuestring,
+			    "pending");
+	assert_int_equal(count_named(rec, "status"), 1);
+	cJSON_Delete(f);
+	cJSON_Delete(rec);
+}
+
+/* cJSON keeps duplicate keys of a parsed record; the merge leaves one of each name, in the
+ * first one's place, and the fields' last duplicate wins. */
+static void merge_leaves_one_member_per_name(void **state)
+{
+	cJSON *rec = cJSON_Parse("{\"status\":\"pending\",\"prompt\":\"p\",\"status\":\"x\","
+				 "\"status\":\"y\"}");
+	cJSON *f = cJSON_Parse("{\"status\":\"failed\",\"error\":\"a\",\"error\":\"b\"}");
+	metadata_merge(rec, f);
+	assert_int_equal(count_named(rec, "status"), 1);
+	assert_int_equal(count_named(rec, "error"), 1);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(rec, "status")->valuestring, "failed");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(rec, "error")->valuestring, "b");
+	assert_string_equal(rec->child->string, "status"); /* kept its place */
+	assert_int_equal(cJSON_GetArraySize(rec), 3);
+	cJSON_Delete(f);
+	cJSON_Delete(rec);
+}
+
+/* KIE's clock against ours: an updateTime earlier than the record's createdAt is raised
+ * to createdAt; a later one, or a record without a readable createdAt, is left alone. */
+static void updated_at_never_before_created_at(void **state)
+{
+	struct kie_result ok = {.task_id = "t1", .state = KIE_TASK_SUCCESS, .success = 1,
+				.update_time_ms = 1700000000000LL}; /* 2023-11-14T22:13:20.000Z */
+	cJSON *fields = metadata_result_fields(&ok, 0);
+	cJSON *rec = cJSON_Parse("{\"taskId\":\"t1\",\"createdAt\":\"2023-11-14T22:13:21.500Z\","
+				 "\"updatedAt\":\"2023-11-14T22:13:21.500Z\"}");
+	metadata_merge(rec, fields);
+	assert_string_equal(cJSON_GetObjectItem(rec, "updatedAt")->valuestring,
+			    "2023-11-14T22:13:21.500Z");
+	cJSON_Delete(rec);
+
+	/* a createdAt with an offset and no fraction: 23:13:21+01:00 is 22:13:21Z */
+	rec = cJSON_Parse("{\"createdAt\":\"2023-11-14T23:13:21+01:00\"}");
+	metadata_merge(rec, fields);
+	assert_string_equal(cJSON_GetObjectItem(rec, "updatedAt")->valuestring,
+			    "2023-11-14T22:13:21.000Z");
+	cJSON_Delete(rec);
+
+	/* later than createdAt: kept */
+	rec = cJSON_Parse("{\"createdAt\":\"2023-11-14T22:13:19.999Z\"}");
+	metadata_merge(rec, fields);
+	assert_string_equal(cJSON_GetObjectItem(rec, "updatedAt")->valuestring,
+			    "2023-11-14T22:13:20.000Z");
+	cJSON_Delete(rec);
+
+	/* unreadable createdAt values: nothing to clamp to */
+	const char *odd[] = {"{\"createdAt\":\"yesterday\"}", "{\"createdAt\":12}",
+			     "{\"createdAt\":\"2023-13-40T99:00:00Z\"}",
+			     "{\"createdAt\":\"2030-01-01T00:00:00.000Zjunk\"}", "{}"};
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		rec = cJSON_Parse(odd[i]);
+		metadata_merge(rec, fields);
+		assert_string_equal(cJSON_GetObjectItem(rec, "updatedAt")->valuestring,
+				    "2023-11-14T22:13:20.000Z");
+		cJSON_Delete(rec);
+	}
+
+	/* a leap day, a date before 1970 and far ahead */
+	rec = cJSON_Parse("{\"createdAt\":\"2024-02-29T12:00:00.25Z\"}");
+	metadata_merge(rec, fields);
+	assert_string_equal(cJSON_GetObjectItem(rec, "updatedAt")->valuestring,
+			    "2024-02-29T12:00:00.250Z");
+	cJSON_Delete(rec);
+	rec = cJSON_Parse("{\"createdAt\":\"1969-12-31T23:59:59.000Z\"}");
+	metadata_merge(rec, fields);
+	assert_string_equal(cJSON_GetObjectItem(rec, "updatedAt")->valuestring,
+			    "2023-11-14T22:13:20.000Z");
+	cJSON_Delete(rec);
+	cJSON_Delete(fields);
+}
+
 static void task_id_safety(void **state)
 {
 	char err[256];
@@ -161,6 +258,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pending_has_the_seed_fields),
 		cmocka_unit_test(result_fields_and_merge),
+		cmocka_unit_test(merge_is_case_sensitive),
+		cmocka_unit_test(merge_leaves_one_member_per_name),
+		cmocka_unit_test(updated_at_never_before_created_at),
 		cmocka_unit_test(task_id_safety),
 		cmocka_unit_test(fs_store_end_to_end),
 		cmocka_unit_test(r2_store_needs_its_variables),
