@@ -117,6 +117,14 @@ static const struct cfg_entry table[] = {
 	 "first retry delay of a retryable error (doubles per attempt)"},
 	{"account-pause-ms", "KIE_ACCOUNT_PAUSE_MS", CFG_INT, "60000", 10, 86400000, NULL,
 	 S(account_pause_ms), 0, "pause after an account-level error (401/402/433)"},
+	{"uncertain-window-ms", "KIE_UNCERTAIN_WINDOW_MS", CFG_INT, "600000", 100, 86400000, NULL,
+	 S(uncertain_window_ms), 0, "a createTask whose outcome is unknown waits this long for its "
+	 "task to be adopted (a callback with the job id, or its late recording); longer than KIE's "
+	 "callback retries"},
+	{"uncertain-policy", "KIE_UNCERTAIN_POLICY", CFG_ENUM, "auto", 0, 0, "auto|create|dead",
+	 S(uncertain_policy), 0, "when that window ends without a task: create = create it again, "
+	 "dead = dead letter \"may have been created\", auto = create when KIE was given a callback "
+	 "URL (its silence is evidence), else dead"},
 	{"create-limit", "KIE_CREATE_LIMIT", CFG_INT, "20", 1, 100000, NULL, S(create_limit), 0,
 	 "createTask calls allowed per KIE_CREATE_WINDOW_MS, shared by every worker using the "
 	 "same KIE account"},

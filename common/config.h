@@ -51,6 +51,8 @@ struct config {
 	long shutdown_grace_ms;
 	long retry_base_ms;
 	long account_pause_ms;
+	long uncertain_window_ms; /* how long a createTask of unknown outcome waits for its task */
+	char *uncertain_policy;   /* auto | create | dead, when that window ends */
 	/* KIE account limits, shared by every worker of one KIE account */
 	long create_limit;
 	long create_window_ms;

@@ -117,10 +117,13 @@ int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_i
 	metadata_merge(rec, fields);
 	if (metadata_store_put(ms, task_id, rec, err, errlen) != 0)
 		goto out;
-	/* 2. the event, once */
-	event = finalize_event_json(status, t.job_id, task_id, t.type, r, NULL, t.attempts,
-				    t.job_meta);
-	if (queue_finalize(q, task_id, t.job_id, status, event, t.reply_to, finalized_now) != 0) {
+	/* 2. the event, once; a job's duplicate task is collected without one (its job has
+	 * its own task and event) */
+	if (!t.duplicate_of[0])
+		event = finalize_event_json(status, t.job_id, task_id, t.type, r, NULL, t.attempts,
+					    t.job_meta);
+	if (queue_finalize(q, task_id, t.duplicate_of[0] ? NULL : t.job_id, status, event,
+			   t.reply_to, finalized_now) != 0) {
 		snprintf(err, errlen, "emitting the event: %s", q->err);
 		goto out;
 	}

@@ -5,16 +5,16 @@
 #include <string.h>
 
 static const char *const state_names[] = {"queued", "creating", "polling", "retry_wait",
-					  "completed", "failed", "dead"};
+					  "completed", "failed", "dead", "uncertain"};
 
 const char *job_state_str(enum job_state s)
 {
-	return (unsigned)s <= JOB_STATE_DEAD ? state_names[s] : "?";
+	return (unsigned)s <= JOB_STATE_UNCERTAIN ? state_names[s] : "?";
 }
 
 int job_state_parse(const char *s, enum job_state *out)
 {
-	for (int i = 0; i <= JOB_STATE_DEAD; i++) {
+	for (int i = 0; i <= JOB_STATE_UNCERTAIN; i++) {
 		if (strcmp(s, state_names[i]) == 0) {
 			*out = (enum job_state)i;
 			return 0;
@@ -31,6 +31,7 @@ const char *job_action_str(enum job_action a)
 	case JOB_ACT_PAUSE: return "pause";
 	case JOB_ACT_DEAD: return "dead";
 	case JOB_ACT_BACKOFF: return "backoff";
+	case JOB_ACT_UNCERTAIN: return "uncertain";
 	}
 	return "?";
 }
@@ -102,13 +103,13 @@ void lifecycle_after_create(const struct kie_error *err, long attempt, long max_
 			 err->message);
 		return;
 	case KIE_ERR_AMBIGUOUS:
-		/* The task may exist and be charged: creating another could pay twice. */
-		out->action = JOB_ACT_DEAD;
-		out->next = JOB_STATE_DEAD;
+		/* The task may exist and be charged: creating another could pay twice. It
+		 * waits to be adopted (its callback carries the job id). */
+		out->action = JOB_ACT_UNCERTAIN;
+		out->next = JOB_STATE_UNCERTAIN;
 		snprintf(out->reason, sizeof(out->reason),
-			 "ambiguous: KIE may have created (and charged) a task; not re-created. "
-			 "Its callback carries the job id. Check before replaying: %s",
-			 err->message);
+			 "uncertain: KIE may have created (and charged) a task; waiting for it to "
+			 "be adopted, not re-created: %s", err->message);
 		return;
 	case KIE_ERR_PERMANENT:
 	case KIE_ERR_NONE:

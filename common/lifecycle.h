@@ -15,6 +15,7 @@ enum job_state {
 	JOB_STATE_COMPLETED,  /* task succeeded; event emitted */
 	JOB_STATE_FAILED,     /* task failed (or timed out); event emitted */
 	JOB_STATE_DEAD,       /* in <p>:dead: needs a person */
+	JOB_STATE_UNCERTAIN,  /* createTask's outcome unknown: waiting for its task to be adopted */
 };
 const char *job_state_str(enum job_state s);
 int job_state_parse(const char *s, enum job_state *out);
@@ -33,6 +34,9 @@ enum job_action {
 	JOB_ACT_RETRY,     /* back to <p>:delayed for delay_ms */
 	JOB_ACT_PAUSE,     /* account-level: pause the pool pause_ms, requeue untouched */
 	JOB_ACT_DEAD,      /* to the dead letters with reason */
+	JOB_ACT_UNCERTAIN, /* the task may exist (5xx, no answer after sending): wait for it to be
+			    * adopted (callback, late recording) before deciding; never re-create
+			    * blindly */
 	JOB_ACT_BACKOFF,   /* KIE's own limit (429) or maintenance (455): the pool backs off,
 			    * the job is kept and tried again; no attempt is spent */
 };

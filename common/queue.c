@@ -83,6 +83,32 @@ static redisReply *eval(struct queue *q, const char *script, int nkeys, const ch
 	return rep;
 }
 
+/* eval() with every argument a C string, given as an array of any length. */
+static redisReply *eval_args(struct queue *q, const char *script, int nkeys, const char **keys,
+			     int nargs, const char **args)
+{
+	const char **argv = util_xcalloc(3 + (size_t)nkeys + (size_t)nargs, sizeof(char *));
+	char nk[16];
+	int argc = 0;
+	redisReply *rep;
+
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	argv[argc++] = "EVAL";
+	argv[argc++] = script;
+	argv[argc++] = nk;
+	for (int i = 0; i < nkeys; i++)
+		argv[argc++] = keys[i];
+	for (int i = 0; i < nargs; i++)
+		argv[argc++] = args[i];
+	rep = rconn_argv_retry(q->r, argc, argv, NULL);
+	free(argv);
+	if (rep && rep->type == REDIS_REPLY_ERROR)
+		snprintf(q->err, sizeof(q->err), "Redis refused the step: %s", rep->str);
+	else if (!rep)
+		snprintf(q->err, sizeof(q->err), "Redis unreachable");
+	return rep;
+}
+
 static int ok_reply(redisReply *rep)
 {
 	int ok = rep && rep->type != REDIS_REPLY_ERROR;
@@ -96,16 +122,16 @@ static void now_str(char *out, size_t n)
 	snprintf(out, n, "%lld", (long long)util_now_ms());
 }
 
-int queue_claim(struct queue *q, double timeout_s, size_t max_keep, struct rconn_bulk *out,
-		int *leftover)
+static int claim_list(struct queue *q, const char *src_name, const char *dst_kind,
+		      double timeout_s, size_t max_keep, struct rconn_bulk *out, int *leftover)
 {
 	char src[128], dst[300], tmo[32];
 	const char *argv[6];
 
 	memset(out, 0, sizeof(*out));
 	*leftover = 0;
-	queue_key(q, src, sizeof(src), "queue");
-	key2(q, dst, sizeof(dst), "processing", q->worker_id);
+	queue_key(q, src, sizeof(src), src_name);
+	key2(q, dst, sizeof(dst), dst_kind, q->worker_id);
 
 	/* Our list is empty whenever we are idle, unless a BLMOVE's reply was lost with the
 	 * connection or a release failed: then the oldest such descriptor is ours to redo.
@@ -149,6 +175,51 @@ int queue_claim(struct queue *q, double timeout_s, size_t max_keep, struct rconn
 	return 0;
 }
 
+int queue_claim(struct queue *q, double timeout_s, size_t max_keep, struct rconn_bulk *out,
+		int *leftover)
+{
+	return claim_list(q, "queue", "processing", timeout_s, max_keep, out, leftover);
+}
+
+int queue_callback_claim(struct queue *q, double timeout_s, size_t max_keep,
+			 struct rconn_bulk *out, int *leftover)
+{
+	return claim_list(q, "callbacks", "callbacks:processing", timeout_s, max_keep, out,
+			  leftover);
+}
+
+int queue_callback_release(struct queue *q, const char *raw, size_t len)
+{
+	char proc[300];
+	const char *argv[] = {"LREM", proc, "1", raw};
+	size_t lens[] = {4, 0, 1, len};
+	key2(q, proc, sizeof(proc), "callbacks:processing", q->worker_id);
+	lens[1] = strlen(proc);
+	return ok_reply(rconn_argv_retry(q->r, 4, argv, lens));
+}
+
+int queue_callback_release_oversized(struct queue *q, const struct rconn_bulk *b)
+{
+	static const char lua[] =
+		"local n = tonumber(ARGV[1]) "
+		"for _, i in ipairs({0, -1}) do "
+		"  local v = redis.call('LINDEX', KEYS[1], i) "
+		"  if v and string.len(v) == n and string.sub(v, 1, string.len(ARGV[2])) == ARGV[2] "
+		"  then redis.call('LREM', KEYS[1], 1, v) "
+		"    redis.call('HINCRBY', KEYS[2], 'callbacks_refused', 1) return 1 end end "
+		"return 0";
+	char proc[300], stats[128], n[32];
+	const char *keys[] = {proc, stats};
+	const char *args[] = {n, b->head};
+	size_t lens[2];
+	key2(q, proc, sizeof(proc), "callbacks:processing", q->worker_id);
+	queue_key(q, stats, sizeof(stats), "stats");
+	snprintf(n, sizeof(n), "%zu", b->len);
+	lens[0] = strlen(n);
+	lens[1] = b->head_len;
+	return ok_reply(eval(q, lua, 2, keys, 2, args, lens));
+}
+
 int queue_replace_claimed(struct queue *q, const char *old_raw, size_t old_len,
 			  const char *new_raw, size_t new_len)
 {
@@ -163,137 +234,318 @@ int queue_replace_claimed(struct queue *q, const char *old_raw, size_t old_len,
 	return ok_reply(eval(q, lua, 1, keys, 2, args, lens));
 }
 
-int queue_job_get(struct queue *q, const char *job_id, struct job_record *out)
+/* owns(job, cid, epoch): the fencing check every step after the claim makes. */
+#define OWNS_LUA_FN \
+	"local function owns(job, cid, epoch) " \
+	"  local o = redis.call('HMGET', job, 'owner', 'epoch') " \
+	"  return o[1] == cid and o[2] == epoch end " \
+	"local function now_ms() local t = redis.call('TIME') " \
+	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "
+
+/* Runs a step that must not be skipped (it carries a paid task's id): an error reply
+ * (OOM, READONLY, MISCONF, BUSY, ...) is not a lost connection, so it is retried with
+ * backoff (100 ms doubling to 5 s) until it succeeds or the worker's hard stop. */
+static redisReply *eval_must(struct queue *q, const char *script, int nkeys, const char **keys,
+			     int nargs, const char **args, const size_t *arglens)
 {
-	char key[300];
+	long backoff = 100;
+	for (;;) {
+		redisReply *rep = eval(q, script, nkeys, keys, nargs, args, arglens);
+		if (!rep || rep->type != REDIS_REPLY_ERROR)
+			return rep;
+		freeReplyObject(rep);
+		for (long t = 0; t < backoff; t += 50) {
+			if (q->r->stop && *q->r->stop)
+				return NULL;
+			util_sleep_ms(50);
+		}
+		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+	}
+}
+
+static const char *const claim_names[] = {"claimed", "takeover", "has_task", "finished",
+					  "owned", "uncertain", "too_many_recoveries"};
+
+const char *queue_claim_outcome_str(enum claim_outcome c)
+{
+	return (unsigned)c <= CLAIM_TOO_MANY_RECOVERIES ? claim_names[c] : "?";
+}
+
+int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t len,
+		    long lease_ms, long max_recoveries, const char *type, const char *reply_to,
+		    const char *meta, int has_callback, struct job_claim *out)
+{
+	/* KEYS: job, recoveries. ARGV: cid, lease_ms, sha1(descriptor), max recoveries, type,
+	 * replyTo, meta, has callback. Returns {outcome, epoch, attempts, state, taskId, owner,
+	 * recoveries}. One owner per job id: a live lease, a recorded task, a finished job or
+	 * an uncertain one all keep a second descriptor from creating anything. */
+	static const char lua[] = OWNS_LUA_FN
+		"local now = now_ms() "
+		"local j = redis.call('HMGET', KEYS[1], 'state', 'owner', 'epoch', 'lease', "
+		"  'taskId', 'attempts') "
+		"local st, owner, epoch = j[1] or '', j[2] or '', tonumber(j[3] or '0') or 0 "
+		"local lease, task, att = tonumber(j[4] or '0') or 0, j[5] or '', j[6] or '0' "
+		"local rec = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0') or 0 "
+		"local function out(o) return {o, epoch, att, st, task, owner, rec} end "
+		"if st == 'completed' or st == 'failed' then return out('finished') end "
+		"if task ~= '' then return out('has_task') end "
+		"if owner ~= '' and owner ~= ARGV[1] and lease > now then return out('owned') end "
+		"if st == 'uncertain' then return out('uncertain') end "
+		"epoch = epoch + 1 "
+		"redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch, "
+		"  'lease', string.format('%d', now + tonumber(ARGV[2])), 'workerId', ARGV[1], "
+		"  'type', ARGV[5], 'replyTo', ARGV[6], 'jobMeta', ARGV[7], 'callback', ARGV[8], "
+		"  'updatedAt', string.format('%d', now)) "
+		"redis.call('HSETNX', KEYS[1], 'createdAt', string.format('%d', now)) "
+		"redis.call('PERSIST', KEYS[1]) "
+		/* taken back from that many dead workers: this job may be what kills them */
+		"if rec > tonumber(ARGV[4]) then return out('too_many_recoveries') end "
+		/* its last owner died (or was cut off) inside createTask: a task may exist */
+		"if st == 'creating' then return out('takeover') end "
+		"if st == '' or st == 'dead' then "
+		"  redis.call('HSET', KEYS[1], 'state', 'queued') st = 'queued' end "
+		"return out('claimed')";
+	char jkey[300], rec[128], sha[41], lease[32], maxr[32];
+	const char *keys[] = {jkey, rec};
+	const char *args[] = {q->worker_id, lease, sha, maxr, type, reply_to ? reply_to : "",
+			      meta ? meta : "", has_callback ? "1" : "0"};
 	redisReply *rep;
 
 	memset(out, 0, sizeof(*out));
-	key2(q, key, sizeof(key), "job", job_id);
-	rep = rconn_cmd(q->r, "HMGET %s state taskId attempts", key);
-	while (!rep) {
-		if (q->r->stop && *q->r->stop)
-			return -1;
-		rep = rconn_cmd(q->r, "HMGET %s state taskId attempts", key);
-	}
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
-		if (rep->element[0]->type == REDIS_REPLY_STRING)
-			util_strlcpy(out->state, rep->element[0]->str, sizeof(out->state));
-		if (rep->element[1]->type == REDIS_REPLY_STRING)
-			util_strlcpy(out->task_id, rep->element[1]->str, sizeof(out->task_id));
-		if (rep->element[2]->type == REDIS_REPLY_STRING) {
-			long long v;
-			if (util_parse_ll(rep->element[2]->str, &v) == 0)
-				out->attempts = (long)v;
-		}
+	key2(q, jkey, sizeof(jkey), "job", job_id);
+	queue_key(q, rec, sizeof(rec), "recoveries");
+	crypto_sha1_hex(raw, len, sha);
+	snprintf(lease, sizeof(lease), "%ld", lease_ms);
+	snprintf(maxr, sizeof(maxr), "%ld", max_recoveries);
+	rep = eval(q, lua, 2, keys, 8, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 7) {
+		redisReply **e = rep->element;
+		long long v;
+		for (int i = 0; i <= CLAIM_TOO_MANY_RECOVERIES; i++)
+			if (e[0]->type == REDIS_REPLY_STRING && strcmp(e[0]->str, claim_names[i]) == 0)
+				out->outcome = (enum claim_outcome)i;
+		out->epoch = (long)e[1]->integer;
+		if (e[2]->type == REDIS_REPLY_STRING && util_parse_ll(e[2]->str, &v) == 0)
+			out->attempts = (long)v;
+		if (e[3]->type == REDIS_REPLY_STRING)
+			util_strlcpy(out->state, e[3]->str, sizeof(out->state));
+		if (e[4]->type == REDIS_REPLY_STRING)
+			util_strlcpy(out->task_id, e[4]->str, sizeof(out->task_id));
+		if (e[5]->type == REDIS_REPLY_STRING)
+			util_strlcpy(out->owner, e[5]->str, sizeof(out->owner));
+		out->recoveries = (long)e[6]->integer;
+	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
+		freeReplyObject(rep);
+		snprintf(q->err, sizeof(q->err), "unexpected reply to the claim");
+		return -1;
 	}
 	return ok_reply(rep);
 }
 
-int queue_job_creating(struct queue *q, const char *job_id, const char *type, long *attempts)
+int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *attempts,
+		       int *fenced)
 {
-	static const char lua[] =
-		"redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[1]) "
-		"redis.call('HSET', KEYS[1], 'state', 'creating', 'type', ARGV[2], "
-		"  'workerId', ARGV[3], 'updatedAt', ARGV[1]) "
+	/* returns the attempt number, or -1 when the job is not this consumer's any more */
+	static const char lua[] = OWNS_LUA_FN
+		"if not owns(KEYS[1], ARGV[2], ARGV[3]) then return -1 end "
+		"redis.call('HSET', KEYS[1], 'state', 'creating', 'updatedAt', ARGV[1]) "
 		"return redis.call('HINCRBY', KEYS[1], 'attempts', 1)";
-	char key[300], now[32];
+	char key[300], now[32], ep[32];
 	const char *keys[] = {key};
-	const char *args[] = {now, type, q->worker_id};
+	const char *args[] = {now, q->worker_id, ep};
 	redisReply *rep;
 
+	*fenced = 0;
 	key2(q, key, sizeof(key), "job", job_id);
 	now_str(now, sizeof(now));
+	snprintf(ep, sizeof(ep), "%ld", epoch);
 	rep = eval(q, lua, 1, keys, 3, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_INTEGER)
-		*attempts = (long)rep->integer;
+	if (rep && rep->type == REDIS_REPLY_INTEGER) {
+		if (rep->integer < 0)
+			*fenced = 1;
+		else
+			*attempts = (long)rep->integer;
+	}
 	return ok_reply(rep);
 }
 
 int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 		      const char *type, const char *reply_to, const char *record_json,
-		      const char *job_meta_json, long attempts)
+		      const char *job_meta_json, long attempts, int push, enum record_outcome *out)
 {
+	/* Not fenced: whoever holds a paid task id records it. The job's first task becomes
+	 * its task; a different one is recorded as a duplicate of it and collected too.
+	 * KEYS: job, task, uncertain, polling, stats. ARGV: taskId, jobId, now, type, replyTo,
+	 * record, jobMeta, attempts, push (1: push onto <p>:polling now). */
 	static const char lua[] =
-		"redis.call('HSET', KEYS[1], 'taskId', ARGV[1], 'state', 'polling', "
-		"  'updatedAt', ARGV[3]) "
-		"redis.call('HSET', KEYS[2], 'jobId', ARGV[2], 'createdAt', ARGV[3], "
-		"  'type', ARGV[4], 'replyTo', ARGV[5], 'record', ARGV[6], 'jobMeta', ARGV[7], "
-		"  'attempts', ARGV[8]) return 1";
-	char jkey[300], tkey[400], now[32], att[32];
-	const char *keys[] = {jkey, tkey};
-	const char *args[] = {task_id, job_id, now, type, reply_to ? reply_to : "",
+		"local cur = redis.call('HGET', KEYS[1], 'taskId') "
+		"local outcome = 'recorded' "
+		"if cur and cur ~= '' and cur ~= ARGV[1] then outcome = 'duplicate' "
+		"elseif cur == ARGV[1] then outcome = 'same' end "
+		"if outcome == 'recorded' then "
+		"  redis.call('HSET', KEYS[1], 'taskId', ARGV[1], 'state', 'polling', "
+		"    'updatedAt', ARGV[3]) "
+		"  redis.call('HDEL', KEYS[1], 'raw', 'uncertainUntil') "
+		"  redis.call('ZREM', KEYS[3], ARGV[2]) "
+		"  redis.call('HINCRBY', KEYS[5], 'tasks_created', 1) end "
+		"if redis.call('EXISTS', KEYS[2]) == 0 then "
+		"  redis.call('HSET', KEYS[2], 'jobId', ARGV[2], 'createdAt', ARGV[3], "
+		"    'type', ARGV[4], 'replyTo', ARGV[5], 'record', ARGV[6], 'jobMeta', ARGV[7], "
+		"    'attempts', ARGV[8]) "
+		"  if outcome == 'duplicate' then "
+		"    redis.call('HSET', KEYS[2], 'duplicateOf', cur) "
+		"    redis.call('HINCRBY', KEYS[5], 'duplicate_tasks', 1) end end "
+		"if ARGV[9] == '1' or outcome == 'duplicate' then "
+		"  redis.call('LPUSH', KEYS[4], ARGV[1]) end "
+		"return outcome";
+	char jkey[300], tkey[400], unc[128], poll[128], stats[128], now[32], att[32];
+	const char *keys[] = {jkey, tkey, unc, poll, stats};
+	const char *args[] = {task_id, job_id, now, type ? type : "", reply_to ? reply_to : "",
 			      record_json ? record_json : "", job_meta_json ? job_meta_json : "",
-			      att};
+			      att, push ? "1" : "0"};
+	redisReply *rep;
+
+	*out = RECORD_RECORDED;
 	key2(q, jkey, sizeof(jkey), "job", job_id);
 	key2(q, tkey, sizeof(tkey), "task", task_id);
+	queue_key(q, unc, sizeof(unc), "uncertain");
+	queue_key(q, poll, sizeof(poll), "polling");
+	queue_key(q, stats, sizeof(stats), "stats");
 	now_str(now, sizeof(now));
 	snprintf(att, sizeof(att), "%ld", attempts);
-	return ok_reply(eval(q, lua, 2, keys, 8, args, NULL));
+	rep = eval_must(q, lua, 5, keys, 9, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_STRING) {
+		if (strcmp(rep->str, "same") == 0)
+			*out = RECORD_SAME;
+		else if (strcmp(rep->str, "duplicate") == 0)
+			*out = RECORD_DUPLICATE;
+	}
+	return ok_reply(rep);
 }
 
-int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *task_id)
+int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *job_id,
+			     const char *task_id)
 {
+	/* The task goes to the pollers whether or not this consumer still holds the
+	 * descriptor (a fenced runner's task is collected too); the copy is released. */
 	static const char lua[] =
-		"if redis.call('LREM', KEYS[2], 1, ARGV[2]) == 0 then return 0 end "
 		"redis.call('LPUSH', KEYS[1], ARGV[1]) "
-		"redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[2])) "
-		"redis.call('HINCRBY', KEYS[4], 'tasks_created', 1) return 1";
-	char poll[128], proc[300], rec[128], stats[128];
-	const char *keys[] = {poll, proc, rec, stats};
-	const char *args[] = {task_id, raw};
-	size_t lens[] = {strlen(task_id), len};
+		"if redis.call('LREM', KEYS[2], 1, ARGV[2]) == 1 then "
+		"  redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[2])) end "
+		"if redis.call('HGET', KEYS[4], 'owner') == ARGV[3] then "
+		"  redis.call('HDEL', KEYS[4], 'owner', 'lease') end "
+		"return 1";
+	char poll[128], proc[300], rec[128], jkey[300];
+	const char *keys[] = {poll, proc, rec, jkey};
+	const char *args[] = {task_id, raw, q->worker_id};
+	size_t lens[] = {strlen(task_id), len, strlen(q->worker_id)};
 	queue_key(q, poll, sizeof(poll), "polling");
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
 	queue_key(q, rec, sizeof(rec), "recoveries");
-	queue_key(q, stats, sizeof(stats), "stats");
-	return ok_reply(eval(q, lua, 4, keys, 2, args, lens));
+	key2(q, jkey, sizeof(jkey), "job", job_id);
+	return ok_reply(eval_must(q, lua, 4, keys, 3, args, lens));
+}
+
+int queue_release_copy(struct queue *q, const char *raw, size_t len)
+{
+	char proc[300];
+	const char *argv[] = {"LREM", proc, "1", raw};
+	size_t lens[] = {4, 0, 1, len};
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	lens[1] = strlen(proc);
+	return ok_reply(rconn_argv_retry(q->r, 4, argv, lens));
 }
 
 int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *job_id,
-		      int64_t due_ms, const char *error)
+		      long epoch, int64_t due_ms, const char *error)
 {
-	static const char lua[] =
+	static const char lua[] = OWNS_LUA_FN
 		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
+		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
+		"if not owns(KEYS[3], ARGV[5], ARGV[6]) then return -1 end "
 		"redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) "
 		"redis.call('HSET', KEYS[3], 'state', 'retry_wait', 'error', ARGV[3], "
 		"  'updatedAt', ARGV[4], 'retryAt', ARGV[2]) "
-		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
+		"redis.call('HDEL', KEYS[3], 'owner', 'lease') "
 		"redis.call('HINCRBY', KEYS[5], 'retries', 1) return 1";
-	char proc[300], delayed[128], jkey[300], rec[128], stats[128], due[32], now[32];
+	char proc[300], delayed[128], jkey[300], rec[128], stats[128], due[32], now[32], ep[32];
 	const char *keys[] = {proc, delayed, jkey, rec, stats};
-	const char *args[] = {raw, due, error, now};
-	size_t lens[] = {len, 0, strlen(error), 0};
+	const char *args[] = {raw, due, error, now, q->worker_id, ep};
+	size_t lens[6];
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
 	queue_key(q, delayed, sizeof(delayed), "delayed");
 	key2(q, jkey, sizeof(jkey), "job", job_id);
 	queue_key(q, rec, sizeof(rec), "recoveries");
 	queue_key(q, stats, sizeof(stats), "stats");
 	snprintf(due, sizeof(due), "%lld", (long long)due_ms);
+	snprintf(ep, sizeof(ep), "%ld", epoch);
 	now_str(now, sizeof(now));
-	lens[1] = strlen(due);
-	lens[3] = strlen(now);
-	return ok_reply(eval(q, lua, 5, keys, 4, args, lens));
+	lens[0] = len;
+	for (int i = 1; i < 6; i++)
+		lens[i] = strlen(args[i]);
+	return ok_reply(eval(q, lua, 5, keys, 6, args, lens));
 }
 
-int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char *job_id)
+int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char *job_id,
+			long epoch)
 {
-	static const char lua[] =
+	static const char lua[] = OWNS_LUA_FN
 		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
+		"if not owns(KEYS[3], ARGV[3], ARGV[4]) then return -1 end "
 		"redis.call('RPUSH', KEYS[2], ARGV[1]) "
 		"redis.call('HSET', KEYS[3], 'state', 'queued', 'updatedAt', ARGV[2]) "
+		"redis.call('HDEL', KEYS[3], 'owner', 'lease') "
 		"redis.call('HINCRBY', KEYS[3], 'attempts', -1) return 1";
-	char proc[300], queue[128], jkey[300], now[32];
+	char proc[300], queue[128], jkey[300], now[32], ep[32];
 	const char *keys[] = {proc, queue, jkey};
-	const char *args[] = {raw, now};
-	size_t lens[] = {len, 0};
+	const char *args[] = {raw, now, q->worker_id, ep};
+	size_t lens[4];
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
 	queue_key(q, queue, sizeof(queue), "queue");
 	key2(q, jkey, sizeof(jkey), "job", job_id);
 	now_str(now, sizeof(now));
-	lens[1] = strlen(now);
-	return ok_reply(eval(q, lua, 3, keys, 2, args, lens));
+	snprintf(ep, sizeof(ep), "%ld", epoch);
+	lens[0] = len;
+	for (int i = 1; i < 4; i++)
+		lens[i] = strlen(args[i]);
+	return ok_reply(eval(q, lua, 3, keys, 4, args, lens));
 }
+
+int queue_job_uncertain(struct queue *q, const char *raw, size_t len, const char *job_id,
+			long epoch, long window_ms, const char *reason)
+{
+	/* The job's createTask outcome is unknown: its descriptor moves into the job hash
+	 * (raw) and its id into <p>:uncertain until now + window (Redis's clock), where a
+	 * callback, the late recording of its task, or the window's end decides. */
+	static const char lua[] = OWNS_LUA_FN
+		"if not owns(KEYS[2], ARGV[3], ARGV[4]) then "
+		"  redis.call('LREM', KEYS[1], 1, ARGV[1]) return -1 end "
+		"local task = redis.call('HGET', KEYS[2], 'taskId') "
+		"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
+		"if task and task ~= '' then return 0 end " /* adopted meanwhile */
+		"local untl = string.format('%d', now_ms() + tonumber(ARGV[5])) "
+		"redis.call('HSET', KEYS[2], 'state', 'uncertain', 'raw', ARGV[1], 'error', ARGV[6], "
+		"  'uncertainUntil', untl, 'updatedAt', ARGV[2]) "
+		"redis.call('HDEL', KEYS[2], 'owner', 'lease') "
+		"redis.call('ZADD', KEYS[3], untl, ARGV[7]) "
+		"redis.call('HINCRBY', KEYS[4], 'uncertain', 1) return 1";
+	char proc[300], jkey[300], unc[128], stats[128], now[32], ep[32], win[32];
+	const char *keys[] = {proc, jkey, unc, stats};
+	const char *args[] = {raw, now, q->worker_id, ep, win, reason, job_id};
+	size_t lens[7];
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	key2(q, jkey, sizeof(jkey), "job", job_id);
+	queue_key(q, unc, sizeof(unc), "uncertain");
+	queue_key(q, stats, sizeof(stats), "stats");
+	now_str(now, sizeof(now));
+	snprintf(ep, sizeof(ep), "%ld", epoch);
+	snprintf(win, sizeof(win), "%ld", window_ms);
+	lens[0] = len;
+	for (int i = 1; i < 7; i++)
+		lens[i] = strlen(args[i]);
+	return ok_reply(eval_must(q, lua, 4, keys, 7, args, lens));
+}
+
 
 /* Lua helpers shared by the scripts that end a job. A script cannot be rolled back, so
  * every key it will write is checked first (keytype_ok); a replyTo key that holds
@@ -413,20 +665,23 @@ static char *dead_entry_oversized(const struct queue *q, const struct rconn_bulk
 	return s;
 }
 
-int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
+int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id, long epoch,
 	       const char *reason, const char *source, long attempts, const char *event_json,
 	       const char *reply_to, int *reply_skipped)
 {
-	/* returns 0 (not held any more), 1 done, 2 done but replyTo skipped (wrong type) */
-	static const char lua[] = EMIT_LUA_FN
+	/* returns 0 (not held any more), 1 done, 2 done but replyTo skipped (wrong type),
+	 * -1 the copy was released but the job is another consumer's (fenced): no entry */
+	static const char lua[] = EMIT_LUA_FN OWNS_LUA_FN
 		"need(KEYS[2], 'list') need(KEYS[3], 'hash') need(KEYS[5], 'hash') "
 		"need(KEYS[6], 'list') "
 		"local reply, skipped = KEYS[7], 0 "
 		"if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 1 end "
 		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
+		"if ARGV[11] ~= '0' and not owns(KEYS[3], ARGV[12], ARGV[11]) then return -1 end "
 		"push_dead(KEYS[2], ARGV[2], ARGV[10], KEYS[5]) "
 		"if ARGV[3] == '1' then "
 		"  redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4]) "
+		"  redis.call('HDEL', KEYS[3], 'owner', 'lease', 'raw') "
 		"  redis.call('EXPIRE', KEYS[3], ARGV[6]) end "
 		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
 		"redis.call('HINCRBY', KEYS[5], 'dead', 1) "
@@ -436,11 +691,14 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	struct event_dest ed;
 	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts);
 	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, reply_to};
-	const char *args[] = {raw, entry, job_id ? "1" : "0", now, reason, ttl,
-			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max};
-	size_t lens[10];
+	char ep[32];
+	const char *args[] = {raw, entry, job_id && epoch ? "1" : "0", now, reason, ttl,
+			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max, ep,
+			      q->worker_id};
+	size_t lens[12];
 	redisReply *rep;
 
+	snprintf(ep, sizeof(ep), "%ld", epoch);
 	if (reply_skipped)
 		*reply_skipped = 0;
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
@@ -452,9 +710,9 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
 	lens[0] = len;
-	for (int i = 1; i < 10; i++)
+	for (int i = 1; i < 12; i++)
 		lens[i] = strlen(args[i]);
-	rep = eval(q, lua, reply_to && *reply_to ? 7 : 6, keys, 10, args, lens);
+	rep = eval(q, lua, reply_to && *reply_to ? 7 : 6, keys, 12, args, lens);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2 && reply_skipped)
 		*reply_skipped = 1;
 	free(entry);
@@ -494,6 +752,128 @@ int queue_dead_oversized(struct queue *q, const struct rconn_bulk *b, const char
 	rc = ok_reply(eval(q, lua, 3, keys, 4, args, lens));
 	free(entry);
 	return rc;
+}
+
+int queue_uncertain_due(struct queue *q, int limit, char ***ids, size_t *n)
+{
+	static const char lua[] =
+		"#!lua flags=no-writes\n"
+		"local t = redis.call('TIME') "
+		"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+		"return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now), "
+		"  'LIMIT', 0, tonumber(ARGV[1]))";
+	char unc[128], lim[16];
+	const char *keys[] = {unc};
+	const char *args[] = {lim};
+	redisReply *rep;
+
+	*ids = NULL;
+	*n = 0;
+	queue_key(q, unc, sizeof(unc), "uncertain");
+	snprintf(lim, sizeof(lim), "%d", limit);
+	rep = eval(q, lua, 1, keys, 1, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements) {
+		*ids = util_xcalloc(rep->elements, sizeof(char *));
+		for (size_t i = 0; i < rep->elements; i++)
+			if (rep->element[i]->type == REDIS_REPLY_STRING)
+				(*ids)[(*n)++] = util_strdup(rep->element[i]->str);
+	}
+	return ok_reply(rep);
+}
+
+void queue_uncertain_free(struct uncertain_job *u)
+{
+	free(u->raw);
+	free(u->meta);
+	u->raw = u->meta = NULL;
+}
+
+int queue_uncertain_get(struct queue *q, const char *job_id, struct uncertain_job *u)
+{
+	char key[300];
+	const char *argv[] = {"HMGET", key, "state", "taskId", "raw", "replyTo", "jobMeta", "type",
+			      "callback", "attempts"};
+	redisReply *rep;
+
+	memset(u, 0, sizeof(*u));
+	key2(q, key, sizeof(key), "job", job_id);
+	rep = rconn_argv(q->r, 10, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 8) {
+		redisReply **e = rep->element;
+		long long v;
+		if (e[0]->type == REDIS_REPLY_STRING)
+			util_strlcpy(u->state, e[0]->str, sizeof(u->state));
+		if (e[1]->type == REDIS_REPLY_STRING)
+			util_strlcpy(u->task_id, e[1]->str, sizeof(u->task_id));
+		if (e[2]->type == REDIS_REPLY_STRING) {
+			u->raw = util_xmalloc(e[2]->len + 1);
+			memcpy(u->raw, e[2]->str, e[2]->len);
+			u->raw[e[2]->len] = '\0';
+			u->raw_len = e[2]->len;
+		}
+		if (e[3]->type == REDIS_REPLY_STRING)
+			util_strlcpy(u->reply_to, e[3]->str, sizeof(u->reply_to));
+		if (e[4]->type == REDIS_REPLY_STRING && e[4]->len)
+			u->meta = util_strdup(e[4]->str);
+		if (e[5]->type == REDIS_REPLY_STRING)
+			util_strlcpy(u->type, e[5]->str, sizeof(u->type));
+		u->callback = e[6]->type == REDIS_REPLY_STRING && strcmp(e[6]->str, "1") == 0;
+		if (e[7]->type == REDIS_REPLY_STRING && util_parse_ll(e[7]->str, &v) == 0)
+			u->attempts = (long)v;
+	}
+	if (!rep)
+		snprintf(q->err, sizeof(q->err), "Redis unreachable");
+	return ok_reply(rep);
+}
+
+int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct uncertain_job *u,
+			    int create, const char *reason, const char *event_json, int *acted)
+{
+	/* KEYS: job, uncertain, queue, dead, stats, results, [replyTo]. ARGV: jobId, create,
+	 * entry, reason, now, ttl, event, chan, max, dead max. Acts only while the job is
+	 * still uncertain without a task; returns 0 (nothing to do), 1 requeued, 2 dead. */
+	static const char lua[] = EMIT_LUA_FN
+		"need(KEYS[1], 'hash') need(KEYS[3], 'list') need(KEYS[4], 'list') "
+		"need(KEYS[5], 'hash') need(KEYS[6], 'list') "
+		"local reply = KEYS[7] "
+		"if reply and not keytype_ok(reply, 'list') then reply = nil end "
+		"local j = redis.call('HMGET', KEYS[1], 'state', 'taskId', 'raw') "
+		"redis.call('ZREM', KEYS[2], ARGV[1]) "
+		"if j[1] ~= 'uncertain' or (j[2] and j[2] ~= '') or not j[3] then return 0 end "
+		"redis.call('HDEL', KEYS[1], 'raw', 'uncertainUntil') "
+		"if ARGV[2] == '1' then "
+		"  redis.call('RPUSH', KEYS[3], j[3]) "
+		"  redis.call('HSET', KEYS[1], 'state', 'queued', 'error', ARGV[4], "
+		"    'updatedAt', ARGV[5]) return 1 end "
+		"push_dead(KEYS[4], ARGV[3], ARGV[10], KEYS[5]) "
+		"redis.call('HSET', KEYS[1], 'state', 'dead', 'error', ARGV[4], 'updatedAt', ARGV[5]) "
+		"redis.call('EXPIRE', KEYS[1], ARGV[6]) "
+		"redis.call('HINCRBY', KEYS[5], 'dead', 1) "
+		"emit(KEYS[6], ARGV[9], reply, ARGV[8], ARGV[7]) return 2";
+	char jkey[300], unc[128], queue[128], dead[128], stats[128], now[32], ttl[32];
+	struct event_dest ed;
+	char *entry = create ? util_strdup("") : dead_entry(q, u->raw ? u->raw : "", u->raw_len,
+							     job_id, reason, "uncertain",
+							     u->attempts);
+	const char *keys[] = {jkey, unc, queue, dead, stats, ed.results, u->reply_to};
+	const char *args[] = {job_id, create ? "1" : "0", entry, reason, now, ttl,
+			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max};
+	redisReply *rep;
+
+	*acted = 0;
+	key2(q, jkey, sizeof(jkey), "job", job_id);
+	queue_key(q, unc, sizeof(unc), "uncertain");
+	queue_key(q, queue, sizeof(queue), "queue");
+	queue_key(q, dead, sizeof(dead), "dead");
+	queue_key(q, stats, sizeof(stats), "stats");
+	event_dest_init(q, &ed);
+	now_str(now, sizeof(now));
+	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
+	rep = eval(q, lua, u->reply_to[0] ? 7 : 6, keys, 10, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*acted = (int)rep->integer;
+	free(entry);
+	return ok_reply(rep);
 }
 
 int queue_pause_set(struct queue *q, const char *kind, long ms, const char *reason, int *set)
@@ -605,18 +985,20 @@ int queue_pause_probe_lock(struct queue *q, long ms, int *got)
 	return ok_reply(rep);
 }
 
-int queue_job_not_created(struct queue *q, const char *job_id)
+int queue_job_not_created(struct queue *q, const char *job_id, long epoch)
 {
-	static const char lua[] =
+	static const char lua[] = OWNS_LUA_FN
+		"if not owns(KEYS[1], ARGV[2], ARGV[3]) then return -1 end "
 		"redis.call('HSET', KEYS[1], 'state', 'queued', 'updatedAt', ARGV[1]) "
 		"return redis.call('HINCRBY', KEYS[1], 'attempts', -1)";
-	char key[300], now[32];
+	char key[300], now[32], ep[32];
 	const char *keys[] = {key};
-	const char *args[] = {now};
+	const char *args[] = {now, q->worker_id, ep};
 
 	key2(q, key, sizeof(key), "job", job_id);
 	now_str(now, sizeof(now));
-	return ok_reply(eval(q, lua, 1, keys, 1, args, NULL));
+	snprintf(ep, sizeof(ep), "%ld", epoch);
+	return ok_reply(eval(q, lua, 1, keys, 3, args, NULL));
 }
 
 int queue_poll_promote(struct queue *q, int64_t due_ms, int limit, int *moved)
@@ -701,7 +1083,7 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 		"redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[1]) "
 		"if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'polls', 1) end "
 		"return redis.call('HMGET', KEYS[1], 'jobId', 'type', 'replyTo', 'createdAt', "
-		"  'polls', 'attempts', 'finalizedAt', 'record', 'jobMeta')";
+		"  'polls', 'attempts', 'finalizedAt', 'record', 'jobMeta', 'duplicateOf')";
 	char key[400], now[32];
 	const char *keys[] = {key};
 	const char *args[] = {now, count_poll ? "1" : "0"};
@@ -711,7 +1093,7 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 	key2(q, key, sizeof(key), "task", task_id);
 	now_str(now, sizeof(now));
 	rep = eval(q, lua, 1, keys, 2, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 9) {
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 10) {
 		redisReply **e = rep->element;
 		long long v;
 		if (e[0]->type == REDIS_REPLY_STRING)
@@ -731,6 +1113,8 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 			out->record = util_strdup(e[7]->str);
 		if (e[8]->type == REDIS_REPLY_STRING && e[8]->len)
 			out->job_meta = util_strdup(e[8]->str);
+		if (e[9]->type == REDIS_REPLY_STRING)
+			util_strlcpy(out->duplicate_of, e[9]->str, sizeof(out->duplicate_of));
 	}
 	return ok_reply(rep);
 }
@@ -752,12 +1136,14 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		"if ARGV[6] == '1' then "
 		"  redis.call('HSET', KEYS[2], 'state', ARGV[2], 'updatedAt', ARGV[3], 'taskId', ARGV[7]) "
 		"  redis.call('EXPIRE', KEYS[2], ARGV[8]) end "
-		"emit(KEYS[3], ARGV[5], reply, ARGV[4], ARGV[1]) "
-		"redis.call('HINCRBY', KEYS[5], ARGV[2], 1) return 1 + skipped";
+		"if ARGV[1] ~= '' then emit(KEYS[3], ARGV[5], reply, ARGV[4], ARGV[1]) "
+		"  redis.call('HINCRBY', KEYS[5], ARGV[2], 1) "
+		"else redis.call('HINCRBY', KEYS[5], 'duplicate_tasks_collected', 1) end "
+		"return 1 + skipped";
 	char tkey[400], jkey[300], due[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	const char *keys[6] = {tkey, jkey, ed.results, due, stats, reply_to};
-	const char *args[] = {event_json, status, now, ed.chan, ed.max,
+	const char *args[] = {event_json ? event_json : "", status, now, ed.chan, ed.max,
 			      job_id && *job_id ? "1" : "0", task_id, ttl};
 	redisReply *rep;
 
@@ -785,67 +1171,71 @@ void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot
 	snprintf(out, outlen, "%s#%d", worker_id, slot);
 }
 
-int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers)
+int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers,
+		    const char *const *job_ids, const long *epochs)
 {
+	/* ARGV: prefix, own id prefix, n, info, ttl, then per consumer: job id, epoch. The
+	 * lease of each job a consumer owns is renewed in the same step as its heartbeat, by
+	 * Redis's clock. Keys are built from the prefix (one slot with a {tag} prefix). */
 	static const char lua[] =
+		"local t = redis.call('TIME') "
+		"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+		"local p, ttl = ARGV[1], tonumber(ARGV[5]) "
 		"for i = 0, tonumber(ARGV[3]) - 1 do "
 		"  local c = ARGV[2] .. i "
-		"  redis.call('SET', ARGV[1] .. ':worker:' .. c, ARGV[4], 'PX', ARGV[5]) "
-		"  redis.call('SADD', ARGV[1] .. ':workers', c) end return 1";
+		"  redis.call('SET', p .. ':worker:' .. c, ARGV[4], 'PX', ttl) "
+		"  redis.call('SADD', p .. ':workers', c) "
+		"  local id, ep = ARGV[6 + 2 * i], ARGV[7 + 2 * i] "
+		"  if id and id ~= '' then "
+		"    local jk = p .. ':job:' .. id "
+		"    local o = redis.call('HMGET', jk, 'owner', 'epoch') "
+		"    if o[1] == c and o[2] == ep then "
+		"      redis.call('HSET', jk, 'lease', string.format('%d', now + ttl)) end end end "
+		"return 1";
 	char own[160], n[16], ttl[32];
-	const char *args[] = {q->prefix, own, n, info, ttl};
+	const char **args = util_xcalloc(5 + 2 * (size_t)nconsumers, sizeof(char *));
+	char (*eps)[24] = util_xcalloc((size_t)nconsumers, sizeof(*eps));
+	int rc;
+
 	snprintf(own, sizeof(own), "%s#", q->worker_id);
 	snprintf(n, sizeof(n), "%d", nconsumers);
 	snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
-	return ok_reply(eval(q, lua, 0, NULL, 5, args, NULL));
+	args[0] = q->prefix; args[1] = own; args[2] = n; args[3] = info; args[4] = ttl;
+	for (int i = 0; i < nconsumers; i++) {
+		snprintf(eps[i], sizeof(eps[i]), "%ld", epochs ? epochs[i] : 0);
+		args[5 + 2 * i] = job_ids && job_ids[i] ? job_ids[i] : "";
+		args[6 + 2 * i] = eps[i];
+	}
+	rc = ok_reply(eval_args(q, lua, 0, NULL, 5 + 2 * nconsumers, args));
+	free(eps);
+	free(args);
+	return rc;
 }
 
-/* recover(consumer, count): returns a consumer's claimed descriptors to the queue. When
- * count is true (the consumer's heartbeat expired) each return is counted per descriptor
- * and past ARGV[2] (KIE_MAX_RECOVERIES) the descriptor goes to the dead letters instead;
- * a worker releasing its own consumers on a clean exit neither counts nor checks.
+/* recover(consumer, count): returns a consumer's claimed descriptors to the queue and
+ * its claimed callbacks to <p>:callbacks. When count is true (its heartbeat expired)
+ * each descriptor's return is counted (<p>:recoveries); the runner that claims it next
+ * dead-letters it past KIE_MAX_RECOVERIES, through the one dead path (event, state).
+ * A descriptor too large to read is not counted: it cannot have killed its worker.
  * Keys are built from the prefix (ARGV[1]): with a {hash tag} prefix they share a slot. */
 #define RECOVER_LUA_FN \
 	"local p = ARGV[1] " \
 	"local function recover(w, count) " \
-	"  local proc, back, dead = p .. ':processing:' .. w, 0, 0 " \
+	"  local proc, back = p .. ':processing:' .. w, 0 " \
 	"  while true do " \
 	"    local item = redis.call('RPOP', proc) " \
 	"    if not item then break end " \
-	"    local sha = redis.sha1hex(item) " \
-	"    local n = 0 " \
-	/* one too large to read cannot have killed its worker (it is never read whole): \
-	 * it goes back uncounted and the next runner dead-letters it */ \
 	"    if count and string.len(item) <= tonumber(ARGV[5]) then " \
-	"      n = redis.call('HINCRBY', p .. ':recoveries', sha, 1) end " \
-	"    if n > tonumber(ARGV[2]) then " \
-	"      local id = cjson.null " \
-	"      local ok, obj = pcall(cjson.decode, item) " \
-	"      if ok and type(obj) == 'table' and type(obj['id']) == 'string' then " \
-	"        id = obj['id'] end " \
-	"      redis.call('LPUSH', p .. ':dead', cjson.encode({v = 1, jobId = id, " \
-	"        reason = 'recovered from ' .. n .. ' dead workers (limit ' .. ARGV[2] .. " \
-	"          ', KIE_MAX_RECOVERIES): this job may be what kills them', " \
-	"        source = 'recovery', raw = item, attempts = n, workerId = w, " \
-	"        failedAt = ARGV[3]})) " \
-	"      local over = redis.call('LLEN', p .. ':dead') - tonumber(ARGV[6]) " \
-	"      if over > 0 then redis.call('LTRIM', p .. ':dead', 0, tonumber(ARGV[6]) - 1) " \
-	"        redis.call('HINCRBY', p .. ':stats', 'dead_dropped', over) end " \
-	"      if id ~= cjson.null then " \
-	"        redis.call('HSET', p .. ':job:' .. id, 'state', 'dead', 'error', " \
-	"          'killed too many workers') end " \
-	"      redis.call('HDEL', p .. ':recoveries', sha) " \
-	"      redis.call('HINCRBY', p .. ':stats', 'dead', 1) " \
-	"      dead = dead + 1 " \
-	"    else " \
-	"      redis.call('RPUSH', p .. ':queue', item) " \
-	"      back = back + 1 " \
-	"    end " \
+	"      redis.call('HINCRBY', p .. ':recoveries', redis.sha1hex(item), 1) end " \
+	"    redis.call('RPUSH', p .. ':queue', item) " \
+	"    back = back + 1 " \
 	"  end " \
+	"  local cbp = p .. ':callbacks:processing:' .. w " \
+	"  while redis.call('RPOPLPUSH', cbp, p .. ':callbacks') do end " \
 	"  redis.call('SREM', p .. ':workers', w) " \
 	"  if count then redis.call('HINCRBY', p .. ':stats', 'recovered', back) " \
 	"  else redis.call('DEL', p .. ':worker:' .. w) end " \
-	"  return back, dead " \
+	"  return back, 0 " \
 	"end "
 
 int queue_recover_dead_workers(struct queue *q, long max_recoveries, size_t max_keep,
@@ -881,7 +1271,7 @@ int queue_recover_dead_workers(struct queue *q, long max_recoveries, size_t max_
 			continue;
 		}
 		log_warn(NULL, NULL, "worker consumer %s is dead (heartbeat expired): %ld job(s) "
-			 "back on the queue, %ld to the dead letters", w, b, d);
+			 "back on the queue", w, b);
 		*recovered += b;
 		*dead += d;
 	}

@@ -69,43 +69,123 @@ void queue_key(const struct queue *q, char *out, size_t outlen, const char *suff
 int queue_claim(struct queue *q, double timeout_s, size_t max_keep, struct rconn_bulk *out,
 		int *leftover);
 
+/* The callback consumer's claim: <p>:callbacks -> <p>:callbacks:processing:<cid>, with
+ * leftovers as in queue_claim(); released with queue_callback_release(). */
+int queue_callback_claim(struct queue *q, double timeout_s, size_t max_keep,
+			 struct rconn_bulk *out, int *leftover);
+int queue_callback_release(struct queue *q, const char *raw, size_t len);
+/* Drops a claimed callback entry too large to read (counted as callbacks_refused). */
+int queue_callback_release_oversized(struct queue *q, const struct rconn_bulk *b);
+
 /* Swaps a claimed descriptor for a rewritten one (e.g. with a generated id). */
 int queue_replace_claimed(struct queue *q, const char *old_raw, size_t old_len,
 			  const char *new_raw, size_t new_len);
 
-struct job_record {
-	char state[32];
-	char task_id[256];
-	long attempts;
+/* --- one owner per job id (docs/protocol.md, "Ownership") ---
+ * <p>:job:<id> holds owner (a consumer id), epoch (a fencing token, +1 per claim) and
+ * lease (Redis-clock ms, renewed with the owner's heartbeat). Every step after the claim
+ * acts only while owner and epoch are still the caller's; recording a created task is
+ * the one exception (a paid task id is never dropped). */
+enum claim_outcome {
+	CLAIM_OK = 0,          /* this consumer owns the job now (epoch) */
+	CLAIM_TAKEOVER,        /* owns it, but its last owner was inside createTask: a task
+				* may exist, so the job goes uncertain rather than created */
+	CLAIM_HAS_TASK,        /* created and recorded already: hand task_id to the pollers */
+	CLAIM_FINISHED,        /* completed or failed: this descriptor is a duplicate */
+	CLAIM_OWNED,           /* another live consumer holds it: a duplicate in flight */
+	CLAIM_UNCERTAIN,       /* waiting for its task to be adopted: a duplicate */
+	CLAIM_TOO_MANY_RECOVERIES, /* owns it; it was taken back from too many dead workers */
 };
-/* Reads <p>:job:<id>; fields are empty/0 when the job has no record. */
-int queue_job_get(struct queue *q, const char *job_id, struct job_record *out);
+const char *queue_claim_outcome_str(enum claim_outcome c);
 
-/* Marks the job as about to call createTask (state creating, attempts + 1). */
-int queue_job_creating(struct queue *q, const char *job_id, const char *type, long *attempts);
+struct job_claim {
+	enum claim_outcome outcome;
+	long epoch;
+	long attempts;
+	char state[32];     /* the state before the claim */
+	char task_id[256];
+	char owner[160];    /* the owner before the claim */
+	long recoveries;
+};
+/* Claims the job of a descriptor this consumer holds. Stores type, replyTo, meta and
+ * whether KIE will call back, for adopting a task later without the descriptor. */
+int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t len,
+		    long lease_ms, long max_recoveries, const char *type, const char *reply_to,
+		    const char *meta, int has_callback, struct job_claim *out);
 
-/* Records a created task on the job and creates the task record. Must not be skipped:
- * retries through reconnects until done or the hard stop. */
+/* State creating, attempts + 1 (*attempts) — only while owned (*fenced = 1 if not). */
+int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *attempts,
+		       int *fenced);
+
+enum record_outcome {
+	RECORD_RECORDED,  /* the job's task now */
+	RECORD_SAME,      /* it already was (a retry, a callback that came first) */
+	RECORD_DUPLICATE, /* the job has another task: this one is recorded as its duplicate
+			   * (task hash duplicateOf) and collected without a job event */
+};
+/* Records a created task on the job and creates the task record, owner or not. Retried
+ * through reconnects and error replies until done or the hard stop. push: 1 puts the
+ * task onto <p>:polling in the same step (else queue_handoff_to_polling does, after the
+ * pending metadata is saved); a duplicate is always pushed. */
 int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 		      const char *type, const char *reply_to, const char *record_json,
-		      const char *job_meta_json, long attempts);
+		      const char *job_meta_json, long attempts, int push, enum record_outcome *out);
 
-/* Pushes the task id onto <p>:polling and releases the claimed descriptor. */
-int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *task_id);
+/* Pushes the task id onto <p>:polling and releases this consumer's copy (if it still has
+ * it) and ownership. Retried on error replies like queue_record_task. */
+int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *job_id,
+			     const char *task_id);
 
-/* Releases the claimed descriptor into <p>:delayed until due_ms. */
+/* Releases this consumer's copy of a descriptor (a duplicate, or one whose job another
+ * consumer took over) without touching the job. */
+int queue_release_copy(struct queue *q, const char *raw, size_t len);
+
+/* Releases the claimed descriptor into <p>:delayed until due_ms (owner only). */
 int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *job_id,
-		      int64_t due_ms, const char *error);
+		      long epoch, int64_t due_ms, const char *error);
 
-/* Puts the claimed descriptor back at the consuming end of the queue (account pause). */
-int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char *job_id);
+/* Puts the claimed descriptor back at the consuming end of the queue (account pause),
+ * taking back the attempt (owner only). */
+int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char *job_id,
+			long epoch);
 
-/* Releases the claimed descriptor into <p>:dead with the reason. job_id may be NULL.
+/* createTask's outcome is unknown (owner only): the descriptor moves into the job hash,
+ * the job id into <p>:uncertain for window_ms (Redis's clock). Retried like
+ * queue_record_task. */
+int queue_job_uncertain(struct queue *q, const char *raw, size_t len, const char *job_id,
+			long epoch, long window_ms, const char *reason);
+
+/* --- uncertain jobs whose window ended (the supervisor) --- */
+/* Up to limit job ids whose window ended by Redis's clock: *ids is a new array of new
+ * strings (caller frees each and the array), *n of them. */
+int queue_uncertain_due(struct queue *q, int limit, char ***ids, size_t *n);
+struct uncertain_job {
+	char state[32];
+	char task_id[256];
+	char *raw;          /* the descriptor kept while uncertain; caller frees */
+	size_t raw_len;
+	char reply_to[512];
+	char *meta;         /* caller frees */
+	char type[32];
+	int callback;       /* KIE was given a callback URL */
+	long attempts;
+};
+int queue_uncertain_get(struct queue *q, const char *job_id, struct uncertain_job *u);
+void queue_uncertain_free(struct uncertain_job *u);
+/* Ends the window of a job still uncertain without a task: create = its descriptor back
+ * at the consuming end of the queue (*acted 1); else the dead letters with event_json
+ * (*acted 2). *acted 0: it was adopted meanwhile (it just leaves <p>:uncertain). */
+int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct uncertain_job *u,
+			    int create, const char *reason, const char *event_json, int *acted);
+
+/* Releases the claimed descriptor into <p>:dead with the reason. job_id may be NULL;
+ * epoch > 0: the job's state becomes dead, and only while this consumer owns it (else
+ * the copy is just released); epoch 0 leaves the job hash alone.
  * In the same step, when event_json is given, emits that completion event (to
  * <p>:results, reply_to when non-NULL, and <p>:events). A reply_to key holding another
  * type than a list is skipped (*reply_skipped = 1; may be NULL). <p>:dead keeps the
  * newest dead_max entries; the number dropped is counted in <p>:stats dead_dropped. */
-int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
+int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id, long epoch,
 	       const char *reason, const char *source, long attempts, const char *event_json,
 	       const char *reply_to, int *reply_skipped);
 
@@ -114,8 +194,8 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 int queue_dead_oversized(struct queue *q, const struct rconn_bulk *b, const char *reason);
 
 /* A createTask that KIE refused as a whole (429/455): the job is back to queued and the
- * attempt counted by queue_job_creating() is taken back. */
-int queue_job_not_created(struct queue *q, const char *job_id);
+ * attempt counted by queue_job_creating() is taken back (owner only). */
+int queue_job_not_created(struct queue *q, const char *job_id, long epoch);
 
 /* Pool-wide pause, <p>:pause = {"kind","reason","since","by"}. kind is "account"
  * (401/433: expires after ms), "credits" (402: no expiry; lifted when a credit probe
@@ -151,12 +231,14 @@ struct task_record {
 	int finalized;
 	char *record;           /* pending metadata record JSON, or NULL; caller frees */
 	char *job_meta;         /* the job's "meta" JSON, or NULL; caller frees */
+	char duplicate_of[256]; /* a second task of its job: collected, no job event */
 };
 /* Reads <p>:task:<id> (creating createdAt if missing) and counts one poll. */
 int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct task_record *out);
 void queue_task_record_free(struct task_record *t);
 
 /* --- finalization: once per task --- */
+/* event_json NULL or "": no event and no job update (a job's duplicate task). */
 /* Atomically: marks the task finalized (unless it already was), pushes event_json to
  * <p>:results and reply_to (when non-empty), publishes it on <p>:events, stops polling,
  * and sets the job's state. *done is 1 when this call finalized, 0 when already done. */
@@ -166,8 +248,10 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 /* --- supervision (q->worker_id is the process's worker id) --- */
 /* Writes the id of consumer slot of worker_id: "<worker_id>#<slot>". */
 void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot);
-/* Refreshes the heartbeats of the worker's consumers 0..nconsumers-1. */
-int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers);
+/* Refreshes the heartbeats of the worker's consumers 0..nconsumers-1 and, in the same
+ * step, the lease of the job each owns (job_ids[i] "" or NULL: none; may be NULL). */
+int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers,
+		    const char *const *job_ids, const long *epochs);
 /* Recovers the claimed jobs of every other worker's consumer whose heartbeat expired. */
 /* A descriptor longer than max_keep goes back uncounted: it is never read whole, so it
  * cannot be what killed its worker. */

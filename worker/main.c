@@ -178,7 +178,10 @@ int main(int argc, char **argv)
 		 cfg.redis_prefix, cfg.kie_base_url, config_metadata_store(&cfg),
 		 drain ? ", drain mode" : "");
 
-	long nthreads = cfg.concurrency + cfg.pollers;
+	W.slots = util_xcalloc((size_t)cfg.concurrency, sizeof(*W.slots));
+	for (long i = 0; i < cfg.concurrency; i++)
+		pthread_mutex_init(&W.slots[i].mu, NULL);
+	long nthreads = cfg.concurrency + cfg.pollers + 1; /* + the callback consumer */
 	pthread_t *th = util_xcalloc((size_t)nthreads, sizeof(pthread_t));
 	pthread_t sup;
 	if (pthread_create(&sup, NULL, supervisor_main, &W) != 0) {
@@ -186,8 +189,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (long i = 0; i < nthreads; i++) {
-		if (pthread_create(&th[i], NULL, i < cfg.concurrency ? runner_main : poller_main,
-				   &W) != 0) {
+		void *(*fn)(void *) = i < cfg.concurrency ? runner_main
+				      : i < cfg.concurrency + cfg.pollers ? poller_main
+									  : callbacks_main;
+		if (pthread_create(&th[i], NULL, fn, &W) != 0) {
 			log_error(NULL, NULL, "cannot start thread %ld: %s", i, strerror(errno));
 			W.stopping = 1;
 			nthreads = i;
@@ -241,7 +246,7 @@ int main(int argc, char **argv)
 		rconn_init(&rc, &W.redis, 2000, &W.hard_stop, "main");
 		rc.deadline_ms = deadline > util_monotonic_ms() ? deadline : util_monotonic_ms() + 1000;
 		queue_init(&q, &rc, cfg.redis_prefix, W.id, cfg.record_ttl_s, cfg.results_max);
-		if (queue_release_self(&q, (int)cfg.concurrency, &returned) != 0)
+		if (queue_release_self(&q, (int)cfg.concurrency + 1, &returned) != 0)
 			log_warn(NULL, NULL, "could not return claimed jobs at exit (%s); live workers "
 				 "recover them once this worker's heartbeat expires", q.err);
 		else if (returned)
@@ -253,6 +258,9 @@ int main(int argc, char **argv)
 		 atomic_load(&W.jobs_done), atomic_load(&W.polls_done));
 	rconn_close(&rc);
 	free(th);
+	for (long i = 0; i < cfg.concurrency; i++)
+		pthread_mutex_destroy(&W.slots[i].mu);
+	free(W.slots);
 	prompts_free(W.prompts);
 	http_global_cleanup();
 	config_free(&cfg);

@@ -20,6 +20,7 @@
 
 struct runner {
 	struct worker *w;
+	int slot;                /* consumer slot: <workerId>#<slot>, w->slots[slot] */
 	struct worker_io io;
 	struct limiter create;   /* the account's createTask limit, shared pool-wide */
 	int64_t next_refusal_log;
@@ -69,7 +70,7 @@ static void bad_descriptor_names(const char *raw, size_t len, const char *prefix
  * them cannot leave one without the other. A bad descriptor that still names a valid
  * id gets the event and its id in the dead entry too. */
 static void to_dead(struct runner *r, const char *raw, size_t len, const struct job *j,
-		    const char *reason, const char *source, long attempts)
+		    long epoch, const char *reason, const char *source, long attempts)
 {
 	char *ev = NULL, *bad_id = NULL, *bad_reply = NULL;
 	const char *id, *reply_to;
@@ -88,7 +89,7 @@ static void to_dead(struct runner *r, const char *raw, size_t len, const struct 
 			ev = finalize_event_json("dead", bad_id, NULL, NULL, NULL, reason, 0, NULL);
 	}
 	log_warn(id, NULL, "job to the dead letters (%s): %s", source, reason);
-	if (queue_dead(&r->io.q, raw, len, id, reason, source, attempts, ev, reply_to,
+	if (queue_dead(&r->io.q, raw, len, id, epoch, reason, source, attempts, ev, reply_to,
 		       &skipped) != 0)
 		log_error(id, NULL, "could not dead-letter the job (%s); it stays claimed and is "
 			  "handled again", r->io.q.err);
@@ -131,61 +132,66 @@ static void fill_metadata(const struct runner *r, const struct job *j, const cha
 	m->ratio = req->ratio ? req->ratio : KIE_DEFAULT_RATIO;
 }
 
-/* The task exists: record it, save the pending record, hand it to the pollers. Also the
- * resume path for a job recovered after its task was recorded. */
+/* The task exists: record it (owner or not: a paid task id is never dropped), save the
+ * pending record, hand it to the pollers. Also the resume path for a job whose task was
+ * recorded before its worker died (already_recorded). */
 static void handoff(struct runner *r, const char *raw, size_t len, const struct job *j,
 		    const char *prompt, const struct kie_task_request *req, const char *task_id,
 		    long attempts, int already_recorded)
 {
 	struct task_metadata m;
 	char err[600];
-	cJSON *rec;
-	char *rec_json, *meta_json;
+	cJSON *rec, *existing = NULL;
+	char *rec_json;
+	enum record_outcome ro = already_recorded ? RECORD_SAME : RECORD_RECORDED;
+	int g;
 
 	fill_metadata(r, j, prompt, req, task_id, &m);
 	rec = metadata_pending(&m, util_now_ms());
 	rec_json = cJSON_PrintUnformatted(rec);
-	meta_json = j->meta_raw ? util_strdup(j->meta_raw) : NULL;
 	if (!already_recorded &&
-	    queue_record_task(&r->io.q, j->id, task_id, job_type_str(j->type), j->reply_to, rec_json,
-			      meta_json, attempts) != 0) {
+	    queue_record_task(&r->io.q, j->id, task_id, job_type_str(j->type), j->reply_to,
+			      rec_json, j->meta_raw, attempts, 0, &ro) != 0) {
 		/* only after the grace period, with Redis still down */
 		log_error(j->id, task_id, "TASK CREATED BUT NOT RECORDED (Redis unreachable at "
-			  "shutdown): KIE's callback carries jobId=%s; recover it by hand", j->id);
+			  "shutdown): its callback carries jobId=%s and adopts it; else recover it "
+			  "by hand", j->id);
 		goto out;
 	}
-	if (already_recorded) {
-		cJSON *existing = NULL;
-		if (metadata_store_get(r->io.ms, task_id, &existing, err, sizeof(err)) == 0) {
-			cJSON_Delete(existing); /* already saved before the crash */
-			goto push;
-		}
+	if (ro == RECORD_DUPLICATE) {
+		log_warn(j->id, task_id, "the job already has another task: this one is recorded as "
+			 "its duplicate and collected");
+		queue_release_copy(&r->io.q, raw, len);
+		goto out;
 	}
-	if (metadata_store_put(r->io.ms, task_id, rec, err, sizeof(err)) != 0)
+	/* the pending record never replaces one that is already there (a callback may have
+	 * finalized the task first) */
+	g = metadata_store_get(r->io.ms, task_id, &existing, err, sizeof(err));
+	cJSON_Delete(existing);
+	if (g == 1 && metadata_store_put(r->io.ms, task_id, rec, err, sizeof(err)) != 0)
 		log_warn(j->id, task_id, "pending metadata not saved (%s); finalization writes "
 			 "the whole record", err);
-push:
-	if (queue_handoff_to_polling(&r->io.q, raw, len, task_id) != 0)
+	if (queue_handoff_to_polling(&r->io.q, raw, len, j->id, task_id) != 0)
 		log_error(j->id, task_id, "could not hand the task to the pollers (Redis down at "
 			  "shutdown); the job stays claimed and recovery resumes it");
 	else
 		log_info(j->id, task_id, "%s task (%s, attempt %ld); polling",
 			 already_recorded ? "resumed" : "created", job_type_str(j->type), attempts);
 out:
-	free(meta_json);
 	free(rec_json);
 	cJSON_Delete(rec);
 }
 
 /* KIE refused the createTask as a whole (429, 455): the pool backs off and the job takes
  * back its attempt. One log line per refusal storm, not one per runner. */
-static void refused(struct runner *r, const struct job *j, const struct kie_error *kerr)
+static void refused(struct runner *r, const struct job *j, long epoch,
+		    const struct kie_error *kerr)
 {
 	int first = 0;
 	long ms = limiter_penalize(&r->create, kerr->message, &first);
 	int64_t now = util_monotonic_ms();
 
-	queue_job_not_created(&r->io.q, j->id);
+	queue_job_not_created(&r->io.q, j->id, epoch);
 	if (first || now >= r->next_refusal_log) {
 		log_warn(j->id, NULL, "KIE refused createTask (%s): the pool waits %ld ms; the job "
 			 "keeps its attempts%s", kerr->message, ms,
@@ -197,11 +203,59 @@ static void refused(struct runner *r, const struct job *j, const struct kie_erro
 	}
 }
 
+/* The supervisor renews the lease of the job this runner owns (job_id NULL: none). */
+static void publish_slot(struct runner *r, const char *job_id, long epoch)
+{
+	struct runner_slot *sl = &r->w->slots[r->slot];
+	pthread_mutex_lock(&sl->mu);
+	util_strlcpy(sl->job_id, job_id ? job_id : "", sizeof(sl->job_id));
+	sl->epoch = epoch;
+	pthread_mutex_unlock(&sl->mu);
+}
+
+/* A second descriptor for a job id that is in flight, waiting or finished: it creates
+ * nothing, and its copy goes to the dead letters as a duplicate (no event, no state). */
+static void duplicate(struct runner *r, const char *raw, size_t len, const struct job *j,
+		      const struct job_claim *c)
+{
+	char why[700];
+	switch (c->outcome) {
+	case CLAIM_FINISHED:
+		snprintf(why, sizeof(why), "duplicate: job %s already finished as %s (task %s); "
+			 "not run again so it is not paid twice", j->id, c->state,
+			 c->task_id[0] ? c->task_id : "none");
+		break;
+	case CLAIM_OWNED:
+		snprintf(why, sizeof(why), "duplicate: job %s is being run by %s; this copy "
+			 "creates nothing", j->id, c->owner);
+		break;
+	default:
+		snprintf(why, sizeof(why), "duplicate: job %s is waiting for the task of a "
+			 "createTask whose outcome is unknown to be adopted; this copy creates "
+			 "nothing", j->id);
+		break;
+	}
+	log_warn(j->id, NULL, "%s", why);
+	queue_dead(&r->io.q, raw, len, NULL, 0, why, "duplicate", c->attempts, NULL, NULL, NULL);
+}
+
+static void uncertain(struct runner *r, const char *raw, size_t len, const struct job *j,
+		      long epoch, const char *why)
+{
+	log_warn(j->id, NULL, "%s; the job waits up to %ld ms for its task to be adopted (a "
+		 "callback with jobId=%s, or the late recording of its task)", why,
+		 r->w->cfg->uncertain_window_ms, j->id);
+	if (queue_job_uncertain(&r->io.q, raw, len, j->id, epoch, r->w->cfg->uncertain_window_ms,
+				why) != 0)
+		log_error(j->id, NULL, "could not mark the job uncertain (%s); it stays claimed",
+			  r->io.q.err);
+}
+
 static void process(struct runner *r, const struct rconn_bulk *b)
 {
 	const struct config *cfg = r->w->cfg;
 	struct job *j;
-	struct job_record jr;
+	struct job_claim c;
 	struct kie_task_request req;
 	struct kie_error kerr;
 	struct job_decision d;
@@ -209,7 +263,7 @@ static void process(struct runner *r, const struct rconn_bulk *b)
 	const char *raw = b->data;
 	size_t len = b->len;
 	long attempt = 0, max_attempts;
-	enum job_state st;
+	int fenced = 0;
 
 	if (!b->kept) { /* never read whole: its size, hash and head go to the dead letters */
 		snprintf(err, sizeof(err), "descriptor is %zu bytes; the limit is %ld "
@@ -224,7 +278,7 @@ static void process(struct runner *r, const struct rconn_bulk *b)
 	}
 	j = job_parse(raw, len, &r->w->parse_opts, err, sizeof(err));
 	if (!j) {
-		to_dead(r, raw, len, NULL, err, "parse", 0);
+		to_dead(r, raw, len, NULL, 0, err, "parse", 0);
 		return;
 	}
 	if (j->id_generated) {
@@ -235,34 +289,50 @@ static void process(struct runner *r, const struct rconn_bulk *b)
 		raw = owned;
 		len = nlen;
 	}
-	if (queue_job_get(&r->io.q, j->id, &jr) != 0)
+	/* one owner per job id: everything below acts only while this consumer owns it */
+	if (queue_job_claim(&r->io.q, j->id, raw, len, cfg->heartbeat_ttl_ms, cfg->max_recoveries,
+			    job_type_str(j->type), j->reply_to, j->meta_raw,
+			    j->callback_final != NULL, &c) != 0)
 		goto out;
 	prompt = job_build_prompt(j, r->w->prompts, err, sizeof(err));
+	if (prompt) {
+		job_to_request(j, prompt, &req);
+		req.callback_url = j->callback_final;
+	}
+	switch (c.outcome) {
+	case CLAIM_FINISHED:
+	case CLAIM_OWNED:
+	case CLAIM_UNCERTAIN:
+		duplicate(r, raw, len, j, &c);
+		goto out;
+	case CLAIM_HAS_TASK: /* recorded before its worker died: never create again */
+		if (prompt)
+			handoff(r, raw, len, j, prompt, &req, c.task_id, c.attempts, 1);
+		else
+			queue_handoff_to_polling(&r->io.q, raw, len, j->id, c.task_id);
+		goto out;
+	case CLAIM_OK:
+	case CLAIM_TAKEOVER:
+	case CLAIM_TOO_MANY_RECOVERIES:
+		break;
+	}
+	publish_slot(r, j->id, c.epoch);
+	if (c.outcome == CLAIM_TOO_MANY_RECOVERIES) {
+		snprintf(err, sizeof(err), "recovered from %ld dead workers (limit %ld, "
+			 "KIE_MAX_RECOVERIES): this job may be what kills them", c.recoveries,
+			 cfg->max_recoveries);
+		to_dead(r, raw, len, j, c.epoch, err, "recovery", c.attempts);
+		goto out;
+	}
+	if (c.outcome == CLAIM_TAKEOVER) {
+		uncertain(r, raw, len, j, c.epoch, "the job's last worker stopped during createTask "
+			  "(it died, or lost Redis): a task may exist");
+		goto out;
+	}
 	if (!prompt) {
-		to_dead(r, raw, len, j, err, "prompt", jr.attempts);
+		to_dead(r, raw, len, j, c.epoch, err, "prompt", c.attempts);
 		goto out;
 	}
-	job_to_request(j, prompt, &req);
-	req.callback_url = j->callback_final;
-
-	if (jr.state[0] && job_state_parse(jr.state, &st) == 0 &&
-	    (st == JOB_STATE_COMPLETED || st == JOB_STATE_FAILED)) {
-		snprintf(err, sizeof(err), "duplicate: job %s already finished as %s (task %s); "
-			 "not run again so it is not paid twice", j->id, jr.state,
-			 jr.task_id[0] ? jr.task_id : "none");
-		/* no event and no state change: the job's real outcome stands */
-		log_warn(j->id, NULL, "%s", err);
-		queue_dead(&r->io.q, raw, len, NULL, err, "duplicate", jr.attempts, NULL, NULL, NULL);
-		goto out;
-	}
-	if (jr.task_id[0]) { /* recovered after its task was recorded: never create again */
-		handoff(r, raw, len, j, prompt, &req, jr.task_id, jr.attempts, 1);
-		goto out;
-	}
-	if (strcmp(jr.state, "creating") == 0)
-		log_warn(j->id, NULL, "job was mid-createTask when its worker died: if KIE answered "
-			 "before the crash, an unrecorded task exists (its callback carries this "
-			 "job id)");
 
 	max_attempts = j->max_attempts ? j->max_attempts : cfg->job_max_attempts;
 	for (;;) {
@@ -274,8 +344,15 @@ static void process(struct runner *r, const struct rconn_bulk *b)
 		if (r->create.waits)
 			log_debug(j->id, NULL, "waited for a createTask slot (%ld sleeps, %ld for a "
 				  "backoff)", r->create.waits, r->create.blocked_waits);
-		if (queue_job_creating(&r->io.q, j->id, job_type_str(j->type), &attempt) != 0)
+		if (queue_job_creating(&r->io.q, j->id, c.epoch, &attempt, &fenced) != 0)
 			goto out;
+		if (fenced) { /* another consumer took the job over: it creates, not us */
+			log_warn(j->id, NULL, "the job was taken over by another worker (this one "
+				 "lost its lease); this copy is released and creates nothing");
+			limiter_unuse(&r->create);
+			queue_release_copy(&r->io.q, raw, len);
+			goto out;
+		}
 		free(task_id);
 		task_id = NULL;
 		rc = kie_client_create_task(r->io.kie, &req, &task_id, &kerr);
@@ -283,7 +360,7 @@ static void process(struct runner *r, const struct rconn_bulk *b)
 				       rnd32(), &d);
 		if (d.action != JOB_ACT_BACKOFF)
 			break;
-		refused(r, j, &kerr);
+		refused(r, j, c.epoch, &kerr);
 	}
 	switch (d.action) {
 	case JOB_ACT_HANDOFF:
@@ -291,7 +368,8 @@ static void process(struct runner *r, const struct rconn_bulk *b)
 		break;
 	case JOB_ACT_RETRY:
 		log_warn(j->id, NULL, "%s", d.reason);
-		queue_retry_later(&r->io.q, raw, len, j->id, util_now_ms() + d.delay_ms, d.reason);
+		queue_retry_later(&r->io.q, raw, len, j->id, c.epoch, util_now_ms() + d.delay_ms,
+				  d.reason);
 		break;
 	case JOB_ACT_PAUSE: {
 		/* 402: until credits are back (the supervisor asks KIE); 401/433: for a while */
@@ -300,16 +378,20 @@ static void process(struct runner *r, const struct rconn_bulk *b)
 			  credits ? " (until a credit probe sees credits, or kie resume)" : "");
 		queue_pause_set(&r->io.q, credits ? "credits" : "account",
 				credits ? 0 : d.pause_ms, kerr.message, NULL);
-		queue_requeue_front(&r->io.q, raw, len, j->id);
+		queue_requeue_front(&r->io.q, raw, len, j->id, c.epoch);
 		break;
 	}
+	case JOB_ACT_UNCERTAIN:
+		uncertain(r, raw, len, j, c.epoch, d.reason);
+		break;
 	case JOB_ACT_DEAD:
-		to_dead(r, raw, len, j, d.reason, "kie", attempt);
+		to_dead(r, raw, len, j, c.epoch, d.reason, "kie", attempt);
 		break;
 	case JOB_ACT_BACKOFF:
 		break; /* not reached: the loop above waits those out */
 	}
 out:
+	publish_slot(r, NULL, 0);
 	free(task_id);
 	free(prompt);
 	free(owned);
@@ -344,7 +426,8 @@ void *runner_main(void *arg)
 	long leftover_delay_ms = 0;
 
 	r.w = arg;
-	queue_consumer_id(cid, sizeof(cid), r.w->id, atomic_fetch_add(&r.w->next_slot, 1));
+	r.slot = atomic_fetch_add(&r.w->next_slot, 1);
+	queue_consumer_id(cid, sizeof(cid), r.w->id, r.slot);
 	if (worker_io_open(r.w, &r.io, "runner", cid) != 0)
 		goto out;
 	worker_limiter(r.w, &r.io, &r.create, 1, cid);

@@ -2,12 +2,15 @@
  * alive, returns dead workers' jobs to the queue, moves due retries back, and while the
  * pool is paused for credits (402) asks KIE for the balance and lifts the pause. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "finalize.h"
 #include "kie_client.h"
 #include "log.h"
 #include "queue.h"
+#include "util.h"
 #include "util.h"
 #include "worker.h"
 
@@ -45,6 +48,67 @@ static void credit_probe(struct worker *w, struct queue *q, struct kie_client **
 		log_info(NULL, NULL, "credits are back (balance %.0f): the pool resumes", credits);
 }
 
+/* Uncertain jobs whose window ended without their task: KIE_UNCERTAIN_POLICY decides. */
+static void uncertain_due(struct worker *w, struct queue *q)
+{
+	const struct config *cfg = w->cfg;
+	char **ids = NULL;
+	size_t n = 0;
+
+	if (queue_uncertain_due(q, 100, &ids, &n) != 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct uncertain_job u;
+		char reason[700], *ev = NULL;
+		int create, acted = 0;
+
+		if (queue_uncertain_get(q, ids[i], &u) != 0) {
+			free(ids[i]);
+			continue;
+		}
+		create = strcmp(cfg->uncertain_policy, "create") == 0 ||
+			 (strcmp(cfg->uncertain_policy, "auto") == 0 && u.callback);
+		if (create) {
+			snprintf(reason, sizeof(reason), "no task was adopted within %ld ms "
+				 "(KIE_UNCERTAIN_WINDOW_MS) of a createTask whose outcome was unknown; "
+				 "created again (KIE_UNCERTAIN_POLICY=%s)", cfg->uncertain_window_ms,
+				 cfg->uncertain_policy);
+		} else {
+			snprintf(reason, sizeof(reason), "uncertain: createTask's outcome stayed unknown "
+				 "for %ld ms (KIE_UNCERTAIN_WINDOW_MS) and no task was adopted; KIE may "
+				 "have created (and charged) one: check before replaying%s",
+				 cfg->uncertain_window_ms, u.callback ? "" : " (no callback URL: "
+				 "set KIE_CALLBACK_URL so such tasks are adopted)");
+			ev = finalize_event_json("dead", ids[i], NULL, u.type, NULL, reason, u.attempts,
+						 u.meta);
+		}
+		if (queue_uncertain_resolve(q, ids[i], &u, create, reason, ev, &acted) == 0 &&
+		    acted)
+			log_warn(ids[i], NULL, "%s", reason);
+		free(ev);
+		queue_uncertain_free(&u);
+		free(ids[i]);
+	}
+	free(ids);
+}
+
+/* The leases of the jobs the runners own, for the heartbeat step. */
+static void read_slots(struct worker *w, char (*ids)[JOB_ID_MAX + 1], const char **ptrs,
+		       long *epochs, int n)
+{
+	for (int i = 0; i < n; i++) {
+		ids[i][0] = '\0';
+		epochs[i] = 0;
+		if (i < (int)w->cfg->concurrency) {
+			pthread_mutex_lock(&w->slots[i].mu);
+			util_strlcpy(ids[i], w->slots[i].job_id, sizeof(ids[i]));
+			epochs[i] = w->slots[i].epoch;
+			pthread_mutex_unlock(&w->slots[i].mu);
+		}
+		ptrs[i] = ids[i];
+	}
+}
+
 void *supervisor_main(void *arg)
 {
 	struct worker *w = arg;
@@ -52,9 +116,15 @@ void *supervisor_main(void *arg)
 	struct rconn rc;
 	struct queue q;
 	char info[256], host[128] = "?";
-	int64_t next_beat = 0, next_recovery = 0, next_beat_log = 0;
+	int64_t next_beat = 0, next_recovery = 0, next_beat_log = 0, beating_since = -1;
 	long beat_ms = cfg->heartbeat_ttl_ms / 3, beat_failures = 0;
+	unsigned long drops_seen = 0;
 	struct kie_client *kie = NULL;
+	/* the runners' consumers, then the callback consumer (its claimed callbacks) */
+	int nbeat = (int)cfg->concurrency + 1;
+	char (*slot_ids)[JOB_ID_MAX + 1] = util_xcalloc((size_t)nbeat, sizeof(*slot_ids));
+	const char **slot_ptrs = util_xcalloc((size_t)nbeat, sizeof(char *));
+	long *slot_epochs = util_xcalloc((size_t)nbeat, sizeof(long));
 
 	if (beat_ms < 300)
 		beat_ms = 300;
@@ -69,8 +139,14 @@ void *supervisor_main(void *arg)
 	while (!w->hard_stop) {
 		int64_t now = util_monotonic_ms();
 		if (now >= next_beat) {
-			if (queue_heartbeat(&q, cfg->heartbeat_ttl_ms, info, (int)cfg->concurrency) == 0) {
+			read_slots(w, slot_ids, slot_ptrs, slot_epochs, nbeat);
+			if (queue_heartbeat(&q, cfg->heartbeat_ttl_ms, info, nbeat, slot_ptrs,
+					    slot_epochs) == 0) {
 				next_beat = now + beat_ms;
+				/* beating without a gap since: a lost connection restarts the count */
+				if (beating_since < 0 || rc.drops != drops_seen)
+					beating_since = now;
+				drops_seen = rc.drops;
 				if (beat_failures)
 					log_info(NULL, NULL, "heartbeat written again after %ld failure(s)",
 						 beat_failures);
@@ -78,6 +154,7 @@ void *supervisor_main(void *arg)
 			} else {
 				/* e.g. OOM or READONLY: try again soon, but say so once per 10 s */
 				next_beat = now + 250;
+				beating_since = -1;
 				if (beat_failures++ == 0 || now >= next_beat_log) {
 					log_error(NULL, NULL, "heartbeat not written (%s); %ld failure(s) so "
 						  "far", q.err, beat_failures);
@@ -88,7 +165,14 @@ void *supervisor_main(void *arg)
 		if (!w->stopping && now >= next_recovery) {
 			long back = 0, dead = 0, moved = 0;
 			next_recovery = now + cfg->recovery_interval_ms;
-			queue_recover_dead_workers(&q, cfg->max_recoveries, w->max_keep, &back, &dead);
+			/* Dead means dead: judge others only after this worker has itself been
+			 * heartbeating for a whole TTL without a gap. After Redis comes back (a
+			 * restart, a failover, this worker cut off) every heartbeat may have
+			 * expired; the live ones are renewed within that grace. */
+			if (beating_since >= 0 && now - beating_since >= cfg->heartbeat_ttl_ms)
+				queue_recover_dead_workers(&q, cfg->max_recoveries, w->max_keep, &back,
+							   &dead);
+			uncertain_due(w, &q);
 			queue_promote_delayed(&q, util_now_ms(), &moved);
 			if (moved)
 				log_info(NULL, NULL, "%ld retr%s due, back on the queue", moved,
@@ -99,5 +183,8 @@ void *supervisor_main(void *arg)
 	}
 	kie_client_free(kie);
 	rconn_close(&rc);
+	free(slot_ids);
+	free(slot_ptrs);
+	free(slot_epochs);
 	return NULL;
 }

@@ -3,6 +3,7 @@
 #ifndef KIE_WORKER_H
 #define KIE_WORKER_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 
@@ -15,6 +16,13 @@
 #include "prompts.h"
 #include "queue.h"
 #include "rconn.h"
+
+/* The job a runner owns right now: the supervisor renews its lease with the heartbeat. */
+struct runner_slot {
+	pthread_mutex_t mu;
+	char job_id[JOB_ID_MAX + 1]; /* "" when none */
+	long epoch;
+};
 
 struct worker {
 	const struct config *cfg;
@@ -31,6 +39,7 @@ struct worker {
 	atomic_long jobs_done, polls_done;
 	atomic_int next_slot;            /* runners take consumer slots 0..concurrency-1 */
 	atomic_int next_poller;
+	struct runner_slot *slots;       /* one per runner (consumer slot) */
 };
 
 /* What each runner and poller thread owns: its Redis connection and queue view, its
@@ -56,5 +65,6 @@ void worker_io_close(struct worker_io *io);
 void *runner_main(void *arg);
 void *poller_main(void *arg);
 void *supervisor_main(void *arg);
+void *callbacks_main(void *arg);
 
 #endif

@@ -206,6 +206,9 @@ class Worker:
         # that are not about them lift them, the limiter tests set them back
         "KIE_CREATE_LIMIT": 100000, "KIE_CREATE_WINDOW_MS": 1000, "KIE_POLL_RATE": 10000,
         "KIE_RATE_BACKOFF_MS": 200, "KIE_CREDIT_PROBE_MS": 300,
+        # no callback reaches these workers (port 9): a createTask of unknown outcome waits
+        # this long, then KIE_UNCERTAIN_POLICY=auto creates it again
+        "KIE_UNCERTAIN_WINDOW_MS": 3000,
         # KIE learns the job id only through callBackUrl; nothing listens on port 9,
         # so the fake's callbacks fail (and polling finalizes), as when a callback is lost
         "KIE_CALLBACK_URL": "http://127.0.0.1:9/api/kie/callback",

@@ -45,7 +45,13 @@ def dead(r):
 def wait_events(r, n, timeout=60):
     def state():
         held = {k: r.lrange(k, 0, -1) for k in r.keys(f"{PREFIX}:processing:*") if r.llen(k)}
-        return (f"{n} completion events (have {len(events(r))}; queue {r.llen(PREFIX + ':queue')}"
+        unc = {j: r.hgetall(f"{PREFIX}:job:{j}") for j in r.zrange(PREFIX + ':uncertain', 0, 4)}
+        done = {e["jobId"] for e in events(r)}
+        missing = [k.split(":", 2)[2] for k in r.keys(f"{PREFIX}:job:*")
+                   if k.split(":", 2)[2] not in done][:3]
+        miss = {m: r.hgetall(f"{PREFIX}:job:{m}") for m in missing}
+        return (f"{n} completion events (uncertain {r.zcard(PREFIX + ':uncertain')} {unc}; "
+                f"missing {miss}; have {len(events(r))}; queue {r.llen(PREFIX + ':queue')}"
                 f", polling {r.llen(PREFIX + ':polling')}, poll:due {r.zcard(PREFIX + ':poll:due')}"
                 f", dead {r.llen(PREFIX + ':dead')}, held {held})")
     return wait_for(lambda: len(events(r)) >= n and events(r), timeout, what=state)
@@ -163,7 +169,8 @@ def test_kill9_twenty_times_every_job_completes(redis_server, r, fake_kie, worke
     # the task id: the replacement finds the job in state "creating" without a task id
     # and logs it. Every duplicated job must have that warning.
     logs = "".join(w.log() for w in all_workers)
-    mid_create = set(re.findall(r"job=(\S+) task=- job was mid-createTask", logs))
+    mid_create = set(re.findall(r"job=(\S+) task=- the job's last worker stopped during "
+                                r"createTask", logs))
     assert set(dups) <= mid_create, (dups, mid_create)
     print(f"\nkill -9 x20: {n} jobs, {stats['creates_total']} tasks created, "
           f"{extra} duplicate task(s) in {len(dups)} job(s); "
@@ -353,15 +360,24 @@ def test_out_of_credits_pauses_the_pool_and_burns_nothing(redis_server, r, fake_
     assert "credits are back" in w.log() and not r.exists(f"{PREFIX}:pause")
 
 
-def test_ambiguous_create_is_not_retried(redis_server, r, fake_kie, workers):
+def test_uncertain_create_without_callbacks_is_not_retried_blindly(redis_server, r, fake_kie,
+                                                                   workers):
+    # HTTP 500 after KIE created the task, and no callback can reach the worker: the job
+    # waits uncertain for KIE_UNCERTAIN_WINDOW_MS, then (policy dead) is dead-lettered as
+    # "may have been created" — never created a second time
     fake_kie.config(fail_next_create_http500=1)  # the first one creates the task, then 500s
     r.lpush(f"{PREFIX}:queue", job("amb-1"))
-    workers(redis_server.url, fake_kie.url)
+    workers(redis_server.url, fake_kie.url, KIE_UNCERTAIN_POLICY="dead")
+    wait_for(lambda: r.hget(f"{PREFIX}:job:amb-1", "state") == "uncertain", 20,
+             what="the uncertain state")
+    assert r.zscore(f"{PREFIX}:uncertain", "amb-1") is not None
     ev = wait_events(r, 1)[0]
     assert ev["status"] == "dead"
     d = dead(r)[0]
-    assert d["reason"].startswith("ambiguous")
-    assert fake_kie.stats()["creates_by_job"].get("amb-1", 0) <= 1
+    assert d["reason"].startswith("uncertain") and d["source"] == "uncertain", d
+    assert d["raw"] == job("amb-1")
+    assert fake_kie.stats()["creates_by_job"].get("amb-1", 0) == 1
+    assert r.zcard(f"{PREFIX}:uncertain") == 0
 
 
 def test_duplicate_job_id_is_not_paid_twice(redis_server, r, fake_kie, workers):

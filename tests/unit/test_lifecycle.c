@@ -61,8 +61,9 @@ static void after_create(void **state)
 
 	e = err_of(KIE_ERR_AMBIGUOUS, "HTTP 500");
 	lifecycle_after_create(&e, 1, 3, &P, 0, &d);
-	assert_int_equal(d.action, JOB_ACT_DEAD); /* never re-create blindly */
-	assert_int_equal(strncmp(d.reason, "ambiguous", 9), 0);
+	assert_int_equal(d.action, JOB_ACT_UNCERTAIN); /* never re-create blindly */
+	assert_string_equal(job_state_str(d.next), "uncertain");
+	assert_int_equal(strncmp(d.reason, "uncertain", 9), 0);
 
 	e = err_of(KIE_ERR_PERMANENT, "KIE code 422: bad ratio");
 	lifecycle_after_create(&e, 1, 3, &P, 0, &d);
