@@ -4,6 +4,8 @@
 #   make test TEST_PREFIX=valgrind   unit tests under valgrind (plain build)
 #   make WERROR=0   do not turn warnings into errors;  V=1 shows full commands
 #   make SANITIZER=address,undefined  sanitized build into build/san/
+#   make fuzz       libFuzzer targets (clang) into build/fuzz/, each run FUZZ_SECONDS (300)
+#   make fuzz-smoke each target 8 s, as part of make test (fuzz/README.md)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
@@ -49,7 +51,7 @@ CLI_OBJ    := $(B)/worker/cli.o
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit system clean install demo
+.PHONY: all deps test unit system clean install demo fuzz fuzz-smoke fuzz-build fuzz-known
 all: $(B)/libkie.a $(B)/kie $(B)/kie-worker
 
 deps:
@@ -72,9 +74,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libkie.a
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libkie.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
-# `make test`: installs what is missing, builds sanitized, runs unit then system tests.
+# `make test`: installs what is missing, builds sanitized, runs unit tests, an 8 s fuzz run
+# of each fuzz target, then system tests.
 test: deps
 	$(MAKE) --no-print-directory SANITIZER=address,undefined unit-run
+	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory SANITIZER=address,undefined system-run
 
 unit: ; $(MAKE) --no-print-directory SANITIZER=address,undefined unit-run
@@ -92,6 +96,59 @@ unit-run: $(UNIT_BIN)
 
 system-run: all
 	KIE_BIN_DIR=$(CURDIR)/$(B) $(PYTHON) -m pytest -q tests/system $(PYTEST_ARGS)
+
+# Fuzzing: clang with libFuzzer, ASan and UBSan; the library compiled again into build/fuzz/
+# (apart from the gcc builds). A violated invariant aborts and leaves its input in
+# build/fuzz/artifacts/. FUZZ_KNOWN_BUGS=1 skips the invariants fuzz/README.md lists as known.
+FUZZ_CC         ?= clang
+FUZZ_SECONDS    ?= 300
+FUZZ_KNOWN_BUGS ?= 1
+FB              := build/fuzz
+FUZZ_SAN        := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(WARN) \
+                   -Wno-unknown-warning-option -MMD -MP -pthread -Icommon -Ifuzz \
+                   $(shell pkg-config --cflags $(PKGS)) $(FUZZ_SAN)
+FUZZ_TARGETS    := $(notdir $(basename $(wildcard fuzz/fuzz_*.c)))
+FUZZ_BIN        := $(FUZZ_TARGETS:%=$(FB)/%)
+FUZZ_LIB_OBJ    := $(LIB_SRC:%.c=$(FB)/%.o)
+# -max_len per target: descriptors up to the 64 KiB default cap; the URL target past the
+# callback URL's 8 KiB buffer
+FUZZ_MAXLEN_fuzz_descriptor     := 65536
+FUZZ_MAXLEN_fuzz_json_strict    := 8192
+FUZZ_MAXLEN_fuzz_kie_response   := 8192
+FUZZ_MAXLEN_fuzz_metadata_merge := 4096
+FUZZ_MAXLEN_fuzz_url            := 12000
+
+$(FB)/common/%.o: common/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CLANG,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FB)/fuzz/%.o: fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CLANG,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FB)/libkie.a: $(FUZZ_LIB_OBJ)
+	$(call say,AR,$@)$(AR) rcs $@ $^
+
+$(FB)/fuzz_%: $(FB)/fuzz/fuzz_%.o $(FB)/fuzz/invariant.o $(FB)/libkie.a
+	$(call say,LINK,$@)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+.SECONDARY: $(FUZZ_TARGETS:%=$(FB)/fuzz/%.o) $(FB)/fuzz/invariant.o
+
+# every target runs even when one fails; the make fails if any did
+fuzz-run-all = @fail=0; $(foreach t,$(FUZZ_TARGETS),FUZZ_KNOWN_BUGS=$(FUZZ_KNOWN_BUGS) \
+	./fuzz/run.sh $(t) $(1) $(FUZZ_MAXLEN_$(t)) || fail=1;) test $$fail -eq 0
+
+fuzz: fuzz-build
+	$(call fuzz-run-all,$(FUZZ_SECONDS))
+
+fuzz-smoke: fuzz-build
+	$(call fuzz-run-all,8)
+
+# the known bugs' reproducers (fuzz/known/): which still fail, which are fixed
+fuzz-known: fuzz-build
+	@./fuzz/replay-known.sh
 
 demo: deps all
 	./scripts/demo.sh

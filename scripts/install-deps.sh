@@ -5,6 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config
 libhiredis-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libssl-dev libcmocka-dev
+clang libclang-rt-14-dev
 redis-server redis-tools
 python3 python3-pytest python3-redis python3-botocore
 nodejs npm curl docker-compose"
