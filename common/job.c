@@ -68,6 +68,19 @@ void job_free(struct job *j)
 	free(j);
 }
 
+/* A producer's string as a reason may quote it: at most 64 bytes cut at a character
+ * boundary, control characters shown as '?' (a reason goes into logs and events). */
+static const char *shown(const char *s, char *buf, size_t n)
+{
+	util_strlcpy(buf, s, n < 65 ? n : 65);
+	util_utf8_cut(buf, 64);
+	util_utf8_sanitize(buf);
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return buf;
+}
+
 /* Field readers: 0 ok (absent is ok unless required), -1 error with err filled. */
 static int get_str(const cJSON *o, const char *where, const char *name, int required,
 		   size_t max_len, char **out, char *err, size_t errlen)
@@ -183,7 +196,9 @@ static int check_fields(const cJSON *o, const char *where, const char *const *al
 		for (const char *const *a = allowed; *a; a++)
 			ok |= strcmp(*a, f->string) == 0;
 		if (!ok) {
-			snprintf(err, errlen, "%sunknown field \"%.64s\"", where, f->string);
+			char b[72];
+			snprintf(err, errlen, "%sunknown field \"%s\"", where,
+				 shown(f->string, b, sizeof(b)));
 			return -1;
 		}
 	}
@@ -355,9 +370,10 @@ static int check_reply_to(const char *reply_to, const char *prefix, char *err, s
 	n = strlen(prefix);
 	if (strncmp(reply_to, prefix, n) == 0 && reply_to[n] == ':' &&
 	    strncmp(reply_to + n + 1, "replies:", 8) != 0) {
-		snprintf(err, errlen, "replyTo \"%.200s\" is one of the worker's own keys (under "
-			 "\"%s:\"); use a key of your own, or one under \"%s:replies:\"", reply_to,
-			 prefix, prefix);
+		char b[72];
+		snprintf(err, errlen, "replyTo \"%s\" is one of the worker's own keys (under "
+			 "\"%s:\"); use a key of your own, or one under \"%s:replies:\"",
+			 shown(reply_to, b, sizeof(b)), prefix, prefix);
 		return -1;
 	}
 	return 0;
@@ -427,8 +443,9 @@ struct job *job_parse(const char *bytes, size_t len, const struct job_parse_opts
 	if (get_str(root, "", "type", 1, 64, &type, err, errlen))
 		goto fail;
 	if (job_type_parse(type, &j->type) != 0) {
-		snprintf(err, errlen, "type \"%.64s\" is unknown (generate_image, model_pose, "
-			 "extract_clothing, outfit_change_v2, raw)", type);
+		char b[72];
+		snprintf(err, errlen, "type \"%s\" is unknown (generate_image, model_pose, "
+			 "extract_clothing, outfit_change_v2, raw)", shown(type, b, sizeof(b)));
 		goto fail;
 	}
 	it = cJSON_GetObjectItemCaseSensitive(root, "input");
@@ -449,7 +466,9 @@ struct job *job_parse(const char *bytes, size_t len, const struct job_parse_opts
 	if (j->reply_to && check_reply_to(j->reply_to, o->prefix, err, errlen))
 		goto fail;
 	if (j->type == JOB_EXTRACT_CLOTHING && j->ratio && strcmp(j->ratio, "1:1") != 0) {
-		snprintf(err, errlen, "ratio \"%s\": extract_clothing always produces 1:1", j->ratio);
+		char b[72];
+		snprintf(err, errlen, "ratio \"%s\": extract_clothing always produces 1:1",
+			 shown(j->ratio, b, sizeof(b)));
 		goto fail;
 	}
 	it = cJSON_GetObjectItemCaseSensitive(root, "meta");

@@ -204,26 +204,49 @@ void metadata_merge(cJSON *record, const cJSON *fields)
 	clamp_updated_at(record);
 }
 
-int metadata_check_task_id(const char *id, char *err, size_t errlen)
+int metadata_task_key(const char *id, char out[METADATA_KEY_NAME_MAX], char *err, size_t errlen)
 {
-	size_t n = id ? strlen(id) : 0;
-	if (n == 0 || n > 200) {
-		snprintf(err, errlen, "task id is empty or longer than 200 bytes");
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = id ? strlen(id) : 0, k = 0;
+	int safe = n > 0 && n <= 200 && strcmp(id, ".") != 0 && strcmp(id, "..") != 0 &&
+		   id[0] != '~';
+
+	if (n == 0) {
+		snprintf(err, errlen, "task id is empty");
 		return -1;
 	}
-	if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
-		goto bad;
-	for (const char *p = id; *p; p++) {
+	for (const char *p = id; safe && *p; p++) {
 		char c = *p;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.' || c == ':'))
-			goto bad;
+		safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		       c == '-' || c == '_' || c == '.' || c == ':';
+	}
+	if (safe) {
+		memcpy(out, id, n + 1);
+		return 0;
+	}
+	/* "~" and percent-encoding: never a safe id (those cannot start with "~") */
+	out[k++] = '~';
+	for (const unsigned char *p = (const unsigned char *)id; *p && k + 3 < 200; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '_') {
+			out[k++] = (char)*p;
+		} else {
+			out[k++] = '%';
+			out[k++] = hex[*p >> 4];
+			out[k++] = hex[*p & 15];
+		}
+		if (!p[1]) {
+			out[k] = '\0';
+			return 0;
+		}
+	}
+	/* too long even so: "~h-" and the SHA-256 of the id */
+	{
+		char h[65];
+		crypto_sha256_hex(id, n, h);
+		snprintf(out, METADATA_KEY_NAME_MAX, "~h-%s", h);
 	}
 	return 0;
-bad:
-	snprintf(err, errlen, "task id \"%.60s\" has characters unsafe in a file name or key "
-		 "(allowed: A-Z a-z 0-9 - _ . :)", id);
-	return -1;
 }
 
 /* ---- the stores ---- */
@@ -374,7 +397,9 @@ int metadata_store_put(struct metadata_store *s, const char *task_id, const cJSO
 	char *json;
 	int rc;
 
-	if (metadata_check_task_id(task_id, err, errlen) != 0)
+	char name[METADATA_KEY_NAME_MAX];
+
+	if (metadata_task_key(task_id, name, err, errlen) != 0)
 		return -1;
 	json = cJSON_Print(record);
 	if (!json) {
@@ -383,11 +408,11 @@ int metadata_store_put(struct metadata_store *s, const char *task_id, const cJSO
 	}
 	if (s->s3) {
 		char key[512];
-		snprintf(key, sizeof(key), METADATA_KEY_PREFIX "%s.json", task_id);
+		snprintf(key, sizeof(key), METADATA_KEY_PREFIX "%s.json", name);
 		rc = s3_put(s->s3, key, json, strlen(json), "application/json", err, errlen);
 	} else {
 		char path[4200];
-		snprintf(path, sizeof(path), "%s/%s.json", s->dir, task_id);
+		snprintf(path, sizeof(path), "%s/%s.json", s->dir, name);
 		rc = fs_write_atomic(path, json, strlen(json), err, errlen);
 	}
 	free(json);
@@ -400,12 +425,14 @@ int metadata_store_get(struct metadata_store *s, const char *task_id, cJSON **ou
 	struct dbuf b;
 	int rc;
 
+	char name[METADATA_KEY_NAME_MAX];
+
 	*out = NULL;
-	if (metadata_check_task_id(task_id, err, errlen) != 0)
+	if (metadata_task_key(task_id, name, err, errlen) != 0)
 		return -1;
 	if (s->s3) {
 		char key[512];
-		snprintf(key, sizeof(key), METADATA_KEY_PREFIX "%s.json", task_id);
+		snprintf(key, sizeof(key), METADATA_KEY_PREFIX "%s.json", name);
 		rc = s3_get(s->s3, key, &b, METADATA_MAX_BYTES, err, errlen);
 		if (rc != 0) {
 			dbuf_free(&b);
@@ -415,7 +442,7 @@ int metadata_store_get(struct metadata_store *s, const char *task_id, cJSON **ou
 		char path[4200], chunk[8192];
 		size_t n;
 		FILE *f;
-		snprintf(path, sizeof(path), "%s/%s.json", s->dir, task_id);
+		snprintf(path, sizeof(path), "%s/%s.json", s->dir, name);
 		f = fopen(path, "rb");
 		if (!f) {
 			if (errno == ENOENT)

@@ -50,8 +50,14 @@ cJSON *metadata_result_fields(const struct kie_result *r, int64_t now_ms);
  * against ours), updatedAt is set to createdAt. */
 void metadata_merge(cJSON *record, const cJSON *fields);
 
-/* 0 when the task id is safe as an object key / file name, else -1 with err filled. */
-int metadata_check_task_id(const char *task_id, char *err, size_t errlen);
+/* The name a task's record is stored under (kie-tasks/<name>.json): any task id KIE
+ * returns gets one. An id of 1..200 bytes of A-Z a-z 0-9 - _ . : (not "." or "..") is
+ * its own name; any other is "~" and its percent-encoding (bytes outside A-Z a-z 0-9 -
+ * _), or "~h-<sha256 hex of the id>" when that passes 200 bytes. Injective: a plain
+ * name never starts with "~". -1 (err filled) only for an empty id. */
+#define METADATA_KEY_NAME_MAX 201
+int metadata_task_key(const char *task_id, char out[METADATA_KEY_NAME_MAX], char *err,
+		      size_t errlen);
 
 struct metadata_store;
 

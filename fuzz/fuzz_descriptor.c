@@ -31,7 +31,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
  *   return job_parse(b, len, &(struct job_parse_opts){.max_bytes = DESCRIPTOR_MAX_BYTES}, err, errlen); */
 static struct job *parse_descriptor(const char *b, size_t len, char *err, size_t errlen)
 {
-	return job_parse(b, len, DESCRIPTOR_MAX_BYTES, err, errlen);
+	static const struct job_parse_opts o = {
+		.max_bytes = DESCRIPTOR_MAX_BYTES, .default_model = "google/nano-banana-edit",
+		.prefix = "kie", .meta_max_bytes = 4096,
+		.default_callback_url = "https://app.example.com/api/kie/callback",
+	};
+	return job_parse(b, len, &o, err, errlen);
 }
 
 static void check_error(const char *what, const char *err)

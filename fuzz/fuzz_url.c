@@ -20,7 +20,7 @@ static void check_redis_url(const char *url)
 	char err[512];
 
 	err[0] = '\0';
-	if (rconn_parse_url(url, &a, err, sizeof(err)) != 0) {
+	if (rconn_parse_url(url, NULL, &a, err, sizeof(err)) != 0) {
 		INVARIANT("url.error", err[0] != '\0', "refused without a reason");
 		/* the password is never printed: look for it in front of its '@' */
 		const char *scheme = strstr(url, "://"), *at = strrchr(url, '@');

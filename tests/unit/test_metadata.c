@@ -169,13 +169,28 @@ static void updated_at_never_before_created_at(void **state)
 
 static void task_id_safety(void **state)
 {
-	char err[256];
-	assert_int_equal(metadata_check_task_id("task_google_1765178615729", err, sizeof(err)), 0);
-	assert_int_equal(metadata_check_task_id("../x", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "unsafe"));
-	assert_int_equal(metadata_check_task_id("a/b", err, sizeof(err)), -1);
-	assert_int_equal(metadata_check_task_id("..", err, sizeof(err)), -1);
-	assert_int_equal(metadata_check_task_id("", err, sizeof(err)), -1);
+	char err[256], name[METADATA_KEY_NAME_MAX], big[600];
+	assert_int_equal(metadata_task_key("task_google_1765178615729", name, err, sizeof(err)), 0);
+	assert_string_equal(name, "task_google_1765178615729");
+	/* any id KIE returns gets a name that is safe as a file name and an object key */
+	assert_int_equal(metadata_task_key("../x", name, err, sizeof(err)), 0);
+	assert_string_equal(name, "~%2E%2E%2Fx");
+	assert_int_equal(metadata_task_key("a/b", name, err, sizeof(err)), 0);
+	assert_string_equal(name, "~a%2Fb");
+	assert_int_equal(metadata_task_key("..", name, err, sizeof(err)), 0);
+	assert_string_equal(name, "~%2E%2E");
+	assert_int_equal(metadata_task_key("~x", name, err, sizeof(err)), 0);
+	assert_string_equal(name, "~%7Ex"); /* never equal to a plain id's name */
+	memset(big, 'a', 300);
+	big[300] = '\0';
+	assert_int_equal(metadata_task_key(big, name, err, sizeof(err)), 0);
+	assert_int_equal(strncmp(name, "~h-", 3), 0);
+	assert_int_equal(strlen(name), 3 + 64);
+	memset(big, '/', 100); /* 300 encoded bytes: hashed */
+	big[100] = '\0';
+	assert_int_equal(metadata_task_key(big, name, err, sizeof(err)), 0);
+	assert_int_equal(strncmp(name, "~h-", 3), 0);
+	assert_int_equal(metadata_task_key("", name, err, sizeof(err)), -1);
 }
 
 static void fs_store_end_to_end(void **state)
