@@ -223,7 +223,12 @@ static void fs_store_end_to_end(void **state)
 	assert_int_equal(metadata_store_get(s, "t_new", &got, err, sizeof(err)), 0);
 	assert_string_equal(cJSON_GetObjectItem(got, "taskId")->valuestring, "t_new");
 	cJSON_Delete(got);
-	assert_int_equal(metadata_store_put(s, "../evil", f, err, sizeof(err)), -1);
+	/* a task id unsafe as a file name is stored under its encoded name, inside the dir */
+	assert_int_equal(metadata_store_put(s, "../evil", f, err, sizeof(err)), 0);
+	assert_int_equal(metadata_store_get(s, "../evil", &got, err, sizeof(err)), 0);
+	cJSON_Delete(got);
+	snprintf(sub, sizeof(sub), "%s/kie-tasks/~%%2E%%2E%%2Fevil.json", dir);
+	assert_int_equal(access(sub, F_OK), 0);
 	cJSON_Delete(f);
 	/* atomic writes leave no temporary files */
 	snprintf(sub, sizeof(sub), "%s/kie-tasks", dir);
@@ -240,7 +245,7 @@ static void fs_store_end_to_end(void **state)
 		unlink(p);
 	}
 	closedir(d);
-	assert_int_equal(files, 2);
+	assert_int_equal(files, 3);
 	rmdir(sub);
 	rmdir(dir);
 	metadata_store_free(s);
