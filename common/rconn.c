@@ -394,9 +394,9 @@ int rconn_ensure(struct rconn *r)
 			return 0;
 		}
 		r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 100;
-		if (r->backoff_ms > 5000)
-			r->backoff_ms = 5000;
-		if (!logged || r->backoff_ms == 5000) {
+		if (r->backoff_ms > RCONN_BACKOFF_MAX_MS)
+			r->backoff_ms = RCONN_BACKOFF_MAX_MS;
+		if (!logged || r->backoff_ms == RCONN_BACKOFF_MAX_MS) {
 			log_warn(NULL, NULL, "%s: Redis %s:%d unreachable (%s); retrying in %ld ms",
 				 r->who, r->addr.unix_path[0] ? r->addr.unix_path : r->addr.host,
 				 r->addr.port, why, r->backoff_ms);

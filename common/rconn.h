@@ -30,6 +30,10 @@ struct rconn_addr {
 int rconn_parse_url(const char *url, const char *password, struct rconn_addr *out, char *err,
 		    size_t errlen);
 
+/* The longest pause between reconnection attempts (rconn_ensure backs off 100 ms,
+ * doubling, up to this). */
+#define RCONN_BACKOFF_MAX_MS 5000
+
 struct rconn {
 	redisContext *c;
 	struct rconn_addr addr;

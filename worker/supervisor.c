@@ -166,10 +166,12 @@ void *supervisor_main(void *arg)
 			long back = 0, dead = 0, moved = 0;
 			next_recovery = now + cfg->recovery_interval_ms;
 			/* Dead means dead: judge others only after this worker has itself been
-			 * heartbeating for a whole TTL without a gap. After Redis comes back (a
-			 * restart, a failover, this worker cut off) every heartbeat may have
-			 * expired; the live ones are renewed within that grace. */
-			if (beating_since >= 0 && now - beating_since >= cfg->heartbeat_ttl_ms)
+			 * heartbeating without a gap for a TTL plus the longest reconnect backoff.
+			 * After Redis comes back (a restart, a failover, this worker cut off)
+			 * every heartbeat may have expired; every live worker reconnects and
+			 * renews its own within that grace. */
+			if (beating_since >= 0 &&
+			    now - beating_since >= cfg->heartbeat_ttl_ms + RCONN_BACKOFF_MAX_MS)
 				queue_recover_dead_workers(&q, cfg->max_recoveries, w->max_keep, &back,
 							   &dead);
 			uncertain_due(w, &q);
