@@ -264,11 +264,11 @@ static redisReply *eval_must(struct queue *q, const char *script, int nkeys, con
 }
 
 static const char *const claim_names[] = {"claimed", "takeover", "has_task", "finished",
-					  "owned", "uncertain", "too_many_recoveries"};
+					  "owned", "uncertain", "too_many_recoveries", "paused"};
 
 const char *queue_claim_outcome_str(enum claim_outcome c)
 {
-	return (unsigned)c <= CLAIM_TOO_MANY_RECOVERIES ? claim_names[c] : "?";
+	return (unsigned)c <= CLAIM_PAUSED ? claim_names[c] : "?";
 }
 
 int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t len,
@@ -291,6 +291,8 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 		"if task ~= '' then return out('has_task') end "
 		"if owner ~= '' and owner ~= ARGV[1] and lease > now then return out('owned') end "
 		"if st == 'uncertain' then return out('uncertain') end "
+		/* paused after this runner looked: the job goes back untouched */
+		"if redis.call('EXISTS', KEYS[3]) == 1 then return out('paused') end "
 		"epoch = epoch + 1 "
 		"redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch, "
 		"  'lease', string.format('%d', now + tonumber(ARGV[2])), 'workerId', ARGV[1], "
@@ -305,8 +307,8 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 		"if st == '' or st == 'dead' then "
 		"  redis.call('HSET', KEYS[1], 'state', 'queued') st = 'queued' end "
 		"return out('claimed')";
-	char jkey[300], rec[128], sha[41], lease[32], maxr[32];
-	const char *keys[] = {jkey, rec};
+	char jkey[300], rec[128], pause[128], sha[41], lease[32], maxr[32];
+	const char *keys[] = {jkey, rec, pause};
 	const char *args[] = {q->worker_id, lease, sha, maxr, type, reply_to ? reply_to : "",
 			      meta ? meta : "", has_callback ? "1" : "0"};
 	redisReply *rep;
@@ -314,14 +316,15 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 	memset(out, 0, sizeof(*out));
 	key2(q, jkey, sizeof(jkey), "job", job_id);
 	queue_key(q, rec, sizeof(rec), "recoveries");
+	queue_key(q, pause, sizeof(pause), "pause");
 	crypto_sha1_hex(raw, len, sha);
 	snprintf(lease, sizeof(lease), "%ld", lease_ms);
 	snprintf(maxr, sizeof(maxr), "%ld", max_recoveries);
-	rep = eval(q, lua, 2, keys, 8, args, NULL);
+	rep = eval(q, lua, 3, keys, 8, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 7) {
 		redisReply **e = rep->element;
 		long long v;
-		for (int i = 0; i <= CLAIM_TOO_MANY_RECOVERIES; i++)
+		for (int i = 0; i <= CLAIM_PAUSED; i++)
 			if (e[0]->type == REDIS_REPLY_STRING && strcmp(e[0]->str, claim_names[i]) == 0)
 				out->outcome = (enum claim_outcome)i;
 		out->epoch = (long)e[1]->integer;
@@ -444,6 +447,20 @@ int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const
 	queue_key(q, rec, sizeof(rec), "recoveries");
 	key2(q, jkey, sizeof(jkey), "job", job_id);
 	return ok_reply(eval_must(q, lua, 4, keys, 3, args, lens));
+}
+
+int queue_unclaim(struct queue *q, const char *raw, size_t len)
+{
+	static const char lua[] =
+		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
+		"redis.call('RPUSH', KEYS[2], ARGV[1]) return 1";
+	char proc[300], queue[128];
+	const char *keys[] = {proc, queue};
+	const char *args[] = {raw};
+	size_t lens[] = {len};
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	queue_key(q, queue, sizeof(queue), "queue");
+	return ok_reply(eval(q, lua, 2, keys, 1, args, lens));
 }
 
 int queue_release_copy(struct queue *q, const char *raw, size_t len)

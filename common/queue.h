@@ -95,6 +95,7 @@ enum claim_outcome {
 	CLAIM_OWNED,           /* another live consumer holds it: a duplicate in flight */
 	CLAIM_UNCERTAIN,       /* waiting for its task to be adopted: a duplicate */
 	CLAIM_TOO_MANY_RECOVERIES, /* owns it; it was taken back from too many dead workers */
+	CLAIM_PAUSED,          /* the pool was paused after the runner looked: put it back */
 };
 const char *queue_claim_outcome_str(enum claim_outcome c);
 
@@ -135,6 +136,9 @@ int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
  * it) and ownership. Retried on error replies like queue_record_task. */
 int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *job_id,
 			     const char *task_id);
+
+/* Puts a claimed descriptor back at the consuming end of the queue, job untouched. */
+int queue_unclaim(struct queue *q, const char *raw, size_t len);
 
 /* Releases this consumer's copy of a descriptor (a duplicate, or one whose job another
  * consumer took over) without touching the job. */

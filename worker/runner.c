@@ -300,6 +300,9 @@ static void process(struct runner *r, const struct rconn_bulk *b)
 		req.callback_url = j->callback_final;
 	}
 	switch (c.outcome) {
+	case CLAIM_PAUSED:
+		queue_unclaim(&r->io.q, raw, len);
+		goto out;
 	case CLAIM_FINISHED:
 	case CLAIM_OWNED:
 	case CLAIM_UNCERTAIN:
