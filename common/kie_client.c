@@ -277,23 +277,61 @@ static const char *json_str(const cJSON *obj, const char *name)
 	return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
-/* Numbers may arrive as numbers or numeric strings. Returns 1 when present. */
+/* A number written as a decimal string ("12", "-1.5", "1e14"); strtod alone would also
+ * take hex, leading spaces, "inf" and "nan". */
+static int decimal_str(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!((*s >= '0' && *s <= '9') || *s == '-'))
+		return 0;
+	if (s[strspn(s, "0123456789+-.eE")] != '\0')
+		return 0;
+	v = strtod(s, &end);
+	if (*end != '\0')
+		return 0;
+	*out = v;
+	return 1;
+}
+
+/* Numbers may arrive as numbers or numeric strings. Returns 1 when present and finite
+ * (cJSON reads 1e999 as infinity). */
 static int json_num(const cJSON *obj, const char *name, double *out)
 {
 	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
-	if (cJSON_IsNumber(it)) {
-		*out = it->valuedouble;
-		return 1;
-	}
-	if (cJSON_IsString(it) && it->valuestring[0]) {
-		char *end;
-		double v = strtod(it->valuestring, &end);
-		if (*end == '\0' && isfinite(v)) {
-			*out = v;
-			return 1;
-		}
-	}
-	return 0;
+	double v;
+
+	if (cJSON_IsNumber(it))
+		v = it->valuedouble;
+	else if (!cJSON_IsString(it) || !decimal_str(it->valuestring, &v))
+		return 0;
+	if (!isfinite(v))
+		return 0;
+	*out = v;
+	return 1;
+}
+
+/* The last millisecond of year 9999: a later (or non-positive) time is no time at all. */
+#define KIE_TIME_MAX_MS 253402300799999.0
+
+/* An epoch-milliseconds time; 0 when absent or outside (0, KIE_TIME_MAX_MS]. */
+static int64_t json_time_ms(const cJSON *obj, const char *name)
+{
+	double v;
+	if (!json_num(obj, name, &v) || !(v > 0) || v > KIE_TIME_MAX_MS)
+		return 0;
+	return (int64_t)v; /* in range: the conversion is defined */
+}
+
+/* A cost or credit amount times scale; 1 when present, not negative and finite. */
+static int json_amount(const cJSON *obj, const char *name, double scale, double *out)
+{
+	double v;
+	if (!json_num(obj, name, &v) || v < 0 || !isfinite(v * scale))
+		return 0;
+	*out = v * scale;
+	return 1;
 }
 
 static const char *json_msg(const cJSON *root)
@@ -304,13 +342,25 @@ static const char *json_msg(const cJSON *root)
 	return m ? m : "";
 }
 
-/* Reads the body code; returns 0 when absent. */
+/* Reads the body code: 0 when absent or null, -1 when present but not an integer from
+ * 0 to 999 (no KIE code, and (int) of a huge double would be undefined). */
 static int json_code(const cJSON *root)
 {
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "code");
 	double v;
-	if (json_num(root, "code", &v))
-		return (int)v;
-	return 0;
+
+	if (!it || cJSON_IsNull(it))
+		return 0;
+	if (!json_num(root, "code", &v) || v < 0 || v > 999 || v != floor(v))
+		return -1;
+	return (int)v;
+}
+
+/* json_code for an error's code field: an unusable code is reported as none. */
+static int json_code_or_0(const cJSON *root)
+{
+	int code = json_code(root);
+	return code > 0 ? code : 0;
 }
 
 /* Fills resultUrls from resultJson, which is a JSON string (or, leniently, an object). */
@@ -341,12 +391,6 @@ static void parse_result_json(const cJSON *data, struct kie_result *out)
 	cJSON_Delete(parsed);
 }
 
-static int64_t num_ms(const cJSON *data, const char *name)
-{
-	double v;
-	return json_num(data, name, &v) ? (int64_t)v : 0;
-}
-
 /* Fills a kie_result from a "data" object; cost_scale converts costTime to ms. */
 static void fill_result(const cJSON *data, double cost_scale, struct kie_result *out)
 {
@@ -363,28 +407,29 @@ static void fill_result(const cJSON *data, double cost_scale, struct kie_result 
 	parse_result_json(data, out);
 	if ((s = json_str(data, "failCode")) && *s) {
 		out->fail_code = util_strdup(s);
-	} else if (json_num(data, "failCode", &v)) {
+	} else if (json_num(data, "failCode", &v) && v == floor(v) && fabs(v) < 1e9) {
 		char tmp[32];
 		snprintf(tmp, sizeof(tmp), "%.0f", v);
 		out->fail_code = util_strdup(tmp);
 	}
 	if ((s = json_str(data, "failMsg")) && *s)
 		out->error = util_strdup(s);
-	if (json_num(data, "creditsConsumed", &v) || json_num(data, "consumeCredits", &v)) {
+	if (json_amount(data, "creditsConsumed", 1.0, &v) ||
+	    json_amount(data, "consumeCredits", 1.0, &v)) {
 		out->has_credits = 1;
 		out->credits = v;
 	}
-	if (json_num(data, "remainedCredits", &v)) {
+	if (json_amount(data, "remainedCredits", 1.0, &v)) {
 		out->has_remaining = 1;
 		out->remaining_credits = v;
 	}
-	if (json_num(data, "costTime", &v)) {
+	if (json_amount(data, "costTime", cost_scale, &v)) {
 		out->has_cost_time = 1;
-		out->cost_time_ms = v * cost_scale;
+		out->cost_time_ms = v;
 	}
-	out->create_time_ms = num_ms(data, "createTime");
-	out->complete_time_ms = num_ms(data, "completeTime");
-	out->update_time_ms = num_ms(data, "updateTime");
+	out->create_time_ms = json_time_ms(data, "createTime");
+	out->complete_time_ms = json_time_ms(data, "completeTime");
+	out->update_time_ms = json_time_ms(data, "updateTime");
 	out->success = out->state == KIE_TASK_SUCCESS;
 	if (out->state == KIE_TASK_FAIL && !out->error) {
 		char tmp[128];
@@ -414,8 +459,19 @@ static cJSON *parse_envelope(enum kie_op op, long http_status, const char *body,
 		return NULL;
 	}
 	code = json_code(root);
+	if (code < 0 && http_status >= 200 && http_status <= 299) {
+		cls = op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
+		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, 0,
+			"%s: HTTP %ld with a body code that is not a KIE code (an integer from 0 "
+			"to 999): %s%s", what, http_status, json_msg(root),
+			op == KIE_OP_CREATE ? "; the task may have been created" : "");
+		cJSON_Delete(root);
+		return NULL;
+	}
 	/* the body code is the verdict; a non-2xx status is one too */
 	if (http_status < 200 || http_status > 299) {
+		if (code < 0)
+			code = 0;
 		if (!code || code == 200)
 			code = (int)http_status;
 	}
@@ -450,7 +506,7 @@ int kie_parse_create_response(long http_status, const char *body, size_t len, ch
 	if (!id && cJSON_IsObject(data))
 		id = json_str(data, "task_id");
 	if (!id || !*id) {
-		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status, json_code(root),
+		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status, json_code_or_0(root),
 			"createTask: success answer without data.taskId; the task may have been "
 			"created");
 		cJSON_Delete(root);
@@ -474,7 +530,7 @@ int kie_parse_task_response(long http_status, const char *body, size_t len,
 		return -1;
 	data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	if (!cJSON_IsObject(data)) {
-		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, http_status, json_code(root),
+		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, http_status, json_code_or_0(root),
 			"recordInfo: answer has no data object");
 		cJSON_Delete(root);
 		return -1;
@@ -506,7 +562,7 @@ int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
 		cJSON_Delete(root);
 		return -1;
 	}
-	code = json_code(root);
+	code = json_code_or_0(root); /* an unusable code counts as none */
 	data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	if (cJSON_IsObject(data))
 		fill_result(data, 1000.0, out); /* callbacks send costTime in seconds */

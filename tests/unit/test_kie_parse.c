@@ -160,6 +160,99 @@ static void record_errors_are_retryable_or_typed(void **state)
 	assert_non_null(strstr(e.message, "unknown task state"));
 }
 
+/* (int64_t)1e300 is undefined behaviour (x86 gives INT64_MIN): out-of-range numbers must
+ * read as absent, as must NaN/inf/negative costs and credits */
+static void record_numbers_out_of_range_are_absent(void **state)
+{
+	struct kie_result r;
+	struct kie_error e;
+	const char *b = "{\"code\":200,\"data\":{\"taskId\":\"t\",\"state\":\"success\","
+		"\"createTime\":1e300,\"completeTime\":-5,\"updateTime\":-9.3e18,"
+		"\"costTime\":-1,\"creditsConsumed\":1e999,\"remainedCredits\":-1e999}}";
+	assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+	assert_int_equal(r.create_time_ms, 0);
+	assert_int_equal(r.complete_time_ms, 0);
+	assert_int_equal(r.update_time_ms, 0);
+	assert_false(r.has_cost_time);
+	assert_false(r.has_credits);
+	assert_false(r.has_remaining);
+	char *js = kie_result_to_json(&r);
+	assert_non_null(strstr(js, "\"credits\":null,\"costTime\":null,\"updateTime\":null"));
+	free(js);
+	kie_result_free(&r);
+
+	/* the last millisecond of year 9999 is kept; one more is not */
+	b = "{\"code\":200,\"data\":{\"taskId\":\"t\",\"state\":\"success\","
+	    "\"createTime\":253402300799999,\"updateTime\":253402300800000,"
+	    "\"completeTime\":\"1e14\",\"costTime\":\"nan\",\"consumeCredits\":\"inf\"}}";
+	assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+	assert_int_equal(r.create_time_ms, 253402300799999LL);
+	assert_int_equal(r.update_time_ms, 0);
+	assert_int_equal(r.complete_time_ms, 100000000000000LL);
+	assert_false(r.has_cost_time);
+	assert_false(r.has_credits);
+	kie_result_free(&r);
+
+	/* numeric strings are decimal: no hex, no spaces */
+	b = "{\"code\":200,\"data\":{\"taskId\":\"t\",\"state\":\"success\","
+	    "\"createTime\":\"0x1F4\",\"updateTime\":\" 12\",\"costTime\":\"0x10\"}}";
+	assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+	assert_int_equal(r.create_time_ms, 0);
+	assert_int_equal(r.update_time_ms, 0);
+	assert_false(r.has_cost_time);
+	kie_result_free(&r);
+}
+
+static void callback_cost_time_overflowing_to_ms_is_absent(void **state)
+{
+	struct kie_result r;
+	struct kie_error e;
+	/* finite in seconds, infinite once multiplied by 1000 */
+	const char *b = "{\"code\":200,\"data\":{\"taskId\":\"t\",\"state\":\"success\","
+		"\"costTime\":1e306,\"consumeCredits\":2}}";
+	assert_int_equal(kie_parse_callback(S(b), &r, &e), 0);
+	assert_false(r.has_cost_time);
+	assert_true(r.has_credits);
+	kie_result_free(&r);
+}
+
+static void fail_code_number_must_be_sane(void **state)
+{
+	struct kie_result r;
+	struct kie_error e;
+	const char *b = "{\"code\":200,\"data\":{\"taskId\":\"t\",\"state\":\"fail\",\"failCode\":1e999}}";
+	assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+	assert_null(r.fail_code); /* not "inf" */
+	assert_string_equal(r.error, "KIE task failed");
+	kie_result_free(&r);
+	b = "{\"code\":200,\"data\":{\"taskId\":\"t\",\"state\":\"fail\",\"failCode\":422}}";
+	assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+	assert_string_equal(r.fail_code, "422");
+	kie_result_free(&r);
+}
+
+/* (int)1e300 is undefined behaviour; a code outside 0..999 is no verdict at all, and
+ * neither the data beside it nor the HTTP 200 may turn it into a success */
+static void body_code_out_of_range_is_not_a_verdict(void **state)
+{
+	const char *codes[] = {"1e300", "-200", "1000", "200.5", "\"0x0C8\"", "true"};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		char b[160], *id = NULL;
+		struct kie_result r;
+		struct kie_error e;
+		snprintf(b, sizeof(b), "{\"code\":%s,\"msg\":\"m\",\"data\":{\"taskId\":\"t\","
+			 "\"state\":\"success\"}}", codes[i]);
+		assert_int_equal(kie_parse_create_response(200, S(b), &id, &e), -1);
+		assert_null(id);
+		assert_int_equal(e.cls, KIE_ERR_AMBIGUOUS);
+		assert_int_equal(e.code, 0);
+		assert_non_null(strstr(e.message, "not a KIE code"));
+		assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), -1);
+		assert_int_equal(e.cls, KIE_ERR_RETRYABLE);
+		assert_int_equal(e.code, 0);
+	}
+}
+
 static void callback_seed_example_seconds_to_ms(void **state)
 {
 	struct kie_result r;
@@ -264,6 +357,10 @@ int main(void)
 		cmocka_unit_test(record_fail_and_failed_alike),
 		cmocka_unit_test(record_in_progress_states),
 		cmocka_unit_test(record_errors_are_retryable_or_typed),
+		cmocka_unit_test(record_numbers_out_of_range_are_absent),
+		cmocka_unit_test(callback_cost_time_overflowing_to_ms_is_absent),
+		cmocka_unit_test(fail_code_number_must_be_sane),
+		cmocka_unit_test(body_code_out_of_range_is_not_a_verdict),
 		cmocka_unit_test(callback_seed_example_seconds_to_ms),
 		cmocka_unit_test(callback_failure_and_credits_consumed),
 		cmocka_unit_test(callback_task_id_locations),
