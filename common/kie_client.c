@@ -55,16 +55,16 @@ const char *kie_err_class_str(enum kie_err_class c)
 	return "?";
 }
 
-enum kie_err_class kie_classify(enum kie_op op, enum http_transport t, long http_status, int code)
+/* The class of an outcome nobody can read: createTask may have created a task. */
+static enum kie_err_class unknown_outcome(enum kie_op op)
 {
-	int v;
+	return op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
+}
 
-	if (t == HTTP_TRANSPORT_NOT_SENT)
-		return KIE_ERR_RETRYABLE;
-	if (t != HTTP_TRANSPORT_OK) /* sent, no usable answer */
-		return op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
-	v = code ? code : (int)http_status;
-	switch (v) {
+/* KIE's body codes (kie-api.md's table). */
+static enum kie_err_class classify_code(enum kie_op op, int code)
+{
+	switch (code) {
 	case 200:
 		return KIE_ERR_NONE;
 	case 401: case 402: case 433:
@@ -76,13 +76,37 @@ enum kie_err_class kie_classify(enum kie_op op, enum http_transport t, long http
 	default:
 		break;
 	}
-	if (v >= 500)
-		return op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
-	if (v >= 400)
+	if (code >= 500)
+		return unknown_outcome(op);
+	if (code >= 400)
 		return KIE_ERR_PERMANENT;
-	if (v >= 200 && v < 300)
+	if (code >= 200 && code < 300)
 		return KIE_ERR_NONE;
-	return op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
+	return unknown_outcome(op);
+}
+
+/* HTTP statuses, with HTTP's meanings: 408 is a request timeout and 501/505 are server
+ * errors here, not KIE's "no result", "generation failed" and "feature disabled". */
+static enum kie_err_class classify_status(enum kie_op op, long status)
+{
+	if (status >= 200 && status <= 299)
+		return KIE_ERR_NONE;
+	if (status == 401 || status == 402)
+		return KIE_ERR_ACCOUNT;
+	if (status == 429)
+		return KIE_ERR_RETRYABLE;
+	if (status >= 400 && status <= 499 && status != 408)
+		return KIE_ERR_PERMANENT;
+	return unknown_outcome(op); /* 5xx, 408, 1xx, 3xx */
+}
+
+enum kie_err_class kie_classify(enum kie_op op, enum http_transport t, long http_status, int code)
+{
+	if (t == HTTP_TRANSPORT_NOT_SENT)
+		return KIE_ERR_RETRYABLE;
+	if (t != HTTP_TRANSPORT_OK) /* sent, no usable answer */
+		return unknown_outcome(op);
+	return code ? classify_code(op, code) : classify_status(op, http_status);
 }
 
 const char *kie_task_state_str(enum kie_task_state s)
@@ -439,50 +463,74 @@ static void fill_result(const cJSON *data, double cost_scale, struct kie_result 
 	}
 }
 
-/* Common envelope check: JSON, code, http status. Returns the root or NULL (err set). */
+/* Common envelope check: JSON, HTTP status, body code. Returns the root or NULL (err
+ * set). The transport and the HTTP status decide first:
+ *   - status >= 500 (or 1xx/3xx): the status alone decides, whatever the body says
+ *     (on createTask the task may exist: ambiguous);
+ *   - status 4xx: a 4xx/5xx body code decides (it is more precise), else the status;
+ *   - status 2xx: the body code is the verdict (no code: ok only if data is there).
+ * err->code is the code that decided: the body code, or the HTTP status. */
 static cJSON *parse_envelope(enum kie_op op, long http_status, const char *body, size_t len,
 			     const char *what, struct kie_error *err)
 {
 	cJSON *root = cJSON_ParseWithLength(body, len);
-	int code;
+	int code, verdict;
 	enum kie_err_class cls;
+	const char *maybe = op == KIE_OP_CREATE ? ": the task may have been created" : "";
 
 	if (!root || !cJSON_IsObject(root)) {
 		cJSON_Delete(root);
 		cls = kie_classify(op, HTTP_TRANSPORT_OK, http_status, 0);
 		if (cls == KIE_ERR_NONE) /* a 2xx we cannot read: unknown outcome */
-			cls = op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
-		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, 0,
+			cls = unknown_outcome(op);
+		set_err(err, cls, HTTP_TRANSPORT_OK, http_status,
+			http_status >= 200 && http_status <= 299 ? 0 : (int)http_status,
 			"%s: HTTP %ld with a body that is not a JSON object (%zu bytes)%s", what,
-			http_status, len,
-			op == KIE_OP_CREATE ? "; the task may have been created" : "");
+			http_status, len, cls == KIE_ERR_AMBIGUOUS ? maybe : "");
 		return NULL;
 	}
 	code = json_code(root);
-	if (code < 0 && http_status >= 200 && http_status <= 299) {
-		cls = op == KIE_OP_CREATE ? KIE_ERR_AMBIGUOUS : KIE_ERR_RETRYABLE;
-		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, 0,
-			"%s: HTTP %ld with a body code that is not a KIE code (an integer from 0 "
-			"to 999): %s%s", what, http_status, json_msg(root),
-			op == KIE_OP_CREATE ? "; the task may have been created" : "");
+	if (http_status < 200 || http_status > 299) {
+		char detail[400];
+		verdict = 0; /* the status decides */
+		if (http_status >= 400 && http_status <= 499 && code >= 400 && code <= 599)
+			verdict = code;
+		cls = kie_classify(op, HTTP_TRANSPORT_OK, http_status, verdict);
+		if (code > 0)
+			snprintf(detail, sizeof(detail), "body code %d: %s", code, json_msg(root));
+		else if (code < 0)
+			snprintf(detail, sizeof(detail), "body code not a KIE code: %s", json_msg(root));
+		else
+			snprintf(detail, sizeof(detail), "no body code: %s", json_msg(root));
+		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, verdict ? verdict : (int)http_status,
+			"%s: HTTP %ld (%s)%s", what, http_status, detail,
+			cls == KIE_ERR_AMBIGUOUS ? maybe : "");
 		cJSON_Delete(root);
 		return NULL;
 	}
-	/* the body code is the verdict; a non-2xx status is one too */
-	if (http_status < 200 || http_status > 299) {
-		if (code < 0)
-			code = 0;
-		if (!code || code == 200)
-			code = (int)http_status;
+	if (code < 0) {
+		cls = unknown_outcome(op);
+		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, 0,
+			"%s: HTTP %ld with a body code that is not a KIE code (an integer from 0 "
+			"to 999): %s%s", what, http_status, json_msg(root),
+			cls == KIE_ERR_AMBIGUOUS ? maybe : "");
+		cJSON_Delete(root);
+		return NULL;
 	}
-	if (!code) { /* 2xx without a code: treat as ok only if data is there */
-		code = cJSON_GetObjectItemCaseSensitive(root, "data") ? 200 : 0;
+	if (!code && !cJSON_GetObjectItemCaseSensitive(root, "data")) {
+		cls = unknown_outcome(op);
+		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, 0,
+			"%s: HTTP %ld with neither a body code nor data: %s%s", what, http_status,
+			json_msg(root), cls == KIE_ERR_AMBIGUOUS ? maybe : "");
+		cJSON_Delete(root);
+		return NULL;
 	}
-	cls = kie_classify(op, HTTP_TRANSPORT_OK, http_status, code ? code : 500);
+	if (!code) /* 2xx, no code, data there: ok */
+		code = 200;
+	cls = kie_classify(op, HTTP_TRANSPORT_OK, http_status, code);
 	if (cls != KIE_ERR_NONE) {
 		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, code, "%s: KIE code %d: %s%s",
-			what, code, json_msg(root),
-			cls == KIE_ERR_AMBIGUOUS ? " (the task may have been created)" : "");
+			what, code, json_msg(root), cls == KIE_ERR_AMBIGUOUS ? maybe : "");
 		cJSON_Delete(root);
 		return NULL;
 	}

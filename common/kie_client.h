@@ -29,13 +29,19 @@ struct kie_error {
 	enum kie_err_class cls;
 	enum http_transport transport; /* HTTP_TRANSPORT_OK when an answer arrived */
 	long http_status;              /* 0 when none */
-	int code;                      /* KIE body code; 0 when none */
+	int code;                      /* the code that decided cls: the KIE body code, or
+					* the HTTP status when that decided; 0 when none */
 	char message[512];             /* a sentence a person can act on */
 };
 
 enum kie_op { KIE_OP_CREATE, KIE_OP_QUERY, KIE_OP_OTHER };
 
-/* Classifies an outcome. code is the KIE body code (0 if none). */
+/* Classifies an outcome. code is the KIE body code, read with KIE's table; 0 lets
+ * http_status decide with HTTP's meanings (401/402 account, 429 retryable, other 4xx
+ * permanent, 408/5xx/1xx/3xx an unknown outcome: ambiguous on createTask, else
+ * retryable). Which of the two decides a response is kie_parse_*'s rule: for a non-2xx
+ * status, the status (>= 500) or a 4xx/5xx body code (4xx status); for 2xx, the body
+ * code. A non-2xx answer is never a success. */
 enum kie_err_class kie_classify(enum kie_op op, enum http_transport t, long http_status,
 				int code);
 

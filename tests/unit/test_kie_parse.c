@@ -58,6 +58,84 @@ static void create_http_status_without_json(void **state)
 	assert_int_equal(e.code, 500);
 }
 
+/* HTTP 5xx on createTask: the task may exist whatever the body says (a 429 or 401 body
+ * must not make the worker re-create it later or stop the pool) */
+static void create_http_5xx_is_ambiguous_whatever_the_body_code(void **state)
+{
+	static const int codes[] = {429, 401, 402, 400, 455, 200, 201, 501, 505};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		char b[160], want[96], *id = NULL;
+		struct kie_error e;
+		snprintf(b, sizeof(b), "{\"code\":%d,\"msg\":\"m%d\",\"data\":{\"taskId\":\"t\"}}",
+			 codes[i], codes[i]);
+		assert_int_equal(kie_parse_create_response(500, S(b), &id, &e), -1);
+		assert_null(id);
+		assert_string_equal(kie_err_class_str(e.cls), "ambiguous");
+		assert_int_equal(e.http_status, 500);
+		assert_int_equal(e.code, 500); /* the status decided */
+		snprintf(want, sizeof(want), "createTask: HTTP 500 (body code %d: m%d): the task "
+			 "may have been created", codes[i], codes[i]);
+		assert_string_equal(e.message, want);
+	}
+	/* 501 and 505 are KIE's "generation failed" and "feature disabled" as body codes,
+	 * but as HTTP statuses they are server errors like any other 5xx */
+	char *id = NULL;
+	struct kie_error e;
+	struct kie_result r;
+	assert_int_equal(kie_parse_create_response(501, S("not implemented"), &id, &e), -1);
+	assert_string_equal(kie_err_class_str(e.cls), "ambiguous");
+	assert_int_equal(kie_parse_create_response(505, S("{\"code\":400}"), &id, &e), -1);
+	assert_string_equal(kie_err_class_str(e.cls), "ambiguous");
+	assert_int_equal(kie_parse_task_response(505, S("{\"code\":404}"), &r, &e), -1);
+	assert_string_equal(kie_err_class_str(e.cls), "retryable");
+	assert_int_equal(kie_parse_task_response(503, S("{\"code\":401,\"msg\":\"x\"}"), &r, &e), -1);
+	assert_string_equal(kie_err_class_str(e.cls), "retryable");
+	assert_int_equal(e.code, 503);
+}
+
+/* HTTP 4xx: a 4xx/5xx body code is the more precise verdict; anything else (a 2xx or
+ * 3xx body code, none) leaves the status to decide. A non-2xx answer is never a success. */
+static void http_4xx_uses_a_4xx_or_5xx_body_code_else_the_status(void **state)
+{
+	static const struct {
+		long status;
+		const char *body;
+		const char *cls;
+		int code;
+	} cases[] = {
+		{404, "{\"code\":201,\"msg\":\"created\",\"data\":{\"taskId\":\"t\"}}", "permanent", 404},
+		{401, "{\"code\":200,\"data\":{\"taskId\":\"t\"}}", "account", 401},
+		{429, "{\"code\":402,\"msg\":\"no credits\"}", "account", 402},
+		{400, "{\"code\":500,\"msg\":\"oops\"}", "ambiguous", 500},
+		{403, "{\"code\":302}", "permanent", 403},
+		{429, "{\"msg\":\"slow down\"}", "retryable", 429},
+		{302, "{\"code\":200,\"data\":{\"taskId\":\"t\"}}", "ambiguous", 302},
+		{408, "{\"code\":200}", "ambiguous", 408},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *id = NULL;
+		struct kie_error e;
+		print_message("case %zu: HTTP %ld %s\n", i, cases[i].status, cases[i].body);
+		assert_int_equal(kie_parse_create_response(cases[i].status, S(cases[i].body), &id, &e),
+				 -1);
+		assert_null(id);
+		assert_string_equal(kie_err_class_str(e.cls), cases[i].cls);
+		assert_int_equal(e.code, cases[i].code);
+	}
+	char *id = NULL;
+	struct kie_error e;
+	struct kie_result r;
+	assert_int_equal(kie_parse_create_response(429, S("{\"code\":402,\"msg\":\"no credits\"}"),
+						   &id, &e), -1);
+	assert_string_equal(e.message, "createTask: HTTP 429 (body code 402: no credits)");
+	/* HTTP 408 is a request timeout, not KIE's 408 "no result for 10 minutes" */
+	assert_int_equal(kie_parse_task_response(408, S("timeout"), &r, &e), -1);
+	assert_string_equal(kie_err_class_str(e.cls), "retryable");
+	assert_int_equal(kie_parse_task_response(404, S("{\"code\":201,\"data\":{\"taskId\":\"t\","
+						     "\"state\":\"success\"}}"), &r, &e), -1);
+	assert_string_equal(kie_err_class_str(e.cls), "permanent");
+}
+
 static void create_malformed_or_missing_id_is_ambiguous(void **state)
 {
 	char *id = NULL;
@@ -333,6 +411,16 @@ static void classify_transport(void **state)
 	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_TOO_BIG, 200, 0), KIE_ERR_AMBIGUOUS);
 	assert_int_equal(kie_classify(KIE_OP_QUERY, HTTP_TRANSPORT_OK, 503, 0), KIE_ERR_RETRYABLE);
 	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_OK, 200, 200), KIE_ERR_NONE);
+	/* code 0: the HTTP status decides, with HTTP's meanings */
+	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_OK, 501, 0), KIE_ERR_AMBIGUOUS);
+	assert_int_equal(kie_classify(KIE_OP_QUERY, HTTP_TRANSPORT_OK, 505, 0), KIE_ERR_RETRYABLE);
+	assert_int_equal(kie_classify(KIE_OP_QUERY, HTTP_TRANSPORT_OK, 408, 0), KIE_ERR_RETRYABLE);
+	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_OK, 402, 0), KIE_ERR_ACCOUNT);
+	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_OK, 429, 0), KIE_ERR_RETRYABLE);
+	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_OK, 403, 0), KIE_ERR_PERMANENT);
+	/* a code: KIE's table */
+	assert_int_equal(kie_classify(KIE_OP_QUERY, HTTP_TRANSPORT_OK, 200, 501), KIE_ERR_PERMANENT);
+	assert_int_equal(kie_classify(KIE_OP_QUERY, HTTP_TRANSPORT_OK, 200, 408), KIE_ERR_PERMANENT);
 }
 
 static void state_parse(void **state)
@@ -351,6 +439,8 @@ int main(void)
 		cmocka_unit_test(create_ok),
 		cmocka_unit_test(create_body_code_is_the_verdict),
 		cmocka_unit_test(create_http_status_without_json),
+		cmocka_unit_test(create_http_5xx_is_ambiguous_whatever_the_body_code),
+		cmocka_unit_test(http_4xx_uses_a_4xx_or_5xx_body_code_else_the_status),
 		cmocka_unit_test(create_malformed_or_missing_id_is_ambiguous),
 		cmocka_unit_test(record_success_result_json_is_a_string),
 		cmocka_unit_test(record_result_json_as_object_and_numeric_strings),
