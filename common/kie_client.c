@@ -623,12 +623,14 @@ int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
 		kie_result_free(out);
 		return -1;
 	}
-	if (out->state == KIE_TASK_UNKNOWN)
-		out->state = code == 200 ? KIE_TASK_SUCCESS : KIE_TASK_FAIL;
+	/* a failure code ends the task whatever the state says; without a state, the code
+	 * tells (200 success, another failure); with neither, nothing is known */
 	if (code && code != 200)
 		out->state = KIE_TASK_FAIL;
+	else if (out->state == KIE_TASK_UNKNOWN && code == 200)
+		out->state = KIE_TASK_SUCCESS;
 	out->success = out->state == KIE_TASK_SUCCESS;
-	if (!out->success && !out->error) {
+	if (out->state == KIE_TASK_FAIL && !out->error) {
 		char tmp[600];
 		snprintf(tmp, sizeof(tmp), "KIE code %d: %s", code, json_msg(root));
 		out->error = util_strdup(tmp);

@@ -107,7 +107,13 @@ int kie_parse_create_response(long http_status, const char *body, size_t len,
 			      char **task_id, struct kie_error *err);
 int kie_parse_task_response(long http_status, const char *body, size_t len,
 			    struct kie_result *out, struct kie_error *err);
-/* Normalizes a callback body. Fails only when no task id can be found or not JSON. */
+/* Normalizes a callback body. Fails only when no task id can be found or not JSON.
+ * A callback may be non-final: state waiting/queuing/generating comes back as it is,
+ * with success 0 and error NULL (not a failure), and so does KIE_TASK_UNKNOWN when the
+ * body has neither a state nor a code. A body code other than 200 makes it
+ * KIE_TASK_FAIL; code 200 without a state makes it KIE_TASK_SUCCESS. Only a final
+ * state (kie_task_state_final) finishes a task: the caller decides what to do with the
+ * rest (keep polling). An unsigned body is a hint, not a verdict: re-query recordInfo. */
 int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
 		       struct kie_error *err);
 

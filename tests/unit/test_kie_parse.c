@@ -376,6 +376,51 @@ static void callback_failure_and_credits_consumed(void **state)
 	kie_result_free(&r);
 }
 
+/* A callback may report a task still on its way: it is no failure ("KIE code 200:
+ * success" was the error before); the caller decides what to do with it */
+static void callback_in_progress_keeps_its_state(void **state)
+{
+	const char *states[] = {"waiting", "queuing", "generating"};
+	enum kie_task_state want[] = {KIE_TASK_WAITING, KIE_TASK_QUEUING, KIE_TASK_GENERATING};
+	for (int i = 0; i < 3; i++) {
+		for (int with_code = 0; with_code < 2; with_code++) {
+			struct kie_result r;
+			struct kie_error e;
+			char b[160];
+			snprintf(b, sizeof(b), "{%s\"data\":{\"taskId\":\"t\",\"state\":\"%s\"}}",
+				 with_code ? "\"code\":200,\"msg\":\"success\"," : "", states[i]);
+			assert_int_equal(kie_parse_callback(S(b), &r, &e), 0);
+			assert_int_equal(r.state, want[i]);
+			assert_false(r.success);
+			assert_null(r.error);
+			assert_false(kie_task_state_final(r.state));
+			kie_result_free(&r);
+		}
+	}
+	struct kie_result r;
+	struct kie_error e;
+	assert_int_equal(kie_parse_callback(S("{\"code\":200,\"data\":{\"taskId\":\"t\","
+					       "\"state\":\"generating\"}}"), &r, &e), 0);
+	char *js = kie_result_to_json(&r);
+	assert_string_equal(js, "{\"taskId\":\"t\",\"success\":false,\"state\":\"generating\","
+			    "\"resultUrls\":[],\"error\":null,\"credits\":null,\"costTime\":null,"
+			    "\"updateTime\":null}");
+	free(js);
+	kie_result_free(&r);
+	/* a failure code still ends the task, whatever the state says */
+	assert_int_equal(kie_parse_callback(S("{\"code\":501,\"msg\":\"boom\",\"data\":{\"taskId\":"
+					       "\"t\",\"state\":\"generating\"}}"), &r, &e), 0);
+	assert_int_equal(r.state, KIE_TASK_FAIL);
+	assert_string_equal(r.error, "KIE code 501: boom");
+	kie_result_free(&r);
+	/* neither a code nor a state: nothing is known, nothing is claimed */
+	assert_int_equal(kie_parse_callback(S("{\"taskId\":\"t\"}"), &r, &e), 0);
+	assert_int_equal(r.state, KIE_TASK_UNKNOWN);
+	assert_false(r.success);
+	assert_null(r.error);
+	kie_result_free(&r);
+}
+
 static void callback_task_id_locations(void **state)
 {
 	const char *bodies[] = {
@@ -453,6 +498,7 @@ int main(void)
 		cmocka_unit_test(body_code_out_of_range_is_not_a_verdict),
 		cmocka_unit_test(callback_seed_example_seconds_to_ms),
 		cmocka_unit_test(callback_failure_and_credits_consumed),
+		cmocka_unit_test(callback_in_progress_keeps_its_state),
 		cmocka_unit_test(callback_task_id_locations),
 		cmocka_unit_test(classify_transport),
 		cmocka_unit_test(state_parse),
