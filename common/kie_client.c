@@ -161,6 +161,8 @@ static void set_err(struct kie_error *err, enum kie_err_class cls, enum http_tra
 		    long http_status, int code, const char *fmt, ...)
 {
 	va_list ap;
+	int n;
+
 	if (!err)
 		return;
 	err->cls = cls;
@@ -168,8 +170,37 @@ static void set_err(struct kie_error *err, enum kie_err_class cls, enum http_tra
 	err->http_status = http_status;
 	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(err->message)) { /* cut: again in full, then at a boundary */
+		char *full = util_xmalloc((size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(full, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		util_utf8_sanitize(full);
+		util_utf8_cut(full, sizeof(err->message) - 1);
+		util_strlcpy(err->message, full, sizeof(err->message));
+		free(full);
+	}
+	/* what a message quotes (a body's msg, a ratio from a job) may not be UTF-8 */
+	util_utf8_sanitize(err->message);
+}
+
+/* Caps for text taken from a KIE body into a result (bytes, cut at a code point). */
+#define KIE_TEXT_MAX_BYTES 1024 /* failMsg, error */
+#define KIE_SHORT_MAX_BYTES 200 /* model, failCode */
+#define KIE_MSG_MAX_BYTES 300   /* a body's msg quoted in an error message */
+
+/* A copy of s that is valid UTF-8 (bad bytes become '?') and at most max_bytes long.
+ * NULL in, NULL out. Caller frees. */
+static char *dup_clean(const char *s, size_t max_bytes)
+{
+	char *d = util_strdup(s);
+	if (d) {
+		util_utf8_sanitize(d);
+		util_utf8_cut(d, max_bytes);
+	}
+	return d;
 }
 
 static void clear_err(struct kie_error *err)
@@ -409,7 +440,8 @@ static void parse_result_json(const cJSON *data, struct kie_result *out)
 		const cJSON *u;
 		cJSON_ArrayForEach(u, urls) {
 			if (cJSON_IsString(u))
-				out->result_urls[out->n_results++] = util_strdup(u->valuestring);
+				out->result_urls[out->n_results++] = dup_clean(u->valuestring,
+									       SIZE_MAX);
 		}
 	}
 	cJSON_Delete(parsed);
@@ -421,23 +453,24 @@ static void fill_result(const cJSON *data, double cost_scale, struct kie_result 
 	const char *s;
 	double v;
 
+	/* ids, URLs and param are cleaned but never cut (a cut would change them) */
 	if ((s = json_str(data, "taskId")) || (s = json_str(data, "task_id")))
-		out->task_id = util_strdup(s);
+		out->task_id = dup_clean(s, SIZE_MAX);
 	if ((s = json_str(data, "model")))
-		out->model = util_strdup(s);
+		out->model = dup_clean(s, KIE_SHORT_MAX_BYTES);
 	out->state = kie_task_state_parse(json_str(data, "state"));
 	if ((s = json_str(data, "param")))
-		out->param = util_strdup(s);
+		out->param = dup_clean(s, SIZE_MAX);
 	parse_result_json(data, out);
 	if ((s = json_str(data, "failCode")) && *s) {
-		out->fail_code = util_strdup(s);
+		out->fail_code = dup_clean(s, KIE_SHORT_MAX_BYTES);
 	} else if (json_num(data, "failCode", &v) && v == floor(v) && fabs(v) < 1e9) {
 		char tmp[32];
 		snprintf(tmp, sizeof(tmp), "%.0f", v);
 		out->fail_code = util_strdup(tmp);
 	}
 	if ((s = json_str(data, "failMsg")) && *s)
-		out->error = util_strdup(s);
+		out->error = dup_clean(s, KIE_TEXT_MAX_BYTES);
 	if (json_amount(data, "creditsConsumed", 1.0, &v) ||
 	    json_amount(data, "consumeCredits", 1.0, &v)) {
 		out->has_credits = 1;
@@ -456,7 +489,7 @@ static void fill_result(const cJSON *data, double cost_scale, struct kie_result 
 	out->update_time_ms = json_time_ms(data, "updateTime");
 	out->success = out->state == KIE_TASK_SUCCESS;
 	if (out->state == KIE_TASK_FAIL && !out->error) {
-		char tmp[128];
+		char tmp[KIE_SHORT_MAX_BYTES + 64];
 		snprintf(tmp, sizeof(tmp), "KIE task failed%s%s", out->fail_code ? " with code " : "",
 			 out->fail_code ? out->fail_code : "");
 		out->error = util_strdup(tmp);
@@ -477,6 +510,7 @@ static cJSON *parse_envelope(enum kie_op op, long http_status, const char *body,
 	int code, verdict;
 	enum kie_err_class cls;
 	const char *maybe = op == KIE_OP_CREATE ? ": the task may have been created" : "";
+	char *msg = NULL;
 
 	if (!root || !cJSON_IsObject(root)) {
 		cJSON_Delete(root);
@@ -490,6 +524,7 @@ static cJSON *parse_envelope(enum kie_op op, long http_status, const char *body,
 		return NULL;
 	}
 	code = json_code(root);
+	msg = dup_clean(json_msg(root), KIE_MSG_MAX_BYTES);
 	if (http_status < 200 || http_status > 299) {
 		char detail[400];
 		verdict = 0; /* the status decides */
@@ -497,44 +532,63 @@ static cJSON *parse_envelope(enum kie_op op, long http_status, const char *body,
 			verdict = code;
 		cls = kie_classify(op, HTTP_TRANSPORT_OK, http_status, verdict);
 		if (code > 0)
-			snprintf(detail, sizeof(detail), "body code %d: %s", code, json_msg(root));
+			snprintf(detail, sizeof(detail), "body code %d: %s", code, msg);
 		else if (code < 0)
-			snprintf(detail, sizeof(detail), "body code not a KIE code: %s", json_msg(root));
+			snprintf(detail, sizeof(detail), "body code not a KIE code: %s", msg);
 		else
-			snprintf(detail, sizeof(detail), "no body code: %s", json_msg(root));
+			snprintf(detail, sizeof(detail), "no body code: %s", msg);
 		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, verdict ? verdict : (int)http_status,
 			"%s: HTTP %ld (%s)%s", what, http_status, detail,
 			cls == KIE_ERR_AMBIGUOUS ? maybe : "");
-		cJSON_Delete(root);
-		return NULL;
+		goto fail;
 	}
 	if (code < 0) {
 		cls = unknown_outcome(op);
 		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, 0,
 			"%s: HTTP %ld with a body code that is not a KIE code (an integer from 0 "
-			"to 999): %s%s", what, http_status, json_msg(root),
+			"to 999): %s%s", what, http_status, msg,
 			cls == KIE_ERR_AMBIGUOUS ? maybe : "");
-		cJSON_Delete(root);
-		return NULL;
+		goto fail;
 	}
 	if (!code && !cJSON_GetObjectItemCaseSensitive(root, "data")) {
 		cls = unknown_outcome(op);
 		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, 0,
 			"%s: HTTP %ld with neither a body code nor data: %s%s", what, http_status,
-			json_msg(root), cls == KIE_ERR_AMBIGUOUS ? maybe : "");
-		cJSON_Delete(root);
-		return NULL;
+			msg, cls == KIE_ERR_AMBIGUOUS ? maybe : "");
+		goto fail;
 	}
 	if (!code) /* 2xx, no code, data there: ok */
 		code = 200;
 	cls = kie_classify(op, HTTP_TRANSPORT_OK, http_status, code);
 	if (cls != KIE_ERR_NONE) {
 		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, code, "%s: KIE code %d: %s%s",
-			what, code, json_msg(root), cls == KIE_ERR_AMBIGUOUS ? maybe : "");
-		cJSON_Delete(root);
-		return NULL;
+			what, code, msg, cls == KIE_ERR_AMBIGUOUS ? maybe : "");
+		goto fail;
 	}
+	free(msg);
 	return root;
+fail:
+	free(msg);
+	cJSON_Delete(root);
+	return NULL;
+}
+
+/* Writes s with bytes outside printable ASCII (and the backslash) as \xHH, for naming
+ * a value that cannot be shown as it is; "..." when it does not fit. */
+static void escape_bytes(const char *s, char *out, size_t cap)
+{
+	size_t j = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (j + 8 >= cap) {
+			j += (size_t)snprintf(out + j, cap - j, "...");
+			break;
+		}
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+			out[j++] = (char)*p;
+		else
+			j += (size_t)snprintf(out + j, cap - j, "\\x%02X", *p);
+	}
+	out[j < cap ? j : cap - 1] = '\0';
 }
 
 int kie_parse_create_response(long http_status, const char *body, size_t len, char **task_id,
@@ -557,6 +611,15 @@ int kie_parse_create_response(long http_status, const char *body, size_t len, ch
 		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status, json_code_or_0(root),
 			"createTask: success answer without data.taskId; the task may have been "
 			"created");
+		cJSON_Delete(root);
+		return -1;
+	}
+	if (util_utf8_len(id, strlen(id)) < 0) { /* it would reach JSON output as it is */
+		char shown[256];
+		escape_bytes(id, shown, sizeof(shown));
+		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status, 200,
+			"createTask: the task id \"%s\" is not valid UTF-8; the task may have "
+			"been created", shown);
 		cJSON_Delete(root);
 		return -1;
 	}
@@ -615,7 +678,7 @@ int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
 	if (cJSON_IsObject(data))
 		fill_result(data, 1000.0, out); /* callbacks send costTime in seconds */
 	if (!out->task_id && (top_id = json_str(root, "taskId")))
-		out->task_id = util_strdup(top_id);
+		out->task_id = dup_clean(top_id, SIZE_MAX);
 	if (!out->task_id || !*out->task_id) {
 		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_OK, 0, code,
 			"callback carries no task id (looked at data.taskId, data.task_id, taskId)");
@@ -631,9 +694,10 @@ int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
 		out->state = KIE_TASK_SUCCESS;
 	out->success = out->state == KIE_TASK_SUCCESS;
 	if (out->state == KIE_TASK_FAIL && !out->error) {
-		char tmp[600];
-		snprintf(tmp, sizeof(tmp), "KIE code %d: %s", code, json_msg(root));
+		char tmp[KIE_MSG_MAX_BYTES + 32], *msg = dup_clean(json_msg(root), KIE_MSG_MAX_BYTES);
+		snprintf(tmp, sizeof(tmp), "KIE code %d: %s", code, msg);
 		out->error = util_strdup(tmp);
+		free(msg);
 	}
 	cJSON_Delete(root);
 	return 0;

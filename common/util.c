@@ -58,48 +58,87 @@ int util_parse_ll(const char *s, long long *out)
 	return 0;
 }
 
+/* Reads the UTF-8 sequence at p (avail bytes readable). Returns its length when valid;
+ * else 0, with *bad set to how many bytes belong to the invalid sequence (at least 1). */
+static size_t utf8_seq(const unsigned char *p, size_t avail, size_t *bad)
+{
+	unsigned char c = p[0];
+	size_t n, k;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xE0) == 0xC0) {
+		n = 2;
+		cp = c & 0x1F;
+	} else if ((c & 0xF0) == 0xE0) {
+		n = 3;
+		cp = c & 0x0F;
+	} else if ((c & 0xF8) == 0xF0) {
+		n = 4;
+		cp = c & 0x07;
+	} else { /* a continuation byte or 0xF8..0xFF: no sequence starts here */
+		*bad = 1;
+		return 0;
+	}
+	for (k = 1; k < n && k < avail && (p[k] & 0xC0) == 0x80; k++)
+		cp = (cp << 6) | (p[k] & 0x3F);
+	if (k < n) { /* cut short */
+		*bad = k;
+		return 0;
+	}
+	/* reject overlong forms, surrogates and out-of-range code points */
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) {
+		*bad = n;
+		return 0;
+	}
+	return n;
+}
+
 long util_utf8_len(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	long count = 0;
-	size_t i = 0;
+	size_t i = 0, n, bad;
 
 	while (i < len) {
-		unsigned char c = p[i];
-		size_t n;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			n = 1;
-			cp = c;
-		} else if ((c & 0xE0) == 0xC0) {
-			n = 2;
-			cp = c & 0x1F;
-		} else if ((c & 0xF0) == 0xE0) {
-			n = 3;
-			cp = c & 0x0F;
-		} else if ((c & 0xF8) == 0xF0) {
-			n = 4;
-			cp = c & 0x07;
-		} else {
-			return -1;
-		}
-		if (i + n > len)
-			return -1;
-		for (size_t k = 1; k < n; k++) {
-			if ((p[i + k] & 0xC0) != 0x80)
-				return -1;
-			cp = (cp << 6) | (p[i + k] & 0x3F);
-		}
-		/* reject overlong forms, surrogates and out-of-range code points */
-		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
-		    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
+		if ((n = utf8_seq(p + i, len - i, &bad)) == 0)
 			return -1;
 		i += n;
 		count++;
 	}
 	return count;
+}
+
+size_t util_utf8_cut(char *s, size_t max_bytes)
+{
+	size_t len = strnlen(s, max_bytes), i;
+
+	if (s[len] == '\0') /* already short enough */
+		return len;
+	/* s[max_bytes] would be the first byte dropped: if it continues a sequence, drop
+	 * that sequence's first bytes too (at most 3 back; further back it is not UTF-8) */
+	i = max_bytes;
+	while (i > 0 && max_bytes - i < 3 && ((unsigned char)s[i] & 0xC0) == 0x80)
+		i--;
+	s[i] = '\0';
+	return i;
+}
+
+void util_utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t len = strlen(s), i = 0, n, bad;
+
+	while (i < len) {
+		if ((n = utf8_seq(p + i, len - i, &bad)) != 0) {
+			i += n;
+			continue;
+		}
+		memset(p + i, '?', bad);
+		i += bad;
+	}
 }
 
 void *util_xmalloc(size_t n)

@@ -18,6 +18,13 @@ int util_parse_ll(const char *s, long long *out);
 
 /* Counts UTF-8 code points; returns -1 if s is not valid UTF-8. */
 long util_utf8_len(const char *s, size_t len);
+/* Truncates s in place to at most max_bytes bytes, never inside a UTF-8 sequence (it
+ * backs up to the start of the code point the cut would split). Returns the new length. */
+size_t util_utf8_cut(char *s, size_t max_bytes);
+/* Replaces every byte of each invalid UTF-8 sequence in s with '?', in place: the length
+ * does not change and the result is valid UTF-8 (overlong forms, surrogates, code points
+ * above U+10FFFF, stray continuation bytes and cut-short sequences are all invalid). */
+void util_utf8_sanitize(char *s);
 
 /* Copies a C string; NULL in, NULL out. Aborts on out-of-memory. */
 char *util_strdup(const char *s);

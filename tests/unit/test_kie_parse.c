@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "kie_client.h"
+#include "util.h"
 
 #define S(x) x, strlen(x)
 
@@ -448,6 +449,121 @@ static void callback_task_id_locations(void **state)
 	kie_result_free(&r);
 }
 
+/* --- UTF-8 cleaning (util.c) for text taken from KIE bodies --- */
+
+static void utf8_cut_at_code_point_boundaries(void **state)
+{
+	static const struct { const char *in; size_t max; size_t want; } cases[] = {
+		{"a\xc3\xa9", 2, 1}, {"a\xc3\xa9", 3, 3}, {"a\xc3\xa9", 0, 0},
+		{"\xe8\xa1\xa3\xe8\xa1\xa3", 4, 3}, {"\xe8\xa1\xa3\xe8\xa1\xa3", 5, 3},
+		{"\xe8\xa1\xa3\xe8\xa1\xa3", 6, 6}, {"\xe8\xa1\xa3\xe8\xa1\xa3", 100, 6},
+		{"\xf0\x9f\x98\x80x", 1, 0}, {"\xf0\x9f\x98\x80x", 3, 0},
+		{"\xf0\x9f\x98\x80x", 4, 4}, {"abc", 2, 2},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[32];
+		util_strlcpy(buf, cases[i].in, sizeof(buf));
+		print_message("case %zu\n", i);
+		assert_int_equal(util_utf8_cut(buf, cases[i].max), cases[i].want);
+		assert_int_equal(strlen(buf), cases[i].want);
+		assert_memory_equal(buf, cases[i].in, cases[i].want);
+		assert_true(util_utf8_len(buf, strlen(buf)) >= 0);
+	}
+}
+
+static void utf8_sanitize_replaces_each_bad_byte(void **state)
+{
+	static const struct { const char *in, *want; } cases[] = {
+		{"a\xff" "b", "a?b"},
+		{"\xe8\xa1(", "?\?("},                   /* sequence cut short */
+		{"\xc0\xaf", "??"},                     /* overlong */
+		{"\xed\xa0\x80", "???"},                /* surrogate */
+		{"\xf4\x90\x80\x80", "????"},           /* above U+10FFFF */
+		{"\x80\x80z", "??z"},                   /* stray continuation bytes */
+		{"ab\xf0\x9f", "ab??"},                 /* incomplete at the end */
+		{"\xe8\xa1\xa3\xc3\xa9\xf0\x9f\x98\x80", "\xe8\xa1\xa3\xc3\xa9\xf0\x9f\x98\x80"},
+		{"", ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[32];
+		util_strlcpy(buf, cases[i].in, sizeof(buf));
+		util_utf8_sanitize(buf);
+		assert_string_equal(buf, cases[i].want);
+		assert_true(util_utf8_len(buf, strlen(buf)) >= 0);
+	}
+}
+
+static int valid_utf8(const char *s)
+{
+	return s && util_utf8_len(s, strlen(s)) >= 0;
+}
+
+/* Everything taken from a KIE body into a message or a result field is valid UTF-8
+ * (Python's json.loads refused kie callback's output) */
+static void kie_text_fields_are_valid_utf8(void **state)
+{
+	struct kie_result r;
+	struct kie_error e;
+	const char *b = "{\"code\":200,\"data\":{\"taskId\":\"t\xff\",\"model\":\"m\xc3\","
+		"\"state\":\"fail\",\"failCode\":\"\xfe\",\"failMsg\":\"\xff bad \xe8\xa1\","
+		"\"resultUrls\":[\"https://x/\xff.png\"],\"param\":\"{\\\"p\\\":\\\"\xc0\\\"}\"}}";
+	assert_int_equal(kie_parse_task_response(200, S(b), &r, &e), 0);
+	assert_string_equal(r.task_id, "t?");
+	assert_string_equal(r.model, "m?");
+	assert_string_equal(r.fail_code, "?");
+	assert_string_equal(r.error, "? bad ??");
+	assert_int_equal(r.n_results, 1);
+	assert_string_equal(r.result_urls[0], "https://x/?.png");
+	assert_true(valid_utf8(r.param));
+	char *js = kie_result_to_json(&r);
+	assert_true(valid_utf8(js));
+	free(js);
+	kie_result_free(&r);
+
+	assert_int_equal(kie_parse_task_response(200, S("{\"code\":404,\"msg\":\"\xff nope\"}"),
+						 &r, &e), -1);
+	assert_true(valid_utf8(e.message));
+	assert_non_null(strstr(e.message, "? nope"));
+	assert_int_equal(kie_parse_task_response(500, S("{\"code\":429,\"msg\":\"\xff\"}"),
+						 &r, &e), -1);
+	assert_true(valid_utf8(e.message));
+
+	/* a callback's error, built from msg, and a long failMsg cut at a boundary */
+	assert_int_equal(kie_parse_callback(S("{\"code\":501,\"msg\":\"\xe8\xa1\",\"taskId\":\"c\xff\"}"),
+					    &r, &e), 0);
+	assert_string_equal(r.error, "KIE code 501: ??");
+	assert_string_equal(r.task_id, "c?");
+	kie_result_free(&r);
+	char big[8192];
+	size_t n = (size_t)snprintf(big, sizeof(big), "{\"code\":501,\"data\":{\"taskId\":\"t\","
+				    "\"state\":\"fail\",\"failMsg\":\"x");
+	for (int i = 0; i < 2000; i++, n += 3)
+		memcpy(big + n, "\xe8\xa1\xa3", 3);
+	snprintf(big + n, sizeof(big) - n, "\"}}");
+	assert_int_equal(kie_parse_callback(S(big), &r, &e), 0);
+	assert_true(valid_utf8(r.error));
+	assert_true(strlen(r.error) <= 1024 && strlen(r.error) >= 1000);
+	js = kie_result_to_json(&r);
+	assert_true(valid_utf8(js));
+	free(js);
+	kie_result_free(&r);
+}
+
+/* A task id that is not UTF-8 must not reach JSON output; KIE probably created the
+ * task, so the error is ambiguous and names the id, escaped */
+static void create_task_id_not_utf8_is_ambiguous(void **state)
+{
+	char *id = NULL;
+	struct kie_error e;
+	assert_int_equal(kie_parse_create_response(200, S("{\"code\":200,\"data\":{\"taskId\":"
+							  "\"task_\xff" "1\"}}"), &id, &e), -1);
+	assert_null(id);
+	assert_string_equal(kie_err_class_str(e.cls), "ambiguous");
+	assert_true(valid_utf8(e.message));
+	assert_non_null(strstr(e.message, "task_\\xFF1"));
+	assert_non_null(strstr(e.message, "may have been created"));
+}
+
 static void classify_transport(void **state)
 {
 	assert_int_equal(kie_classify(KIE_OP_CREATE, HTTP_TRANSPORT_NOT_SENT, 0, 0), KIE_ERR_RETRYABLE);
@@ -500,6 +616,10 @@ int main(void)
 		cmocka_unit_test(callback_failure_and_credits_consumed),
 		cmocka_unit_test(callback_in_progress_keeps_its_state),
 		cmocka_unit_test(callback_task_id_locations),
+		cmocka_unit_test(utf8_cut_at_code_point_boundaries),
+		cmocka_unit_test(utf8_sanitize_replaces_each_bad_byte),
+		cmocka_unit_test(kie_text_fields_are_valid_utf8),
+		cmocka_unit_test(create_task_id_not_utf8_is_ambiguous),
 		cmocka_unit_test(classify_transport),
 		cmocka_unit_test(state_parse),
 	};

@@ -14,6 +14,7 @@
 #include <openssl/hmac.h>
 
 #include "kie_client.h"
+#include "util.h"
 
 static const char *const one_image[] = {"https://img.example.com/a.png"};
 
@@ -96,6 +97,27 @@ static void ratios_and_formats(void **state)
 	assert_int_equal(kie_validate_request(&r, &e), -1);
 }
 
+/* set_err cuts a long message at a code point boundary and cleans what it quotes */
+static void error_messages_are_valid_utf8(void **state)
+{
+	struct kie_error e;
+	char ratio[1024];
+	size_t n = 0;
+	ratio[n++] = 'x'; /* 7 + 1 bytes before the 3-byte characters: 511 falls inside one */
+	for (int i = 0; i < 300; i++, n += 3)
+		memcpy(ratio + n, "\xe8\xa1\xa3", 3);
+	ratio[n] = '\0';
+	struct kie_task_request r = req_with("x");
+	r.ratio = ratio;
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_true(util_utf8_len(e.message, strlen(e.message)) >= 0);
+	assert_true(strlen(e.message) >= sizeof(e.message) - 4);
+	r.ratio = "\xff:1";
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_string_equal(e.message, "ratio \"?:1\" is not one of 1:1 9:16 16:9 3:4 4:3 3:2 "
+			    "2:3 5:4 4:5 21:9 auto");
+}
+
 static void create_body_fields_and_defaults(void **state)
 {
 	struct kie_error e;
@@ -173,6 +195,7 @@ int main(void)
 		cmocka_unit_test(prompt_limit_counts_characters),
 		cmocka_unit_test(image_count_and_urls),
 		cmocka_unit_test(ratios_and_formats),
+		cmocka_unit_test(error_messages_are_valid_utf8),
 		cmocka_unit_test(create_body_fields_and_defaults),
 		cmocka_unit_test(callback_url_gets_the_job_id),
 		cmocka_unit_test(webhook_signature_matches_openssl),
