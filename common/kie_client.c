@@ -740,7 +740,11 @@ int kie_webhook_signature(const char *key, const char *task_id, const char *time
 			  char *out, size_t out_size)
 {
 	char msg[1024];
-	int n = snprintf(msg, sizeof(msg), "%s.%s", task_id, timestamp);
+	int n;
+
+	if (!key || !task_id || !timestamp)
+		return -1;
+	n = snprintf(msg, sizeof(msg), "%s.%s", task_id, timestamp);
 	if (n < 0 || (size_t)n >= sizeof(msg))
 		return -1;
 	return crypto_hmac_sha256_b64(key, strlen(key), msg, (size_t)n, out, out_size);
@@ -752,7 +756,12 @@ int kie_webhook_verify(const char *key, const char *task_id, const char *timesta
 {
 	char expect[64];
 	long long ts;
+	uint64_t away; /* |now_s - ts|, computed without overflow */
 
+	if (!key || !task_id) {
+		snprintf(why, whylen, "no webhook key or no task id to verify against");
+		return -1;
+	}
 	if (!timestamp || !signature) {
 		snprintf(why, whylen, "missing X-Webhook-Timestamp or X-Webhook-Signature");
 		return -1;
@@ -761,9 +770,12 @@ int kie_webhook_verify(const char *key, const char *task_id, const char *timesta
 		snprintf(why, whylen, "X-Webhook-Timestamp is not a number");
 		return -1;
 	}
-	if (llabs(now_s - ts) > window_s) {
-		snprintf(why, whylen, "X-Webhook-Timestamp is %lld s away from now (window %ld s)",
-			 (long long)(now_s - ts), window_s);
+	/* the difference of two int64 always fits in a uint64 (unsigned wrap is defined) */
+	away = ts >= now_s ? (uint64_t)ts - (uint64_t)now_s : (uint64_t)now_s - (uint64_t)ts;
+	if (away > (uint64_t)(window_s > 0 ? window_s : 0)) {
+		snprintf(why, whylen, "X-Webhook-Timestamp is %llu s %s now (window %ld s)",
+			 (unsigned long long)away, ts >= now_s ? "ahead of" : "behind",
+			 window_s > 0 ? window_s : 0);
 		return -1;
 	}
 	if (kie_webhook_signature(key, task_id, timestamp, expect, sizeof(expect)) != 0 ||

@@ -189,6 +189,49 @@ static void webhook_signature_matches_openssl(void **state)
 					    300, why, sizeof(why)), -1);
 }
 
+/* now - timestamp overflowed (and llabs(INT64_MIN) is undefined): extreme timestamps
+ * are refused by the window, with overflow-free arithmetic */
+static void webhook_window_extremes(void **state)
+{
+	char sig[64], why[160];
+	static const char *const stamps[] = {"-9223372036854775808", "9223372036854775807",
+					     "-1", "0"};
+	static const int64_t nows[] = {1700000000, INT64_MAX - 1000, INT64_MIN + 1000,
+				       -1700000000};
+	for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++) {
+		assert_int_equal(kie_webhook_signature("k", "t", stamps[i], sig, sizeof(sig)), 0);
+		for (size_t j = 0; j < sizeof(nows) / sizeof(nows[0]); j++) {
+			print_message("timestamp %s, now %lld\n", stamps[i], (long long)nows[j]);
+			assert_int_equal(kie_webhook_verify("k", "t", stamps[i], sig, nows[j], 300, why,
+							    sizeof(why)), -1);
+			assert_non_null(strstr(why, "window"));
+		}
+	}
+	/* the edges of the window, both sides */
+	assert_int_equal(kie_webhook_signature("k", "t", "1700000000", sig, sizeof(sig)), 0);
+	assert_int_equal(kie_webhook_verify("k", "t", "1700000000", sig, 1700000300, 300, why,
+					    sizeof(why)), 0);
+	assert_int_equal(kie_webhook_verify("k", "t", "1700000000", sig, 1699999700, 300, why,
+					    sizeof(why)), 0);
+	assert_int_equal(kie_webhook_verify("k", "t", "1700000000", sig, 1700000301, 300, why,
+					    sizeof(why)), -1);
+	assert_non_null(strstr(why, "301 s behind"));
+	assert_int_equal(kie_webhook_verify("k", "t", "1700000000", sig, 1699999699, 300, why,
+					    sizeof(why)), -1);
+	assert_non_null(strstr(why, "301 s ahead"));
+	/* a negative window lets nothing but the exact second through */
+	assert_int_equal(kie_webhook_verify("k", "t", "1700000000", sig, 1700000001, -1, why,
+					    sizeof(why)), -1);
+	assert_int_equal(kie_webhook_verify("k", "t", "1700000000", sig, 1700000000, -1, why,
+					    sizeof(why)), 0);
+	/* no task id or no key: refused, not a NULL passed to printf */
+	assert_int_equal(kie_webhook_verify("k", NULL, "1700000000", sig, 1700000000, 300, why,
+					    sizeof(why)), -1);
+	assert_int_equal(kie_webhook_verify(NULL, "t", "1700000000", sig, 1700000000, 300, why,
+					    sizeof(why)), -1);
+	assert_int_equal(kie_webhook_signature("k", NULL, "1", sig, sizeof(sig)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +242,7 @@ int main(void)
 		cmocka_unit_test(create_body_fields_and_defaults),
 		cmocka_unit_test(callback_url_gets_the_job_id),
 		cmocka_unit_test(webhook_signature_matches_openssl),
+		cmocka_unit_test(webhook_window_extremes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
