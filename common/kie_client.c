@@ -31,13 +31,25 @@ static const struct model_map models[] = {
 	{"google/nano-banana-pro", "prompt", "image_input", "aspect_ratio", "output_format", 0, 8},
 };
 
-/* Unknown models get nano-banana-edit's mapping; KIE answers 404 if it does not know them. */
+#define KIE_FALLBACK_MODEL "google/nano-banana-edit"
+
+/* Unknown models get nano-banana-edit's mapping (models[0]) and its rules; KIE answers
+ * 404 if it does not know them. */
 static const struct model_map *model_lookup(const char *model)
 {
 	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
 		if (strcmp(models[i].model, model) == 0)
 			return &models[i];
 	return &models[0];
+}
+
+const char *kie_model_resolve(const char *model, const char *default_model)
+{
+	if (model && *model)
+		return model;
+	if (default_model && *default_model)
+		return default_model;
+	return KIE_FALLBACK_MODEL;
 }
 
 static const char *const ratios[] = {"1:1", "9:16", "16:9", "3:4", "4:3", "3:2",
@@ -217,7 +229,14 @@ static int is_http_url(const char *s)
 
 int kie_validate_request(const struct kie_task_request *req, struct kie_error *err)
 {
-	const struct model_map *m = model_lookup(req->model ? req->model : models[0].model);
+	return kie_validate_request_for(req, KIE_FALLBACK_MODEL, err);
+}
+
+int kie_validate_request_for(const struct kie_task_request *req, const char *default_model,
+			     struct kie_error *err)
+{
+	const char *model = kie_model_resolve(req->model, default_model);
+	const struct model_map *m = model_lookup(model);
 	long chars;
 
 	clear_err(err);
@@ -238,9 +257,14 @@ int kie_validate_request(const struct kie_task_request *req, struct kie_error *e
 			KIE_PROMPT_MAX_CHARS);
 		return -1;
 	}
+	if (!m->images_field && req->n_images) { /* they would be dropped silently */
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"%s takes no reference images (%zu given)", model, req->n_images);
+		return -1;
+	}
 	if (req->n_images < (size_t)m->min_images || req->n_images > (size_t)m->max_images) {
 		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
-			"%zu image URLs given; %s takes %d to %d", req->n_images, m->model,
+			"%zu image URLs given; %s takes %d to %d", req->n_images, model,
 			m->min_images, m->max_images);
 		return -1;
 	}
@@ -280,12 +304,12 @@ int kie_validate_request(const struct kie_task_request *req, struct kie_error *e
 char *kie_build_create_body(const struct kie_task_request *req, const char *default_model,
 			    struct kie_error *err)
 {
-	const char *model = req->model && *req->model ? req->model : default_model;
+	const char *model = kie_model_resolve(req->model, default_model);
 	const struct model_map *m = model_lookup(model);
 	cJSON *root = NULL, *input;
 	char *out = NULL;
 
-	if (kie_validate_request(req, err) != 0)
+	if (kie_validate_request_for(req, default_model, err) != 0)
 		return NULL;
 	root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "model", model);
@@ -809,8 +833,7 @@ struct kie_client *kie_client_new(const struct kie_client_opts *o)
 	n = strlen(o->token) + 32;
 	c->auth_header = util_xmalloc(n);
 	snprintf(c->auth_header, n, "Authorization: Bearer %s", o->token);
-	c->default_model = util_strdup(o->default_model ? o->default_model
-							: "google/nano-banana-edit");
+	c->default_model = util_strdup(kie_model_resolve(NULL, o->default_model));
 	return c;
 }
 

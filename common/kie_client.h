@@ -58,7 +58,7 @@ enum kie_task_state kie_task_state_parse(const char *s);
 int kie_task_state_final(enum kie_task_state s);
 
 struct kie_task_request {
-	const char *model;          /* NULL: the client's default model */
+	const char *model;          /* NULL or "": the client's default model */
 	const char *prompt;
 	const char *const *image_urls;
 	size_t n_images;
@@ -92,11 +92,30 @@ void kie_result_free(struct kie_result *r);
 
 /* --- pure functions (no I/O), unit-tested --- */
 
-/* Checks a request against the model's documented limits. Returns 0 or -1 (err filled,
- * class permanent). */
+/* Models and their input mappings (kie_client.c's models[]):
+ *   google/nano-banana-edit  prompt, image_urls (1..10), aspect_ratio, output_format
+ *   google/nano-banana       prompt, no reference images, aspect_ratio, output_format
+ *   google/nano-banana-pro   prompt, image_input (0..8), aspect_ratio, output_format
+ * Any other model name is sent as it is with nano-banana-edit's mapping and rules (1..10
+ * images as image_urls); KIE answers 404 if it does not know the model. */
+
+/* The model a request will be sent with: model when set and not empty, else
+ * default_model when set and not empty, else "google/nano-banana-edit". Returns one of
+ * its arguments or a static string. */
+const char *kie_model_resolve(const char *model, const char *default_model);
+
+/* Checks a request against the documented limits of the model it will be sent with
+ * (kie_model_resolve(req->model, default_model)): prompt, image count (a model without
+ * an image field takes none: "google/nano-banana takes no reference images (N given)"),
+ * URLs, ratio, format. Returns 0 or -1 (err filled, class permanent). */
+int kie_validate_request_for(const struct kie_task_request *req, const char *default_model,
+			     struct kie_error *err);
+/* kie_validate_request_for(req, "google/nano-banana-edit", err). */
 int kie_validate_request(const struct kie_task_request *req, struct kie_error *err);
 
-/* Builds the createTask JSON body. Returns a new string (caller frees) or NULL. */
+/* Builds the createTask JSON body for kie_model_resolve(req->model, default_model), after
+ * kie_validate_request_for(req, default_model). Returns a new string (caller frees) or
+ * NULL (err filled). */
 char *kie_build_create_body(const struct kie_task_request *req, const char *default_model,
 			    struct kie_error *err);
 

@@ -148,6 +148,87 @@ static void create_body_fields_and_defaults(void **state)
 	assert_null(kie_build_create_body(&r, "google/nano-banana-edit", &e));
 }
 
+/* The model that will be sent decides the rules: the client's default model (KIE_MODEL)
+ * when the request names none, nano-banana-edit when neither does */
+static void model_resolution(void **state)
+{
+	assert_string_equal(kie_model_resolve(NULL, NULL), "google/nano-banana-edit");
+	assert_string_equal(kie_model_resolve("", ""), "google/nano-banana-edit");
+	assert_string_equal(kie_model_resolve(NULL, "google/nano-banana"), "google/nano-banana");
+	assert_string_equal(kie_model_resolve("", "google/nano-banana"), "google/nano-banana");
+	assert_string_equal(kie_model_resolve("google/nano-banana-pro", "google/nano-banana"),
+			    "google/nano-banana-pro");
+}
+
+static void validation_follows_the_model_sent(void **state)
+{
+	struct kie_error e;
+	struct kie_task_request r = req_with("a coat");
+	char *body;
+
+	/* text-to-image: reference images would be dropped silently */
+	assert_int_equal(kie_validate_request_for(&r, "google/nano-banana", &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_PERMANENT);
+	assert_string_equal(e.message, "google/nano-banana takes no reference images (1 given)");
+	assert_null(kie_build_create_body(&r, "google/nano-banana", &e));
+	assert_string_equal(e.message, "google/nano-banana takes no reference images (1 given)");
+	r.n_images = 0;
+	assert_int_equal(kie_validate_request_for(&r, "google/nano-banana", &e), 0);
+	body = kie_build_create_body(&r, "google/nano-banana", &e);
+	assert_non_null(body);
+	cJSON *o = cJSON_Parse(body), *in = cJSON_GetObjectItem(o, "input");
+	assert_string_equal(cJSON_GetObjectItem(o, "model")->valuestring, "google/nano-banana");
+	assert_null(cJSON_GetObjectItem(in, "image_urls"));
+	assert_string_equal(cJSON_GetObjectItem(in, "prompt")->valuestring, "a coat");
+	cJSON_Delete(o);
+	free(body);
+	/* the wrapper keeps nano-banana-edit's rules: at least one image */
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_non_null(strstr(e.message, "google/nano-banana-edit takes 1 to 10"));
+
+	/* the request's own model wins over the default */
+	r = req_with("a coat");
+	r.model = "google/nano-banana-edit";
+	assert_int_equal(kie_validate_request_for(&r, "google/nano-banana", &e), 0);
+	body = kie_build_create_body(&r, "google/nano-banana", &e);
+	o = cJSON_Parse(body);
+	assert_string_equal(cJSON_GetObjectItem(o, "model")->valuestring, "google/nano-banana-edit");
+	assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "input"), "image_urls"));
+	cJSON_Delete(o);
+	free(body);
+
+	/* nano-banana-pro: 0 to 8 images, sent as image_input */
+	const char *nine[9];
+	for (int i = 0; i < 9; i++)
+		nine[i] = "https://a.b/c.png";
+	r = req_with("a coat");
+	r.image_urls = nine;
+	r.n_images = 9;
+	assert_null(kie_build_create_body(&r, "google/nano-banana-pro", &e));
+	assert_non_null(strstr(e.message, "9 image URLs given; google/nano-banana-pro takes 0 to 8"));
+	r.n_images = 2;
+	body = kie_build_create_body(&r, "google/nano-banana-pro", &e);
+	o = cJSON_Parse(body);
+	in = cJSON_GetObjectItem(o, "input");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(in, "image_input")), 2);
+	assert_null(cJSON_GetObjectItem(in, "image_urls"));
+	cJSON_Delete(o);
+	free(body);
+
+	/* an unknown model is sent as named, with nano-banana-edit's mapping and rules */
+	r = req_with("a coat");
+	r.model = "acme/imagine";
+	body = kie_build_create_body(&r, NULL, &e);
+	o = cJSON_Parse(body);
+	assert_string_equal(cJSON_GetObjectItem(o, "model")->valuestring, "acme/imagine");
+	assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "input"), "image_urls"));
+	cJSON_Delete(o);
+	free(body);
+	r.n_images = 0;
+	assert_int_equal(kie_validate_request_for(&r, NULL, &e), -1);
+	assert_non_null(strstr(e.message, "acme/imagine takes 1 to 10"));
+}
+
 static void callback_url_gets_the_job_id(void **state)
 {
 	char *a = kie_callback_url_with_job("https://app.example.com/cb", "job-1");
@@ -240,6 +321,8 @@ int main(void)
 		cmocka_unit_test(ratios_and_formats),
 		cmocka_unit_test(error_messages_are_valid_utf8),
 		cmocka_unit_test(create_body_fields_and_defaults),
+		cmocka_unit_test(model_resolution),
+		cmocka_unit_test(validation_follows_the_model_sent),
 		cmocka_unit_test(callback_url_gets_the_job_id),
 		cmocka_unit_test(webhook_signature_matches_openssl),
 		cmocka_unit_test(webhook_window_extremes),
