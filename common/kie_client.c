@@ -221,10 +221,33 @@ static void clear_err(struct kie_error *err)
 		memset(err, 0, sizeof(*err));
 }
 
+/* 1 when s is valid UTF-8 without control characters (C0 and DEL). */
+static int is_clean_text(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return util_utf8_len(s, strlen(s)) >= 0;
+}
+
 static int is_http_url(const char *s)
 {
 	return s && (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
-	       strlen(s) > 8 && strlen(s) <= 2048;
+	       strlen(s) > 8 && strlen(s) <= 2048 && is_clean_text(s);
+}
+
+#define KIE_MODEL_MAX_BYTES 100
+
+/* A model name: 1..100 bytes of printable ASCII without spaces ("google/nano-banana"). */
+static int is_model_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > KIE_MODEL_MAX_BYTES)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return 0;
+	return 1;
 }
 
 int kie_validate_request(const struct kie_task_request *req, struct kie_error *err)
@@ -240,6 +263,12 @@ int kie_validate_request_for(const struct kie_task_request *req, const char *def
 	long chars;
 
 	clear_err(err);
+	if (!is_model_name(model)) {
+		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"model \"%s\" is not a model name (printable ASCII without spaces, at "
+			"most %d bytes)", model, KIE_MODEL_MAX_BYTES);
+		return -1;
+	}
 	if (!req->prompt || !*req->prompt) {
 		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
 			"prompt is empty: KIE requires a prompt");
@@ -269,10 +298,11 @@ int kie_validate_request_for(const struct kie_task_request *req, const char *def
 		return -1;
 	}
 	for (size_t i = 0; i < req->n_images; i++) {
-		if (!is_http_url(req->image_urls[i])) {
+		if (!req->image_urls || !is_http_url(req->image_urls[i])) {
 			set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
-				"image URL %zu is not an http(s) URL of at most 2048 bytes "
-				"(KIE takes URLs, never file bytes)", i + 1);
+				"image URL %zu is not an http(s) URL of at most 2048 bytes of "
+				"UTF-8 without control characters (KIE takes URLs, never file "
+				"bytes)", i + 1);
 			return -1;
 		}
 	}
@@ -295,7 +325,8 @@ int kie_validate_request_for(const struct kie_task_request *req, const char *def
 	}
 	if (req->callback_url && *req->callback_url && !is_http_url(req->callback_url)) {
 		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
-			"callback URL is not an http(s) URL");
+			"callback URL is not an http(s) URL of at most 2048 bytes of UTF-8 "
+			"without control characters");
 		return -1;
 	}
 	return 0;
@@ -638,12 +669,16 @@ int kie_parse_create_response(long http_status, const char *body, size_t len, ch
 		cJSON_Delete(root);
 		return -1;
 	}
-	if (util_utf8_len(id, strlen(id)) < 0) { /* it would reach JSON output as it is */
+	/* An id that is not UTF-8 would reach JSON output as it is, control characters
+	 * would reach log lines, and recordInfo refuses ids over KIE_TASK_ID_MAX_BYTES:
+	 * none can be followed, but KIE probably made the task. */
+	if (!is_clean_text(id) || strlen(id) > KIE_TASK_ID_MAX_BYTES) {
 		char shown[256];
 		escape_bytes(id, shown, sizeof(shown));
 		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status, 200,
-			"createTask: the task id \"%s\" is not valid UTF-8; the task may have "
-			"been created", shown);
+			"createTask: the task id \"%s\" (%zu bytes) is not UTF-8 text without "
+			"control characters of at most %d bytes; the task may have been created",
+			shown, strlen(id), KIE_TASK_ID_MAX_BYTES);
 		cJSON_Delete(root);
 		return -1;
 	}
@@ -821,9 +856,12 @@ struct kie_client {
 
 struct kie_client *kie_client_new(const struct kie_client_opts *o)
 {
-	struct kie_client *c = util_xcalloc(1, sizeof(*c));
+	struct kie_client *c;
 	size_t n;
 
+	if (!o || !o->base_url || !o->token)
+		return NULL;
+	c = util_xcalloc(1, sizeof(*c));
 	c->http = http_client_new(o->user_agent, o->connect_timeout_ms, o->timeout_ms);
 	if (!c->http) {
 		free(c);
@@ -876,7 +914,17 @@ static int kie_call(struct kie_client *c, enum kie_op op, const char *method, co
 		.max_response_bytes = KIE_MAX_RESPONSE_BYTES,
 	};
 
-	snprintf(url, sizeof(url), "%s%s", c->base_url, path);
+	int n = snprintf(url, sizeof(url), "%s%s", c->base_url, path);
+
+	if (n < 0 || (size_t)n >= sizeof(url)) { /* a cut URL would go somewhere else */
+		memset(resp, 0, sizeof(*resp));
+		dbuf_init(&resp->body, 0);
+		resp->transport = HTTP_TRANSPORT_NOT_SENT;
+		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_NOT_SENT, 0, 0,
+			"the request URL would be longer than %zu bytes (KIE_BASE_URL is %zu "
+			"bytes); nothing was sent", sizeof(url) - 1, strlen(c->base_url));
+		return -1;
+	}
 	if (http_do(c->http, &req, resp, msg, sizeof(msg)) != 0) {
 		set_err(err, kie_classify(op, resp->transport, 0, 0), resp->transport,
 			resp->status, 0, "%s%s", msg,
@@ -931,9 +979,9 @@ int kie_client_get_task(struct kie_client *c, const char *task_id, struct kie_re
 
 	memset(out, 0, sizeof(*out));
 	clear_err(err);
-	if (!task_id || !*task_id || strlen(task_id) > 200) {
+	if (!task_id || !*task_id || strlen(task_id) > KIE_TASK_ID_MAX_BYTES) {
 		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
-			"task id is empty or longer than 200 bytes");
+			"task id is empty or longer than %d bytes", KIE_TASK_ID_MAX_BYTES);
 		return -1;
 	}
 	url_encode_into(enc, sizeof(enc), task_id);

@@ -14,6 +14,7 @@
 #define KIE_DEFAULT_RATIO "9:16"  /* the seed's default */
 #define KIE_DEFAULT_FORMAT "png"
 #define KIE_MAX_RESPONSE_BYTES (1024 * 1024)
+#define KIE_TASK_ID_MAX_BYTES 200 /* longer ids are refused (createTask: ambiguous) */
 
 /* What a worker should do about an error (kie-api.md's "Codes" table). */
 enum kie_err_class {
@@ -161,7 +162,8 @@ struct kie_client_opts {
 };
 
 struct kie_client;
-/* Returns a new client (copies opts) or NULL; free with kie_client_free (NULL-safe). */
+/* Returns a new client (copies opts) or NULL (also when base_url or token is NULL);
+ * free with kie_client_free (NULL-safe). */
 struct kie_client *kie_client_new(const struct kie_client_opts *opts);
 void kie_client_free(struct kie_client *c);
 struct config;

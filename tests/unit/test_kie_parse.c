@@ -148,6 +148,34 @@ static void create_malformed_or_missing_id_is_ambiguous(void **state)
 	assert_non_null(strstr(e.message, "may have been created"));
 }
 
+/* recordInfo refuses task ids over 200 bytes, so a task created with one could never be
+ * followed; control characters would reach log lines. KIE made the task: ambiguous. */
+static void create_task_id_unusable_is_ambiguous(void **state)
+{
+	char b[600], *id = NULL;
+	struct kie_error e;
+	char long_id[202];
+	memset(long_id, 'a', 201);
+	long_id[201] = '\0';
+	snprintf(b, sizeof(b), "{\"code\":200,\"data\":{\"taskId\":\"%s\"}}", long_id);
+	assert_int_equal(kie_parse_create_response(200, S(b), &id, &e), -1);
+	assert_null(id);
+	assert_string_equal(kie_err_class_str(e.cls), "ambiguous");
+	assert_non_null(strstr(e.message, "201 bytes"));
+	assert_non_null(strstr(e.message, "may have been created"));
+	assert_int_equal(kie_parse_create_response(200, S("{\"code\":200,\"data\":{\"taskId\":"
+							  "\"task\\n1\"}}"), &id, &e), -1);
+	assert_null(id);
+	assert_string_equal(kie_err_class_str(e.cls), "ambiguous");
+	assert_non_null(strstr(e.message, "task\\x0A1"));
+	/* 200 bytes is still a task id */
+	long_id[200] = '\0';
+	snprintf(b, sizeof(b), "{\"code\":200,\"data\":{\"taskId\":\"%s\"}}", long_id);
+	assert_int_equal(kie_parse_create_response(200, S(b), &id, &e), 0);
+	assert_int_equal(strlen(id), 200);
+	free(id);
+}
+
 static void record_success_result_json_is_a_string(void **state)
 {
 	struct kie_result r;
@@ -603,6 +631,7 @@ int main(void)
 		cmocka_unit_test(create_http_5xx_is_ambiguous_whatever_the_body_code),
 		cmocka_unit_test(http_4xx_uses_a_4xx_or_5xx_body_code_else_the_status),
 		cmocka_unit_test(create_malformed_or_missing_id_is_ambiguous),
+		cmocka_unit_test(create_task_id_unusable_is_ambiguous),
 		cmocka_unit_test(record_success_result_json_is_a_string),
 		cmocka_unit_test(record_result_json_as_object_and_numeric_strings),
 		cmocka_unit_test(record_fail_and_failed_alike),

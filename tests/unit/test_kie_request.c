@@ -229,6 +229,80 @@ static void validation_follows_the_model_sent(void **state)
 	assert_non_null(strstr(e.message, "acme/imagine takes 1 to 10"));
 }
 
+/* Whatever goes into the createTask body is text JSON can carry: URLs and the model name
+ * without control characters or invalid UTF-8 (cJSON would copy the bytes as they are) */
+static void urls_and_model_are_clean_text(void **state)
+{
+	struct kie_error e;
+	struct kie_task_request r = req_with("x");
+	const char *bad_urls[] = {"https://a.b/\xff.png", "https://a.b/c\n.png",
+				  "https://a.b/c\x7f.png"};
+	for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+		const char *one[] = {bad_urls[i]};
+		r = req_with("x");
+		r.image_urls = one;
+		assert_int_equal(kie_validate_request(&r, &e), -1);
+		assert_non_null(strstr(e.message, "image URL 1"));
+		r = req_with("x");
+		r.callback_url = bad_urls[i];
+		assert_int_equal(kie_validate_request(&r, &e), -1);
+		assert_non_null(strstr(e.message, "callback URL"));
+	}
+	const char *ok[] = {"https://a.b/\xe8\xa1\xa3.png"}; /* UTF-8 in a URL is fine */
+	r = req_with("x");
+	r.image_urls = ok;
+	assert_int_equal(kie_validate_request(&r, &e), 0);
+
+	char long_model[300];
+	memset(long_model, 'm', sizeof(long_model) - 1);
+	long_model[sizeof(long_model) - 1] = '\0';
+	const char *bad_models[] = {"google/nano\xff", "google/nano banana", "a\nb", long_model};
+	for (size_t i = 0; i < sizeof(bad_models) / sizeof(bad_models[0]); i++) {
+		r = req_with("x");
+		r.model = bad_models[i];
+		assert_int_equal(kie_validate_request(&r, &e), -1);
+		assert_non_null(strstr(e.message, "not a model name"));
+		r.model = NULL;
+		assert_null(kie_build_create_body(&r, bad_models[i], &e));
+		assert_non_null(strstr(e.message, "not a model name"));
+	}
+	/* images counted but not given */
+	r = req_with("x");
+	r.image_urls = NULL;
+	assert_int_equal(kie_validate_request(&r, &e), -1);
+	assert_non_null(strstr(e.message, "image URL 1"));
+}
+
+/* A missing token or base URL was strlen(NULL); a URL longer than the call buffer was
+ * cut and sent to the wrong place */
+static void client_refuses_missing_settings_and_long_urls(void **state)
+{
+	struct kie_client_opts o = {.base_url = "http://127.0.0.1:1", .token = "t",
+				    .user_agent = "kie-tests", .connect_timeout_ms = 1000,
+				    .timeout_ms = 1000};
+	struct kie_client_opts no_token = o, no_base = o;
+	no_token.token = NULL;
+	no_base.base_url = NULL;
+	assert_null(kie_client_new(&no_token));
+	assert_null(kie_client_new(&no_base));
+
+	char *base = malloc(5000);
+	memcpy(base, "http://127.0.0.1:1/", 19);
+	memset(base + 19, 'a', 5000 - 20);
+	base[4999] = '\0';
+	o.base_url = base;
+	struct kie_client *c = kie_client_new(&o);
+	assert_non_null(c);
+	double credits = -1;
+	struct kie_error e;
+	assert_int_equal(kie_client_credits(c, &credits, &e), -1);
+	assert_int_equal(e.transport, HTTP_TRANSPORT_NOT_SENT);
+	assert_string_equal(kie_err_class_str(e.cls), "retryable");
+	assert_non_null(strstr(e.message, "longer than"));
+	kie_client_free(c);
+	free(base);
+}
+
 static void callback_url_gets_the_job_id(void **state)
 {
 	char *a = kie_callback_url_with_job("https://app.example.com/cb", "job-1");
@@ -323,6 +397,8 @@ int main(void)
 		cmocka_unit_test(create_body_fields_and_defaults),
 		cmocka_unit_test(model_resolution),
 		cmocka_unit_test(validation_follows_the_model_sent),
+		cmocka_unit_test(urls_and_model_are_clean_text),
+		cmocka_unit_test(client_refuses_missing_settings_and_long_urls),
 		cmocka_unit_test(callback_url_gets_the_job_id),
 		cmocka_unit_test(webhook_signature_matches_openssl),
 		cmocka_unit_test(webhook_window_extremes),
