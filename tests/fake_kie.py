@@ -3,7 +3,8 @@
 for the tests, the demo and the benchmarks. Loopback only; stdlib only (asyncio).
 
   /usr/bin/python3 tests/fake_kie.py [--port 0] [--port-file F] [--token T] [--task-ms 300]
-      [--hmac-key K] [--create-limit 20] [--create-window-s 10] [--credits 1000000]
+      [--hmac-key K] [--create-limit 20] [--create-window-s 10]
+      [--query-limit 10] [--query-window-s 1] [--credits 1000000]
 
 API (kie-api.md): POST /api/v1/jobs/createTask, GET /api/v1/jobs/recordInfo,
 GET /api/v1/chat/credit, POST /api/v1/common/download-url, callbacks to callBackUrl
@@ -13,9 +14,30 @@ Control (no auth): GET /_fake/stats[?brief=1], POST /_fake/config {...}, POST
 /_fake/reset, GET /_fake/health. Config keys: task_ms, latency_ms,
 fail_next_create_http500 (every other one creates the task first: "may exist and be
 charged"), fail_next_record_info_http500, malformed_next, hang_next_ms, create_limit,
-create_window_s, credits, token.
+create_window_s, query_limit, query_window_s, refuse_creates_until_ms, refuse_code,
+credits, token.
 
-Each successful task costs one credit; with none left createTask answers 402.
+KIE's limits, enforced with sliding logs (a limit of 0 turns one off):
+  - createTask: create_limit per create_window_s (KIE: 20 per 10 s per account); over
+    it the answer is HTTP 200 {"code":429}, counted in creates_refused_429;
+  - recordInfo: query_limit per query_window_s (KIE: 10 per second per key); over it
+    HTTP 200 {"code":429,"msg":"rate limited"}, counted in record_info_refused_429.
+Forced refusals: until refuse_creates_until_ms (epoch ms) every createTask answers
+refuse_code, 429 (rate limited) or 455 (maintenance), counted in creates_refused_429 /
+creates_refused_455.
+
+Each successful task costs one credit; with none left createTask answers 402 (recordInfo
+and the other endpoints keep working).
+
+Stats (GET /_fake/stats): counters (creates_total, creates_by_job, creates_refused_429,
+creates_refused_455, creates_refused_402, record_info_total, record_info_refused_429,
+requests_total, callbacks_*), credits, and max_creates_in_any_window /
+max_queries_in_any_second: the most createTask calls that created a task within any
+create_window_s, and the most recordInfo calls let through within any query_window_s
+(1 s and 10 s when a window is 0), kept as calls arrive over the whole run. Without
+?brief=1 also: tasks, create_times_ms (epoch-ms arrivals of createTask calls that created
+a task), create_refused_times_ms (those refused with 429/455) and record_info_times_ms
+(recordInfo calls let through), the last 20,000 of each.
 
 Prompt markers: "[fake:fail]" ends the task in state fail (501); "[fake:400]" makes
 createTask answer code 400; "[fake:slow=MS]" makes that task take MS ms.
@@ -50,6 +72,34 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+TIMES_KEPT = 20000  # arrival times kept per list in the stats
+
+
+class SlidingLog:
+    """Arrival times (monotonic seconds) within the last window: a limiter when limit > 0,
+    and in any case the most arrivals ever seen within one window."""
+
+    def __init__(self):
+        self.times = collections.deque()
+        self.max_in_window = 0
+
+    def prune(self, now, window):
+        while self.times and now - self.times[0] >= window:
+            self.times.popleft()
+
+    def full(self, now, window, limit):
+        """True when one more call now would exceed limit calls per window."""
+        if not limit:
+            return False
+        self.prune(now, window)
+        return len(self.times) >= limit
+
+    def add(self, now, window):
+        self.prune(now, window)
+        self.times.append(now)
+        self.max_in_window = max(self.max_in_window, len(self.times))
+
+
 class State:
     """Everything the fake remembers; reset() returns to the start-up settings."""
 
@@ -62,16 +112,31 @@ class State:
         self.cfg = {"task_ms": a.task_ms, "latency_ms": 0, "fail_next_create_http500": 0,
                     "fail_next_record_info_http500": 0, "malformed_next": 0,
                     "hang_next_ms": 0, "create_limit": a.create_limit,
-                    "create_window_s": a.create_window_s, "credits": a.credits,
-                    "token": a.token}
+                    "create_window_s": a.create_window_s, "query_limit": a.query_limit,
+                    "query_window_s": a.query_window_s, "refuse_creates_until_ms": 0,
+                    "refuse_code": 429, "credits": a.credits, "token": a.token}
         self.tasks = {}
         self.counter = 0
-        self.create_times = collections.deque()
+        self.creates = SlidingLog()   # createTask calls that created a task
+        self.queries = SlidingLog()   # recordInfo calls let through
+        # epoch = monotonic + offset: the stats' times agree with the limiters' clock
+        self.epoch_offset = time.time() - time.monotonic()
+        self.create_times_ms = collections.deque(maxlen=TIMES_KEPT)
+        self.create_refused_times_ms = collections.deque(maxlen=TIMES_KEPT)
+        self.record_info_times_ms = collections.deque(maxlen=TIMES_KEPT)
         self.http500_flip = 0
         self.stats = {"creates_total": 0, "creates_by_job": {}, "creates_refused_429": 0,
-                      "creates_refused_402": 0,
-                      "record_info_total": 0, "requests_total": 0, "callbacks_sent": 0,
+                      "creates_refused_455": 0, "creates_refused_402": 0,
+                      "record_info_total": 0, "record_info_refused_429": 0,
+                      "requests_total": 0, "callbacks_sent": 0,
                       "callbacks_failed": 0, "callbacks_skipped_nonlocal": 0}
+
+    def epoch_ms(self, mono):
+        return int((mono + self.epoch_offset) * 1000)
+
+    def window(self, key, fallback):
+        w = self.cfg[key]
+        return w if w > 0 else fallback
 
     def task_view(self, t):
         """Moves a task along waiting -> generating -> success/fail by elapsed time."""
@@ -199,6 +264,22 @@ def validate_input(inp):
     return None
 
 
+def config_error(upd):
+    """Checks the values of the keys that a wrong type would turn into a crash or a
+    limit that is silently off. Returns a message or None."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+    for k in ("create_limit", "query_limit", "refuse_creates_until_ms"):
+        if k in upd and not (number(upd[k]) and int(upd[k]) == upd[k]):
+            return f"{k} must be an integer >= 0"
+    for k in ("create_window_s", "query_window_s"):
+        if k in upd and not number(upd[k]):
+            return f"{k} must be a number >= 0"
+    if "refuse_code" in upd and upd["refuse_code"] not in (429, 455):
+        return "refuse_code must be 429 or 455"
+    return None
+
+
 class Handler:
     def __init__(self, st):
         self.st = st
@@ -248,6 +329,12 @@ class Handler:
             return self.create(body)
         if path == "/api/v1/jobs/recordInfo":
             st.stats["record_info_total"] += 1
+            now, window = time.monotonic(), st.window("query_window_s", 1)
+            if st.queries.full(now, window, st.cfg["query_limit"]):
+                st.stats["record_info_refused_429"] += 1
+                return 200, kie(429, "rate limited")
+            st.queries.add(now, window)
+            st.record_info_times_ms.append(st.epoch_ms(now))
             if st.cfg["fail_next_record_info_http500"]:
                 st.cfg["fail_next_record_info_http500"] -= 1
                 return 500, kie(500, "internal error (fake)")
@@ -285,14 +372,18 @@ class Handler:
         prompt = req["input"]["prompt"]
         if "[fake:400]" in prompt:
             return 200, kie(400, "content policy violation (fake)")
-        limit, window = st.cfg["create_limit"], st.cfg["create_window_s"]
-        now = time.monotonic()
-        if limit:
-            while st.create_times and now - st.create_times[0] >= window:
-                st.create_times.popleft()
-            if len(st.create_times) >= limit:
-                st.stats["creates_refused_429"] += 1
-                return 200, kie(429, "rate limited: too many createTask requests")
+        now, window = time.monotonic(), st.window("create_window_s", 10)
+        if now_ms() < st.cfg["refuse_creates_until_ms"]:
+            code = st.cfg["refuse_code"]
+            st.stats[f"creates_refused_{code}"] += 1
+            st.create_refused_times_ms.append(st.epoch_ms(now))
+            return 200, kie(code, "rate limited (fake: refusing until "
+                            f"{st.cfg['refuse_creates_until_ms']})" if code == 429 else
+                            "service under maintenance (fake)")
+        if st.creates.full(now, window, st.cfg["create_limit"]):
+            st.stats["creates_refused_429"] += 1
+            st.create_refused_times_ms.append(st.epoch_ms(now))
+            return 200, kie(429, "rate limited: too many createTask requests")
         if st.cfg["credits"] <= 0:
             st.stats["creates_refused_402"] += 1
             return 200, kie(402, "insufficient credits")
@@ -303,8 +394,8 @@ class Handler:
             if not st.http500_flip:  # every other injected 500 creates nothing
                 return 500, kie(500, "internal error (fake)")
             fail500 = True
-        if limit:
-            st.create_times.append(now)
+        st.creates.add(now, window)
+        st.create_times_ms.append(st.epoch_ms(now))
         st.counter += 1
         tid = f"task_google_{now_ms()}{st.counter:06d}"
         cb = req.get("callBackUrl") if isinstance(req.get("callBackUrl"), str) else None
@@ -337,9 +428,14 @@ class Handler:
         if path == "/_fake/stats" and method == "GET":
             out = dict(st.stats)
             out["credits"] = st.cfg["credits"]
+            out["max_creates_in_any_window"] = st.creates.max_in_window
+            out["max_queries_in_any_second"] = st.queries.max_in_window
             if not query.get("brief"):
                 out["tasks"] = {k: {"state": st.task_view(v)["state"], "jobId": v["jobId"]}
                                 for k, v in st.tasks.items()}
+                out["create_times_ms"] = list(st.create_times_ms)
+                out["create_refused_times_ms"] = list(st.create_refused_times_ms)
+                out["record_info_times_ms"] = list(st.record_info_times_ms)
             return 200, "application/json", json.dumps(out).encode()
         if path == "/_fake/config" and method == "POST":
             try:
@@ -351,6 +447,9 @@ class Handler:
             if unknown:
                 return 400, "application/json", json.dumps(
                     {"error": f"unknown config keys: {sorted(unknown)}"}).encode()
+            bad = config_error(upd)
+            if bad:
+                return 400, "application/json", json.dumps({"error": bad}).encode()
             st.cfg.update(upd)
             return 200, "application/json", json.dumps(st.cfg).encode()
         if path == "/_fake/reset" and method == "POST":
@@ -450,6 +549,8 @@ async def main():
     ap.add_argument("--hmac-key", default="")
     ap.add_argument("--create-limit", type=int, default=20)
     ap.add_argument("--create-window-s", type=float, default=10)
+    ap.add_argument("--query-limit", type=int, default=10)
+    ap.add_argument("--query-window-s", type=float, default=1)
     ap.add_argument("--credits", type=int, default=1000000)
     args = ap.parse_args()
     if not loopback_host(args.host):

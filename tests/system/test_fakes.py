@@ -4,8 +4,10 @@ import base64
 import hashlib
 import hmac
 import json
+import http.client
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -63,7 +65,9 @@ def test_kie_fake_task_progression_and_result_file(fake_kie):
         _, raw = call(fake_kie.url + f"/api/v1/jobs/recordInfo?taskId={tid}")
         return json.loads(raw)["data"]
     assert state()["state"] == "waiting"
-    done = wait_for(lambda: state()["state"] == "success" and state(), 5, what="success")
+    # two queries a poll, four polls a second: under KIE's 10 recordInfo calls/s
+    done = wait_for(lambda: state()["state"] == "success" and state(), 5, interval=0.25,
+                    what="success")
     assert isinstance(done["param"], str) and json.loads(done["param"])["model"]
     urls = json.loads(done["resultJson"])["resultUrls"]  # resultJson is a JSON string
     st, png = call(urls[0])
@@ -82,6 +86,141 @@ def test_kie_fake_rate_limit_500s_and_malformed(fake_kie):
     fake_kie.config(malformed_next=1)
     st, raw = create(fake_kie)
     assert st == 200 and raw == b'{"code":200,"data":'
+
+
+def query(fake, tid):
+    st, raw = call(fake.url + f"/api/v1/jobs/recordInfo?taskId={tid}")
+    return st, json.loads(raw)
+
+
+def epoch_ms():
+    return int(time.time() * 1000)
+
+
+def test_kie_fake_query_limit_refuses_and_counts(fake_kie):
+    tid = create(fake_kie)[1]["data"]["taskId"]
+    # the fixture leaves KIE's own limit on: 10 recordInfo calls per second
+    before = epoch_ms()
+    answers = [query(fake_kie, tid) for _ in range(25)]
+    assert all(st == 200 for st, _ in answers)  # HTTP 200: the body code is the verdict
+    refused = [b for _, b in answers if b["code"] == 429]
+    assert refused and refused[0] == {"code": 429, "msg": "rate limited"}
+    s = fake_kie.stats(brief=False)
+    assert s["record_info_total"] == 25
+    assert s["record_info_refused_429"] == len(refused)
+    assert s["max_queries_in_any_second"] == 10
+    times = s["record_info_times_ms"]
+    assert len(times) == 25 - len(refused) and times == sorted(times)
+    assert before - 5 <= times[0] and times[-1] <= epoch_ms() + 5
+
+    # a window long enough that nothing slides out: exactly the limit gets through
+    fake_kie.reset()
+    tid = create(fake_kie)[1]["data"]["taskId"]
+    fake_kie.config(query_limit=5, query_window_s=60)
+    codes = [query(fake_kie, tid)[1]["code"] for _ in range(8)]
+    assert codes == [200] * 5 + [429] * 3
+    s = fake_kie.stats()
+    assert (s["record_info_refused_429"], s["max_queries_in_any_second"]) == (3, 5)
+
+    # the log slides: once the oldest call is older than the window, one more gets in
+    fake_kie.config(query_limit=2, query_window_s=0.3)
+    wait_for(lambda: query(fake_kie, tid)[1]["code"] == 200, 5, interval=0.05,
+             what="a query after the window slid")
+    assert query(fake_kie, tid)[1]["code"] == 200
+    assert query(fake_kie, tid)[1]["code"] == 429
+    wait_for(lambda: query(fake_kie, tid)[1]["code"] == 200, 5, interval=0.05,
+             what="the window to slide again")
+
+    # 0 turns it off; then the max can exceed any limit (it measures, it does not assume)
+    fake_kie.config(query_limit=0, query_window_s=60)
+    assert all(query(fake_kie, tid)[1]["code"] == 200 for _ in range(12))
+    assert fake_kie.stats()["max_queries_in_any_second"] >= 12
+    st, raw = call(fake_kie.url + "/_fake/config", "POST", {"query_limit": "10"})
+    assert st == 400 and b"query_limit" in raw
+
+
+def test_kie_fake_forced_create_refusals(fake_kie):
+    t0 = epoch_ms()
+    fake_kie.config(refuse_creates_until_ms=t0 + 60000, refuse_code=455)
+    st, body = create(fake_kie)
+    assert st == 200 and body["code"] == 455 and "maintenance" in body["msg"]
+    fake_kie.config(refuse_code=429)
+    assert create(fake_kie)[1]["code"] == 429
+    s = fake_kie.stats(brief=False)
+    assert (s["creates_refused_455"], s["creates_refused_429"], s["creates_total"]) == (1, 1, 0)
+    assert len(s["create_refused_times_ms"]) == 2 and s["create_times_ms"] == []
+    assert all(t0 - 5 <= t <= epoch_ms() + 5 for t in s["create_refused_times_ms"])
+    # the period ends by itself
+    until = epoch_ms() + 300
+    fake_kie.config(refuse_creates_until_ms=until)
+    assert create(fake_kie)[1]["code"] == 429
+    wait_for(lambda: create(fake_kie)[1]["code"] == 200, 5, interval=0.05,
+             what="createTask accepted after the refusal period")
+    s = fake_kie.stats(brief=False)
+    assert s["creates_total"] == 1 and len(s["create_times_ms"]) == 1
+    assert s["create_times_ms"][0] >= until - 5
+    # only 429 and 455 are refusal codes
+    st, raw = call(fake_kie.url + "/_fake/config", "POST", {"refuse_code": 500})
+    assert st == 400 and b"refuse_code" in raw
+
+
+def test_kie_fake_max_creates_in_any_window(fake_kie):
+    fake_kie.config(create_limit=3, create_window_s=60)
+    codes = [create(fake_kie)[1]["code"] for _ in range(5)]
+    assert codes == [200, 200, 200, 429, 429]
+    s = fake_kie.stats(brief=False)
+    assert s["max_creates_in_any_window"] == 3
+    assert len(s["create_times_ms"]) == 3 and len(s["create_refused_times_ms"]) == 2
+    assert s["create_times_ms"] == sorted(s["create_times_ms"])
+    # with the limit off the same window holds more, and the stat says so
+    fake_kie.config(create_limit=0)
+    assert all(create(fake_kie)[1]["code"] == 200 for _ in range(4))
+    assert fake_kie.stats()["max_creates_in_any_window"] == 7
+    # a short window: the count restarts once calls slide out
+    fake_kie.reset()
+    fake_kie.config(create_limit=0, create_window_s=0.2)
+    create(fake_kie)
+    first = fake_kie.stats(brief=False)["create_times_ms"][0]
+    wait_for(lambda: epoch_ms() > first + 300, 5, interval=0.05, what="the window to pass")
+    create(fake_kie)
+    assert fake_kie.stats()["max_creates_in_any_window"] == 1
+
+
+def test_kie_fake_out_of_credits_refuses_creates_only(fake_kie):
+    tid = create(fake_kie)[1]["data"]["taskId"]
+    fake_kie.config(credits=0)
+    st, body = create(fake_kie)
+    assert st == 200 and body["code"] == 402
+    assert fake_kie.stats()["creates_refused_402"] == 1
+    st, body = query(fake_kie, tid)
+    assert st == 200 and body["code"] == 200 and body["data"]["taskId"] == tid
+    st, raw = call(fake_kie.url + "/api/v1/chat/credit")
+    assert st == 200 and json.loads(raw) == {"code": 200, "msg": "success", "data": 0}
+
+
+def test_kie_fake_answers_500_requests_per_second(fake_kie):
+    """The worker tests must meet KIE's limits, not the fake's speed."""
+    fake_kie.config(query_limit=0)
+    tid = create(fake_kie)[1]["data"]["taskId"]
+    h = {"Authorization": "Bearer " + TOKEN, "User-Agent": "kie-tests"}
+    n, counts = 1000, [0, 0]
+
+    def loop(i):
+        c = http.client.HTTPConnection("127.0.0.1", fake_kie.port, timeout=10)
+        for _ in range(n // 2):
+            c.request("GET", f"/api/v1/jobs/recordInfo?taskId={tid}", headers=h)
+            if json.loads(c.getresponse().read())["code"] == 200:
+                counts[i] += 1
+        c.close()
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(2)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    rate = n / (time.monotonic() - t0)
+    assert sum(counts) == n
+    assert rate >= 500, f"{rate:.0f} requests/s"
 
 
 def test_kie_fake_signed_callbacks(tmpdir_path):
