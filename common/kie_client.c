@@ -592,9 +592,9 @@ static cJSON *parse_envelope(enum kie_op op, long http_status, const char *body,
 			snprintf(detail, sizeof(detail), "body code not a KIE code: %s", msg);
 		else
 			snprintf(detail, sizeof(detail), "no body code: %s", msg);
-		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, verdict ? verdict : (int)http_status,
-			"%s: HTTP %ld (%s)%s", what, http_status, detail,
-			cls == KIE_ERR_AMBIGUOUS ? maybe : "");
+		set_err(err, cls, HTTP_TRANSPORT_OK, http_status,
+			verdict ? verdict : (int)http_status, "%s: HTTP %ld (%s)%s", what,
+			http_status, detail, cls == KIE_ERR_AMBIGUOUS ? maybe : "");
 		goto fail;
 	}
 	if (code < 0) {
@@ -663,7 +663,8 @@ int kie_parse_create_response(long http_status, const char *body, size_t len, ch
 	if (!id && cJSON_IsObject(data))
 		id = json_str(data, "task_id");
 	if (!id || !*id) {
-		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status, json_code_or_0(root),
+		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status,
+			json_code_or_0(root),
 			"createTask: success answer without data.taskId; the task may have been "
 			"created");
 		cJSON_Delete(root);
@@ -700,8 +701,8 @@ int kie_parse_task_response(long http_status, const char *body, size_t len,
 		return -1;
 	data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	if (!cJSON_IsObject(data)) {
-		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, http_status, json_code_or_0(root),
-			"recordInfo: answer has no data object");
+		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, http_status,
+			json_code_or_0(root), "recordInfo: answer has no data object");
 		cJSON_Delete(root);
 		return -1;
 	}
@@ -753,7 +754,8 @@ int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
 		out->state = KIE_TASK_SUCCESS;
 	out->success = out->state == KIE_TASK_SUCCESS;
 	if (out->state == KIE_TASK_FAIL && !out->error) {
-		char tmp[KIE_MSG_MAX_BYTES + 32], *msg = dup_clean(json_msg(root), KIE_MSG_MAX_BYTES);
+		char tmp[KIE_MSG_MAX_BYTES + 32];
+		char *msg = dup_clean(json_msg(root), KIE_MSG_MAX_BYTES);
 		snprintf(tmp, sizeof(tmp), "KIE code %d: %s", code, msg);
 		out->error = util_strdup(tmp);
 		free(msg);
