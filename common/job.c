@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 
 #include "crypto.h"
 #include "json_strict.h"
@@ -319,41 +318,35 @@ char *job_splice_id(const char *bytes, size_t len, const char *id, size_t *new_l
 static int callback_with_job(const char *what, const char *base, const char *id, char **out,
 			     char *err, size_t errlen)
 {
-	CURLU *u = curl_url();
-	char *scheme = NULL, *full = NULL, q[JOB_ID_MAX + 8];
-	int rc = -1;
+	size_t n;
 
 	*out = NULL;
-	if (!u)
-		abort();
-	if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+	if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) {
+		const char *colon = strstr(base, "://");
+		char scheme[20], b[72];
+		if (colon && colon - base < 16) {
+			snprintf(scheme, sizeof(scheme), "%.*s", (int)(colon - base), base);
+			snprintf(err, errlen, "%s has scheme \"%s\"; KIE posts callbacks to http(s) URLs "
+				 "only", what, shown(scheme, b, sizeof(b)));
+		} else {
+			snprintf(err, errlen, "%s is not an http(s) URL", what);
+		}
+		return -1;
+	}
+	*out = kie_callback_url_with_job(base, id);
+	if (!*out) {
 		snprintf(err, errlen, "%s is not a URL", what);
-		goto out;
+		return -1;
 	}
-	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
-		snprintf(err, errlen, "%s has scheme \"%.16s\"; KIE posts callbacks to http(s) URLs "
-			 "only", what, scheme);
-		goto out;
-	}
-	snprintf(q, sizeof(q), "jobId=%s", id);
-	if (curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {
-		snprintf(err, errlen, "%s: cannot add jobId to it", what);
-		goto out;
-	}
-	if (strlen(full) > JOB_CALLBACK_URL_MAX) {
+	n = strlen(*out);
+	if (n > JOB_CALLBACK_URL_MAX) {
 		snprintf(err, errlen, "%s is %zu bytes with jobId=%s added; KIE accepts at most %d",
-			 what, strlen(full), id, JOB_CALLBACK_URL_MAX);
-		goto out;
+			 what, n, id, JOB_CALLBACK_URL_MAX);
+		free(*out);
+		*out = NULL;
+		return -1;
 	}
-	*out = util_strdup(full);
-	rc = 0;
-out:
-	curl_free(scheme);
-	curl_free(full);
-	curl_url_cleanup(u);
-	return rc;
+	return 0;
 }
 
 /* replyTo names a list of the application's: never one of the worker's own keys. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 
 #include "crypto.h"
 #include "util.h"
@@ -230,6 +231,8 @@ static int is_clean_text(const char *s)
 	return util_utf8_len(s, strlen(s)) >= 0;
 }
 
+static void escape_bytes(const char *s, char *out, size_t cap);
+
 static int is_http_url(const char *s)
 {
 	return s && (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
@@ -264,9 +267,11 @@ int kie_validate_request_for(const struct kie_task_request *req, const char *def
 
 	clear_err(err);
 	if (!is_model_name(model)) {
+		char shown[128];
+		escape_bytes(model, shown, sizeof(shown));
 		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
 			"model \"%s\" is not a model name (printable ASCII without spaces, at "
-			"most %d bytes)", model, KIE_MODEL_MAX_BYTES);
+			"most %d bytes)", shown, KIE_MODEL_MAX_BYTES);
 		return -1;
 	}
 	if (!req->prompt || !*req->prompt) {
@@ -311,16 +316,20 @@ int kie_validate_request_for(const struct kie_task_request *req, const char *def
 		for (const char *const *r = ratios; *r; r++)
 			ok |= strcmp(*r, req->ratio) == 0;
 		if (!ok) {
+			char shown[64];
+			escape_bytes(req->ratio, shown, sizeof(shown));
 			set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
 				"ratio \"%s\" is not one of 1:1 9:16 16:9 3:4 4:3 3:2 2:3 5:4 "
-				"4:5 21:9 auto", req->ratio);
+				"4:5 21:9 auto", shown);
 			return -1;
 		}
 	}
 	if (req->output_format && strcmp(req->output_format, "png") != 0 &&
 	    strcmp(req->output_format, "jpeg") != 0) {
+		char shown[64];
+		escape_bytes(req->output_format, shown, sizeof(shown));
 		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
-			"output format \"%s\" is not png or jpeg", req->output_format);
+			"output format \"%s\" is not png or jpeg", shown);
 		return -1;
 	}
 	if (req->callback_url && *req->callback_url && !is_http_url(req->callback_url)) {
@@ -363,20 +372,24 @@ char *kie_build_create_body(const struct kie_task_request *req, const char *defa
 
 char *kie_callback_url_with_job(const char *base, const char *job_id)
 {
-	struct dbuf b;
-	dbuf_init(&b, 8192);
-	dbuf_addstr(&b, base);
-	dbuf_addstr(&b, strchr(base, '?') ? "&jobId=" : "?jobId=");
-	for (const unsigned char *p = (const unsigned char *)job_id; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
-			dbuf_add(&b, p, 1);
-		else
-			dbuf_printf(&b, "%%%02X", *p);
-	}
-	if (!b.data)
-		return util_strdup("");
-	return b.data; /* ownership passes to the caller */
+	/* libcurl's URL API: percent-encodes, appends after an existing query and before
+	 * any #fragment (KIE drops fragments), keeps IPv6 hosts and ports as they are */
+	CURLU *u = curl_url();
+	char *q = NULL, *full = NULL, *out = NULL;
+	size_t n = strlen(job_id) + 7;
+
+	if (!u)
+		abort();
+	q = util_xmalloc(n);
+	snprintf(q, n, "jobId=%s", job_id);
+	if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK)
+		out = util_strdup(full);
+	curl_free(full);
+	free(q);
+	curl_url_cleanup(u);
+	return out;
 }
 
 /* ---- parsing helpers ---- */
@@ -592,9 +605,9 @@ static cJSON *parse_envelope(enum kie_op op, long http_status, const char *body,
 			snprintf(detail, sizeof(detail), "body code not a KIE code: %s", msg);
 		else
 			snprintf(detail, sizeof(detail), "no body code: %s", msg);
-		set_err(err, cls, HTTP_TRANSPORT_OK, http_status, verdict ? verdict : (int)http_status,
-			"%s: HTTP %ld (%s)%s", what, http_status, detail,
-			cls == KIE_ERR_AMBIGUOUS ? maybe : "");
+		set_err(err, cls, HTTP_TRANSPORT_OK, http_status,
+			verdict ? verdict : (int)http_status, "%s: HTTP %ld (%s)%s", what,
+			http_status, detail, cls == KIE_ERR_AMBIGUOUS ? maybe : "");
 		goto fail;
 	}
 	if (code < 0) {
@@ -663,7 +676,8 @@ int kie_parse_create_response(long http_status, const char *body, size_t len, ch
 	if (!id && cJSON_IsObject(data))
 		id = json_str(data, "task_id");
 	if (!id || !*id) {
-		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status, json_code_or_0(root),
+		set_err(err, KIE_ERR_AMBIGUOUS, HTTP_TRANSPORT_OK, http_status,
+			json_code_or_0(root),
 			"createTask: success answer without data.taskId; the task may have been "
 			"created");
 		cJSON_Delete(root);
@@ -700,8 +714,8 @@ int kie_parse_task_response(long http_status, const char *body, size_t len,
 		return -1;
 	data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	if (!cJSON_IsObject(data)) {
-		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, http_status, json_code_or_0(root),
-			"recordInfo: answer has no data object");
+		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, http_status,
+			json_code_or_0(root), "recordInfo: answer has no data object");
 		cJSON_Delete(root);
 		return -1;
 	}
@@ -753,7 +767,8 @@ int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
 		out->state = KIE_TASK_SUCCESS;
 	out->success = out->state == KIE_TASK_SUCCESS;
 	if (out->state == KIE_TASK_FAIL && !out->error) {
-		char tmp[KIE_MSG_MAX_BYTES + 32], *msg = dup_clean(json_msg(root), KIE_MSG_MAX_BYTES);
+		char tmp[KIE_MSG_MAX_BYTES + 32];
+		char *msg = dup_clean(json_msg(root), KIE_MSG_MAX_BYTES);
 		snprintf(tmp, sizeof(tmp), "KIE code %d: %s", code, msg);
 		out->error = util_strdup(tmp);
 		free(msg);
@@ -974,7 +989,7 @@ int kie_client_get_task(struct kie_client *c, const char *task_id, struct kie_re
 			struct kie_error *err)
 {
 	struct http_response resp;
-	char path[1200], enc[1024];
+	char path[3 * KIE_TASK_ID_MAX_BYTES + 64], enc[3 * KIE_TASK_ID_MAX_BYTES + 1];
 	int rc;
 
 	memset(out, 0, sizeof(*out));

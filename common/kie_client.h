@@ -14,7 +14,7 @@
 #define KIE_DEFAULT_RATIO "9:16"  /* the seed's default */
 #define KIE_DEFAULT_FORMAT "png"
 #define KIE_MAX_RESPONSE_BYTES (1024 * 1024)
-#define KIE_TASK_ID_MAX_BYTES 200 /* longer ids are refused (createTask: ambiguous) */
+#define KIE_TASK_ID_MAX_BYTES 1024 /* longer ids are refused (createTask: ambiguous) */
 
 /* What a worker should do about an error (kie-api.md's "Codes" table). */
 enum kie_err_class {
@@ -70,7 +70,11 @@ struct kie_task_request {
 
 /* A task's outcome, from recordInfo or from a callback (the seed's processCallback).
  * Units: cost_time_ms in milliseconds (callbacks send seconds; they are converted),
- * times in epoch milliseconds. Free with kie_result_free(). */
+ * times in epoch milliseconds. A time outside (0, 253402300799999] (year 10000) reads as
+ * absent (0); a NaN, infinite or negative cost or credit amount as absent (has_* 0).
+ * Every string is valid UTF-8 (bytes KIE sent that are not become '?'); error is at most
+ * 1024 bytes, model and fail_code at most 200, cut at a character boundary.
+ * Free with kie_result_free(). */
 struct kie_result {
 	char *task_id;
 	char *model;
@@ -108,7 +112,9 @@ const char *kie_model_resolve(const char *model, const char *default_model);
 /* Checks a request against the documented limits of the model it will be sent with
  * (kie_model_resolve(req->model, default_model)): prompt, image count (a model without
  * an image field takes none: "google/nano-banana takes no reference images (N given)"),
- * URLs, ratio, format. Returns 0 or -1 (err filled, class permanent). */
+ * the model name (printable ASCII without spaces, at most 100 bytes), URLs (http(s), at
+ * most 2048 bytes of UTF-8 without control characters), ratio, format. Returns 0 or -1
+ * (err filled, class permanent). */
 int kie_validate_request_for(const struct kie_task_request *req, const char *default_model,
 			     struct kie_error *err);
 /* kie_validate_request_for(req, "google/nano-banana-edit", err). */
@@ -120,9 +126,13 @@ int kie_validate_request(const struct kie_task_request *req, struct kie_error *e
 char *kie_build_create_body(const struct kie_task_request *req, const char *default_model,
 			    struct kie_error *err);
 
-/* Appends jobId=<id> (URL-encoded) to a callback URL. Returns a new string. */
+/* Adds jobId=<id> (percent-encoded) to a callback URL's query, before any #fragment.
+ * Returns a new string, or NULL when base is not a URL. */
 char *kie_callback_url_with_job(const char *base, const char *job_id);
 
+/* Reads a createTask answer. A task id that is not UTF-8 text without control
+ * characters of at most KIE_TASK_ID_MAX_BYTES is refused as ambiguous (KIE probably made
+ * the task). kie_error.message is always valid UTF-8. */
 int kie_parse_create_response(long http_status, const char *body, size_t len,
 			      char **task_id, struct kie_error *err);
 int kie_parse_task_response(long http_status, const char *body, size_t len,

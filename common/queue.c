@@ -401,7 +401,8 @@ int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 		"if ARGV[9] == '1' or outcome == 'duplicate' then "
 		"  redis.call('LPUSH', KEYS[4], ARGV[1]) end "
 		"return outcome";
-	char jkey[300], tkey[400], unc[128], poll[128], stats[128], now[32], att[32];
+	char jkey[300], tkey[KIE_TASK_ID_MAX_BYTES + 200], unc[128], poll[128], stats[128];
+	char now[32], att[32];
 	const char *keys[] = {jkey, tkey, unc, poll, stats};
 	const char *args[] = {task_id, job_id, now, type ? type : "", reply_to ? reply_to : "",
 			      record_json ? record_json : "", job_meta_json ? job_meta_json : "",
@@ -1101,7 +1102,7 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 		"if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'polls', 1) end "
 		"return redis.call('HMGET', KEYS[1], 'jobId', 'type', 'replyTo', 'createdAt', "
 		"  'polls', 'attempts', 'finalizedAt', 'record', 'jobMeta', 'duplicateOf')";
-	char key[400], now[32];
+	char key[KIE_TASK_ID_MAX_BYTES + 200], now[32];
 	const char *keys[] = {key};
 	const char *args[] = {now, count_poll ? "1" : "0"};
 	redisReply *rep;
@@ -1157,7 +1158,7 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		"  redis.call('HINCRBY', KEYS[5], ARGV[2], 1) "
 		"else redis.call('HINCRBY', KEYS[5], 'duplicate_tasks_collected', 1) end "
 		"return 1 + skipped";
-	char tkey[400], jkey[300], due[128], stats[128], now[32], ttl[32];
+	char tkey[KIE_TASK_ID_MAX_BYTES + 200], jkey[300], due[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	const char *keys[6] = {tkey, jkey, ed.results, due, stats, reply_to};
 	const char *args[] = {event_json ? event_json : "", status, now, ed.chan, ed.max,

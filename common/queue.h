@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kie_client.h"
 #include "rconn.h"
 
 struct queue {
@@ -104,7 +105,7 @@ struct job_claim {
 	long epoch;
 	long attempts;
 	char state[32];     /* the state before the claim */
-	char task_id[256];
+	char task_id[KIE_TASK_ID_MAX_BYTES + 1];
 	char owner[160];    /* the owner before the claim */
 	long recoveries;
 };
@@ -165,7 +166,7 @@ int queue_job_uncertain(struct queue *q, const char *raw, size_t len, const char
 int queue_uncertain_due(struct queue *q, int limit, char ***ids, size_t *n);
 struct uncertain_job {
 	char state[32];
-	char task_id[256];
+	char task_id[KIE_TASK_ID_MAX_BYTES + 1];
 	char *raw;          /* the descriptor kept while uncertain; caller frees */
 	size_t raw_len;
 	char reply_to[512];

@@ -61,13 +61,14 @@ static int parse_unix_query(const char *q, struct rconn_addr *o, char *err, size
 		if (n > 3 && strncmp(q, "db=", 3) == 0) {
 			snprintf(val, sizeof(val), "%.*s", (int)(n - 3), q + 3);
 			if (n - 3 >= sizeof(val) || parse_db(val, &o->db) != 0) {
-				snprintf(err, errlen, "REDIS_URL: db=%.*s is not a number 0..1000",
-					 (int)(n - 3 > 20 ? 20 : n - 3), q + 3);
+				snprintf(err, errlen, "REDIS_URL: db in the unix:// URL is not a "
+					 "number 0..1000");
 				return -1;
 			}
 		} else if (n) {
+			/* the text is not echoed: a password may have been put there */
 			snprintf(err, errlen, "REDIS_URL: unix:// takes one query parameter, db=N "
-				 "(0..1000); \"%.*s\" is not it", (int)strcspn(q, "=&"), q);
+				 "(0..1000), and nothing else");
 			return -1;
 		}
 		q += n + (q[n] == '&');

@@ -4,6 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
 
 #include "invariant.h"
 #include "kie_client.h"
@@ -28,7 +32,9 @@ static void check_redis_url(const char *url)
 			const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
 			const char *pw = colon ? colon + 1 : scheme + 3;
 			size_t n = (size_t)(at - pw) + 1; /* with the '@' */
-			INVARIANT("url.no_secret_in_error", n < 2 || !memmem(err, strlen(err), pw, n),
+			/* a password of at least 4 bytes, quoted with its '@' (shorter ones match
+			 * the message's own words) */
+			INVARIANT("url.no_secret_in_error", n < 5 || !memmem(err, strlen(err), pw, n),
 				  "the error message shows the password: \"%s\"", err);
 		}
 		return;
@@ -37,7 +43,7 @@ static void check_redis_url(const char *url)
 		  terminated(a.unix_path, sizeof(a.unix_path)) && terminated(a.user, sizeof(a.user)) &&
 		  terminated(a.password, sizeof(a.password)), "a field is not NUL-terminated");
 	INVARIANT("url.fields", a.db >= 0 && a.db <= 1000, "db %d", a.db);
-	if (strncmp(url, "unix://", 7) == 0) {
+	if (strncasecmp(url, "unix://", 7) == 0) { /* schemes are case-insensitive */
 		INVARIANT("url.fields", a.unix_path[0] != '\0', "unix:// URL without a path");
 		return;
 	}
@@ -45,68 +51,72 @@ static void check_redis_url(const char *url)
 	if (!invariant_enabled("url.host"))
 		return;
 	INVARIANT("url.host", a.host[0] != '\0', "redis:// URL \"%.200s\" gave an empty host", url);
-	INVARIANT("url.host", !strpbrk(a.host, "/@?#"), "host \"%s\" has a URL delimiter", a.host);
-	/* a ':' only inside an IPv6 literal, and then nothing after its ']' */
+	{ /* the address part (an IPv6 zone id after '%' is the interface's business) */
+		char addr[sizeof(a.host)];
+		snprintf(addr, sizeof(addr), "%.*s", (int)strcspn(a.host, "%"), a.host);
+		INVARIANT("url.host", !strpbrk(addr, "/@?#"), "host \"%s\" has a URL delimiter",
+			  a.host);
+	}
+	/* hiredis takes an IPv6 literal without brackets: a ':' only in one of those */
 	if (strchr(a.host, ':')) {
-		const char *close = strchr(a.host, ']');
-		INVARIANT("url.host", a.host[0] == '[' && close && close[1] == '\0',
-			  "host \"%s\" still has a port or is not a bracketed IPv6 address", a.host);
+		char lit[sizeof(a.host)], *zone;
+		struct in6_addr in6;
+		snprintf(lit, sizeof(lit), "%s", a.host);
+		if ((zone = strchr(lit, '%'))) /* a zone id is the interface's business */
+			*zone = '\0';
+		INVARIANT("url.host", !strpbrk(lit, "[]"), "host \"%s\" kept its brackets", a.host);
+		INVARIANT("url.host", inet_pton(AF_INET6, lit, &in6) == 1,
+			  "host \"%s\" still has a port or is not an IPv6 address", a.host);
 	}
 }
 
-static int unreserved(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '_' || c == '.' || c == '~';
-}
-
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
+/* The callback URL KIE gets: jobId in its query, decoding back to the whole id, and
+ * never after a #fragment (KIE drops fragments), or NULL when base is not a URL. */
 static void check_callback_url(const char *base, const char *job_id)
 {
-	char *out = kie_callback_url_with_job(base, job_id);
-	size_t blen = strlen(base), olen;
-	const char *p, *frag;
-	size_t k = 0;
+	char *out = kie_callback_url_with_job(base, job_id), *query = NULL, *frag = NULL;
+	CURLU *u;
+	int found = 0;
 
-	INVARIANT("url.callback", out != NULL, "NULL");
-	olen = strlen(out);
-	/* the jobId parameter is there whole: base, separator, percent-encoded id */
-	/* the known bug's trigger: a result longer than the 8192-byte buffer */
-	if (invariant_enabled("url.callback_complete") || blen + 7 + 3 * strlen(job_id) <= 8192) {
-		INVARIANT("url.callback_complete",
-			  olen >= blen + 7 && memcmp(out, base, blen) == 0 &&
-			  (memcmp(out + blen, "?jobId=", 7) == 0 ||
-			   memcmp(out + blen, "&jobId=", 7) == 0),
-			  "%zu-byte base, %zu-byte result lacks \"jobId=\" after the base", blen, olen);
-		for (p = out + blen + 7; *p; k++) {
-			int c;
-			if (*p == '%') {
-				INVARIANT("url.callback_complete", hexval(p[1]) >= 0 && hexval(p[2]) >= 0,
-					  "bad escape in \"%s\"", out + blen);
-				c = hexval(p[1]) * 16 + hexval(p[2]);
-				p += 3;
-			} else {
-				INVARIANT("url.callback", unreserved((unsigned char)*p),
-					  "byte 0x%02x left unencoded in the job id", (unsigned char)*p);
-				c = (unsigned char)*p++;
+	if (!out)
+		return;
+	u = curl_url();
+	INVARIANT("url.callback_complete", u && curl_url_set(u, CURLUPART_URL, out, 0) == CURLUE_OK,
+		  "the result does not parse as a URL: \"%.200s\"", out);
+	if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
+		for (char *kv = query; kv && *kv && !found;) {
+			char *amp = strchr(kv, '&');
+			if (amp)
+				*amp = '\0';
+			if (strncmp(kv, "jobId=", 6) == 0) {
+				char *dec;
+				for (char *p = kv + 6; *p; p++) /* a query's '+' is a space */
+					if (*p == '+')
+						*p = ' ';
+				dec = curl_easy_unescape(NULL, kv + 6, 0, NULL);
+				found = dec && strcmp(dec, job_id) == 0;
+				curl_free(dec);
 			}
-			INVARIANT("url.callback_complete", c == (unsigned char)job_id[k],
-				  "the job id does not decode back at byte %zu", k);
+			kv = amp ? amp + 1 : NULL;
 		}
-		INVARIANT("url.callback_complete", job_id[k] == '\0',
-			  "job id cut after %zu of %zu bytes", k, strlen(job_id));
 	}
-	/* a query parameter after '#' is never sent to the server */
-	frag = strchr(base, '#');
-	if (frag && invariant_enabled("url.callback_before_fragment")) {
-		const char *j = strstr(out, "jobId=");
-		INVARIANT("url.callback_before_fragment", j && j < out + (frag - base),
-			  "jobId lands in the fragment: \"%.200s\"", out);
+	INVARIANT("url.callback_complete", found,
+		  "no jobId=<the whole id> in the query of \"%.200s\"", out);
+	/* what follows '#' is never sent: the fragment is the base's, jobId is not in it */
+	if (curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK) {
+		CURLU *b = curl_url();
+		char *bfrag = NULL;
+		INVARIANT("url.callback_before_fragment",
+			  b && curl_url_set(b, CURLUPART_URL, base, 0) == CURLUE_OK &&
+			  curl_url_get(b, CURLUPART_FRAGMENT, &bfrag, 0) == CURLUE_OK &&
+			  strcmp(bfrag, frag) == 0,
+			  "the fragment changed: \"%.200s\"", out);
+		curl_free(bfrag);
+		curl_url_cleanup(b);
 	}
+	curl_free(query);
+	curl_free(frag);
+	curl_url_cleanup(u);
 	free(out);
 }
 

@@ -168,7 +168,7 @@ class FakeKie:
 
 @pytest.fixture
 def fake_kie(tmpdir_path):
-    f = FakeKie(tmpdir_path, task_ms=300, create_limit=0)
+    f = FakeKie(tmpdir_path, task_ms=300, create_limit=0, query_limit=0)
     yield f
     f.stop()
 

@@ -148,20 +148,28 @@ static void create_malformed_or_missing_id_is_ambiguous(void **state)
 	assert_non_null(strstr(e.message, "may have been created"));
 }
 
-/* recordInfo refuses task ids over 200 bytes, so a task created with one could never be
- * followed; control characters would reach log lines. KIE made the task: ambiguous. */
+/* Task ids up to KIE_TASK_ID_MAX_BYTES are followed (and stored under an encoded name);
+ * a longer one, or one with control characters, cannot be: KIE made the task, so the
+ * outcome is ambiguous (the job waits for its callback). */
 static void create_task_id_unusable_is_ambiguous(void **state)
 {
-	char b[600], *id = NULL;
+	char b[KIE_TASK_ID_MAX_BYTES + 100], *id = NULL;
 	struct kie_error e;
-	char long_id[202];
-	memset(long_id, 'a', 201);
-	long_id[201] = '\0';
+	char long_id[KIE_TASK_ID_MAX_BYTES + 2];
+	memset(long_id, 'a', KIE_TASK_ID_MAX_BYTES);
+	long_id[KIE_TASK_ID_MAX_BYTES] = '\0';
+	snprintf(b, sizeof(b), "{\"code\":200,\"data\":{\"taskId\":\"%s\"}}", long_id);
+	assert_int_equal(kie_parse_create_response(200, S(b), &id, &e), 0);
+	assert_string_equal(id, long_id);
+	free(id);
+	id = NULL;
+	long_id[KIE_TASK_ID_MAX_BYTES] = 'a';
+	long_id[KIE_TASK_ID_MAX_BYTES + 1] = '\0';
 	snprintf(b, sizeof(b), "{\"code\":200,\"data\":{\"taskId\":\"%s\"}}", long_id);
 	assert_int_equal(kie_parse_create_response(200, S(b), &id, &e), -1);
 	assert_null(id);
 	assert_string_equal(kie_err_class_str(e.cls), "ambiguous");
-	assert_non_null(strstr(e.message, "201 bytes"));
+	assert_non_null(strstr(e.message, "1025 bytes"));
 	assert_non_null(strstr(e.message, "may have been created"));
 	assert_int_equal(kie_parse_create_response(200, S("{\"code\":200,\"data\":{\"taskId\":"
 							  "\"task\\n1\"}}"), &id, &e), -1);

@@ -213,9 +213,10 @@ static void unix_sockets(void **state)
 	assert_string_equal(a.unix_path, "/r.sock");
 	parse_bad("unix://", NULL, "REDIS_URL");
 	parse_bad("unix:///", NULL, "no socket path");
-	parse_bad("unix:///tmp/r.sock?db=1001", NULL, "db=1001 is not a number 0..1000");
-	parse_bad("unix:///tmp/r.sock?db=", NULL, "\"db\" is not it");
-	parse_bad("unix:///tmp/r.sock?timeout=5", NULL, "\"timeout\" is not it");
+	parse_bad("unix:///tmp/r.sock?db=1001", NULL, "is not a number 0..1000");
+	parse_bad("unix:///tmp/r.sock?db=", NULL, "and nothing else");
+	parse_bad("unix:///tmp/r.sock?password=hunter22", NULL, "and nothing else");
+	parse_bad("unix:///tmp/r.sock?timeout=5", NULL, "and nothing else");
 	parse_bad("unix://host/tmp/r.sock", NULL, "with no host or password");
 	parse_bad("unix://:pw@/tmp/r.sock", NULL, "REDIS_PASSWORD_FILE");
 }
