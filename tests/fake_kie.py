@@ -12,6 +12,9 @@ GET /api/v1/chat/credit, POST /api/v1/common/download-url, callbacks to callBack
 
 Control (no auth): GET /_fake/stats[?brief=1], POST /_fake/config {...}, POST
 /_fake/reset, GET /_fake/health. Config keys: task_ms, latency_ms,
+create_http500_rate (0..1, with seed: that share of createTask calls answered 500, every
+other one after creating the task), task_id_style (plain | slash | long: ids KIE may
+return that are unsafe as file names or over 200 bytes),
 fail_next_create_http500 (every other one creates the task first: "may exist and be
 charged"), fail_next_record_info_http500, malformed_next, hang_next_ms, create_limit,
 create_window_s, query_limit, query_window_s, refuse_creates_until_ms, refuse_code,
@@ -51,6 +54,7 @@ import hmac
 import ipaddress
 import json
 import os
+import random
 import re
 import signal
 import sys
@@ -114,7 +118,8 @@ class State:
                     "hang_next_ms": 0, "create_limit": a.create_limit,
                     "create_window_s": a.create_window_s, "query_limit": a.query_limit,
                     "query_window_s": a.query_window_s, "refuse_creates_until_ms": 0,
-                    "refuse_code": 429, "credits": a.credits, "token": a.token}
+                    "refuse_code": 429, "credits": a.credits, "token": a.token,
+                    "create_http500_rate": 0.0, "seed": 0, "task_id_style": "plain"}
         self.tasks = {}
         self.counter = 0
         self.creates = SlidingLog()   # createTask calls that created a task
@@ -125,7 +130,8 @@ class State:
         self.create_refused_times_ms = collections.deque(maxlen=TIMES_KEPT)
         self.record_info_times_ms = collections.deque(maxlen=TIMES_KEPT)
         self.http500_flip = 0
-        self.stats = {"creates_total": 0, "creates_by_job": {}, "creates_refused_429": 0,
+        self.rnd = random.Random(0)
+        self.stats = {"creates_http500": 0, "creates_http500_created": 0,"creates_total": 0, "creates_by_job": {}, "creates_refused_429": 0,
                       "creates_refused_455": 0, "creates_refused_402": 0,
                       "record_info_total": 0, "record_info_refused_429": 0,
                       "requests_total": 0, "callbacks_sent": 0,
@@ -277,6 +283,11 @@ def config_error(upd):
             return f"{k} must be a number >= 0"
     if "refuse_code" in upd and upd["refuse_code"] not in (429, 455):
         return "refuse_code must be 429 or 455"
+    if "create_http500_rate" in upd and not (number(upd["create_http500_rate"]) and
+                                             upd["create_http500_rate"] <= 1):
+        return "create_http500_rate must be a number from 0 to 1"
+    if "task_id_style" in upd and upd["task_id_style"] not in ("plain", "slash", "long"):
+        return "task_id_style must be plain, slash or long"
     return None
 
 
@@ -388,16 +399,27 @@ class Handler:
             st.stats["creates_refused_402"] += 1
             return 200, kie(402, "insufficient credits")
         fail500 = False
+        inject = False
         if st.cfg["fail_next_create_http500"]:
             st.cfg["fail_next_create_http500"] -= 1
+            inject = True
+        elif st.cfg["create_http500_rate"] and st.rnd.random() < st.cfg["create_http500_rate"]:
+            inject = True
+        if inject:
+            st.stats["creates_http500"] += 1
             st.http500_flip ^= 1
             if not st.http500_flip:  # every other injected 500 creates nothing
                 return 500, kie(500, "internal error (fake)")
+            st.stats["creates_http500_created"] += 1
             fail500 = True
         st.creates.add(now, window)
         st.create_times_ms.append(st.epoch_ms(now))
         st.counter += 1
         tid = f"task_google_{now_ms()}{st.counter:06d}"
+        if st.cfg["task_id_style"] == "slash":  # ids KIE may return, unsafe as file names
+            tid = f"task/google/{now_ms()}/{st.counter:06d}"
+        elif st.cfg["task_id_style"] == "long":
+            tid = f"task_google_{st.counter:06d}_" + "x" * 300
         cb = req.get("callBackUrl") if isinstance(req.get("callBackUrl"), str) else None
         job_id = None
         if cb:
@@ -450,6 +472,8 @@ class Handler:
             bad = config_error(upd)
             if bad:
                 return 400, "application/json", json.dumps({"error": bad}).encode()
+            if "seed" in upd:
+                st.rnd = random.Random(upd["seed"])
             st.cfg.update(upd)
             return 200, "application/json", json.dumps(st.cfg).encode()
         if path == "/_fake/reset" and method == "POST":

@@ -211,3 +211,29 @@ def test_redis_gone_longer_than_any_ttl_then_back_with_its_data(tmpdir_path, fak
         assert all(w.proc.poll() is None for w in ws)
     finally:
         srv.stop()
+
+
+def test_any_task_id_kie_returns_is_finalized(redis_server, r, fake_kie, workers,
+                                              tmpdir_path):
+    """Task ids with '/' (unsafe as a file name or key) and over 200 bytes: polled,
+    finalized, stored under an encoded name, within the poll timeout."""
+    workers(redis_server.url, fake_kie.url)
+    for style in ("slash", "long"):
+        fake_kie.config(task_id_style=style)
+        r.lpush(f"{PREFIX}:queue", job(f"tid-{style}"))
+        ev = wait_for(lambda: [e for e in events(r) if e["jobId"] == f"tid-{style}"], 30,
+                      what=f"the {style} task's event")[0]
+        assert ev["status"] == "completed", ev
+        tid = ev["taskId"]
+        assert ("/" in tid) if style == "slash" else (len(tid) > 200)
+        names = os.listdir(os.path.join(tmpdir_path, "meta", "kie-tasks"))
+        stored = [n for n in names if n.startswith("~")]
+        assert stored, names
+        for n in stored:
+            with open(os.path.join(tmpdir_path, "meta", "kie-tasks", n)) as f:
+                rec = json.load(f)
+            if rec["taskId"] == tid:
+                assert rec["status"] == "completed" and rec["jobId"] == f"tid-{style}"
+                break
+        else:
+            raise AssertionError(f"no record for {tid!r} in {stored}")
