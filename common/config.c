@@ -13,8 +13,12 @@
 #include "util.h"
 
 /* CFG_FILE: the value is a path; the file's content goes to the string at TARGET (a
- * secret). CFG_REDIS_URL: checked by rconn_parse_url. */
-enum cfg_type { CFG_STR, CFG_INT, CFG_URL, CFG_ENUM, CFG_FILE, CFG_REDIS_URL };
+ * secret). CFG_REDIS_URL: checked by rconn_parse_url. CFG_LISTEN: "" or an address to
+ * listen on (util_parse_listen_addr). CFG_PATH: a URL path, "/..." */
+enum cfg_type { CFG_STR, CFG_INT, CFG_URL, CFG_ENUM, CFG_FILE, CFG_REDIS_URL, CFG_LISTEN,
+		CFG_PATH };
+
+#define CONFIG_PATH_MAX_BYTES 512
 
 struct cfg_entry {
 	const char *flag;  /* --flag name, or NULL */
@@ -150,6 +154,21 @@ static const struct cfg_entry table[] = {
 	 "<prefix>:results keeps at most this many events (oldest dropped)"},
 	{"dead-max", "KIE_DEAD_MAX", CFG_INT, "10000", 1, 10000000, NULL, S(dead_max), 0,
 	 "<prefix>:dead keeps at most this many entries (oldest dropped, counted)"},
+	{"http-addr", "KIE_HTTP_ADDR", CFG_LISTEN, "", 0, 0, NULL, S(http_addr), 0,
+	 "serve KIE's callbacks on this address: host:port, [v6]:port or :port (every IPv4 "
+	 "interface); \"\" = no HTTP server"},
+	{"callback-path", "KIE_CALLBACK_PATH", CFG_PATH, "/api/kie/callback", 0, 0, NULL,
+	 S(callback_path), 0, "the path KIE POSTs callbacks to (other paths answer 404)"},
+	{"http-body-max", "KIE_HTTP_BODY_MAX", CFG_INT, "65536", 1024, 1048576, NULL,
+	 S(http_body_max), 0, "largest callback body accepted (larger: 413)"},
+	{"http-max-connections", "KIE_HTTP_MAX_CONNECTIONS", CFG_INT, "64", 1, 10000, NULL,
+	 S(http_max_connections), 0, "HTTP connections open at once (more are closed at once)"},
+	{"http-conn-timeout-s", "KIE_HTTP_CONN_TIMEOUT_S", CFG_INT, "10", 1, 600, NULL,
+	 S(http_conn_timeout_s), 0,
+	 "an idle HTTP connection is closed after this long; a body must arrive within it"},
+	{"webhook-window-s", "KIE_WEBHOOK_WINDOW_S", CFG_INT, "300", 1, 86400, NULL,
+	 S(webhook_window_s), 0, "signed callbacks: largest allowed clock skew of "
+	 "X-Webhook-Timestamp"},
 	{"log-level", "KIE_LOG_LEVEL", CFG_ENUM, "info", 0, 0, "debug|info|warn|error", S(log_level), 0,
 	 "least severe level logged"},
 	{"log-format", "KIE_LOG_FORMAT", CFG_ENUM, "text", 0, 0, "text|json", S(log_format), 0,
@@ -271,6 +290,18 @@ out:
 	return rc;
 }
 
+/* A path compared byte for byte with the request's (percent-decoded) path: so nothing
+ * that would be written percent-encoded. */
+static int path_ok(const char *v)
+{
+	if (v[0] != '/' || strlen(v) > CONFIG_PATH_MAX_BYTES)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || strchr("?#%", *p))
+			return 0;
+	return 1;
+}
+
 static int apply(struct config *cfg, const struct cfg_entry *e, const char *value,
 		 char *err, size_t errlen)
 {
@@ -304,6 +335,24 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 			return -1;
 		break;
 	}
+	case CFG_LISTEN:
+		if (*value) {
+			struct util_listen_addr a;
+			char why[256];
+			if (util_parse_listen_addr(value, &a, why, sizeof(why)) != 0) {
+				snprintf(err, errlen, "%s: %s", e->env, why);
+				return -1;
+			}
+		}
+		break;
+	case CFG_PATH:
+		if (!path_ok(value)) {
+			snprintf(err, errlen, "%s: \"%.64s\" is not a URL path (it starts with '/', "
+				 "has at most %d printable ASCII bytes and no '?', '#', '%%' or "
+				 "spaces)", e->env, value, CONFIG_PATH_MAX_BYTES);
+			return -1;
+		}
+		break;
 	case CFG_ENUM:
 		if (!enum_has(e->choices, value)) {
 			snprintf(err, errlen, "%s: \"%s\" is not one of %s", e->env, value, e->choices);

@@ -66,6 +66,13 @@ struct config {
 	long record_ttl_s;
 	long results_max;
 	long dead_max;
+	/* the callback endpoint (worker/http_server.c) */
+	char *http_addr;         /* "" = off; else util_parse_listen_addr's forms */
+	char *callback_path;
+	long http_body_max;
+	long http_max_connections;
+	long http_conn_timeout_s;
+	long webhook_window_s;
 	/* logs */
 	char *log_level;
 	char *log_format;

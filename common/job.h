@@ -93,7 +93,7 @@ void job_to_request(const struct job *j, const char *prompt, struct kie_task_req
 /* The descriptor as JSON (canonical field order, v1). Returns a new string. */
 char *job_to_json(const struct job *j);
 
-/* 0 when s is a valid job id ([A-Za-z0-9._:-], 1..128 bytes). */
+/* 1 when s is a valid job id ([A-Za-z0-9._:-], 1..128 bytes), else 0. */
 int job_id_valid(const char *s);
 
 #endif

@@ -1,6 +1,7 @@
 /* util.c — small helpers shared by every module: time, parsing, UTF-8, buffers. */
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,6 +57,77 @@ int util_parse_ll(const char *s, long long *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *err,
+			   size_t errlen)
+{
+	const char *host, *colon, *p;
+	size_t host_len;
+	unsigned char bin[16];
+	long port = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!s || !*s) {
+		snprintf(err, errlen, "no address (expected host:port, [v6]:port or :port)");
+		goto bad;
+	}
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':') {
+			snprintf(err, errlen, "\"%.64s\": an IPv6 address is written [address]:port",
+				 s);
+			goto bad;
+		}
+		host = s + 1;
+		host_len = (size_t)(close - host);
+		colon = close + 1;
+		out->ipv6 = 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon) {
+			snprintf(err, errlen, "\"%.64s\" has no port (expected host:port, "
+				 "[v6]:port or :port)", s);
+			goto bad;
+		}
+		host = s;
+		host_len = (size_t)(colon - s);
+		if (memchr(host, ':', host_len)) {
+			snprintf(err, errlen, "\"%.64s\": an IPv6 address goes in brackets, as in "
+				 "[::1]:8080", s);
+			goto bad;
+		}
+	}
+	/* the port: 1 to 5 decimal digits, 1..65535 (no sign, no spaces, no 0x) */
+	for (p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || p - colon > 5) {
+			port = -1;
+			break;
+		}
+		port = port * 10 + (*p - '0');
+	}
+	if (port < 1 || port > 65535) {
+		snprintf(err, errlen, "\"%.64s\": the port must be a number from 1 to 65535", s);
+		goto bad;
+	}
+	if (host_len == 0 && !out->ipv6) {
+		util_strlcpy(out->host, "0.0.0.0", sizeof(out->host));
+	} else if (host_len < sizeof(out->host)) {
+		memcpy(out->host, host, host_len);
+		out->host[host_len] = '\0';
+	}
+	if (host_len >= sizeof(out->host) ||
+	    inet_pton(out->ipv6 ? AF_INET6 : AF_INET, out->host, bin) != 1) {
+		snprintf(err, errlen, "\"%.64s\": %s is not an IP%s address (host names are "
+			 "not resolved: write 127.0.0.1 or [::1])", s,
+			 out->ipv6 ? "the part in brackets" : "the host", out->ipv6 ? "v6" : "v4");
+		goto bad;
+	}
+	out->port = (int)port;
+	return 0;
+bad:
+	memset(out, 0, sizeof(*out));
+	return -1;
 }
 
 /* Reads the UTF-8 sequence at p (avail bytes readable). Returns its length when valid;

@@ -16,6 +16,21 @@ void util_iso8601(int64_t epoch_ms, char out[UTIL_ISO8601_SIZE]);
 /* Parses a whole base-10 integer (no trailing junk). Returns 0 or -1. */
 int util_parse_ll(const char *s, long long *out);
 
+/* An address to listen on, as KIE_HTTP_ADDR writes it:
+ *   "127.0.0.1:8080"  an IPv4 literal and a port
+ *   "[::1]:8080"      an IPv6 literal in brackets (no zone id)
+ *   ":8080"           every IPv4 interface (0.0.0.0)
+ * No host names (nothing is resolved at start-up), port 1..65535 in decimal digits. */
+struct util_listen_addr {
+	int ipv6;       /* host is an IPv6 literal */
+	char host[48];  /* without brackets, as inet_pton reads it */
+	int port;
+};
+/* Returns 0 with out filled, or -1 with err holding a sentence that quotes s (at most 64
+ * bytes of it) but names no setting; out is zeroed then. */
+int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *err,
+			   size_t errlen);
+
 /* Counts UTF-8 code points; returns -1 if s is not valid UTF-8. */
 long util_utf8_len(const char *s, size_t len);
 /* Truncates s in place to at most max_bytes bytes, never inside a UTF-8 sequence (it

@@ -10,6 +10,7 @@
 
 #include "crypto.h"
 #include "http.h"
+#include "http_server.h"
 #include "log.h"
 #include "metadata.h"
 #include "queue.h"
@@ -200,6 +201,19 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* the callback endpoint, when KIE_HTTP_ADDR asks for one; failing to listen stops the
+	 * worker (exit 1) after the usual shutdown */
+	struct http_server *hs = NULL;
+	int exit_code = 0;
+	if (*cfg.http_addr && !W.stopping) {
+		hs = http_server_start(&cfg, &W.redis, &W.hard_stop, err, sizeof(err));
+		if (!hs) {
+			log_error(NULL, NULL, "cannot start the callback endpoint: %s", err);
+			W.stopping = 1;
+			exit_code = 1;
+		}
+	}
+
 	/* main thread: wait for a signal, or for the pool to go idle in drain mode */
 	struct rconn rc;
 	struct queue q;
@@ -231,6 +245,8 @@ int main(int argc, char **argv)
 		if (join_until(th[i], deadline) != 0)
 			unfinished++;
 	}
+	/* callbacks were still taken while runners and pollers finished their work */
+	http_server_stop(hs);
 	if (unfinished) {
 		log_error(NULL, NULL, "grace period over with %ld thread(s) still busy; their jobs "
 			  "stay claimed and live workers recover them once this heartbeat expires",
@@ -264,5 +280,5 @@ int main(int argc, char **argv)
 	prompts_free(W.prompts);
 	http_global_cleanup();
 	config_free(&cfg);
-	return 0;
+	return exit_code;
 }

@@ -408,11 +408,93 @@ static void help_lists_every_setting(void **state)
 			       "--create-window-ms", "KIE_POLL_RATE", "KIE_LIMIT_MARGIN_MS",
 			       "KIE_RATE_BACKOFF_MS", "KIE_RATE_BACKOFF_MAX_MS", "KIE_CREDIT_PROBE_MS",
 			       "KIE_DEAD_MAX", "KIE_JOB_META_MAX_BYTES", "--account-prefix",
-			       "default \"kie:account\""};
+			       "default \"kie:account\"", "KIE_HTTP_ADDR", "--http-addr",
+			       "KIE_CALLBACK_PATH", "default \"/api/kie/callback\"",
+			       "KIE_HTTP_BODY_MAX", "KIE_HTTP_MAX_CONNECTIONS",
+			       "KIE_HTTP_CONN_TIMEOUT_S", "KIE_WEBHOOK_WINDOW_S"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_non_null(strstr(buf, names[i]));
 	assert_non_null(strstr(buf, "default \"https://api.kie.ai\""));
 	free(buf);
+}
+
+static void callback_endpoint_settings(void **state)
+{
+	struct config c;
+	char err[256];
+	config_defaults(&c);
+	assert_string_equal(c.http_addr, "");       /* off */
+	assert_string_equal(c.callback_path, "/api/kie/callback");
+	assert_int_equal(c.http_body_max, 65536);
+	assert_int_equal(c.http_max_connections, 64);
+	assert_int_equal(c.http_conn_timeout_s, 10);
+	assert_int_equal(c.webhook_window_s, 300);
+
+	assert_int_equal(config_set(&c, "http-addr", "127.0.0.1:8080", err, sizeof(err)), 0);
+	assert_string_equal(c.http_addr, "127.0.0.1:8080");
+	assert_int_equal(config_set(&c, "KIE_HTTP_ADDR", "[::1]:8080", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "KIE_HTTP_ADDR", ":8080", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "KIE_HTTP_ADDR", "", err, sizeof(err)), 0);
+	assert_string_equal(c.http_addr, "");
+	static const char *const bad_addr[] = {"8080", "localhost:8080", "127.0.0.1:0",
+					       "::1:8080", "127.0.0.1:70000", "[::1]"};
+	for (size_t i = 0; i < sizeof(bad_addr) / sizeof(bad_addr[0]); i++) {
+		assert_int_equal(config_set(&c, "KIE_HTTP_ADDR", bad_addr[i], err, sizeof(err)),
+				 -1);
+		if (strncmp(err, "KIE_HTTP_ADDR: ", 15) != 0)
+			print_error("%s: %s\n", bad_addr[i], err);
+		assert_int_equal(strncmp(err, "KIE_HTTP_ADDR: ", 15), 0);
+	}
+	assert_int_equal(config_set(&c, "--http-addr", "nope", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "--http-addr"));
+	assert_non_null(strstr(err, "KIE_HTTP_ADDR"));
+	assert_string_equal(c.http_addr, ""); /* a refused value changes nothing */
+
+	assert_int_equal(config_set(&c, "callback-path", "/hooks/kie", err, sizeof(err)), 0);
+	assert_string_equal(c.callback_path, "/hooks/kie");
+	static const char *const bad_path[] = {"hooks", "", "/a b", "/a?b", "/a#b", "/a%20b",
+					       "/caf\xc3\xa9", "/a\tb"};
+	for (size_t i = 0; i < sizeof(bad_path) / sizeof(bad_path[0]); i++) {
+		assert_int_equal(config_set(&c, "KIE_CALLBACK_PATH", bad_path[i], err,
+					    sizeof(err)), -1);
+		assert_non_null(strstr(err, "KIE_CALLBACK_PATH"));
+		assert_non_null(strstr(err, "is not a URL path"));
+	}
+	char long_path[600];
+	memset(long_path, 'a', sizeof(long_path) - 1);
+	long_path[0] = '/';
+	long_path[sizeof(long_path) - 1] = '\0';
+	assert_int_equal(config_set(&c, "KIE_CALLBACK_PATH", long_path, err, sizeof(err)), -1);
+
+	static const struct {
+		const char *flag, *env, *low, *high, *range;
+	} b[] = {
+		{"http-body-max", "KIE_HTTP_BODY_MAX", "1023", "1048577", "(1024..1048576)"},
+		{"http-max-connections", "KIE_HTTP_MAX_CONNECTIONS", "0", "10001", "(1..10000)"},
+		{"http-conn-timeout-s", "KIE_HTTP_CONN_TIMEOUT_S", "0", "601", "(1..600)"},
+		{"webhook-window-s", "KIE_WEBHOOK_WINDOW_S", "0", "86401", "(1..86400)"},
+	};
+	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		assert_int_equal(config_set(&c, b[i].flag, b[i].low, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, b[i].env));
+		assert_non_null(strstr(err, b[i].range));
+		assert_int_equal(config_set(&c, b[i].env, b[i].high, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, b[i].env));
+	}
+	assert_int_equal(config_set(&c, "KIE_HTTP_BODY_MAX", "1024", err, sizeof(err)), 0);
+	assert_int_equal(c.http_body_max, 1024);
+	config_free(&c);
+
+	/* from the environment: a bad address stops start-up naming the variable */
+	config_defaults(&c);
+	setenv("KIE_HTTP_ADDR", "0.0.0.0", 1);
+	assert_int_equal(config_load_env(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "KIE_HTTP_ADDR"));
+	setenv("KIE_HTTP_ADDR", "127.0.0.1:18080", 1);
+	assert_int_equal(config_load_env(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.http_addr, "127.0.0.1:18080");
+	unsetenv("KIE_HTTP_ADDR");
+	config_free(&c);
 }
 
 int main(void)
@@ -428,6 +510,7 @@ int main(void)
 		cmocka_unit_test(require_names_the_variable),
 		cmocka_unit_test(metadata_store_choice),
 		cmocka_unit_test(help_lists_every_setting),
+		cmocka_unit_test(callback_endpoint_settings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
