@@ -391,8 +391,10 @@ int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 		"  redis.call('HDEL', KEYS[1], 'raw', 'uncertainUntil') "
 		"  redis.call('ZREM', KEYS[3], ARGV[2]) "
 		"  redis.call('HINCRBY', KEYS[5], 'tasks_created', 1) end "
-		"if redis.call('EXISTS', KEYS[2]) == 0 then "
-		"  redis.call('HSET', KEYS[2], 'jobId', ARGV[2], 'createdAt', ARGV[3], "
+		/* the task hash may exist without its job (a callback that came first read it) */
+		"if not redis.call('HGET', KEYS[2], 'jobId') then "
+		"  redis.call('HSETNX', KEYS[2], 'createdAt', ARGV[3]) "
+		"  redis.call('HSET', KEYS[2], 'jobId', ARGV[2], "
 		"    'type', ARGV[4], 'replyTo', ARGV[5], 'record', ARGV[6], 'jobMeta', ARGV[7], "
 		"    'attempts', ARGV[8]) "
 		"  if outcome == 'duplicate' then "
@@ -400,6 +402,9 @@ int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 		"    redis.call('HINCRBY', KEYS[5], 'duplicate_tasks', 1) end end "
 		"if ARGV[9] == '1' or outcome == 'duplicate' then "
 		"  redis.call('LPUSH', KEYS[4], ARGV[1]) end "
+		/* pushed by whoever did not create it (a callback): an adoption */
+		"if ARGV[9] == '1' and outcome == 'recorded' then "
+		"  redis.call('HINCRBY', KEYS[5], 'adopted', 1) end "
 		"return outcome";
 	char jkey[300], tkey[KIE_TASK_ID_MAX_BYTES + 200], unc[128], poll[128], stats[128];
 	char now[32], att[32];
@@ -466,12 +471,16 @@ int queue_unclaim(struct queue *q, const char *raw, size_t len)
 
 int queue_release_copy(struct queue *q, const char *raw, size_t len)
 {
-	char proc[300];
-	const char *argv[] = {"LREM", proc, "1", raw};
-	size_t lens[] = {4, 0, 1, len};
+	static const char lua[] =
+		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
+		"redis.call('HDEL', KEYS[2], redis.sha1hex(ARGV[1])) return 1";
+	char proc[300], rec[128];
+	const char *keys[] = {proc, rec};
+	const char *args[] = {raw};
+	size_t lens[] = {len};
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
-	lens[1] = strlen(proc);
-	return ok_reply(rconn_argv_retry(q->r, 4, argv, lens));
+	queue_key(q, rec, sizeof(rec), "recoveries");
+	return ok_reply(eval_must(q, lua, 2, keys, 1, args, lens));
 }
 
 int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *job_id,

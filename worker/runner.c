@@ -216,9 +216,17 @@ static void publish_slot(struct runner *r, const char *job_id, long epoch)
 /* A second descriptor for a job id that is in flight, waiting or finished: it creates
  * nothing, and its copy goes to the dead letters as a duplicate (no event, no state). */
 static void duplicate(struct runner *r, const char *raw, size_t len, const struct job *j,
-		      const struct job_claim *c)
+		      const struct job_claim *c, int leftover)
 {
 	char why[700];
+	/* not a second descriptor but this job's own, back from a dead worker (or a lost
+	 * reply) after its task was finished — by a callback, say: nothing to do */
+	if (c->outcome == CLAIM_FINISHED && (leftover || c->recoveries > 0)) {
+		log_info(j->id, c->task_id[0] ? c->task_id : NULL, "recovered descriptor of a job "
+			 "that finished as %s meanwhile: released", c->state);
+		queue_release_copy(&r->io.q, raw, len);
+		return;
+	}
 	switch (c->outcome) {
 	case CLAIM_FINISHED:
 		snprintf(why, sizeof(why), "duplicate: job %s already finished as %s (task %s); "
@@ -251,7 +259,7 @@ static void uncertain(struct runner *r, const char *raw, size_t len, const struc
 			  r->io.q.err);
 }
 
-static void process(struct runner *r, const struct rconn_bulk *b)
+static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 {
 	const struct config *cfg = r->w->cfg;
 	struct job *j;
@@ -306,7 +314,7 @@ static void process(struct runner *r, const struct rconn_bulk *b)
 	case CLAIM_FINISHED:
 	case CLAIM_OWNED:
 	case CLAIM_UNCERTAIN:
-		duplicate(r, raw, len, j, &c);
+		duplicate(r, raw, len, j, &c, leftover);
 		goto out;
 	case CLAIM_HAS_TASK: /* recorded before its worker died: never create again */
 		if (prompt)
@@ -451,7 +459,7 @@ void *runner_main(void *arg)
 			break;
 		}
 		atomic_fetch_add(&r.w->inflight, 1);
-		process(&r, &b);
+		process(&r, &b, leftover);
 		atomic_fetch_sub(&r.w->inflight, 1);
 		atomic_fetch_add(&r.w->jobs_done, 1);
 		rconn_bulk_free(&b);

@@ -99,7 +99,8 @@ def epoch_ms():
 
 def test_kie_fake_query_limit_refuses_and_counts(fake_kie):
     tid = create(fake_kie)[1]["data"]["taskId"]
-    # the fixture leaves KIE's own limit on: 10 recordInfo calls per second
+    # KIE's own limit, 10 recordInfo calls per second (the fixture lifts it)
+    fake_kie.config(query_limit=10, query_window_s=1)
     before = epoch_ms()
     answers = [query(fake_kie, tid) for _ in range(25)]
     assert all(st == 200 for st, _ in answers)  # HTTP 200: the body code is the verdict

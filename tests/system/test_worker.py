@@ -408,12 +408,18 @@ def test_dead_worker_jobs_are_recovered_and_counted(redis_server, r, fake_kie, w
     # ghost-killer already took down 2 workers; the limit is 2: the next recovery kills it
     r.hset(f"{PREFIX}:recoveries", hashlib.sha1(ghost_bad.encode()).hexdigest(), 2)
     w = workers(redis_server.url, fake_kie.url, KIE_MAX_RECOVERIES=2)
-    ev = wait_events(r, 1)[0]
-    assert ev["jobId"] == "ghost-ok" and ev["status"] == "completed"
+    by = {e["jobId"]: e for e in wait_events(r, 2)}
+    assert by["ghost-ok"]["status"] == "completed"
+    # dead-lettered through the one dead path: its event, its state, its record's TTL
+    assert by["ghost-killer"]["status"] == "dead"
+    assert "recovered from 3 dead workers" in by["ghost-killer"]["error"]
+    assert r.hget(f"{PREFIX}:job:ghost-killer", "state") == "dead"
+    assert r.ttl(f"{PREFIX}:job:ghost-killer") > 0
     wait_for(lambda: r.llen(f"{PREFIX}:dead") == 1, 10, what="dead letter")
     d = dead(r)[0]
     assert d["jobId"] == "ghost-killer" and d["source"] == "recovery"
     assert "recovered from 3 dead workers" in d["reason"]
+    assert fake_kie.stats()["creates_by_job"] == {"ghost-ok": 1}
     assert r.sismember(f"{PREFIX}:workers", "ghost-1") is False
     assert "worker consumer ghost-1 is dead" in w.log()
 
