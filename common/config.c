@@ -125,6 +125,9 @@ static const struct cfg_entry table[] = {
 	 S(uncertain_window_ms), 0, "a createTask whose outcome is unknown waits this long for its "
 	 "task to be adopted (a callback with the job id, or its late recording); longer than KIE's "
 	 "callback retries"},
+	{"callback-consumer", "KIE_CALLBACK_CONSUMER", CFG_INT, "1", 0, 1, NULL,
+	 S(callback_consumer), 0, "1: this worker adopts and finalizes the tasks of the callbacks "
+	 "on <prefix>:callbacks; 0: it leaves them to the other workers (an endpoint-only worker)"},
 	{"uncertain-policy", "KIE_UNCERTAIN_POLICY", CFG_ENUM, "auto", 0, 0, "auto|create|dead",
 	 S(uncertain_policy), 0, "when that window ends without a task: create = create it again, "
 	 "dead = dead letter \"may have been created\", auto = create when KIE was given a callback "

@@ -53,6 +53,7 @@ struct config {
 	long account_pause_ms;
 	long uncertain_window_ms; /* how long a createTask of unknown outcome waits for its task */
 	char *uncertain_policy;   /* auto | create | dead, when that window ends */
+	long callback_consumer;   /* 1: this worker consumes <p>:callbacks */
 	/* KIE account limits, shared by every worker of one KIE account */
 	long create_limit;
 	long create_window_ms;

@@ -169,32 +169,29 @@ granted:
 	return 0;
 }
 
-void limiter_cancel(struct limiter *l)
+/* Takes member out of the log and forgets it (a slot given back is never a violation). */
+static void zrem_member(struct limiter *l, char *member)
 {
 	const char *argv[3];
 	redisReply *rep;
 
-	if (!l->member[0])
+	if (!member[0])
 		return;
-	argv[0] = "ZREM"; argv[1] = l->log_key; argv[2] = l->member;
+	argv[0] = "ZREM"; argv[1] = l->log_key; argv[2] = member;
 	rep = rconn_argv(l->r, 3, argv, NULL);
 	if (rep)
 		freeReplyObject(rep);
-	l->member[0] = '\0';
+	member[0] = '\0';
+}
+
+void limiter_cancel(struct limiter *l)
+{
+	zrem_member(l, l->member);
 }
 
 void limiter_unuse(struct limiter *l)
 {
-	const char *argv[3];
-	redisReply *rep;
-
-	if (!l->granted[0])
-		return;
-	argv[0] = "ZREM"; argv[1] = l->log_key; argv[2] = l->granted;
-	rep = rconn_argv(l->r, 3, argv, NULL);
-	if (rep)
-		freeReplyObject(rep);
-	l->granted[0] = '\0';
+	zrem_member(l, l->granted);
 }
 
 long limiter_penalize(struct limiter *l, const char *why, int *first)

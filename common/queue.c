@@ -455,32 +455,32 @@ int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const
 	return ok_reply(eval_must(q, lua, 4, keys, 3, args, lens));
 }
 
-int queue_unclaim(struct queue *q, const char *raw, size_t len)
+/* LREM this consumer's copy; requeue: RPUSH it back to the consuming end of the queue,
+ * else forget its recovery count. */
+static int release_own(struct queue *q, const char *raw, size_t len, int requeue)
 {
 	static const char lua[] =
 		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
-		"redis.call('RPUSH', KEYS[2], ARGV[1]) return 1";
-	char proc[300], queue[128];
-	const char *keys[] = {proc, queue};
-	const char *args[] = {raw};
-	size_t lens[] = {len};
+		"if ARGV[2] == '1' then redis.call('RPUSH', KEYS[2], ARGV[1]) "
+		"else redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[1])) end return 1";
+	char proc[300], queue[128], rec[128];
+	const char *keys[] = {proc, queue, rec};
+	const char *args[] = {raw, requeue ? "1" : "0"};
+	size_t lens[] = {len, 1};
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
 	queue_key(q, queue, sizeof(queue), "queue");
-	return ok_reply(eval(q, lua, 2, keys, 1, args, lens));
+	queue_key(q, rec, sizeof(rec), "recoveries");
+	return ok_reply(eval_must(q, lua, 3, keys, 2, args, lens));
+}
+
+int queue_unclaim(struct queue *q, const char *raw, size_t len)
+{
+	return release_own(q, raw, len, 1);
 }
 
 int queue_release_copy(struct queue *q, const char *raw, size_t len)
 {
-	static const char lua[] =
-		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
-		"redis.call('HDEL', KEYS[2], redis.sha1hex(ARGV[1])) return 1";
-	char proc[300], rec[128];
-	const char *keys[] = {proc, rec};
-	const char *args[] = {raw};
-	size_t lens[] = {len};
-	key2(q, proc, sizeof(proc), "processing", q->worker_id);
-	queue_key(q, rec, sizeof(rec), "recoveries");
-	return ok_reply(eval_must(q, lua, 2, keys, 1, args, lens));
+	return release_own(q, raw, len, 0);
 }
 
 int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *job_id,

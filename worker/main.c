@@ -182,7 +182,8 @@ int main(int argc, char **argv)
 	W.slots = util_xcalloc((size_t)cfg.concurrency, sizeof(*W.slots));
 	for (long i = 0; i < cfg.concurrency; i++)
 		pthread_mutex_init(&W.slots[i].mu, NULL);
-	long nthreads = cfg.concurrency + cfg.pollers + 1; /* + the callback consumer */
+	/* + the callback consumer */
+	long nthreads = cfg.concurrency + cfg.pollers + (cfg.callback_consumer ? 1 : 0);
 	pthread_t *th = util_xcalloc((size_t)nthreads, sizeof(pthread_t));
 	pthread_t sup;
 	if (pthread_create(&sup, NULL, supervisor_main, &W) != 0) {

@@ -91,7 +91,9 @@ def wait_listening(worker, port):
 def endpoint(redis_server, fake_kie, workers):
     def start(**extra):
         port = free_port()
-        env = {"KIE_HTTP_ADDR": f"127.0.0.1:{port}", "KIE_LOG_LEVEL": "debug", **extra}
+        # the endpoint alone: the entries stay on the list for the test to read
+        env = {"KIE_HTTP_ADDR": f"127.0.0.1:{port}", "KIE_LOG_LEVEL": "debug",
+               "KIE_CALLBACK_CONSUMER": 0, **extra}
         w = workers(redis_server.url, fake_kie.url, **env)
         wait_listening(w, port)
         return Endpoint(w, port)
@@ -542,7 +544,7 @@ def test_fake_kie_signed_callbacks_end_to_end(redis_server, r, workers, tmpdir_p
     try:
         port = free_port()
         w = workers(redis_server.url, fake.url, KIE_HTTP_ADDR=f"127.0.0.1:{port}",
-                    KIE_WEBHOOK_HMAC_KEY=KEY,
+                    KIE_WEBHOOK_HMAC_KEY=KEY, KIE_CALLBACK_CONSUMER=0,
                     KIE_CALLBACK_URL=f"http://127.0.0.1:{port}{PATH}")
         wait_listening(w, port)
         for i in range(3):
