@@ -519,6 +519,11 @@ int rconn_bulk_bounded(struct rconn *r, int argc, const char **argv, const size_
 		util_strlcpy(out->err, buf + 1, sizeof(out->err));
 		return have ? bulk_fail(r, "bytes after an error reply") : 0;
 	}
+	/* a blocking command that timed out answers a null array ("*-1") in RESP2 */
+	if (buf[0] == '*' && strcmp(buf, "*-1") == 0) {
+		out->type = REDIS_REPLY_NIL;
+		return have ? bulk_fail(r, "bytes after a nil reply") : 0;
+	}
 	if (buf[0] != '$' || util_parse_ll(buf + 1, &n) != 0 || n < -1)
 		return bulk_fail(r, "unexpected reply (not a bulk string)");
 	if (n == -1) {

@@ -130,10 +130,13 @@ void *poller_main(void *arg)
 		char *task_id = NULL;
 		int64_t now = util_now_ms(), due = -1;
 
-		if (queue_poll_promote(&p.io.q, now + p.w->policy.poll_initial_ms, 100, &moved) != 0)
+		/* a step Redis refuses (OOM, MISCONF, ...) is tried again after a pause, not in
+		 * a loop */
+		if (queue_poll_promote(&p.io.q, now + p.w->policy.poll_initial_ms, 100, &moved) != 0 ||
+		    queue_poll_next_due(&p.io.q, &due) != 0) {
+			util_sleep_ms(250);
 			continue;
-		if (queue_poll_next_due(&p.io.q, &due) != 0)
-			continue;
+		}
 		if (due < 0 || due > now) {
 			int64_t wait = due < 0 ? 200 : due - now;
 			util_sleep_ms(wait < 5 ? 5 : wait > 200 ? 200 : wait);
@@ -143,8 +146,11 @@ void *poller_main(void *arg)
 		if (limiter_acquire(&p.query, &p.w->stopping, NULL) != 0)
 			break;
 		now = util_now_ms();
-		if (queue_poll_claim(&p.io.q, now, now + p.lease_ms, &task_id) != 0)
+		if (queue_poll_claim(&p.io.q, now, now + p.lease_ms, &task_id) != 0) {
+			limiter_unuse(&p.query);
+			util_sleep_ms(250);
 			continue;
+		}
 		if (!task_id) { /* another poller took it: hand the slot back */
 			limiter_unuse(&p.query);
 			continue;
