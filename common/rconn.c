@@ -1,9 +1,10 @@
 /* rconn.c — REDIS_URL parsing (libcurl's URL API), connect/auth/select, reconnection
- * with backoff. */
+ * with backoff, and leaving a node that was demoted to a replica. */
 #include "rconn.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,159 @@ out:
 	return rc;
 }
 
+/* ---- error replies that mean "this node was demoted" ---- */
+
+static int has_code(const char *msg, const char *code)
+{
+	size_t n = strlen(code);
+	return strncmp(msg, code, n) == 0 && (msg[n] == ' ' || msg[n] == '\0');
+}
+
+enum rconn_err_kind rconn_error_kind(const char *msg)
+{
+	static const char *const demoted[] = {"READONLY", "MASTERDOWN", "NOREPLICAS"};
+	char inner[16];
+
+	if (!msg)
+		return RCONN_ERR_OTHER;
+	for (size_t i = 0; i < sizeof(demoted) / sizeof(demoted[0]); i++) {
+		if (has_code(msg, demoted[i]))
+			return RCONN_ERR_DEMOTED;
+		/* Redis 6 wraps the error of a command a script called */
+		snprintf(inner, sizeof(inner), "-%s ", demoted[i]);
+		if (strncmp(msg, "ERR Error running script", 24) == 0 && strstr(msg, inner))
+			return RCONN_ERR_DEMOTED;
+	}
+	/* a blocked command (BLMOVE) undone because the node became a replica */
+	if (has_code(msg, "UNBLOCKED") && strstr(msg, "master -> replica"))
+		return RCONN_ERR_DEMOTED;
+	if (has_code(msg, "LOADING"))
+		return RCONN_ERR_LOADING;
+	return RCONN_ERR_OTHER;
+}
+
+/* The kind of a reply: its own error, or (EXEC, a script's table) the first demotion
+ * error among its elements. *msg points at the error text. */
+static enum rconn_err_kind reply_kind(const redisReply *rep, int depth, const char **msg)
+{
+	if (rep->type == REDIS_REPLY_ERROR) {
+		*msg = rep->str;
+		return rconn_error_kind(rep->str);
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || depth >= 4)
+		return RCONN_ERR_OTHER;
+	for (size_t i = 0; i < rep->elements; i++) {
+		if (rep->element[i] &&
+		    reply_kind(rep->element[i], depth + 1, msg) == RCONN_ERR_DEMOTED)
+			return RCONN_ERR_DEMOTED;
+	}
+	return RCONN_ERR_OTHER;
+}
+
+/* ---- process-wide state: one generation ---- */
+
+#define DEMOTE_FIRST_MS 100      /* pause before reconnecting after a demotion reply ... */
+#define DEMOTE_MAX_MS 5000       /* ... doubling up to this ... */
+#define DEMOTE_QUIET_MS 30000    /* ... while they come less than this apart */
+#define NOTE_EVERY_MS 10000      /* demotion notes: one line per 10 s per rconn */
+
+static atomic_ulong g_gen;                /* rconn_generation() */
+static _Atomic int64_t g_pause_until_ms;  /* reconnects a demotion's bump causes wait this */
+
+unsigned long rconn_generation(void)
+{
+	return atomic_load(&g_gen);
+}
+
+/* host:port, with brackets around an IPv6 literal. */
+static const char *hostport(char *out, size_t n, const char *host, int port)
+{
+	snprintf(out, n, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	return out;
+}
+
+/* The node of r for logs: its socket path, or host:port. */
+static const char *node_str(const struct rconn *r, char *out, size_t n)
+{
+	if (r->addr.unix_path[0])
+		util_strlcpy(out, r->addr.unix_path, n);
+	else
+		hostport(out, n, r->node_host, r->node_port);
+	return out;
+}
+
+static int stopped(const struct rconn *r)
+{
+	return (r->stop && *r->stop) || (r->deadline_ms && util_monotonic_ms() >= r->deadline_ms);
+}
+
+/* Sleeps until the monotonic time until_ms in 50 ms slices; returns -1 when stopped. */
+static int sleep_until(const struct rconn *r, int64_t until_ms)
+{
+	for (int64_t now = util_monotonic_ms(); now < until_ms; now = util_monotonic_ms()) {
+		if (stopped(r))
+			return -1;
+		util_sleep_ms(until_ms - now < 50 ? until_ms - now : 50);
+	}
+	return stopped(r) ? -1 : 0;
+}
+
+/* A demotion or LOADING note: at most one line per NOTE_EVERY_MS per rconn, the next one
+ * saying how many were left out. */
+static void note(struct rconn *r, enum log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void note(struct rconn *r, enum log_level lvl, const char *fmt, ...)
+{
+	int64_t now = util_monotonic_ms();
+	char msg[768];
+	va_list ap;
+
+	if (now < r->next_note_ms) {
+		r->notes_quiet++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (r->notes_quiet)
+		log_emit(lvl, NULL, NULL, "%s (and %lu more such event(s) in the last %d s)", msg,
+			 r->notes_quiet, NOTE_EVERY_MS / 1000);
+	else
+		log_emit(lvl, NULL, NULL, "%s", msg);
+	r->next_note_ms = now + NOTE_EVERY_MS;
+	r->notes_quiet = 0;
+}
+
+/* The connection's node answered a command with a demotion error (msg): drop the
+ * connection, make every other rconn of the process drop theirs (once per generation:
+ * only a connection made under the current one bumps it), and wait before reconnecting. */
+static void on_demoted(struct rconn *r, const char *msg)
+{
+	int64_t now = util_monotonic_ms();
+	unsigned long g = r->gen;
+	char node[300];
+	int bumped;
+
+	if (r->demoted_at_ms && now - r->demoted_at_ms < DEMOTE_QUIET_MS)
+		r->demote_ms = r->demote_ms * 2 > DEMOTE_MAX_MS ? DEMOTE_MAX_MS : r->demote_ms * 2;
+	else
+		r->demote_ms = DEMOTE_FIRST_MS;
+	r->demoted_at_ms = now;
+	r->pause_until_ms = now + r->demote_ms;
+	bumped = atomic_compare_exchange_strong(&g_gen, &g, g + 1);
+	if (bumped)
+		atomic_store(&g_pause_until_ms, r->pause_until_ms);
+	note(r, LOG_WARN, "%s: Redis %s answered \"%.80s\": it is not a primary that takes "
+	     "writes (demoted by a failover?); %sreconnecting in %ld ms", r->who,
+	     node_str(r, node, sizeof(node)), msg,
+	     bumped ? "every connection of this process is " : "", r->demote_ms);
+	rconn_close(r);
+	r->drops++;
+	r->demoted = 1;
+}
+
+/* ---- connecting ---- */
+
 void rconn_init(struct rconn *r, const struct rconn_addr *addr, long timeout_ms,
 		const volatile sig_atomic_t *stop, const char *who)
 {
@@ -300,6 +454,8 @@ void rconn_init(struct rconn *r, const struct rconn_addr *addr, long timeout_ms,
 	r->timeout_ms = timeout_ms;
 	r->stop = stop;
 	util_strlcpy(r->who, who ? who : "redis", sizeof(r->who));
+	util_strlcpy(r->node_host, addr->host, sizeof(r->node_host));
+	r->node_port = addr->port;
 }
 
 void rconn_close(struct rconn *r)
@@ -309,15 +465,38 @@ void rconn_close(struct rconn *r)
 	r->c = NULL;
 }
 
+/* One command while connecting: 0, or -1 with why ("<what> failed: <reply or error>"). */
+static int setup_cmd(struct rconn *r, redisReply **out, char *why, size_t whylen,
+		     const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	redisReply *rep;
+
+	va_start(ap, fmt);
+	rep = redisvCommand(r->c, fmt, ap);
+	va_end(ap);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		snprintf(why, whylen, "%s failed: %.200s", what, rep ? rep->str : r->c->errstr);
+		if (rep)
+			freeReplyObject(rep);
+		return -1;
+	}
+	if (out)
+		*out = rep;
+	else
+		freeReplyObject(rep);
+	return 0;
+}
+
 static int try_connect(struct rconn *r, char *why, size_t whylen)
 {
 	struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-	redisReply *rep;
+	redisReply *rep = NULL;
 
 	if (r->addr.unix_path[0])
 		r->c = redisConnectUnixWithTimeout(r->addr.unix_path, tv);
 	else
-		r->c = redisConnectWithTimeout(r->addr.host, r->addr.port, tv);
+		r->c = redisConnectWithTimeout(r->node_host, r->node_port, tv);
 	if (!r->c || r->c->err) {
 		snprintf(why, whylen, "%s", r->c ? r->c->errstr : "out of memory");
 		goto fail;
@@ -325,18 +504,12 @@ static int try_connect(struct rconn *r, char *why, size_t whylen)
 	redisSetTimeout(r->c, tv);
 	redisEnableKeepAlive(r->c);
 	if (r->addr.password[0]) {
-		if (r->addr.user[0])
-			rep = redisCommand(r->c, "AUTH %s %s", r->addr.user, r->addr.password);
-		else
-			rep = redisCommand(r->c, "AUTH %s", r->addr.password);
-		if (!rep || rep->type == REDIS_REPLY_ERROR) {
-			snprintf(why, whylen, "AUTH failed: %s",
-				 rep ? rep->str : r->c->errstr);
-			if (rep)
-				freeReplyObject(rep);
+		int bad = r->addr.user[0]
+			? setup_cmd(r, NULL, why, whylen, "AUTH", "AUTH %s %s", r->addr.user,
+				    r->addr.password)
+			: setup_cmd(r, NULL, why, whylen, "AUTH", "AUTH %s", r->addr.password);
+		if (bad)
 			goto fail;
-		}
-		freeReplyObject(rep);
 	}
 	/* A reconnect loop to a local port nobody listens on can pick that very port as its
 	 * source and connect to itself (TCP simultaneous open): every command would then be
@@ -345,23 +518,16 @@ static int try_connect(struct rconn *r, char *why, size_t whylen)
 	if (!rep || rep->type != REDIS_REPLY_STATUS || strcmp(rep->str, "PONG") != 0) {
 		snprintf(why, whylen, "no PONG to PING (%s)",
 			 rep ? "not a Redis server, or a self-connected socket" : r->c->errstr);
-		if (rep)
-			freeReplyObject(rep);
 		goto fail;
 	}
 	freeReplyObject(rep);
-	if (r->addr.db) {
-		rep = redisCommand(r->c, "SELECT %d", r->addr.db);
-		if (!rep || rep->type == REDIS_REPLY_ERROR) {
-			snprintf(why, whylen, "SELECT %d failed", r->addr.db);
-			if (rep)
-				freeReplyObject(rep);
-			goto fail;
-		}
-		freeReplyObject(rep);
-	}
+	rep = NULL;
+	if (r->addr.db && setup_cmd(r, NULL, why, whylen, "SELECT", "SELECT %d", r->addr.db) != 0)
+		goto fail;
 	return 0;
 fail:
+	if (rep)
+		freeReplyObject(rep);
 	rconn_close(r);
 	return -1;
 }
@@ -377,63 +543,131 @@ static void conn_lost(struct rconn *r)
 
 int rconn_ensure(struct rconn *r)
 {
-	char why[256];
+	char why[1024], node[300];
 	int logged = 0;
 
-	if (r->c && !r->c->err)
-		return 0;
+	if (r->c && !r->c->err) {
+		if (r->gen == atomic_load(&g_gen))
+			return 0;
+		/* another rconn found the node demoted: reconnect after the demotion's pause */
+		int64_t until = atomic_load(&g_pause_until_ms);
+		if (until > r->pause_until_ms)
+			r->pause_until_ms = until;
+		note(r, LOG_INFO, "%s: leaving Redis %s: another connection of this process found "
+		     "it demoted; reconnecting", r->who, node_str(r, node, sizeof(node)));
+		rconn_close(r);
+		r->drops++;
+		r->demoted = 1;
+	}
 	if (r->c)
 		conn_lost(r);
-	while (!(r->stop && *r->stop) &&
-	       !(r->deadline_ms && util_monotonic_ms() >= r->deadline_ms)) {
+	if (sleep_until(r, r->pause_until_ms) != 0)
+		return -1;
+	while (!stopped(r)) {
+		unsigned long gen = atomic_load(&g_gen);
 		if (try_connect(r, why, sizeof(why)) == 0) {
+			r->gen = gen;
 			if (logged || r->backoff_ms || r->lost)
-				log_info(NULL, NULL, "%s: reconnected to Redis", r->who);
+				log_info(NULL, NULL, "%s: reconnected to Redis %s", r->who,
+					 node_str(r, node, sizeof(node)));
+			else if (r->demoted && util_monotonic_ms() >= r->next_back_ms) {
+				log_info(NULL, NULL, "%s: reconnected to Redis %s", r->who,
+					 node_str(r, node, sizeof(node)));
+				r->next_back_ms = util_monotonic_ms() + NOTE_EVERY_MS;
+			}
 			r->backoff_ms = 0;
 			r->lost = 0;
+			r->demoted = 0;
 			return 0;
 		}
 		r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 100;
 		if (r->backoff_ms > 5000)
 			r->backoff_ms = 5000;
 		if (!logged || r->backoff_ms == 5000) {
-			log_warn(NULL, NULL, "%s: Redis %s:%d unreachable (%s); retrying in %ld ms",
-				 r->who, r->addr.unix_path[0] ? r->addr.unix_path : r->addr.host,
-				 r->addr.port, why, r->backoff_ms);
+			log_warn(NULL, NULL, "%s: Redis %s unreachable (%s); retrying in %ld ms",
+				 r->who, node_str(r, node, sizeof(node)), why, r->backoff_ms);
 			logged = 1;
 		}
 		/* sleep in slices so a stop request is seen quickly */
-		for (long slept = 0; slept < r->backoff_ms && !(r->stop && *r->stop); slept += 50) {
-			if (r->deadline_ms && util_monotonic_ms() >= r->deadline_ms)
-				break;
-			util_sleep_ms(50);
-		}
+		sleep_until(r, util_monotonic_ms() + r->backoff_ms);
 	}
 	return -1;
 }
 
+/* Sends a formatted command and reads its reply: NULL when the connection failed.
+ * Demotion replies drop the connection (on_demoted); LOADING is waited out. */
+static redisReply *run(struct rconn *r, const char *cmd, size_t len)
+{
+	long wait_ms = 100;
+
+	for (;;) {
+		void *v = NULL;
+		redisReply *rep;
+		const char *msg = NULL;
+		char node[300];
+
+		if (rconn_ensure(r) != 0)
+			return NULL;
+		if (redisAppendFormattedCommand(r->c, cmd, len) != REDIS_OK ||
+		    redisGetReply(r->c, &v) != REDIS_OK || !v) {
+			if (v)
+				freeReplyObject(v);
+			conn_lost(r);
+			return NULL;
+		}
+		rep = v;
+		switch (reply_kind(rep, 0, &msg)) {
+		case RCONN_ERR_DEMOTED:
+			on_demoted(r, msg);
+			return rep;
+		case RCONN_ERR_LOADING: /* the command did not run: wait, send it again */
+			note(r, LOG_WARN, "%s: Redis %s is loading its data set; waiting", r->who,
+			     node_str(r, node, sizeof(node)));
+			if (sleep_until(r, util_monotonic_ms() + wait_ms) != 0)
+				return rep;
+			freeReplyObject(rep);
+			wait_ms = wait_ms * 2 > 1000 ? 1000 : wait_ms * 2;
+			continue;
+		case RCONN_ERR_OTHER:
+			break;
+		}
+		return rep;
+	}
+}
+
 redisReply *rconn_argv(struct rconn *r, int argc, const char **argv, const size_t *lens)
 {
+	char *cmd = NULL;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
 	redisReply *rep;
-	if (rconn_ensure(r) != 0)
+
+	if (len < 0) {
+		log_error(NULL, NULL, "%s: a Redis command could not be formatted (out of memory)",
+			  r->who);
 		return NULL;
-	rep = redisCommandArgv(r->c, argc, argv, lens);
-	if (!rep)
-		conn_lost(r);
+	}
+	rep = run(r, cmd, (size_t)len);
+	redisFreeCommand(cmd);
 	return rep;
 }
 
 redisReply *rconn_cmd(struct rconn *r, const char *fmt, ...)
 {
+	char *cmd = NULL;
 	redisReply *rep;
 	va_list ap;
-	if (rconn_ensure(r) != 0)
-		return NULL;
+	int len;
+
 	va_start(ap, fmt);
-	rep = redisvCommand(r->c, fmt, ap);
+	len = redisvFormatCommand(&cmd, fmt, ap);
 	va_end(ap);
-	if (!rep)
-		conn_lost(r);
+	if (len < 0) {
+		log_error(NULL, NULL, "%s: a Redis command could not be formatted (bad format or "
+			  "out of memory)", r->who);
+		return NULL;
+	}
+	rep = run(r, cmd, (size_t)len);
+	redisFreeCommand(cmd);
 	return rep;
 }
 
@@ -441,8 +675,7 @@ redisReply *rconn_argv_retry(struct rconn *r, int argc, const char **argv, const
 {
 	redisReply *rep;
 	while (!(rep = rconn_argv(r, argc, argv, lens))) {
-		if ((r->stop && *r->stop) ||
-		    (r->deadline_ms && util_monotonic_ms() >= r->deadline_ms))
+		if (stopped(r))
 			return NULL;
 	}
 	return rep;

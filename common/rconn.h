@@ -1,5 +1,6 @@
 /* rconn.h — one Redis connection per thread, from REDIS_URL, that reconnects with
- * backoff. A hiredis context with err set is dead: it is freed and replaced. */
+ * backoff. A hiredis context with err set is dead: it is freed and replaced; so is one
+ * whose node was demoted to a replica. */
 #ifndef KIE_RCONN_H
 #define KIE_RCONN_H
 
@@ -30,6 +31,22 @@ struct rconn_addr {
 int rconn_parse_url(const char *url, const char *password, struct rconn_addr *out, char *err,
 		    size_t errlen);
 
+/* What an error reply means to the connection that got it:
+ *   RCONN_ERR_DEMOTED  READONLY, MASTERDOWN, NOREPLICAS, or a blocked command undone by
+ *                      "UNBLOCKED ... (master -> replica?)": the node is not (or no longer)
+ *                      a primary that takes writes;
+ *   RCONN_ERR_LOADING  LOADING: the node is loading its data set; the command did not run;
+ *   RCONN_ERR_OTHER    any other error (the caller's business).
+ * A script error that carries one of them ("ERR Error running script ... -READONLY ...",
+ * Redis 6) counts as it. */
+enum rconn_err_kind { RCONN_ERR_OTHER = 0, RCONN_ERR_DEMOTED, RCONN_ERR_LOADING };
+enum rconn_err_kind rconn_error_kind(const char *msg);
+
+/* The process-wide connection generation: bumped when a connection finds its node
+ * demoted. Every rconn of the process whose connection is older drops it and reconnects
+ * before its next command. For tests and diagnostics. */
+unsigned long rconn_generation(void);
+
 struct rconn {
 	redisContext *c;
 	struct rconn_addr addr;
@@ -37,9 +54,22 @@ struct rconn {
 	const volatile sig_atomic_t *stop; /* when set, reconnect gives up */
 	long backoff_ms;
 	int lost;                           /* a connection died: log when it is back */
-	unsigned long drops;                /* connections lost so far (a reply may be lost) */
+	/* connections lost or given up so far: a reply may be lost, or (after a failover)
+	 * the node now served may be behind what this connection saw */
+	unsigned long drops;
 	char who[64];                       /* thread name for logs */
 	int64_t deadline_ms;                /* monotonic ms after which reconnecting gives up; 0: none */
+	/* the node of the live connection (REDIS_URL's) */
+	char node_host[256];
+	int node_port;
+	unsigned long gen;                  /* rconn_generation() the connection was made under */
+	long demote_ms;                     /* pause after a demotion reply; doubles while they repeat */
+	int64_t demoted_at_ms;              /* monotonic time of the last demotion reply */
+	int64_t pause_until_ms;             /* no reconnect before this (monotonic) */
+	int64_t next_note_ms;               /* demotion and reconnect notes: one line per 10 s */
+	unsigned long notes_quiet;          /* ... and how many were not logged since */
+	int64_t next_back_ms;               /* "reconnected" after a demotion: one line per 10 s */
+	int demoted;                        /* dropped for a demotion: say so when back */
 };
 
 /* Initializes (does not connect). stop may be NULL. */
@@ -47,12 +77,21 @@ void rconn_init(struct rconn *r, const struct rconn_addr *addr, long timeout_ms,
 		const volatile sig_atomic_t *stop, const char *who);
 
 /* Makes sure r->c is a live context, reconnecting with backoff (100 ms doubling to 5 s)
- * until it succeeds or *stop is set. Returns 0 or -1 (stopped). */
+ * until it succeeds or *stop is set. Returns 0 or -1 (stopped). A connection older than
+ * the process's generation (rconn_generation()) is dropped and made again first; after a
+ * demotion reply the reconnect waits its pause. */
 int rconn_ensure(struct rconn *r);
 
 /* Runs a command with argv; returns the reply (caller frees with freeReplyObject) or NULL
  * when the connection failed (the context is dropped; the next call reconnects). A Redis
- * error reply is returned as a reply of type REDIS_REPLY_ERROR, not NULL. */
+ * error reply is returned as a reply of type REDIS_REPLY_ERROR, not NULL.
+ * An error reply that says the node was demoted (rconn_error_kind(), also as an element
+ * of an EXEC or script reply) is still returned, and the connection is dropped, the
+ * process's generation bumped (every other rconn reconnects before its next command) and
+ * the reconnect made to wait: 100 ms, doubling up to 5 s while such replies keep coming
+ * within 30 s. LOADING (the command did not run) is waited out here, 100 ms doubling to
+ * 1 s between tries, until another reply or *stop (then the LOADING reply is returned).
+ * Such events are logged at most once per 10 s per rconn, with a count. */
 redisReply *rconn_argv(struct rconn *r, int argc, const char **argv, const size_t *lens);
 redisReply *rconn_cmd(struct rconn *r, const char *fmt, ...);
 
