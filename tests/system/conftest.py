@@ -305,8 +305,15 @@ class SentinelSet:
     MASTER = "mymaster"
 
     def __init__(self, tmp):
+        self.nodes, self.procs, self.ports = [], [], []
+        try:
+            self._start(tmp)
+        except BaseException:
+            self.stop()  # nothing started is left running when start-up fails
+            raise
+
+    def _start(self, tmp):
         import redis
-        self.nodes = []
         for name in ("primary", "replica"):
             d = os.path.join(tmp, name)
             os.makedirs(d)
@@ -315,7 +322,6 @@ class SentinelSet:
         second.client().execute_command("REPLICAOF", "127.0.0.1", str(first.port))
         wait_for(lambda: second.client().info("replication").get("master_link_status") == "up",
                  15, what="the replica to sync")
-        self.procs, self.ports = [], []
         for i in range(3):
             d = os.path.join(tmp, f"sentinel-{i}")
             os.makedirs(d)
