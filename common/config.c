@@ -13,10 +13,11 @@
 #include "util.h"
 
 /* CFG_FILE: the value is a path; the file's content goes to the string at TARGET (a
- * secret). CFG_REDIS_URL: checked by rconn_parse_url. CFG_LISTEN: "" or an address to
- * listen on (util_parse_listen_addr). CFG_PATH: a URL path, "/..." */
-enum cfg_type { CFG_STR, CFG_INT, CFG_URL, CFG_ENUM, CFG_FILE, CFG_REDIS_URL, CFG_LISTEN,
-		CFG_PATH };
+ * secret). CFG_REDIS_URL: checked by rconn_parse_url; CFG_SENTINELS: a host:port list,
+ * checked by rconn_addr_sentinels. CFG_LISTEN: "" or an address to listen on
+ * (util_parse_listen_addr). CFG_PATH: a URL path, "/..." */
+enum cfg_type { CFG_STR, CFG_INT, CFG_URL, CFG_ENUM, CFG_FILE, CFG_REDIS_URL, CFG_SENTINELS,
+		CFG_LISTEN, CFG_PATH };
 
 #define CONFIG_PATH_MAX_BYTES 512
 
@@ -89,6 +90,16 @@ static const struct cfg_entry table[] = {
 	 S(redis_password_file), 0,
 	 "file holding the Redis password (one trailing newline stripped); replaces REDIS_URL's "
 	 "password, and REDIS_URL's user part is then the ACL user name"},
+	{"redis-sentinels", "REDIS_SENTINELS", CFG_SENTINELS, "", 0, 0, NULL, S(redis_sentinels), 0,
+	 "Redis Sentinel: comma-separated host:port list ([v6]:port; port 26379 when left out). "
+	 "When set, the primary is asked of the sentinels before each connect (and checked every "
+	 "250 ms): REDIS_URL's host and port are then ignored, its password and db still apply"},
+	{"redis-master-name", "KIE_REDIS_MASTER_NAME", CFG_STR, "mymaster", 0, 0, NULL,
+	 S(redis_master_name), 0, "with REDIS_SENTINELS: the name the sentinels monitor the primary by"},
+	{NULL, "REDIS_SENTINEL_PASSWORD_FILE", CFG_FILE, "", TARGET(redis_sentinel_password), NULL,
+	 S(redis_sentinel_password_file), 0,
+	 "file holding the sentinels' own password (their requirepass; one trailing newline "
+	 "stripped); the primary's password is REDIS_URL's or REDIS_PASSWORD_FILE's"},
 	{"prefix", "KIE_REDIS_PREFIX", CFG_STR, "kie", 0, 0, NULL, S(redis_prefix), 0,
 	 "prefix of every Redis key ({kie} keeps them in one Cluster slot)"},
 	{"worker-id", "KIE_WORKER_ID", CFG_STR, "", 0, 0, NULL, S(worker_id), 0,
@@ -207,7 +218,8 @@ static const struct cfg_entry *file_of(const struct cfg_entry *e)
 }
 
 /* The plain entry a <NAME>_FILE entry stands in for (KIE_API_TOKEN), or NULL
- * (REDIS_PASSWORD_FILE has none: only the URL and the file carry that password). */
+ * (REDIS_PASSWORD_FILE has none: only the URL and the file carry that password;
+ * REDIS_SENTINEL_PASSWORD_FILE has none either). */
 static const struct cfg_entry *plain_of(const struct cfg_entry *f)
 {
 	for (size_t i = 0; i < NENTRIES; i++)
@@ -356,6 +368,13 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 			return -1;
 		}
 		break;
+	case CFG_SENTINELS: {
+		struct rconn_addr a;
+		memset(&a, 0, sizeof(a));
+		if (rconn_addr_sentinels(&a, value, "-", NULL, err, errlen) != 0)
+			return -1;
+		break;
+	}
 	case CFG_ENUM:
 		if (!enum_has(e->choices, value)) {
 			snprintf(err, errlen, "%s: \"%s\" is not one of %s", e->env, value, e->choices);
@@ -384,6 +403,7 @@ void config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->redis_password = util_strdup(""); /* no entry of its own: REDIS_PASSWORD_FILE's */
+	cfg->redis_sentinel_password = util_strdup(""); /* REDIS_SENTINEL_PASSWORD_FILE's */
 	for (size_t i = 0; i < NENTRIES; i++) {
 		char err[256];
 		if (apply(cfg, &table[i], table[i].def, err, sizeof(err)) != 0)
@@ -583,4 +603,6 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->redis_password);
 	cfg->redis_password = NULL;
+	free(cfg->redis_sentinel_password);
+	cfg->redis_sentinel_password = NULL;
 }

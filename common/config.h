@@ -35,6 +35,11 @@ struct config {
 	char *redis_password_file;
 	char *redis_password;    /* secret: REDIS_PASSWORD_FILE's content, "" when unset; it
 				  * replaces REDIS_URL's password (rconn_parse_url's password) */
+	char *redis_sentinels;   /* REDIS_SENTINELS: host:port,...; "" = no Sentinel */
+	char *redis_master_name; /* the name the sentinels monitor the primary by */
+	char *redis_sentinel_password_file;
+	char *redis_sentinel_password; /* secret: REDIS_SENTINEL_PASSWORD_FILE's content, "" when
+					* unset (rconn_addr_sentinels' password) */
 	char *redis_prefix;
 	char *worker_id;
 	long concurrency;
@@ -92,7 +97,7 @@ void config_defaults(struct config *cfg);
  * CONFIG_SECRET_FILE_MAX_BYTES or of more than one line is an error naming the variable
  * and the path, and so is setting both NAME and NAME_FILE (empty counts as unset).
  * REDIS_PASSWORD_FILE is read the same way into redis_password, which replaces REDIS_URL's
- * password. On a bad value returns -1 and writes a sentence naming the variable into err;
+ * password, and REDIS_SENTINEL_PASSWORD_FILE into redis_sentinel_password. On a bad value returns -1 and writes a sentence naming the variable into err;
  * err never holds a secret. */
 int config_load_env(struct config *cfg, char *err, size_t errlen);
 

@@ -1,9 +1,12 @@
-/* rconn.c — REDIS_URL parsing (libcurl's URL API), connect/auth/select, reconnection
- * with backoff. */
+/* rconn.c — REDIS_URL parsing (libcurl's URL API), REDIS_SENTINELS, connect/auth/select,
+ * reconnection with backoff, and leaving a node that was demoted to a replica. */
 #include "rconn.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include <poll.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -293,6 +297,592 @@ out:
 	return rc;
 }
 
+/* ---- REDIS_SENTINELS ---- */
+
+/* A sentinel's port: 1..5 digits, 1..65535. */
+static int parse_port(const char *s, size_t n, int *port)
+{
+	char buf[8];
+	long long v;
+
+	if (n == 0 || n > 5 || strspn(s, "0123456789") < n)
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (util_parse_ll(buf, &v) != 0 || v < 1 || v > 65535)
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+/* One entry of REDIS_SENTINELS, s[0..n) without blanks around it: host, host:port,
+ * [v6] or [v6]:port. A host name is letters, digits, '.', '-' and '_'; an IPv6 literal
+ * (in brackets) hex digits, ':' and '.', then an optional %zone. */
+static int parse_sentinel(const char *s, size_t n, int idx, struct rconn_sentinel *out,
+			  char *err, size_t errlen)
+{
+	const char *host = s, *port = NULL;
+	size_t hlen, plen = 0;
+
+	if (s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+		if (!close)
+			goto bad;
+		host = s + 1;
+		hlen = (size_t)(close - host);
+		if (close + 1 < s + n) {
+			if (close[1] != ':')
+				goto bad;
+			port = close + 2;
+			plen = (size_t)(s + n - port);
+		}
+		size_t addr = strspn(host, "0123456789abcdefABCDEF:.");
+		if (hlen == 0 || addr == 0 || memchr(host, ':', hlen) == NULL ||
+		    (addr < hlen && (host[addr] != '%' || addr + 1 == hlen)))
+			goto bad;
+		for (size_t i = addr + 1; i < hlen; i++)
+			if (!isalnum((unsigned char)host[i]) && !strchr("._-", host[i]))
+				goto bad;
+	} else {
+		const char *colon = memchr(s, ':', n);
+		if (colon && memchr(colon + 1, ':', (size_t)(s + n - colon - 1))) {
+			size_t v6 = strspn(s, "0123456789abcdefABCDEF:.");
+			if (v6 < n && s[v6] != '%')
+				goto bad; /* not an IPv6 literal either */
+			snprintf(err, errlen, "REDIS_SENTINELS: entry %d (\"%.*s\"): an IPv6 address is "
+				 "written in brackets, [::1]:26379", idx, (int)(n > 64 ? 64 : n), s);
+			return -1;
+		}
+		hlen = colon ? (size_t)(colon - s) : n;
+		if (colon) {
+			port = colon + 1;
+			plen = (size_t)(s + n - port);
+		}
+		if (hlen == 0)
+			goto bad;
+		for (size_t i = 0; i < hlen; i++)
+			if (!isalnum((unsigned char)host[i]) && !strchr(".-_", host[i]))
+				goto bad;
+	}
+	if (hlen >= sizeof(out->host)) {
+		snprintf(err, errlen, "REDIS_SENTINELS: entry %d: the host is longer than %zu bytes",
+			 idx, sizeof(out->host) - 1);
+		return -1;
+	}
+	memcpy(out->host, host, hlen);
+	out->host[hlen] = '\0';
+	out->port = RCONN_SENTINEL_PORT;
+	if (port && parse_port(port, plen, &out->port) != 0) {
+		snprintf(err, errlen, "REDIS_SENTINELS: entry %d (\"%.*s\"): the port is not a "
+			 "number 1..65535", idx, (int)(n > 64 ? 64 : n), s);
+		return -1;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "REDIS_SENTINELS: entry %d (\"%.*s\") is not host:port or "
+		 "[ipv6]:port", idx, (int)(n > 64 ? 64 : n), s);
+	return -1;
+}
+
+static void sentinels_clear(struct rconn_addr *a)
+{
+	a->nsentinels = 0;
+	memset(a->sentinels, 0, sizeof(a->sentinels));
+	memset(a->master_name, 0, sizeof(a->master_name));
+	memset(a->sentinel_password, 0, sizeof(a->sentinel_password));
+}
+
+int rconn_addr_sentinels(struct rconn_addr *a, const char *list, const char *master,
+			 const char *password, char *err, size_t errlen)
+{
+	static const char blanks[] = " \t";
+	const char *p = list;
+	int n = 0;
+
+	sentinels_clear(a);
+	if (!list || list[strspn(list, blanks)] == '\0')
+		return 0;
+	for (;;) {
+		size_t len = strcspn(p, ","), lead = strspn(p, blanks), end = len;
+		while (end > lead && strchr(blanks, p[end - 1]))
+			end--;
+		if (end <= lead) {
+			snprintf(err, errlen, "REDIS_SENTINELS: entry %d is empty (a comma-separated "
+				 "list of host:port)", n + 1);
+			goto fail;
+		}
+		if (n == RCONN_SENTINELS_MAX) {
+			snprintf(err, errlen, "REDIS_SENTINELS: more than %d sentinels",
+				 RCONN_SENTINELS_MAX);
+			goto fail;
+		}
+		if (parse_sentinel(p + lead, end - lead, n + 1, &a->sentinels[n], err, errlen) != 0)
+			goto fail;
+		n++;
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	if (!master || !*master) {
+		snprintf(err, errlen, "KIE_REDIS_MASTER_NAME is empty: with REDIS_SENTINELS it names "
+			 "the primary the sentinels monitor");
+		goto fail;
+	}
+	for (const char *m = master; *m; m++) {
+		if ((unsigned char)*m <= ' ' || *m == 0x7f) {
+			snprintf(err, errlen, "KIE_REDIS_MASTER_NAME has a blank or a control character "
+				 "in it");
+			goto fail;
+		}
+	}
+	if (util_strlcpy(a->master_name, master, sizeof(a->master_name)) >= sizeof(a->master_name)) {
+		snprintf(err, errlen, "KIE_REDIS_MASTER_NAME is longer than %zu bytes",
+			 sizeof(a->master_name) - 1);
+		goto fail;
+	}
+	if (password && util_strlcpy(a->sentinel_password, password,
+				     sizeof(a->sentinel_password)) >= sizeof(a->sentinel_password)) {
+		snprintf(err, errlen, "REDIS_SENTINEL_PASSWORD_FILE: the password is longer than %zu "
+			 "bytes", sizeof(a->sentinel_password) - 1);
+		goto fail;
+	}
+	a->nsentinels = n;
+	return 0;
+fail:
+	sentinels_clear(a);
+	return -1;
+}
+
+/* ---- error replies that mean "this node was demoted" ---- */
+
+static int has_code(const char *msg, const char *code)
+{
+	size_t n = strlen(code);
+	return strncmp(msg, code, n) == 0 && (msg[n] == ' ' || msg[n] == '\0');
+}
+
+enum rconn_err_kind rconn_error_kind(const char *msg)
+{
+	static const char *const demoted[] = {"READONLY", "MASTERDOWN", "NOREPLICAS"};
+	char inner[16];
+
+	if (!msg)
+		return RCONN_ERR_OTHER;
+	for (size_t i = 0; i < sizeof(demoted) / sizeof(demoted[0]); i++) {
+		if (has_code(msg, demoted[i]))
+			return RCONN_ERR_DEMOTED;
+		/* Redis 6 wraps the error of a command a script called */
+		snprintf(inner, sizeof(inner), "-%s ", demoted[i]);
+		if (strncmp(msg, "ERR Error running script", 24) == 0 && strstr(msg, inner))
+			return RCONN_ERR_DEMOTED;
+	}
+	/* a blocked command (BLMOVE) undone because the node became a replica */
+	if (has_code(msg, "UNBLOCKED") && strstr(msg, "master -> replica"))
+		return RCONN_ERR_DEMOTED;
+	if (has_code(msg, "LOADING"))
+		return RCONN_ERR_LOADING;
+	return RCONN_ERR_OTHER;
+}
+
+/* The kind of a reply: its own error, or (EXEC, a script's table) the first demotion
+ * error among its elements. *msg points at the error text. */
+static enum rconn_err_kind reply_kind(const redisReply *rep, int depth, const char **msg)
+{
+	if (rep->type == REDIS_REPLY_ERROR) {
+		*msg = rep->str;
+		return rconn_error_kind(rep->str);
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || depth >= 4)
+		return RCONN_ERR_OTHER;
+	for (size_t i = 0; i < rep->elements; i++) {
+		if (rep->element[i] &&
+		    reply_kind(rep->element[i], depth + 1, msg) == RCONN_ERR_DEMOTED)
+			return RCONN_ERR_DEMOTED;
+	}
+	return RCONN_ERR_OTHER;
+}
+
+/* ---- process-wide state: one generation, one sentinel watch ---- */
+
+#define SENTINEL_TIMEOUT_MS 500  /* connect and read, per sentinel */
+#define SENTINEL_CHECK_MS 1000   /* the sentinel watch: once a second per process */
+#define SENTINEL_EVENTS_MS 5     /* sentinel pub/sub messages are read this often */
+#define SENTINEL_RESUB_MS 1000   /* a lost subscription is made again after this, */
+#define SENTINEL_RESUB_MAX_MS 30000 /* doubling while they fail (a connect may block) */
+#define FAILOVER_HOLD_MS 10000   /* commands wait for a failover at most this long */
+#define DEMOTE_FIRST_MS 100      /* pause before reconnecting after a demotion reply ... */
+#define DEMOTE_MAX_MS 5000       /* ... doubling up to this ... */
+#define DEMOTE_QUIET_MS 30000    /* ... while they come less than this apart */
+#define NOTE_EVERY_MS 10000      /* demotion notes: one line per 10 s per rconn */
+
+static atomic_ulong g_gen;                /* rconn_generation() */
+static _Atomic int64_t g_pause_until_ms;  /* reconnects a demotion's bump causes wait this */
+static _Atomic int64_t g_watch_due_ms;    /* the next sentinel watch (monotonic ms) */
+static atomic_int g_sentinel_first;       /* the sentinel that answered last: asked first */
+static pthread_mutex_t g_primary_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_primary[300];               /* the primary last logged, host:port */
+/* The sentinels' failover events (sentinel_events()): one subscription per sentinel,
+ * read by whichever rconn comes first; g_failing_ms[i] is when sentinel i's failover of
+ * our primary stops holding commands (0: it runs none). */
+static pthread_mutex_t g_sub_mu = PTHREAD_MUTEX_INITIALIZER;
+static redisContext *g_sub[RCONN_SENTINELS_MAX];
+static int64_t g_sub_retry_ms[RCONN_SENTINELS_MAX];
+static long g_sub_backoff_ms[RCONN_SENTINELS_MAX];
+static _Atomic int64_t g_events_due_ms;
+static _Atomic int64_t g_failing_ms[RCONN_SENTINELS_MAX];
+static char g_switched_to[300];           /* the last +switch-master's new address */
+
+unsigned long rconn_generation(void)
+{
+	return atomic_load(&g_gen);
+}
+
+/* host:port, with brackets around an IPv6 literal. */
+static const char *hostport(char *out, size_t n, const char *host, int port)
+{
+	snprintf(out, n, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	return out;
+}
+
+/* The node of r for logs: its socket path, or host:port. */
+static const char *node_str(const struct rconn *r, char *out, size_t n)
+{
+	if (!r->addr.nsentinels && r->addr.unix_path[0])
+		util_strlcpy(out, r->addr.unix_path, n);
+	else
+		hostport(out, n, r->node_host, r->node_port);
+	return out;
+}
+
+static int stopped(const struct rconn *r)
+{
+	return (r->stop && *r->stop) || (r->deadline_ms && util_monotonic_ms() >= r->deadline_ms);
+}
+
+/* Sleeps until the monotonic time until_ms in 50 ms slices; returns -1 when stopped. */
+static int sleep_until(const struct rconn *r, int64_t until_ms)
+{
+	for (int64_t now = util_monotonic_ms(); now < until_ms; now = util_monotonic_ms()) {
+		if (stopped(r))
+			return -1;
+		util_sleep_ms(until_ms - now < 50 ? until_ms - now : 50);
+	}
+	return stopped(r) ? -1 : 0;
+}
+
+/* A demotion or LOADING note: at most one line per NOTE_EVERY_MS per rconn, the next one
+ * saying how many were left out. */
+static void note(struct rconn *r, enum log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void note(struct rconn *r, enum log_level lvl, const char *fmt, ...)
+{
+	int64_t now = util_monotonic_ms();
+	char msg[768];
+	va_list ap;
+
+	if (now < r->next_note_ms) {
+		r->notes_quiet++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (r->notes_quiet)
+		log_emit(lvl, NULL, NULL, "%s (and %lu more such event(s) in the last %d s)", msg,
+			 r->notes_quiet, NOTE_EVERY_MS / 1000);
+	else
+		log_emit(lvl, NULL, NULL, "%s", msg);
+	r->next_note_ms = now + NOTE_EVERY_MS;
+	r->notes_quiet = 0;
+}
+
+/* The connection's node answered a command with a demotion error (msg): drop the
+ * connection, make every other rconn of the process drop theirs (once per generation:
+ * only a connection made under the current one bumps it), and wait before reconnecting. */
+static void on_demoted(struct rconn *r, const char *msg)
+{
+	int64_t now = util_monotonic_ms();
+	unsigned long g = r->gen;
+	char node[300];
+	int bumped;
+
+	if (r->demoted_at_ms && now - r->demoted_at_ms < DEMOTE_QUIET_MS)
+		r->demote_ms = r->demote_ms * 2 > DEMOTE_MAX_MS ? DEMOTE_MAX_MS : r->demote_ms * 2;
+	else
+		r->demote_ms = DEMOTE_FIRST_MS;
+	r->demoted_at_ms = now;
+	r->pause_until_ms = now + r->demote_ms;
+	bumped = atomic_compare_exchange_strong(&g_gen, &g, g + 1);
+	if (bumped)
+		atomic_store(&g_pause_until_ms, r->pause_until_ms);
+	note(r, LOG_WARN, "%s: Redis %s answered \"%.80s\": it is not a primary that takes "
+	     "writes (demoted by a failover?); %sreconnecting in %ld ms", r->who,
+	     node_str(r, node, sizeof(node)), msg,
+	     bumped ? "every connection of this process is " : "", r->demote_ms);
+	rconn_close(r);
+	r->drops++;
+	r->demoted = 1;
+}
+
+/* Asks the sentinels in turn, from the one that answered last, for the primary's
+ * address. Returns 0 with host, port and via (the sentinel that answered), or -1 with why
+ * (each sentinel's failure). */
+static int sentinel_resolve(const struct rconn_addr *a, char *host, size_t hostlen, int *port,
+			    char *via, size_t vialen, char *why, size_t whylen)
+{
+	struct timeval tv = {0, SENTINEL_TIMEOUT_MS * 1000};
+	int first = atomic_load(&g_sentinel_first);
+	size_t used;
+
+	used = (size_t)snprintf(why, whylen, "no sentinel named the primary of %s:",
+				a->master_name);
+	for (int k = 0; k < a->nsentinels; k++) {
+		int i = (first + k) % a->nsentinels;
+		const struct rconn_sentinel *s = &a->sentinels[i];
+		char problem[200] = "", sp[300];
+		redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+		redisReply *rep = NULL;
+
+		if (!c || c->err) {
+			snprintf(problem, sizeof(problem), "%s", c ? c->errstr : "out of memory");
+			goto next;
+		}
+		redisSetTimeout(c, tv);
+		if (a->sentinel_password[0]) {
+			rep = redisCommand(c, "AUTH %s", a->sentinel_password);
+			if (!rep || rep->type == REDIS_REPLY_ERROR) {
+				snprintf(problem, sizeof(problem), "AUTH failed: %.100s",
+					 rep ? rep->str : c->errstr);
+				goto next;
+			}
+			freeReplyObject(rep);
+		}
+		rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", a->master_name);
+		if (!rep) {
+			snprintf(problem, sizeof(problem), "%s", c->errstr);
+		} else if (rep->type == REDIS_REPLY_NIL) {
+			snprintf(problem, sizeof(problem), "does not monitor %s", a->master_name);
+		} else if (rep->type == REDIS_REPLY_ERROR) {
+			snprintf(problem, sizeof(problem), "%.100s", rep->str);
+		} else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+			   rep->element[0]->type != REDIS_REPLY_STRING ||
+			   rep->element[1]->type != REDIS_REPLY_STRING ||
+			   rep->element[0]->len == 0 || rep->element[0]->len >= hostlen ||
+			   parse_port(rep->element[1]->str, rep->element[1]->len, port) != 0) {
+			snprintf(problem, sizeof(problem), "not an address in reply to "
+				 "SENTINEL get-master-addr-by-name (not a sentinel?)");
+		} else {
+			memcpy(host, rep->element[0]->str, rep->element[0]->len);
+			host[rep->element[0]->len] = '\0';
+			hostport(via, vialen, s->host, s->port);
+			atomic_store(&g_sentinel_first, i);
+			freeReplyObject(rep);
+			redisFree(c);
+			return 0;
+		}
+next:
+		if (rep)
+			freeReplyObject(rep);
+		if (c)
+			redisFree(c);
+		if (used < whylen)
+			used += (size_t)snprintf(why + used, whylen - used, "%s %s: %s", k ? ";" : "",
+						 hostport(sp, sizeof(sp), s->host, s->port), problem);
+	}
+	return -1;
+}
+
+/* A subscription to sentinel i's failover events, or -1 (tried again after
+ * SENTINEL_RESUB_MS, doubling up to SENTINEL_RESUB_MAX_MS while it fails: a connect to a
+ * host that does not answer takes SENTINEL_TIMEOUT_MS of some rconn's time). Caller holds
+ * g_sub_mu. */
+static int subscribe(const struct rconn_addr *a, int i, int64_t now)
+{
+	static const char *const argv[] = {
+		"SUBSCRIBE", "+try-failover", "+switch-master", "-failover-abort-not-elected",
+		"-failover-abort-no-good-slave", "-failover-abort-slave-timeout",
+		"+failover-end-for-timeout",
+	};
+	struct timeval tv = {0, SENTINEL_TIMEOUT_MS * 1000};
+	const struct rconn_sentinel *s = &a->sentinels[i];
+	redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+	redisReply *rep = NULL;
+	int done = 0;
+
+	g_sub_backoff_ms[i] = g_sub_backoff_ms[i] ? g_sub_backoff_ms[i] * 2 : SENTINEL_RESUB_MS;
+	if (g_sub_backoff_ms[i] > SENTINEL_RESUB_MAX_MS)
+		g_sub_backoff_ms[i] = SENTINEL_RESUB_MAX_MS;
+	g_sub_retry_ms[i] = now + g_sub_backoff_ms[i];
+	if (!c || c->err)
+		goto fail;
+	redisSetTimeout(c, tv);
+	if (a->sentinel_password[0]) {
+		rep = redisCommand(c, "AUTH %s", a->sentinel_password);
+		if (!rep || rep->type == REDIS_REPLY_ERROR)
+			goto fail;
+		freeReplyObject(rep);
+		rep = NULL;
+	}
+	/* the confirmations are read later with the messages, and skipped */
+	if (redisAppendCommandArgv(c, (int)(sizeof(argv) / sizeof(argv[0])), (const char **)argv,
+				   NULL) != REDIS_OK)
+		goto fail;
+	while (!done)
+		if (redisBufferWrite(c, &done) != REDIS_OK)
+			goto fail;
+	g_sub[i] = c;
+	g_sub_backoff_ms[i] = 0;
+	return 0;
+fail:
+	if (rep)
+		freeReplyObject(rep);
+	if (c)
+		redisFree(c);
+	return -1;
+}
+
+static int failover_held(int64_t now)
+{
+	for (int i = 0; i < RCONN_SENTINELS_MAX; i++)
+		if (atomic_load(&g_failing_ms[i]) > now)
+			return 1;
+	return 0;
+}
+
+/* One message from sentinel i: ["message", channel, payload]. A failover of our primary
+ * that starts (+try-failover master <name> <ip> <port>) holds every connection of the
+ * process; it ends with +switch-master <name> <old ip> <old port> <new ip> <new port>
+ * (then the announcing sentinel is asked first) or an abort. */
+static void sentinel_message(const struct rconn_addr *a, int i, const redisReply *m,
+			     int64_t now)
+{
+	const char *ch, *pl, *name;
+	size_t nlen = strlen(a->master_name);
+	char from[300];
+
+	if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 ||
+	    m->element[0]->type != REDIS_REPLY_STRING || strcmp(m->element[0]->str, "message") != 0 ||
+	    m->element[1]->type != REDIS_REPLY_STRING || m->element[2]->type != REDIS_REPLY_STRING)
+		return; /* subscribe confirmations */
+	ch = m->element[1]->str;
+	pl = m->element[2]->str;
+	name = strcmp(ch, "+switch-master") == 0 ? pl : strncmp(pl, "master ", 7) == 0 ? pl + 7 : NULL;
+	if (!name || strncmp(name, a->master_name, nlen) != 0 || name[nlen] != ' ')
+		return; /* another master's, or a replica's */
+	hostport(from, sizeof(from), a->sentinels[i].host, a->sentinels[i].port);
+	if (strcmp(ch, "+try-failover") == 0) {
+		int held = failover_held(now);
+		atomic_store(&g_failing_ms[i], now + FAILOVER_HOLD_MS);
+		if (!held) {
+			log_warn(NULL, NULL, "sentinel %s: a failover of %s starts: Redis commands wait "
+				 "until the sentinels name the new primary (at most %d s)", from,
+				 a->master_name, FAILOVER_HOLD_MS / 1000);
+			atomic_fetch_add(&g_gen, 1);
+		}
+	} else if (strcmp(ch, "+switch-master") == 0) {
+		/* every sentinel announces it: the first one moves the process */
+		const char *to = pl + nlen;
+		for (int field = 0; field < 2 && to; field++) /* past the old ip and port */
+			to = strchr(to + 1, ' ');
+		if (!to)
+			return;
+		to++;
+		if (!failover_held(now) && strcmp(g_switched_to, to) == 0)
+			return;
+		util_strlcpy(g_switched_to, to, sizeof(g_switched_to));
+		for (int k = 0; k < RCONN_SENTINELS_MAX; k++)
+			atomic_store(&g_failing_ms[k], 0);
+		atomic_store(&g_sentinel_first, i);
+		log_info(NULL, NULL, "sentinel %s: %s switched to %.200s: every connection of this "
+			 "process moves", from, a->master_name, to);
+		atomic_fetch_add(&g_gen, 1);
+	} else if (atomic_load(&g_failing_ms[i])) {
+		atomic_store(&g_failing_ms[i], 0);
+		if (!failover_held(now))
+			log_warn(NULL, NULL, "sentinel %s: the failover of %s ended without a switch "
+				 "(%s): Redis commands go on", from, a->master_name, ch);
+	}
+}
+
+/* Reads the sentinels' failover events, at most once per SENTINEL_EVENTS_MS per process
+ * and never waiting for one: the subscriptions are polled, not blocked on. */
+static void sentinel_events(const struct rconn_addr *a)
+{
+	int64_t now = util_monotonic_ms(), due = atomic_load(&g_events_due_ms);
+
+	if (now < due ||
+	    !atomic_compare_exchange_strong(&g_events_due_ms, &due, now + SENTINEL_EVENTS_MS) ||
+	    pthread_mutex_trylock(&g_sub_mu) != 0)
+		return;
+	for (int i = 0; i < a->nsentinels; i++) {
+		struct pollfd pfd;
+		void *m = NULL;
+		if (!g_sub[i] && (now < g_sub_retry_ms[i] || subscribe(a, i, now) != 0))
+			continue;
+		pfd = (struct pollfd){.fd = g_sub[i]->fd, .events = POLLIN};
+		if (poll(&pfd, 1, 0) <= 0)
+			continue;
+		/* readable: one read(2) takes what is there, then every whole message */
+		if (redisBufferRead(g_sub[i]) != REDIS_OK)
+			goto lost;
+		for (;;) {
+			if (redisGetReplyFromReader(g_sub[i], &m) != REDIS_OK)
+				goto lost;
+			if (!m)
+				break;
+			sentinel_message(a, i, m, now);
+			freeReplyObject(m);
+		}
+		continue;
+lost: /* e.g. the sentinel restarted: subscribe again after a pause */
+		redisFree(g_sub[i]);
+		g_sub[i] = NULL;
+		g_sub_retry_ms[i] = now + SENTINEL_RESUB_MS;
+	}
+	pthread_mutex_unlock(&g_sub_mu);
+}
+
+/* While a sentinel runs a failover of our primary: wait, reading its events. Returns -1
+ * when stopped. */
+static int failover_wait(const struct rconn *r)
+{
+	while (failover_held(util_monotonic_ms())) {
+		if (stopped(r))
+			return -1;
+		util_sleep_ms(SENTINEL_EVENTS_MS);
+		sentinel_events(&r->addr);
+	}
+	return 0;
+}
+
+/* In Sentinel mode, once per SENTINEL_CHECK_MS per process (whichever rconn comes first):
+ * if the sentinels name another primary than the one r is on, bump the generation: the
+ * fallback for failover events missed (a subscription down at that moment). */
+static void sentinel_watch(struct rconn *r)
+{
+	int64_t now = util_monotonic_ms(), due = atomic_load(&g_watch_due_ms);
+	char host[256], via[300], why[1024], was[300], now_at[300];
+	int port;
+
+	if (now < due ||
+	    !atomic_compare_exchange_strong(&g_watch_due_ms, &due, now + SENTINEL_CHECK_MS))
+		return;
+	if (sentinel_resolve(&r->addr, host, sizeof(host), &port, via, sizeof(via), why,
+			     sizeof(why)) != 0) {
+		note(r, LOG_WARN, "%s: checking the Redis primary: %s", r->who, why);
+		return;
+	}
+	if (port == r->node_port && strcmp(host, r->node_host) == 0)
+		return;
+	log_warn(NULL, NULL, "%s: sentinel %s names %s as the Redis primary for %s, not %s: "
+		 "every connection of this process reconnects", r->who, via,
+		 hostport(now_at, sizeof(now_at), host, port), r->addr.master_name,
+		 node_str(r, was, sizeof(was)));
+	atomic_fetch_add(&g_gen, 1);
+}
+
+/* ---- connecting ---- */
+
 void rconn_init(struct rconn *r, const struct rconn_addr *addr, long timeout_ms,
 		const volatile sig_atomic_t *stop, const char *who)
 {
@@ -301,6 +891,8 @@ void rconn_init(struct rconn *r, const struct rconn_addr *addr, long timeout_ms,
 	r->timeout_ms = timeout_ms;
 	r->stop = stop;
 	util_strlcpy(r->who, who ? who : "redis", sizeof(r->who));
+	util_strlcpy(r->node_host, addr->host, sizeof(r->node_host));
+	r->node_port = addr->port;
 }
 
 void rconn_close(struct rconn *r)
@@ -310,15 +902,58 @@ void rconn_close(struct rconn *r)
 	r->c = NULL;
 }
 
+/* One command while connecting: 0, or -1 with why ("<what> failed: <reply or error>"). */
+static int setup_cmd(struct rconn *r, redisReply **out, char *why, size_t whylen,
+		     const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	redisReply *rep;
+
+	va_start(ap, fmt);
+	rep = redisvCommand(r->c, fmt, ap);
+	va_end(ap);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		snprintf(why, whylen, "%s failed: %.200s", what, rep ? rep->str : r->c->errstr);
+		if (rep)
+			freeReplyObject(rep);
+		return -1;
+	}
+	if (out)
+		*out = rep;
+	else
+		freeReplyObject(rep);
+	return 0;
+}
+
+/* Logs the primary a sentinel named, once per change in the process. */
+static void primary_found(const struct rconn *r, const char *via)
+{
+	char now_at[300];
+
+	hostport(now_at, sizeof(now_at), r->node_host, r->node_port);
+	pthread_mutex_lock(&g_primary_mu);
+	if (strcmp(g_primary, now_at) != 0) {
+		util_strlcpy(g_primary, now_at, sizeof(g_primary));
+		log_info(NULL, NULL, "Redis primary for %s is %s (via sentinel %s)",
+			 r->addr.master_name, now_at, via);
+	}
+	pthread_mutex_unlock(&g_primary_mu);
+}
+
 static int try_connect(struct rconn *r, char *why, size_t whylen)
 {
 	struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-	redisReply *rep;
+	char via[300] = "", node[300];
+	redisReply *rep = NULL;
 
-	if (r->addr.unix_path[0])
+	if (r->addr.nsentinels &&
+	    sentinel_resolve(&r->addr, r->node_host, sizeof(r->node_host), &r->node_port, via,
+			     sizeof(via), why, whylen) != 0)
+		return -1;
+	if (!r->addr.nsentinels && r->addr.unix_path[0])
 		r->c = redisConnectUnixWithTimeout(r->addr.unix_path, tv);
 	else
-		r->c = redisConnectWithTimeout(r->addr.host, r->addr.port, tv);
+		r->c = redisConnectWithTimeout(r->node_host, r->node_port, tv);
 	if (!r->c || r->c->err) {
 		snprintf(why, whylen, "%s", r->c ? r->c->errstr : "out of memory");
 		goto fail;
@@ -326,18 +961,12 @@ static int try_connect(struct rconn *r, char *why, size_t whylen)
 	redisSetTimeout(r->c, tv);
 	redisEnableKeepAlive(r->c);
 	if (r->addr.password[0]) {
-		if (r->addr.user[0])
-			rep = redisCommand(r->c, "AUTH %s %s", r->addr.user, r->addr.password);
-		else
-			rep = redisCommand(r->c, "AUTH %s", r->addr.password);
-		if (!rep || rep->type == REDIS_REPLY_ERROR) {
-			snprintf(why, whylen, "AUTH failed: %s",
-				 rep ? rep->str : r->c->errstr);
-			if (rep)
-				freeReplyObject(rep);
+		int bad = r->addr.user[0]
+			? setup_cmd(r, NULL, why, whylen, "AUTH", "AUTH %s %s", r->addr.user,
+				    r->addr.password)
+			: setup_cmd(r, NULL, why, whylen, "AUTH", "AUTH %s", r->addr.password);
+		if (bad)
 			goto fail;
-		}
-		freeReplyObject(rep);
 	}
 	/* A reconnect loop to a local port nobody listens on can pick that very port as its
 	 * source and connect to itself (TCP simultaneous open): every command would then be
@@ -346,23 +975,35 @@ static int try_connect(struct rconn *r, char *why, size_t whylen)
 	if (!rep || rep->type != REDIS_REPLY_STATUS || strcmp(rep->str, "PONG") != 0) {
 		snprintf(why, whylen, "no PONG to PING (%s)",
 			 rep ? "not a Redis server, or a self-connected socket" : r->c->errstr);
-		if (rep)
-			freeReplyObject(rep);
 		goto fail;
 	}
 	freeReplyObject(rep);
-	if (r->addr.db) {
-		rep = redisCommand(r->c, "SELECT %d", r->addr.db);
-		if (!rep || rep->type == REDIS_REPLY_ERROR) {
-			snprintf(why, whylen, "SELECT %d failed", r->addr.db);
-			if (rep)
-				freeReplyObject(rep);
+	rep = NULL;
+	if (r->addr.db && setup_cmd(r, NULL, why, whylen, "SELECT", "SELECT %d", r->addr.db) != 0)
+		goto fail;
+	if (r->addr.nsentinels) {
+		/* a sentinel's view lags a failover: the node itself says what it is */
+		if (setup_cmd(r, &rep, why, whylen, "ROLE", "ROLE") != 0)
+			goto fail;
+		if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+		    rep->element[0]->type != REDIS_REPLY_STRING ||
+		    strcmp(rep->element[0]->str, "master") != 0) {
+			snprintf(why, whylen, "%s, named by sentinel %s, is not a primary (ROLE: %.20s)",
+				 node_str(r, node, sizeof(node)), via,
+				 rep->type == REDIS_REPLY_ARRAY && rep->elements &&
+						 rep->element[0]->type == REDIS_REPLY_STRING
+					 ? rep->element[0]->str
+					 : "?");
 			goto fail;
 		}
 		freeReplyObject(rep);
+		rep = NULL;
+		primary_found(r, via);
 	}
 	return 0;
 fail:
+	if (rep)
+		freeReplyObject(rep);
 	rconn_close(r);
 	return -1;
 }
@@ -378,63 +1019,147 @@ static void conn_lost(struct rconn *r)
 
 int rconn_ensure(struct rconn *r)
 {
-	char why[256];
+	char why[1024], node[300];
 	int logged = 0;
 
-	if (r->c && !r->c->err)
-		return 0;
+	if (r->addr.nsentinels)
+		sentinel_events(&r->addr);
+	if (r->c && !r->c->err) {
+		if (r->addr.nsentinels)
+			sentinel_watch(r);
+		if (r->gen == atomic_load(&g_gen))
+			return 0;
+		/* another rconn found the node demoted, or the sentinels name another primary:
+		 * reconnect (after the demotion's pause, if it was one) */
+		int64_t until = atomic_load(&g_pause_until_ms);
+		if (until > r->pause_until_ms)
+			r->pause_until_ms = until;
+		note(r, LOG_INFO, "%s: leaving Redis %s: %s; reconnecting", r->who,
+		     node_str(r, node, sizeof(node)),
+		     r->addr.nsentinels ? "a sentinel announced a failover or names another "
+					  "primary, or another connection of this process found "
+					  "it demoted"
+					: "another connection of this process found it demoted");
+		rconn_close(r);
+		r->drops++;
+		r->demoted = 1;
+	}
 	if (r->c)
 		conn_lost(r);
-	while (!(r->stop && *r->stop) &&
-	       !(r->deadline_ms && util_monotonic_ms() >= r->deadline_ms)) {
+	if (sleep_until(r, r->pause_until_ms) != 0)
+		return -1;
+	while (!stopped(r)) {
+		unsigned long gen;
+		if (r->addr.nsentinels && failover_wait(r) != 0)
+			break;
+		gen = atomic_load(&g_gen);
 		if (try_connect(r, why, sizeof(why)) == 0) {
+			r->gen = gen;
 			if (logged || r->backoff_ms || r->lost)
-				log_info(NULL, NULL, "%s: reconnected to Redis", r->who);
+				log_info(NULL, NULL, "%s: reconnected to Redis %s", r->who,
+					 node_str(r, node, sizeof(node)));
+			else if (r->demoted && util_monotonic_ms() >= r->next_back_ms) {
+				log_info(NULL, NULL, "%s: reconnected to Redis %s", r->who,
+					 node_str(r, node, sizeof(node)));
+				r->next_back_ms = util_monotonic_ms() + NOTE_EVERY_MS;
+			}
 			r->backoff_ms = 0;
 			r->lost = 0;
+			r->demoted = 0;
 			return 0;
 		}
 		r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 100;
 		if (r->backoff_ms > RCONN_BACKOFF_MAX_MS)
 			r->backoff_ms = RCONN_BACKOFF_MAX_MS;
 		if (!logged || r->backoff_ms == RCONN_BACKOFF_MAX_MS) {
-			log_warn(NULL, NULL, "%s: Redis %s:%d unreachable (%s); retrying in %ld ms",
-				 r->who, r->addr.unix_path[0] ? r->addr.unix_path : r->addr.host,
-				 r->addr.port, why, r->backoff_ms);
+			if (r->addr.nsentinels)
+				snprintf(node, sizeof(node), "primary for %s", r->addr.master_name);
+			else
+				node_str(r, node, sizeof(node));
+			log_warn(NULL, NULL, "%s: Redis %s unreachable (%s); retrying in %ld ms",
+				 r->who, node, why, r->backoff_ms);
 			logged = 1;
 		}
 		/* sleep in slices so a stop request is seen quickly */
-		for (long slept = 0; slept < r->backoff_ms && !(r->stop && *r->stop); slept += 50) {
-			if (r->deadline_ms && util_monotonic_ms() >= r->deadline_ms)
-				break;
-			util_sleep_ms(50);
-		}
+		sleep_until(r, util_monotonic_ms() + r->backoff_ms);
 	}
 	return -1;
 }
 
+/* Sends a formatted command and reads its reply: NULL when the connection failed.
+ * Demotion replies drop the connection (on_demoted); LOADING is waited out. */
+static redisReply *run(struct rconn *r, const char *cmd, size_t len)
+{
+	long wait_ms = 100;
+
+	for (;;) {
+		void *v = NULL;
+		redisReply *rep;
+		const char *msg = NULL;
+		char node[300];
+
+		if (rconn_ensure(r) != 0)
+			return NULL;
+		if (redisAppendFormattedCommand(r->c, cmd, len) != REDIS_OK ||
+		    redisGetReply(r->c, &v) != REDIS_OK || !v) {
+			if (v)
+				freeReplyObject(v);
+			conn_lost(r);
+			return NULL;
+		}
+		rep = v;
+		switch (reply_kind(rep, 0, &msg)) {
+		case RCONN_ERR_DEMOTED:
+			on_demoted(r, msg);
+			return rep;
+		case RCONN_ERR_LOADING: /* the command did not run: wait, send it again */
+			note(r, LOG_WARN, "%s: Redis %s is loading its data set; waiting", r->who,
+			     node_str(r, node, sizeof(node)));
+			if (sleep_until(r, util_monotonic_ms() + wait_ms) != 0)
+				return rep;
+			freeReplyObject(rep);
+			wait_ms = wait_ms * 2 > 1000 ? 1000 : wait_ms * 2;
+			continue;
+		case RCONN_ERR_OTHER:
+			break;
+		}
+		return rep;
+	}
+}
+
 redisReply *rconn_argv(struct rconn *r, int argc, const char **argv, const size_t *lens)
 {
+	char *cmd = NULL;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
 	redisReply *rep;
-	if (rconn_ensure(r) != 0)
+
+	if (len < 0) {
+		log_error(NULL, NULL, "%s: a Redis command could not be formatted (out of memory)",
+			  r->who);
 		return NULL;
-	rep = redisCommandArgv(r->c, argc, argv, lens);
-	if (!rep)
-		conn_lost(r);
+	}
+	rep = run(r, cmd, (size_t)len);
+	redisFreeCommand(cmd);
 	return rep;
 }
 
 redisReply *rconn_cmd(struct rconn *r, const char *fmt, ...)
 {
+	char *cmd = NULL;
 	redisReply *rep;
 	va_list ap;
-	if (rconn_ensure(r) != 0)
-		return NULL;
+	int len;
+
 	va_start(ap, fmt);
-	rep = redisvCommand(r->c, fmt, ap);
+	len = redisvFormatCommand(&cmd, fmt, ap);
 	va_end(ap);
-	if (!rep)
-		conn_lost(r);
+	if (len < 0) {
+		log_error(NULL, NULL, "%s: a Redis command could not be formatted (bad format or "
+			  "out of memory)", r->who);
+		return NULL;
+	}
+	rep = run(r, cmd, (size_t)len);
+	redisFreeCommand(cmd);
 	return rep;
 }
 
@@ -442,8 +1167,7 @@ redisReply *rconn_argv_retry(struct rconn *r, int argc, const char **argv, const
 {
 	redisReply *rep;
 	while (!(rep = rconn_argv(r, argc, argv, lens))) {
-		if ((r->stop && *r->stop) ||
-		    (r->deadline_ms && util_monotonic_ms() >= r->deadline_ms))
+		if (stopped(r))
 			return NULL;
 	}
 	return rep;

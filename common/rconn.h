@@ -1,5 +1,6 @@
-/* rconn.h — one Redis connection per thread, from REDIS_URL, that reconnects with
- * backoff. A hiredis context with err set is dead: it is freed and replaced. */
+/* rconn.h — one Redis connection per thread, from REDIS_URL (or the primary that Redis
+ * Sentinel names), that reconnects with backoff. A hiredis context with err set is dead:
+ * it is freed and replaced; so is one whose node was demoted to a replica. */
 #ifndef KIE_RCONN_H
 #define KIE_RCONN_H
 
@@ -9,6 +10,14 @@
 
 #include <hiredis/hiredis.h>
 
+#define RCONN_SENTINELS_MAX 16
+#define RCONN_SENTINEL_PORT 26379 /* a sentinel's port when the list gives none */
+
+struct rconn_sentinel {
+	char host[256]; /* without IPv6 brackets */
+	int port;
+};
+
 struct rconn_addr {
 	char host[256];      /* without IPv6 brackets: "::1", "fe80::1%eth0" */
 	int port;            /* 1..65535, default 6379 */
@@ -16,6 +25,13 @@ struct rconn_addr {
 	char user[128];      /* ACL user name, at most 127 bytes; "" for the default user */
 	char password[256];  /* at most 255 bytes; "" for none (no AUTH); never printed */
 	int db;              /* 0..1000 */
+	/* Sentinel mode (rconn_addr_sentinels()), when nsentinels > 0: before each
+	 * (re)connect the primary's address is asked of the sentinels, and host, port and
+	 * unix_path above are not used; user, password and db still are. */
+	int nsentinels;
+	struct rconn_sentinel sentinels[RCONN_SENTINELS_MAX];
+	char master_name[128];        /* the name the sentinels monitor it by */
+	char sentinel_password[256];  /* AUTH for the sentinels; "" for none; never printed */
 };
 
 /* Parses REDIS_URL with libcurl's URL API:
@@ -34,6 +50,34 @@ int rconn_parse_url(const char *url, const char *password, struct rconn_addr *ou
  * doubling, up to this). */
 #define RCONN_BACKOFF_MAX_MS 5000
 
+/* Turns on Sentinel mode in a, after rconn_parse_url() filled it (which clears it).
+ * list is REDIS_SENTINELS: comma-separated host:port entries, "[v6]:port" for an IPv6
+ * literal, blanks around entries ignored, the port RCONN_SENTINEL_PORT when left out; at
+ * most RCONN_SENTINELS_MAX entries. NULL or "" leaves a without sentinels and returns 0.
+ * master is the name the sentinels monitor (KIE_REDIS_MASTER_NAME: 1..127 bytes, no
+ * blanks or control characters); password (may be NULL) is the sentinels' own password.
+ * Returns 0, or -1 with err naming REDIS_SENTINELS (or KIE_REDIS_MASTER_NAME) and the
+ * entry at fault; a is then left without sentinels. err never quotes the password. */
+int rconn_addr_sentinels(struct rconn_addr *a, const char *list, const char *master,
+			 const char *password, char *err, size_t errlen);
+
+/* What an error reply means to the connection that got it:
+ *   RCONN_ERR_DEMOTED  READONLY, MASTERDOWN, NOREPLICAS, or a blocked command undone by
+ *                      "UNBLOCKED ... (master -> replica?)": the node is not (or no longer)
+ *                      a primary that takes writes;
+ *   RCONN_ERR_LOADING  LOADING: the node is loading its data set; the command did not run;
+ *   RCONN_ERR_OTHER    any other error (the caller's business).
+ * A script error that carries one of them ("ERR Error running script ... -READONLY ...",
+ * Redis 6) counts as it. */
+enum rconn_err_kind { RCONN_ERR_OTHER = 0, RCONN_ERR_DEMOTED, RCONN_ERR_LOADING };
+enum rconn_err_kind rconn_error_kind(const char *msg);
+
+/* The process-wide connection generation: bumped when a connection finds its node
+ * demoted (or, in Sentinel mode, when the sentinels name another primary). Every rconn
+ * of the process whose connection is older drops it and reconnects before its next
+ * command. For tests and diagnostics. */
+unsigned long rconn_generation(void);
+
 struct rconn {
 	redisContext *c;
 	struct rconn_addr addr;
@@ -41,9 +85,22 @@ struct rconn {
 	const volatile sig_atomic_t *stop; /* when set, reconnect gives up */
 	long backoff_ms;
 	int lost;                           /* a connection died: log when it is back */
-	unsigned long drops;                /* connections lost so far (a reply may be lost) */
+	/* connections lost or given up so far: a reply may be lost, or (after a failover)
+	 * the node now served may be behind what this connection saw */
+	unsigned long drops;
 	char who[64];                       /* thread name for logs */
 	int64_t deadline_ms;                /* monotonic ms after which reconnecting gives up; 0: none */
+	/* the node of the live connection: REDIS_URL's, or the primary a sentinel named */
+	char node_host[256];
+	int node_port;
+	unsigned long gen;                  /* rconn_generation() the connection was made under */
+	long demote_ms;                     /* pause after a demotion reply; doubles while they repeat */
+	int64_t demoted_at_ms;              /* monotonic time of the last demotion reply */
+	int64_t pause_until_ms;             /* no reconnect before this (monotonic) */
+	int64_t next_note_ms;               /* demotion and reconnect notes: one line per 10 s */
+	unsigned long notes_quiet;          /* ... and how many were not logged since */
+	int64_t next_back_ms;               /* "reconnected" after a demotion: one line per 10 s */
+	int demoted;                        /* dropped for a demotion: say so when back */
 };
 
 /* Initializes (does not connect). stop may be NULL. */
@@ -51,12 +108,31 @@ void rconn_init(struct rconn *r, const struct rconn_addr *addr, long timeout_ms,
 		const volatile sig_atomic_t *stop, const char *who);
 
 /* Makes sure r->c is a live context, reconnecting with backoff (100 ms doubling to 5 s)
- * until it succeeds or *stop is set. Returns 0 or -1 (stopped). */
+ * until it succeeds or *stop is set. Returns 0 or -1 (stopped). A connection older than
+ * the process's generation (rconn_generation()) is dropped and made again first; after a
+ * demotion reply the reconnect waits its pause. In Sentinel mode each connect asks the
+ * sentinels for the primary (500 ms connect and read timeout per sentinel, in turn from
+ * the last that answered), connects, AUTHs and SELECTs as REDIS_URL says, and checks with
+ * ROLE that the node is a master. The process also subscribes to every sentinel's
+ * failover events: from +try-failover of its primary until +switch-master (or an abort;
+ * at most 10 s) every rconn of the process drops its connection and waits, so nothing is
+ * written to a primary whose replica is being promoted (a forced failover leaves the old
+ * primary writable for about 10 s, and what it takes then is lost). As a fallback for a
+ * missed event, once a second one rconn asks a sentinel who the primary is and, if it is
+ * another node, every rconn reconnects. */
 int rconn_ensure(struct rconn *r);
 
 /* Runs a command with argv; returns the reply (caller frees with freeReplyObject) or NULL
  * when the connection failed (the context is dropped; the next call reconnects). A Redis
- * error reply is returned as a reply of type REDIS_REPLY_ERROR, not NULL. */
+ * error reply is returned as a reply of type REDIS_REPLY_ERROR, not NULL.
+ * An error reply that says the node was demoted (rconn_error_kind(), also as an element
+ * of an EXEC or script reply) is still returned, and the connection is dropped, the
+ * process's generation bumped (every other rconn reconnects before its next command) and
+ * the reconnect made to wait: 100 ms, doubling up to 5 s while such replies keep coming
+ * within 30 s; with Sentinel, the reconnect asks who the primary is now. LOADING (the
+ * command did not run) is waited out here, 100 ms doubling to 1 s between tries, until
+ * another reply or *stop (then the LOADING reply is returned). Such events are logged at
+ * most once per 10 s per rconn, with a count. */
 redisReply *rconn_argv(struct rconn *r, int argc, const char **argv, const size_t *lens);
 redisReply *rconn_cmd(struct rconn *r, const char *fmt, ...);
 

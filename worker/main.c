@@ -116,7 +116,9 @@ int main(int argc, char **argv)
 	memset(&W, 0, sizeof(W));
 	W.cfg = &cfg;
 	if (config_require(&cfg, "KIE_API_TOKEN", err, sizeof(err)) != 0 ||
-	    rconn_parse_url(cfg.redis_url, cfg.redis_password, &W.redis, err, sizeof(err)) != 0) {
+	    rconn_parse_url(cfg.redis_url, cfg.redis_password, &W.redis, err, sizeof(err)) != 0 ||
+	    rconn_addr_sentinels(&W.redis, cfg.redis_sentinels, cfg.redis_master_name,
+				 cfg.redis_sentinel_password, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
 		config_free(&cfg);
 		return 2;
@@ -173,9 +175,16 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	log_info(NULL, NULL, "kie-worker %s starting: %ld runners, %ld pollers, redis %s:%d "
-		 "prefix %s, KIE %s, metadata %s%s", W.id, cfg.concurrency, cfg.pollers,
-		 W.redis.unix_path[0] ? W.redis.unix_path : W.redis.host, W.redis.port,
+	char redis_at[300];
+	if (W.redis.nsentinels) /* REDIS_URL's host and port are not used then */
+		snprintf(redis_at, sizeof(redis_at), "the primary of %s via %d sentinel(s)",
+			 W.redis.master_name, W.redis.nsentinels);
+	else if (W.redis.unix_path[0])
+		snprintf(redis_at, sizeof(redis_at), "%s", W.redis.unix_path);
+	else
+		snprintf(redis_at, sizeof(redis_at), "%s:%d", W.redis.host, W.redis.port);
+	log_info(NULL, NULL, "kie-worker %s starting: %ld runners, %ld pollers, redis %s "
+		 "prefix %s, KIE %s, metadata %s%s", W.id, cfg.concurrency, cfg.pollers, redis_at,
 		 cfg.redis_prefix, cfg.kie_base_url, config_metadata_store(&cfg),
 		 drain ? ", drain mode" : "");
 

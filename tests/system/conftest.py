@@ -297,3 +297,98 @@ def fake_s3(tmpdir_path):
     f = FakeS3(tmpdir_path)
     yield f
     f.stop()
+
+
+class SentinelSet:
+    """A primary redis-server, one replica and three sentinels (quorum 2) watching them
+    as MASTER, each on a free loopback port in its own directory of tmp (a sentinel
+    rewrites its config file). Ready when every sentinel knows the replica and the two
+    other sentinels. .env is REDIS_SENTINELS; .primary() is the node the sentinels name
+    now (a RedisServer), .failover() forces a failover through the first sentinel."""
+    MASTER = "mymaster"
+
+    def __init__(self, tmp):
+        self.nodes, self.procs, self.ports = [], [], []
+        try:
+            self._start(tmp)
+        except BaseException:
+            self.stop()  # nothing started is left running when start-up fails
+            raise
+
+    def _start(self, tmp):
+        import redis
+        for name in ("primary", "replica"):
+            d = os.path.join(tmp, name)
+            os.makedirs(d)
+            self.nodes.append(RedisServer(d))
+        first, second = self.nodes
+        second.client().execute_command("REPLICAOF", "127.0.0.1", str(first.port))
+        wait_for(lambda: second.client().info("replication").get("master_link_status") == "up",
+                 15, what="the replica to sync")
+        for i in range(3):
+            d = os.path.join(tmp, f"sentinel-{i}")
+            os.makedirs(d)
+            port = free_port()
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write(f"port {port}\nbind 127.0.0.1\ndir {d}\n"
+                        f"logfile {os.path.join(d, 'sentinel.log')}\n"
+                        "sentinel resolve-hostnames no\n"
+                        f"sentinel monitor {self.MASTER} 127.0.0.1 {first.port} 2\n"
+                        f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+                        f"sentinel failover-timeout {self.MASTER} 5000\n")
+            self.procs.append(subprocess.Popen(["redis-sentinel", conf],
+                                               stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL))
+            self.ports.append(port)
+        self.clients = [redis.Redis(port=p, decode_responses=True, socket_timeout=5)
+                        for p in self.ports]
+
+        seen = {}
+
+        def ready():
+            for i, (p, c) in enumerate(zip(self.procs, self.clients)):
+                if p.poll() is not None:
+                    raise AssertionError(f"redis-sentinel exited early with {p.returncode}")
+                try:
+                    reps = c.execute_command("SENTINEL", "REPLICAS", self.MASTER)
+                    others = c.execute_command("SENTINEL", "SENTINELS", self.MASTER)
+                except Exception as e:
+                    seen[i] = repr(e)
+                    return False
+                flags = [dict(zip(x[::2], x[1::2]))["flags"] for x in reps]
+                seen[i] = (flags, len(others))
+                if flags != ["slave"] or len(others) != 2:
+                    return False
+            return True
+        wait_for(ready, 30, interval=0.1, what=lambda: "three sentinels that know the replica "
+                 f"and each other (replica flags, other sentinels known: {seen})")
+
+    @property
+    def env(self):
+        return ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def primary_addr(self, sentinel=0):
+        host, port = self.clients[sentinel].execute_command(
+            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)
+        return host, int(port)
+
+    def primary(self, sentinel=0):
+        _, port = self.primary_addr(sentinel)
+        return next(n for n in self.nodes if n.port == port)
+
+    def failover(self):
+        return self.clients[0].execute_command("SENTINEL", "FAILOVER", self.MASTER)
+
+    def stop(self):
+        for p in self.procs:
+            stop_proc(p)
+        for n in self.nodes:
+            n.stop()
+
+
+@pytest.fixture
+def sentinels(tmpdir_path):
+    s = SentinelSet(tmpdir_path)
+    yield s
+    s.stop()
