@@ -40,15 +40,21 @@ static void key2(const struct queue *q, char *out, size_t outlen, const char *ki
 #define MAXARGS 24
 
 /* Runs EVAL script with keys and args (args may carry lengths for binary data; a NULL
- * lens array means C strings). Retries across reconnects. */
+ * lens array means C strings). Retries across reconnects. Up to MAXARGS words on the
+ * stack; more (the heartbeat of a wide worker) on the heap. */
 static redisReply *eval(struct queue *q, const char *script, int nkeys, const char **keys,
 			int nargs, const char **args, const size_t *arglens)
 {
-	const char *argv[MAXARGS];
-	size_t lens[MAXARGS];
+	const char *argv_s[MAXARGS], **argv = argv_s;
+	size_t lens_s[MAXARGS], *lens = lens_s;
 	char nk[16];
-	int argc = 0;
+	int argc = 0, words = 3 + nkeys + nargs;
 	redisReply *rep;
+
+	if (words > MAXARGS) {
+		argv = util_xcalloc((size_t)words, sizeof(*argv));
+		lens = util_xcalloc((size_t)words, sizeof(*lens));
+	}
 
 	snprintf(nk, sizeof(nk), "%d", nkeys);
 	argv[argc] = "EVAL"; lens[argc++] = 4;
@@ -63,6 +69,10 @@ static redisReply *eval(struct queue *q, const char *script, int nkeys, const ch
 		lens[argc++] = arglens ? arglens[i] : strlen(args[i]);
 	}
 	rep = rconn_argv_retry(q->r, argc, argv, lens);
+	if (argv != argv_s) {
+		free(argv);
+		free(lens);
+	}
 	if (rep && rep->type == REDIS_REPLY_ERROR) {
 		/* an error that repeats (OOM, READONLY, MISCONF) is logged once per 10 s */
 		int64_t now = util_monotonic_ms();
@@ -80,32 +90,6 @@ static redisReply *eval(struct queue *q, const char *script, int nkeys, const ch
 	}
 	if (!rep || rep->type == REDIS_REPLY_ERROR)
 		q->check_own = 1; /* a release may not have happened */
-	return rep;
-}
-
-/* eval() with every argument a C string, given as an array of any length. */
-static redisReply *eval_args(struct queue *q, const char *script, int nkeys, const char **keys,
-			     int nargs, const char **args)
-{
-	const char **argv = util_xcalloc(3 + (size_t)nkeys + (size_t)nargs, sizeof(char *));
-	char nk[16];
-	int argc = 0;
-	redisReply *rep;
-
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	argv[argc++] = "EVAL";
-	argv[argc++] = script;
-	argv[argc++] = nk;
-	for (int i = 0; i < nkeys; i++)
-		argv[argc++] = keys[i];
-	for (int i = 0; i < nargs; i++)
-		argv[argc++] = args[i];
-	rep = rconn_argv_retry(q->r, argc, argv, NULL);
-	free(argv);
-	if (rep && rep->type == REDIS_REPLY_ERROR)
-		snprintf(q->err, sizeof(q->err), "Redis refused the step: %s", rep->str);
-	else if (!rep)
-		snprintf(q->err, sizeof(q->err), "Redis unreachable");
 	return rep;
 }
 
@@ -455,32 +439,41 @@ int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const
 	return ok_reply(eval_must(q, lua, 4, keys, 3, args, lens));
 }
 
-/* LREM this consumer's copy; requeue: RPUSH it back to the consuming end of the queue,
- * else forget its recovery count. */
-static int release_own(struct queue *q, const char *raw, size_t len, int requeue)
+/* LREM this consumer's copy; requeue: RPUSH it back to the consuming end of the queue
+ * and, when this consumer owns its job (epoch > 0), give the ownership up; else forget
+ * its recovery count. */
+static int release_own(struct queue *q, const char *raw, size_t len, int requeue,
+		       const char *job_id, long epoch)
 {
-	static const char lua[] =
+	static const char lua[] = OWNS_LUA_FN
 		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
 		"if ARGV[2] == '1' then redis.call('RPUSH', KEYS[2], ARGV[1]) "
+		"  if ARGV[3] ~= '0' and owns(KEYS[4], ARGV[4], ARGV[3]) then "
+		"    redis.call('HDEL', KEYS[4], 'owner', 'lease') end "
 		"else redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[1])) end return 1";
-	char proc[300], queue[128], rec[128];
-	const char *keys[] = {proc, queue, rec};
-	const char *args[] = {raw, requeue ? "1" : "0"};
-	size_t lens[] = {len, 1};
+	char proc[300], queue[128], rec[128], jkey[300], ep[32];
+	const char *keys[] = {proc, queue, rec, jkey};
+	const char *args[] = {raw, requeue ? "1" : "0", ep, q->worker_id};
+	size_t lens[4];
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
 	queue_key(q, queue, sizeof(queue), "queue");
 	queue_key(q, rec, sizeof(rec), "recoveries");
-	return ok_reply(eval_must(q, lua, 3, keys, 2, args, lens));
+	key2(q, jkey, sizeof(jkey), "job", job_id ? job_id : "-");
+	snprintf(ep, sizeof(ep), "%ld", job_id ? epoch : 0);
+	lens[0] = len;
+	for (int i = 1; i < 4; i++)
+		lens[i] = strlen(args[i]);
+	return ok_reply(eval_must(q, lua, 4, keys, 4, args, lens));
 }
 
-int queue_unclaim(struct queue *q, const char *raw, size_t len)
+int queue_unclaim(struct queue *q, const char *raw, size_t len, const char *job_id, long epoch)
 {
-	return release_own(q, raw, len, 1);
+	return release_own(q, raw, len, 1, job_id, epoch);
 }
 
 int queue_release_copy(struct queue *q, const char *raw, size_t len)
 {
-	return release_own(q, raw, len, 0);
+	return release_own(q, raw, len, 0, NULL, 0);
 }
 
 int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *job_id,
@@ -1233,7 +1226,7 @@ int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsume
 		args[5 + 2 * i] = job_ids && job_ids[i] ? job_ids[i] : "";
 		args[6 + 2 * i] = eps[i];
 	}
-	rc = ok_reply(eval_args(q, lua, 0, NULL, 5 + 2 * nconsumers, args));
+	rc = ok_reply(eval(q, lua, 0, NULL, 5 + 2 * nconsumers, args, NULL));
 	free(eps);
 	free(args);
 	return rc;

@@ -138,8 +138,10 @@ int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *job_id,
 			     const char *task_id);
 
-/* Puts a claimed descriptor back at the consuming end of the queue, job untouched. */
-int queue_unclaim(struct queue *q, const char *raw, size_t len);
+/* Puts a claimed descriptor back at the consuming end of the queue; the job's state is
+ * untouched, and its ownership given up when this consumer holds it (job_id, epoch > 0;
+ * NULL/0: not claimed). */
+int queue_unclaim(struct queue *q, const char *raw, size_t len, const char *job_id, long epoch);
 
 /* Releases this consumer's copy of a descriptor (a duplicate, or one whose job another
  * consumer took over) without touching the job. */

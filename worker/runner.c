@@ -132,9 +132,13 @@ static void fill_metadata(const struct runner *r, const struct job *j, const cha
 	m->ratio = req->ratio ? req->ratio : KIE_DEFAULT_RATIO;
 }
 
-/* The task exists: record it (owner or not: a paid task id is never dropped), save the
- * pending record, hand it to the pollers. Also the resume path for a job whose task was
- * recorded before its worker died (already_recorded). */
+/* The task exists: save its pending record, record it on the job (owner or not: a paid
+ * task id is never dropped), hand it to the pollers. The pending record goes first, so
+ * no store read is needed: pollers finalize only recorded tasks, and a callback can
+ * adopt and finalize it only once KIE has generated it (seconds, against one write
+ * here). Also the
+ * resume path for a job whose task was recorded before its worker died
+ * (already_recorded): then the record is saved only if it is missing. */
 static void handoff(struct runner *r, const char *raw, size_t len, const struct job *j,
 		    const char *prompt, const struct kie_task_request *req, const char *task_id,
 		    long attempts, int already_recorded)
@@ -143,12 +147,19 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 	char err[600];
 	cJSON *rec, *existing = NULL;
 	char *rec_json;
-	enum record_outcome ro = already_recorded ? RECORD_SAME : RECORD_RECORDED;
-	int g;
+	enum record_outcome ro = RECORD_SAME;
+	int save = 1;
 
 	fill_metadata(r, j, prompt, req, task_id, &m);
 	rec = metadata_pending(&m, util_now_ms());
 	rec_json = cJSON_PrintUnformatted(rec);
+	if (already_recorded) {
+		save = metadata_store_get(r->io.ms, task_id, &existing, err, sizeof(err)) == 1;
+		cJSON_Delete(existing);
+	}
+	if (save && metadata_store_put(r->io.ms, task_id, rec, err, sizeof(err)) != 0)
+		log_warn(j->id, task_id, "pending metadata not saved (%s); finalization writes "
+			 "the whole record", err);
 	if (!already_recorded &&
 	    queue_record_task(&r->io.q, j->id, task_id, job_type_str(j->type), j->reply_to,
 			      rec_json, j->meta_raw, attempts, 0, &ro) != 0) {
@@ -164,13 +175,6 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 		queue_release_copy(&r->io.q, raw, len);
 		goto out;
 	}
-	/* the pending record never replaces one that is already there (a callback may have
-	 * finalized the task first) */
-	g = metadata_store_get(r->io.ms, task_id, &existing, err, sizeof(err));
-	cJSON_Delete(existing);
-	if (g == 1 && metadata_store_put(r->io.ms, task_id, rec, err, sizeof(err)) != 0)
-		log_warn(j->id, task_id, "pending metadata not saved (%s); finalization writes "
-			 "the whole record", err);
 	if (queue_handoff_to_polling(&r->io.q, raw, len, j->id, task_id) != 0)
 		log_error(j->id, task_id, "could not hand the task to the pollers (Redis down at "
 			  "shutdown); the job stays claimed and recovery resumes it");
@@ -309,7 +313,7 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 	}
 	switch (c.outcome) {
 	case CLAIM_PAUSED:
-		queue_unclaim(&r->io.q, raw, len);
+		queue_unclaim(&r->io.q, raw, len, NULL, 0);
 		goto out;
 	case CLAIM_FINISHED:
 	case CLAIM_OWNED:
@@ -350,8 +354,12 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		int rc;
 		/* a slot of the account's limit first: the job stays claimed (and its lease
 		 * alive) while it waits, and waiting spends no attempt */
-		if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0)
-			goto out; /* stopping: still claimed; the release at exit requeues it */
+		if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
+			/* stopping before createTask: the job goes back, and its ownership with
+			 * it, so the next worker does not find it held by a stopped one */
+			queue_unclaim(&r->io.q, raw, len, j->id, c.epoch);
+			goto out;
+		}
 		if (r->create.waits)
 			log_debug(j->id, NULL, "waited for a createTask slot (%ld sleeps, %ld for a "
 				  "backoff)", r->create.waits, r->create.blocked_waits);
