@@ -384,8 +384,13 @@ char *kie_callback_url_with_job(const char *base, const char *job_id)
 	snprintf(q, n, "jobId=%s", job_id);
 	if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
 	    curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK)
-		out = util_strdup(full);
+	    curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK) {
+		/* only a URL that reads back as one ("http:///x" has no host: it does not) */
+		CURLU *check = curl_url();
+		if (check && curl_url_set(check, CURLUPART_URL, full, 0) == CURLUE_OK)
+			out = util_strdup(full);
+		curl_url_cleanup(check);
+	}
 	curl_free(full);
 	free(q);
 	curl_url_cleanup(u);
