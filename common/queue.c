@@ -1343,16 +1343,19 @@ int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved)
 	return ok_reply(rep);
 }
 
-int queue_pool_idle(struct queue *q, int *idle)
+int queue_pool_idle(struct queue *q, int with_callbacks, int *idle)
 {
 	static const char lua[] =
 		"local n = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + "
-		"  redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) "
+		"  redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) + "
+		"  redis.call('ZCARD', KEYS[6]) "
+		"if KEYS[7] then n = n + redis.call('LLEN', KEYS[7]) end "
 		"for _, w in ipairs(redis.call('SMEMBERS', KEYS[5])) do "
 		"  n = n + redis.call('LLEN', ARGV[1] .. ':processing:' .. w) end "
 		"return n";
-	char queue[128], poll[128], due[128], delayed[128], workers[128];
-	const char *keys[] = {queue, poll, due, delayed, workers};
+	char queue[128], poll[128], due[128], delayed[128], workers[128], uncertain[128],
+		callbacks[128];
+	const char *keys[] = {queue, poll, due, delayed, workers, uncertain, callbacks};
 	const char *args[] = {q->prefix};
 	redisReply *rep;
 
@@ -1362,7 +1365,9 @@ int queue_pool_idle(struct queue *q, int *idle)
 	queue_key(q, due, sizeof(due), "poll:due");
 	queue_key(q, delayed, sizeof(delayed), "delayed");
 	queue_key(q, workers, sizeof(workers), "workers");
-	rep = eval(q, lua, 5, keys, 1, args, NULL);
+	queue_key(q, uncertain, sizeof(uncertain), "uncertain");
+	queue_key(q, callbacks, sizeof(callbacks), "callbacks");
+	rep = eval(q, lua, with_callbacks ? 7 : 6, keys, 1, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*idle = rep->integer == 0;
 	return ok_reply(rep);

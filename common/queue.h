@@ -269,7 +269,8 @@ int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved);
 /* On a clean exit: returns anything still claimed to the queue (not counted as a
  * recovery), drops the heartbeat and leaves the worker set. */
 int queue_release_self(struct queue *q, int nconsumers, long *returned);
-/* 1 when queue, polling, poll:due, delayed and every processing list are empty. */
-int queue_pool_idle(struct queue *q, int *idle);
+/* *idle = 1 when queue, polling, poll:due, delayed, uncertain, every processing list and,
+ * with_callbacks, <p>:callbacks are empty. */
+int queue_pool_idle(struct queue *q, int with_callbacks, int *idle);
 
 #endif

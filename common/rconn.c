@@ -981,6 +981,13 @@ static int try_connect(struct rconn *r, char *why, size_t whylen)
 	rep = NULL;
 	if (r->addr.db && setup_cmd(r, NULL, why, whylen, "SELECT", "SELECT %d", r->addr.db) != 0)
 		goto fail;
+	if (r->want_client_id) {
+		if (setup_cmd(r, &rep, why, whylen, "CLIENT ID", "CLIENT ID") != 0)
+			goto fail;
+		r->client_id = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+		freeReplyObject(rep);
+		rep = NULL;
+	}
 	if (r->addr.nsentinels) {
 		/* a sentinel's view lags a failover: the node itself says what it is */
 		if (setup_cmd(r, &rep, why, whylen, "ROLE", "ROLE") != 0)

@@ -101,6 +101,9 @@ struct rconn {
 	unsigned long notes_quiet;          /* ... and how many were not logged since */
 	int64_t next_back_ms;               /* "reconnected" after a demotion: one line per 10 s */
 	int demoted;                        /* dropped for a demotion: say so when back */
+	int want_client_id;                 /* set before connecting: fill client_id */
+	_Atomic long long client_id;        /* CLIENT ID of the live connection (0: unknown);
+					     * other threads read it to CLIENT UNBLOCK us */
 };
 
 /* Initializes (does not connect). stop may be NULL. */

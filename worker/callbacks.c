@@ -194,6 +194,7 @@ void *callbacks_main(void *arg)
 		goto out;
 	snprintf(member, sizeof(member), "%s/callbacks", c.w->id);
 	worker_limiter(c.w, &c.io, &c.query, 0, member);
+	worker_blocking(c.w, &c.io.rc, 1);
 	while (!c.w->stopping) {
 		struct rconn_bulk b;
 		int leftover = 0;
@@ -215,11 +216,12 @@ void *callbacks_main(void *arg)
 			c.io.q.check_own = 1;
 			retry_ms = retry_ms ? (retry_ms * 2 > 30000 ? 30000 : retry_ms * 2) : 500;
 			for (long t = 0; t < retry_ms && !c.w->stopping; t += 100)
-				util_sleep_ms(100);
+				worker_nap(c.w, 100);
 		}
-		atomic_fetch_sub(&c.w->inflight, 1);
+		worker_done(c.w);
 		rconn_bulk_free(&b);
 	}
+	worker_blocking(c.w, &c.io.rc, 0);
 out:
 	worker_io_close(&c.io);
 	return NULL;

@@ -20,6 +20,8 @@
 
 static struct worker W;
 
+#define DRAIN_CHECK_MS 40  /* drain mode: how often the pool is looked at when no job ends */
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -189,6 +191,12 @@ int main(int argc, char **argv)
 		 drain ? ", drain mode" : "");
 
 	W.slots = util_xcalloc((size_t)cfg.concurrency, sizeof(*W.slots));
+	/* drain mode exits right after its last completion: the main thread checks as soon
+	 * as the last job ends, and a stop unblocks the runners' BLMOVEs (worker_unblock) */
+	pthread_mutex_init(&W.wake_mu, NULL);
+	pthread_cond_init(&W.wake_cv, NULL);
+	W.blocking_max = (int)cfg.concurrency + 1;
+	W.blocking = util_xcalloc((size_t)W.blocking_max, sizeof(*W.blocking));
 	for (long i = 0; i < cfg.concurrency; i++)
 		pthread_mutex_init(&W.slots[i].mu, NULL);
 	/* + the callback consumer */
@@ -229,32 +237,47 @@ int main(int argc, char **argv)
 	struct queue q;
 	rconn_init(&rc, &W.redis, 10000, &W.stopping, "main");
 	queue_init(&q, &rc, cfg.redis_prefix, W.id, cfg.record_ttl_s, cfg.results_max);
-	int idle_checks = 0;
 	while (!W.stopping) {
-		util_sleep_ms(200);
-		if (!drain)
+		if (!drain) {
+			util_sleep_ms(200);
 			continue;
+		}
+		/* woken by the last job, poll or callback to finish; otherwise a look every
+		 * DRAIN_CHECK_MS for work that other workers of the pool finish */
+		worker_nap(&W, DRAIN_CHECK_MS);
 		int idle = 0;
-		if (atomic_load(&W.inflight) == 0 && queue_pool_idle(&q, &idle) == 0 && idle) {
-			if (++idle_checks >= 2) { /* idle twice in a row, 200 ms apart */
-				log_info(NULL, NULL, "drain: queue, polling list and in-flight work "
-					 "are empty; exiting");
-				W.stopping = 1;
-			}
-		} else {
-			idle_checks = 0;
+		if (atomic_load(&W.inflight) == 0 &&
+		    queue_pool_idle(&q, (int)cfg.callback_consumer, &idle) == 0 && idle) {
+			log_info(NULL, NULL, "drain: queue, polling list, uncertain jobs and "
+				 "in-flight work are empty; exiting");
+			W.stopping = 1;
 		}
 	}
+	worker_wake(&W); /* end every nap: threads see stopping at once */
 	if (!drain)
 		log_info(NULL, NULL, "stopping: finishing in-flight work (grace %ld ms)",
 			 cfg.shutdown_grace_ms);
 
 	int64_t deadline = util_monotonic_ms() + cfg.shutdown_grace_ms;
 	long unfinished = 0;
+	/* idle runners sit in BLMOVE: unblock them, again while any is not back (one may have
+	 * sent its BLMOVE just after the first round) */
+	struct rconn urc;
+	rconn_init(&urc, &W.redis, 2000, &W.hard_stop, "main");
+	worker_unblock(&W, &urc);
 	for (long i = 0; i < nthreads; i++) {
-		if (join_until(th[i], deadline) != 0)
-			unfinished++;
+		for (;;) {
+			int64_t now = util_monotonic_ms();
+			if (join_until(th[i], deadline < now + 20 ? deadline : now + 20) == 0)
+				break;
+			if (util_monotonic_ms() >= deadline) {
+				unfinished++;
+				break;
+			}
+			worker_unblock(&W, &urc);
+		}
 	}
+	rconn_close(&urc);
 	/* callbacks were still taken while runners and pollers finished their work */
 	http_server_stop(hs);
 	if (unfinished) {
@@ -287,6 +310,7 @@ int main(int argc, char **argv)
 	for (long i = 0; i < cfg.concurrency; i++)
 		pthread_mutex_destroy(&W.slots[i].mu);
 	free(W.slots);
+	free(W.blocking);
 	prompts_free(W.prompts);
 	http_global_cleanup();
 	config_free(&cfg);

@@ -134,12 +134,12 @@ void *poller_main(void *arg)
 		 * a loop */
 		if (queue_poll_promote(&p.io.q, now + p.w->policy.poll_initial_ms, 100, &moved) != 0 ||
 		    queue_poll_next_due(&p.io.q, &due) != 0) {
-			util_sleep_ms(250);
+			worker_nap(p.w, 250);
 			continue;
 		}
 		if (due < 0 || due > now) {
 			int64_t wait = due < 0 ? 200 : due - now;
-			util_sleep_ms(wait < 5 ? 5 : wait > 200 ? 200 : wait);
+			worker_nap(p.w, wait < 5 ? 5 : wait > 200 ? 200 : wait);
 			continue;
 		}
 		/* a recordInfo slot first, then the task: the lease starts when the call can */
@@ -148,7 +148,7 @@ void *poller_main(void *arg)
 		now = util_now_ms();
 		if (queue_poll_claim(&p.io.q, now, now + p.lease_ms, &task_id) != 0) {
 			limiter_unuse(&p.query);
-			util_sleep_ms(250);
+			worker_nap(p.w, 250);
 			continue;
 		}
 		if (!task_id) { /* another poller took it: hand the slot back */
@@ -157,8 +157,8 @@ void *poller_main(void *arg)
 		}
 		atomic_fetch_add(&p.w->inflight, 1);
 		poll_one(&p, task_id);
-		atomic_fetch_sub(&p.w->inflight, 1);
 		atomic_fetch_add(&p.w->polls_done, 1);
+		worker_done(p.w);
 		free(task_id);
 	}
 out:

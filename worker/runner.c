@@ -430,7 +430,7 @@ static int leftover_wait(struct runner *r, const char *cid, int leftover, long *
 		 "list (a Redis reply lost with the connection, or a release that failed); "
 		 "handling it again%s", cid, *delay_ms ? " after a pause" : "");
 	for (long t = 0; t < *delay_ms && !r->w->stopping; t += 100)
-		util_sleep_ms(100);
+		worker_nap(r->w, 100);
 	*delay_ms = *delay_ms ? *delay_ms * 2 : 500;
 	if (*delay_ms > 30000)
 		*delay_ms = 30000;
@@ -450,13 +450,14 @@ void *runner_main(void *arg)
 	if (worker_io_open(r.w, &r.io, "runner", cid) != 0)
 		goto out;
 	worker_limiter(r.w, &r.io, &r.create, 1, cid);
+	worker_blocking(r.w, &r.io.rc, 1);
 	while (!r.w->stopping) {
 		long pause_ms = 0;
 		struct rconn_bulk b;
 		int leftover = 0;
 
 		if (queue_pause_get(&r.io.q, &pause_ms, NULL, 0, NULL, 0) == 0 && pause_ms != 0) {
-			util_sleep_ms(pause_ms > 0 && pause_ms < 500 ? pause_ms : 500);
+			worker_nap(r.w, pause_ms > 0 && pause_ms < 500 ? pause_ms : 500);
 			continue;
 		}
 		if (queue_claim(&r.io.q, 1.0, r.w->max_keep, &b, &leftover) != 0 ||
@@ -468,10 +469,11 @@ void *runner_main(void *arg)
 		}
 		atomic_fetch_add(&r.w->inflight, 1);
 		process(&r, &b, leftover);
-		atomic_fetch_sub(&r.w->inflight, 1);
 		atomic_fetch_add(&r.w->jobs_done, 1);
+		worker_done(r.w);
 		rconn_bulk_free(&b);
 	}
+	worker_blocking(r.w, &r.io.rc, 0);
 out:
 	worker_io_close(&r.io);
 	return NULL;

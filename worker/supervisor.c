@@ -181,7 +181,10 @@ void *supervisor_main(void *arg)
 					 moved == 1 ? "y" : "ies");
 			credit_probe(w, &q, &kie);
 		}
-		util_sleep_ms(50);
+		if (!w->stopping)
+			worker_nap(w, 50); /* ended early by the drain's decision to stop */
+		else
+			util_sleep_ms(5); /* main joins us right after its release at exit */
 	}
 	kie_client_free(kie);
 	rconn_close(&rc);

@@ -40,7 +40,27 @@ struct worker {
 	atomic_int next_slot;            /* runners take consumer slots 0..concurrency-1 */
 	atomic_int next_poller;
 	struct runner_slot *slots;       /* one per runner (consumer slot) */
+	pthread_mutex_t wake_mu;         /* worker_nap() waits on wake_cv; worker_wake() */
+	pthread_cond_t wake_cv;          /*   ends every nap at once */
+	struct rconn **blocking;         /* connections that block in BLMOVE (runners, the */
+	int nblocking, blocking_max;     /*   callback consumer), under wake_mu */
 };
+
+/* Sleeps up to ms, or less when worker_wake() is called (the pool went idle, stopping).
+ * Threads nap with it wherever a stop should not wait for the nap to end. */
+void worker_nap(struct worker *w, long ms);
+/* Ends every worker_nap() in progress (not async-signal-safe: not for signal handlers). */
+void worker_wake(struct worker *w);
+/* Counts one job, poll or callback as finished: the last one wakes the main thread, which
+ * in drain mode checks at once whether the pool is idle. */
+void worker_done(struct worker *w);
+/* A thread whose connection blocks (BLMOVE) registers it (on = 1) after opening it and
+ * takes it back (on = 0) before closing it. Its client id is read at connect time. */
+void worker_blocking(struct worker *w, struct rconn *rc, int on);
+/* Sends CLIENT UNBLOCK over via for every registered connection, so a stopping worker's
+ * blocked BLMOVEs return at once instead of at their timeout (which Redis ends only at
+ * its next cron tick, up to 1/hz s late). Safe: an unblocked BLMOVE moves nothing. */
+void worker_unblock(struct worker *w, struct rconn *via);
 
 /* What each runner and poller thread owns: its Redis connection and queue view, its
  * KIE client (one kept-alive HTTP handle) and its metadata store handle. */

@@ -1,5 +1,6 @@
 /* worker_io.c — the per-thread resources of runners and pollers (worker.h). */
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "worker.h"
@@ -12,6 +13,7 @@ int worker_io_open(struct worker *w, struct worker_io *io, const char *who,
 
 	memset(io, 0, sizeof(*io));
 	rconn_init(&io->rc, &w->redis, 10000, &w->hard_stop, who);
+	io->rc.want_client_id = 1;
 	queue_init(&io->q, &io->rc, cfg->redis_prefix, queue_id, cfg->record_ttl_s,
 		   cfg->results_max);
 	io->q.dead_max = cfg->dead_max;
@@ -46,4 +48,72 @@ void worker_limiter(struct worker *w, struct worker_io *io, struct limiter *l, i
 			     cfg->poll_rate, 1000,
 			     cfg->limit_margin_ms < 100 ? cfg->limit_margin_ms : 100, cfg->rate_backoff_ms,
 			     cfg->rate_backoff_max_ms, member);
+}
+
+void worker_nap(struct worker *w, long ms)
+{
+	struct timespec ts;
+
+	if (ms <= 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->wake_mu);
+	if (!w->stopping)
+		pthread_cond_timedwait(&w->wake_cv, &w->wake_mu, &ts);
+	pthread_mutex_unlock(&w->wake_mu);
+}
+
+void worker_wake(struct worker *w)
+{
+	pthread_mutex_lock(&w->wake_mu);
+	pthread_cond_broadcast(&w->wake_cv);
+	pthread_mutex_unlock(&w->wake_mu);
+}
+
+void worker_done(struct worker *w)
+{
+	if (atomic_fetch_sub(&w->inflight, 1) == 1)
+		worker_wake(w);
+}
+
+void worker_blocking(struct worker *w, struct rconn *rc, int on)
+{
+	pthread_mutex_lock(&w->wake_mu);
+	if (on && w->nblocking < w->blocking_max) {
+		w->blocking[w->nblocking++] = rc;
+	} else if (!on) {
+		for (int i = 0; i < w->nblocking; i++) {
+			if (w->blocking[i] == rc) {
+				w->blocking[i] = w->blocking[--w->nblocking];
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&w->wake_mu);
+}
+
+void worker_unblock(struct worker *w, struct rconn *via)
+{
+	long long ids[256];
+	int n = 0;
+
+	pthread_mutex_lock(&w->wake_mu);
+	for (int i = 0; i < w->nblocking && n < (int)(sizeof(ids) / sizeof(ids[0])); i++) {
+		long long id = w->blocking[i]->client_id;
+		if (id > 0)
+			ids[n++] = id;
+	}
+	pthread_mutex_unlock(&w->wake_mu);
+	for (int i = 0; i < n; i++) {
+		redisReply *rep = rconn_cmd(via, "CLIENT UNBLOCK %lld", ids[i]);
+		if (!rep)
+			return; /* Redis is gone: the BLMOVEs end with their connections */
+		freeReplyObject(rep);
+	}
 }
