@@ -300,3 +300,147 @@ def test_the_man_check_fails_on_a_missing_option():
     man = man_source("kie-worker.1")
     assert missing_from_man(man.replace("--drain", "--dr"), [text]) == ["--drain"]
     assert missing_from_man(man.replace("KIE_POLL_RATE", "KIE_PR"), [text]) == ["KIE_POLL_RATE"]
+
+
+# --- Dockerfile and docker-compose --------------------------------------------------------
+# There is no Docker engine on the test machines: the images are not built here. What can be
+# checked is the Dockerfile's text, its HEALTHCHECK command (run here against a stand-in
+# server) and the compose files as Debian's docker-compose reads them (`config`).
+
+def dockerfile():
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        return f.read().replace("\\\n", "")
+
+
+def test_dockerfile_runs_as_a_fixed_non_root_uid_and_stops_with_sigterm():
+    src = dockerfile()
+    stages = re.findall(r"^FROM .*$", src, re.M)
+    assert len(stages) == 2 and " AS build" in stages[0], stages
+    runtime = src[src.rindex("\nFROM "):]
+    user = re.findall(r"^USER (\d+)(?::(\d+))?$", runtime, re.M)
+    assert user and int(user[-1][0]) >= 1000, user
+    assert re.search(r"^STOPSIGNAL SIGTERM$", runtime, re.M)
+    assert re.search(r"^EXPOSE 8080$", runtime, re.M)
+    assert re.search(r"KIE_HTTP_ADDR=:8080", runtime)
+    assert "build-essential" not in runtime          # no toolchain in the runtime image
+    assert re.search(r"^COPY \. \.$", src, re.M)      # new source folders need no edit here
+    with open(os.path.join(ROOT, ".dockerignore")) as f:
+        ignored = f.read().split()
+    assert {".git", "build", ".env"} <= set(ignored)
+
+
+def test_dockerfile_healthcheck_asks_healthz_and_fails_on_anything_but_200(tmpdir_path):
+    import http.server
+    import threading
+    cmd = json.loads(re.search(r"^HEALTHCHECK .*?CMD (\[.*\])$", dockerfile(), re.M).group(1))
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        status = 200
+
+        def do_GET(self):
+            seen.append(self.path)
+            self.send_response(Handler.status)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    env = dict(os.environ, KIE_HTTP_ADDR=f":{srv.server_address[1]}")
+    try:
+        assert subprocess.run(cmd, env=env, timeout=10).returncode == 0
+        Handler.status = 503
+        assert subprocess.run(cmd, env=env, timeout=10).returncode != 0
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert seen == ["/healthz", "/healthz"]
+    # nobody listening: unhealthy
+    assert subprocess.run(cmd, env=env, timeout=10, stderr=subprocess.DEVNULL).returncode != 0
+
+
+def compose_config(*args, env_file=None, extra_env=None):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("KIE_", "R2_", "COMPOSE_", "FAKE_"))}
+    env.update(extra_env or {})
+    cmd = ["docker-compose"] + (["--env-file", env_file] if env_file else []) + ["config", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+
+
+compose_needed = pytest.mark.skipif(shutil.which("docker-compose") is None,
+                                    reason="docker-compose absent (scripts/install-deps.sh)")
+
+
+@compose_needed
+def test_compose_pool_has_aof_healthchecks_and_a_scalable_worker():
+    import yaml
+    p = compose_config(extra_env={"KIE_API_TOKEN": "sk-test"})
+    assert p.returncode == 0, p.stderr
+    cfg = yaml.safe_load(p.stdout)
+    svc = cfg["services"]
+    assert set(svc) == {"redis", "worker"}
+    cmd = svc["redis"]["command"]
+    assert cmd[cmd.index("--appendonly") + 1] == "yes"
+    assert any(v.endswith(":/data") or ":/data:" in v for v in svc["redis"]["volumes"])
+    w = svc["worker"]
+    # --scale: no fixed name, no host port
+    assert "container_name" not in w and "ports" not in w, w
+    assert w["environment"]["KIE_API_TOKEN"] == "sk-test"
+    assert w["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert w["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "/healthz" in " ".join(w["healthcheck"]["test"])
+    assert svc["redis"]["healthcheck"]["test"]
+    assert w["stop_signal"] == "SIGTERM"
+    # the stop grace covers the worker's own grace period
+    grace_ms = int(help_settings(help_text("kie-worker"))["KIE_SHUTDOWN_GRACE_MS"][1])
+    assert int(w["stop_grace_period"].rstrip("s")) * 1000 > grace_ms
+
+
+@compose_needed
+def test_compose_demands_the_token_and_bakes_no_secret_in():
+    p = compose_config("-q")
+    assert p.returncode != 0 and "set KIE_API_TOKEN" in p.stderr
+    for name in ("docker-compose.yml", "docker-compose.local.yml", "Dockerfile"):
+        with open(os.path.join(ROOT, name)) as f:
+            src = f.read()
+        for secret in ("KIE_API_TOKEN", "R2_SECRET_ACCESS_KEY", "KIE_WEBHOOK_HMAC_KEY"):
+            for m in re.finditer(rf"(?<![\w{{]){secret}[:=]\s*(\S+)", src):
+                assert m.group(1).startswith(("${", '"${')), (name, m.group(0))
+
+
+@compose_needed
+def test_compose_local_stack_runs_the_fakes_and_points_the_worker_at_them():
+    import yaml
+    p = compose_config(env_file="compose.local.env")
+    assert p.returncode == 0, p.stderr
+    svc = yaml.safe_load(p.stdout)["services"]
+    assert set(svc) == {"redis", "worker", "fake-kie", "s3"}
+    w = svc["worker"]
+    assert w["environment"]["KIE_BASE_URL"] == "http://fake-kie:8080"
+    assert w["environment"]["R2_ENDPOINT"] == "http://s3:9000"
+    assert w["environment"]["KIE_METADATA_STORE"] == "r2"
+    assert {"redis", "fake-kie", "s3"} <= set(w["depends_on"])
+    assert all(d["condition"] == "service_healthy" for d in w["depends_on"].values())
+    assert "container_name" not in w and "ports" not in w
+    kie = svc["fake-kie"]["command"]
+    assert kie[1].endswith("fake_kie.py") and "--private-network" in kie
+    assert kie[kie.index("--token") + 1] == w["environment"]["KIE_API_TOKEN"]
+    s3 = svc["s3"]["command"]
+    assert s3[1].endswith("fake_s3.py")
+    assert s3[s3.index("--bucket") + 1] == w["environment"]["R2_BUCKET_NAME"]
+    assert s3[s3.index("--access-key") + 1] == w["environment"]["R2_ACCESS_KEY_ID"]
+    assert s3[s3.index("--secret-key") + 1] == w["environment"]["R2_SECRET_ACCESS_KEY"]
+    for name in ("fake-kie", "s3", "redis", "worker"):
+        assert svc[name]["healthcheck"]["test"], name
+
+
+def test_fakes_bind_beyond_loopback_only_when_told(tmpdir_path):
+    """--private-network is what lets the compose stack's fakes listen on its network."""
+    for script, extra in (("fake_kie.py", []),
+                          ("fake_s3.py", ["--access-key", "a", "--secret-key", "b"])):
+        p = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests", script),
+                            "--host", "192.0.2.1", *extra], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode != 0 and "refusing to bind a non-loopback" in p.stderr, p.stderr
