@@ -153,9 +153,35 @@ fuzz-known: fuzz-build
 demo: deps all
 	./scripts/demo.sh
 
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the binaries, their man pages, the systemd
+# template unit (ExecStart pointed at $(BINDIR)) and the env file example
+# (docs/deploy.md). Writes under $(DESTDIR) only, never to /etc: the operator copies the
+# example there. `make uninstall` removes exactly these files.
+BINDIR         ?= $(PREFIX)/bin
+MANDIR         ?= $(PREFIX)/share/man
+DOCDIR         ?= $(PREFIX)/share/doc/kie-worker
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL        ?= install
+INSTALLED      := $(BINDIR)/kie $(BINDIR)/kie-worker $(MANDIR)/man1/kie.1 \
+                  $(MANDIR)/man1/kie-worker.1 $(SYSTEMDUNITDIR)/kie-worker@.service \
+                  $(DOCDIR)/examples/kie-worker.env.example
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(B)/kie $(B)/kie-worker $(DESTDIR)$(PREFIX)/bin/
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 755 $(B)/kie $(B)/kie-worker $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 644 man/kie.1 man/kie-worker.1 $(DESTDIR)$(MANDIR)/man1/
+	sed 's|/usr/local/bin/kie-worker|$(BINDIR)/kie-worker|' scripts/systemd/kie-worker@.service \
+	  > $(DESTDIR)$(SYSTEMDUNITDIR)/kie-worker@.service.tmp
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/kie-worker@.service.tmp
+	mv $(DESTDIR)$(SYSTEMDUNITDIR)/kie-worker@.service.tmp \
+	  $(DESTDIR)$(SYSTEMDUNITDIR)/kie-worker@.service
+	$(INSTALL) -m 644 scripts/systemd/kie-worker.env.example $(DESTDIR)$(DOCDIR)/examples/
+
+.PHONY: uninstall
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 clean:
 	rm -rf build

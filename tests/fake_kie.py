@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """fake_kie.py — a local fake of KIE.ai's jobs API that follows ../shared/kie-api.md,
-for the tests, the demo and the benchmarks. Loopback only; stdlib only (asyncio).
+for the tests, the demo and the benchmarks. Loopback by default; stdlib only (asyncio).
 
   /usr/bin/python3 tests/fake_kie.py [--port 0] [--port-file F] [--token T] [--task-ms 300]
       [--hmac-key K] [--create-limit 20] [--create-window-s 10]
-      [--query-limit 10] [--query-window-s 1] [--credits 1000000]
+      [--query-limit 10] [--query-window-s 1] [--credits 1000000] [--private-network]
 
 API (kie-api.md): POST /api/v1/jobs/createTask, GET /api/v1/jobs/recordInfo,
 GET /api/v1/chat/credit, POST /api/v1/common/download-url, callbacks to callBackUrl
-(HMAC-signed when --hmac-key is set), result files under /files/.
+(HMAC-signed when --hmac-key is set), result files under /files/. Loopback only, for
+itself and the callbacks it sends, unless --private-network (docker-compose.yml's local
+stack, where the fake and the workers share a network of their own).
 
 Control (no auth): GET /_fake/stats[?brief=1], POST /_fake/config {...}, POST
 /_fake/reset, GET /_fake/health. Config keys: task_ms, latency_ms,
@@ -198,7 +200,8 @@ def loopback_host(host):
 async def send_callback(st, t):
     """POSTs the callback kie-api.md describes: 15 s timeout, 3 tries."""
     url = urllib.parse.urlsplit(t["callBackUrl"])
-    if url.scheme != "http" or not loopback_host(url.hostname or ""):
+    if url.scheme != "http" or not (st.args.private_network or
+                                    loopback_host(url.hostname or "")):
         st.stats["callbacks_skipped_nonlocal"] += 1
         return
     port = st.server_port
@@ -576,9 +579,13 @@ async def main():
     ap.add_argument("--query-limit", type=int, default=10)
     ap.add_argument("--query-window-s", type=float, default=1)
     ap.add_argument("--credits", type=int, default=1000000)
+    ap.add_argument("--private-network", action="store_true",
+                    help="allow a non-loopback --host, and callbacks to any http host: only "
+                         "on a network of its own (the docker-compose local stack)")
     args = ap.parse_args()
-    if not loopback_host(args.host):
-        sys.exit("fake_kie: refusing to bind a non-loopback address")
+    if not args.private_network and not loopback_host(args.host):
+        sys.exit("fake_kie: refusing to bind a non-loopback address (--private-network "
+                 "allows it on a network of its own)")
     st = State(args)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(Handler(st)), args.host, args.port)

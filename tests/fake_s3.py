@@ -4,7 +4,7 @@ every request, with botocore's signer as the oracle. It stands in for Cloudflare
 s3rver-like fakes accept any signature, so a wrong one would pass them; this one does not.
 
   /usr/bin/python3 tests/fake_s3.py --access-key AK --secret-key SK [--port 0]
-      [--port-file F] [--region auto] [--bucket NAME ...]
+      [--port-file F] [--region auto] [--bucket NAME ...] [--private-network]
 
 Path-style: PUT/GET/HEAD/DELETE /<bucket>/<key>, PUT /<bucket>, GET /<bucket>?list-type=2.
 Checks, in order, as R2 does: a V2 "AWS AK:sig" header is refused ("SigV2 authorization
@@ -230,9 +230,14 @@ def main():
     ap.add_argument("--secret-key", required=True)
     ap.add_argument("--region", default="auto")
     ap.add_argument("--bucket", action="append")
+    ap.add_argument("--private-network", action="store_true",
+                    help="allow a non-loopback --host: only on a network of its own (the "
+                         "docker-compose local stack)")
     a = ap.parse_args()
-    if a.host != "localhost" and not ipaddress.ip_address(a.host).is_loopback:
-        sys.exit("fake_s3: refusing to bind a non-loopback address")
+    if (not a.private_network and a.host != "localhost"
+            and not ipaddress.ip_address(a.host).is_loopback):
+        sys.exit("fake_s3: refusing to bind a non-loopback address (--private-network "
+                 "allows it on a network of its own)")
     srv = ThreadingHTTPServer((a.host, a.port), Handler)
     srv.daemon_threads = True
     srv.args = a
