@@ -4,8 +4,12 @@ after the other, each against fresh fakes: a real redis-server, the KIE fake
 (tests/fake_kie.py, its limits off, tasks taking --task-ms) and the SigV4-checking S3
 fake (tests/fake_s3.py). Prints a Markdown table ready to paste into docs/performance.md.
 
-usage: bench/compare.py [--jobs 2000] [--task-ms 100] [--runners 16] [--pollers 4]
+usage: bench/compare.py [--jobs 2000] [--task-ms 100] [--configs 16x4,10x10]
                         [--systems kie-worker,bullmq] [--round-trips 300]
+
+Each configuration RxP runs kie-worker with R runners and P pollers, and BullMQ with
+concurrency R+P (one run per distinct R+P): the same number of jobs' HTTP and store calls
+in flight at once.
 
 Both producers enqueue the same N jobs before the worker starts (kie-worker: LPUSH of
 its descriptors; BullMQ: Queue.addBulk); then the worker runs until the N-th completion
@@ -186,7 +190,6 @@ def run_system(system, a, jobs, tmp, monitor=False):
         s3 = FakeS3(d)
         r = srv.client()
         enqueue(srv, fake, s3, a, jobs)
-        watch_id = r.client_id()
         r.config_resetstat()
         if monitor:
             mon = Monitor(srv.port)
@@ -227,7 +230,9 @@ def run_system(system, a, jobs, tmp, monitor=False):
             stop_proc(proc)
         kst, sst = fake.stats(), s3.stats()
         events = [json.loads(e) for e in r.lrange("kie:results", 0, -1)]
-        out = {"system": system, "jobs": jobs, "wall_s": wall, "cpu_s": cpu,
+        label = (f"kie-worker {a.runners} x {a.pollers}" if system == "kie-worker"
+                 else f"BullMQ {a.runners + a.pollers}")
+        out = {"system": label, "jobs": jobs, "wall_s": wall, "cpu_s": cpu,
                "hwm_kib": hwm, "redis_cpu_s": redis_cpu, "redis_cmds": cmds,
                "creates": kst["creates_total"], "record_info": kst["record_info_total"],
                "s3_objects": sst["objects"], "s3_requests": sst["accepted"],
@@ -235,7 +240,6 @@ def run_system(system, a, jobs, tmp, monitor=False):
                "completed": sum(e["status"] == "completed" for e in events)}
         if mon:
             out.update(client_cmds=mon.client, script_cmds=mon.script)
-        del watch_id
         bad = [k for k in ("creates", "s3_objects", "events", "event_ids", "completed")
                if out[k] != jobs]
         if bad:
@@ -301,8 +305,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("BENCH_JOBS", 2000)))
     ap.add_argument("--task-ms", type=int, default=100)
     ap.add_argument("--poll-initial-ms", type=int, default=100)
-    ap.add_argument("--runners", type=int, default=16)
-    ap.add_argument("--pollers", type=int, default=4)
+    ap.add_argument("--configs", default="16x4,10x10",
+                    help="kie-worker runners x pollers; BullMQ runs with their sum")
     ap.add_argument("--systems", default="kie-worker,bullmq")
     ap.add_argument("--round-trips", type=int, default=300,
                     help="jobs of the MONITOR pass per system (0: no such pass)")
@@ -312,30 +316,45 @@ def main():
         if s not in SYSTEMS:
             ap.error(f"--systems: unknown system {s!r} (kie-worker, bullmq)")
     try:
+        configs = [tuple(int(x) for x in c.split("x")) for c in a.configs.split(",")]
+        if not configs or any(len(c) != 2 or min(c) < 1 for c in configs):
+            raise ValueError
+    except ValueError:
+        ap.error(f"--configs: {a.configs!r} is not a list of RxP such as 16x4,10x10")
+    runs = []  # (system, runners, pollers); BullMQ once per distinct sum
+    sums = set()
+    for rn, pl in configs:
+        if "kie-worker" in systems:
+            runs.append(("kie-worker", rn, pl))
+        if "bullmq" in systems and rn + pl not in sums:
+            sums.add(rn + pl)
+            runs.append(("bullmq", rn, pl))
+    try:
         if "bullmq" in systems:
             ensure_node_modules()
         if "kie-worker" in systems and not os.access(os.path.join(BIN, "kie-worker"), os.X_OK):
             raise BenchError(f"no {BIN}/kie-worker: run make first")
         with tempfile.TemporaryDirectory(prefix="kie-bench-") as tmp:
-            results = []
-            for s in systems:
-                print(f"running {s}: {a.jobs} jobs ...", file=sys.stderr, flush=True)
+            results, trips = [], []
+            for s, a.runners, a.pollers in runs:
+                what = (f"{a.runners}x{a.pollers}" if s == "kie-worker"
+                        else f"concurrency {a.runners + a.pollers}")
+                print(f"running {s} {what}: {a.jobs} jobs ...",
+                      file=sys.stderr, flush=True)
                 results.append(run_system(s, a, a.jobs, tmp))
-            trips = {}
             if a.round_trips:
+                a.runners, a.pollers = configs[0]
                 for s in systems:
-                    print(f"counting round trips of {s} with MONITOR: {a.round_trips} jobs ...",
-                          file=sys.stderr, flush=True)
-                    o = run_system(s, a, a.round_trips, tmp, monitor=True)
-                    trips[s] = o
+                    print(f"counting the commands of {s} with MONITOR: {a.round_trips} "
+                          "jobs ...", file=sys.stderr, flush=True)
+                    trips.append(run_system(s, a, a.round_trips, tmp, monitor=True))
     except BenchError as e:
         print(f"bench failed: {e}", file=sys.stderr)
         return 1
     print(f"\n{machine_facts()}.")
-    print(f"Each system: {a.jobs} jobs enqueued first; KIE fake tasks take {a.task_ms} ms, "
-          f"its limits off; first poll after {a.poll_initial_ms} ms; kie-worker "
-          f"{a.runners} runners x {a.pollers} pollers, BullMQ concurrency "
-          f"{a.runners + a.pollers}.\n")
+    print(f"Each run: {a.jobs} jobs enqueued first; the KIE fake's tasks take {a.task_ms} ms, "
+          f"its limits off; first poll {a.poll_initial_ms} ms after the create; kie-worker "
+          "R runners x P pollers, BullMQ concurrency R + P.\n")
     print("| system | jobs | wall s | jobs/s | worker CPU ms/job | Redis CPU ms/job | "
           "worker peak RSS MiB | Redis cmds/job | recordInfo/job | S3 requests/job |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -344,12 +363,12 @@ def main():
     if trips:
         print("\nRedis commands per job, told apart with MONITOR "
               f"({a.round_trips} jobs per system, not timed):\n")
-        print("| system | commands sent by the client (round trips) / job | "
-              "commands run inside Lua scripts / job | all / job |")
+        print("| system | sent by the worker (round trips, pipelined or not) / job | "
+              "run inside Lua scripts / job | all / job |")
         print("|---|---|---|---|")
-        for s, o in trips.items():
+        for o in trips:
             n = o["jobs"]
-            print(f"| {s} | {o['client_cmds'] / n:.1f} | {o['script_cmds'] / n:.1f} | "
+            print(f"| {o['system']} | {o['client_cmds'] / n:.1f} | {o['script_cmds'] / n:.1f} | "
                   f"{(o['client_cmds'] + o['script_cmds']) / n:.1f} |")
     return 0
 
