@@ -140,8 +140,6 @@ def start_kie_worker(srv, fake, s3, d, a, log):
                    KIE_WORKER_CONCURRENCY=a.runners, KIE_WORKER_POLLERS=a.pollers,
                    KIE_POLL_INITIAL_MS=a.poll_initial_ms, KIE_CREATE_LIMIT=100000,
                    KIE_CREATE_WINDOW_MS=1000, KIE_POLL_RATE=10000, KIE_LOG_LEVEL="warn")
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
-        env.pop(k, None)
     return subprocess.Popen([os.path.join(BIN, "kie-worker"), "--drain"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 
@@ -177,9 +175,10 @@ SYSTEMS = {
 }
 
 
-def run_system(system, a, jobs, tmp, monitor=False):
-    """One run of one system against fresh fakes. Returns a dict of figures and counts;
-    raises BenchError when the work was not all done."""
+def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None):
+    """One run of one system against fresh fakes in a new folder of tmp (the worker's
+    log stays there: out["log"]). Returns a dict of figures and counts; raises BenchError
+    when the work was not all done. a carries task_ms, poll_initial_ms, runners, pollers."""
     enqueue, start = SYSTEMS[system]
     d = tempfile.mkdtemp(dir=tmp, prefix=system + "-")
     srv = fake = s3 = proc = mon = None
@@ -197,7 +196,7 @@ def run_system(system, a, jobs, tmp, monitor=False):
             mon.start()
         cpu0 = redis_cpu_s(r)
         own = 1  # the INFO above
-        timeout = 60 + jobs * 0.05
+        timeout = timeout_s or 60 + jobs * 0.05
         with open(logpath, "w") as log:
             t0 = time.monotonic()
             proc = start(srv, fake, s3, d, a, log)
@@ -228,6 +227,7 @@ def run_system(system, a, jobs, tmp, monitor=False):
                 except subprocess.TimeoutExpired:
                     pass
             stop_proc(proc)
+        exit_code = proc.returncode
         kst, sst = fake.stats(), s3.stats()
         events = [json.loads(e) for e in r.lrange("kie:results", 0, -1)]
         label = (f"kie-worker {a.runners} x {a.pollers}" if system == "kie-worker"
@@ -237,7 +237,8 @@ def run_system(system, a, jobs, tmp, monitor=False):
                "creates": kst["creates_total"], "record_info": kst["record_info_total"],
                "s3_objects": sst["objects"], "s3_requests": sst["accepted"],
                "events": len(events), "event_ids": len({e["jobId"] for e in events}),
-               "completed": sum(e["status"] == "completed" for e in events)}
+               "completed": sum(e["status"] == "completed" for e in events),
+               "exit": exit_code, "log": logpath}
         if mon:
             out.update(client_cmds=mon.client, script_cmds=mon.script)
         bad = [k for k in ("creates", "s3_objects", "events", "event_ids", "completed")
