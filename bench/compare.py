@@ -216,8 +216,9 @@ def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None):
             cpu = proc_cpu_s(proc.pid)
             hwm = proc_hwm_kib(proc.pid)
             stats = r.info("stats")
+            cmdstats = r.info("commandstats")
             redis_cpu = redis_cpu_s(r) - cpu0
-            cmds = stats["total_commands_processed"] - own - 1  # - this INFO cpu
+            cmds = stats["total_commands_processed"] - own - 2  # - INFO cpu, commandstats
             if mon:
                 time.sleep(0.2)
                 mon.stop()
@@ -238,7 +239,8 @@ def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None):
                "s3_objects": sst["objects"], "s3_requests": sst["accepted"],
                "events": len(events), "event_ids": len({e["jobId"] for e in events}),
                "completed": sum(e["status"] == "completed" for e in events),
-               "exit": exit_code, "log": logpath}
+               "exit": exit_code, "log": logpath,
+               "commandstats": {k[len("cmdstat_"):]: v["calls"] for k, v in cmdstats.items()}}
         if mon:
             out.update(client_cmds=mon.client, script_cmds=mon.script)
         bad = [k for k in ("creates", "s3_objects", "events", "event_ids", "completed")
@@ -309,6 +311,8 @@ def main():
     ap.add_argument("--configs", default="16x4,10x10",
                     help="kie-worker runners x pollers; BullMQ runs with their sum")
     ap.add_argument("--systems", default="kie-worker,bullmq")
+    ap.add_argument("--commandstats", action="store_true",
+                    help="also print Redis's INFO commandstats per job of each run")
     ap.add_argument("--round-trips", type=int, default=300,
                     help="jobs of the MONITOR pass per system (0: no such pass)")
     a = ap.parse_args()
@@ -361,6 +365,17 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     for o in results:
         print(row(o))
+    if a.commandstats:
+        names = sorted({c for o in results for c in o["commandstats"]},
+                       key=lambda c: -max(o["commandstats"].get(c, 0) / o["jobs"]
+                                          for o in results))
+        print("\nINFO commandstats, calls per job (script calls and the commands inside "
+              "scripts alike; the bench's own LLEN and INFO included):\n")
+        print("| command | " + " | ".join(o["system"] for o in results) + " |")
+        print("|---|" + "---|" * len(results))
+        for c in names:
+            print(f"| {c} | " + " | ".join(f"{o['commandstats'].get(c, 0) / o['jobs']:.2f}"
+                                          for o in results) + " |")
     if trips:
         print("\nRedis commands per job, told apart with MONITOR "
               f"({a.round_trips} jobs per system, not timed):\n")
