@@ -6,6 +6,8 @@
 #   make SANITIZER=address,undefined  sanitized build into build/san/
 #   make fuzz       libFuzzer targets (clang) into build/fuzz/, each run FUZZ_SECONDS (300)
 #   make fuzz-smoke each target 8 s, as part of make test (fuzz/README.md)
+#   make bench      kie-worker against a BullMQ worker, release build (docs/performance.md);
+#                   BENCH_JOBS=5000 for more jobs, BENCH_ARGS='--configs 4x2' for more options
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
@@ -51,7 +53,7 @@ CLI_OBJ    := $(B)/worker/cli.o
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit system clean install demo fuzz fuzz-smoke fuzz-build fuzz-known
+.PHONY: all deps test unit system clean install demo fuzz fuzz-smoke fuzz-build fuzz-known bench
 all: $(B)/libkie.a $(B)/kie $(B)/kie-worker
 
 deps:
@@ -152,6 +154,12 @@ fuzz-known: fuzz-build
 
 demo: deps all
 	./scripts/demo.sh
+
+# not part of make test: it measures, it does not check behaviour (bench/compare.py)
+BENCH_JOBS ?= 2000
+bench: deps
+	@$(MAKE) --no-print-directory SANITIZER= all
+	KIE_BIN_DIR=$(CURDIR)/build $(PYTHON) bench/compare.py --jobs $(BENCH_JOBS) $(BENCH_ARGS)
 
 # `make install [PREFIX=/usr/local] [DESTDIR=]`: the binaries, their man pages, the systemd
 # template unit (ExecStart pointed at $(BINDIR)) and the env file example
