@@ -8,7 +8,8 @@ libhiredis-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libssl-dev li
 clang libclang-rt-14-dev
 redis-server redis-tools redis-sentinel
 python3 python3-pytest python3-redis python3-botocore
-nodejs npm curl docker-compose"
+nodejs npm curl docker-compose
+chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PKGS; do
