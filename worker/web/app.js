@@ -92,7 +92,8 @@ function renderStats(s) {
 
   const tb = $('workers').tBodies[0];
   tb.replaceChildren();
-  for (const w of s.workers || []) {
+  const ws = (s.workers || []).slice().sort((a, b) => String(a.consumer).localeCompare(String(b.consumer)));
+  for (const w of ws) {
     const tr = el('tr');
     tr.append(el('td', w.consumer), el('td', w.alive ? 'yes' : 'NO', w.alive ? '' : 'bad'),
       el('td', w.jobId || '-'), el('td', w.type || '-'), el('td', w.state || '-'));
