@@ -238,3 +238,29 @@ def test_page_in_headless_chromium(workers, redis_server, r, fake_kie, browser):
              what="retry-me completed")
     assert fake_kie.stats()["creates_by_job"].get("retry-me") == 1
     assert w.stop() == 0
+
+
+def test_admin_token_is_a_secret(workers, redis_server, r, fake_kie, tmpdir_path):
+    import subprocess
+    from conftest import BIN, base_env
+    # never on the command line
+    p = subprocess.run([os.path.join(BIN, "kie-worker"), "--admin-token", ADMIN_TOKEN],
+                       env=base_env(redis_server.url, fake_kie.url), capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 2 and "KIE_ADMIN_TOKEN" in p.stderr
+    assert ADMIN_TOKEN not in p.stdout + p.stderr
+    # from a file; never printed
+    path = os.path.join(tmpdir_path, "admin-token")
+    with open(path, "w") as f:
+        f.write(ADMIN_TOKEN + "\n")
+    p = subprocess.run([os.path.join(BIN, "kie-worker"), "--print-config"],
+                       env=base_env(redis_server.url, fake_kie.url, KIE_ADMIN_TOKEN_FILE=path),
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "KIE_ADMIN_TOKEN" in p.stdout
+    assert ADMIN_TOKEN not in p.stdout + p.stderr
+    w, base = start_page_worker(workers, redis_server, fake_kie, token=None,
+                                KIE_ADMIN_TOKEN_FILE=path)
+    good = {"Content-Type": "application/json", "Authorization": "Bearer " + ADMIN_TOKEN}
+    assert http("POST", base + "api/resume", b"{}", good)[0] == 200
+    assert w.stop() == 0
+    assert ADMIN_TOKEN not in w.log()
