@@ -7,6 +7,7 @@ const API = 'api/';
 const EVERY_MS = 2000;
 let token = '';          // the operator token: this tab's memory only
 let shownThumbs = '';    // the completions already drawn (their images are not reloaded)
+let shownDead = '';      // the dead letters drawn: unchanged rows are not rebuilt under a click
 
 function $(id) { return document.getElementById(id); }
 
@@ -117,6 +118,7 @@ async function act(what, ref, jobId) {
   try {
     const r = await post('dead/' + what, { ref: '@' + ref });
     const one = (r.results || [])[0] || {};
+    shownDead = '';
     say(what + ' ' + (jobId || '@' + ref) + ': ' + (one.outcome || 'nothing selected') +
         (one.why ? ' — ' + one.why : ''), one.outcome === 'refused');
     refresh();
@@ -125,6 +127,13 @@ async function act(what, ref, jobId) {
 
 function renderDead(d, actions) {
   $('dead-count').textContent = '(' + d.matched + ' shown of ' + d.total + ')';
+  const key = JSON.stringify([actions, (d.entries || []).map(e => e.ref)]);
+  if (key === shownDead) { // same rows: only their ages move
+    const rows = $('dead').tBodies[0].rows;
+    (d.entries || []).forEach((e, i) => { if (rows[i]) rows[i].cells[1].textContent = age(e.ageMs); });
+    return;
+  }
+  shownDead = key;
   const tb = $('dead').tBodies[0];
   tb.replaceChildren();
   for (const e of d.entries || []) {
