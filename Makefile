@@ -1,4 +1,5 @@
-# Makefile — builds build/libkie.a, build/kie (CLI) and build/kie-worker; runs the tests.
+# Makefile — builds build/libkie.a, build/kie (CLI, cli/) and build/kie-worker (worker/);
+# runs the tests.
 #   make            release build (-O2)
 #   make test       unit tests (cmocka) + system tests (pytest), C built with ASan+UBSan
 #   make test TEST_PREFIX=valgrind   unit tests under valgrind (plain build)
@@ -47,9 +48,10 @@ endif
 
 LIB_SRC    := $(wildcard common/*.c)
 LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o)
-WORKER_SRC := $(filter-out worker/cli.c,$(wildcard worker/*.c))
-WORKER_OBJ := $(WORKER_SRC:%.c=$(B)/%.o)
-CLI_OBJ    := $(B)/worker/cli.o
+WORKER_SRC := $(wildcard worker/*.c)
+WORKER_OBJ := $(WORKER_SRC:%.c=$(B)/%.o) $(B)/gen/web_assets.o
+CLI_SRC    := $(wildcard cli/*.c)
+CLI_OBJ    := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
@@ -62,6 +64,15 @@ deps:
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
+
+# the web page's files (worker/web/), embedded into kie-worker (scripts/embed.sh: sh + od)
+WEB_FILES := $(sort $(wildcard worker/web/*))
+$(B)/gen/web_assets.c: $(WEB_FILES) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	$(call say,GEN,$@)./scripts/embed.sh $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+
+$(B)/gen/%.o: $(B)/gen/%.c
+	$(call say,CC,$<)$(CC) $(CFLAGS) -Iworker -c -o $@ $<
 
 $(B)/libkie.a: $(LIB_OBJ)
 	$(call say,AR,$@)$(AR) rcs $@ $^

@@ -173,6 +173,13 @@ static const struct cfg_entry table[] = {
 	 "interface); \"\" = no HTTP server"},
 	{"callback-path", "KIE_CALLBACK_PATH", CFG_PATH, "/api/kie/callback", 0, 0, NULL,
 	 S(callback_path), 0, "the path KIE POSTs callbacks to (other paths answer 404)"},
+	{"admin-page", "KIE_ADMIN_PAGE", CFG_ENUM, "off", 0, 0, "off|on", S(admin_page), 0,
+	 "serve the operator's web page and its JSON API under /admin/ on KIE_HTTP_ADDR "
+	 "(it shows job data: keep it on a private network)"},
+	{"admin-token", "KIE_ADMIN_TOKEN", CFG_STR, "", 0, 0, NULL, S(admin_token), 1,
+	 "operator token: the web page's actions (retry, purge, pause) need it; \"\" = read-only"},
+	{NULL, "KIE_ADMIN_TOKEN_FILE", CFG_FILE, "", TARGET(admin_token), NULL,
+	 S(admin_token_file), 0, "file holding KIE_ADMIN_TOKEN (one trailing newline stripped)"},
 	{"http-body-max", "KIE_HTTP_BODY_MAX", CFG_INT, "65536", 1024, 1048576, NULL,
 	 S(http_body_max), 0, "largest callback body accepted (larger: 413)"},
 	{"http-max-connections", "KIE_HTTP_MAX_CONNECTIONS", CFG_INT, "64", 1, 10000, NULL,

@@ -75,6 +75,9 @@ struct config {
 	/* the callback endpoint (worker/http_server.c) */
 	char *http_addr;         /* "" = off; else util_parse_listen_addr's forms */
 	char *callback_path;
+	char *admin_page;        /* off | on: /admin/ (worker/web.c) */
+	char *admin_token;       /* secret; "" = the page is read-only */
+	char *admin_token_file;
 	long http_body_max;
 	long http_max_connections;
 	long http_conn_timeout_s;

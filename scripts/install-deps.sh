@@ -9,7 +9,8 @@ clang libclang-rt-14-dev
 redis-server redis-tools redis-sentinel
 python3 python3-pytest python3-redis python3-botocore
 nodejs npm curl docker-compose python3-yaml
-groff-base man-db systemd"
+groff-base man-db systemd
+chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PKGS; do

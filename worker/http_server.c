@@ -24,6 +24,7 @@
 #include "kie_client.h"
 #include "log.h"
 #include "util.h"
+#include "web.h"
 
 #define LISTEN_BACKLOG SOMAXCONN /* connections past the limit wait here for a slot */
 #define LOG_EVERY_MS 1000    /* at most one refusal line a second; the rest are counted */
@@ -60,6 +61,7 @@ static const char push_lua[] =
 struct http_server {
 	const struct config *cfg;
 	struct MHD_Daemon *d;
+	struct web *web;           /* the operator page (KIE_ADMIN_PAGE=on), else NULL */
 	char key_callbacks[160];
 	char key_stats[160];
 	/* one Redis connection; MHD's pool threads take turns (pthread_mutex_timedlock, so a
@@ -80,6 +82,8 @@ struct request {
 	int has_job;
 	char job_id[JOB_ID_MAX + 1];
 	struct dbuf body;          /* capped at KIE_HTTP_BODY_MAX */
+	int is_web;                /* one of the operator page's requests (web.c) */
+	struct web_request *web;
 };
 
 /* A copy of s fit for a log line: valid UTF-8, at most SHOWN_MAX bytes (whole
@@ -441,6 +445,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct request *q = *con_cls;
 	char why[160];
 
+	if (!q && s->web && strcmp(url, s->cfg->callback_path) != 0 && web_wants(url)) {
+		q = util_xcalloc(1, sizeof(*q));
+		q->is_web = 1;
+		*con_cls = q;
+	}
+	if (q && q->is_web)
+		return web_on_request(s->web, c, url, method, upload, upload_size, &q->web);
 	if (!q) {
 		enum MHD_Result rc = on_headers(s, c, url, method, con_cls);
 		q = *con_cls;
@@ -470,6 +481,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct request *q = *con_cls;
 	if (q) {
+		web_request_free(q->web);
 		dbuf_free(&q->body);
 		free(q);
 		*con_cls = NULL;
@@ -549,6 +561,11 @@ struct http_server *http_server_start(const struct config *cfg, const struct rco
 		return NULL;
 	s = util_xcalloc(1, sizeof(*s));
 	s->cfg = cfg;
+	if (strcmp(cfg->admin_page, "on") == 0 && !(s->web = web_start(cfg, redis, stop, err, errlen))) {
+		close(fd);
+		free(s);
+		return NULL;
+	}
 	snprintf(s->key_callbacks, sizeof(s->key_callbacks), "%s:callbacks", cfg->redis_prefix);
 	snprintf(s->key_stats, sizeof(s->key_stats), "%s:stats", cfg->redis_prefix);
 	pthread_mutex_init(&s->redis_lock, NULL);
@@ -577,6 +594,7 @@ struct http_server *http_server_start(const struct config *cfg, const struct rco
 		snprintf(err, errlen, "KIE_HTTP_ADDR: libmicrohttpd could not start on %s",
 			 cfg->http_addr);
 		close(fd);
+		web_stop(s->web);
 		pthread_mutex_destroy(&s->redis_lock);
 		pthread_mutex_destroy(&s->log_lock);
 		free(s);
@@ -603,6 +621,7 @@ void http_server_stop(struct http_server *s)
 		log_warn(NULL, NULL, "callback endpoint: %ld refusal(s) not counted in %s "
 			 "(Redis unavailable)", n, s->key_stats);
 	rconn_close(&s->rc);
+	web_stop(s->web);
 	pthread_mutex_destroy(&s->redis_lock);
 	pthread_mutex_destroy(&s->log_lock);
 	free(s);

@@ -1,0 +1,218 @@
+/* stats.c — `kie stats` (the pool at a glance) and `kie job show ID` (one job's story). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "admin.h"
+#include "cli.h"
+#include "limiter.h"
+
+#define OR(s) ((s) ? (s) : "-")
+
+static const char stats_help[] =
+	"usage: kie stats [--json]\n"
+	"The pool that REDIS_URL and KIE_REDIS_PREFIX name: depths of queue, processing,\n"
+	"delayed, polling, uncertain, dead, callbacks and results; each consumer and the job it\n"
+	"holds; completions, failures and dead letters per minute over the last 5 minutes (from\n"
+	"the timestamps of the newest 2000 events and dead letters); the counters of <p>:stats;\n"
+	"the pause (kind, reason, time left); the account's limiter state (when KIE_API_TOKEN\n"
+	"is set: the limiter keys are named after the token's hash).\n"
+	"  --json   one JSON object (fields in docs/cli.md)\n";
+
+static void print_stats(const cJSON *s)
+{
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(s, "depths");
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(s, "rates");
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "pause");
+	const cJSON *w = cJSON_GetObjectItemCaseSensitive(s, "workers");
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(s, "counters");
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(s, "limiter");
+	const cJSON *it;
+
+	printf("pool %s at %s\n", OR(cli_jstr(s, "prefix")), OR(cli_jstr(s, "time")));
+	printf("  queue %.0f  processing %.0f  delayed %.0f  polling %.0f (+%.0f not yet promoted)  uncertain "
+	       "%.0f  dead %.0f  callbacks %.0f  results %.0f\n",
+	       cli_jnum(d, "queue"), cli_jnum(d, "processing"), cli_jnum(d, "delayed"),
+	       cli_jnum(d, "pollDue"), cli_jnum(d, "polling"), cli_jnum(d, "uncertain"),
+	       cli_jnum(d, "dead"), cli_jnum(d, "callbacks"), cli_jnum(d, "results"));
+	printf("rates (last 5 min%s): %.1f completed/min, %.1f failed/min, %.1f dead/min\n",
+	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "lowerBound")) ? ", at least" : "",
+	       cli_jnum(r, "completedPerMin"), cli_jnum(r, "failedPerMin"),
+	       cli_jnum(r, "deadPerMin"));
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "paused"))) {
+		double left = cli_jnum(p, "remainingMs");
+		char age[32];
+		cli_age(left, age, sizeof(age));
+		printf("PAUSED (%s) since %s: ", OR(cli_jstr(p, "kind")), OR(cli_jstr(p, "since")));
+		cli_put(stdout, cli_jstr(p, "reason"), 300);
+		printf(" — %s%s\n", left < 0 ? "until lifted" : age, left < 0 ? "" : " left");
+	} else {
+		printf("not paused\n");
+	}
+	printf("workers (%d consumers; %.0f jobs and %.0f tasks in flight):\n",
+	       cJSON_GetArraySize(w),
+	       cli_jnum(cJSON_GetObjectItemCaseSensitive(s, "inFlight"), "jobs"),
+	       cli_jnum(cJSON_GetObjectItemCaseSensitive(s, "inFlight"), "tasks"));
+	if (cJSON_GetArraySize(w))
+		printf("  %-40s %-5s %-30s %-18s %s\n", "CONSUMER", "ALIVE", "JOB", "TYPE", "STATE");
+	cJSON_ArrayForEach(it, w) {
+		printf("  %-40s %-5s ", OR(cli_jstr(it, "consumer")),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "alive")) ? "yes" : "NO");
+		printf("%-30s %-18s %s\n", cli_jstr(it, "jobId") ? cli_jstr(it, "jobId") : "-",
+		       cli_jstr(it, "type") ? cli_jstr(it, "type") : "-",
+		       cli_jstr(it, "state") ? cli_jstr(it, "state") : "-");
+	}
+	printf("counters:");
+	cJSON_ArrayForEach(it, c)
+		printf(" %s=%.0f", it->string, it->valuedouble);
+	printf("\n");
+	if (cJSON_IsObject(l)) {
+		static const char *const names[] = {"create", "query"};
+		printf("limiter (account %s):", OR(cli_jstr(l, "account")));
+		for (int i = 0; i < 2; i++) {
+			const cJSON *x = cJSON_GetObjectItemCaseSensitive(l, names[i]);
+			printf(" %s: %.0f in the log, blocked for %.0f ms, %.0f penalties%s", names[i],
+			       cli_jnum(x, "logEntries"), cli_jnum(x, "blockedForMs"),
+			       cli_jnum(x, "penalties"), i == 0 ? ";" : "\n");
+		}
+	}
+}
+
+int cli_cmd_stats(int argc, char **argv)
+{
+	static const struct optspec spec[] = {{"json", 0}, {"help", 0}, {NULL, 0}};
+	struct opts o;
+	struct cli_ctx c;
+	struct rconn rc;
+	struct queue q;
+	char err[512], acct[17] = "";
+	cJSON *s;
+	int code = EXIT_OK;
+
+	if (cli_parse_opts(argc, argv, spec, &o) != 0 || cli_has(&o, "help") || o.npos) {
+		FILE *f = cli_has(&o, "help") ? stdout : stderr;
+		fputs(stats_help, f);
+		fputs(cli_exit_codes_help, f);
+		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
+	}
+	memset(&rc, 0, sizeof(rc));
+	if (cli_admin_open(&c, &rc, &q) != 0) {
+		rconn_close(&rc);
+		cli_ctx_close(&c);
+		return EXIT_USAGE;
+	}
+	if (*c.cfg.kie_api_token)
+		limiter_account_id(c.cfg.kie_api_token, acct);
+	s = admin_stats(&q, c.cfg.account_prefix, acct, err, sizeof(err));
+	if (!s) {
+		fprintf(stderr, "kie: %s\n", err);
+		code = EXIT_REDIS;
+	} else if (cli_has(&o, "json")) {
+		cli_print_json(s);
+	} else {
+		print_stats(s);
+	}
+	cJSON_Delete(s);
+	rconn_close(&rc);
+	cli_ctx_close(&c);
+	return code;
+}
+
+static const char job_help[] =
+	"usage: kie job show JOB_ID [--json]\n"
+	"One job: its state, task id, attempts, owner and error (the job hash), its task record,\n"
+	"the completion events (newest 10000 of <p>:results) and dead letters that name it.\n"
+	"Exit 9 when Redis knows nothing of the job (never claimed, or its records expired).\n"
+	"  --json   one JSON object (fields in docs/cli.md)\n";
+
+static void print_fields(const char *title, const cJSON *o)
+{
+	const cJSON *it;
+	printf("%s:\n", title);
+	cJSON_ArrayForEach(it, o) {
+		printf("  %-16s ", it->string);
+		if (cJSON_IsString(it)) {
+			cli_put(stdout, it->valuestring, 400);
+		} else {
+			char *s = cJSON_PrintUnformatted(it);
+			cli_put(stdout, s, 400);
+			free(s);
+		}
+		printf("\n");
+	}
+}
+
+int cli_cmd_job(int argc, char **argv)
+{
+	static const struct optspec spec[] = {{"json", 0}, {"help", 0}, {NULL, 0}};
+	struct opts o;
+	struct cli_ctx c;
+	struct rconn rc;
+	struct queue q;
+	char err[512];
+	cJSON *s;
+	int code = EXIT_OK, found = 0;
+
+	if (cli_parse_opts(argc, argv, spec, &o) != 0 || cli_has(&o, "help") || o.npos != 2 ||
+	    strcmp(o.pos[0], "show") != 0) {
+		FILE *f = cli_has(&o, "help") ? stdout : stderr;
+		fputs(job_help, f);
+		fputs(cli_exit_codes_help, f);
+		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
+	}
+	if (!job_id_valid(o.pos[1])) {
+		fprintf(stderr, "kie: \"%s\" is not a valid job id ([A-Za-z0-9._:-], 1 to 128 "
+			"bytes)\n", o.pos[1]);
+		return EXIT_USAGE;
+	}
+	memset(&rc, 0, sizeof(rc));
+	if (cli_admin_open(&c, &rc, &q) != 0) {
+		rconn_close(&rc);
+		cli_ctx_close(&c);
+		return EXIT_USAGE;
+	}
+	s = admin_job_show(&q, o.pos[1], &found, err, sizeof(err));
+	if (!s) {
+		fprintf(stderr, "kie: %s\n", err);
+		code = EXIT_REDIS;
+		goto out;
+	}
+	if (cli_has(&o, "json"))
+		cli_print_json(s);
+	if (!found) {
+		fprintf(stderr, "kie: no job %s in the pool (never claimed, or its records expired "
+			"after KIE_RECORD_TTL_S)\n", o.pos[1]);
+		code = EXIT_NOT_FOUND;
+		goto out;
+	}
+	if (!cli_has(&o, "json")) {
+		const cJSON *ev, *it;
+		printf("job %s: %s\n", o.pos[1], OR(cli_jstr(s, "state")));
+		if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(s, "job")))
+			print_fields("job record", cJSON_GetObjectItemCaseSensitive(s, "job"));
+		if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(s, "task")))
+			print_fields("task record", cJSON_GetObjectItemCaseSensitive(s, "task"));
+		ev = cJSON_GetObjectItemCaseSensitive(s, "events");
+		printf("events (%d):\n", cJSON_GetArraySize(ev));
+		cJSON_ArrayForEach(it, ev) {
+			printf("  %s %s task %s ", OR(cli_jstr(it, "finishedAt")), OR(cli_jstr(it, "event")),
+			       cli_jstr(it, "taskId") ? cli_jstr(it, "taskId") : "-");
+			cli_put(stdout, cli_jstr(it, "error") ? cli_jstr(it, "error") : "", 200);
+			printf("\n");
+		}
+		ev = cJSON_GetObjectItemCaseSensitive(s, "dead");
+		printf("dead letters (%d):\n", cJSON_GetArraySize(ev));
+		cJSON_ArrayForEach(it, ev) {
+			printf("  %s %s: ", OR(cli_jstr(it, "failedAt")), OR(cli_jstr(it, "source")));
+			cli_put(stdout, cli_jstr(it, "reason"), 300);
+			printf("\n");
+		}
+	}
+out:
+	cJSON_Delete(s);
+	rconn_close(&rc);
+	cli_ctx_close(&c);
+	return code;
+}

@@ -1,0 +1,1073 @@
+/* admin.c — the operator's reads and actions of admin.h: stats, job show, dead letters. */
+#include "admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "job.h"
+#include "util.h"
+
+/* ---- Lua scripts (every key in KEYS; self-contained: no shared helpers) ---- */
+
+/* Rates from timestamps Redis already holds: the newest events and dead letters.
+ * KEYS: <p>:results, <p>:dead.
+ * ARGV: cutoff (ISO-8601 UTC, e.g. "2026-11-24T12:00:00.000Z"; entries at or after it
+ *       count), cap (entries read from each list at most).
+ * Returns {completed, failed, dead events, results read, dead letters, dead read,
+ *          results capped (1: the cap-th result is still in the window), dead capped}.
+ * Events carry "status" and "finishedAt" first-level (before "meta"); a dead letter's
+ * "failedAt" is its last field, and inside "raw" quotes are escaped, so a plain search
+ * finds the entry's own. */
+static const char rates_lua[] =
+	"#!lua flags=no-writes\n"
+	"local cut, cap = ARGV[1], tonumber(ARGV[2]) "
+	"local c, f, d, nr, capped_r = 0, 0, 0, 0, 0 "
+	"local ev = redis.call('LRANGE', KEYS[1], 0, cap - 1) "
+	"for i = 1, #ev do "
+	"  local at = string.match(ev[i], '\"finishedAt\":\"([^\"]+)\"') "
+	"  if not at or at < cut then break end "
+	"  nr = i "
+	"  local st = string.match(ev[i], '\"status\":\"(%a+)\"') "
+	"  if st == 'completed' then c = c + 1 elseif st == 'failed' then f = f + 1 "
+	"  elseif st == 'dead' then d = d + 1 end "
+	"  if i == cap then capped_r = 1 end end "
+	"local dl, nd, capped_d = 0, 0, 0 "
+	"local de = redis.call('LRANGE', KEYS[2], 0, cap - 1) "
+	"for i = 1, #de do "
+	"  local at = nil "
+	"  for m in string.gmatch(de[i], '\"failedAt\":\"([^\"]+)\"') do at = m end "
+	"  if not at or at < cut then break end "
+	"  dl, nd = dl + 1, i "
+	"  if i == cap then capped_d = 1 end end "
+	"return {c, f, d, nr, dl, nd, capped_r, capped_d}";
+
+/* The entries of a list that name a job. KEYS: the list (<p>:results or <p>:dead).
+ * ARGV: the needle ("\"jobId\":\"<id>\""; job ids need no escaping), scan cap, max found.
+ * Returns the matching entries, newest first. */
+static const char find_lua[] =
+	"#!lua flags=no-writes\n"
+	"local out, cap, max = {}, tonumber(ARGV[2]), tonumber(ARGV[3]) "
+	"local n = redis.call('LLEN', KEYS[1]) "
+	"if n > cap then n = cap end "
+	"local i = 0 "
+	"while i < n and #out < max do "
+	"  local page = redis.call('LRANGE', KEYS[1], i, math.min(i + 199, n - 1)) "
+	"  if #page == 0 then break end "
+	"  for _, e in ipairs(page) do "
+	"    if string.find(e, ARGV[1], 1, true) and #out < max then out[#out + 1] = e end end "
+	"  i = i + 200 end "
+	"return out";
+
+/* Retries one dead letter: moves its descriptor back to the queue in one step.
+ * KEYS: <p>:dead, <p>:queue, <p>:recoveries, <p>:stats, [<p>:job:<jobId>] (absent when
+ *       the entry names no valid job id).
+ * ARGV: the entry (exact bytes), the descriptor (raw), allow_uncertain ("1"/"0"),
+ *       dry_run ("1"/"0"), source (the entry's), now (ms).
+ * Returns {outcome, why}: outcome retried | would_retry | refused | gone.
+ * Checks before any write (a script is not rolled back): the entry is still in <p>:dead,
+ * the job hash has no task, is not finished, not uncertain and not back in the pool
+ * (state "" or dead), and an uncertain entry needs allow_uncertain. Then LREM the entry,
+ * LPUSH the descriptor (a producer's end: it waits its turn), reset the job hash to
+ * queued with 0 attempts (ownership fields dropped, the expiry removed), clear its
+ * recovery count, count dead_retried. */
+static const char retry_lua[] =
+	"local function t(k) return redis.call('TYPE', k)['ok'] end "
+	"if t(KEYS[1]) ~= 'list' then return {'gone', 'no dead letters'} end "
+	"for _, k in ipairs({{KEYS[2], 'list'}, {KEYS[3], 'hash'}, {KEYS[4], 'hash'}}) do "
+	"  local ty = t(k[1]) "
+	"  if ty ~= k[2] and ty ~= 'none' then "
+	"    return redis.error_reply(k[1] .. ' holds a ' .. ty .. ', not a ' .. k[2]) end end "
+	"if not redis.call('LPOS', KEYS[1], ARGV[1]) then "
+	"  return {'gone', 'the entry is no longer in the dead letters'} end "
+	"if KEYS[5] then "
+	"  local ty = t(KEYS[5]) "
+	"  if ty ~= 'hash' and ty ~= 'none' then "
+	"    return redis.error_reply(KEYS[5] .. ' holds a ' .. ty .. ', not a hash') end "
+	"  local j = redis.call('HMGET', KEYS[5], 'state', 'taskId') "
+	"  local st, task = j[1] or '', j[2] or '' "
+	"  if task ~= '' then return {'refused', 'the job has task ' .. task .. "
+	"    ' (its result comes from that task; a retry would pay twice)'} end "
+	"  if st == 'completed' or st == 'failed' then "
+	"    return {'refused', 'the job finished as ' .. st} end "
+	"  if st == 'uncertain' then return {'refused', "
+	"    'the job is uncertain: it waits for a task that may exist'} end "
+	"  if st ~= '' and st ~= 'dead' then return {'refused', 'the job is ' .. st .. "
+	"    ' (in the pool again)'} end end "
+	"if ARGV[5] == 'uncertain' and ARGV[3] ~= '1' then return {'refused', "
+	"  'createTask may have created a task for it: retry only with --allow-uncertain, "
+	"after checking KIE'} end "
+	"if ARGV[4] == '1' then return {'would_retry', ''} end "
+	"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
+	"redis.call('LPUSH', KEYS[2], ARGV[2]) "
+	"if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then "
+	"  redis.call('HSET', KEYS[5], 'state', 'queued', 'attempts', 0, 'updatedAt', ARGV[6], "
+	"    'retriedAt', ARGV[6]) "
+	"  redis.call('HDEL', KEYS[5], 'owner', 'lease', 'error', 'raw', 'uncertainUntil', "
+	"    'retryAt') "
+	"  redis.call('PERSIST', KEYS[5]) end "
+	"redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[2])) "
+	"redis.call('HINCRBY', KEYS[4], 'dead_retried', 1) "
+	"return {'retried', ''}";
+
+/* Purges one dead letter. KEYS: <p>:dead, <p>:stats. ARGV: the entry (exact bytes),
+ * dry_run ("1"/"0"). Returns {outcome, why}: purged | would_purge | gone. */
+static const char purge_lua[] =
+	"if redis.call('TYPE', KEYS[1])['ok'] ~= 'list' or "
+	"   not redis.call('LPOS', KEYS[1], ARGV[1]) then "
+	"  return {'gone', 'the entry is no longer in the dead letters'} end "
+	"local ty = redis.call('TYPE', KEYS[2])['ok'] "
+	"if ty ~= 'hash' and ty ~= 'none' then "
+	"  return redis.error_reply(KEYS[2] .. ' holds a ' .. ty .. ', not a hash') end "
+	"if ARGV[2] == '1' then return {'would_purge', ''} end "
+	"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
+	"redis.call('HINCRBY', KEYS[2], 'dead_purged', 1) "
+	"return {'purged', ''}";
+
+/* ---- Redis helpers ---- */
+
+static void set_err(struct queue *q, const redisReply *rep, char *err, size_t errlen)
+{
+	if (!rep)
+		snprintf(err, errlen, "Redis unreachable");
+	else if (rep->type == REDIS_REPLY_ERROR)
+		snprintf(err, errlen, "Redis refused the command: %s", rep->str);
+	else
+		snprintf(err, errlen, "unexpected reply from Redis");
+	util_strlcpy(q->err, err, sizeof(q->err));
+}
+
+/* One command; NULL (err filled) on a lost connection or an error reply. */
+static redisReply *cmd(struct queue *q, char *err, size_t errlen, int argc, const char **argv,
+		       const size_t *lens)
+{
+	redisReply *rep = rconn_argv_retry(q->r, argc, argv, lens);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		set_err(q, rep, err, errlen);
+		if (rep)
+			freeReplyObject(rep);
+		return NULL;
+	}
+	return rep;
+}
+
+static redisReply *cmd2(struct queue *q, char *err, size_t errlen, const char *a, const char *b)
+{
+	const char *argv[] = {a, b};
+	return cmd(q, err, errlen, 2, argv, NULL);
+}
+
+static redisReply *eval(struct queue *q, char *err, size_t errlen, const char *lua, int nkeys,
+			const char **keys, int nargs, const char **args, const size_t *arglens)
+{
+	const char *argv[16];
+	size_t lens[16];
+	char nk[8];
+	int argc = 0;
+
+	if (3 + nkeys + nargs > 16)
+		abort(); /* a programming error: the scripts here take fewer */
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	argv[argc] = "EVAL"; lens[argc++] = 4;
+	argv[argc] = lua; lens[argc++] = strlen(lua);
+	argv[argc] = nk; lens[argc++] = strlen(nk);
+	for (int i = 0; i < nkeys; i++) {
+		argv[argc] = keys[i];
+		lens[argc++] = strlen(keys[i]);
+	}
+	for (int i = 0; i < nargs; i++) {
+		argv[argc] = args[i];
+		lens[argc++] = arglens ? arglens[i] : strlen(args[i]);
+	}
+	return cmd(q, err, errlen, argc, argv, lens);
+}
+
+static long long int_reply(const redisReply *r)
+{
+	long long v = 0;
+	if (!r)
+		return 0;
+	if (r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r->type == REDIS_REPLY_STRING && util_parse_ll(r->str, &v) == 0)
+		return v;
+	return 0;
+}
+
+/* A length command (LLEN, ZCARD, SCARD, HLEN) on <p>:<suffix>; -1 when Redis failed. */
+static long long count(struct queue *q, const char *command, const char *suffix, char *err,
+		       size_t errlen)
+{
+	char key[300];
+	redisReply *rep;
+	long long n;
+
+	queue_key(q, key, sizeof(key), suffix);
+	rep = cmd2(q, err, errlen, command, key);
+	if (!rep)
+		return -1;
+	n = int_reply(rep);
+	freeReplyObject(rep);
+	return n;
+}
+
+static int64_t redis_now_ms(struct queue *q)
+{
+	const char *argv[] = {"TIME"};
+	char err[64];
+	redisReply *rep = cmd(q, err, sizeof(err), 1, argv, NULL);
+	int64_t now = util_now_ms();
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+		now = int_reply(rep->element[0]) * 1000 + int_reply(rep->element[1]) / 1000;
+	if (rep)
+		freeReplyObject(rep);
+	return now;
+}
+
+/* A string as JSON when it parses, else as a string. */
+static cJSON *json_or_string(const char *s, size_t len)
+{
+	cJSON *v = cJSON_ParseWithLength(s, len);
+	if (v)
+		return v;
+	char *copy = util_xmalloc(len + 1);
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	util_utf8_sanitize(copy);
+	v = cJSON_CreateString(copy);
+	free(copy);
+	return v;
+}
+
+/* A hash reply (HGETALL) as an object: numbers for the fields in numeric (a NULL-ended
+ * list), parsed JSON for those in json, the length only for those in sizes. */
+static cJSON *hash_object(const redisReply *rep, const char *const *numeric,
+			  const char *const *json, const char *const *sizes)
+{
+	cJSON *o = cJSON_CreateObject();
+	for (size_t i = 0; rep && i + 1 < rep->elements; i += 2) {
+		const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+		int done = 0;
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		for (const char *const *n = sizes; n && *n && !done; n++)
+			if (strcmp(k->str, *n) == 0) {
+				char name[80];
+				snprintf(name, sizeof(name), "%sBytes", *n);
+				cJSON_AddNumberToObject(o, name, (double)v->len);
+				done = 1;
+			}
+		for (const char *const *n = numeric; n && *n && !done; n++)
+			if (strcmp(k->str, *n) == 0) {
+				long long x;
+				if (util_parse_ll(v->str, &x) == 0) {
+					cJSON_AddNumberToObject(o, k->str, (double)x);
+					done = 1;
+				}
+			}
+		for (const char *const *n = json; n && *n && !done; n++)
+			if (strcmp(k->str, *n) == 0) {
+				cJSON_AddItemToObject(o, k->str, json_or_string(v->str, v->len));
+				done = 1;
+			}
+		if (!done) {
+			char *copy = util_strdup(v->str);
+			util_utf8_sanitize(copy);
+			cJSON_AddStringToObject(o, k->str, copy);
+			free(copy);
+		}
+	}
+	return o;
+}
+
+/* ---- reason classes ---- */
+
+static const char *const rc_names[ADMIN_RC_COUNT] = {
+	"invalid", "oversized", "kie_rejected", "attempts_exhausted", "uncertain", "duplicate",
+	"recovery", "other"};
+
+const char *admin_reason_class_str(enum admin_reason_class c)
+{
+	return (unsigned)c < ADMIN_RC_COUNT ? rc_names[c] : "other";
+}
+
+int admin_reason_class_parse(const char *s, enum admin_reason_class *out)
+{
+	for (int i = 0; i < ADMIN_RC_COUNT; i++)
+		if (s && strcmp(s, rc_names[i]) == 0) {
+			*out = (enum admin_reason_class)i;
+			return 0;
+		}
+	return -1;
+}
+
+static enum admin_reason_class classify(const char *source, const char *reason, int oversized)
+{
+	if (oversized)
+		return ADMIN_RC_OVERSIZED;
+	if (strcmp(source, "parse") == 0 || strcmp(source, "prompt") == 0)
+		return ADMIN_RC_INVALID;
+	if (strcmp(source, "uncertain") == 0)
+		return ADMIN_RC_UNCERTAIN;
+	if (strcmp(source, "duplicate") == 0)
+		return ADMIN_RC_DUPLICATE;
+	if (strcmp(source, "recovery") == 0)
+		return ADMIN_RC_RECOVERY;
+	if (strcmp(source, "kie") == 0)
+		return strncmp(reason, "gave up after", 13) == 0 ? ADMIN_RC_ATTEMPTS_EXHAUSTED
+								  : ADMIN_RC_KIE_REJECTED;
+	return ADMIN_RC_OTHER;
+}
+
+void admin_filter_init(struct admin_filter *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->reason_class = -1;
+}
+
+int admin_parse_duration(const char *s, int64_t *ms)
+{
+	char *end;
+	double v, mult = 1000;
+
+	if (!s || !*s)
+		return -1;
+	v = strtod(s, &end);
+	if (end == s || v < 0 || v > 1e12)
+		return -1;
+	if (strcmp(end, "ms") == 0) mult = 1;
+	else if (strcmp(end, "s") == 0 || !*end) mult = 1000;
+	else if (strcmp(end, "m") == 0) mult = 60000;
+	else if (strcmp(end, "h") == 0) mult = 3600000;
+	else if (strcmp(end, "d") == 0) mult = 86400000;
+	else return -1;
+	*ms = (int64_t)(v * mult);
+	return 0;
+}
+
+/* ---- dead letters ---- */
+
+/* One dead letter as read: the entry's bytes and what is derived from them. */
+struct dead_item {
+	char *entry;
+	size_t len;
+	cJSON *summary;   /* the list's object for it */
+	char job_id[JOB_ID_MAX + 1];
+	char *raw;        /* the descriptor, NULL when the entry does not hold it as text */
+	char source[32];
+	enum admin_reason_class cls;
+};
+
+static int64_t parse_iso_ms(const char *s)
+{
+	struct tm tm;
+	int ms = 0;
+	memset(&tm, 0, sizeof(tm));
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* Reads one entry into it (0), or -1 when it is not a JSON object (kept as "other"). */
+static void dead_item_fill(struct dead_item *it, int64_t now_ms, int full)
+{
+	cJSON *e = cJSON_ParseWithLength(it->entry, it->len), *s = cJSON_CreateObject(), *d = NULL;
+	const cJSON *v;
+	const char *reason = "", *source = "", *failed = NULL, *type = NULL;
+	char sha[41], ref[17];
+	int oversized = 0;
+
+	crypto_sha1_hex(it->entry, it->len, sha);
+	util_strlcpy(ref, sha, sizeof(ref));
+	cJSON_AddStringToObject(s, "ref", ref);
+	if (cJSON_IsObject(e)) {
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "jobId")) &&
+		    job_id_valid(v->valuestring))
+			util_strlcpy(it->job_id, v->valuestring, sizeof(it->job_id));
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "reason")))
+			reason = v->valuestring;
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "source")))
+			source = v->valuestring;
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "failedAt")))
+			failed = v->valuestring;
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "raw")))
+			it->raw = util_strdup(v->valuestring);
+		oversized = cJSON_GetObjectItemCaseSensitive(e, "sha256") != NULL &&
+			    cJSON_GetObjectItemCaseSensitive(e, "size") != NULL && !it->raw;
+		if (it->raw)
+			d = cJSON_Parse(it->raw);
+		/* a duplicate's entry names no job: its descriptor does */
+		if (!it->job_id[0] && cJSON_IsObject(d) &&
+		    cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(d, "id")) &&
+		    job_id_valid(v->valuestring))
+			util_strlcpy(it->job_id, v->valuestring, sizeof(it->job_id));
+		if (cJSON_IsObject(d) &&
+		    cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(d, "type")))
+			type = v->valuestring;
+	} else {
+		reason = "not a JSON object (written by something else than the worker)";
+	}
+	util_strlcpy(it->source, source, sizeof(it->source));
+	it->cls = classify(source, reason, oversized);
+	if (it->job_id[0])
+		cJSON_AddStringToObject(s, "jobId", it->job_id);
+	else
+		cJSON_AddNullToObject(s, "jobId");
+	if (type)
+		cJSON_AddStringToObject(s, "type", type);
+	else
+		cJSON_AddNullToObject(s, "type");
+	cJSON_AddStringToObject(s, "reasonClass", admin_reason_class_str(it->cls));
+	cJSON_AddStringToObject(s, "reason", reason);
+	cJSON_AddStringToObject(s, "source", source);
+	if (cJSON_IsObject(e)) {
+		if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(e, "attempts")))
+			cJSON_AddNumberToObject(s, "attempts", v->valuedouble);
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "workerId")))
+			cJSON_AddStringToObject(s, "workerId", v->valuestring);
+		if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(e, "size")))
+			cJSON_AddNumberToObject(s, "size", v->valuedouble);
+	}
+	if (failed) {
+		int64_t at = parse_iso_ms(failed);
+		cJSON_AddStringToObject(s, "failedAt", failed);
+		if (at > 0)
+			cJSON_AddNumberToObject(s, "ageMs", (double)(now_ms > at ? now_ms - at : 0));
+	}
+	{
+		const char *why = NULL;
+		if (it->cls == ADMIN_RC_OVERSIZED)
+			why = "only the descriptor's size, SHA-256 and first 4 KiB are kept: the "
+			      "producer must send it again";
+		else if (it->cls == ADMIN_RC_DUPLICATE)
+			why = "a duplicate copy of a job that ran or runs: replaying it would pay twice";
+		else if (!it->raw)
+			why = "the descriptor is not text (rawBase64): it cannot parse";
+		cJSON_AddBoolToObject(s, "retryable", why == NULL);
+		if (why)
+			cJSON_AddStringToObject(s, "notRetryable", why);
+	}
+	if (full) {
+		if (it->raw)
+			cJSON_AddStringToObject(s, "raw", it->raw);
+		cJSON_AddItemToObject(s, "entry", e ? e : cJSON_CreateNull());
+		e = NULL;
+	}
+	cJSON_Delete(d);
+	cJSON_Delete(e);
+	it->summary = s;
+}
+
+static void dead_item_free(struct dead_item *it)
+{
+	free(it->entry);
+	free(it->raw);
+	cJSON_Delete(it->summary);
+}
+
+static int matches(const struct dead_item *it, const struct admin_filter *f, int64_t now_ms)
+{
+	if (f->ref && *f->ref) {
+		if (f->ref[0] == '@') {
+			const cJSON *ref = cJSON_GetObjectItemCaseSensitive(it->summary, "ref");
+			size_t n = strlen(f->ref + 1);
+			if (n == 0 || strncmp(ref->valuestring, f->ref + 1, n) != 0)
+				return 0;
+		} else if (strcmp(it->job_id, f->ref) != 0) {
+			return 0;
+		}
+	}
+	if (f->type) {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(it->summary, "type");
+		if (!cJSON_IsString(t) || strcmp(t->valuestring, f->type) != 0)
+			return 0;
+	}
+	if (f->reason_class >= 0 && (int)it->cls != f->reason_class)
+		return 0;
+	if (f->older_than_ms > 0) {
+		const cJSON *age = cJSON_GetObjectItemCaseSensitive(it->summary, "ageMs");
+		(void)now_ms;
+		if (!cJSON_IsNumber(age) || age->valuedouble < (double)f->older_than_ms)
+			return 0;
+	}
+	return 1;
+}
+
+#define PAGE 100
+
+/* Scans <p>:dead newest first and keeps the entries that match (up to f->limit after
+ * f->offset). *items is a new array (dead_item_free each, then free it). */
+static int dead_select(struct queue *q, const struct admin_filter *f, int full,
+		       struct dead_item **items, size_t *n, long *scanned, char *err,
+		       size_t errlen)
+{
+	char key[300], a[32], b[32];
+	int64_t now = redis_now_ms(q);
+	size_t cap = 0;
+	long skipped = 0;
+
+	*items = NULL;
+	*n = 0;
+	*scanned = 0;
+	queue_key(q, key, sizeof(key), "dead");
+	for (long start = 0; start < ADMIN_SCAN_MAX; start += PAGE) {
+		const char *argv[] = {"LRANGE", key, a, b};
+		redisReply *rep;
+		snprintf(a, sizeof(a), "%ld", start);
+		snprintf(b, sizeof(b), "%ld", start + PAGE - 1);
+		rep = cmd(q, err, errlen, 4, argv, NULL);
+		if (!rep)
+			return -1;
+		for (size_t i = 0; i < rep->elements; i++) {
+			const redisReply *e = rep->element[i];
+			struct dead_item it;
+			if (e->type != REDIS_REPLY_STRING)
+				continue;
+			(*scanned)++;
+			memset(&it, 0, sizeof(it));
+			it.entry = util_xmalloc(e->len + 1);
+			memcpy(it.entry, e->str, e->len);
+			it.entry[e->len] = '\0';
+			it.len = e->len;
+			dead_item_fill(&it, now, full);
+			if (!matches(&it, f, now) || (f->offset > 0 && skipped++ < f->offset) ||
+			    (f->limit > 0 && (long)*n >= f->limit)) {
+				dead_item_free(&it);
+				continue;
+			}
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 16;
+				*items = realloc(*items, cap * sizeof(**items));
+				if (!*items)
+					abort();
+			}
+			(*items)[(*n)++] = it;
+		}
+		size_t got = rep->elements;
+		freeReplyObject(rep);
+		if (got < PAGE)
+			break;
+	}
+	return 0;
+}
+
+static void dead_items_free(struct dead_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dead_item_free(&items[i]);
+	free(items);
+}
+
+cJSON *admin_dead_list(struct queue *q, const struct admin_filter *f, int full, char *err,
+		       size_t errlen)
+{
+	struct dead_item *items;
+	size_t n;
+	long scanned;
+	cJSON *o, *arr;
+
+	if (dead_select(q, f, full, &items, &n, &scanned, err, errlen) != 0)
+		return NULL;
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "total", (double)scanned);
+	cJSON_AddNumberToObject(o, "matched", (double)n);
+	arr = cJSON_AddArrayToObject(o, "entries");
+	for (size_t i = 0; i < n; i++) {
+		cJSON_AddItemToArray(arr, items[i].summary);
+		items[i].summary = NULL;
+	}
+	dead_items_free(items, n);
+	return o;
+}
+
+/* Runs the retry (retry = 1) or purge script over the selected entries. */
+static cJSON *dead_act(struct queue *q, const struct admin_filter *f, int retry,
+		       int allow_uncertain, int dry_run, char *err, size_t errlen)
+{
+	struct dead_item *items;
+	size_t n;
+	long scanned, done = 0, refused = 0, gone = 0;
+	char dead[300], queue[300], rec[300], stats[300], job[400], now[32];
+	cJSON *o, *arr;
+
+	if (dead_select(q, f, 0, &items, &n, &scanned, err, errlen) != 0)
+		return NULL;
+	queue_key(q, dead, sizeof(dead), "dead");
+	queue_key(q, queue, sizeof(queue), "queue");
+	queue_key(q, rec, sizeof(rec), "recoveries");
+	queue_key(q, stats, sizeof(stats), "stats");
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "action", retry ? "retry" : "purge");
+	cJSON_AddBoolToObject(o, "dryRun", dry_run);
+	cJSON_AddNumberToObject(o, "selected", (double)n);
+	arr = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++) {
+		struct dead_item *it = &items[i];
+		cJSON *r = cJSON_CreateObject();
+		const cJSON *ref = cJSON_GetObjectItemCaseSensitive(it->summary, "ref");
+		const cJSON *nr = cJSON_GetObjectItemCaseSensitive(it->summary, "notRetryable");
+		char outcome[32] = "", why[600] = "";
+		redisReply *rep = NULL;
+
+		cJSON_AddStringToObject(r, "ref", ref->valuestring);
+		if (it->job_id[0])
+			cJSON_AddStringToObject(r, "jobId", it->job_id);
+		else
+			cJSON_AddNullToObject(r, "jobId");
+		if (retry && cJSON_IsString(nr)) {
+			util_strlcpy(outcome, "refused", sizeof(outcome));
+			util_strlcpy(why, nr->valuestring, sizeof(why));
+		} else if (retry) {
+			const char *keys[] = {dead, queue, rec, stats, job};
+			const char *args[] = {it->entry, it->raw, allow_uncertain ? "1" : "0",
+					      dry_run ? "1" : "0", it->source, now};
+			size_t lens[6];
+			snprintf(job, sizeof(job), "%s:job:%s", q->prefix, it->job_id);
+			snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+			for (int k = 0; k < 6; k++)
+				lens[k] = k == 0 ? it->len : strlen(args[k]);
+			rep = eval(q, err, errlen, retry_lua, it->job_id[0] ? 5 : 4, keys, 6, args,
+				   lens);
+		} else {
+			const char *keys[] = {dead, stats};
+			const char *args[] = {it->entry, dry_run ? "1" : "0"};
+			size_t lens[] = {it->len, 1};
+			rep = eval(q, err, errlen, purge_lua, 2, keys, 2, args, lens);
+		}
+		if (!outcome[0]) {
+			if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+				if (rep) {
+					freeReplyObject(rep);
+					snprintf(err, errlen, "unexpected reply to the %s script",
+						 retry ? "retry" : "purge");
+				}
+				cJSON_Delete(r);
+				cJSON_Delete(arr);
+				cJSON_Delete(o);
+				dead_items_free(items, n);
+				return NULL;
+			}
+			util_strlcpy(outcome, rep->element[0]->str ? rep->element[0]->str : "",
+				     sizeof(outcome));
+			util_strlcpy(why, rep->element[1]->str ? rep->element[1]->str : "",
+				     sizeof(why));
+			freeReplyObject(rep);
+		}
+		cJSON_AddStringToObject(r, "outcome", outcome);
+		if (why[0])
+			cJSON_AddStringToObject(r, "why", why);
+		if (strcmp(outcome, "refused") == 0)
+			refused++;
+		else if (strcmp(outcome, "gone") == 0)
+			gone++;
+		else
+			done++;
+		cJSON_AddItemToArray(arr, r);
+	}
+	cJSON_AddNumberToObject(o, "done", (double)done);
+	cJSON_AddNumberToObject(o, "refused", (double)refused);
+	cJSON_AddNumberToObject(o, "gone", (double)gone);
+	cJSON_AddItemToObject(o, "results", arr);
+	dead_items_free(items, n);
+	return o;
+}
+
+cJSON *admin_dead_retry(struct queue *q, const struct admin_filter *f, int allow_uncertain,
+			int dry_run, char *err, size_t errlen)
+{
+	return dead_act(q, f, 1, allow_uncertain, dry_run, err, errlen);
+}
+
+cJSON *admin_dead_purge(struct queue *q, const struct admin_filter *f, int dry_run, char *err,
+			size_t errlen)
+{
+	return dead_act(q, f, 0, 0, dry_run, err, errlen);
+}
+
+/* ---- completions ---- */
+
+cJSON *admin_completions(struct queue *q, long limit, char *err, size_t errlen)
+{
+	char key[300], b[32];
+	const char *argv[] = {"LRANGE", key, "0", b};
+	redisReply *rep;
+	cJSON *arr;
+
+	if (limit < 1)
+		limit = 1;
+	if (limit > 200)
+		limit = 200;
+	queue_key(q, key, sizeof(key), "results");
+	snprintf(b, sizeof(b), "%ld", limit - 1);
+	rep = cmd(q, err, errlen, 4, argv, NULL);
+	if (!rep)
+		return NULL;
+	arr = cJSON_CreateArray();
+	for (size_t i = 0; i < rep->elements; i++)
+		if (rep->element[i]->type == REDIS_REPLY_STRING)
+			cJSON_AddItemToArray(arr, json_or_string(rep->element[i]->str,
+								 rep->element[i]->len));
+	freeReplyObject(rep);
+	return arr;
+}
+
+/* ---- job show ---- */
+
+static cJSON *find_entries(struct queue *q, const char *suffix, const char *job_id, long max,
+			   char *err, size_t errlen)
+{
+	char key[300], needle[JOB_ID_MAX + 16], cap[32], mx[32];
+	const char *keys[] = {key};
+	const char *args[] = {needle, cap, mx};
+	redisReply *rep;
+	cJSON *arr;
+
+	queue_key(q, key, sizeof(key), suffix);
+	snprintf(needle, sizeof(needle), "\"jobId\":\"%s\"", job_id);
+	snprintf(cap, sizeof(cap), "%d", 10000);
+	snprintf(mx, sizeof(mx), "%ld", max);
+	rep = eval(q, err, errlen, find_lua, 1, keys, 3, args, NULL);
+	if (!rep)
+		return NULL;
+	arr = cJSON_CreateArray();
+	for (size_t i = 0; i < rep->elements; i++)
+		if (rep->element[i]->type == REDIS_REPLY_STRING)
+			cJSON_AddItemToArray(arr, json_or_string(rep->element[i]->str,
+								 rep->element[i]->len));
+	freeReplyObject(rep);
+	return arr;
+}
+
+cJSON *admin_job_show(struct queue *q, const char *job_id, int *found, char *err, size_t errlen)
+{
+	static const char *const job_num[] = {"attempts", "epoch", "lease", "callback", "createdAt",
+					      "updatedAt", "retryAt", "retriedAt",
+					      "uncertainUntil", NULL};
+	static const char *const job_json[] = {"jobMeta", NULL};
+	static const char *const job_size[] = {"raw", NULL};
+	static const char *const task_num[] = {"createdAt", "polls", "attempts", "finalizedAt",
+					       NULL};
+	static const char *const task_json[] = {"record", "jobMeta", NULL};
+	char key[400];
+	redisReply *rep;
+	cJSON *o, *job = NULL, *events, *dead;
+	const cJSON *task_id;
+
+	*found = 0;
+	if (!job_id_valid(job_id)) {
+		snprintf(err, errlen, "\"%s\" is not a valid job id ([A-Za-z0-9._:-], 1 to 128 "
+			 "bytes)", job_id);
+		return NULL;
+	}
+	snprintf(key, sizeof(key), "%s:job:%s", q->prefix, job_id);
+	rep = cmd2(q, err, errlen, "HGETALL", key);
+	if (!rep)
+		return NULL;
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "jobId", job_id);
+	if (rep->elements) {
+		job = hash_object(rep, job_num, job_json, job_size);
+		*found = 1;
+	}
+	freeReplyObject(rep);
+	{
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "state");
+		cJSON_AddStringToObject(o, "state", cJSON_IsString(st) ? st->valuestring : "unknown");
+	}
+	cJSON_AddItemToObject(o, "job", job ? job : cJSON_CreateNull());
+	task_id = cJSON_GetObjectItemCaseSensitive(job, "taskId");
+	if (cJSON_IsString(task_id) && task_id->valuestring[0]) {
+		snprintf(key, sizeof(key), "%s:task:%s", q->prefix, task_id->valuestring);
+		rep = cmd2(q, err, errlen, "HGETALL", key);
+		if (!rep) {
+			cJSON_Delete(o);
+			return NULL;
+		}
+		cJSON_AddItemToObject(o, "task", rep->elements ? hash_object(rep, task_num, task_json,
+									  NULL)
+							       : cJSON_CreateNull());
+		freeReplyObject(rep);
+	} else {
+		cJSON_AddNullToObject(o, "task");
+	}
+	events = find_entries(q, "results", job_id, 20, err, errlen);
+	dead = events ? find_entries(q, "dead", job_id, 20, err, errlen) : NULL;
+	if (!events || !dead) {
+		cJSON_Delete(events);
+		cJSON_Delete(o);
+		return NULL;
+	}
+	if (cJSON_GetArraySize(events) || cJSON_GetArraySize(dead))
+		*found = 1;
+	cJSON_AddItemToObject(o, "events", events);
+	cJSON_AddItemToObject(o, "dead", dead);
+	return o;
+}
+
+/* ---- stats ---- */
+
+static cJSON *workers_section(struct queue *q, long *in_flight, long long *processing,
+			      char *err, size_t errlen)
+{
+	char key[300];
+	redisReply *members;
+	cJSON *arr = cJSON_CreateArray();
+
+	*in_flight = 0;
+	*processing = 0;
+	queue_key(q, key, sizeof(key), "workers");
+	members = cmd2(q, err, errlen, "SMEMBERS", key);
+	if (!members) {
+		cJSON_Delete(arr);
+		return NULL;
+	}
+	for (size_t i = 0; i < members->elements && i < 1000; i++) {
+		const char *cid = members->element[i]->str;
+		cJSON *w = cJSON_CreateObject();
+		redisReply *hb, *len;
+		struct rconn_bulk b;
+		char proc[400];
+
+		if (!cid)
+			continue;
+		cJSON_AddStringToObject(w, "consumer", cid);
+		snprintf(key, sizeof(key), "%s:worker:%s", q->prefix, cid);
+		hb = cmd2(q, err, errlen, "GET", key);
+		if (!hb) {
+			cJSON_Delete(w);
+			goto fail;
+		}
+		cJSON_AddBoolToObject(w, "alive", hb->type == REDIS_REPLY_STRING);
+		if (hb->type == REDIS_REPLY_STRING)
+			cJSON_AddItemToObject(w, "heartbeat", json_or_string(hb->str, hb->len));
+		freeReplyObject(hb);
+		snprintf(proc, sizeof(proc), "%s:processing:%s", q->prefix, cid);
+		len = cmd2(q, err, errlen, "LLEN", proc);
+		if (!len) {
+			cJSON_Delete(w);
+			goto fail;
+		}
+		*processing += int_reply(len);
+		cJSON_AddNumberToObject(w, "processing", (double)int_reply(len));
+		if (int_reply(len) > 0) {
+			/* the descriptor it holds, read with a cap: only its id is wanted */
+			const char *argv[] = {"LINDEX", proc, "-1"};
+			memset(&b, 0, sizeof(b));
+			if (rconn_bulk_bounded(q->r, 3, argv, NULL, 65536, &b) == 0 &&
+			    b.type == REDIS_REPLY_STRING && b.kept) {
+				cJSON *d = cJSON_ParseWithLength(b.data, b.len);
+				const cJSON *id = cJSON_GetObjectItemCaseSensitive(d, "id");
+				const cJSON *ty = cJSON_GetObjectItemCaseSensitive(d, "type");
+				if (cJSON_IsString(id) && job_id_valid(id->valuestring)) {
+					char jk[400];
+					redisReply *st;
+					cJSON_AddStringToObject(w, "jobId", id->valuestring);
+					snprintf(jk, sizeof(jk), "%s:job:%s", q->prefix, id->valuestring);
+					st = cmd2(q, err, errlen, "HGETALL", jk);
+					if (st) {
+						for (size_t k = 0; k + 1 < st->elements; k += 2)
+							if (strcmp(st->element[k]->str, "state") == 0)
+								cJSON_AddStringToObject(
+									w, "state",
+									st->element[k + 1]->str);
+						freeReplyObject(st);
+					}
+				}
+				if (cJSON_IsString(ty))
+					cJSON_AddStringToObject(w, "type", ty->valuestring);
+				cJSON_Delete(d);
+			}
+			rconn_bulk_free(&b);
+			(*in_flight)++;
+		}
+		freeReplyObject(len);
+		cJSON_AddItemToArray(arr, w);
+	}
+	freeReplyObject(members);
+	return arr;
+fail:
+	freeReplyObject(members);
+	cJSON_Delete(arr);
+	return NULL;
+}
+
+static cJSON *pause_section(struct queue *q, char *err, size_t errlen)
+{
+	char key[300];
+	redisReply *v, *ttl;
+	cJSON *o = cJSON_CreateObject();
+
+	queue_key(q, key, sizeof(key), "pause");
+	v = cmd2(q, err, errlen, "GET", key);
+	ttl = v ? cmd2(q, err, errlen, "PTTL", key) : NULL;
+	if (!v || !ttl) {
+		if (v)
+			freeReplyObject(v);
+		cJSON_Delete(o);
+		return NULL;
+	}
+	cJSON_AddBoolToObject(o, "paused", v->type == REDIS_REPLY_STRING);
+	if (v->type == REDIS_REPLY_STRING) {
+		cJSON *p = cJSON_ParseWithLength(v->str, v->len);
+		static const char *const fields[] = {"kind", "reason", "since", "by"};
+		for (size_t i = 0; i < 4; i++) {
+			const cJSON *f = cJSON_GetObjectItemCaseSensitive(p, fields[i]);
+			if (cJSON_IsString(f))
+				cJSON_AddStringToObject(o, fields[i], f->valuestring);
+		}
+		if (!cJSON_GetObjectItemCaseSensitive(o, "kind"))
+			cJSON_AddStringToObject(o, "kind", "account");
+		cJSON_AddNumberToObject(o, "remainingMs", (double)(ttl->integer > 0 ? ttl->integer
+											: -1));
+		cJSON_Delete(p);
+	}
+	freeReplyObject(v);
+	freeReplyObject(ttl);
+	return o;
+}
+
+static cJSON *limiter_section(struct queue *q, const char *account_prefix,
+			      const char *account_id, int64_t now, char *err, size_t errlen)
+{
+	static const char *const names[] = {"create", "query"};
+	static const char *const num[] = {"blockedUntil", "backoffMs", "penalties", "lastAt", NULL};
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "account", account_id);
+	for (size_t i = 0; i < 2; i++) {
+		char log[300], state[320];
+		redisReply *n, *last, *st;
+		cJSON *l;
+		snprintf(log, sizeof(log), "%s:{%s}:%s", account_prefix, account_id, names[i]);
+		snprintf(state, sizeof(state), "%s:state", log);
+		n = cmd2(q, err, errlen, "ZCARD", log);
+		{
+			const char *argv[] = {"ZRANGE", log, "-1", "-1", "WITHSCORES"};
+			last = n ? cmd(q, err, errlen, 5, argv, NULL) : NULL;
+		}
+		st = last ? cmd2(q, err, errlen, "HGETALL", state) : NULL;
+		if (!st) {
+			if (n)
+				freeReplyObject(n);
+			if (last)
+				freeReplyObject(last);
+			cJSON_Delete(o);
+			return NULL;
+		}
+		l = hash_object(st, num, NULL, NULL);
+		cJSON_AddNumberToObject(l, "logEntries", (double)int_reply(n));
+		if (last->elements == 2) {
+			double at = strtod(last->element[1]->str, NULL);
+			cJSON_AddNumberToObject(l, "lastReservedMs", at);
+		}
+		{
+			const cJSON *bu = cJSON_GetObjectItemCaseSensitive(l, "blockedUntil");
+			double left = cJSON_IsNumber(bu) ? bu->valuedouble - (double)now : 0;
+			cJSON_AddNumberToObject(l, "blockedForMs", left > 0 ? left : 0);
+		}
+		cJSON_AddItemToObject(o, names[i], l);
+		freeReplyObject(n);
+		freeReplyObject(last);
+		freeReplyObject(st);
+	}
+	return o;
+}
+
+cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *account_id,
+		   char *err, size_t errlen)
+{
+	static const struct { const char *name, *cmd, *suffix; } depths[] = {
+		{"queue", "LLEN", "queue"}, {"delayed", "ZCARD", "delayed"},
+		{"polling", "LLEN", "polling"}, {"pollDue", "ZCARD", "poll:due"},
+		{"uncertain", "ZCARD", "uncertain"}, {"dead", "LLEN", "dead"},
+		{"callbacks", "LLEN", "callbacks"}, {"results", "LLEN", "results"},
+	};
+	cJSON *o = cJSON_CreateObject(), *d, *w, *sect;
+	int64_t now = redis_now_ms(q);
+	long in_flight;
+	long long processing;
+	char ts[UTIL_ISO8601_SIZE];
+
+	cJSON_AddStringToObject(o, "prefix", q->prefix);
+	util_iso8601(now, ts);
+	cJSON_AddStringToObject(o, "time", ts);
+	d = cJSON_AddObjectToObject(o, "depths");
+	for (size_t i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
+		long long n = count(q, depths[i].cmd, depths[i].suffix, err, errlen);
+		if (n < 0)
+			goto fail;
+		cJSON_AddNumberToObject(d, depths[i].name, (double)n);
+	}
+	w = workers_section(q, &in_flight, &processing, err, errlen);
+	if (!w)
+		goto fail;
+	cJSON_AddNumberToObject(d, "processing", (double)processing);
+	cJSON_AddItemToObject(o, "workers", w);
+	{
+		cJSON *f = cJSON_AddObjectToObject(o, "inFlight");
+		const cJSON *pd = cJSON_GetObjectItemCaseSensitive(d, "pollDue");
+		const cJSON *pl = cJSON_GetObjectItemCaseSensitive(d, "polling");
+		cJSON_AddNumberToObject(f, "jobs", (double)in_flight);
+		cJSON_AddNumberToObject(f, "tasks", pd->valuedouble + pl->valuedouble);
+	}
+	{ /* rates over the last 5 minutes, from the newest 2000 events and dead letters */
+		char results[300], dead[300], cut[UTIL_ISO8601_SIZE];
+		const char *keys[] = {results, dead};
+		const char *args[] = {cut, "2000"};
+		redisReply *rep;
+		cJSON *r;
+		queue_key(q, results, sizeof(results), "results");
+		queue_key(q, dead, sizeof(dead), "dead");
+		util_iso8601(util_now_ms() - 300000, cut);
+		rep = eval(q, err, errlen, rates_lua, 2, keys, 2, args, NULL);
+		if (!rep)
+			goto fail;
+		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 8) {
+			freeReplyObject(rep);
+			snprintf(err, errlen, "unexpected reply to the rates script");
+			goto fail;
+		}
+		r = cJSON_AddObjectToObject(o, "rates");
+		cJSON_AddNumberToObject(r, "windowS", 300);
+		cJSON_AddNumberToObject(r, "completedPerMin", (double)int_reply(rep->element[0]) / 5);
+		cJSON_AddNumberToObject(r, "failedPerMin", (double)int_reply(rep->element[1]) / 5);
+		cJSON_AddNumberToObject(r, "deadPerMin", (double)int_reply(rep->element[4]) / 5);
+		cJSON_AddBoolToObject(r, "lowerBound", int_reply(rep->element[6]) ||
+						       int_reply(rep->element[7]));
+		freeReplyObject(rep);
+	}
+	{
+		char key[300];
+		redisReply *rep;
+		queue_key(q, key, sizeof(key), "stats");
+		rep = cmd2(q, err, errlen, "HGETALL", key);
+		if (!rep)
+			goto fail;
+		cJSON *c = cJSON_AddObjectToObject(o, "counters");
+		for (size_t i = 0; i + 1 < rep->elements; i += 2)
+			cJSON_AddNumberToObject(c, rep->element[i]->str,
+						(double)int_reply(rep->element[i + 1]));
+		freeReplyObject(rep);
+	}
+	sect = pause_section(q, err, errlen);
+	if (!sect)
+		goto fail;
+	cJSON_AddItemToObject(o, "pause", sect);
+	if (account_id && *account_id) {
+		sect = limiter_section(q, account_prefix, account_id, now, err, errlen);
+		if (!sect)
+			goto fail;
+		cJSON_AddItemToObject(o, "limiter", sect);
+	} else {
+		cJSON_AddNullToObject(o, "limiter");
+	}
+	return o;
+fail:
+	cJSON_Delete(o);
+	return NULL;
+}

@@ -1,0 +1,85 @@
+/* admin.h — the operator's view of a pool and its few actions, shared by `kie` (cli/) and
+ * the worker's web page (worker/web.c): pool stats, one job's story, the dead letters
+ * (list, show, retry, purge). Reads are plain commands or read-only scripts; each retry or
+ * purge of one dead entry is one Lua script, so a job is never both in the queue and in
+ * the dead letters. docs/cli.md documents the JSON these functions return (their field
+ * names are the CLI's --json and the web API's, and stay stable).
+ *
+ * Every function takes a connected struct queue (queue_init) and returns a new cJSON the
+ * caller deletes, or NULL with err filled (Redis unreachable or refused: q->err's text). */
+#ifndef KIE_ADMIN_H
+#define KIE_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "queue.h"
+
+/* Reason classes of dead letters (docs/cli.md, "Dead letters"): from the entry's source
+ * and reason, as the worker writes them. */
+enum admin_reason_class {
+	ADMIN_RC_INVALID = 0,         /* source parse or prompt: the descriptor is bad */
+	ADMIN_RC_OVERSIZED,           /* over KIE_JOB_MAX_BYTES: only a head is kept */
+	ADMIN_RC_KIE_REJECTED,        /* KIE refused the job (400/404/422/451/505) */
+	ADMIN_RC_ATTEMPTS_EXHAUSTED,  /* retryable errors until maxAttempts */
+	ADMIN_RC_UNCERTAIN,           /* createTask's outcome unknown: a task may exist */
+	ADMIN_RC_DUPLICATE,           /* a second copy of a job that ran or runs */
+	ADMIN_RC_RECOVERY,            /* taken back from too many dead workers */
+	ADMIN_RC_OTHER,
+};
+#define ADMIN_RC_COUNT (ADMIN_RC_OTHER + 1)
+const char *admin_reason_class_str(enum admin_reason_class c);
+/* 0 and *out set, or -1 for an unknown name. */
+int admin_reason_class_parse(const char *s, enum admin_reason_class *out);
+
+/* Which dead letters a list, retry or purge takes. A NULL/0 field matches anything. */
+struct admin_filter {
+	const char *ref;       /* one entry: a job id, or "@" + a prefix (>= 8 hex) of its ref */
+	const char *type;      /* the descriptor's "type" */
+	int reason_class;      /* an enum admin_reason_class, or -1 for any */
+	int64_t older_than_ms; /* failed at least this long ago (the worker's clock) */
+	long limit;            /* at most this many entries (0: no limit) */
+	long offset;           /* list only: skip this many matches first */
+};
+void admin_filter_init(struct admin_filter *f);
+
+/* Pool stats: depths, workers and their in-flight jobs, rates from the timestamps of the
+ * newest events and dead letters, counters, pause, limiter state. account_id is the
+ * limiter's (limiter_account_id() of the API token), or NULL/"" when unknown (no
+ * limiter section then). */
+cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *account_id,
+		   char *err, size_t errlen);
+
+/* One job: its hash (without the kept descriptor, whose size is given), its task record,
+ * the completion events and dead letters that name it. *found = 0 when Redis knows
+ * nothing of it (the returned object then says so too). */
+cJSON *admin_job_show(struct queue *q, const char *job_id, int *found, char *err, size_t errlen);
+
+/* Dead letters that match f, newest first: {"total": entries scanned, "matched": n,
+ * "entries": [...]}; with full = 1 each entry also carries its raw descriptor. At most
+ * ADMIN_SCAN_MAX entries of <p>:dead are scanned. */
+#define ADMIN_SCAN_MAX 100000
+cJSON *admin_dead_list(struct queue *q, const struct admin_filter *f, int full, char *err,
+		       size_t errlen);
+
+/* Retries (back to the queue, LPUSH, job hash reset to queued with 0 attempts) or purges
+ * the dead letters that match f, one atomic script per entry. A retry is refused for an
+ * entry without its original bytes (oversized), a duplicate copy, a job that has a task
+ * or is in the pool again, and an uncertain one unless allow_uncertain (a task may exist:
+ * the operator accepts a possible second one). dry_run: the same checks, nothing changed.
+ * Returns {"action","dryRun","selected","done","refused","gone","results":[{ref,jobId,
+ * outcome,why}]}; outcome is retried|purged|would_retry|would_purge|refused|gone. */
+cJSON *admin_dead_retry(struct queue *q, const struct admin_filter *f, int allow_uncertain,
+			int dry_run, char *err, size_t errlen);
+cJSON *admin_dead_purge(struct queue *q, const struct admin_filter *f, int dry_run, char *err,
+			size_t errlen);
+
+/* The newest completion events of <p>:results (at most limit, <= 200), parsed. */
+cJSON *admin_completions(struct queue *q, long limit, char *err, size_t errlen);
+
+/* Parses "90s", "15m", "2h", "7d", "500ms" or a number of seconds into ms. 0 or -1. */
+int admin_parse_duration(const char *s, int64_t *ms);
+
+#endif

@@ -1,0 +1,43 @@
+/* web.h — the operator's web page and its JSON API under /admin/ on the worker's HTTP
+ * server (http_server.c dispatches every /admin request here when KIE_ADMIN_PAGE=on).
+ * The page's files (worker/web/) are embedded at build time; the API reads the pool
+ * through common/admin.c. Reads are open to whoever reaches the address; actions (retry,
+ * purge, pause, resume) are POSTs that need KIE_ADMIN_TOKEN as a Bearer token, a
+ * same-origin request and Content-Type: application/json. docs/operations.md ("The web
+ * page") is the contract. The token is never logged. */
+#ifndef KIE_WEB_H
+#define KIE_WEB_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include <microhttpd.h>
+
+#include "config.h"
+#include "rconn.h"
+
+#define WEB_PREFIX "/admin"
+#define WEB_BODY_MAX 16384        /* an action's JSON body */
+#define WEB_TOKEN_MIN_BYTES 16    /* a shorter KIE_ADMIN_TOKEN stops start-up */
+#define WEB_REDIS_WAIT_MS 5000    /* a request waits for the lock and Redis this long, then 503 */
+
+struct web;
+struct web_request;
+
+/* A new web (its own Redis connection, not yet connected), or NULL with err when the
+ * token is set but too short. cfg must outlive it. */
+struct web *web_start(const struct config *cfg, const struct rconn_addr *redis,
+		      const volatile sig_atomic_t *stop, char *err, size_t errlen);
+void web_stop(struct web *w);
+
+/* 1 when url is the page's (WEB_PREFIX or under it). */
+int web_wants(const char *url);
+
+/* MHD's access handler for one of the page's requests; *req is the request's state
+ * (NULL at first; web_request_free() it when MHD says the request is done). */
+enum MHD_Result web_on_request(struct web *w, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *upload, size_t *upload_size,
+			       struct web_request **req);
+void web_request_free(struct web_request *r);
+
+#endif
