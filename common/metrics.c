@@ -422,14 +422,16 @@ static void render_pool(struct out *o, const struct metrics_pool *p)
 		return;
 	head(o, "kie_queue_jobs", "gauge", "Entries in the pool's Redis keys (pool-wide: every "
 	     "worker reports the same).");
-	for (int i = 0; i < METRICS_Q_N; i++)
-		sample1(o, "kie_queue_jobs", "queue", queue_names[i],
-			(unsigned long long)(p->queue[i] > 0 ? p->queue[i] : 0));
+	for (int i = 0; i < METRICS_Q_N; i++) /* negative: the key has another type */
+		if (p->queue[i] >= 0)
+			sample1(o, "kie_queue_jobs", "queue", queue_names[i],
+				(unsigned long long)p->queue[i]);
 	head(o, "kie_paused", "gauge", "1 when the pool is paused, by the pause's kind.");
 	for (int i = 0; i < METRICS_PAUSE_N; i++)
 		sample1(o, "kie_paused", "kind", pause_names[i], p->paused && p->pause_kind == i);
 	head(o, "kie_workers_alive", "gauge", "Worker processes with a live heartbeat.");
-	put(o, "kie_workers_alive %lld\n", p->workers_alive);
+	if (p->workers_alive >= 0)
+		put(o, "kie_workers_alive %lld\n", p->workers_alive);
 	head(o, "kie_queue_head_wait_seconds", "gauge", "How long the queue's consuming end has "
 	     "held the same entry, as this worker's scrapes saw it (0: empty queue).");
 	put(o, "kie_queue_head_wait_seconds %.3f\n", p->has_head ? p->head_wait_s : 0.0);
