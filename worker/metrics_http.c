@@ -149,7 +149,8 @@ static void scrape(struct metrics_http *m)
 	char workers[16], headn[16];
 	const char *argv[6];
 	redisReply *rep;
-	int64_t t0 = util_monotonic_ms(), now;
+	double t0 = metrics_now_s();
+	int64_t now;
 
 	memset(p, 0, sizeof(*p));
 	snprintf(workers, sizeof(workers), "%d", WORKERS_MAX);
@@ -160,7 +161,7 @@ static void scrape(struct metrics_http *m)
 	rep = rconn_argv(&m->rc, 6, argv, NULL);
 	now = util_monotonic_ms();
 	m->pool_at_ms = now;
-	p->scrape_s = (double)(now - t0) / 1000.0;
+	p->scrape_s = metrics_now_s() - t0;
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 11) {
 		if (rep && rep->type == REDIS_REPLY_ERROR)
 			log_warn(NULL, NULL, "metrics: Redis refused the scrape: %s", rep->str);
@@ -212,7 +213,7 @@ static void probe_ready(struct metrics_http *m)
 	if (!redis_ok)
 		snprintf(m->ready_why, sizeof(m->ready_why), "redis: %s",
 			 rep && rep->type == REDIS_REPLY_ERROR ? rep->str
-				: "no answer within 500 ms");
+				: "unreachable (no answer within 500 ms)");
 	freeReplyObject(rep);
 	if (!m->ms) {
 		m->ms = metadata_store_open(&m->store_cfg, err, sizeof(err));
