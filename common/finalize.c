@@ -7,6 +7,7 @@
 
 #include "json_strict.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 static char *event_json(const char *status, const char *job_id, const char *task_id,
@@ -126,6 +127,12 @@ int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_i
 			   t.reply_to, finalized_now) != 0) {
 		snprintf(err, errlen, "emitting the event: %s", q->err);
 		goto out;
+	}
+	if (*finalized_now) {
+		if (!t.duplicate_of[0])
+			metrics_job(t.type, r->success ? METRICS_JOB_COMPLETED : METRICS_JOB_FAILED);
+		if (t.created_at_ms > 0)
+			metrics_task_to_completion((double)(util_now_ms() - t.created_at_ms) / 1000.0);
 	}
 	if (*finalized_now)
 		log_info(t.job_id[0] ? t.job_id : NULL, task_id, "task %s: %zu result URL(s)%s%s",

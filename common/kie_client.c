@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "crypto.h"
+#include "metrics.h"
 #include "util.h"
 
 /* The model and its input field mapping live here and nowhere else. */
@@ -956,9 +957,22 @@ static int kie_call(struct kie_client *c, enum kie_op op, const char *method, co
 	return 0;
 }
 
+/* kie_api_requests_total and kie_api_request_duration_seconds for one call: code 200 for
+ * a success, else KIE's code or the deciding HTTP status, 0 for no answer. */
+static void count_call(enum metrics_endpoint ep, int rc, const struct kie_error *err,
+		       double start_s)
+{
+	int code = 200;
+	if (rc != 0)
+		code = err->transport != HTTP_TRANSPORT_OK ? 0
+		       : err->code ? err->code : (int)err->http_status;
+	metrics_api(ep, code, metrics_now_s() - start_s);
+}
+
 int kie_client_create_task(struct kie_client *c, const struct kie_task_request *req,
 			   char **task_id, struct kie_error *err)
 {
+	double start_s;
 	struct http_response resp;
 	char *body;
 	int rc;
@@ -968,10 +982,12 @@ int kie_client_create_task(struct kie_client *c, const struct kie_task_request *
 	body = kie_build_create_body(req, c->default_model, err);
 	if (!body)
 		return -1;
+	start_s = metrics_now_s();
 	rc = kie_call(c, KIE_OP_CREATE, "POST", "/api/v1/jobs/createTask", body, &resp, err);
 	if (rc == 0)
 		rc = kie_parse_create_response(resp.status, resp.body.data ? resp.body.data : "",
 					       resp.body.len, task_id, err);
+	count_call(METRICS_EP_CREATE, rc, err, start_s);
 	http_response_free(&resp);
 	free(body);
 	return rc;
@@ -1006,10 +1022,12 @@ int kie_client_get_task(struct kie_client *c, const char *task_id, struct kie_re
 	}
 	url_encode_into(enc, sizeof(enc), task_id);
 	snprintf(path, sizeof(path), "/api/v1/jobs/recordInfo?taskId=%s", enc);
+	double start_s = metrics_now_s();
 	rc = kie_call(c, KIE_OP_QUERY, "GET", path, NULL, &resp, err);
 	if (rc == 0)
 		rc = kie_parse_task_response(resp.status, resp.body.data ? resp.body.data : "",
 					     resp.body.len, out, err);
+	count_call(METRICS_EP_QUERY, rc, err, start_s);
 	http_response_free(&resp);
 	return rc;
 }
@@ -1041,6 +1059,8 @@ int kie_client_credits(struct kie_client *c, double *credits, struct kie_error *
 	int rc;
 	double v;
 
+	double start_s = metrics_now_s();
+
 	clear_err(err);
 	rc = kie_call(c, KIE_OP_OTHER, "GET", "/api/v1/chat/credit", NULL, &resp, err);
 	if (rc != 0)
@@ -1060,6 +1080,7 @@ int kie_client_credits(struct kie_client *c, double *credits, struct kie_error *
 	}
 	cJSON_Delete(root);
 out:
+	count_call(METRICS_EP_CREDIT, rc, err, start_s);
 	http_response_free(&resp);
 	return rc;
 }

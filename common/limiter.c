@@ -6,6 +6,7 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* KEYS: log, state. ARGV: limit, window_ms (with margin), member, late_ms.
@@ -130,8 +131,19 @@ int limiter_try(struct limiter *l, long *wait_ms, int *blocked)
 	return rc;
 }
 
+/* kie_limiter_waits_total / kie_limiter_wait_seconds_total, for a call that slept */
+static void count_wait(const struct limiter *l, double start_s)
+{
+	size_t n = strlen(l->log_key);
+	if (l->waits)
+		metrics_limiter_wait(n >= 6 && strcmp(l->log_key + n - 6, "create") == 0
+				     ? METRICS_LIM_CREATE : METRICS_LIM_QUERY,
+				     metrics_now_s() - start_s);
+}
+
 int limiter_acquire(struct limiter *l, const volatile sig_atomic_t *stop, long *waited_ms)
 {
+	double start_s = metrics_now_s();
 	int64_t start = util_monotonic_ms();
 	int rc;
 
@@ -160,10 +172,12 @@ int limiter_acquire(struct limiter *l, const volatile sig_atomic_t *stop, long *
 		}
 	}
 	limiter_cancel(l);
+	count_wait(l, start_s);
 	if (waited_ms)
 		*waited_ms = (long)(util_monotonic_ms() - start);
 	return -1;
 granted:
+	count_wait(l, start_s);
 	if (waited_ms)
 		*waited_ms = (long)(util_monotonic_ms() - start);
 	return 0;

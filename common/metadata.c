@@ -499,3 +499,16 @@ int metadata_store_update(struct metadata_store *s, const char *task_id, const c
 	cJSON_Delete(rec);
 	return rc;
 }
+
+int metadata_store_check(struct metadata_store *s, char *err, size_t errlen)
+{
+	if (s->dir) {
+		if (access(s->dir, W_OK | X_OK) != 0) {
+			snprintf(err, errlen, "metadata directory %s is not writable: %s", s->dir,
+				 strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	return s3_head_bucket(s->s3, err, errlen);
+}

@@ -67,6 +67,10 @@ struct metadata_store *metadata_store_open(const struct config *cfg, char *err, 
 void metadata_store_free(struct metadata_store *s);
 const char *metadata_store_kind(const struct metadata_store *s);
 
+/* Whether the store can be used now, cheaply (GET /readyz): fs, its directory exists and is
+ * writable (access(2); as root only a read-only file system fails); r2, HEAD bucket. 0 or
+ * -1 with err saying what failed. */
+int metadata_store_check(struct metadata_store *s, char *err, size_t errlen);
 /* Writes a whole record. */
 int metadata_store_put(struct metadata_store *s, const char *task_id, const cJSON *record,
 		       char *err, size_t errlen);

@@ -19,6 +19,7 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* One part of a parsed URL, percent-decoded, into out[size]. Returns 0, 1 when the URL
@@ -946,6 +947,7 @@ static int try_connect(struct rconn *r, char *why, size_t whylen)
 	char via[300] = "", node[300];
 	redisReply *rep = NULL;
 
+	metrics_redis_attempt(); /* GET /healthz: waiting for Redis is not being stuck */
 	if (r->addr.nsentinels &&
 	    sentinel_resolve(&r->addr, r->node_host, sizeof(r->node_host), &r->node_port, via,
 			     sizeof(via), why, whylen) != 0)

@@ -169,3 +169,18 @@ int s3_delete(struct s3_client *c, const char *key, char *err, size_t errlen)
 	http_response_free(&r);
 	return rc;
 }
+
+int s3_head_bucket(struct s3_client *c, char *err, size_t errlen)
+{
+	struct http_response r;
+	/* an empty key: the URL is <endpoint>/<bucket>/, which S3 reads as the bucket */
+	int rc = s3_call(c, "HEAD", "", NULL, 0, NULL, 64 * 1024, &r, err, errlen);
+	if (rc == 0 && (r.status < 200 || r.status > 299)) {
+		snprintf(err, errlen, "S3 HEAD bucket %s: HTTP %ld%s", c->bucket, r.status,
+			 r.status == 404 ? " (no such bucket)" : r.status == 403
+			 ? " (the credentials may not use it)" : "");
+		rc = -1;
+	}
+	http_response_free(&r);
+	return rc;
+}

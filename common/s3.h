@@ -35,4 +35,8 @@ int s3_get(struct s3_client *c, const char *key, struct dbuf *out, size_t max_by
 	   char *err, size_t errlen);
 int s3_delete(struct s3_client *c, const char *key, char *err, size_t errlen);
 
+/* HEAD /<bucket>: the endpoint answers and the credentials may use the bucket (a cheap
+ * signed request for readiness). Returns 0 or -1 with err naming the HTTP status. */
+int s3_head_bucket(struct s3_client *c, char *err, size_t errlen);
+
 #endif

@@ -216,6 +216,8 @@ class Handler(BaseHTTPRequestHandler):
                    f"<KeyCount>{items.count('<Contents>')}</KeyCount>"
                    f"<IsTruncated>false</IsTruncated>{items}</ListBucketResult>")
             return self.send(200, xml.encode())
+        if self.command == "HEAD":  # HeadBucket: it exists and the signature is good
+            return self.send(200)
         return self.reject(405, "MethodNotAllowed", "The method is not allowed.")
 
     do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = route

@@ -15,6 +15,7 @@
 #include "job.h"
 #include "kie_client.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 #include "util.h"
 #include "worker.h"
@@ -91,6 +92,7 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 	char err[600], *job_id = NULL, *kie_job = NULL;
 	const char *task_id;
 	int rc = 0, have_r = 0;
+	enum metrics_cb_handled res = METRICS_CBH_MALFORMED; /* what came of it, counted at out */
 
 	memset(&r, 0, sizeof(r));
 	memset(&kr, 0, sizeof(kr));
@@ -112,12 +114,14 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 	if (!verified) { /* trust KIE's record, not the body */
 		int k = confirm(c, task_id, &kr, &kie_job);
 		if (k != 0) {
+			res = k > 0 ? METRICS_CBH_RETRY : METRICS_CBH_UNKNOWN_TASK;
 			rc = k > 0 ? 1 : 0;
 			goto out;
 		}
 		if (job_id && kie_job && strcmp(job_id, kie_job) != 0) {
 			log_warn(job_id, task_id, "callback refused: KIE's record of the task names job "
 				 "%s", kie_job);
+			res = METRICS_CBH_JOB_MISMATCH;
 			goto out;
 		}
 		if (!job_id && kie_job)
@@ -131,6 +135,7 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 			goto out;
 		}
 	}
+	res = METRICS_CBH_RETRY; /* until it is done with */
 	if (queue_task_get(&c->io.q, task_id, 0, &t) != 0) {
 		rc = 1;
 		goto out;
@@ -141,6 +146,7 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 		if (!job_id) {
 			log_warn(NULL, task_id, "callback for a task no job has recorded, without a job "
 				 "id: left to its creator's recording");
+			res = METRICS_CBH_NO_JOB;
 			goto out;
 		}
 		if (queue_uncertain_get(&c->io.q, job_id, &u) != 0) {
@@ -159,16 +165,22 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 						"uncertain") ? " (the job was uncertain)" : "");
 		queue_uncertain_free(&u);
 	}
+	res = METRICS_CBH_PROGRESS;
 	if (kie_task_state_final(r.state)) {
 		int now_done = 0;
 		if (finalize_task(&c->io.q, c->io.ms, task_id, &r, &now_done, err, sizeof(err)) != 0) {
+			res = METRICS_CBH_FINALIZE_FAILED;
 			log_warn(job_id, task_id, "finalization from the callback failed (%s); polling "
 				 "finalizes it", err);
 		} else if (!now_done) {
+			res = METRICS_CBH_ALREADY_FINAL;
 			log_debug(job_id, task_id, "callback for a task already finalized: no-op");
+		} else {
+			res = METRICS_CBH_FINALIZED;
 		}
 	}
 out:
+	metrics_callback_handled(res);
 	queue_task_record_free(&t);
 	if (have_r)
 		kie_result_free(&r);
@@ -206,6 +218,7 @@ void *callbacks_main(void *arg)
 			log_warn(NULL, NULL, "callback entry of %zu bytes refused (over %d)", b.len,
 				 CALLBACK_ENTRY_MAX);
 			queue_callback_release_oversized(&c.io.q, &b);
+			metrics_callback_handled(METRICS_CBH_MALFORMED);
 			continue;
 		}
 		atomic_fetch_add(&c.w->inflight, 1);

@@ -23,6 +23,8 @@
 #include "json_strict.h"
 #include "kie_client.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "util.h"
 #include "web.h"
 
@@ -72,6 +74,7 @@ struct http_server {
 	int64_t next_err_log_ms;   /* under redis_lock */
 	atomic_long refused_pending; /* refusals not yet added to <p>:stats callbacks_refused */
 	pthread_mutex_t log_lock;
+	struct metrics_http *routes; /* /metrics, /healthz, /readyz (metrics_http.h) */
 	int64_t next_log_ms;       /* under log_lock */
 	unsigned long log_quiet;   /* under log_lock: refusals not logged since the last line */
 };
@@ -335,11 +338,14 @@ static enum MHD_Result on_body(struct http_server *s, struct MHD_Connection *c,
 	 * needs valid UTF-8 without NUL, and the consumer must read the task id we read (two
 	 * "taskId" members would let two parsers disagree) */
 	if (json_strict_check(body, len, NULL, detail, sizeof(detail)) != 0) {
+		metrics_callback(METRICS_CB_BAD_BODY);
 		snprintf(why, sizeof(why), "callback body is not strict JSON: %s", detail);
 		return refuse(s, c, MHD_HTTP_BAD_REQUEST, why, job, NULL, 1);
 	}
-	if (kie_parse_callback(body, len, &res, &kerr) != 0)
+	if (kie_parse_callback(body, len, &res, &kerr) != 0) {
+		metrics_callback(METRICS_CB_BAD_BODY);
 		return refuse(s, c, MHD_HTTP_BAD_REQUEST, kerr.message, job, NULL, 1);
+	}
 	if (*cfg->webhook_hmac_key) {
 		const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 							     "X-Webhook-Timestamp");
@@ -348,6 +354,7 @@ static enum MHD_Result on_body(struct http_server *s, struct MHD_Connection *c,
 		if (kie_webhook_verify(cfg->webhook_hmac_key, res.task_id, ts, sig,
 				       util_now_ms() / 1000, cfg->webhook_window_s, why,
 				       sizeof(why)) != 0) {
+			metrics_callback(METRICS_CB_BAD_SIGNATURE);
 			rc = refuse(s, c, MHD_HTTP_UNAUTHORIZED, why, job, res.task_id, 1);
 			goto out;
 		}
@@ -359,6 +366,7 @@ static enum MHD_Result on_body(struct http_server *s, struct MHD_Connection *c,
 		goto out;
 	}
 	if (push(s, entry) != 0) {
+		metrics_callback(METRICS_CB_UNAVAILABLE);
 		log_refusal(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Redis did not take the callback "
 			    "(unreachable for 2 s, or it refused the push)", job, res.task_id);
 		rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "Redis is unavailable; try again");
@@ -366,6 +374,7 @@ static enum MHD_Result on_body(struct http_server *s, struct MHD_Connection *c,
 	}
 	log_debug(job, shown(res.task_id, t), "callback accepted (%s, %zu bytes)",
 		  verified ? "signature verified" : "unverified: no KIE_WEBHOOK_HMAC_KEY", len);
+	metrics_callback(verified ? METRICS_CB_VERIFIED : METRICS_CB_UNVERIFIED);
 	rc = reply(c, MHD_HTTP_OK, "success");
 out:
 	cJSON_free(entry);
@@ -400,30 +409,41 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
 	long long n;
 	char why[200], p[SHOWN_MAX + 1];
 
-	if (strcmp(url, cfg->callback_path) != 0)
+	if (strcmp(url, cfg->callback_path) != 0) {
+		/* the operator's routes; the callback path wins if it names one of them */
+		if (metrics_http_handles(url))
+			return metrics_http_serve(s->routes, c, url, method);
 		return refuse(s, c, MHD_HTTP_NOT_FOUND, "not found", NULL, NULL, 0);
+	}
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
 		snprintf(why, sizeof(why), "method %s not allowed: POST only", shown(method, p));
 		return refuse(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, why, NULL, NULL, 0);
 	}
 	MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, count_job_args, &ja);
-	if (ja.n > 1)
+	if (ja.n > 1) {
+		metrics_callback(METRICS_CB_BAD_JOB_ID);
 		return refuse(s, c, MHD_HTTP_BAD_REQUEST, "jobId is given more than once", NULL,
 			      NULL, 1);
-	if (ja.n == 1 && (!ja.value || !job_id_valid(ja.value)))
+	}
+	if (ja.n == 1 && (!ja.value || !job_id_valid(ja.value))) {
+		metrics_callback(METRICS_CB_BAD_JOB_ID);
 		return refuse(s, c, MHD_HTTP_BAD_REQUEST, "jobId is not a valid job id "
 			      "([A-Za-z0-9._:-], 1 to 128 bytes)", NULL, NULL, 1);
+	}
 	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && util_parse_ll(cl, &n) == 0 && n > cfg->http_body_max) {
 		snprintf(why, sizeof(why), "callback body of %lld bytes is over the %ld-byte limit",
 			 n, cfg->http_body_max);
+		metrics_callback(METRICS_CB_TOO_LARGE);
 		return refuse(s, c, MHD_HTTP_CONTENT_TOO_LARGE, why, ja.n ? ja.value : NULL, NULL, 1);
 	}
 	if (*cfg->webhook_hmac_key &&
 	    (!MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Webhook-Timestamp") ||
-	     !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Webhook-Signature")))
+	     !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Webhook-Signature"))) {
+		metrics_callback(METRICS_CB_NO_SIGNATURE);
 		return refuse(s, c, MHD_HTTP_UNAUTHORIZED, "missing X-Webhook-Timestamp or "
 			      "X-Webhook-Signature", ja.n ? ja.value : NULL, NULL, 1);
+	}
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return MHD_NO;
@@ -463,11 +483,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			snprintf(why, sizeof(why), "callback body not received within %ld s "
 				 "(KIE_HTTP_CONN_TIMEOUT_S): connection closed",
 				 s->cfg->http_conn_timeout_s);
+			metrics_callback(METRICS_CB_TOO_SLOW);
 			return drop(s, c, MHD_HTTP_REQUEST_TIMEOUT, why, q);
 		}
 		if (dbuf_add(&q->body, upload, *upload_size) != 0) {
 			snprintf(why, sizeof(why), "callback body over the %ld-byte limit: "
 				 "connection closed", s->cfg->http_body_max);
+			metrics_callback(METRICS_CB_TOO_LARGE);
 			return drop(s, c, MHD_HTTP_CONTENT_TOO_LARGE, why, q);
 		}
 		*upload_size = 0;
@@ -572,6 +594,7 @@ struct http_server *http_server_start(const struct config *cfg, const struct rco
 	pthread_mutex_init(&s->log_lock, NULL);
 	atomic_init(&s->refused_pending, 0);
 	rconn_init(&s->rc, redis, 1000, stop, "http");
+	s->routes = metrics_http_new(cfg, redis, stop);
 
 	conns = (unsigned)cfg->http_max_connections;
 	per_ip = conns < HTTP_SERVER_PER_IP_CONNECTIONS ? conns : HTTP_SERVER_PER_IP_CONNECTIONS;
@@ -595,13 +618,14 @@ struct http_server *http_server_start(const struct config *cfg, const struct rco
 			 cfg->http_addr);
 		close(fd);
 		web_stop(s->web);
+		metrics_http_free(s->routes);
 		pthread_mutex_destroy(&s->redis_lock);
 		pthread_mutex_destroy(&s->log_lock);
 		free(s);
 		return NULL;
 	}
 	log_info(NULL, NULL, "callback endpoint listening on %s%s (POST %s, body at most %ld "
-		 "bytes, %u connections, %s)", cfg->http_addr,
+		 "bytes, %u connections, %s; GET /metrics, /healthz, /readyz)", cfg->http_addr,
 		 a.ipv6 || *cfg->http_addr != ':' ? "" : " (every IPv4 interface)",
 		 cfg->callback_path, cfg->http_body_max, conns,
 		 *cfg->webhook_hmac_key ? "signatures required" : "unsigned callbacks accepted "
@@ -622,6 +646,7 @@ void http_server_stop(struct http_server *s)
 			 "(Redis unavailable)", n, s->key_stats);
 	rconn_close(&s->rc);
 	web_stop(s->web);
+	metrics_http_free(s->routes);
 	pthread_mutex_destroy(&s->redis_lock);
 	pthread_mutex_destroy(&s->log_lock);
 	free(s);

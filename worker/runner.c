@@ -14,6 +14,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "metadata.h"
+#include "metrics.h"
 #include "queue.h"
 #include "util.h"
 #include "worker.h"
@@ -93,7 +94,9 @@ static void to_dead(struct runner *r, const char *raw, size_t len, const struct 
 		       &skipped) != 0)
 		log_error(id, NULL, "could not dead-letter the job (%s); it stays claimed and is "
 			  "handled again", r->io.q.err);
-	else if (skipped)
+	else
+		metrics_dead_letter(source, j ? job_type_str(j->type) : NULL);
+	if (skipped)
 		log_warn(id, NULL, "replyTo key %s holds another type than a list: the job.dead "
 			 "event was not pushed there (it is in the results list)", reply_to);
 	free(ev);
@@ -248,7 +251,9 @@ static void duplicate(struct runner *r, const char *raw, size_t len, const struc
 		break;
 	}
 	log_warn(j->id, NULL, "%s", why);
-	queue_dead(&r->io.q, raw, len, NULL, 0, why, "duplicate", c->attempts, NULL, NULL, NULL);
+	if (queue_dead(&r->io.q, raw, len, NULL, 0, why, "duplicate", c->attempts, NULL, NULL,
+		       NULL) == 0)
+		metrics_dead_letter("duplicate", job_type_str(j->type));
 }
 
 static void uncertain(struct runner *r, const char *raw, size_t len, const struct job *j,
@@ -261,6 +266,8 @@ static void uncertain(struct runner *r, const char *raw, size_t len, const struc
 				why) != 0)
 		log_error(j->id, NULL, "could not mark the job uncertain (%s); it stays claimed",
 			  r->io.q.err);
+	else
+		metrics_job(job_type_str(j->type), METRICS_JOB_UNCERTAIN);
 }
 
 static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
@@ -276,6 +283,7 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 	size_t len = b->len;
 	long attempt = 0, max_attempts;
 	int fenced = 0;
+	double claimed_s = metrics_now_s(); /* kie_claim_to_task_seconds */
 
 	if (!b->kept) { /* never read whole: its size, hash and head go to the dead letters */
 		snprintf(err, sizeof(err), "descriptor is %zu bytes; the limit is %ld "
@@ -286,6 +294,8 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		if (queue_dead_oversized(&r->io.q, b, err) != 0)
 			log_error(NULL, NULL, "could not dead-letter the oversized descriptor (%s); "
 				  "it stays claimed and is handled again", r->io.q.err);
+		else
+			metrics_dead_letter("parse", NULL);
 		return;
 	}
 	j = job_parse(raw, len, &r->w->parse_opts, err, sizeof(err));
@@ -383,12 +393,14 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 	}
 	switch (d.action) {
 	case JOB_ACT_HANDOFF:
+		metrics_claim_to_task(metrics_now_s() - claimed_s);
 		handoff(r, raw, len, j, prompt, &req, task_id, attempt, 0);
 		break;
 	case JOB_ACT_RETRY:
 		log_warn(j->id, NULL, "%s", d.reason);
-		queue_retry_later(&r->io.q, raw, len, j->id, c.epoch, util_now_ms() + d.delay_ms,
-				  d.reason);
+		if (queue_retry_later(&r->io.q, raw, len, j->id, c.epoch, util_now_ms() + d.delay_ms,
+				      d.reason) == 0)
+			metrics_job(job_type_str(j->type), METRICS_JOB_RETRIED);
 		break;
 	case JOB_ACT_PAUSE: {
 		/* 402: until credits are back (the supervisor asks KIE); 401/433: for a while */

@@ -9,6 +9,7 @@
 #include "finalize.h"
 #include "kie_client.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 #include "util.h"
 #include "util.h"
@@ -83,8 +84,11 @@ static void uncertain_due(struct worker *w, struct queue *q)
 						 u.meta);
 		}
 		if (queue_uncertain_resolve(q, ids[i], &u, create, reason, ev, &acted) == 0 &&
-		    acted)
+		    acted) {
 			log_warn(ids[i], NULL, "%s", reason);
+			if (!create)
+				metrics_dead_letter("uncertain", u.type);
+		}
 		free(ev);
 		queue_uncertain_free(&u);
 		free(ids[i]);
@@ -138,6 +142,7 @@ void *supervisor_main(void *arg)
 	/* runs until the hard stop: the heartbeat must outlive the grace period */
 	while (!w->hard_stop) {
 		int64_t now = util_monotonic_ms();
+		metrics_tick(); /* GET /healthz */
 		if (now >= next_beat) {
 			read_slots(w, slot_ids, slot_ptrs, slot_epochs, nbeat);
 			if (queue_heartbeat(&q, cfg->heartbeat_ttl_ms, info, nbeat, slot_ptrs,
@@ -172,8 +177,11 @@ void *supervisor_main(void *arg)
 			 * renews its own within that grace. */
 			if (beating_since >= 0 &&
 			    now - beating_since >= cfg->heartbeat_ttl_ms + RCONN_BACKOFF_MAX_MS)
+			{
 				queue_recover_dead_workers(&q, cfg->max_recoveries, w->max_keep, &back,
 							   &dead);
+				metrics_recoveries(back);
+			}
 			uncertain_due(w, &q);
 			queue_promote_delayed(&q, util_now_ms(), &moved);
 			if (moved)

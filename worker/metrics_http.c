@@ -1,0 +1,384 @@
+/* metrics_http.c — GET /metrics, /healthz and /readyz of metrics_http.h. */
+#include "metrics_http.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "log.h"
+#include "metadata.h"
+#include "metrics.h"
+#include "util.h"
+
+#define BODY_MAX (256 * 1024)  /* the exposition is about 20 KiB */
+#define HEAD_BYTES 256         /* of the queue's oldest entry, to tell it from the next */
+#define WORKERS_MAX 10000      /* consumers of <p>:workers the scrape looks at */
+#define LOCK_WAIT_MS 2000      /* the first request waits this long for a running probe */
+
+/* The pool in one script, one round trip. Keys are built from the prefix (ARGV[1]), as
+ * queue.c's heartbeat does: with a {tag} prefix they share one slot. A key of the wrong
+ * type reads as -1 (omitted from the output), not as an error.
+ * Returns {queue, processing, delayed, polling, uncertain, dead, callbacks, workers
+ * alive, pause JSON or "", length of the queue's oldest entry or -1, its first bytes}. */
+static const char scrape_lua[] =
+	"local p = ARGV[1] "
+	"local function n(cmd, k) "
+	"  local ok, v = pcall(redis.call, cmd, p .. k) "
+	"  if ok and type(v) == 'number' then return v end return -1 end "
+	"local out = {n('LLEN', ':queue'), 0, n('ZCARD', ':delayed'), -1, "
+	"  n('ZCARD', ':uncertain'), n('LLEN', ':dead'), n('LLEN', ':callbacks'), 0, '', -1, ''} "
+	"local pl, pd = n('LLEN', ':polling'), n('ZCARD', ':poll:due') "
+	"if pl >= 0 and pd >= 0 then out[4] = pl + pd end "
+	"local ok, members = pcall(redis.call, 'SMEMBERS', p .. ':workers') "
+	"if ok and type(members) == 'table' then "
+	"  for i, c in ipairs(members) do "
+	"    if i > tonumber(ARGV[2]) then break end "
+	"    local l = n('LLEN', ':processing:' .. c) "
+	"    if l > 0 then out[2] = out[2] + l end "
+	"    if string.sub(c, -2) == '#0' and redis.call('EXISTS', p .. ':worker:' .. c) == 1 "
+	"    then out[8] = out[8] + 1 end end "
+	"else out[2] = -1 out[8] = -1 end "
+	"local okp, pause = pcall(redis.call, 'GET', p .. ':pause') "
+	"if okp and type(pause) == 'string' then out[9] = pause "
+	"elseif not okp then out[9] = '?' end "
+	"local okh, v = pcall(redis.call, 'LINDEX', p .. ':queue', -1) "
+	"if okh and type(v) == 'string' then out[10] = #v out[11] = string.sub(v, 1, tonumber(ARGV[3])) end "
+	"return out";
+
+struct metrics_http {
+	const struct config *cfg;
+	struct config store_cfg;   /* cfg with short HTTP timeouts, for the store probe */
+	pthread_mutex_t lock;      /* the probe: rc, ms and the cached results */
+	struct rconn rc;
+	struct metadata_store *ms;
+	/* cached, under lock */
+	struct metrics_pool pool;
+	int64_t pool_at_ms;        /* monotonic; 0: never */
+	int ready;
+	char ready_why[600];
+	int64_t ready_at_ms;
+	/* the queue's oldest entry, to tell how long it has been there */
+	long long head_len;
+	char head[HEAD_BYTES];
+	size_t head_n;
+	int64_t head_since_ms;
+};
+
+int metrics_http_handles(const char *url)
+{
+	return strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 ||
+	       strcmp(url, "/readyz") == 0;
+}
+
+struct metrics_http *metrics_http_new(const struct config *cfg, const struct rconn_addr *redis,
+				      const volatile sig_atomic_t *stop)
+{
+	struct metrics_http *m = util_xcalloc(1, sizeof(*m));
+	m->cfg = cfg;
+	m->store_cfg = *cfg; /* a shallow copy: metadata_store_open copies what it keeps */
+	m->store_cfg.connect_timeout_ms = METRICS_HTTP_STORE_WAIT_MS / 2;
+	m->store_cfg.http_timeout_ms = METRICS_HTTP_STORE_WAIT_MS;
+	pthread_mutex_init(&m->lock, NULL);
+	rconn_init(&m->rc, redis, METRICS_HTTP_REDIS_WAIT_MS, stop, "metrics");
+	return m;
+}
+
+void metrics_http_free(struct metrics_http *m)
+{
+	if (!m)
+		return;
+	rconn_close(&m->rc);
+	metadata_store_free(m->ms);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* Takes the probe lock: at once if free; else 1 (busy) when a cached result exists, or
+ * waits up to LOCK_WAIT_MS for the first one. Returns 0 with the lock held, 1 without. */
+static int probe_lock(struct metrics_http *m, int have_cache)
+{
+	struct timespec until;
+
+	if (pthread_mutex_trylock(&m->lock) == 0)
+		return 0;
+	if (have_cache)
+		return 1;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += LOCK_WAIT_MS / 1000;
+	return pthread_mutex_timedlock(&m->lock, &until) == 0 ? 0 : 1;
+}
+
+/* Bounds the next Redis connect and command to METRICS_HTTP_REDIS_WAIT_MS. */
+static void redis_bound(struct metrics_http *m)
+{
+	struct timeval tv = {0, METRICS_HTTP_REDIS_WAIT_MS * 1000};
+	m->rc.timeout_ms = METRICS_HTTP_REDIS_WAIT_MS;
+	m->rc.deadline_ms = util_monotonic_ms() + METRICS_HTTP_REDIS_WAIT_MS;
+	if (m->rc.c && !m->rc.c->err)
+		redisSetTimeout(m->rc.c, tv);
+}
+
+static long long elem_ll(const redisReply *r, size_t i)
+{
+	if (i >= r->elements || r->element[i]->type != REDIS_REPLY_INTEGER)
+		return -1;
+	return r->element[i]->integer;
+}
+
+static int pause_kind(const char *json)
+{
+	cJSON *o = cJSON_Parse(json);
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "kind");
+	int kind = METRICS_PAUSE_ACCOUNT; /* queue_pause_get reads an unknown kind so */
+	if (cJSON_IsString(k) && strcmp(k->valuestring, "operator") == 0)
+		kind = METRICS_PAUSE_OPERATOR;
+	else if (cJSON_IsString(k) && strcmp(k->valuestring, "credits") == 0)
+		kind = METRICS_PAUSE_CREDITS;
+	cJSON_Delete(o);
+	return kind;
+}
+
+/* Reads the pool into m->pool; the caller holds the lock. */
+static void scrape(struct metrics_http *m)
+{
+	struct metrics_pool *p = &m->pool;
+	char workers[16], headn[16];
+	const char *argv[6];
+	redisReply *rep;
+	double t0 = metrics_now_s();
+	int64_t now;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(workers, sizeof(workers), "%d", WORKERS_MAX);
+	snprintf(headn, sizeof(headn), "%d", HEAD_BYTES);
+	argv[0] = "EVAL"; argv[1] = scrape_lua; argv[2] = "0"; argv[3] = m->cfg->redis_prefix;
+	argv[4] = workers; argv[5] = headn;
+	redis_bound(m);
+	rep = rconn_argv(&m->rc, 6, argv, NULL);
+	now = util_monotonic_ms();
+	m->pool_at_ms = now;
+	p->scrape_s = metrics_now_s() - t0;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 11) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			log_warn(NULL, NULL, "metrics: Redis refused the scrape: %s", rep->str);
+		freeReplyObject(rep);
+		return; /* redis_up 0 */
+	}
+	p->redis_up = 1;
+	for (int i = 0; i < METRICS_Q_N; i++)
+		p->queue[i] = elem_ll(rep, (size_t)i);
+	p->workers_alive = elem_ll(rep, 7);
+	if (rep->element[8]->type == REDIS_REPLY_STRING && rep->element[8]->len > 0) {
+		p->paused = 1;
+		p->pause_kind = pause_kind(rep->element[8]->str);
+	}
+	/* the oldest entry: the same length and first bytes as last time is the same entry
+	 * (or an identical one right behind it): its wait goes on */
+	long long len = elem_ll(rep, 9);
+	const redisReply *h = rep->element[10];
+	size_t hn = h->type == REDIS_REPLY_STRING ? h->len : 0;
+	if (hn > HEAD_BYTES)
+		hn = HEAD_BYTES;
+	if (len < 0) {
+		m->head_len = -1;
+		m->head_n = 0;
+	} else {
+		if (len != m->head_len || hn != m->head_n || memcmp(h->str, m->head, hn) != 0) {
+			m->head_len = len;
+			m->head_n = hn;
+			memcpy(m->head, h->str, hn);
+			m->head_since_ms = now;
+		}
+		p->has_head = 1;
+		p->head_wait_s = (double)(now - m->head_since_ms) / 1000.0;
+	}
+	freeReplyObject(rep);
+}
+
+/* Redis PING and the store check into m->ready / ready_why; the caller holds the lock. */
+static void probe_ready(struct metrics_http *m)
+{
+	char err[500];
+	redisReply *rep;
+	int redis_ok;
+
+	m->ready_why[0] = '\0';
+	redis_bound(m);
+	rep = rconn_cmd(&m->rc, "PING");
+	redis_ok = rep && rep->type == REDIS_REPLY_STATUS;
+	if (!redis_ok)
+		snprintf(m->ready_why, sizeof(m->ready_why), "redis: %s",
+			 rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+				: "unreachable (no answer within 500 ms)");
+	freeReplyObject(rep);
+	if (!m->ms) {
+		m->ms = metadata_store_open(&m->store_cfg, err, sizeof(err));
+		if (!m->ms)
+			goto store_failed;
+	}
+	if (metadata_store_check(m->ms, err, sizeof(err)) != 0)
+		goto store_failed;
+	goto done;
+store_failed:
+	{
+		size_t n = strlen(m->ready_why);
+		snprintf(m->ready_why + n, sizeof(m->ready_why) - n, "%sstore (%s): %s",
+			 n ? "; " : "", config_metadata_store(m->cfg), err);
+	}
+done:
+	m->ready = m->ready_why[0] == '\0';
+	m->ready_at_ms = util_monotonic_ms();
+}
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *ctype,
+			       const char *body, size_t len, int head_only)
+{
+	struct MHD_Response *r;
+	enum MHD_Result rc;
+
+	/* HEAD: the length of the GET's body, none sent (MHD leaves it out for HEAD) */
+	(void)head_only;
+	r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED &&
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
+	rc = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+/* {"status":"ok"|"fail","checks":{...},"error":...} */
+static enum MHD_Result json_status(struct MHD_Connection *c, unsigned status, const char *what,
+				   const char *why, int head_only)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+	enum MHD_Result rc = MHD_NO;
+
+	if (o && cJSON_AddStringToObject(o, "status", status == MHD_HTTP_OK ? "ok" : "fail") &&
+	    cJSON_AddStringToObject(o, "check", what) &&
+	    (why && *why ? cJSON_AddStringToObject(o, "error", why) != NULL : 1))
+		text = cJSON_PrintUnformatted(o);
+	if (text)
+		rc = respond(c, status, "application/json", text, strlen(text), head_only);
+	cJSON_free(text);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static enum MHD_Result serve_metrics(struct metrics_http *m, struct MHD_Connection *c,
+				     int head_only)
+{
+	struct metrics_pool pool;
+	struct dbuf b;
+	enum MHD_Result rc;
+	int held;
+
+	pthread_mutex_lock(&m->lock); /* a short look at the cache */
+	int fresh = m->pool_at_ms && util_monotonic_ms() - m->pool_at_ms < METRICS_HTTP_CACHE_MS;
+	int have = m->pool_at_ms != 0;
+	pool = m->pool;
+	pthread_mutex_unlock(&m->lock);
+	if (!fresh) {
+		held = probe_lock(m, have) == 0;
+		if (held) {
+			if (!m->pool_at_ms || util_monotonic_ms() - m->pool_at_ms >=
+			    METRICS_HTTP_CACHE_MS)
+				scrape(m);
+			pool = m->pool;
+			pthread_mutex_unlock(&m->lock);
+		} else if (!have) {
+			memset(&pool, 0, sizeof(pool)); /* a first probe still running: Redis unknown */
+		}
+	}
+	dbuf_init(&b, BODY_MAX);
+	if (metrics_render(&b, &pool) != 0) {
+		dbuf_free(&b);
+		return json_status(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics",
+				   "the exposition passed its size cap", head_only);
+	}
+	rc = respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+		     b.data ? b.data : "", b.len, head_only);
+	dbuf_free(&b);
+	return rc;
+}
+
+static enum MHD_Result serve_ready(struct metrics_http *m, struct MHD_Connection *c,
+				   int head_only)
+{
+	char why[sizeof(m->ready_why)];
+	int ready, have;
+
+	pthread_mutex_lock(&m->lock);
+	have = m->ready_at_ms != 0;
+	int fresh = have && util_monotonic_ms() - m->ready_at_ms < METRICS_HTTP_CACHE_MS;
+	pthread_mutex_unlock(&m->lock);
+	if (!fresh && probe_lock(m, have) == 0) {
+		if (!m->ready_at_ms || util_monotonic_ms() - m->ready_at_ms >= METRICS_HTTP_CACHE_MS)
+			probe_ready(m);
+		pthread_mutex_unlock(&m->lock);
+	}
+	pthread_mutex_lock(&m->lock);
+	have = m->ready_at_ms != 0;
+	ready = m->ready;
+	util_strlcpy(why, m->ready_why, sizeof(why));
+	pthread_mutex_unlock(&m->lock);
+	if (!have)
+		return json_status(c, MHD_HTTP_SERVICE_UNAVAILABLE, "ready",
+				   "the first readiness probe is still running", head_only);
+	return json_status(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "ready", why,
+			   head_only);
+}
+
+/* Alive: the supervisor's loop turned recently, or the process is waiting for Redis (a
+ * reconnect attempt recently): restarting a worker does not bring Redis back. */
+static enum MHD_Result serve_health(struct metrics_http *m, struct MHD_Connection *c,
+				    int head_only)
+{
+	int64_t now = util_monotonic_ms(), tick = metrics_last_tick_ms();
+	int64_t redis = metrics_last_redis_attempt_ms();
+	long stale = METRICS_HTTP_HEALTH_STALE_MS;
+	char why[200];
+
+	if (m->cfg->http_timeout_ms + 15000 > stale) /* a credit probe may take that long */
+		stale = m->cfg->http_timeout_ms + 15000;
+	if (tick && now - tick < stale)
+		return json_status(c, MHD_HTTP_OK, "alive", NULL, head_only);
+	if (redis && now - redis < 10000)
+		return json_status(c, MHD_HTTP_OK, "alive", "the supervisor is waiting for Redis",
+				   head_only);
+	if (!tick)
+		snprintf(why, sizeof(why), "the supervisor loop has not started");
+	else
+		snprintf(why, sizeof(why), "the supervisor loop has not turned for %lld ms",
+			 (long long)(now - tick));
+	return json_status(c, MHD_HTTP_SERVICE_UNAVAILABLE, "alive", why, head_only);
+}
+
+enum MHD_Result metrics_http_serve(struct metrics_http *m, struct MHD_Connection *c,
+				   const char *url, const char *method)
+{
+	int head_only = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+
+	if (!head_only && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+		return json_status(c, MHD_HTTP_METHOD_NOT_ALLOWED, url + 1,
+				   "method not allowed: GET or HEAD", 0);
+	if (strcmp(url, "/metrics") == 0)
+		return serve_metrics(m, c, head_only);
+	if (strcmp(url, "/readyz") == 0)
+		return serve_ready(m, c, head_only);
+	return serve_health(m, c, head_only);
+}
