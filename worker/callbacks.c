@@ -159,7 +159,19 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 						"uncertain") ? " (the job was uncertain)" : "");
 		queue_uncertain_free(&u);
 	}
-	if (kie_task_state_final(r.state)) {
+	if (kie_task_state_final(r.state) && r.success && c->w->cfg->copy_results) {
+		/* the same copy step as a polled success: the pollers copy, then finalize */
+		if (t.finalized) {
+			log_debug(job_id, task_id, "callback for a task already finalized: no-op");
+		} else if (finalize_begin_copies(&c->io.q, task_id, &r, err, sizeof(err)) != 0 ||
+			   (queue_poll_due_by(&c->io.q, task_id, util_now_ms()) != 0 &&
+			    snprintf(err, sizeof(err), "Redis refused the poll schedule") > 0)) {
+			log_warn(job_id, task_id, "handing the callback's result to the copies failed "
+				 "(%s); polling finalizes it", err);
+		} else {
+			log_debug(job_id, task_id, "callback success: result copies begin");
+		}
+	} else if (kie_task_state_final(r.state)) {
 		int now_done = 0;
 		if (finalize_task(&c->io.q, c->io.ms, task_id, &r, &now_done, err, sizeof(err)) != 0) {
 			log_warn(job_id, task_id, "finalization from the callback failed (%s); polling "
