@@ -82,18 +82,21 @@ def test_fs_store_holds_the_exact_bytes_and_types(redis_server, r, fake_kie, wor
 
 
 def test_s3_store_with_public_base_url(redis_server, r, fake_kie, fake_s3, workers):
+    # a 3 MB file too: a signed PUT of a body over curl's 100-continue threshold
+    fake_kie.config(big_file_bytes=3000000)
     workers(redis_server.url, fake_kie.url, R2_PUBLIC_BASE_URL=CDN, **fake_s3.env())
-    r.lpush(f"{PREFIX}:queue", job("cp-s3", "[fake:results=jpeg,png]"))
+    r.lpush(f"{PREFIX}:queue", job("cp-s3", "[fake:results=jpeg,png,big]"))
     ev = wait_event(r, "cp-s3")
     assert ev["status"] == "completed", ev
     tid = ev["taskId"]
-    keys = [f"kie-results/{tid}/0.jpg", f"kie-results/{tid}/1.png"]
+    keys = [f"kie-results/{tid}/0.jpg", f"kie-results/{tid}/1.png", f"kie-results/{tid}/2.png"]
     assert ev["storedUrls"] == ["https://cdn.example.com/assets/" + k for k in keys], ev
     assert ev["copyErrors"] == []
     served = fake_kie.stats()["files_sha256"]
     s3 = s3_client(fake_s3)
     for key, kind, ctype, fmt in ((keys[0], "jpeg", "image/jpeg", "JPEG"),
-                                  (keys[1], "png", "image/png", "PNG")):
+                                  (keys[1], "png", "image/png", "PNG"),
+                                  (keys[2], "big", "image/png", "PNG")):
         obj = s3.get_object(Bucket=fake_s3.BUCKET, Key=key)
         body = obj["Body"].read()
         assert sha(body) == served[kind], key
