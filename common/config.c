@@ -83,6 +83,20 @@ static const struct cfg_entry table[] = {
 	 "CDN in front of stored files (optional)"},
 	{NULL, "R2_ENDPOINT", CFG_URL, "", 0, 0, NULL, S(r2_endpoint), 0,
 	 "any S3-compatible endpoint instead of R2's (path-style)"},
+	{"copy-results", "KIE_COPY_RESULTS", CFG_INT, "1", 0, 1, NULL, S(copy_results), 0,
+	 "1: a succeeded task's result files are copied into the store "
+	 "(kie-results/<taskId>/<n>.<ext>) before its completion event; 0: not copied"},
+	{"copy-max-bytes", "KIE_COPY_MAX_BYTES", CFG_INT, "52428800", 1024, 1073741824, NULL,
+	 S(copy_max_bytes), 0, "largest result file copied (larger: refused, not retried); "
+	 "each poller holds at most one such file in memory"},
+	{"copy-timeout-ms", "KIE_COPY_TIMEOUT_MS", CFG_INT, "60000", 500, 600000, NULL,
+	 S(copy_timeout_ms), 0, "one result file's download may take this long"},
+	{"copy-deadline-ms", "KIE_COPY_DEADLINE_MS", CFG_INT, "600000", 0, 86400000, NULL,
+	 S(copy_deadline_ms), 0, "failed copies are retried until this long after the task's "
+	 "success was seen; then the event goes out with the copies made and copyErrors"},
+	{"copy-retry-ms", "KIE_COPY_RETRY_MS", CFG_INT, "2000", 10, 600000, NULL,
+	 S(copy_retry_ms), 0, "first wait before a failed copy is tried again (doubles, at most "
+	 "60 s)"},
 	{"redis-url", "REDIS_URL", CFG_REDIS_URL, "redis://127.0.0.1:6379/0", 0, 0, NULL,
 	 S(redis_url), 0, "Redis to take jobs from: redis://[[user]:password@]host[:port][/db] "
 	 "(IPv6 host in brackets) or unix:///path[?db=N]; printed with the password masked"},

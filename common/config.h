@@ -30,6 +30,12 @@ struct config {
 	char *r2_bucket_name;
 	char *r2_public_base_url;
 	char *r2_endpoint;
+	/* result copies (copies.h) */
+	long copy_results;       /* 1: copy result files into the store before finalizing */
+	long copy_max_bytes;
+	long copy_timeout_ms;
+	long copy_deadline_ms;
+	long copy_retry_ms;
 	/* Redis and the worker */
 	char *redis_url;         /* may hold a password: print it with config_url_masked() */
 	char *redis_password_file;

@@ -8,6 +8,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "config.h"
+#include "copies.h"
 #include "kie_client.h"
 #include "metadata.h"
 #include "queue.h"
@@ -30,10 +32,57 @@ char *finalize_event_json(const char *status, const char *job_id, const char *ta
 			  const char *type, const struct kie_result *r, const char *error,
 			  long attempts, const char *job_meta_json);
 
+/* The copies of a succeeded task's result files (copies.h), index for index with
+ * r->result_urls: stored[i] is the copy's URL or NULL, errors[i] why there is none (or
+ * NULL). n is r->n_results. */
+struct finalize_copies {
+	size_t n;
+	const char *const *stored;
+	const char *const *errors;
+};
+/* finalize_event_json with the copies: "storedUrls" (the first FINALIZE_EVENT_MAX_URLS,
+ * null where none; the rest counted in "storedUrlsOmitted") and "copyErrors" ([{"index",
+ * "reason"}], reasons cut at 256 bytes, at most FINALIZE_EVENT_MAX_URLS). copies NULL:
+ * neither field (copies off, or a failed task). */
+char *finalize_event_json_copies(const char *status, const char *job_id, const char *task_id,
+				 const char *type, const struct kie_result *r,
+				 const struct finalize_copies *copies, const char *error,
+				 long attempts, const char *job_meta_json);
+
 /* Finalizes task_id with result r. Returns 0 when done (by this call or an earlier one;
  * *finalized_now tells which), -1 when the metadata store or Redis failed (err filled):
  * the caller must try again later — nothing is lost. */
 int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_id,
 		  const struct kie_result *r, int *finalized_now, char *err, size_t errlen);
+
+/* finalize_task with the copies (NULL: none), written into the metadata record
+ * (storedUrls, copyErrors) and the event. */
+int finalize_task_copies(struct queue *q, struct metadata_store *ms, const char *task_id,
+			 const struct kie_result *r, const struct finalize_copies *copies,
+			 int *finalized_now, char *err, size_t errlen);
+
+/* --- the copy step between a task's success and its finalization ---
+ * A succeeded task whose copies are on (KIE_COPY_RESULTS) is not finalized at once: its
+ * result is saved in its task hash (finalize_begin_copies; the first one saved wins, so a
+ * callback and a poll agree) and the pollers run copy rounds on it until every file is
+ * copied or refused, or KIE_COPY_DEADLINE_MS has passed since the round began; then it is
+ * finalized with what was copied. A round that leaves copies to retry puts the task back
+ * in <p>:poll:due at the backoff's due time: no thread waits. */
+int finalize_begin_copies(struct queue *q, const char *task_id, const struct kie_result *r,
+			  char *err, size_t errlen);
+
+/* One copy round of a task whose copies began (queue_task_copying). cp NULL (copies
+ * turned off since): finalizes at once with the copies already made. Returns 0 with
+ * *finalized (1: finalized by this round or before; 0: rescheduled for *next_ms), or -1
+ * (Redis or the store failed; err filled): the caller reschedules. The poll lease is
+ * renewed before each download. */
+int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copier *cp,
+			const struct config *cfg, const char *task_id, int *finalized,
+			int64_t *next_ms, char *err, size_t errlen);
+
+/* The wait after the tries-th round that left copies to retry: retry_ms doubled per
+ * round, at most 60 s (FINALIZE_COPY_RETRY_MAX_MS). */
+#define FINALIZE_COPY_RETRY_MAX_MS 60000
+int64_t finalize_copy_backoff_ms(long retry_ms, long tries);
 
 #endif

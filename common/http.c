@@ -76,6 +76,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct http_response *r = userdata;
 	size_t n = size * nmemb;
 	static const char ct[] = "content-type:";
+	if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0) /* a new response (after a redirect) */
+		r->content_type[0] = '\0';
 	if (n > sizeof(ct) && strncasecmp(ptr, ct, sizeof(ct) - 1) == 0) {
 		size_t i = sizeof(ct) - 1, j = 0;
 		while (i < n && (ptr[i] == ' ' || ptr[i] == '\t'))
@@ -113,6 +115,12 @@ int http_do(struct http_client *c, const struct http_request *req,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)resp->body.max_bytes);
+	if (req->max_redirects > 0) {
+		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(h, CURLOPT_MAXREDIRS, req->max_redirects);
+		curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	}
 
 	if (strcmp(req->method, "GET") == 0) {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -141,6 +149,7 @@ int http_do(struct http_client *c, const struct http_request *req,
 	}
 
 	cc = curl_easy_perform(h);
+	resp->curl_code = (int)cc;
 	if (cc == CURLE_OK) {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 		resp->transport = HTTP_TRANSPORT_OK;
@@ -150,7 +159,8 @@ int http_do(struct http_client *c, const struct http_request *req,
 
 	long req_bytes = 0;
 	curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &req_bytes);
-	if (cc == CURLE_WRITE_ERROR && resp->body.len + CURL_MAX_WRITE_SIZE > resp->body.max_bytes) {
+	if (cc == CURLE_FILESIZE_EXCEEDED ||
+	    (cc == CURLE_WRITE_ERROR && resp->body.len + CURL_MAX_WRITE_SIZE > resp->body.max_bytes)) {
 		resp->transport = HTTP_TRANSPORT_TOO_BIG;
 		snprintf(err, errlen, "%s %s: response larger than %zu bytes", req->method,
 			 req->url, resp->body.max_bytes);

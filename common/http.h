@@ -27,13 +27,16 @@ struct http_request {
 	const char *aws_sigv4;         /* e.g. "aws:amz:auto:s3", or NULL */
 	const char *userpwd;           /* "key:secret" for SigV4; never logged */
 	long timeout_ms;               /* 0: the client's default */
+	long max_redirects;            /* 0: a redirect is the answer; else follow this many
+					* (http and https only, like the request itself) */
 };
 
 struct http_response {
 	long status;                   /* 0 when no response */
 	enum http_transport transport;
 	struct dbuf body;
-	char content_type[128];
+	char content_type[128];        /* of the last response (the one after redirects) */
+	int curl_code;                 /* libcurl's CURLcode of the transfer (0: CURLE_OK) */
 };
 
 struct http_client;
@@ -48,7 +51,9 @@ struct http_client *http_client_new(const char *user_agent, long connect_timeout
 void http_client_free(struct http_client *c);
 
 /* Performs req. Returns 0 when a complete response arrived (any status), else -1 with
- * resp->transport set and err holding a sentence. resp must be freed with
+ * resp->transport set and err holding a sentence. A Content-Length over
+ * max_response_bytes is refused before the body is read (HTTP_TRANSPORT_TOO_BIG, as for
+ * a body that grows past it). resp must be freed with
  * http_response_free() in both cases. */
 int http_do(struct http_client *c, const struct http_request *req,
 	    struct http_response *resp, char *err, size_t errlen);

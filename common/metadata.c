@@ -254,6 +254,7 @@ int metadata_task_key(const char *id, char out[METADATA_KEY_NAME_MAX], char *err
 struct metadata_store {
 	const char *kind;
 	char *dir;             /* fs: <metadata_dir>/kie-tasks */
+	char *root;            /* fs: <metadata_dir> */
 	struct s3_client *s3;  /* r2 */
 };
 
@@ -292,6 +293,7 @@ struct metadata_store *metadata_store_open(const struct config *cfg, char *err, 
 			return NULL;
 		}
 		s->dir = util_strdup(path);
+		s->root = util_url_base(cfg->metadata_dir); /* without trailing slashes */
 		return s;
 	}
 
@@ -340,6 +342,7 @@ void metadata_store_free(struct metadata_store *s)
 	if (!s)
 		return;
 	free(s->dir);
+	free(s->root);
 	s3_client_free(s->s3);
 	free(s);
 }
@@ -511,4 +514,60 @@ int metadata_store_check(struct metadata_store *s, char *err, size_t errlen)
 		return 0;
 	}
 	return s3_head_bucket(s->s3, err, errlen);
+}
+
+/* 1 when key is a relative path of the shape metadata.h promises (nothing escapes the
+ * store's root). */
+static int object_key_ok(const char *key)
+{
+	const char *seg = key;
+	size_t n = strlen(key);
+
+	if (n == 0 || n > 1024 || key[0] == '/')
+		return 0;
+	for (const char *p = key;; p++) {
+		if (*p == '/' || *p == '\0') {
+			size_t len = (size_t)(p - seg);
+			if (len == 0 || (len == 1 && seg[0] == '.') ||
+			    (len == 2 && seg[0] == '.' && seg[1] == '.'))
+				return 0;
+			if (!*p)
+				return 1;
+			seg = p + 1;
+			continue;
+		}
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || c == ':' || c == '~' || c == '%'))
+			return 0;
+	}
+}
+
+void metadata_store_object_url(const struct metadata_store *s, const char *key, char *out,
+			       size_t outlen)
+{
+	if (s->s3)
+		s3_object_url(s->s3, key, out, outlen);
+	else
+		snprintf(out, outlen, "%s/%s", s->root, key);
+}
+
+int metadata_store_put_object(struct metadata_store *s, const char *key, const void *data,
+			      size_t len, const char *content_type, char *err, size_t errlen)
+{
+	char path[4200], *slash;
+
+	if (!object_key_ok(key)) {
+		snprintf(err, errlen, "object key %.200s is not a plain relative path", key);
+		return -1;
+	}
+	if (s->s3)
+		return s3_put(s->s3, key, data, len, content_type, err, errlen);
+	snprintf(path, sizeof(path), "%s/%s", s->root, key);
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	if (mkdir_p(path, err, errlen) != 0)
+		return -1;
+	*slash = '/';
+	return fs_write_atomic(path, data, len, err, errlen);
 }

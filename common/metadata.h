@@ -85,4 +85,14 @@ int metadata_store_save_pending(struct metadata_store *s, const struct task_meta
 int metadata_store_update(struct metadata_store *s, const char *task_id, const cJSON *fields,
 			  char *err, size_t errlen);
 
+/* Any other object of the store (result copies, copies.h), under key — a path of
+ * segments of A-Z a-z 0-9 - _ . : ~ % (metadata_task_key's names) joined by "/", no "."
+ * or ".." segment: r2 PUTs it to <endpoint>/<bucket>/<key>, fs writes
+ * <KIE_METADATA_DIR>/<key> atomically (directories created). Returns 0 or -1 (err). */
+int metadata_store_put_object(struct metadata_store *s, const char *key, const void *data,
+			      size_t len, const char *content_type, char *err, size_t errlen);
+/* The store's own address of the object under key: the S3 URL (r2) or the file path (fs). */
+void metadata_store_object_url(const struct metadata_store *s, const char *key, char *out,
+			       size_t outlen);
+
 #endif

@@ -57,6 +57,7 @@ enum metrics_cb_handled {
 	METRICS_CBH_MALFORMED,     /* not an entry (no body, task ids disagree, too big) */
 	METRICS_CBH_RETRY,         /* kept for another try (recordInfo or Redis failed) */
 	METRICS_CBH_FINALIZE_FAILED, /* the store or Redis failed: polling finalizes it */
+	METRICS_CBH_TO_COPIES,     /* a success handed to a poller for the result copies */
 	METRICS_CBH_N
 };
 

@@ -1372,3 +1372,102 @@ int queue_pool_idle(struct queue *q, int with_callbacks, int *idle)
 		*idle = rep->integer == 0;
 	return ok_reply(rep);
 }
+
+/* ---- result copies: plain commands on the task hash (queue.h) ---- */
+
+int queue_task_copying(struct queue *q, const char *task_id, int *yes)
+{
+	char key[KIE_TASK_ID_MAX_BYTES + 200];
+	redisReply *rep;
+
+	*yes = 0;
+	key2(q, key, sizeof(key), "task", task_id);
+	rep = rconn_cmd(q->r, "HEXISTS %s copyResult", key);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*yes = rep->integer == 1;
+	return ok_reply(rep);
+}
+
+void queue_task_copies_free(struct task_copies *c)
+{
+	free(c->result);
+	for (int i = 0; i < QUEUE_COPIES_MAX; i++) {
+		free(c->stored[i]);
+		free(c->refused[i]);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+int queue_task_copies_get(struct queue *q, const char *task_id, struct task_copies *out)
+{
+	char key[KIE_TASK_ID_MAX_BYTES + 200];
+	redisReply *rep;
+
+	memset(out, 0, sizeof(*out));
+	key2(q, key, sizeof(key), "task", task_id);
+	rep = rconn_cmd(q->r, "HGETALL %s", key);
+	if (rep && rep->type == REDIS_REPLY_ARRAY) {
+		for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+			const redisReply *f = rep->element[i], *v = rep->element[i + 1];
+			long long n;
+			char **slot = NULL;
+			if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+				continue;
+			if (strcmp(f->str, "copyResult") == 0) {
+				free(out->result);
+				out->result = util_strdup(v->str);
+			} else if (strcmp(f->str, "copyTries") == 0 && util_parse_ll(v->str, &n) == 0) {
+				out->tries = (long)n;
+			} else if (strncmp(f->str, "copy:", 5) == 0 &&
+				   util_parse_ll(f->str + 5, &n) == 0 && n >= 0 && n < QUEUE_COPIES_MAX) {
+				slot = &out->stored[n];
+			} else if (strncmp(f->str, "copyFail:", 9) == 0 &&
+				   util_parse_ll(f->str + 9, &n) == 0 && n >= 0 && n < QUEUE_COPIES_MAX) {
+				slot = &out->refused[n];
+			}
+			if (slot) {
+				free(*slot);
+				*slot = util_strdup(v->str);
+			}
+		}
+	}
+	if (rep && rep->type != REDIS_REPLY_ARRAY && rep->type != REDIS_REPLY_ERROR)
+		snprintf(q->err, sizeof(q->err), "HGETALL %s: unexpected reply", key);
+	return ok_reply(rep);
+}
+
+int queue_task_copies_begin(struct queue *q, const char *task_id, const char *result_json)
+{
+	char key[KIE_TASK_ID_MAX_BYTES + 200];
+	key2(q, key, sizeof(key), "task", task_id);
+	return ok_reply(rconn_cmd(q->r, "HSETNX %s copyResult %s", key, result_json));
+}
+
+int queue_task_copy_set(struct queue *q, const char *task_id, int n, int refused,
+			const char *value)
+{
+	char key[KIE_TASK_ID_MAX_BYTES + 200], field[32];
+	key2(q, key, sizeof(key), "task", task_id);
+	snprintf(field, sizeof(field), "%s:%d", refused ? "copyFail" : "copy", n);
+	return ok_reply(rconn_cmd(q->r, "HSET %s %s %s", key, field, value));
+}
+
+int queue_task_copy_tried(struct queue *q, const char *task_id, long *tries)
+{
+	char key[KIE_TASK_ID_MAX_BYTES + 200];
+	redisReply *rep;
+
+	*tries = 1;
+	key2(q, key, sizeof(key), "task", task_id);
+	rep = rconn_cmd(q->r, "HINCRBY %s copyTries 1", key);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*tries = (long)rep->integer;
+	return ok_reply(rep);
+}
+
+int queue_poll_due_by(struct queue *q, const char *task_id, int64_t due_ms)
+{
+	char due[128];
+	queue_key(q, due, sizeof(due), "poll:due");
+	return ok_reply(rconn_cmd(q->r, "ZADD %s LT %lld %s", due, (long long)due_ms, task_id));
+}

@@ -252,6 +252,34 @@ void queue_task_record_free(struct task_record *t);
 int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		   const char *status, const char *event_json, const char *reply_to, int *done);
 
+/* --- result copies (copies.h; finalize.c runs the rounds) ---
+ * Fields of <p>:task:<id> while its result files are copied: copyResult (the success
+ * result, JSON, first writer wins), copy:<n> (stored URL of result n), copyFail:<n> (why
+ * result n was refused for good), copyTries (rounds that left a copy to retry). Plain
+ * commands, no scripts: each write is one idempotent command. */
+#define QUEUE_COPIES_MAX 32 /* result files copied per task; more are reported, not copied */
+struct task_copies {
+	char *result;                    /* copyResult, or NULL: no copy round began */
+	long tries;
+	char *stored[QUEUE_COPIES_MAX];  /* copy:<n>, or NULL */
+	char *refused[QUEUE_COPIES_MAX]; /* copyFail:<n>, or NULL */
+};
+/* *yes = 1 when the task's copies began (copyResult is set). */
+int queue_task_copying(struct queue *q, const char *task_id, int *yes);
+/* Reads the copy fields; free with queue_task_copies_free (also after a failure). */
+int queue_task_copies_get(struct queue *q, const char *task_id, struct task_copies *out);
+void queue_task_copies_free(struct task_copies *c);
+/* HSETNX copyResult: the first result saved is the one copied and finalized. */
+int queue_task_copies_begin(struct queue *q, const char *task_id, const char *result_json);
+/* Sets copy:<n> (refused 0) or copyFail:<n> (refused 1) to value. */
+int queue_task_copy_set(struct queue *q, const char *task_id, int n, int refused,
+			const char *value);
+/* Counts a round that left copies to retry; *tries gets the new count. */
+int queue_task_copy_tried(struct queue *q, const char *task_id, long *tries);
+/* Makes the task due at due_ms in <p>:poll:due, adding it when it is not there and
+ * moving it earlier when it is (ZADD LT): hands a task to the pollers now. */
+int queue_poll_due_by(struct queue *q, const char *task_id, int64_t due_ms);
+
 /* --- supervision (q->worker_id is the process's worker id) --- */
 /* Writes the id of consumer slot of worker_id: "<worker_id>#<slot>". */
 void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot);

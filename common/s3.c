@@ -96,6 +96,11 @@ static void s3_error(const char *method, const char *key, const struct http_resp
 		 code[0] ? code : "error", msg[0] ? ": " : "", msg, hint);
 }
 
+void s3_object_url(const struct s3_client *c, const char *key, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s/%s/%s", c->endpoint, c->bucket, key);
+}
+
 static int s3_call(struct s3_client *c, const char *method, const char *key, const void *data,
 		   size_t len, const char *content_type, size_t max_bytes,
 		   struct http_response *resp, char *err, size_t errlen)
@@ -113,7 +118,7 @@ static int s3_call(struct s3_client *c, const char *method, const char *key, con
 		.userpwd = c->userpwd,
 	};
 
-	snprintf(url, sizeof(url), "%s/%s/%s", c->endpoint, c->bucket, key);
+	s3_object_url(c, key, url, sizeof(url));
 	crypto_sha256_hex(data ? data : "", data ? len : 0, hash);
 	snprintf(sha_hdr, sizeof(sha_hdr), "x-amz-content-sha256: %s", hash);
 	if (content_type) {

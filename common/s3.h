@@ -33,6 +33,8 @@ int s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
  * or -1 with err filled. */
 int s3_get(struct s3_client *c, const char *key, struct dbuf *out, size_t max_bytes,
 	   char *err, size_t errlen);
+/* Writes the URL an object is PUT to and read from: <endpoint>/<bucket>/<key>. */
+void s3_object_url(const struct s3_client *c, const char *key, char *out, size_t outlen);
 int s3_delete(struct s3_client *c, const char *key, char *err, size_t errlen);
 
 /* HEAD /<bucket>: the endpoint answers and the credentials may use the bucket (a cheap

@@ -45,7 +45,17 @@ a task), create_refused_times_ms (those refused with 429/455) and record_info_ti
 (recordInfo calls let through), the last 20,000 of each.
 
 Prompt markers: "[fake:fail]" ends the task in state fail (501); "[fake:400]" makes
-createTask answer code 400; "[fake:slow=MS]" makes that task take MS ms.
+createTask answer code 400; "[fake:slow=MS]" makes that task take MS ms;
+"[fake:results=K,K,...]" gives the task one result URL per K (/files/<taskId>/<n>.<K>),
+K one of: png (a real 32x24 PNG), jpeg (a real 24x16 baseline JPEG), big (a real PNG of
+big_file_bytes), bignolen (the same, sent without Content-Length), liar (the JPEG's bytes
+declared image/png), notimage (HTML declared image/png). Without it: one PNG
+(/files/<taskId>.png). "[fake:file500=N]": the first N downloads of that task's result
+files answer 500.
+
+Result files: fail_next_file_http500 (config) answers that many downloads with 500 first.
+Stats: file_downloads (served 200), file_downloads_500, and files_sha256 (kind -> SHA-256
+hex of the bytes served for it).
 """
 import argparse
 import asyncio
@@ -59,9 +69,11 @@ import os
 import random
 import re
 import signal
+import struct
 import sys
 import time
 import urllib.parse
+import zlib
 
 MODEL = "google/nano-banana-edit"
 RATIOS = {"1:1", "9:16", "16:9", "3:4", "4:3", "3:2", "2:3", "5:4", "4:5", "21:9", "auto"}
@@ -69,6 +81,63 @@ MAX_BODY = 1024 * 1024
 # a valid 1x1 PNG
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+def make_png(width, height, pixel):
+    """A real PNG (8-bit RGB, filter 0 rows) from pixel(x, y) -> bytes of 3."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+    raw = b"".join(b"\0" + b"".join(pixel(x, y) for x in range(width))
+                   for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" +
+            chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw, 0 if width * height > 10000 else 9)) +
+            chunk(b"IEND", b""))
+
+
+RESULT_PNG = make_png(32, 24, lambda x, y: bytes((x * 8, y * 10, 200)))
+# a real 24x16 baseline JPEG (made once with Pillow: quality 85, not progressive)
+RESULT_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAUDBAQEAwUEBAQFBQUGBwwIBwcHBw8LCwkMEQ8SEhEPERETFhwX"
+    "ExQaFRERGCEYGh0dHx8fExciJCIeJBweHx7/2wBDAQUFBQcGBw4ICA4eFBEUHh4eHh4eHh4eHh4eHh4eHh4e"
+    "Hh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh7/wAARCAAQABgDASIAAhEBAxEB/8QAHwAAAQUBAQEB"
+    "AQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKB"
+    "kaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1"
+    "dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl"
+    "5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcF"
+    "BAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5"
+    "OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0"
+    "tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDwzTfC/T93"
+    "+ldNpvhfp+7/AEr0rTfC/T93+ldPpvhfp+7/AEr18ZxJ5nz/AA1xdt7x5ppvhfp+7/SivcdN8L9P3f6UV8zW"
+    "4k97c/bsu4u/cr3j/9k=")
+RESULT_KINDS = ("png", "jpeg", "big", "bignolen", "liar", "notimage")
+_big_cache = {}
+
+
+def big_png(nbytes):
+    """A real PNG of about nbytes (noise, stored uncompressed)."""
+    if nbytes not in _big_cache:
+        side = max(8, int((nbytes / 3) ** 0.5))
+        rnd = random.Random(7)
+        _big_cache.clear()
+        _big_cache[nbytes] = make_png(side, side, lambda x, y: bytes(
+            (rnd.getrandbits(8), rnd.getrandbits(8), rnd.getrandbits(8))))
+    return _big_cache[nbytes]
+
+
+def result_file(kind, big_bytes):
+    """(declared Content-Type, bytes) of a result file kind."""
+    if kind == "png":
+        return "image/png", RESULT_PNG
+    if kind == "jpeg":
+        return "image/jpeg", RESULT_JPEG
+    if kind in ("big", "bignolen"):
+        return "image/png", big_png(big_bytes)
+    if kind == "liar":
+        return "image/png", RESULT_JPEG
+    return "image/png", b"<!doctype html><html><body>not an image</body></html>\n"
+
+
 REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
@@ -121,7 +190,8 @@ class State:
                     "create_window_s": a.create_window_s, "query_limit": a.query_limit,
                     "query_window_s": a.query_window_s, "refuse_creates_until_ms": 0,
                     "refuse_code": 429, "credits": a.credits, "token": a.token,
-                    "create_http500_rate": 0.0, "seed": 0, "task_id_style": "plain"}
+                    "create_http500_rate": 0.0, "seed": 0, "task_id_style": "plain",
+                    "fail_next_file_http500": 0, "big_file_bytes": 300000}
         self.tasks = {}
         self.counter = 0
         self.creates = SlidingLog()   # createTask calls that created a task
@@ -137,7 +207,8 @@ class State:
                       "creates_refused_455": 0, "creates_refused_402": 0,
                       "record_info_total": 0, "record_info_refused_429": 0,
                       "requests_total": 0, "callbacks_sent": 0,
-                      "callbacks_failed": 0, "callbacks_skipped_nonlocal": 0}
+                      "callbacks_failed": 0, "callbacks_skipped_nonlocal": 0,
+                      "file_downloads": 0, "file_downloads_500": 0, "files_sha256": {}}
 
     def epoch_ms(self, mono):
         return int((mono + self.epoch_offset) * 1000)
@@ -178,8 +249,13 @@ def record(t, port):
          "costTime": None, "completeTime": t.get("completeTime"),
          "createTime": t["createTime"], "updateTime": t["updateTime"]}
     if t["state"] == "success":
-        d["resultJson"] = json.dumps({"resultUrls": [
-            f"http://127.0.0.1:{port}/files/{t['taskId']}.png"]})
+        kinds = t.get("results")
+        if kinds:
+            urls = [f"http://127.0.0.1:{port}/files/{urllib.parse.quote(t['taskId'], safe='')}"
+                    f"/{n}.{k}" for n, k in enumerate(kinds)]
+        else:
+            urls = [f"http://127.0.0.1:{port}/files/{t['taskId']}.png"]
+        d["resultJson"] = json.dumps({"resultUrls": urls})
         d["costTime"] = t["duration_ms"]
     elif t["state"] == "fail":
         d["failCode"] = "501"
@@ -289,6 +365,9 @@ def config_error(upd):
     if "create_http500_rate" in upd and not (number(upd["create_http500_rate"]) and
                                              upd["create_http500_rate"] <= 1):
         return "create_http500_rate must be a number from 0 to 1"
+    for k in ("fail_next_file_http500", "big_file_bytes"):
+        if k in upd and not (number(upd[k]) and int(upd[k]) == upd[k]):
+            return f"{k} must be an integer >= 0"
     if "task_id_style" in upd and upd["task_id_style"] not in ("plain", "slash", "long"):
         return "task_id_style must be plain, slash or long"
     return None
@@ -307,10 +386,27 @@ class Handler:
         if path.startswith("/_fake/"):
             return self.control(method, path, query, body)
         if path.startswith("/files/") and method in ("GET", "HEAD"):
-            tid = path[len("/files/"):].rsplit(".", 1)[0]
-            if tid in st.tasks and st.tasks[tid]["state"] == "success":
-                return 200, "image/png", PNG
-            return 404, "application/json", json.dumps(kie(404, "not found")).encode()
+            rest = path[len("/files/"):]
+            m = re.fullmatch(r"([^/]+)/(\d+)\.([a-z]+)", rest)
+            tid = urllib.parse.unquote(m.group(1)) if m else rest.rsplit(".", 1)[0]
+            t = st.tasks.get(tid)
+            if not t or t["state"] != "success" or (m and m.group(3) not in RESULT_KINDS):
+                return 404, "application/json", json.dumps(kie(404, "not found")).encode()
+            if method == "GET" and (st.cfg["fail_next_file_http500"] or t.get("file500")):
+                if t.get("file500"):
+                    t["file500"] -= 1
+                else:
+                    st.cfg["fail_next_file_http500"] -= 1
+                st.stats["file_downloads_500"] += 1
+                return 500, "text/plain", b"internal error (fake)"
+            kind = m.group(3) if m else "png"
+            ctype, data = result_file(kind, st.cfg["big_file_bytes"]) if m else ("image/png", PNG)
+            if method == "GET":
+                st.stats["file_downloads"] += 1
+                st.stats["files_sha256"][kind] = hashlib.sha256(data).hexdigest()
+            if kind == "bignolen":
+                return 200, ctype, data, "no-length"
+            return 200, ctype, data
         if not path.startswith("/api/"):
             return 404, "application/json", json.dumps(kie(404, "not found")).encode()
         if not headers.get("user-agent"):
@@ -433,6 +529,12 @@ class Handler:
              "param": json.dumps(req), "createTime": now_ms(), "updateTime": now_ms(),
              "duration_ms": int(slow.group(1)) if slow else st.cfg["task_ms"],
              "will_fail": "[fake:fail]" in prompt, "callBackUrl": cb, "jobId": job_id}
+        kinds = re.search(r"\[fake:results=([a-z,]+)\]", prompt)
+        if kinds:
+            t["results"] = [k for k in kinds.group(1).split(",") if k]
+        file500 = re.search(r"\[fake:file500=(\d+)\]", prompt)
+        if file500:
+            t["file500"] = int(file500.group(1))
         st.tasks[tid] = t
         st.stats["creates_total"] += 1
         key = job_id or "-"
@@ -541,10 +643,19 @@ class HttpProtocol(asyncio.Protocol):
         asyncio.get_event_loop().create_task(self.run(method, target, headers, body, close))
 
     async def run(self, method, target, headers, body, close):
+        no_length = False
         try:
-            status, ctype, out = await self.handler.handle(method, target, headers, body)
+            res = await self.handler.handle(method, target, headers, body)
+            status, ctype, out = res[:3]
+            no_length = len(res) > 3 and res[3] == "no-length"
         except Exception as e:  # a bug in the fake must not kill the server
             status, ctype, out = 500, "text/plain", f"fake error: {e!r}".encode()
+        if no_length and method == "GET":  # the body ends when the connection closes
+            head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"
+                    f"Content-Type: {ctype}\r\nConnection: close\r\n\r\n")
+            self.transport.write(head.encode() + out)
+            self.transport.close()
+            return
         if method == "HEAD":
             out_len, out = len(out), b""
             self.reply(status, ctype, out, close, length=out_len)

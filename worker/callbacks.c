@@ -166,7 +166,26 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 		queue_uncertain_free(&u);
 	}
 	res = METRICS_CBH_PROGRESS;
-	if (kie_task_state_final(r.state)) {
+	if (kie_task_state_final(r.state) && r.success && c->w->cfg->copy_results) {
+		/* the same copy step as a polled success: a poller copies, then finalizes. The
+		 * files are downloaded only from URLs KIE's recordInfo gave: a verified body is
+		 * signed on its task id alone, so its task is polled now rather than its URLs
+		 * fetched; an unverified one was confirmed above and r is KIE's record. */
+		if (t.finalized) {
+			res = METRICS_CBH_ALREADY_FINAL;
+			log_debug(job_id, task_id, "callback for a task already finalized: no-op");
+		} else if ((!verified &&
+			    finalize_begin_copies(&c->io.q, task_id, &r, err, sizeof(err)) != 0) ||
+			   (queue_poll_due_by(&c->io.q, task_id, util_now_ms()) != 0 &&
+			    snprintf(err, sizeof(err), "Redis refused the poll schedule") > 0)) {
+			res = METRICS_CBH_FINALIZE_FAILED;
+			log_warn(job_id, task_id, "handing the callback's success to the result copies "
+				 "failed (%s); polling finds it", err);
+		} else {
+			res = METRICS_CBH_TO_COPIES;
+			log_debug(job_id, task_id, "callback success: handed to the result copies");
+		}
+	} else if (kie_task_state_final(r.state)) {
 		int now_done = 0;
 		if (finalize_task(&c->io.q, c->io.ms, task_id, &r, &now_done, err, sizeof(err)) != 0) {
 			res = METRICS_CBH_FINALIZE_FAILED;

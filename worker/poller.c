@@ -34,6 +34,39 @@ static void finalize_or_retry(struct poller *p, const char *task_id, const struc
 	}
 }
 
+/* A copy round (finalize.h): the one step between a succeeded task and its end, whether
+ * the success was polled here or came by callback (callbacks.c hands the task over). */
+static void copy_round(struct poller *p, const char *task_id, const struct task_record *t)
+{
+	char err[600];
+	int finalized = 0;
+	int64_t next = 0;
+
+	if (finalize_copy_round(&p->io.q, p->io.ms, p->io.copier, p->w->cfg, task_id, &finalized,
+				&next, err, sizeof(err)) != 0) {
+		log_warn(t->job_id[0] ? t->job_id : NULL, task_id,
+			 "copy round failed, retrying in %ld ms: %s", p->w->policy.poll_initial_ms, err);
+		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
+	} else if (!finalized) {
+		log_debug(t->job_id[0] ? t->job_id : NULL, task_id, "copies to retry in %lld ms",
+			  (long long)(next - util_now_ms()));
+	}
+}
+
+/* A success polled with copies on: save it for the copy rounds, then run the first. */
+static void begin_copies(struct poller *p, const char *task_id, const struct task_record *t,
+			 const struct kie_result *res)
+{
+	char err[600];
+	if (finalize_begin_copies(&p->io.q, task_id, res, err, sizeof(err)) != 0) {
+		log_warn(t->job_id[0] ? t->job_id : NULL, task_id, "%s; polling again in %ld ms", err,
+			 p->w->policy.poll_initial_ms);
+		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
+		return;
+	}
+	copy_round(p, task_id, t);
+}
+
 static void poll_one(struct poller *p, const char *task_id)
 {
 	struct task_record t;
@@ -49,6 +82,20 @@ static void poll_one(struct poller *p, const char *task_id)
 		queue_task_record_free(&t);
 		return;
 	}
+	{
+		int copying = 0;
+		if (queue_task_copying(&p->io.q, task_id, &copying) != 0) {
+			limiter_unuse(&p->query);
+			queue_task_record_free(&t);
+			return; /* the lease expires and the task comes due again */
+		}
+		if (copying) { /* its end is known: no recordInfo, the copies go on */
+			limiter_unuse(&p->query);
+			copy_round(p, task_id, &t);
+			queue_task_record_free(&t);
+			return;
+		}
+	}
 	memset(&res, 0, sizeof(res));
 	rc = kie_client_get_task(p->io.kie, task_id, &res, &kerr);
 	if (rc != 0 && lifecycle_is_rate_refusal(&kerr)) {
@@ -63,7 +110,10 @@ static void poll_one(struct poller *p, const char *task_id)
 	switch (lifecycle_after_poll(rc == 0 ? NULL : &kerr, res.state, elapsed, t.polls,
 				     &p->w->policy)) {
 	case POLL_FINALIZE:
-		finalize_or_retry(p, task_id, &t, &res);
+		if (res.success && p->w->cfg->copy_results)
+			begin_copies(p, task_id, &t, &res);
+		else
+			finalize_or_retry(p, task_id, &t, &res);
 		break;
 	case POLL_AGAIN:
 		if (rc != 0)
@@ -119,6 +169,15 @@ void *poller_main(void *arg)
 	p.lease_ms = cfg->http_timeout_ms + 5000;
 	if (worker_io_open(p.w, &p.io, "poller", p.w->id) != 0)
 		goto out;
+	if (cfg->copy_results) {
+		char err[300];
+		p.io.copier = copies_new(cfg, err, sizeof(err));
+		if (!p.io.copier) {
+			log_error(NULL, NULL, "poller cannot start: %s", err);
+			p.w->stopping = 1;
+			goto out;
+		}
+	}
 	{
 		char member[200];
 		snprintf(member, sizeof(member), "%s/poller%d", p.w->id,

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "config.h"
+#include "copies.h"
 #include "job.h"
 #include "limiter.h"
 #include "lifecycle.h"
@@ -69,6 +70,7 @@ struct worker_io {
 	struct queue q;
 	struct kie_client *kie;
 	struct metadata_store *ms;
+	struct copier *copier;  /* pollers only, NULL when KIE_COPY_RESULTS=0 (copies.h) */
 };
 /* Opens io for a thread named who whose queue acts as queue_id (a consumer id, or the
  * worker id). On failure logs why, asks the worker to stop and returns -1; call

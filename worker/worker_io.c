@@ -29,6 +29,7 @@ int worker_io_open(struct worker *w, struct worker_io *io, const char *who,
 
 void worker_io_close(struct worker_io *io)
 {
+	copies_free(io->copier);
 	metadata_store_free(io->ms);
 	kie_client_free(io->kie);
 	rconn_close(&io->rc);
