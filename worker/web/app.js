@@ -173,9 +173,11 @@ function renderCompletions(list) {
   for (const ev of list) {
     const t = el('div', null, 'thumb' + (ev.status === 'completed' ? '' : ' failed'));
     if (ev.jobId) t.dataset.job = ev.jobId;
-    const urls = (Array.isArray(ev.storedUrls) && ev.storedUrls.length) ? ev.storedUrls
-      : (Array.isArray(ev.resultUrls) ? ev.resultUrls : []);
-    const src = safeUrl(urls[0]);
+    // our copy when the browser can reach it (R2_PUBLIC_BASE_URL or the S3 URL; an fs
+    // store's copies are file paths), else KIE's link, which expires
+    const urls = [].concat(Array.isArray(ev.storedUrls) ? ev.storedUrls : [],
+      Array.isArray(ev.resultUrls) ? ev.resultUrls : []);
+    const src = urls.map(safeUrl).find(Boolean);
     if (src) {
       const a = el('a');
       a.href = src;
