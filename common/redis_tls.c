@@ -93,10 +93,17 @@ int redis_tls_init(const char *ca_file, const char *cert_file, const char *key_f
 				 ossl_reason(why, sizeof(why)));
 			goto fail;
 		}
+		ERR_clear_error();
 		if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-			snprintf(err, errlen, "REDIS_TLS_KEY_FILE: %s holds no private key OpenSSL "
-				 "can load (%s); it must be PEM and without a passphrase", key_file,
-				 ossl_reason(why, sizeof(why)));
+			if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+				ERR_clear_error();
+				snprintf(err, errlen, "REDIS_TLS_KEY_FILE: %s is not the key of "
+					 "REDIS_TLS_CERT_FILE's certificate (%s)", key_file, cert_file);
+			} else {
+				snprintf(err, errlen, "REDIS_TLS_KEY_FILE: %s holds no private key "
+					 "OpenSSL can load (%s); it must be PEM and without a "
+					 "passphrase", key_file, ossl_reason(why, sizeof(why)));
+			}
 			goto fail;
 		}
 		if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -106,6 +113,7 @@ int redis_tls_init(const char *ca_file, const char *cert_file, const char *key_f
 			goto fail;
 		}
 	}
+	ERR_clear_error(); /* nothing left for a later error message to pick up */
 	if (g_ctx)
 		SSL_CTX_free(g_ctx);
 	g_ctx = ctx;
