@@ -1,9 +1,12 @@
 # Dockerfile — kie-worker and kie on Debian bookworm (the packages the build uses).
 FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      build-essential pkg-config libhiredis-dev libcurl4-openssl-dev libcjson-dev \
+      build-essential pkg-config curl xz-utils libcurl4-openssl-dev libcjson-dev \
       libmicrohttpd-dev libssl-dev ca-certificates && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# hiredis 1.2.0 with TLS, static, from Debian trixie's pinned source (docs/tls.md)
+COPY scripts/build-hiredis.sh ./scripts/
+RUN ./scripts/build-hiredis.sh
 COPY Makefile ./
 COPY common ./common
 COPY worker ./worker

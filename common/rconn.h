@@ -1,5 +1,5 @@
 /* rconn.h — one Redis connection per thread, from REDIS_URL (or the primary that Redis
- * Sentinel names), that reconnects with backoff. A hiredis context with err set is dead:
+ * Sentinel names), plain or TLS (redis_tls.h), that reconnects with backoff. A hiredis context with err set is dead:
  * it is freed and replaced; so is one whose node was demoted to a replica. */
 #ifndef KIE_RCONN_H
 #define KIE_RCONN_H

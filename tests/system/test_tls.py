@@ -249,3 +249,49 @@ def test_bad_tls_settings_stop_start_up(tmpdir_path, pki, env, needle):
     assert needle in p.stderr, p.stderr
     q = run_kie(["pause"], full)
     assert q.returncode != 0 and needle in q.stderr, q.stderr
+
+
+def test_sentinel_over_tls_names_a_tls_primary(tmpdir_path, pki, tls_redis, fake_kie, workers):
+    """A sentinel on a TLS port only (REDIS_SENTINEL_TLS=1) monitoring a TLS primary
+    (rediss://): the worker asks it over TLS, then reaches the primary it names over TLS,
+    the certificate checked against the address the sentinel gave (127.0.0.1)."""
+    import redis
+    d = os.path.join(tmpdir_path, "sentinel-tls")
+    os.makedirs(d)
+    port = free_port()
+    conf = os.path.join(d, "sentinel.conf")
+    with open(conf, "w") as f:
+        f.write(f"port 0\ntls-port {port}\nbind 127.0.0.1\ndir {d}\n"
+                f"logfile {os.path.join(d, 'sentinel.log')}\n"
+                f"tls-cert-file {pki}/server.crt\ntls-key-file {pki}/server.key\n"
+                f"tls-ca-cert-file {pki}/ca.crt\ntls-auth-clients no\ntls-replication yes\n"
+                f"sentinel monitor mymaster 127.0.0.1 {tls_redis.port} 1\n")
+    proc = subprocess.Popen(["redis-sentinel", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        s = redis.Redis(host="127.0.0.1", port=port, ssl=True,
+                        ssl_ca_certs=os.path.join(pki, "ca.crt"), decode_responses=True,
+                        socket_timeout=5)
+
+        def named():
+            if proc.poll() is not None:
+                raise AssertionError("redis-sentinel exited early")
+            try:
+                return s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+            except Exception:
+                return None
+        assert wait_for(named, 15, what="the TLS sentinel") == ["127.0.0.1", str(tls_redis.port)]
+        r = tls_redis.client()
+        env = {"REDIS_SENTINELS": f"127.0.0.1:{port}", **tls_env(pki)}
+        # the sentinel over plain TCP: it only speaks TLS, so nothing is reached
+        w1 = workers("rediss://sentinel-mode/0", fake_kie.url, **env)
+        wait_for(lambda: "unreachable" in w1.log(), 20, what=lambda: w1.log()[-2000:])
+        w1.stop()
+        r.lpush(f"{PREFIX}:queue", descriptor("sentinel-tls-1"))
+        w = workers("rediss://sentinel-mode/0", fake_kie.url, REDIS_SENTINEL_TLS=1, **env)
+        ev = wait_done(r, 1)[0]
+        assert ev["jobId"] == "sentinel-tls-1" and ev["status"] == "completed", ev
+        assert fake_kie.stats()["creates_by_job"] == {"sentinel-tls-1": 1}
+        assert f"Redis primary for mymaster is 127.0.0.1:{tls_redis.port}" in w.log()
+    finally:
+        stop_proc(proc)
