@@ -29,7 +29,9 @@ PREFIX=${1:-$ROOT/build/deps/hiredis}
 case "$PREFIX" in /*) ;; *) PREFIX=$(pwd)/$PREFIX ;; esac
 STAMP="$PREFIX/.built-$VERSION-$DEBREV"
 
-if [ -f "$STAMP" ] && [ -f "$PREFIX/lib/libhiredis_ssl.a" ] && [ -f "$PREFIX/lib/libhiredis.a" ]; then
+# built, and for this path (the .pc files hold it: a moved checkout builds again)
+if [ -f "$STAMP" ] && [ -f "$PREFIX/lib/libhiredis_ssl.a" ] && [ -f "$PREFIX/lib/libhiredis.a" ] &&
+	grep -qxF "prefix=$PREFIX" "$PREFIX/lib/pkgconfig/hiredis.pc" 2>/dev/null; then
 	echo "build-hiredis: hiredis $VERSION-$DEBREV already in $PREFIX"
 	exit 0
 fi
