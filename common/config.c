@@ -85,7 +85,8 @@ static const struct cfg_entry table[] = {
 	 "any S3-compatible endpoint instead of R2's (path-style)"},
 	{"redis-url", "REDIS_URL", CFG_REDIS_URL, "redis://127.0.0.1:6379/0", 0, 0, NULL,
 	 S(redis_url), 0, "Redis to take jobs from: redis://[[user]:password@]host[:port][/db] "
-	 "(IPv6 host in brackets) or unix:///path[?db=N]; printed with the password masked"},
+	 "(IPv6 host in brackets), the same with rediss:// for TLS (REDIS_TLS_*), or "
+	 "unix:///path[?db=N]; printed with the password masked"},
 	{NULL, "REDIS_PASSWORD_FILE", CFG_FILE, "", TARGET(redis_password), NULL,
 	 S(redis_password_file), 0,
 	 "file holding the Redis password (one trailing newline stripped); replaces REDIS_URL's "
