@@ -481,15 +481,11 @@ int rconn_addr_tls(struct rconn_addr *a, int sentinel_tls, const char *ca_file,
 			 a->nsentinels ? "; REDIS_SENTINEL_TLS=1 for the sentinels" : "");
 		return -1;
 	}
-	if (a->tls && a->unix_path[0]) {
-		snprintf(err, errlen, "REDIS_URL: rediss:// is TCP; a unix socket takes no TLS");
-		return -1;
-	}
 	if (server_name && *server_name) {
 		size_t n = strlen(server_name);
 		if (n >= sizeof(a->tls_server_name) ||
 		    strspn(server_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					"0123456789.-_:*") != n) {
+					"0123456789.-_:") != n) {
 			snprintf(err, errlen, "REDIS_TLS_SERVER_NAME: \"%.64s\" is not a DNS name or "
 				 "an IP address (at most %zu bytes)", server_name,
 				 sizeof(a->tls_server_name) - 1);

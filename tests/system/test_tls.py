@@ -133,9 +133,10 @@ def test_a_job_completes_over_tls(tls_redis, pki, fake_kie, workers):
     stats = fake_kie.stats()
     assert stats["creates_total"] == 1, stats
     assert stats["creates_by_job"] == {"tls-1": 1}, stats
-    # the worker's connections are TLS ones: the server counts its TLS clients
+    # no TLS connection failed on the way (the runners idle in BLMOVE, reads time out)
     assert w.proc.poll() is None
-    assert "unreachable" not in w.log(), w.log()[-3000:]
+    assert "unreachable" not in w.log() and "connection lost" not in w.log(), w.log()[-3000:]
+    # the worker's connections are TLS ones: the server has no plain port to take them
 
 
 def test_a_big_descriptor_streams_through_tls(tls_redis, pki, fake_kie, workers):
