@@ -5,13 +5,14 @@
 # The worker's HTTP server listens on :8080 (KIE's callbacks, /healthz, /readyz).
 FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      build-essential pkg-config libhiredis-dev libcurl4-openssl-dev libcjson-dev \
+      build-essential pkg-config curl xz-utils libcurl4-openssl-dev libcjson-dev \
       libmicrohttpd-dev libssl-dev ca-certificates && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # the whole tree, less what .dockerignore leaves out (build output, .git, secrets): new
 # source folders (cli/, common/lua/, ...) come along without editing this file
 COPY . .
-# --- dependencies built from source go here (hiredis 1.2 with TLS: scripts/build-hiredis.sh)
+# hiredis 1.2.0 with TLS, static, from Debian trixie's pinned source (docs/tls.md)
+RUN ./scripts/build-hiredis.sh
 # --- build and install into /out (make install: PREFIX, DESTDIR; docs/deploy.md)
 RUN make -j"$(nproc)" all && make install DESTDIR=/out PREFIX=/usr/local \
     && rm -rf /out/usr/local/share/man /out/usr/local/lib/systemd

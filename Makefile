@@ -14,7 +14,26 @@ DESTDIR ?=
 CC      ?= cc
 WERROR  ?= 1
 PYTHON  ?= /usr/bin/python3
-PKGS    := hiredis libcurl libcjson libmicrohttpd openssl
+PKGS    := hiredis hiredis_ssl libcurl libcjson libmicrohttpd openssl
+
+# hiredis >= 1.0 with hiredis_ssl (TLS to Redis). Where the system's is older (Debian
+# bookworm: 0.14.1), scripts/build-hiredis.sh builds Debian trixie's 1.2.0 as static
+# libraries into build/deps/hiredis (run here when missing; `make clean` keeps it) and
+# pkg-config is pointed there, for every build: release, build/san, unit tests, build/fuzz.
+HIREDIS_PREFIX := $(CURDIR)/build/deps/hiredis
+PKG_CONFIG     ?= pkg-config
+ifeq ($(shell $(PKG_CONFIG) --exists 'hiredis >= 1.0' hiredis_ssl && echo y),)
+  ifneq ($(filter-out clean distclean,$(or $(MAKECMDGOALS),all)),)
+    ifeq ($(wildcard $(HIREDIS_PREFIX)/lib/pkgconfig/hiredis_ssl.pc),)
+      $(info hiredis: the system's is older than 1.0 or lacks TLS: building 1.2.0 into build/deps)
+      ifneq ($(shell ./scripts/build-hiredis.sh '$(HIREDIS_PREFIX)' >&2 || echo failed),)
+        $(error scripts/build-hiredis.sh failed (see above); hiredis >= 1.0 with hiredis_ssl is needed)
+      endif
+    endif
+  endif
+  export PKG_CONFIG_PATH := $(HIREDIS_PREFIX)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+  PKG_CONFIG := PKG_CONFIG_PATH='$(PKG_CONFIG_PATH)' $(PKG_CONFIG)
+endif
 
 ifeq ($(SANITIZER),)
   B      := build
@@ -34,9 +53,9 @@ ifeq ($(WERROR),1)
 endif
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFL) -MMD -MP -pthread \
-           -Icommon $(shell pkg-config --cflags $(PKGS))
+           -Icommon $(shell $(PKG_CONFIG) --cflags $(PKGS))
 LDFLAGS += $(SANFL) -pthread
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
+LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm
 
 ifeq ($(V),1)
   Q :=
@@ -55,7 +74,7 @@ CLI_OBJ    := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit system clean install demo fuzz fuzz-smoke fuzz-build fuzz-known bench
+.PHONY: all deps test unit system clean distclean install demo fuzz fuzz-smoke fuzz-build fuzz-known bench
 all: $(B)/libkie.a $(B)/kie $(B)/kie-worker
 
 deps:
@@ -120,7 +139,7 @@ FB              := build/fuzz
 FUZZ_SAN        := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(WARN) \
                    -Wno-unknown-warning-option -MMD -MP -pthread -Icommon -Ifuzz \
-                   $(shell pkg-config --cflags $(PKGS)) $(FUZZ_SAN)
+                   $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(FUZZ_SAN)
 FUZZ_TARGETS    := $(notdir $(basename $(wildcard fuzz/fuzz_*.c)))
 FUZZ_BIN        := $(FUZZ_TARGETS:%=$(FB)/%)
 FUZZ_LIB_OBJ    := $(LIB_SRC:%.c=$(FB)/%.o)
@@ -202,7 +221,11 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 
+# clean keeps build/deps (hiredis built from Debian's sources); distclean removes it too
 clean:
+	find build -mindepth 1 -maxdepth 1 ! -name deps -exec rm -rf {} + 2>/dev/null || true
+
+distclean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)

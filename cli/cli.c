@@ -194,9 +194,7 @@ int cli_queue(const struct config *cfg, struct rconn *rc, struct queue *q)
 	struct rconn_addr addr;
 	char err[512];
 
-	if (rconn_parse_url(cfg->redis_url, cfg->redis_password, &addr, err, sizeof(err)) != 0 ||
-	    rconn_addr_sentinels(&addr, cfg->redis_sentinels, cfg->redis_master_name,
-				 cfg->redis_sentinel_password, err, sizeof(err)) != 0) {
+	if (config_redis_addr(cfg, &addr, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kie: configuration error: %s\n", err);
 		return -1;
 	}

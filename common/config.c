@@ -99,7 +99,8 @@ static const struct cfg_entry table[] = {
 	 "60 s)"},
 	{"redis-url", "REDIS_URL", CFG_REDIS_URL, "redis://127.0.0.1:6379/0", 0, 0, NULL,
 	 S(redis_url), 0, "Redis to take jobs from: redis://[[user]:password@]host[:port][/db] "
-	 "(IPv6 host in brackets) or unix:///path[?db=N]; printed with the password masked"},
+	 "(IPv6 host in brackets), the same with rediss:// for TLS (REDIS_TLS_*), or "
+	 "unix:///path[?db=N]; printed with the password masked"},
 	{NULL, "REDIS_PASSWORD_FILE", CFG_FILE, "", TARGET(redis_password), NULL,
 	 S(redis_password_file), 0,
 	 "file holding the Redis password (one trailing newline stripped); replaces REDIS_URL's "
@@ -114,6 +115,22 @@ static const struct cfg_entry table[] = {
 	 S(redis_sentinel_password_file), 0,
 	 "file holding the sentinels' own password (their requirepass; one trailing newline "
 	 "stripped); the primary's password is REDIS_URL's or REDIS_PASSWORD_FILE's"},
+	{"redis-sentinel-tls", "REDIS_SENTINEL_TLS", CFG_INT, "0", 0, 1, NULL,
+	 S(redis_sentinel_tls), 0, "1: the sentinels are reached over TLS too (their tls-port), "
+	 "with the REDIS_TLS_* settings; whether the primary is, REDIS_URL's scheme says "
+	 "(rediss://)"},
+	{"redis-tls-ca-file", "REDIS_TLS_CA_FILE", CFG_STR, "", 0, 0, NULL, S(redis_tls_ca_file), 0,
+	 "with rediss://: CA certificates (PEM) that Redis's certificate must chain to, e.g. a "
+	 "private CA's; \"\" = the system's (/etc/ssl/certs). The certificate is always "
+	 "verified, and must name the host connected to"},
+	{"redis-tls-cert-file", "REDIS_TLS_CERT_FILE", CFG_STR, "", 0, 0, NULL,
+	 S(redis_tls_cert_file), 0, "with rediss://: client certificate (PEM, chain allowed) for "
+	 "a Redis that asks for one (tls-auth-clients); needs REDIS_TLS_KEY_FILE"},
+	{"redis-tls-key-file", "REDIS_TLS_KEY_FILE", CFG_STR, "", 0, 0, NULL, S(redis_tls_key_file),
+	 0, "with rediss://: the client certificate's private key (PEM, no passphrase)"},
+	{"redis-tls-server-name", "REDIS_TLS_SERVER_NAME", CFG_STR, "", 0, 0, NULL,
+	 S(redis_tls_server_name), 0, "with TLS: the name Redis's certificate must carry and the "
+	 "SNI sent, instead of the host connected to (e.g. the primary's IP a sentinel names)"},
 	{"prefix", "KIE_REDIS_PREFIX", CFG_STR, "kie", 0, 0, NULL, S(redis_prefix), 0,
 	 "prefix of every Redis key ({kie} keeps them in one Cluster slot)"},
 	{"worker-id", "KIE_WORKER_ID", CFG_STR, "", 0, 0, NULL, S(worker_id), 0,
@@ -602,6 +619,21 @@ out:
 	curl_free(masked);
 	curl_url_cleanup(h);
 	return out;
+}
+
+int config_redis_addr(const struct config *cfg, struct rconn_addr *out, char *err,
+		      size_t errlen)
+{
+	if (rconn_parse_url(cfg->redis_url, cfg->redis_password, out, err, errlen) != 0 ||
+	    rconn_addr_sentinels(out, cfg->redis_sentinels, cfg->redis_master_name,
+				 cfg->redis_sentinel_password, err, errlen) != 0 ||
+	    rconn_addr_tls(out, (int)cfg->redis_sentinel_tls, cfg->redis_tls_ca_file,
+			   cfg->redis_tls_cert_file, cfg->redis_tls_key_file,
+			   cfg->redis_tls_server_name, err, errlen) != 0) {
+		memset(out, 0, sizeof(*out)); /* no password left behind */
+		return -1;
+	}
+	return 0;
 }
 
 const char *config_metadata_store(const struct config *cfg)

@@ -46,6 +46,11 @@ struct config {
 	char *redis_sentinel_password_file;
 	char *redis_sentinel_password; /* secret: REDIS_SENTINEL_PASSWORD_FILE's content, "" when
 					* unset (rconn_addr_sentinels' password) */
+	long redis_sentinel_tls;  /* 1: the sentinels are reached over TLS */
+	char *redis_tls_ca_file;  /* REDIS_TLS_*: paths; "" = unset (rconn_addr_tls) */
+	char *redis_tls_cert_file;
+	char *redis_tls_key_file;
+	char *redis_tls_server_name;
 	char *redis_prefix;
 	char *worker_id;
 	long concurrency;
@@ -139,6 +144,14 @@ void config_print(const struct config *cfg, FILE *out);
  * written as is when it has no '@' in it, else as "(not shown: not a valid URL)". Returns
  * out. */
 const char *config_url_masked(const char *url, char *out, size_t outlen);
+
+/* The Redis address the settings describe: REDIS_URL with REDIS_PASSWORD_FILE
+ * (rconn_parse_url), REDIS_SENTINELS (rconn_addr_sentinels) and the TLS settings
+ * (rconn_addr_tls, which loads REDIS_TLS_*'s files into the process's TLS context).
+ * out is a struct rconn_addr. Returns 0, or -1 with err naming the variable at fault. */
+struct rconn_addr;
+int config_redis_addr(const struct config *cfg, struct rconn_addr *out, char *err,
+		      size_t errlen);
 
 /* Which metadata store the settings select: "fs" or "r2" (resolves "auto"). */
 const char *config_metadata_store(const struct config *cfg);

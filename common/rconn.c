@@ -1,5 +1,6 @@
-/* rconn.c — REDIS_URL parsing (libcurl's URL API), REDIS_SENTINELS, connect/auth/select,
- * reconnection with backoff, and leaving a node that was demoted to a replica. */
+/* rconn.c — REDIS_URL parsing (libcurl's URL API), REDIS_SENTINELS, connect (TLS through
+ * redis_tls)/auth/select, reconnection with backoff, and leaving a node that was demoted
+ * to a replica. */
 #include "rconn.h"
 
 #include <ctype.h>
@@ -20,6 +21,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis_tls.h"
 #include "util.h"
 
 /* One part of a parsed URL, percent-decoded, into out[size]. Returns 0, 1 when the URL
@@ -133,7 +135,7 @@ static void curl_refusal(CURLUcode rc, char *err, size_t errlen)
 		break;
 	case CURLUE_BAD_SCHEME:
 	case CURLUE_BAD_SLASHES:
-		snprintf(err, errlen, "REDIS_URL must start with redis:// or unix://");
+		snprintf(err, errlen, "REDIS_URL must start with redis://, rediss:// or unix://");
 		break;
 	default:
 		snprintf(err, errlen, "REDIS_URL is not a valid URL (%s; in a password, '@' ':' '/' "
@@ -240,7 +242,7 @@ int rconn_parse_url(const char *url, const char *password, struct rconn_addr *o,
 	 * "0" (0.0.0.0): a Redis URL has exactly two, then its authority */
 	sep = strstr(url, "://");
 	if (!sep || strcspn(url, ":/@") != (size_t)(sep - url)) {
-		snprintf(err, errlen, "REDIS_URL must start with redis:// or unix://");
+		snprintf(err, errlen, "REDIS_URL must start with redis://, rediss:// or unix://");
 		goto out;
 	}
 	if (sep[3] == '/') {
@@ -253,23 +255,20 @@ int rconn_parse_url(const char *url, const char *password, struct rconn_addr *o,
 		goto out;
 	}
 	if (url_part(h, CURLUPART_SCHEME, scheme, sizeof(scheme)) != 0 ||
-	    strcmp(scheme, "redis") != 0) {
-		if (strcmp(scheme, "rediss") == 0)
-			snprintf(err, errlen, "REDIS_URL: rediss:// (Redis over TLS) is refused: TLS "
-				 "is not built in yet; use redis:// on a trusted network, a TLS "
-				 "tunnel (stunnel, spiped) to Redis, or unix:///path");
-		else
-			snprintf(err, errlen, "REDIS_URL must start with redis:// or unix://%s%s%s",
-				 *scheme ? " (not " : "", scheme, *scheme ? "://)" : "");
+	    (strcmp(scheme, "redis") != 0 && strcmp(scheme, "rediss") != 0)) {
+		snprintf(err, errlen, "REDIS_URL must start with redis://, rediss:// or unix://%s%s%s",
+			 *scheme ? " (not " : "", scheme, *scheme ? "://)" : "");
 		goto out;
 	}
+	o->tls = strcmp(scheme, "rediss") == 0;
 	if (parse_authority(h, password, o, err, errlen) != 0)
 		goto out;
 
 	/* the database: the path, /N or nothing; no query, no fragment */
 	if (url_part(h, CURLUPART_QUERY, part, sizeof(part)) != 1) {
-		snprintf(err, errlen, "REDIS_URL: redis:// takes no query parameters (the database "
-			 "goes in the path: redis://host:port/N)");
+		snprintf(err, errlen, "REDIS_URL: %s:// takes no query parameters (the database "
+			 "goes in the path: %s://host:port/N; TLS files go in REDIS_TLS_*)", scheme,
+			 scheme);
 		goto out;
 	}
 	if (url_part(h, CURLUPART_FRAGMENT, part, sizeof(part)) != 1) {
@@ -454,6 +453,55 @@ fail:
 	return -1;
 }
 
+/* ---- TLS ---- */
+
+int rconn_addr_tls(struct rconn_addr *a, int sentinel_tls, const char *ca_file,
+		   const char *cert_file, const char *key_file, const char *server_name,
+		   char *err, size_t errlen)
+{
+	const char *set = ca_file && *ca_file		? "REDIS_TLS_CA_FILE"
+			  : cert_file && *cert_file	? "REDIS_TLS_CERT_FILE"
+			  : key_file && *key_file	? "REDIS_TLS_KEY_FILE"
+			  : server_name && *server_name ? "REDIS_TLS_SERVER_NAME"
+							: NULL;
+
+	a->sentinel_tls = 0;
+	a->tls_server_name[0] = '\0';
+	if (sentinel_tls && !a->nsentinels) {
+		snprintf(err, errlen, "REDIS_SENTINEL_TLS=1 without REDIS_SENTINELS: it says how "
+			 "the sentinels are reached (REDIS_URL's scheme, rediss://, says whether "
+			 "Redis itself is)");
+		return -1;
+	}
+	if (!a->tls && !sentinel_tls) {
+		if (!set)
+			return 0;
+		snprintf(err, errlen, "%s is set but no Redis connection uses TLS: REDIS_URL is "
+			 "%s (write rediss:// for TLS%s)", set,
+			 a->unix_path[0] ? "unix://" : "redis://",
+			 a->nsentinels ? "; REDIS_SENTINEL_TLS=1 for the sentinels" : "");
+		return -1;
+	}
+	if (server_name && *server_name) {
+		size_t n = strlen(server_name);
+		if (n >= sizeof(a->tls_server_name) ||
+		    strspn(server_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					"0123456789.-_:") != n) {
+			snprintf(err, errlen, "REDIS_TLS_SERVER_NAME: \"%.64s\" is not a DNS name or "
+				 "an IP address (at most %zu bytes)", server_name,
+				 sizeof(a->tls_server_name) - 1);
+			return -1;
+		}
+		memcpy(a->tls_server_name, server_name, n + 1);
+	}
+	if (redis_tls_init(ca_file, cert_file, key_file, err, errlen) != 0) {
+		a->tls_server_name[0] = '\0';
+		return -1;
+	}
+	a->sentinel_tls = sentinel_tls != 0;
+	return 0;
+}
+
 /* ---- error replies that mean "this node was demoted" ---- */
 
 static int has_code(const char *msg, const char *code)
@@ -625,13 +673,50 @@ static void on_demoted(struct rconn *r, const char *msg)
 	r->demoted = 1;
 }
 
+/* A blocking connection to host:port, or to the socket unix_path when non-NULL, with
+ * timeout_ms bounding the connect and then every read and write (the TLS handshake too),
+ * over TLS when tls is set: the certificate is checked against the address's
+ * tls_server_name, else host. Returns the context, or NULL with why. */
+static redisContext *connect_node(const struct rconn_addr *a, const char *host, int port,
+				  const char *unix_path, long timeout_ms, int tls, char *why,
+				  size_t whylen)
+{
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	redisOptions o;
+	redisContext *c;
+	char tlswhy[512];
+
+	memset(&o, 0, sizeof(o));
+	if (unix_path)
+		REDIS_OPTIONS_SET_UNIX(&o, unix_path);
+	else
+		REDIS_OPTIONS_SET_TCP(&o, host, port);
+	o.connect_timeout = &tv;
+	o.command_timeout = &tv;
+	c = redisConnectWithOptions(&o);
+	if (!c || c->err) {
+		snprintf(why, whylen, "%s", c ? c->errstr : "out of memory");
+		goto fail;
+	}
+	redisEnableKeepAlive(c);
+	if (tls && redis_tls_handshake(c, a->tls_server_name[0] ? a->tls_server_name : host,
+				       tlswhy, sizeof(tlswhy)) != 0) {
+		snprintf(why, whylen, "%s", tlswhy);
+		goto fail;
+	}
+	return c;
+fail:
+	if (c)
+		redisFree(c);
+	return NULL;
+}
+
 /* Asks the sentinels in turn, from the one that answered last, for the primary's
  * address. Returns 0 with host, port and via (the sentinel that answered), or -1 with why
  * (each sentinel's failure). */
 static int sentinel_resolve(const struct rconn_addr *a, char *host, size_t hostlen, int *port,
 			    char *via, size_t vialen, char *why, size_t whylen)
 {
-	struct timeval tv = {0, SENTINEL_TIMEOUT_MS * 1000};
 	int first = atomic_load(&g_sentinel_first);
 	size_t used;
 
@@ -641,14 +726,12 @@ static int sentinel_resolve(const struct rconn_addr *a, char *host, size_t hostl
 		int i = (first + k) % a->nsentinels;
 		const struct rconn_sentinel *s = &a->sentinels[i];
 		char problem[200] = "", sp[300];
-		redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+		redisContext *c = connect_node(a, s->host, s->port, NULL, SENTINEL_TIMEOUT_MS,
+					       a->sentinel_tls, problem, sizeof(problem));
 		redisReply *rep = NULL;
 
-		if (!c || c->err) {
-			snprintf(problem, sizeof(problem), "%s", c ? c->errstr : "out of memory");
+		if (!c)
 			goto next;
-		}
-		redisSetTimeout(c, tv);
 		if (a->sentinel_password[0]) {
 			rep = redisCommand(c, "AUTH %s", a->sentinel_password);
 			if (!rep || rep->type == REDIS_REPLY_ERROR) {
@@ -704,9 +787,10 @@ static int subscribe(const struct rconn_addr *a, int i, int64_t now)
 		"-failover-abort-no-good-slave", "-failover-abort-slave-timeout",
 		"+failover-end-for-timeout",
 	};
-	struct timeval tv = {0, SENTINEL_TIMEOUT_MS * 1000};
 	const struct rconn_sentinel *s = &a->sentinels[i];
-	redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+	char why[256];
+	redisContext *c = connect_node(a, s->host, s->port, NULL, SENTINEL_TIMEOUT_MS,
+				       a->sentinel_tls, why, sizeof(why));
 	redisReply *rep = NULL;
 	int done = 0;
 
@@ -714,9 +798,8 @@ static int subscribe(const struct rconn_addr *a, int i, int64_t now)
 	if (g_sub_backoff_ms[i] > SENTINEL_RESUB_MAX_MS)
 		g_sub_backoff_ms[i] = SENTINEL_RESUB_MAX_MS;
 	g_sub_retry_ms[i] = now + g_sub_backoff_ms[i];
-	if (!c || c->err)
+	if (!c)
 		goto fail;
-	redisSetTimeout(c, tv);
 	if (a->sentinel_password[0]) {
 		rep = redisCommand(c, "AUTH %s", a->sentinel_password);
 		if (!rep || rep->type == REDIS_REPLY_ERROR)
@@ -823,7 +906,9 @@ static void sentinel_events(const struct rconn_addr *a)
 		pfd = (struct pollfd){.fd = g_sub[i]->fd, .events = POLLIN};
 		if (poll(&pfd, 1, 0) <= 0)
 			continue;
-		/* readable: one read(2) takes what is there, then every whole message */
+		/* readable: one read takes what is there (with TLS, one record: OpenSSL reads
+		 * no further ahead, so the rest stays in the socket for the next poll), then
+		 * every whole message */
 		if (redisBufferRead(g_sub[i]) != REDIS_OK)
 			goto lost;
 		for (;;) {
@@ -943,7 +1028,6 @@ static void primary_found(const struct rconn *r, const char *via)
 
 static int try_connect(struct rconn *r, char *why, size_t whylen)
 {
-	struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
 	char via[300] = "", node[300];
 	redisReply *rep = NULL;
 
@@ -952,16 +1036,11 @@ static int try_connect(struct rconn *r, char *why, size_t whylen)
 	    sentinel_resolve(&r->addr, r->node_host, sizeof(r->node_host), &r->node_port, via,
 			     sizeof(via), why, whylen) != 0)
 		return -1;
-	if (!r->addr.nsentinels && r->addr.unix_path[0])
-		r->c = redisConnectUnixWithTimeout(r->addr.unix_path, tv);
-	else
-		r->c = redisConnectWithTimeout(r->node_host, r->node_port, tv);
-	if (!r->c || r->c->err) {
-		snprintf(why, whylen, "%s", r->c ? r->c->errstr : "out of memory");
+	r->c = connect_node(&r->addr, r->node_host, r->node_port,
+			    !r->addr.nsentinels && r->addr.unix_path[0] ? r->addr.unix_path : NULL,
+			    r->timeout_ms, r->addr.tls, why, whylen);
+	if (!r->c)
 		goto fail;
-	}
-	redisSetTimeout(r->c, tv);
-	redisEnableKeepAlive(r->c);
 	if (r->addr.password[0]) {
 		int bad = r->addr.user[0]
 			? setup_cmd(r, NULL, why, whylen, "AUTH", "AUTH %s %s", r->addr.user,
@@ -1139,7 +1218,7 @@ static redisReply *run(struct rconn *r, const char *cmd, size_t len)
 redisReply *rconn_argv(struct rconn *r, int argc, const char **argv, const size_t *lens)
 {
 	char *cmd = NULL;
-	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	long long len = redisFormatCommandArgv(&cmd, argc, argv, lens);
 	redisReply *rep;
 
 	if (len < 0) {
@@ -1188,16 +1267,19 @@ void rconn_bulk_free(struct rconn_bulk *b)
 	b->data = NULL;
 }
 
-/* Reads up to n bytes of the reply straight from the socket (hiredis 0.14 has no hook
- * for streaming a bulk; with TLS this becomes c->funcs->read). The socket's receive
- * timeout (redisSetTimeout) bounds each read. */
+/* Reads up to n bytes of the reply past hiredis's reader (it has no hook for streaming a
+ * bulk), through the context's own read function: recv(2), or SSL_read() with TLS, so the
+ * bytes are the decrypted stream either way. The socket's receive timeout
+ * (redisSetTimeout) bounds each read (a TLS read that times out fails like a plain one).
+ * Returns > 0, or -1 with c->errstr saying why ("Server closed the connection" at EOF);
+ * hiredis answers 0 for EINTR: read again. */
 static ssize_t raw_read(redisContext *c, char *buf, size_t n)
 {
 	for (;;) {
-		ssize_t k = read(c->fd, buf, n);
-		if (k < 0 && errno == EINTR)
+		ssize_t k = c->funcs->read(c, buf, n);
+		if (k == 0)
 			continue;
-		return k;
+		return k < 0 ? -1 : k;
 	}
 }
 
@@ -1240,8 +1322,8 @@ int rconn_bulk_bounded(struct rconn *r, int argc, const char **argv, const size_
 		if (got == sizeof(buf))
 			return bulk_fail(r, "reply line too long");
 		k = raw_read(r->c, buf + got, sizeof(buf) - got);
-		if (k <= 0)
-			return bulk_fail(r, k == 0 ? "closed by the server" : strerror(errno));
+		if (k < 0)
+			return bulk_fail(r, r->c->errstr);
 		got += (size_t)k;
 	}
 	*eol = '\0';
@@ -1276,10 +1358,10 @@ int rconn_bulk_bounded(struct rconn *r, int argc, const char **argv, const size_
 		if (have == 0) {
 			size_t want = need - off < sizeof(buf) ? need - off : sizeof(buf);
 			ssize_t k = raw_read(r->c, buf, want);
-			if (k <= 0) {
+			if (k < 0) {
 				crypto_sha256_end(&sha, out->sha256);
 				rconn_bulk_free(out);
-				return bulk_fail(r, k == 0 ? "closed by the server" : strerror(errno));
+				return bulk_fail(r, r->c->errstr);
 			}
 			pos = 0;
 			have = (size_t)k;

@@ -1,5 +1,5 @@
 /* rconn.h — one Redis connection per thread, from REDIS_URL (or the primary that Redis
- * Sentinel names), that reconnects with backoff. A hiredis context with err set is dead:
+ * Sentinel names), plain or TLS (redis_tls.h), that reconnects with backoff. A hiredis context with err set is dead:
  * it is freed and replaced; so is one whose node was demoted to a replica. */
 #ifndef KIE_RCONN_H
 #define KIE_RCONN_H
@@ -32,19 +32,36 @@ struct rconn_addr {
 	struct rconn_sentinel sentinels[RCONN_SENTINELS_MAX];
 	char master_name[128];        /* the name the sentinels monitor it by */
 	char sentinel_password[256];  /* AUTH for the sentinels; "" for none; never printed */
+	/* TLS (rconn_addr_tls()): tls is set by rediss:// and covers REDIS_URL's node or the
+	 * primary the sentinels name; sentinel_tls (REDIS_SENTINEL_TLS) the sentinels. */
+	int tls;
+	int sentinel_tls;
+	char tls_server_name[256]; /* REDIS_TLS_SERVER_NAME: the name certificates are checked
+				    * against (and SNI); "" = the host connected to */
 };
 
 /* Parses REDIS_URL with libcurl's URL API:
  *   redis://[[user]:password@]host[:port][/db]   host may be an IPv6 literal in brackets
+ *   rediss://...                                 the same over TLS (sets out->tls)
  *   unix:///path/to/redis.sock[?db=N]
  * User and password are percent-decoded (a '@', ':' or '/' in them is written %40, %3A,
  * %2F). A user part with no password part (redis://secret@host) is the password, as
  * redis-cli reads it. password, when non-NULL and non-empty (REDIS_PASSWORD_FILE), replaces
- * the URL's password; the URL's user part is then the ACL user name. rediss:// is refused
- * (TLS is not built in). Returns 0, or -1 with err naming REDIS_URL and the problem; err
+ * the URL's password; the URL's user part is then the ACL user name. Returns 0, or -1 with err naming REDIS_URL and the problem; err
  * never quotes the URL, the user name or the password, and out is left zeroed. */
 int rconn_parse_url(const char *url, const char *password, struct rconn_addr *out, char *err,
 		    size_t errlen);
+
+/* TLS settings into a, after rconn_addr_sentinels(): sentinel_tls (REDIS_SENTINEL_TLS, 0
+ * or 1) and server_name (REDIS_TLS_SERVER_NAME, may be NULL or ""; at most 255 bytes, a
+ * DNS name or an IP literal). When a connection uses TLS (rediss://, or sentinel_tls
+ * with sentinels) the process's TLS context is made with redis_tls_init(ca_file,
+ * cert_file, key_file) (see redis_tls.h); when none does, setting any of the REDIS_TLS_*
+ * files or the name is an error (TLS would silently not be used). Returns 0, or -1 with
+ * err naming the variable at fault. */
+int rconn_addr_tls(struct rconn_addr *a, int sentinel_tls, const char *ca_file,
+		   const char *cert_file, const char *key_file, const char *server_name,
+		   char *err, size_t errlen);
 
 /* The longest pause between reconnection attempts (rconn_ensure backs off 100 ms,
  * doubling, up to this). */

@@ -5,6 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config
 libhiredis-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libssl-dev libcmocka-dev
+xz-utils patch ca-certificates openssl
 clang libclang-rt-14-dev
 redis-server redis-tools redis-sentinel
 python3 python3-pytest python3-redis python3-botocore python3-prometheus-client python3-pil
@@ -29,8 +30,17 @@ node_deps() {
 	fi
 }
 
+# hiredis >= 1.0 with hiredis_ssl (TLS to Redis): bookworm's is 0.14.1, so Debian trixie's
+# 1.2.0 source package is built into build/deps/hiredis (docs/tls.md), once.
+hiredis_tls() {
+	if ! pkg-config --exists 'hiredis >= 1.0' hiredis_ssl 2>/dev/null; then
+		"$HERE/build-hiredis.sh"
+	fi
+}
+
 if [ -z "$missing" ]; then
 	node_deps
+	hiredis_tls
 	echo "install-deps: all packages present"
 	exit 0
 fi
@@ -44,7 +54,7 @@ for p in $missing; do
 	esac
 	still="$still $p"
 done
-[ -z "$still" ] && { node_deps; echo "install-deps: all packages present"; exit 0; }
+[ -z "$still" ] && { node_deps; hiredis_tls; echo "install-deps: all packages present"; exit 0; }
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -54,4 +64,5 @@ $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $still >/dev/null
 node_deps
+hiredis_tls
 echo "install-deps: done"

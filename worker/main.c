@@ -118,9 +118,7 @@ int main(int argc, char **argv)
 	memset(&W, 0, sizeof(W));
 	W.cfg = &cfg;
 	if (config_require(&cfg, "KIE_API_TOKEN", err, sizeof(err)) != 0 ||
-	    rconn_parse_url(cfg.redis_url, cfg.redis_password, &W.redis, err, sizeof(err)) != 0 ||
-	    rconn_addr_sentinels(&W.redis, cfg.redis_sentinels, cfg.redis_master_name,
-				 cfg.redis_sentinel_password, err, sizeof(err)) != 0) {
+	    config_redis_addr(&cfg, &W.redis, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
 		config_free(&cfg);
 		return 2;

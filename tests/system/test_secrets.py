@@ -129,7 +129,7 @@ def test_print_config_and_kie_config_mask_the_redis_password(pw_redis, tmpdir_pa
     (f"redis://:{PASSWORD_ENC}@127.0.0.1:70000/0", "port is not a number"),
     (f"redis://:{PASSWORD_ENC}@/0", "has no host"),
     (f"redis://:{PASSWORD_ENC}@127.0.0.1:6379/1001", "not a number 0..1000"),
-    (f"rediss://:{PASSWORD_ENC}@127.0.0.1:6379/0", "TLS is not built in yet"),
+    (f"rediss://:{PASSWORD_ENC}@127.0.0.1:0/0", "port 0 is not 1..65535"),
     (f"redis://:{PASSWORD}@127.0.0.1:6379/0", "REDIS_URL"),  # not encoded: not a URL
     (f"redis://:{PASSWORD_ENC}@127.0.0.1:6379/0?password={PASSWORD_ENC}", "no query"),
     (f"http://:{PASSWORD_ENC}@127.0.0.1:6379/0", "must start with redis://"),

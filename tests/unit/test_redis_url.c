@@ -1,6 +1,7 @@
 /* test_redis_url.c — REDIS_URL parsing (rconn_parse_url, libcurl's URL API): hosts and
  * IPv6 literals, ports, percent-decoded user and password and their limits, the database,
- * unix sockets, refused schemes, and errors that never quote the password. */
+ * unix sockets, rediss:// and the TLS settings (rconn_addr_tls), refused schemes, and
+ * errors that never quote the password. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <cmocka.h>
 
 #include "rconn.h"
+#include "redis_tls.h"
 
 static struct rconn_addr parse_ok(const char *url, const char *password)
 {
@@ -223,12 +225,61 @@ static void unix_sockets(void **state)
 
 static void schemes(void **state)
 {
-	parse_bad("rediss://h:6380/0", NULL, "TLS is not built in yet");
-	parse_bad("http://h:6379", NULL, "must start with redis:// or unix:// (not http://)");
-	parse_bad("127.0.0.1:6379", NULL, "must start with redis:// or unix://");
-	parse_bad("redis:/h", NULL, "must start with redis:// or unix://"); /* curl takes it */
-	parse_bad("redis:h", NULL, "must start with redis:// or unix://");
+	struct rconn_addr a = parse_ok("rediss://alice:pw@cache.example.com:6380/2", NULL);
+	assert_int_equal(a.tls, 1);
+	assert_string_equal(a.host, "cache.example.com");
+	assert_int_equal(a.port, 6380);
+	assert_int_equal(a.db, 2);
+	assert_string_equal(a.user, "alice");
+	assert_string_equal(a.password, "pw");
+	a = parse_ok("rediss://[::1]/0", NULL);
+	assert_int_equal(a.tls, 1);
+	assert_string_equal(a.host, "::1");
+	assert_int_equal(a.port, 6379);
+	assert_int_equal(parse_ok("redis://h/0", NULL).tls, 0);
+	assert_int_equal(parse_ok("unix:///tmp/r.sock", NULL).tls, 0);
+	parse_bad("rediss://h:6380/0?ssl_cert_reqs=none", NULL, "REDIS_TLS_*");
+	parse_bad("http://h:6379", NULL,
+		  "must start with redis://, rediss:// or unix:// (not http://)");
+	parse_bad("127.0.0.1:6379", NULL, "must start with redis://, rediss:// or unix://");
+	parse_bad("redis:/h", NULL, "must start with redis://, rediss:// or unix://");
+	parse_bad("redis:h", NULL, "must start with redis://, rediss:// or unix://");
+	parse_bad("rediss:///0", NULL, "has no host");
 	parse_bad("", NULL, "REDIS_URL");
+}
+
+/* rconn_addr_tls: what needs TLS, what is refused, and errors naming the variable. */
+static void tls_settings(void **state)
+{
+	char err[512] = "";
+	struct rconn_addr a = parse_ok("redis://h/0", NULL);
+
+	/* no TLS anywhere and nothing set: fine, nothing loaded */
+	assert_int_equal(rconn_addr_tls(&a, 0, "", "", "", "", err, sizeof(err)), 0);
+	/* a TLS file without rediss:// would silently not be used */
+	assert_int_equal(rconn_addr_tls(&a, 0, "/etc/ssl/certs/ca-certificates.crt", "", "", "",
+					err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "REDIS_TLS_CA_FILE is set but no Redis connection uses TLS"));
+	assert_int_equal(rconn_addr_tls(&a, 0, NULL, NULL, NULL, "name", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "REDIS_TLS_SERVER_NAME is set"));
+	assert_int_equal(rconn_addr_tls(&a, 1, "", "", "", "", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "REDIS_SENTINEL_TLS=1 without REDIS_SENTINELS"));
+
+	a = parse_ok("rediss://h/0", NULL);
+	assert_int_equal(rconn_addr_tls(&a, 0, "/nonexistent/ca.pem", "", "", "", err,
+					sizeof(err)), -1);
+	assert_non_null(strstr(err, "REDIS_TLS_CA_FILE: cannot read /nonexistent/ca.pem"));
+	assert_int_equal(rconn_addr_tls(&a, 0, "", "/nonexistent/c.pem", "", "", err,
+					sizeof(err)), -1);
+	assert_non_null(strstr(err, "REDIS_TLS_CERT_FILE is set without REDIS_TLS_KEY_FILE"));
+	assert_int_equal(rconn_addr_tls(&a, 0, "", "", "", "bad name!", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "REDIS_TLS_SERVER_NAME"));
+	assert_string_equal(a.tls_server_name, "");
+	/* the system's CAs (ca-certificates is installed where the tests run) */
+	assert_int_equal(rconn_addr_tls(&a, 0, "", "", "", "redis.internal", err, sizeof(err)), 0);
+	assert_string_equal(a.tls_server_name, "redis.internal");
+	assert_int_equal(a.sentinel_tls, 0);
+	redis_tls_cleanup();
 }
 
 /* No message quotes the password or the user name, whatever is wrong with the URL. */
@@ -238,7 +289,7 @@ static void errors_never_quote_the_password(void **state)
 		"redis://alice:hunter2@h:0/0", "redis://alice:hunter2@h:99999/0",
 		"redis://alice:hunter2@/0", "redis://alice:hunter2@h/1001",
 		"redis://alice:hunter2@h/0?x=1", "redis://alice:hunter2@h/0#frag",
-		"rediss://alice:hunter2@h/0", "redis://alice:hun@ter2@h/0",
+		"rediss://alice:hunter2@h/0?x=1", "redis://alice:hun@ter2@h/0",
 		"redis://alice:hunter2%00@h/0", "redis://alice%0A:hunter2@h/0",
 		"redis://alice:hunter2@[::1/0", "redis://alice:hunter2@h:port/0",
 		"unix://alice:hunter2@/tmp/x.sock", "ftp://alice:hunter2@h/0",
@@ -270,6 +321,7 @@ int main(void)
 		cmocka_unit_test(database),
 		cmocka_unit_test(unix_sockets),
 		cmocka_unit_test(schemes),
+		cmocka_unit_test(tls_settings),
 		cmocka_unit_test(errors_never_quote_the_password),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
