@@ -3,10 +3,13 @@
 itself in headless Chromium (Debian's chromium + chromium-driver, through selenium).
 KIE_SCREENSHOT=path saves a screenshot of the page (scripts/screenshot.sh)."""
 import datetime
+import functools
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import json
 import os
 import shutil
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 
@@ -169,9 +172,18 @@ def text_of(browser, id_):
         return None
 
 
-def test_page_in_headless_chromium(workers, redis_server, r, fake_kie, browser):
+def test_page_in_headless_chromium(workers, redis_server, r, fake_kie, browser, tmpdir_path):
     from selenium.webdriver.common.by import By
-    w, base = start_page_worker(workers, redis_server, fake_kie)
+    # a CDN in front of the store (R2_PUBLIC_BASE_URL): a static server on the fs store's
+    # folder, so the page's thumbnails are our stored copies, not KIE's links
+    meta = os.path.join(tmpdir_path, "meta")
+    os.makedirs(meta, exist_ok=True)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=meta)
+    handler.log_message = lambda *a: None
+    cdn = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=cdn.serve_forever, daemon=True).start()
+    cdn_base = f"http://127.0.0.1:{cdn.server_address[1]}"
+    w, base = start_page_worker(workers, redis_server, fake_kie, R2_PUBLIC_BASE_URL=cdn_base)
     for i in range(3):
         r.lpush("kie:queue", desc(f"c-{i}", prompt=f"look {i}"))
     wait_for(lambda: all(r.hget(f"kie:job:c-{i}", "state") == "completed" for i in range(3)),
@@ -208,7 +220,7 @@ def test_page_in_headless_chromium(workers, redis_server, r, fake_kie, browser):
     assert "<img src=x onerror=" in rows["xss-1"].text and "<script>" in rows["xss-1"].text
     assert browser.find_elements(By.CSS_SELECTOR, "#dead img, #dead script") == []
     assert browser.execute_script("return window.__xss") is None
-    # thumbnails of the completed jobs: the result URL, loaded (naturalWidth > 0)
+    # thumbnails of the completed jobs: the stored copies, loaded (naturalWidth > 0)
     def thumbs_loaded():
         imgs = browser.find_elements(By.CSS_SELECTOR, "#completions img")
         return len(imgs) >= 3 and all(
@@ -218,7 +230,8 @@ def test_page_in_headless_chromium(workers, redis_server, r, fake_kie, browser):
     srcs = [i.get_attribute("src") for i in browser.find_elements(By.CSS_SELECTOR,
                                                                    "#completions img")]
     events = [json.loads(e) for e in r.lrange("kie:results", 0, -1)]
-    expected = {(e.get("storedUrls") or e["resultUrls"])[0] for e in events}
+    expected = {e["storedUrls"][0] for e in events}
+    assert all(u.startswith(cdn_base + "/kie-results/") for u in expected), expected
     assert set(srcs) == expected
     if os.environ.get("KIE_SCREENSHOT"):
         browser.save_screenshot(os.environ["KIE_SCREENSHOT"])
