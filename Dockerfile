@@ -19,7 +19,7 @@ RUN make -j"$(nproc)" all && make install DESTDIR=/out PREFIX=/usr/local \
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libhiredis0.14 libcurl4 libcjson1 libmicrohttpd12 libssl3 ca-certificates \
+      libcurl4 libcjson1 libmicrohttpd12 libssl3 ca-certificates \
       && rm -rf /var/lib/apt/lists/* \
       && groupadd --system --gid 10001 kie \
       && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/kie-worker \
