@@ -5,7 +5,7 @@
 # The worker's HTTP server listens on :8080 (KIE's callbacks, /healthz, /readyz).
 FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      build-essential pkg-config curl xz-utils libcurl4-openssl-dev libcjson-dev \
+      build-essential pkg-config curl xz-utils patch libcurl4-openssl-dev libcjson-dev \
       libmicrohttpd-dev libssl-dev ca-certificates && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # the whole tree, less what .dockerignore leaves out (build output, .git, secrets): new
