@@ -170,12 +170,18 @@ def test_unit_hands_secrets_over_as_credentials_the_worker_reads():
     loaded = re.findall(r"^LoadCredential=([a-z0-9_]+):/etc/kie-worker/credentials/\1$", text,
                         re.M)
     pointed = dict(re.findall(r"^Environment=([A-Z0-9_]+_FILE)=%d/([a-z0-9_]+)$", text, re.M))
-    assert sorted(loaded) == sorted(pointed.values()) and len(loaded) == 4, (loaded, pointed)
+    assert sorted(loaded) == sorted(pointed.values()) and len(loaded) == 6, (loaded, pointed)
+    # the secrets: each *_FILE of a secret setting has its credential, and the TLS key
+    text_help = help_text("kie-worker")
+    for name in re.findall(r"^  ([A-Z][A-Z0-9_]+) .*\n .*\[secret", text_help, re.M):
+        assert f"{name}_FILE" in pointed, name
+    assert "REDIS_TLS_KEY_FILE" in pointed
     for var in pointed:
         assert var in settings, var
     assert "kie_api_token" in re.findall(r"^LoadCredential=([a-z_]+):", unit, re.M)
     # nothing secret is set in the unit itself
-    for secret in ("KIE_API_TOKEN", "R2_SECRET_ACCESS_KEY", "KIE_WEBHOOK_HMAC_KEY"):
+    for secret in ("KIE_API_TOKEN", "R2_SECRET_ACCESS_KEY", "KIE_WEBHOOK_HMAC_KEY",
+                   "KIE_ADMIN_TOKEN"):
         assert not re.search(rf"^Environment={secret}=", unit, re.M)
 
 
@@ -201,8 +207,12 @@ def test_installed_unit_passes_systemd_analyze_verify(installed, tmpdir_path):
 def test_env_example_lists_every_setting_with_its_default_and_no_secret():
     with open(ENV_EXAMPLE) as f:
         example = f.read()
-    settings = help_settings(help_text("kie-worker"))
-    secrets = {"KIE_API_TOKEN", "R2_SECRET_ACCESS_KEY", "KIE_WEBHOOK_HMAC_KEY"}
+    text = help_text("kie-worker")
+    settings = help_settings(text)
+    # every setting --help marks secret (its description, on the next line, says so)
+    secrets = set(re.findall(r"^  ([A-Z][A-Z0-9_]+) .*\n .*\[secret", text, re.M))
+    assert {"KIE_API_TOKEN", "R2_SECRET_ACCESS_KEY", "KIE_WEBHOOK_HMAC_KEY",
+            "KIE_ADMIN_TOKEN"} <= secrets, secrets
     listed = dict(re.findall(r"^#([A-Z][A-Z0-9_]+)=(.*)$", example, re.M))
     for name, (_, default) in settings.items():
         if name in secrets:
@@ -406,7 +416,8 @@ def test_compose_demands_the_token_and_bakes_no_secret_in():
     for name in ("docker-compose.yml", "docker-compose.local.yml", "Dockerfile"):
         with open(os.path.join(ROOT, name)) as f:
             src = f.read()
-        for secret in ("KIE_API_TOKEN", "R2_SECRET_ACCESS_KEY", "KIE_WEBHOOK_HMAC_KEY"):
+        for secret in ("KIE_API_TOKEN", "R2_SECRET_ACCESS_KEY", "KIE_WEBHOOK_HMAC_KEY",
+                   "KIE_ADMIN_TOKEN"):
             for m in re.finditer(rf"(?<![\w{{]){secret}[:=]\s*(\S+)", src):
                 assert m.group(1).startswith(("${", '"${')), (name, m.group(0))
 
