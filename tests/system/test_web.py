@@ -139,8 +139,12 @@ def test_actions_off_without_a_token_and_page_off_by_default(workers, redis_serv
     # a short token stops start-up, naming the variable (and not the token)
     w = workers(redis_server.url, fake_kie.url, KIE_HTTP_ADDR=f"127.0.0.1:{free_port()}",
                 KIE_ADMIN_PAGE="on", KIE_ADMIN_TOKEN="short-secret")
-    assert w.wait(20) != 0
+    assert w.wait(20) == 2  # a configuration error: restarting would not fix it
     assert "KIE_ADMIN_TOKEN is shorter" in w.log() and "short-secret" not in w.log()
+    # the page asked for without the HTTP server it needs: refused the same way
+    w = workers(redis_server.url, fake_kie.url, KIE_ADMIN_PAGE="on")
+    assert w.wait(20) == 2
+    assert "KIE_ADMIN_PAGE=on needs KIE_HTTP_ADDR" in w.log()
 
 
 @pytest.fixture
