@@ -280,7 +280,8 @@ int main(int argc, char **argv)
 	/* idle runners sit in BLMOVE: unblock them, again while any is not back (one may have
 	 * sent its BLMOVE just after the first round) */
 	struct rconn urc;
-	rconn_init(&urc, &W.redis, 2000, &W.hard_stop, "main");
+	rconn_init(&urc, &W.redis, 500, &W.hard_stop, "main");
+	urc.deadline_ms = util_monotonic_ms() + 500; /* Redis gone: nothing blocks in it */
 	worker_unblock(&W, &urc);
 	for (long i = 0; i < nthreads; i++) {
 		for (;;) {
@@ -291,7 +292,8 @@ int main(int argc, char **argv)
 				unfinished++;
 				break;
 			}
-			worker_unblock(&W, &urc);
+			if (urc.c) /* best effort: only over a live connection */
+				worker_unblock(&W, &urc);
 		}
 	}
 	rconn_close(&urc);
