@@ -252,9 +252,25 @@ def workers(tmpdir_path):
         started.append(w)
         return w
     yield start
+    # all at once: SIGTERM; a worker still busy after 3 s (its Redis stopped by the test,
+    # say) gets the second signal, which ends its wait for Redis; SIGKILL after 10 s
+    alive = [w for w in started if w.proc.poll() is None]
+    for w in alive:
+        w.proc.send_signal(signal.SIGTERM)
+    for limit, then in ((3, signal.SIGTERM), (7, signal.SIGKILL)):
+        end = time.monotonic() + limit
+        for w in alive:
+            try:
+                w.proc.wait(max(0.0, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        alive = [w for w in alive if w.proc.poll() is None]
+        for w in alive:
+            w.proc.send_signal(then)
     for w in started:
-        if w.proc.poll() is None:
-            w.stop()
+        w.proc.wait()
+        if not w.logf.closed:
+            w.logf.close()
     # a sanitizer report in any worker log fails the test that started it
     for w in started:
         text = open(w.logpath).read()
