@@ -31,7 +31,7 @@ ifeq ($(WERROR),1)
 endif
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFL) -MMD -MP -pthread \
-           -Icommon $(shell pkg-config --cflags $(PKGS))
+           -Icommon -I$(B)/gen $(shell pkg-config --cflags $(PKGS))
 LDFLAGS += $(SANFL) -pthread
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
 
@@ -44,7 +44,9 @@ else
 endif
 
 LIB_SRC    := $(wildcard common/*.c)
-LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/lua_scripts.o
+# the Redis scripts, one file per atomic step, embedded by scripts/embed-lua.sh
+LUA_SRC    := $(sort $(wildcard common/lua/*.lua))
 WORKER_SRC := $(filter-out worker/cli.c,$(wildcard worker/*.c))
 WORKER_OBJ := $(WORKER_SRC:%.c=$(B)/%.o)
 CLI_OBJ    := $(B)/worker/cli.o
@@ -57,7 +59,15 @@ all: $(B)/libkie.a $(B)/kie $(B)/kie-worker
 deps:
 	./scripts/install-deps.sh
 
-$(B)/%.o: %.c
+# every object may include lua_scripts.h: it exists before any is compiled (-MMD then
+# records who does); a changed .lua regenerates it and rebuilds those
+%/gen/lua_scripts.c %/gen/lua_scripts.h: scripts/embed-lua.sh $(LUA_SRC)
+	$(call say,GEN,$*/gen/lua_scripts.c)./scripts/embed-lua.sh $*/gen $(LUA_SRC)
+
+$(B)/gen/lua_scripts.o: $(B)/gen/lua_scripts.c
+	$(call say,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/%.o: %.c | $(B)/gen/lua_scripts.h
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -70,7 +80,7 @@ $(B)/kie: $(CLI_OBJ) $(B)/libkie.a
 $(B)/kie-worker: $(WORKER_OBJ) $(B)/libkie.a
 	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libkie.a
+$(B)/tests/%: tests/unit/%.c $(B)/libkie.a | $(B)/gen/lua_scripts.h
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libkie.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
@@ -106,11 +116,11 @@ FUZZ_KNOWN_BUGS ?= 1
 FB              := build/fuzz
 FUZZ_SAN        := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(WARN) \
-                   -Wno-unknown-warning-option -MMD -MP -pthread -Icommon -Ifuzz \
+                   -Wno-unknown-warning-option -MMD -MP -pthread -Icommon -I$(FB)/gen -Ifuzz \
                    $(shell pkg-config --cflags $(PKGS)) $(FUZZ_SAN)
 FUZZ_TARGETS    := $(notdir $(basename $(wildcard fuzz/fuzz_*.c)))
 FUZZ_BIN        := $(FUZZ_TARGETS:%=$(FB)/%)
-FUZZ_LIB_OBJ    := $(LIB_SRC:%.c=$(FB)/%.o)
+FUZZ_LIB_OBJ    := $(LIB_SRC:%.c=$(FB)/%.o) $(FB)/gen/lua_scripts.o
 # -max_len per target: descriptors up to the 64 KiB default cap; the URL target past the
 # callback URL's 8 KiB buffer
 FUZZ_MAXLEN_fuzz_descriptor     := 65536
@@ -119,11 +129,14 @@ FUZZ_MAXLEN_fuzz_kie_response   := 8192
 FUZZ_MAXLEN_fuzz_metadata_merge := 4096
 FUZZ_MAXLEN_fuzz_url            := 12000
 
-$(FB)/common/%.o: common/%.c
+$(FB)/gen/lua_scripts.o: $(FB)/gen/lua_scripts.c
+	$(call say,CLANG,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FB)/common/%.o: common/%.c | $(FB)/gen/lua_scripts.h
 	@mkdir -p $(dir $@)
 	$(call say,CLANG,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FB)/fuzz/%.o: fuzz/%.c
+$(FB)/fuzz/%.o: fuzz/%.c | $(FB)/gen/lua_scripts.h
 	@mkdir -p $(dir $@)
 	$(call say,CLANG,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 

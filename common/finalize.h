@@ -35,5 +35,11 @@ char *finalize_event_json(const char *status, const char *job_id, const char *ta
  * the caller must try again later — nothing is lost. */
 int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_id,
 		  const struct kie_result *r, int *finalized_now, char *err, size_t errlen);
+/* The same with the task record t already read (queue_task_get) by the caller, e.g. the
+ * poller just before its recordInfo call: no second read. The emission's atomic check
+ * (queue_finalize) still makes a finalization by someone else since then a no-op. */
+int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *task_id,
+		       const struct task_record *t, const struct kie_result *r,
+		       int *finalized_now, char *err, size_t errlen);
 
 #endif

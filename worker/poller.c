@@ -26,7 +26,7 @@ static void finalize_or_retry(struct poller *p, const char *task_id, const struc
 {
 	char err[600];
 	int now_done = 0;
-	if (finalize_task(&p->io.q, p->io.ms, task_id, res, &now_done, err, sizeof(err)) != 0) {
+	if (finalize_task_read(&p->io.q, p->io.ms, task_id, t, res, &now_done, err, sizeof(err)) != 0) {
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id,
 			 "finalization failed, retrying in %ld ms: %s", p->w->policy.poll_initial_ms,
 			 err);
@@ -126,35 +126,32 @@ void *poller_main(void *arg)
 		worker_limiter(p.w, &p.io, &p.query, 0, member);
 	}
 	while (!p.w->stopping) {
-		int moved = 0;
 		char *task_id = NULL;
 		int64_t now = util_now_ms(), due = -1;
+		long waited = 0;
 
-		/* a step Redis refuses (OOM, MISCONF, ...) is tried again after a pause, not in
-		 * a loop */
-		if (queue_poll_promote(&p.io.q, now + p.w->policy.poll_initial_ms, 100, &moved) != 0 ||
-		    queue_poll_next_due(&p.io.q, &due) != 0) {
+		/* one step: promote what <p>:polling holds, claim the earliest due task and
+		 * lease it; a step Redis refuses (OOM, MISCONF, ...) is tried again after a
+		 * pause, not in a loop */
+		if (queue_poll_next(&p.io.q, 100, now + p.w->policy.poll_initial_ms, now,
+				    now + p.lease_ms, &task_id, &due) != 0) {
 			util_sleep_ms(250);
 			continue;
 		}
-		if (due < 0 || due > now) {
+		if (!task_id) {
 			int64_t wait = due < 0 ? 200 : due - now;
 			util_sleep_ms(wait < 5 ? 5 : wait > 200 ? 200 : wait);
 			continue;
 		}
-		/* a recordInfo slot first, then the task: the lease starts when the call can */
-		if (limiter_acquire(&p.query, &p.w->stopping, NULL) != 0)
+		/* then a recordInfo slot; a wait that ate into the lease renews it, and a stop
+		 * gives the task back at once */
+		if (limiter_acquire(&p.query, &p.w->stopping, &waited) != 0) {
+			queue_poll_reschedule(&p.io.q, task_id, util_now_ms());
+			free(task_id);
 			break;
-		now = util_now_ms();
-		if (queue_poll_claim(&p.io.q, now, now + p.lease_ms, &task_id) != 0) {
-			limiter_unuse(&p.query);
-			util_sleep_ms(250);
-			continue;
 		}
-		if (!task_id) { /* another poller took it: hand the slot back */
-			limiter_unuse(&p.query);
-			continue;
-		}
+		if (waited > p.lease_ms / 4)
+			queue_poll_reschedule(&p.io.q, task_id, util_now_ms() + p.lease_ms);
 		atomic_fetch_add(&p.w->inflight, 1);
 		poll_one(&p, task_id);
 		atomic_fetch_sub(&p.w->inflight, 1);
