@@ -61,8 +61,10 @@ deps:
 
 # every object may include lua_scripts.h: it exists before any is compiled (-MMD then
 # records who does); a changed .lua regenerates it and rebuilds those
-%/gen/lua_scripts.c %/gen/lua_scripts.h: scripts/embed-lua.sh $(LUA_SRC)
-	$(call say,GEN,$*/gen/lua_scripts.c)./scripts/embed-lua.sh $*/gen $(LUA_SRC)
+# (explicit grouped targets, not a pattern rule: -MP's empty rule for a missing header
+# would otherwise count as making it)
+$(B)/gen/lua_scripts.c $(B)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC)
+	$(call say,GEN,$(B)/gen/lua_scripts.c)./scripts/embed-lua.sh $(B)/gen $(LUA_SRC)
 
 $(B)/gen/lua_scripts.o: $(B)/gen/lua_scripts.c
 	$(call say,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
@@ -128,6 +130,9 @@ FUZZ_MAXLEN_fuzz_json_strict    := 8192
 FUZZ_MAXLEN_fuzz_kie_response   := 8192
 FUZZ_MAXLEN_fuzz_metadata_merge := 4096
 FUZZ_MAXLEN_fuzz_url            := 12000
+
+$(FB)/gen/lua_scripts.c $(FB)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC)
+	$(call say,GEN,$(FB)/gen/lua_scripts.c)./scripts/embed-lua.sh $(FB)/gen $(LUA_SRC)
 
 $(FB)/gen/lua_scripts.o: $(FB)/gen/lua_scripts.c
 	$(call say,CLANG,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
