@@ -398,3 +398,38 @@ def test_poll_next(r):
     assert out[0] is None and int(out[1]) == 1500 and r.llen(f"{P}:polling") == 0
     out = run(r, "poll_next", keys, [100, 0, 1600, 9000])
     assert out[0] == b"t1" and r.zscore(f"{P}:poll:due", "t1") == 9000  # leased
+
+
+# --- the worker runs them by EVALSHA and reloads a Redis that lost them ---
+
+def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, workers):
+    """SCRIPT FLUSH (as after a restart or failover) makes every EVALSHA answer NOSCRIPT;
+    the worker sends the script once with EVAL and goes on: no job is lost or created
+    twice, and the scripts are cached again."""
+    from conftest import wait_for
+    c = redis.Redis(port=redis_server.port, decode_responses=True)
+    workers(redis_server.url, fake_kie.url)
+
+    def push(ids):
+        for i in ids:
+            c.lpush("kie:queue", json.dumps({"v": 1, "id": i, "type": "raw",
+                                             "input": {"prompt": "p",
+                                                       "imageUrl": "https://a.b/c.png"}}))
+    push([f"a{i}" for i in range(5)])
+    wait_for(lambda: c.llen("kie:results") == 5, 30, what="5 events")
+    loaded = {f: hashlib.sha1(open(f, "rb").read()).hexdigest() for f in FILES}
+    seen = c.script_exists(*loaded.values())
+    assert any(seen), "the worker loaded no script"
+    c.script_flush()
+    assert not any(c.script_exists(*loaded.values()))
+    push([f"b{i}" for i in range(5)])
+    wait_for(lambda: c.llen("kie:results") == 10, 30, what="5 more events")
+    byname = dict(zip(loaded, c.script_exists(*loaded.values())))
+    for name in ("job_claim", "record_task", "poll_next", "finalize", "limiter_acquire"):
+        assert byname[os.path.join(LUA_DIR, name + ".lua")], name
+    stats = fake_kie.stats()
+    assert stats["creates_total"] == 10
+    evs = [json.loads(e) for e in c.lrange("kie:results", 0, -1)]
+    assert sorted(e["jobId"] for e in evs) == sorted([f"a{i}" for i in range(5)] +
+                                                     [f"b{i}" for i in range(5)])
+    assert all(e["status"] == "completed" for e in evs)
