@@ -31,7 +31,8 @@ def monitor(srv, top, inner, ready, done):
         for ev in m.listen():
             if done.is_set() and ev["command"].startswith("ECHO kie-bench-end"):
                 return
-            cmd = ev["command"].split(" ", 1)[0].strip('"').upper()
+            # redis-py leaves the name empty for some EVALs of a long script body
+            cmd = ev["command"].split(" ", 1)[0].strip('"').upper() or "EVAL"
             (inner if ev.get("client_type") == "lua" or ev["client_address"] == "lua"
              else top)[cmd] += 1
 
