@@ -1,6 +1,7 @@
 /* queue.h — the one Redis key scheme and the atomic steps that move jobs and tasks
- * between its keys (Lua scripts, so each step is all-or-nothing). docs/protocol.md is
- * the contract; the key names below must match it.
+ * between its keys (the Lua scripts of common/lua/, one file per step, so each step is
+ * all-or-nothing; every key they touch is built here and passed in KEYS).
+ * docs/protocol.md is the contract; the key names below must match it.
  *
  *   <p>:queue              LIST   job descriptors; producers LPUSH, workers take the right end
  *   <p>:processing:<cid>   LIST   the descriptor claimed by consumer <cid> (BLMOVE)
@@ -14,8 +15,9 @@
  *   <p>:delayed            ZSET   descriptors waiting for a retry, score = due (epoch ms)
  *   <p>:job:<jobId>        HASH   job record: state, taskId, attempts, error, ...
  *   <p>:task:<taskId>      HASH   task record: jobId, createdAt, polls, record, finalizedAt
- *   <p>:polling            LIST   task ids to poll (workers LPUSH; producers may too)
- *   <p>:poll:due           ZSET   task ids being polled, score = next poll (epoch ms)
+ *   <p>:polling            LIST   task ids to poll (producers, adopted tasks); promoted
+ *   <p>:poll:due           ZSET   task ids being polled, score = next poll (epoch ms);
+ *                                 a worker adds the tasks it creates here directly
  *   <p>:dead               LIST   dead letters (JSON), newest first
  *   <p>:results            LIST   completion events (JSON), newest first, capped
  *   <p>:events             PUBSUB channel carrying the same completion events
