@@ -108,6 +108,40 @@ static void poll_one(struct poller *p, const char *task_id)
 	queue_task_record_free(&t);
 }
 
+/* A recordInfo slot for the task this poller has claimed (limiter_acquire's loop): a
+ * wait longer than what is left of the lease first pushes the lease past it, so no
+ * other poller takes the task while this one waits (a 429 backoff can last a minute).
+ * Returns 0 granted, -1 stopping (the reservation dropped). */
+static int query_slot(struct poller *p, const char *task_id)
+{
+	int64_t lease_end = util_monotonic_ms() + p->lease_ms;
+
+	while (!p->w->stopping) {
+		long wait = 0;
+		int blocked = 0, rc = limiter_try(&p->query, &wait, &blocked);
+		int64_t end;
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			util_sleep_ms(100); /* rconn already backed off; look at stop again */
+			continue;
+		}
+		end = util_monotonic_ms() + wait + 2; /* a tick past the slot on Redis's clock */
+		if (end + p->lease_ms / 2 > lease_end) {
+			lease_end = end + p->lease_ms;
+			queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + wait + p->lease_ms);
+		}
+		while (!p->w->stopping) {
+			int64_t left = end - util_monotonic_ms();
+			if (left <= 0)
+				break;
+			util_sleep_ms(left < 100 ? left : 100);
+		}
+	}
+	limiter_cancel(&p->query);
+	return -1;
+}
+
 void *poller_main(void *arg)
 {
 	struct poller p;
@@ -128,7 +162,6 @@ void *poller_main(void *arg)
 	while (!p.w->stopping) {
 		char *task_id = NULL;
 		int64_t now = util_now_ms(), due = -1;
-		long waited = 0;
 
 		/* one step: promote what <p>:polling holds, claim the earliest due task and
 		 * lease it; a step Redis refuses (OOM, MISCONF, ...) is tried again after a
@@ -143,15 +176,12 @@ void *poller_main(void *arg)
 			util_sleep_ms(wait < 5 ? 5 : wait > 200 ? 200 : wait);
 			continue;
 		}
-		/* then a recordInfo slot; a wait that ate into the lease renews it, and a stop
-		 * gives the task back at once */
-		if (limiter_acquire(&p.query, &p.w->stopping, &waited) != 0) {
+		/* then a recordInfo slot; a stop gives the task back at once */
+		if (query_slot(&p, task_id) != 0) {
 			queue_poll_reschedule(&p.io.q, task_id, util_now_ms());
 			free(task_id);
 			break;
 		}
-		if (waited > p.lease_ms / 4)
-			queue_poll_reschedule(&p.io.q, task_id, util_now_ms() + p.lease_ms);
 		atomic_fetch_add(&p.w->inflight, 1);
 		poll_one(&p, task_id);
 		atomic_fetch_sub(&p.w->inflight, 1);
