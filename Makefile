@@ -53,7 +53,7 @@ ifeq ($(WERROR),1)
 endif
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFL) -MMD -MP -pthread \
-           -Icommon $(shell $(PKG_CONFIG) --cflags $(PKGS))
+           -Icommon -I$(B)/gen $(shell $(PKG_CONFIG) --cflags $(PKGS))
 LDFLAGS += $(SANFL) -pthread
 LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm
 
@@ -66,7 +66,9 @@ else
 endif
 
 LIB_SRC    := $(wildcard common/*.c)
-LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/lua_scripts.o
+# the Redis scripts, one file per atomic step, embedded by scripts/embed-lua.sh
+LUA_SRC    := $(sort $(wildcard common/lua/*.lua))
 WORKER_SRC := $(wildcard worker/*.c)
 WORKER_OBJ := $(WORKER_SRC:%.c=$(B)/%.o) $(B)/gen/web_assets.o
 CLI_SRC    := $(wildcard cli/*.c)
@@ -80,7 +82,17 @@ all: $(B)/libkie.a $(B)/kie $(B)/kie-worker
 deps:
 	./scripts/install-deps.sh
 
-$(B)/%.o: %.c
+# every object may include lua_scripts.h: it exists before any is compiled (-MMD then
+# records who does); a changed .lua regenerates it and rebuilds those
+# (explicit grouped targets, not a pattern rule: -MP's empty rule for a missing header
+# would otherwise count as making it)
+$(B)/gen/lua_scripts.c $(B)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC)
+	$(call say,GEN,$(B)/gen/lua_scripts.c)./scripts/embed-lua.sh $(B)/gen $(LUA_SRC)
+
+$(B)/gen/lua_scripts.o: $(B)/gen/lua_scripts.c
+	$(call say,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/%.o: %.c | $(B)/gen/lua_scripts.h
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -102,7 +114,7 @@ $(B)/kie: $(CLI_OBJ) $(B)/libkie.a
 $(B)/kie-worker: $(WORKER_OBJ) $(B)/libkie.a
 	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libkie.a
+$(B)/tests/%: tests/unit/%.c $(B)/libkie.a | $(B)/gen/lua_scripts.h
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libkie.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
@@ -138,11 +150,11 @@ FUZZ_KNOWN_BUGS ?= 1
 FB              := build/fuzz
 FUZZ_SAN        := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(WARN) \
-                   -Wno-unknown-warning-option -MMD -MP -pthread -Icommon -Ifuzz \
+                   -Wno-unknown-warning-option -MMD -MP -pthread -Icommon -I$(FB)/gen -Ifuzz \
                    $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(FUZZ_SAN)
 FUZZ_TARGETS    := $(notdir $(basename $(wildcard fuzz/fuzz_*.c)))
 FUZZ_BIN        := $(FUZZ_TARGETS:%=$(FB)/%)
-FUZZ_LIB_OBJ    := $(LIB_SRC:%.c=$(FB)/%.o)
+FUZZ_LIB_OBJ    := $(LIB_SRC:%.c=$(FB)/%.o) $(FB)/gen/lua_scripts.o
 # -max_len per target: descriptors up to the 64 KiB default cap; the URL target past the
 # callback URL's 8 KiB buffer
 FUZZ_MAXLEN_fuzz_descriptor     := 65536
@@ -151,11 +163,17 @@ FUZZ_MAXLEN_fuzz_kie_response   := 8192
 FUZZ_MAXLEN_fuzz_metadata_merge := 4096
 FUZZ_MAXLEN_fuzz_url            := 12000
 
-$(FB)/common/%.o: common/%.c
+$(FB)/gen/lua_scripts.c $(FB)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC)
+	$(call say,GEN,$(FB)/gen/lua_scripts.c)./scripts/embed-lua.sh $(FB)/gen $(LUA_SRC)
+
+$(FB)/gen/lua_scripts.o: $(FB)/gen/lua_scripts.c
+	$(call say,CLANG,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FB)/common/%.o: common/%.c | $(FB)/gen/lua_scripts.h
 	@mkdir -p $(dir $@)
 	$(call say,CLANG,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FB)/fuzz/%.o: fuzz/%.c
+$(FB)/fuzz/%.o: fuzz/%.c | $(FB)/gen/lua_scripts.h
 	@mkdir -p $(dir $@)
 	$(call say,CLANG,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 

@@ -153,16 +153,30 @@ int finalize_task_copies(struct queue *q, struct metadata_store *ms, const char 
 			 int *finalized_now, char *err, size_t errlen)
 {
 	struct task_record t;
-	cJSON *rec = NULL, *fields = NULL;
-	char *event = NULL;
-	const char *status = r->success ? "completed" : "failed";
-	int rc = -1, g;
+	int rc;
 
 	*finalized_now = 0;
 	if (queue_task_get(q, task_id, 0, &t) != 0) {
 		snprintf(err, errlen, "reading the task record: %s", q->err);
 		return -1;
 	}
+	rc = finalize_task_read(q, ms, task_id, &t, r, copies, finalized_now, err, errlen);
+	queue_task_record_free(&t);
+	return rc;
+}
+
+int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *task_id,
+		       const struct task_record *tr, const struct kie_result *r,
+		       const struct finalize_copies *copies, int *finalized_now, char *err,
+		       size_t errlen)
+{
+	const struct task_record t = *tr; /* a shallow copy: read only */
+	cJSON *rec = NULL, *fields = NULL;
+	char *event = NULL;
+	const char *status = r->success ? "completed" : "failed";
+	int rc = -1, g;
+
+	*finalized_now = 0;
 	if (t.finalized) { /* someone else got there first: a no-op */
 		rc = 0;
 		goto out;
@@ -212,7 +226,6 @@ out:
 	free(event);
 	cJSON_Delete(fields);
 	cJSON_Delete(rec);
-	queue_task_record_free(&t);
 	return rc;
 }
 

@@ -54,6 +54,13 @@ char *finalize_event_json_copies(const char *status, const char *job_id, const c
  * the caller must try again later — nothing is lost. */
 int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_id,
 		  const struct kie_result *r, int *finalized_now, char *err, size_t errlen);
+/* The same with the task record t already read (queue_task_get) by the caller, e.g. the
+ * poller just before its recordInfo call: no second read. The emission's atomic check
+ * (queue_finalize) still makes a finalization by someone else since then a no-op. */
+int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *task_id,
+		       const struct task_record *t, const struct kie_result *r,
+		       const struct finalize_copies *copies, int *finalized_now, char *err,
+		       size_t errlen);
 
 /* finalize_task with the copies (NULL: none), written into the metadata record
  * (storedUrls, copyErrors) and the event. */

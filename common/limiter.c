@@ -7,62 +7,10 @@
 #include "crypto.h"
 #include "log.h"
 #include "metrics.h"
+#include "lua_scripts.h"
 #include "util.h"
 
-/* KEYS: log, state. ARGV: limit, window_ms (with margin), member, late_ms.
- * Returns {granted 0|1, wait_ms, blocked 0|1}. Time is Redis's (TIME), never a worker's. */
-static const char acquire_lua[] =
-	"local t = redis.call('TIME') "
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-	"local limit, window, late = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4]) "
-	"local blocked = tonumber(redis.call('HGET', KEYS[2], 'blockedUntil') or '0') or 0 "
-	"local s = redis.call('ZSCORE', KEYS[1], ARGV[3]) "
-	"if blocked > now then "
-	"  if s then redis.call('ZREM', KEYS[1], ARGV[3]) end "
-	"  return {0, blocked - now, 1} end "
-	"if s then "
-	"  s = tonumber(s) "
-	"  if s > now then return {0, s - now, 0} end "
-	"  if now - s <= late then return {1, 0, 0} end "
-	/* woken too late: the call would not happen at the time logged, so log it anew */
-	"  redis.call('ZREM', KEYS[1], ARGV[3]) end "
-	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window) "
-	"local n = redis.call('ZCARD', KEYS[1]) "
-	"local at = now "
-	"if n > 0 then "
-	"  local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) "
-	"  if last > at then at = last end "
-	/* the log stays sorted by appending, so the window rule is s[n+1] >= s[n+1-limit] + W */
-	"  if n >= limit then "
-	"    local e = tonumber(redis.call('ZRANGE', KEYS[1], n - limit, n - limit, "
-	"      'WITHSCORES')[2]) + window "
-	"    if e > at then at = e end end end "
-	"redis.call('ZADD', KEYS[1], at, ARGV[3]) "
-	"redis.call('PEXPIRE', KEYS[1], at - now + window + 1000) "
-	"if at <= now then return {1, 0, 0} end "
-	"return {0, at - now, 0}";
-
-/* KEYS: log, state. ARGV: backoff_base_ms, backoff_max_ms, reason.
- * Returns {pause_ms, started 0|1}. Refusals during a pause join it; one that comes
- * within twice the last backoff after it ended doubles it. */
-static const char penalize_lua[] =
-	"local t = redis.call('TIME') "
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-	"local st = redis.call('HMGET', KEYS[2], 'blockedUntil', 'backoffMs') "
-	"local untl = tonumber(st[1] or '0') or 0 "
-	"local b = tonumber(st[2] or '0') or 0 "
-	"if untl > now then return {untl - now, 0} end "
-	"local base, max = tonumber(ARGV[1]), tonumber(ARGV[2]) "
-	"if b > 0 and now - untl < 2 * b then b = math.min(b * 2, max) else b = base end "
-	"untl = now + b "
-	"redis.call('HSET', KEYS[2], 'blockedUntil', string.format('%d', untl), "
-	"  'backoffMs', string.format('%d', b), 'lastReason', ARGV[3], "
-	"  'lastAt', string.format('%d', now)) "
-	"redis.call('HINCRBY', KEYS[2], 'penalties', 1) "
-	"redis.call('PEXPIRE', KEYS[2], 86400000) "
-	/* reservations not yet due would call into the refusal: their holders ask again */
-	"redis.call('ZREMRANGEBYSCORE', KEYS[1], string.format('(%d', now), '+inf') "
-	"return {b, 1}";
+/* The scripts are common/lua/limiter_acquire.lua and limiter_penalize.lua. */
 
 void limiter_account_id(const char *token, char out[17])
 {
@@ -92,21 +40,23 @@ void limiter_init(struct limiter *l, struct rconn *r, const char *account_prefix
 int limiter_try(struct limiter *l, long *wait_ms, int *blocked)
 {
 	char limit[32], window[32], late[32];
-	const char *argv[9];
+	const char *keys[2], *args[5];
 	redisReply *rep;
-	int rc = -1;
+	int rc = -1, fresh = 0;
 
 	*wait_ms = 0;
 	*blocked = 0;
-	if (!l->member[0])
+	if (!l->member[0]) { /* a new member has no reservation to look up */
 		snprintf(l->member, sizeof(l->member), "%s:%lu", l->member_prefix, ++l->seq);
+		fresh = 1;
+	}
 	snprintf(limit, sizeof(limit), "%ld", l->limit);
 	snprintf(window, sizeof(window), "%ld", l->window_ms);
 	snprintf(late, sizeof(late), "%ld", l->late_ms);
-	argv[0] = "EVAL"; argv[1] = acquire_lua; argv[2] = "2";
-	argv[3] = l->log_key; argv[4] = l->state_key;
-	argv[5] = limit; argv[6] = window; argv[7] = l->member; argv[8] = late;
-	rep = rconn_argv(l->r, 9, argv, NULL);
+	keys[0] = l->log_key; keys[1] = l->state_key;
+	args[0] = limit; args[1] = window; args[2] = l->member; args[3] = late;
+	args[4] = fresh ? "1" : "0";
+	rep = script_run(l->r, &lua_limiter_acquire, 0, 2, keys, 5, args, NULL);
 	if (!rep)
 		return -1;
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
@@ -211,17 +161,16 @@ void limiter_unuse(struct limiter *l)
 long limiter_penalize(struct limiter *l, const char *why, int *first)
 {
 	char base[32], max[32];
-	const char *argv[8];
+	const char *keys[2], *args[3];
 	redisReply *rep;
 	long ms = 0;
 
 	*first = 0;
 	snprintf(base, sizeof(base), "%ld", l->backoff_base_ms);
 	snprintf(max, sizeof(max), "%ld", l->backoff_max_ms);
-	argv[0] = "EVAL"; argv[1] = penalize_lua; argv[2] = "2";
-	argv[3] = l->log_key; argv[4] = l->state_key;
-	argv[5] = base; argv[6] = max; argv[7] = why;
-	rep = rconn_argv_retry(l->r, 8, argv, NULL);
+	keys[0] = l->log_key; keys[1] = l->state_key;
+	args[0] = base; args[1] = max; args[2] = why;
+	rep = script_run(l->r, &lua_limiter_penalize, 1, 2, keys, 3, args, NULL);
 	if (!rep)
 		return 0;
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {

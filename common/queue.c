@@ -1,5 +1,6 @@
-/* queue.c — the Lua scripts and commands behind queue.h. Scripts are sent with EVAL
- * every time (Redis caches them by hash), so a restarted Redis needs no reloading. */
+/* queue.c — the commands behind queue.h, and the arguments of the scripts in
+ * common/lua/ (one file per atomic step, its KEYS and ARGV in its header), run with
+ * EVALSHA by script.c. Every key a script touches is built here and passed in KEYS. */
 #include "queue.h"
 
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "lua_scripts.h"
 #include "util.h"
 
 void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char *worker_id,
@@ -37,42 +39,14 @@ static void key2(const struct queue *q, char *out, size_t outlen, const char *ki
 	snprintf(out, outlen, "%s:%s:%s", q->prefix, kind, id);
 }
 
-#define MAXARGS 24
-
-/* Runs EVAL script with keys and args (args may carry lengths for binary data; a NULL
- * lens array means C strings). Retries across reconnects. Up to MAXARGS words on the
- * stack; more (the heartbeat of a wide worker) on the heap. */
-static redisReply *eval(struct queue *q, const char *script, int nkeys, const char **keys,
+/* Runs a script of common/lua/ (script_run: EVALSHA, EVAL on NOSCRIPT) with keys and
+ * args (args may carry lengths for binary data; a NULL lens array means C strings).
+ * Retries across reconnects. */
+static redisReply *eval(struct queue *q, const struct script *s, int nkeys, const char **keys,
 			int nargs, const char **args, const size_t *arglens)
 {
-	const char *argv_s[MAXARGS], **argv = argv_s;
-	size_t lens_s[MAXARGS], *lens = lens_s;
-	char nk[16];
-	int argc = 0, words = 3 + nkeys + nargs;
-	redisReply *rep;
+	redisReply *rep = script_run(q->r, s, 1, nkeys, keys, nargs, args, arglens);
 
-	if (words > MAXARGS) {
-		argv = util_xcalloc((size_t)words, sizeof(*argv));
-		lens = util_xcalloc((size_t)words, sizeof(*lens));
-	}
-
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	argv[argc] = "EVAL"; lens[argc++] = 4;
-	argv[argc] = script; lens[argc++] = strlen(script);
-	argv[argc] = nk; lens[argc++] = strlen(nk);
-	for (int i = 0; i < nkeys; i++) {
-		argv[argc] = keys[i];
-		lens[argc++] = strlen(keys[i]);
-	}
-	for (int i = 0; i < nargs; i++) {
-		argv[argc] = args[i];
-		lens[argc++] = arglens ? arglens[i] : strlen(args[i]);
-	}
-	rep = rconn_argv_retry(q->r, argc, argv, lens);
-	if (argv != argv_s) {
-		free(argv);
-		free(lens);
-	}
 	if (rep && rep->type == REDIS_REPLY_ERROR) {
 		/* an error that repeats (OOM, READONLY, MISCONF) is logged once per 10 s */
 		int64_t now = util_monotonic_ms();
@@ -184,14 +158,6 @@ int queue_callback_release(struct queue *q, const char *raw, size_t len)
 
 int queue_callback_release_oversized(struct queue *q, const struct rconn_bulk *b)
 {
-	static const char lua[] =
-		"local n = tonumber(ARGV[1]) "
-		"for _, i in ipairs({0, -1}) do "
-		"  local v = redis.call('LINDEX', KEYS[1], i) "
-		"  if v and string.len(v) == n and string.sub(v, 1, string.len(ARGV[2])) == ARGV[2] "
-		"  then redis.call('LREM', KEYS[1], 1, v) "
-		"    redis.call('HINCRBY', KEYS[2], 'callbacks_refused', 1) return 1 end end "
-		"return 0";
 	char proc[300], stats[128], n[32];
 	const char *keys[] = {proc, stats};
 	const char *args[] = {n, b->head};
@@ -201,35 +167,26 @@ int queue_callback_release_oversized(struct queue *q, const struct rconn_bulk *b
 	snprintf(n, sizeof(n), "%zu", b->len);
 	lens[0] = strlen(n);
 	lens[1] = b->head_len;
-	return ok_reply(eval(q, lua, 2, keys, 2, args, lens));
+	return ok_reply(eval(q, &lua_callback_drop_oversized, 2, keys, 2, args, lens));
 }
 
 int queue_replace_claimed(struct queue *q, const char *old_raw, size_t old_len,
 			  const char *new_raw, size_t new_len)
 {
-	static const char lua[] =
-		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then "
-		"  redis.call('LPUSH', KEYS[1], ARGV[2]) return 1 end return 0";
 	char proc[300];
 	const char *keys[] = {proc};
 	const char *args[] = {old_raw, new_raw};
 	size_t lens[] = {old_len, new_len};
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
-	return ok_reply(eval(q, lua, 1, keys, 2, args, lens));
+	return ok_reply(eval(q, &lua_replace_claimed, 1, keys, 2, args, lens));
 }
 
 /* owns(job, cid, epoch): the fencing check every step after the claim makes. */
-#define OWNS_LUA_FN \
-	"local function owns(job, cid, epoch) " \
-	"  local o = redis.call('HMGET', job, 'owner', 'epoch') " \
-	"  return o[1] == cid and o[2] == epoch end " \
-	"local function now_ms() local t = redis.call('TIME') " \
-	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "
 
 /* Runs a step that must not be skipped (it carries a paid task's id): an error reply
  * (OOM, READONLY, MISCONF, BUSY, ...) is not a lost connection, so it is retried with
  * backoff (100 ms doubling to 5 s) until it succeeds or the worker's hard stop. */
-static redisReply *eval_must(struct queue *q, const char *script, int nkeys, const char **keys,
+static redisReply *eval_must(struct queue *q, const struct script *script, int nkeys, const char **keys,
 			     int nargs, const char **args, const size_t *arglens)
 {
 	long backoff = 100;
@@ -263,34 +220,6 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 	 * replyTo, meta, has callback. Returns {outcome, epoch, attempts, state, taskId, owner,
 	 * recoveries}. One owner per job id: a live lease, a recorded task, a finished job or
 	 * an uncertain one all keep a second descriptor from creating anything. */
-	static const char lua[] = OWNS_LUA_FN
-		"local now = now_ms() "
-		"local j = redis.call('HMGET', KEYS[1], 'state', 'owner', 'epoch', 'lease', "
-		"  'taskId', 'attempts') "
-		"local st, owner, epoch = j[1] or '', j[2] or '', tonumber(j[3] or '0') or 0 "
-		"local lease, task, att = tonumber(j[4] or '0') or 0, j[5] or '', j[6] or '0' "
-		"local rec = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0') or 0 "
-		"local function out(o) return {o, epoch, att, st, task, owner, rec} end "
-		"if st == 'completed' or st == 'failed' then return out('finished') end "
-		"if task ~= '' then return out('has_task') end "
-		"if owner ~= '' and owner ~= ARGV[1] and lease > now then return out('owned') end "
-		"if st == 'uncertain' then return out('uncertain') end "
-		/* paused after this runner looked: the job goes back untouched */
-		"if redis.call('EXISTS', KEYS[3]) == 1 then return out('paused') end "
-		"epoch = epoch + 1 "
-		"redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch, "
-		"  'lease', string.format('%d', now + tonumber(ARGV[2])), 'workerId', ARGV[1], "
-		"  'type', ARGV[5], 'replyTo', ARGV[6], 'jobMeta', ARGV[7], 'callback', ARGV[8], "
-		"  'updatedAt', string.format('%d', now)) "
-		"redis.call('HSETNX', KEYS[1], 'createdAt', string.format('%d', now)) "
-		"redis.call('PERSIST', KEYS[1]) "
-		/* taken back from that many dead workers: this job may be what kills them */
-		"if rec > tonumber(ARGV[4]) then return out('too_many_recoveries') end "
-		/* its last owner died (or was cut off) inside createTask: a task may exist */
-		"if st == 'creating' then return out('takeover') end "
-		"if st == '' or st == 'dead' then "
-		"  redis.call('HSET', KEYS[1], 'state', 'queued') st = 'queued' end "
-		"return out('claimed')";
 	char jkey[300], rec[128], pause[128], sha[41], lease[32], maxr[32];
 	const char *keys[] = {jkey, rec, pause};
 	const char *args[] = {q->worker_id, lease, sha, maxr, type, reply_to ? reply_to : "",
@@ -304,7 +233,7 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 	crypto_sha1_hex(raw, len, sha);
 	snprintf(lease, sizeof(lease), "%ld", lease_ms);
 	snprintf(maxr, sizeof(maxr), "%ld", max_recoveries);
-	rep = eval(q, lua, 3, keys, 8, args, NULL);
+	rep = eval(q, &lua_job_claim, 3, keys, 8, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 7) {
 		redisReply **e = rep->element;
 		long long v;
@@ -333,10 +262,6 @@ int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *at
 		       int *fenced)
 {
 	/* returns the attempt number, or -1 when the job is not this consumer's any more */
-	static const char lua[] = OWNS_LUA_FN
-		"if not owns(KEYS[1], ARGV[2], ARGV[3]) then return -1 end "
-		"redis.call('HSET', KEYS[1], 'state', 'creating', 'updatedAt', ARGV[1]) "
-		"return redis.call('HINCRBY', KEYS[1], 'attempts', 1)";
 	char key[300], now[32], ep[32];
 	const char *keys[] = {key};
 	const char *args[] = {now, q->worker_id, ep};
@@ -346,7 +271,7 @@ int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *at
 	key2(q, key, sizeof(key), "job", job_id);
 	now_str(now, sizeof(now));
 	snprintf(ep, sizeof(ep), "%ld", epoch);
-	rep = eval(q, lua, 1, keys, 3, args, NULL);
+	rep = eval(q, &lua_job_creating, 1, keys, 3, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		if (rep->integer < 0)
 			*fenced = 1;
@@ -356,46 +281,21 @@ int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *at
 	return ok_reply(rep);
 }
 
-int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
-		      const char *type, const char *reply_to, const char *record_json,
-		      const char *job_meta_json, long attempts, int push, enum record_outcome *out)
+/* record_task.lua with mode "0" (record), "1" (also push onto <p>:polling) or "h" (also
+ * hand off: raw is the claimed descriptor). */
+static int record_task(struct queue *q, const char *job_id, const char *task_id,
+		       const char *type, const char *reply_to, const char *record_json,
+		       const char *job_meta_json, long attempts, const char *mode, const char *raw,
+		       size_t len, enum record_outcome *out)
 {
-	/* Not fenced: whoever holds a paid task id records it. The job's first task becomes
-	 * its task; a different one is recorded as a duplicate of it and collected too.
-	 * KEYS: job, task, uncertain, polling, stats. ARGV: taskId, jobId, now, type, replyTo,
-	 * record, jobMeta, attempts, push (1: push onto <p>:polling now). */
-	static const char lua[] =
-		"local cur = redis.call('HGET', KEYS[1], 'taskId') "
-		"local outcome = 'recorded' "
-		"if cur and cur ~= '' and cur ~= ARGV[1] then outcome = 'duplicate' "
-		"elseif cur == ARGV[1] then outcome = 'same' end "
-		"if outcome == 'recorded' then "
-		"  redis.call('HSET', KEYS[1], 'taskId', ARGV[1], 'state', 'polling', "
-		"    'updatedAt', ARGV[3]) "
-		"  redis.call('HDEL', KEYS[1], 'raw', 'uncertainUntil') "
-		"  redis.call('ZREM', KEYS[3], ARGV[2]) "
-		"  redis.call('HINCRBY', KEYS[5], 'tasks_created', 1) end "
-		/* the task hash may exist without its job (a callback that came first read it) */
-		"if not redis.call('HGET', KEYS[2], 'jobId') then "
-		"  redis.call('HSETNX', KEYS[2], 'createdAt', ARGV[3]) "
-		"  redis.call('HSET', KEYS[2], 'jobId', ARGV[2], "
-		"    'type', ARGV[4], 'replyTo', ARGV[5], 'record', ARGV[6], 'jobMeta', ARGV[7], "
-		"    'attempts', ARGV[8]) "
-		"  if outcome == 'duplicate' then "
-		"    redis.call('HSET', KEYS[2], 'duplicateOf', cur) "
-		"    redis.call('HINCRBY', KEYS[5], 'duplicate_tasks', 1) end end "
-		"if ARGV[9] == '1' or outcome == 'duplicate' then "
-		"  redis.call('LPUSH', KEYS[4], ARGV[1]) end "
-		/* pushed by whoever did not create it (a callback): an adoption */
-		"if ARGV[9] == '1' and outcome == 'recorded' then "
-		"  redis.call('HINCRBY', KEYS[5], 'adopted', 1) end "
-		"return outcome";
 	char jkey[300], tkey[KIE_TASK_ID_MAX_BYTES + 200], unc[128], poll[128], stats[128];
-	char now[32], att[32];
-	const char *keys[] = {jkey, tkey, unc, poll, stats};
+	char due[128], proc[300], rec[128], now[32], att[32], first[32];
+	const char *keys[] = {jkey, tkey, unc, poll, stats, due, proc, rec};
 	const char *args[] = {task_id, job_id, now, type ? type : "", reply_to ? reply_to : "",
 			      record_json ? record_json : "", job_meta_json ? job_meta_json : "",
-			      att, push ? "1" : "0"};
+			      att, mode, first, raw ? raw : "", q->worker_id};
+	size_t lens[12];
+	int64_t t = util_now_ms();
 	redisReply *rep;
 
 	*out = RECORD_RECORDED;
@@ -404,9 +304,15 @@ int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 	queue_key(q, unc, sizeof(unc), "uncertain");
 	queue_key(q, poll, sizeof(poll), "polling");
 	queue_key(q, stats, sizeof(stats), "stats");
-	now_str(now, sizeof(now));
+	queue_key(q, due, sizeof(due), "poll:due");
+	key2(q, proc, sizeof(proc), "processing", q->worker_id);
+	queue_key(q, rec, sizeof(rec), "recoveries");
+	snprintf(now, sizeof(now), "%lld", (long long)t);
+	snprintf(first, sizeof(first), "%lld", (long long)(t + q->poll_initial_ms));
 	snprintf(att, sizeof(att), "%ld", attempts);
-	rep = eval_must(q, lua, 5, keys, 9, args, NULL);
+	for (int i = 0; i < 12; i++)
+		lens[i] = i == 10 ? (raw ? len : 0) : strlen(args[i]);
+	rep = eval_must(q, &lua_record_task, 8, keys, 12, args, lens);
 	if (rep && rep->type == REDIS_REPLY_STRING) {
 		if (strcmp(rep->str, "same") == 0)
 			*out = RECORD_SAME;
@@ -416,27 +322,39 @@ int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 	return ok_reply(rep);
 }
 
+int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
+		      const char *type, const char *reply_to, const char *record_json,
+		      const char *job_meta_json, long attempts, int push, enum record_outcome *out)
+{
+	return record_task(q, job_id, task_id, type, reply_to, record_json, job_meta_json,
+			   attempts, push ? "1" : "0", NULL, 0, out);
+}
+
+int queue_record_task_handoff(struct queue *q, const char *raw, size_t len, const char *job_id,
+			      const char *task_id, const char *type, const char *reply_to,
+			      const char *record_json, const char *job_meta_json, long attempts,
+			      enum record_outcome *out)
+{
+	return record_task(q, job_id, task_id, type, reply_to, record_json, job_meta_json,
+			   attempts, "h", raw, len, out);
+}
+
 int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *job_id,
 			     const char *task_id)
 {
 	/* The task goes to the pollers whether or not this consumer still holds the
 	 * descriptor (a fenced runner's task is collected too); the copy is released. */
-	static const char lua[] =
-		"redis.call('LPUSH', KEYS[1], ARGV[1]) "
-		"if redis.call('LREM', KEYS[2], 1, ARGV[2]) == 1 then "
-		"  redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[2])) end "
-		"if redis.call('HGET', KEYS[4], 'owner') == ARGV[3] then "
-		"  redis.call('HDEL', KEYS[4], 'owner', 'lease') end "
-		"return 1";
-	char poll[128], proc[300], rec[128], jkey[300];
-	const char *keys[] = {poll, proc, rec, jkey};
-	const char *args[] = {task_id, raw, q->worker_id};
-	size_t lens[] = {strlen(task_id), len, strlen(q->worker_id)};
-	queue_key(q, poll, sizeof(poll), "polling");
+	char due[128], proc[300], rec[128], jkey[300], first[32];
+	const char *keys[] = {due, proc, rec, jkey};
+	const char *args[] = {task_id, raw, q->worker_id, first};
+	size_t lens[] = {strlen(task_id), len, strlen(q->worker_id), 0};
+	queue_key(q, due, sizeof(due), "poll:due");
 	key2(q, proc, sizeof(proc), "processing", q->worker_id);
 	queue_key(q, rec, sizeof(rec), "recoveries");
 	key2(q, jkey, sizeof(jkey), "job", job_id);
-	return ok_reply(eval_must(q, lua, 4, keys, 3, args, lens));
+	snprintf(first, sizeof(first), "%lld", (long long)(util_now_ms() + q->poll_initial_ms));
+	lens[3] = strlen(first);
+	return ok_reply(eval_must(q, &lua_handoff, 4, keys, 4, args, lens));
 }
 
 /* LREM this consumer's copy; requeue: RPUSH it back to the consuming end of the queue
@@ -445,12 +363,6 @@ int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const
 static int release_own(struct queue *q, const char *raw, size_t len, int requeue,
 		       const char *job_id, long epoch)
 {
-	static const char lua[] = OWNS_LUA_FN
-		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
-		"if ARGV[2] == '1' then redis.call('RPUSH', KEYS[2], ARGV[1]) "
-		"  if ARGV[3] ~= '0' and owns(KEYS[4], ARGV[4], ARGV[3]) then "
-		"    redis.call('HDEL', KEYS[4], 'owner', 'lease') end "
-		"else redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[1])) end return 1";
 	char proc[300], queue[128], rec[128], jkey[300], ep[32];
 	const char *keys[] = {proc, queue, rec, jkey};
 	const char *args[] = {raw, requeue ? "1" : "0", ep, q->worker_id};
@@ -463,7 +375,7 @@ static int release_own(struct queue *q, const char *raw, size_t len, int requeue
 	lens[0] = len;
 	for (int i = 1; i < 4; i++)
 		lens[i] = strlen(args[i]);
-	return ok_reply(eval_must(q, lua, 4, keys, 4, args, lens));
+	return ok_reply(eval_must(q, &lua_release_copy, 4, keys, 4, args, lens));
 }
 
 int queue_unclaim(struct queue *q, const char *raw, size_t len, const char *job_id, long epoch)
@@ -479,15 +391,6 @@ int queue_release_copy(struct queue *q, const char *raw, size_t len)
 int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *job_id,
 		      long epoch, int64_t due_ms, const char *error)
 {
-	static const char lua[] = OWNS_LUA_FN
-		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
-		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
-		"if not owns(KEYS[3], ARGV[5], ARGV[6]) then return -1 end "
-		"redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) "
-		"redis.call('HSET', KEYS[3], 'state', 'retry_wait', 'error', ARGV[3], "
-		"  'updatedAt', ARGV[4], 'retryAt', ARGV[2]) "
-		"redis.call('HDEL', KEYS[3], 'owner', 'lease') "
-		"redis.call('HINCRBY', KEYS[5], 'retries', 1) return 1";
 	char proc[300], delayed[128], jkey[300], rec[128], stats[128], due[32], now[32], ep[32];
 	const char *keys[] = {proc, delayed, jkey, rec, stats};
 	const char *args[] = {raw, due, error, now, q->worker_id, ep};
@@ -503,19 +406,12 @@ int queue_retry_later(struct queue *q, const char *raw, size_t len, const char *
 	lens[0] = len;
 	for (int i = 1; i < 6; i++)
 		lens[i] = strlen(args[i]);
-	return ok_reply(eval(q, lua, 5, keys, 6, args, lens));
+	return ok_reply(eval(q, &lua_job_retry, 5, keys, 6, args, lens));
 }
 
 int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char *job_id,
 			long epoch)
 {
-	static const char lua[] = OWNS_LUA_FN
-		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
-		"if not owns(KEYS[3], ARGV[3], ARGV[4]) then return -1 end "
-		"redis.call('RPUSH', KEYS[2], ARGV[1]) "
-		"redis.call('HSET', KEYS[3], 'state', 'queued', 'updatedAt', ARGV[2]) "
-		"redis.call('HDEL', KEYS[3], 'owner', 'lease') "
-		"redis.call('HINCRBY', KEYS[3], 'attempts', -1) return 1";
 	char proc[300], queue[128], jkey[300], now[32], ep[32];
 	const char *keys[] = {proc, queue, jkey};
 	const char *args[] = {raw, now, q->worker_id, ep};
@@ -528,7 +424,7 @@ int queue_requeue_front(struct queue *q, const char *raw, size_t len, const char
 	lens[0] = len;
 	for (int i = 1; i < 4; i++)
 		lens[i] = strlen(args[i]);
-	return ok_reply(eval(q, lua, 3, keys, 4, args, lens));
+	return ok_reply(eval(q, &lua_job_requeue_front, 3, keys, 4, args, lens));
 }
 
 int queue_job_uncertain(struct queue *q, const char *raw, size_t len, const char *job_id,
@@ -537,18 +433,6 @@ int queue_job_uncertain(struct queue *q, const char *raw, size_t len, const char
 	/* The job's createTask outcome is unknown: its descriptor moves into the job hash
 	 * (raw) and its id into <p>:uncertain until now + window (Redis's clock), where a
 	 * callback, the late recording of its task, or the window's end decides. */
-	static const char lua[] = OWNS_LUA_FN
-		"if not owns(KEYS[2], ARGV[3], ARGV[4]) then "
-		"  redis.call('LREM', KEYS[1], 1, ARGV[1]) return -1 end "
-		"local task = redis.call('HGET', KEYS[2], 'taskId') "
-		"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
-		"if task and task ~= '' then return 0 end " /* adopted meanwhile */
-		"local untl = string.format('%d', now_ms() + tonumber(ARGV[5])) "
-		"redis.call('HSET', KEYS[2], 'state', 'uncertain', 'raw', ARGV[1], 'error', ARGV[6], "
-		"  'uncertainUntil', untl, 'updatedAt', ARGV[2]) "
-		"redis.call('HDEL', KEYS[2], 'owner', 'lease') "
-		"redis.call('ZADD', KEYS[3], untl, ARGV[7]) "
-		"redis.call('HINCRBY', KEYS[4], 'uncertain', 1) return 1";
 	char proc[300], jkey[300], unc[128], stats[128], now[32], ep[32], win[32];
 	const char *keys[] = {proc, jkey, unc, stats};
 	const char *args[] = {raw, now, q->worker_id, ep, win, reason, job_id};
@@ -563,7 +447,7 @@ int queue_job_uncertain(struct queue *q, const char *raw, size_t len, const char
 	lens[0] = len;
 	for (int i = 1; i < 7; i++)
 		lens[i] = strlen(args[i]);
-	return ok_reply(eval_must(q, lua, 4, keys, 7, args, lens));
+	return ok_reply(eval_must(q, &lua_job_uncertain, 4, keys, 7, args, lens));
 }
 
 
@@ -574,25 +458,6 @@ int queue_job_uncertain(struct queue *q, const char *raw, size_t len, const char
  * max), to the job's reply list when there is one, and on <p>:events.
  * push_dead(dead, entry, max, stats): LPUSH a dead letter, keep the newest max, count
  * what was dropped in stats.dead_dropped. */
-#define EMIT_LUA_FN \
-	"local function keytype_ok(k, want) " \
-	"  local t = redis.call('TYPE', k)['ok'] " \
-	"  if t == want or t == 'none' then return true end " \
-	"  return false, k .. ' holds a ' .. t .. ', not a ' .. want end " \
-	"local function need(k, want) " \
-	"  local ok, why = keytype_ok(k, want) " \
-	"  if not ok then error(why) end end " \
-	"local function emit(results, max, reply, chan, ev) " \
-	"  redis.call('LPUSH', results, ev) " \
-	"  redis.call('LTRIM', results, 0, tonumber(max) - 1) " \
-	"  if reply then redis.call('LPUSH', reply, ev) end " \
-	"  redis.call('PUBLISH', chan, ev) end " \
-	"local function push_dead(dead, entry, max, stats) " \
-	"  redis.call('LPUSH', dead, entry) " \
-	"  local over = redis.call('LLEN', dead) - tonumber(max) " \
-	"  if over > 0 then " \
-	"    redis.call('LTRIM', dead, 0, tonumber(max) - 1) " \
-	"    redis.call('HINCRBY', stats, 'dead_dropped', over) end end "
 
 /* The arguments of emit() that come from the queue. */
 struct event_dest {
@@ -691,22 +556,6 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 {
 	/* returns 0 (not held any more), 1 done, 2 done but replyTo skipped (wrong type),
 	 * -1 the copy was released but the job is another consumer's (fenced): no entry */
-	static const char lua[] = EMIT_LUA_FN OWNS_LUA_FN
-		"need(KEYS[2], 'list') need(KEYS[3], 'hash') need(KEYS[5], 'hash') "
-		"need(KEYS[6], 'list') "
-		"local reply, skipped = KEYS[7], 0 "
-		"if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 1 end "
-		"if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
-		"if ARGV[11] ~= '0' and not owns(KEYS[3], ARGV[12], ARGV[11]) then return -1 end "
-		"push_dead(KEYS[2], ARGV[2], ARGV[10], KEYS[5]) "
-		"if ARGV[3] == '1' then "
-		"  redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4]) "
-		"  redis.call('HDEL', KEYS[3], 'owner', 'lease', 'raw') "
-		"  redis.call('EXPIRE', KEYS[3], ARGV[6]) end "
-		"redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1])) "
-		"redis.call('HINCRBY', KEYS[5], 'dead', 1) "
-		"if ARGV[7] ~= '' then emit(KEYS[6], ARGV[9], reply, ARGV[8], ARGV[7]) end "
-		"return 1 + skipped";
 	char proc[300], dead[128], jkey[300], rec[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts);
@@ -732,7 +581,7 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	lens[0] = len;
 	for (int i = 1; i < 12; i++)
 		lens[i] = strlen(args[i]);
-	rep = eval(q, lua, reply_to && *reply_to ? 7 : 6, keys, 12, args, lens);
+	rep = eval(q, &lua_job_dead, reply_to && *reply_to ? 7 : 6, keys, 12, args, lens);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2 && reply_skipped)
 		*reply_skipped = 1;
 	free(entry);
@@ -742,17 +591,6 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 int queue_dead_oversized(struct queue *q, const struct rconn_bulk *b, const char *reason)
 {
 	/* The descriptor is compared by length and head inside Redis, never sent back. */
-	static const char lua[] = EMIT_LUA_FN
-		"need(KEYS[2], 'list') need(KEYS[3], 'hash') "
-		"local n = tonumber(ARGV[1]) "
-		"local function same(v) return v and string.len(v) == n and "
-		"  string.sub(v, 1, string.len(ARGV[2])) == ARGV[2] end "
-		"local v = redis.call('LINDEX', KEYS[1], 0) "
-		"if not same(v) then v = redis.call('LINDEX', KEYS[1], -1) end "
-		"if not same(v) then return 0 end "
-		"redis.call('LREM', KEYS[1], 1, v) "
-		"push_dead(KEYS[2], ARGV[3], ARGV[4], KEYS[3]) "
-		"redis.call('HINCRBY', KEYS[3], 'dead', 1) return 1";
 	char proc[300], dead[128], stats[128], n[32], max[32];
 	const char *keys[] = {proc, dead, stats};
 	char *entry = dead_entry_oversized(q, b, reason);
@@ -769,19 +607,13 @@ int queue_dead_oversized(struct queue *q, const struct rconn_bulk *b, const char
 	lens[1] = b->head_len;
 	lens[2] = strlen(entry);
 	lens[3] = strlen(max);
-	rc = ok_reply(eval(q, lua, 3, keys, 4, args, lens));
+	rc = ok_reply(eval(q, &lua_dead_oversized, 3, keys, 4, args, lens));
 	free(entry);
 	return rc;
 }
 
 int queue_uncertain_due(struct queue *q, int limit, char ***ids, size_t *n)
 {
-	static const char lua[] =
-		"#!lua flags=no-writes\n"
-		"local t = redis.call('TIME') "
-		"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-		"return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now), "
-		"  'LIMIT', 0, tonumber(ARGV[1]))";
 	char unc[128], lim[16];
 	const char *keys[] = {unc};
 	const char *args[] = {lim};
@@ -791,7 +623,7 @@ int queue_uncertain_due(struct queue *q, int limit, char ***ids, size_t *n)
 	*n = 0;
 	queue_key(q, unc, sizeof(unc), "uncertain");
 	snprintf(lim, sizeof(lim), "%d", limit);
-	rep = eval(q, lua, 1, keys, 1, args, NULL);
+	rep = eval(q, &lua_uncertain_due, 1, keys, 1, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements) {
 		*ids = util_xcalloc(rep->elements, sizeof(char *));
 		for (size_t i = 0; i < rep->elements; i++)
@@ -852,24 +684,6 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	/* KEYS: job, uncertain, queue, dead, stats, results, [replyTo]. ARGV: jobId, create,
 	 * entry, reason, now, ttl, event, chan, max, dead max. Acts only while the job is
 	 * still uncertain without a task; returns 0 (nothing to do), 1 requeued, 2 dead. */
-	static const char lua[] = EMIT_LUA_FN
-		"need(KEYS[1], 'hash') need(KEYS[3], 'list') need(KEYS[4], 'list') "
-		"need(KEYS[5], 'hash') need(KEYS[6], 'list') "
-		"local reply = KEYS[7] "
-		"if reply and not keytype_ok(reply, 'list') then reply = nil end "
-		"local j = redis.call('HMGET', KEYS[1], 'state', 'taskId', 'raw') "
-		"redis.call('ZREM', KEYS[2], ARGV[1]) "
-		"if j[1] ~= 'uncertain' or (j[2] and j[2] ~= '') or not j[3] then return 0 end "
-		"redis.call('HDEL', KEYS[1], 'raw', 'uncertainUntil') "
-		"if ARGV[2] == '1' then "
-		"  redis.call('RPUSH', KEYS[3], j[3]) "
-		"  redis.call('HSET', KEYS[1], 'state', 'queued', 'error', ARGV[4], "
-		"    'updatedAt', ARGV[5]) return 1 end "
-		"push_dead(KEYS[4], ARGV[3], ARGV[10], KEYS[5]) "
-		"redis.call('HSET', KEYS[1], 'state', 'dead', 'error', ARGV[4], 'updatedAt', ARGV[5]) "
-		"redis.call('EXPIRE', KEYS[1], ARGV[6]) "
-		"redis.call('HINCRBY', KEYS[5], 'dead', 1) "
-		"emit(KEYS[6], ARGV[9], reply, ARGV[8], ARGV[7]) return 2";
 	char jkey[300], unc[128], queue[128], dead[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	char *entry = create ? util_strdup("") : dead_entry(q, u->raw ? u->raw : "", u->raw_len,
@@ -889,7 +703,7 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	rep = eval(q, lua, u->reply_to[0] ? 7 : 6, keys, 10, args, NULL);
+	rep = eval(q, &lua_uncertain_resolve, u->reply_to[0] ? 7 : 6, keys, 10, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*acted = (int)rep->integer;
 	free(entry);
@@ -899,13 +713,6 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 int queue_pause_set(struct queue *q, const char *kind, long ms, const char *reason, int *set)
 {
 	/* An automatic pause never replaces an operator's (nor shortens it). */
-	static const char lua[] =
-		"local v = redis.call('GET', KEYS[1]) "
-		"if v and ARGV[1] ~= 'operator' then "
-		"  local ok, o = pcall(cjson.decode, v) "
-		"  if ok and type(o) == 'table' and o.kind == 'operator' then return 0 end end "
-		"if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
-		"else redis.call('SET', KEYS[1], ARGV[2]) end return 1";
 	char key[128], pms[32], ts[UTIL_ISO8601_SIZE], *val;
 	const char *keys[] = {key};
 	const char *args[3];
@@ -926,7 +733,7 @@ int queue_pause_set(struct queue *q, const char *kind, long ms, const char *reas
 	args[0] = kind;
 	args[1] = val;
 	args[2] = pms;
-	rep = eval(q, lua, 1, keys, 3, args, NULL);
+	rep = eval(q, &lua_pause_set, 1, keys, 3, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && set)
 		*set = rep->integer == 1;
 	free(val);
@@ -937,9 +744,6 @@ int queue_pause_get(struct queue *q, long *remaining_ms, char *kind, size_t kind
 		    char *reason, size_t reasonlen)
 {
 	/* read-only: runs when Redis refuses writes (OOM) and on replicas */
-	static const char lua[] =
-		"#!lua flags=no-writes\n"
-		"return {redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}";
 	char key[128];
 	const char *keys[] = {key};
 	redisReply *rep;
@@ -950,7 +754,7 @@ int queue_pause_get(struct queue *q, long *remaining_ms, char *kind, size_t kind
 	if (reason && reasonlen)
 		reason[0] = '\0';
 	queue_key(q, key, sizeof(key), "pause");
-	rep = eval(q, lua, 1, keys, 0, NULL, NULL);
+	rep = eval(q, &lua_pause_get, 1, keys, 0, NULL, NULL);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 	    rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer != -2) {
 		const redisReply *v = rep->element[0];
@@ -971,13 +775,6 @@ int queue_pause_get(struct queue *q, long *remaining_ms, char *kind, size_t kind
 
 int queue_pause_clear(struct queue *q, const char *kind, int *cleared)
 {
-	static const char lua[] =
-		"local v = redis.call('GET', KEYS[1]) "
-		"if not v then return 0 end "
-		"if ARGV[1] ~= '' then "
-		"  local ok, o = pcall(cjson.decode, v) "
-		"  if not (ok and type(o) == 'table' and o.kind == ARGV[1]) then return 0 end end "
-		"redis.call('DEL', KEYS[1]) return 1";
 	char key[128];
 	const char *keys[] = {key};
 	const char *args[] = {kind ? kind : ""};
@@ -986,7 +783,7 @@ int queue_pause_clear(struct queue *q, const char *kind, int *cleared)
 	if (cleared)
 		*cleared = 0;
 	queue_key(q, key, sizeof(key), "pause");
-	rep = eval(q, lua, 1, keys, 1, args, NULL);
+	rep = eval(q, &lua_pause_clear, 1, keys, 1, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && cleared)
 		*cleared = rep->integer == 1;
 	return ok_reply(rep);
@@ -1007,10 +804,6 @@ int queue_pause_probe_lock(struct queue *q, long ms, int *got)
 
 int queue_job_not_created(struct queue *q, const char *job_id, long epoch)
 {
-	static const char lua[] = OWNS_LUA_FN
-		"if not owns(KEYS[1], ARGV[2], ARGV[3]) then return -1 end "
-		"redis.call('HSET', KEYS[1], 'state', 'queued', 'updatedAt', ARGV[1]) "
-		"return redis.call('HINCRBY', KEYS[1], 'attempts', -1)";
 	char key[300], now[32], ep[32];
 	const char *keys[] = {key};
 	const char *args[] = {now, q->worker_id, ep};
@@ -1018,52 +811,35 @@ int queue_job_not_created(struct queue *q, const char *job_id, long epoch)
 	key2(q, key, sizeof(key), "job", job_id);
 	now_str(now, sizeof(now));
 	snprintf(ep, sizeof(ep), "%ld", epoch);
-	return ok_reply(eval(q, lua, 1, keys, 3, args, NULL));
+	return ok_reply(eval(q, &lua_job_not_created, 1, keys, 3, args, NULL));
 }
 
-int queue_poll_promote(struct queue *q, int64_t due_ms, int limit, int *moved)
+int queue_poll_next(struct queue *q, int limit, int64_t first_due_ms, int64_t now_ms,
+		    int64_t lease_until_ms, char **task_id, int64_t *due_ms)
 {
-	static const char lua[] =
-		"local n = 0 "
-		"for i = 1, tonumber(ARGV[2]) do "
-		"  local t = redis.call('RPOP', KEYS[1]) "
-		"  if not t then break end "
-		"  redis.call('ZADD', KEYS[2], 'NX', ARGV[1], t) n = n + 1 "
-		"end return n";
-	char poll[128], due[128], d[32], lim[16];
+	char poll[128], due[128], lim[16], first[32], now[32], lease[32];
 	const char *keys[] = {poll, due};
-	const char *args[] = {d, lim};
-	redisReply *rep;
-
-	*moved = 0;
-	queue_key(q, poll, sizeof(poll), "polling");
-	queue_key(q, due, sizeof(due), "poll:due");
-	snprintf(d, sizeof(d), "%lld", (long long)due_ms);
-	snprintf(lim, sizeof(lim), "%d", limit);
-	rep = eval(q, lua, 2, keys, 2, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_INTEGER)
-		*moved = (int)rep->integer;
-	return ok_reply(rep);
-}
-
-int queue_poll_claim(struct queue *q, int64_t now_ms, int64_t lease_until_ms, char **task_id)
-{
-	static const char lua[] =
-		"local t = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1) "
-		"if #t == 0 then return false end "
-		"redis.call('ZADD', KEYS[1], 'XX', ARGV[2], t[1]) return t[1]";
-	char due[128], now[32], lease[32];
-	const char *keys[] = {due};
-	const char *args[] = {now, lease};
+	const char *args[] = {lim, first, now, lease};
 	redisReply *rep;
 
 	*task_id = NULL;
+	*due_ms = -1;
+	queue_key(q, poll, sizeof(poll), "polling");
 	queue_key(q, due, sizeof(due), "poll:due");
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(first, sizeof(first), "%lld", (long long)first_due_ms);
 	snprintf(now, sizeof(now), "%lld", (long long)now_ms);
 	snprintf(lease, sizeof(lease), "%lld", (long long)lease_until_ms);
-	rep = eval(q, lua, 1, keys, 2, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_STRING)
-		*task_id = util_strdup(rep->str);
+	rep = eval(q, &lua_poll_next, 2, keys, 4, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+		const redisReply *e = rep->element[1];
+		if (rep->element[0]->type == REDIS_REPLY_STRING)
+			*task_id = util_strdup(rep->element[0]->str);
+		if (e->type == REDIS_REPLY_STRING)
+			*due_ms = (int64_t)strtoll(e->str, NULL, 10);
+		else if (e->type == REDIS_REPLY_INTEGER)
+			*due_ms = (int64_t)e->integer;
+	}
 	return ok_reply(rep);
 }
 
@@ -1075,21 +851,6 @@ int queue_poll_reschedule(struct queue *q, const char *task_id, int64_t due_ms)
 	return ok_reply(rep);
 }
 
-int queue_poll_next_due(struct queue *q, int64_t *due_ms)
-{
-	char due[128];
-	redisReply *rep;
-	*due_ms = -1;
-	queue_key(q, due, sizeof(due), "poll:due");
-	rep = rconn_cmd(q->r, "ZRANGE %s 0 0 WITHSCORES", due);
-	if (!rep)
-		return -1;
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
-		*due_ms = (int64_t)strtoll(rep->element[1]->str, NULL, 10);
-	freeReplyObject(rep);
-	return 0;
-}
-
 void queue_task_record_free(struct task_record *t)
 {
 	free(t->record);
@@ -1099,11 +860,6 @@ void queue_task_record_free(struct task_record *t)
 
 int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct task_record *out)
 {
-	static const char lua[] =
-		"redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[1]) "
-		"if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'polls', 1) end "
-		"return redis.call('HMGET', KEYS[1], 'jobId', 'type', 'replyTo', 'createdAt', "
-		"  'polls', 'attempts', 'finalizedAt', 'record', 'jobMeta', 'duplicateOf')";
 	char key[KIE_TASK_ID_MAX_BYTES + 200], now[32];
 	const char *keys[] = {key};
 	const char *args[] = {now, count_poll ? "1" : "0"};
@@ -1112,7 +868,7 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 	memset(out, 0, sizeof(*out));
 	key2(q, key, sizeof(key), "task", task_id);
 	now_str(now, sizeof(now));
-	rep = eval(q, lua, 1, keys, 2, args, NULL);
+	rep = eval(q, &lua_task_get, 1, keys, 2, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 10) {
 		redisReply **e = rep->element;
 		long long v;
@@ -1143,23 +899,6 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		   const char *status, const char *event_json, const char *reply_to, int *done)
 {
 	/* returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped */
-	static const char lua[] = EMIT_LUA_FN
-		"need(KEYS[1], 'hash') need(KEYS[2], 'hash') need(KEYS[3], 'list') "
-		"need(KEYS[4], 'zset') need(KEYS[5], 'hash') "
-		"local reply, skipped = KEYS[6], 0 "
-		"if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 2 end "
-		"if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then "
-		"  redis.call('ZREM', KEYS[4], ARGV[7]) return 0 end "
-		"redis.call('HSET', KEYS[1], 'status', ARGV[2]) "
-		"redis.call('EXPIRE', KEYS[1], ARGV[8]) "
-		"redis.call('ZREM', KEYS[4], ARGV[7]) "
-		"if ARGV[6] == '1' then "
-		"  redis.call('HSET', KEYS[2], 'state', ARGV[2], 'updatedAt', ARGV[3], 'taskId', ARGV[7]) "
-		"  redis.call('EXPIRE', KEYS[2], ARGV[8]) end "
-		"if ARGV[1] ~= '' then emit(KEYS[3], ARGV[5], reply, ARGV[4], ARGV[1]) "
-		"  redis.call('HINCRBY', KEYS[5], ARGV[2], 1) "
-		"else redis.call('HINCRBY', KEYS[5], 'duplicate_tasks_collected', 1) end "
-		"return 1 + skipped";
 	char tkey[KIE_TASK_ID_MAX_BYTES + 200], jkey[300], due[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	const char *keys[6] = {tkey, jkey, ed.results, due, stats, reply_to};
@@ -1175,7 +914,7 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	rep = eval(q, lua, reply_to && *reply_to ? 6 : 5, keys, 8, args, NULL);
+	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 6 : 5, keys, 8, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		*done = rep->integer != 0;
 		if (rep->integer == 3)
@@ -1194,140 +933,204 @@ void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot
 int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers,
 		    const char *const *job_ids, const long *epochs)
 {
-	/* ARGV: prefix, own id prefix, n, info, ttl, then per consumer: job id, epoch. The
-	 * lease of each job a consumer owns is renewed in the same step as its heartbeat, by
-	 * Redis's clock. Keys are built from the prefix (one slot with a {tag} prefix). */
-	static const char lua[] =
-		"local t = redis.call('TIME') "
-		"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-		"local p, ttl = ARGV[1], tonumber(ARGV[5]) "
-		"for i = 0, tonumber(ARGV[3]) - 1 do "
-		"  local c = ARGV[2] .. i "
-		"  redis.call('SET', p .. ':worker:' .. c, ARGV[4], 'PX', ttl) "
-		"  redis.call('SADD', p .. ':workers', c) "
-		"  local id, ep = ARGV[6 + 2 * i], ARGV[7 + 2 * i] "
-		"  if id and id ~= '' then "
-		"    local jk = p .. ':job:' .. id "
-		"    local o = redis.call('HMGET', jk, 'owner', 'epoch') "
-		"    if o[1] == c and o[2] == ep then "
-		"      redis.call('HSET', jk, 'lease', string.format('%d', now + ttl)) end end end "
-		"return 1";
-	char own[160], n[16], ttl[32];
-	const char **args = util_xcalloc(5 + 2 * (size_t)nconsumers, sizeof(char *));
-	char (*eps)[24] = util_xcalloc((size_t)nconsumers, sizeof(*eps));
-	int rc;
+	/* heartbeat.lua: KEYS workers, the consumers' heartbeats, the jobs they own; ARGV
+	 * ttl, info, n, then per consumer: id, KEYS index of its job (0 none), epoch */
+	size_t n = (size_t)nconsumers;
+	const char **keys = util_xcalloc(1 + 2 * n, sizeof(char *));
+	const char **args = util_xcalloc(3 + 3 * n, sizeof(char *));
+	char (*kbuf)[300] = util_xcalloc(1 + 2 * n, sizeof(*kbuf));
+	char (*abuf)[160] = util_xcalloc(3 * n + 3, sizeof(*abuf));
+	int nkeys = 1 + nconsumers, rc;
 
-	snprintf(own, sizeof(own), "%s#", q->worker_id);
-	snprintf(n, sizeof(n), "%d", nconsumers);
-	snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
-	args[0] = q->prefix; args[1] = own; args[2] = n; args[3] = info; args[4] = ttl;
+	queue_key(q, kbuf[0], sizeof(kbuf[0]), "workers");
+	keys[0] = kbuf[0];
+	snprintf(abuf[0], sizeof(abuf[0]), "%ld", ttl_ms);
+	snprintf(abuf[2], sizeof(abuf[2]), "%d", nconsumers);
+	args[0] = abuf[0]; args[1] = info; args[2] = abuf[2];
 	for (int i = 0; i < nconsumers; i++) {
-		snprintf(eps[i], sizeof(eps[i]), "%ld", epochs ? epochs[i] : 0);
-		args[5 + 2 * i] = job_ids && job_ids[i] ? job_ids[i] : "";
-		args[6 + 2 * i] = eps[i];
+		char *cid = abuf[3 + 3 * i], *ki = abuf[4 + 3 * i], *ep = abuf[5 + 3 * i];
+		queue_consumer_id(cid, sizeof(abuf[0]), q->worker_id, i);
+		key2(q, kbuf[1 + i], sizeof(kbuf[0]), "worker", cid);
+		keys[1 + i] = kbuf[1 + i];
+		snprintf(ki, sizeof(abuf[0]), "0");
+		snprintf(ep, sizeof(abuf[0]), "%ld", epochs ? epochs[i] : 0);
+		if (job_ids && job_ids[i] && job_ids[i][0]) {
+			key2(q, kbuf[nkeys], sizeof(kbuf[0]), "job", job_ids[i]);
+			keys[nkeys] = kbuf[nkeys];
+			nkeys++;
+			snprintf(ki, sizeof(abuf[0]), "%d", nkeys); /* Lua indexes from 1 */
+		}
+		args[3 + 3 * i] = cid; args[4 + 3 * i] = ki; args[5 + 3 * i] = ep;
 	}
-	rc = ok_reply(eval(q, lua, 0, NULL, 5 + 2 * nconsumers, args, NULL));
-	free(eps);
+	rc = ok_reply(eval(q, &lua_heartbeat, nkeys, keys, 3 + 3 * nconsumers, args, NULL));
+	free(abuf);
+	free(kbuf);
 	free(args);
+	free(keys);
 	return rc;
 }
 
-/* recover(consumer, count): returns a consumer's claimed descriptors to the queue and
- * its claimed callbacks to <p>:callbacks. When count is true (its heartbeat expired)
- * each descriptor's return is counted (<p>:recoveries); the runner that claims it next
- * dead-letters it past KIE_MAX_RECOVERIES, through the one dead path (event, state).
- * A descriptor too large to read is not counted: it cannot have killed its worker.
- * Keys are built from the prefix (ARGV[1]): with a {hash tag} prefix they share a slot. */
-#define RECOVER_LUA_FN \
-	"local p = ARGV[1] " \
-	"local function recover(w, count) " \
-	"  local proc, back = p .. ':processing:' .. w, 0 " \
-	"  while true do " \
-	"    local item = redis.call('RPOP', proc) " \
-	"    if not item then break end " \
-	"    if count and string.len(item) <= tonumber(ARGV[5]) then " \
-	"      redis.call('HINCRBY', p .. ':recoveries', redis.sha1hex(item), 1) end " \
-	"    redis.call('RPUSH', p .. ':queue', item) " \
-	"    back = back + 1 " \
-	"  end " \
-	"  local cbp = p .. ':callbacks:processing:' .. w " \
-	"  while redis.call('RPOPLPUSH', cbp, p .. ':callbacks') do end " \
-	"  redis.call('SREM', p .. ':workers', w) " \
-	"  if count then redis.call('HINCRBY', p .. ':stats', 'recovered', back) " \
-	"  else redis.call('DEL', p .. ':worker:' .. w) end " \
-	"  return back, 0 " \
-	"end "
+/* recover.lua for the consumers cids[0..n-1]: count 1 recovers dead ones (re-checked by
+ * the script), 0 releases this worker's own. *rep_out gets the reply. */
+static int recover(struct queue *q, int count, size_t max_keep, char **cids, size_t n,
+		   redisReply **rep_out)
+{
+	const char **keys = util_xcalloc(5 + 3 * n, sizeof(char *));
+	const char **args = util_xcalloc(2 + n, sizeof(char *));
+	char (*kbuf)[400] = util_xcalloc(5 + 3 * n, sizeof(*kbuf));
+	char keep[32];
+	static const char *const common[] = {"queue", "callbacks", "workers", "recoveries",
+					     "stats"};
+
+	for (int i = 0; i < 5; i++) {
+		queue_key(q, kbuf[i], sizeof(kbuf[i]), common[i]);
+		keys[i] = kbuf[i];
+	}
+	snprintf(keep, sizeof(keep), "%zu", max_keep);
+	args[0] = count ? "1" : "0";
+	args[1] = keep;
+	for (size_t i = 0; i < n; i++) {
+		key2(q, kbuf[5 + 3 * i], sizeof(kbuf[0]), "worker", cids[i]);
+		key2(q, kbuf[6 + 3 * i], sizeof(kbuf[0]), "processing", cids[i]);
+		key2(q, kbuf[7 + 3 * i], sizeof(kbuf[0]), "callbacks:processing", cids[i]);
+		for (int k = 0; k < 3; k++)
+			keys[5 + 3 * i + (size_t)k] = kbuf[5 + 3 * i + (size_t)k];
+		args[2 + i] = cids[i];
+	}
+	*rep_out = eval(q, &lua_recover, (int)(5 + 3 * n), keys, (int)(2 + n), args, NULL);
+	free(kbuf);
+	free(args);
+	free(keys);
+	return *rep_out && (*rep_out)->type != REDIS_REPLY_ERROR ? 0 : -1;
+}
+
+/* Reads <p>:workers: *ids new strings (caller frees each and the array). */
+static int workers_list(struct queue *q, char ***ids, size_t *n)
+{
+	char key[128];
+	redisReply *rep;
+
+	*ids = NULL;
+	*n = 0;
+	queue_key(q, key, sizeof(key), "workers");
+	rep = rconn_cmd(q->r, "SMEMBERS %s", key);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+		snprintf(q->err, sizeof(q->err), "%s", rep ? "Redis refused SMEMBERS" : "Redis unreachable");
+		if (rep)
+			freeReplyObject(rep);
+		return -1;
+	}
+	*ids = util_xcalloc(rep->elements + 1, sizeof(char *));
+	for (size_t i = 0; i < rep->elements; i++)
+		if (rep->element[i]->type == REDIS_REPLY_STRING && rep->element[i]->len < 200)
+			(*ids)[(*n)++] = util_strdup(rep->element[i]->str);
+	freeReplyObject(rep);
+	return 0;
+}
+
+static void ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+#define RECOVER_BATCH 64
 
 int queue_recover_dead_workers(struct queue *q, long max_recoveries, size_t max_keep,
 			       long *recovered, long *dead)
 {
-	/* ARGV: prefix, max, now, own consumer-id prefix, largest descriptor read, dead max.
-	 * Returns {consumer, back, dead}... */
-	static const char lua[] = RECOVER_LUA_FN
-		"local out = {} "
-		"for _, w in ipairs(redis.call('SMEMBERS', p .. ':workers')) do "
-		"  if string.sub(w, 1, #ARGV[4]) ~= ARGV[4] and "
-		"     redis.call('EXISTS', p .. ':worker:' .. w) == 0 then "
-		"    local b, d = recover(w, true) "
-		"    out[#out + 1] = w out[#out + 1] = b out[#out + 1] = d end end "
-		"return out";
-	char max[32], ts[UTIL_ISO8601_SIZE], own[160], keep[32], dmax[32];
-	const char *args[] = {q->prefix, max, ts, own, keep, dmax};
-	redisReply *rep;
+	/* Lists <p>:workers, reads the heartbeats of the other workers' consumers (MGET),
+	 * then recovers those without one, RECOVER_BATCH per script; the script checks
+	 * each heartbeat again, so one that came back meanwhile is left alone. */
+	char own[160], **ids, **gone;
+	size_t n, ngone = 0;
 	long quiet = 0;
+	int rc = 0;
 
+	(void)max_recoveries;
 	*recovered = *dead = 0;
-	snprintf(max, sizeof(max), "%ld", max_recoveries);
-	snprintf(keep, sizeof(keep), "%zu", max_keep);
-	snprintf(dmax, sizeof(dmax), "%ld", q->dead_max);
 	snprintf(own, sizeof(own), "%s#", q->worker_id);
-	util_iso8601(util_now_ms(), ts);
-	rep = eval(q, lua, 0, NULL, 6, args, NULL);
-	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i + 2 < rep->elements; i += 3) {
-		const char *w = rep->element[i]->str;
-		long b = (long)rep->element[i + 1]->integer, d = (long)rep->element[i + 2]->integer;
-		if (b == 0 && d == 0) {
-			quiet++;
-			continue;
+	if (workers_list(q, &ids, &n) != 0)
+		return -1;
+	gone = util_xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n && rc == 0; i += RECOVER_BATCH) {
+		size_t m = n - i < RECOVER_BATCH ? n - i : RECOVER_BATCH, k = 0;
+		const char *argv[RECOVER_BATCH + 1];
+		char keys[RECOVER_BATCH][300];
+		size_t idx[RECOVER_BATCH];
+		redisReply *rep;
+		argv[0] = "MGET";
+		for (size_t j = 0; j < m; j++) {
+			if (strncmp(ids[i + j], own, strlen(own)) == 0)
+				continue;
+			key2(q, keys[k], sizeof(keys[k]), "worker", ids[i + j]);
+			argv[1 + k] = keys[k];
+			idx[k++] = i + j;
 		}
-		log_warn(NULL, NULL, "worker consumer %s is dead (heartbeat expired): %ld job(s) "
-			 "back on the queue", w, b);
-		*recovered += b;
-		*dead += d;
+		if (!k)
+			continue;
+		rep = rconn_argv(q->r, (int)(1 + k), argv, NULL);
+		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != k) {
+			snprintf(q->err, sizeof(q->err), "reading heartbeats: %s",
+				 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "Redis unreachable");
+			rc = -1;
+		} else {
+			for (size_t j = 0; j < k; j++)
+				if (rep->element[j]->type == REDIS_REPLY_NIL)
+					gone[ngone++] = ids[idx[j]];
+		}
+		if (rep)
+			freeReplyObject(rep);
+	}
+	for (size_t i = 0; i < ngone && rc == 0; i += RECOVER_BATCH) {
+		size_t m = ngone - i < RECOVER_BATCH ? ngone - i : RECOVER_BATCH;
+		redisReply *rep = NULL;
+		rc = recover(q, 1, max_keep, gone + i, m, &rep);
+		for (size_t j = 0; rc == 0 && j + 1 < rep->elements; j += 2) {
+			const char *w = rep->element[j]->str;
+			long b = (long)rep->element[j + 1]->integer;
+			if (b == 0) {
+				quiet++;
+				continue;
+			}
+			log_warn(NULL, NULL, "worker consumer %s is dead (heartbeat expired): %ld job(s) "
+				 "back on the queue", w, b);
+			*recovered += b;
+		}
+		if (rep)
+			freeReplyObject(rep);
 	}
 	if (quiet)
 		log_info(NULL, NULL, "%ld consumer(s) of stopped workers left without claimed jobs",
 			 quiet);
-	return ok_reply(rep);
+	free(gone);
+	ids_free(ids, n);
+	return rc;
 }
 
 int queue_release_self(struct queue *q, int nconsumers, long *returned)
 {
-	static const char lua[] = RECOVER_LUA_FN
-		"local back = 0 "
-		"for i = 0, tonumber(ARGV[5]) - 1 do "
-		"  local b = recover(ARGV[4] .. i, false) back = back + b end "
-		"return back";
-	char own[160], n[16];
-	const char *args[] = {q->prefix, "0", "", own, n};
-	redisReply *rep;
+	char **cids = util_xcalloc((size_t)nconsumers + 1, sizeof(char *));
+	redisReply *rep = NULL;
+	int rc;
 
 	*returned = 0;
-	snprintf(own, sizeof(own), "%s#", q->worker_id);
-	snprintf(n, sizeof(n), "%d", nconsumers);
-	rep = eval(q, lua, 0, NULL, 5, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_INTEGER)
-		*returned = (long)rep->integer;
-	return ok_reply(rep);
+	for (int i = 0; i < nconsumers; i++) {
+		cids[i] = util_xmalloc(160);
+		queue_consumer_id(cids[i], 160, q->worker_id, i);
+	}
+	rc = recover(q, 0, 0, cids, (size_t)nconsumers, &rep);
+	for (size_t j = 0; rc == 0 && j + 1 < rep->elements; j += 2)
+		*returned += (long)rep->element[j + 1]->integer;
+	if (rep)
+		freeReplyObject(rep);
+	ids_free(cids, (size_t)nconsumers);
+	return rc;
 }
 
 int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved)
 {
-	static const char lua[] =
-		"local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100) "
-		"for _, it in ipairs(items) do "
-		"  redis.call('ZREM', KEYS[1], it) redis.call('RPUSH', KEYS[2], it) end "
-		"return #items";
 	char delayed[128], queue[128], now[32];
 	const char *keys[] = {delayed, queue};
 	const char *args[] = {now};
@@ -1337,7 +1140,7 @@ int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved)
 	queue_key(q, delayed, sizeof(delayed), "delayed");
 	queue_key(q, queue, sizeof(queue), "queue");
 	snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-	rep = eval(q, lua, 2, keys, 1, args, NULL);
+	rep = eval(q, &lua_promote_delayed, 2, keys, 1, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*moved = (long)rep->integer;
 	return ok_reply(rep);
@@ -1345,32 +1148,49 @@ int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved)
 
 int queue_pool_idle(struct queue *q, int with_callbacks, int *idle)
 {
-	static const char lua[] =
-		"local n = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + "
-		"  redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) + "
-		"  redis.call('ZCARD', KEYS[6]) "
-		"if KEYS[7] then n = n + redis.call('LLEN', KEYS[7]) end "
-		"for _, w in ipairs(redis.call('SMEMBERS', KEYS[5])) do "
-		"  n = n + redis.call('LLEN', ARGV[1] .. ':processing:' .. w) end "
-		"return n";
-	char queue[128], poll[128], due[128], delayed[128], workers[128], uncertain[128],
-		callbacks[128];
-	const char *keys[] = {queue, poll, due, delayed, workers, uncertain, callbacks};
-	const char *args[] = {q->prefix};
-	redisReply *rep;
-
+	/* pool_idle.lua takes the processing list of every consumer listed; it answers -1
+	 * when <p>:workers changed in between, and the list is read again */
 	*idle = 0;
-	queue_key(q, queue, sizeof(queue), "queue");
-	queue_key(q, poll, sizeof(poll), "polling");
-	queue_key(q, due, sizeof(due), "poll:due");
-	queue_key(q, delayed, sizeof(delayed), "delayed");
-	queue_key(q, workers, sizeof(workers), "workers");
-	queue_key(q, uncertain, sizeof(uncertain), "uncertain");
-	queue_key(q, callbacks, sizeof(callbacks), "callbacks");
-	rep = eval(q, lua, with_callbacks ? 7 : 6, keys, 1, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_INTEGER)
-		*idle = rep->integer == 0;
-	return ok_reply(rep);
+	for (int tries = 0; tries < 5; tries++) {
+		char **ids, base[7][128];
+		size_t n;
+		const char **keys, **args;
+		char (*kbuf)[300];
+		static const char *const names[] = {"queue", "polling", "poll:due", "delayed",
+						    "workers", "uncertain", "callbacks"};
+		redisReply *rep;
+		long long left = -1;
+
+		if (workers_list(q, &ids, &n) != 0)
+			return -1;
+		keys = util_xcalloc(7 + n, sizeof(char *));
+		args = util_xcalloc(n + 1, sizeof(char *));
+		kbuf = util_xcalloc(n + 1, sizeof(*kbuf));
+		for (int i = 0; i < 7; i++) {
+			queue_key(q, base[i], sizeof(base[i]), names[i]);
+			keys[i] = base[i];
+		}
+		args[0] = with_callbacks ? "1" : "0";
+		for (size_t i = 0; i < n; i++) {
+			key2(q, kbuf[i], sizeof(kbuf[i]), "processing", ids[i]);
+			keys[7 + i] = kbuf[i];
+			args[1 + i] = ids[i];
+		}
+		rep = eval(q, &lua_pool_idle, (int)(7 + n), keys, (int)(n + 1), args, NULL);
+		if (rep && rep->type == REDIS_REPLY_INTEGER)
+			left = rep->integer;
+		free(kbuf);
+		free(args);
+		free(keys);
+		ids_free(ids, n);
+		if (ok_reply(rep) != 0)
+			return -1;
+		if (left >= 0) {
+			*idle = left == 0;
+			return 0;
+		}
+	}
+	return 0; /* consumers kept joining: not idle */
 }
 
 /* ---- result copies: plain commands on the task hash (queue.h) ---- */

@@ -1,6 +1,7 @@
 /* queue.h — the one Redis key scheme and the atomic steps that move jobs and tasks
- * between its keys (Lua scripts, so each step is all-or-nothing). docs/protocol.md is
- * the contract; the key names below must match it.
+ * between its keys (the Lua scripts of common/lua/, one file per step, so each step is
+ * all-or-nothing; every key they touch is built here and passed in KEYS).
+ * docs/protocol.md is the contract; the key names below must match it.
  *
  *   <p>:queue              LIST   job descriptors; producers LPUSH, workers take the right end
  *   <p>:processing:<cid>   LIST   the descriptor claimed by consumer <cid> (BLMOVE)
@@ -14,8 +15,9 @@
  *   <p>:delayed            ZSET   descriptors waiting for a retry, score = due (epoch ms)
  *   <p>:job:<jobId>        HASH   job record: state, taskId, attempts, error, ...
  *   <p>:task:<taskId>      HASH   task record: jobId, createdAt, polls, record, finalizedAt
- *   <p>:polling            LIST   task ids to poll (workers LPUSH; producers may too)
- *   <p>:poll:due           ZSET   task ids being polled, score = next poll (epoch ms)
+ *   <p>:polling            LIST   task ids to poll (producers, adopted tasks); promoted
+ *   <p>:poll:due           ZSET   task ids being polled, score = next poll (epoch ms);
+ *                                 a worker adds the tasks it creates here directly
  *   <p>:dead               LIST   dead letters (JSON), newest first
  *   <p>:results            LIST   completion events (JSON), newest first, capped
  *   <p>:events             PUBSUB channel carrying the same completion events
@@ -43,6 +45,7 @@ struct queue {
 	int check_own;
 	unsigned long drops_seen;
 	long dead_max;       /* <p>:dead keeps at most this many entries (KIE_DEAD_MAX) */
+	long poll_initial_ms; /* a handed-off task's first poll comes this long after */
 	char err[300];       /* why the last step failed: unreachable, or Redis's error reply */
 	int64_t next_err_log;
 	long errs_quiet;
@@ -133,7 +136,15 @@ int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 		      const char *type, const char *reply_to, const char *record_json,
 		      const char *job_meta_json, long attempts, int push, enum record_outcome *out);
 
-/* Pushes the task id onto <p>:polling and releases this consumer's copy (if it still has
+/* queue_record_task and the hand-off below in one step: the task is recorded, put into
+ * <p>:poll:due (first poll q->poll_initial_ms from now), and this consumer's copy and
+ * ownership released. A duplicate's copy is released too (*out RECORD_DUPLICATE). */
+int queue_record_task_handoff(struct queue *q, const char *raw, size_t len, const char *job_id,
+			      const char *task_id, const char *type, const char *reply_to,
+			      const char *record_json, const char *job_meta_json, long attempts,
+			      enum record_outcome *out);
+
+/* Puts the task id into <p>:poll:due (unless there) and releases this consumer's copy (if it still has
  * it) and ownership. Retried on error replies like queue_record_task. */
 int queue_handoff_to_polling(struct queue *q, const char *raw, size_t len, const char *job_id,
 			     const char *task_id);
@@ -219,14 +230,14 @@ int queue_pause_clear(struct queue *q, const char *kind, int *cleared);
 int queue_pause_probe_lock(struct queue *q, long ms, int *got);
 
 /* --- polling --- */
-/* Moves up to limit task ids from <p>:polling into <p>:poll:due (first poll at due_ms). */
-int queue_poll_promote(struct queue *q, int64_t due_ms, int limit, int *moved);
-/* Claims one due task id, leasing it until lease_until_ms. *task_id NULL when none. */
-int queue_poll_claim(struct queue *q, int64_t now_ms, int64_t lease_until_ms, char **task_id);
+/* One poller step (poll_next.lua): moves up to limit task ids from <p>:polling into
+ * <p>:poll:due (first poll at first_due_ms), then claims the earliest task due by now_ms,
+ * leasing it until lease_until_ms: *task_id (new string, caller frees) or NULL. *due_ms
+ * is the earliest due time seen, -1 when nothing is polled. */
+int queue_poll_next(struct queue *q, int limit, int64_t first_due_ms, int64_t now_ms,
+		    int64_t lease_until_ms, char **task_id, int64_t *due_ms);
 /* Sets the next poll time of a task still being polled (no-op once finalized). */
 int queue_poll_reschedule(struct queue *q, const char *task_id, int64_t due_ms);
-/* Earliest due time in <p>:poll:due, or -1 when empty. */
-int queue_poll_next_due(struct queue *q, int64_t *due_ms);
 
 struct task_record {
 	char job_id[256];

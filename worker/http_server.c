@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "lua_scripts.h"
 #include "util.h"
 #include "web.h"
 
@@ -34,31 +35,8 @@
 #define FLUSH_WAIT_MS 250    /* ... and wait at most this long for Redis */
 #define SHOWN_MAX 128        /* bytes of a task id or path quoted in a log line */
 
-/* The one Redis step of the endpoint: push an entry and count, atomically.
- * KEYS: <p>:callbacks (list), <p>:stats (hash).
- * ARGV: entry ("" to push nothing and only count refusals), the list's cap, refusals to add.
- * HINCRBY <p>:stats callbacks_refused <refusals>; with an entry also callbacks_received 1,
- * LPUSH it and LTRIM the list to the cap, counting what that drops in callbacks_dropped.
- * Returns the list's length after the push, or 0 when nothing was pushed. Both keys'
- * types are checked before the first write: a script is not rolled back. */
-static const char push_lua[] =
-	"local t1 = redis.call('TYPE', KEYS[1]).ok "
-	"if t1 ~= 'list' and t1 ~= 'none' then "
-	"  return redis.error_reply(KEYS[1] .. ' is a ' .. t1 .. ', not a list') end "
-	"local t2 = redis.call('TYPE', KEYS[2]).ok "
-	"if t2 ~= 'hash' and t2 ~= 'none' then "
-	"  return redis.error_reply(KEYS[2] .. ' is a ' .. t2 .. ', not a hash') end "
-	"local refused = tonumber(ARGV[3]) "
-	"if refused > 0 then redis.call('HINCRBY', KEYS[2], 'callbacks_refused', refused) end "
-	"if ARGV[1] == '' then return 0 end "
-	"redis.call('HINCRBY', KEYS[2], 'callbacks_received', 1) "
-	"local n = redis.call('LPUSH', KEYS[1], ARGV[1]) "
-	"local max = tonumber(ARGV[2]) "
-	"if n > max then "
-	"  redis.call('LTRIM', KEYS[1], 0, max - 1) "
-	"  redis.call('HINCRBY', KEYS[2], 'callbacks_dropped', n - max) "
-	"  n = max end "
-	"return n";
+/* The one Redis step of the endpoint is common/lua/callback_push.lua: push an entry and
+ * count, atomically. */
 
 struct http_server {
 	const struct config *cfg;
@@ -195,25 +173,24 @@ static void redis_timeouts(struct http_server *s, int64_t deadline)
 	}
 }
 
-/* Runs push_lua with entry (NULL: count only) and refused; the caller holds redis_lock.
+/* Runs callback_push.lua with entry (NULL: count only) and refused; the caller holds redis_lock.
  * Returns 0, -1 when Redis could not be reached by deadline, -2 when it answered with
  * an error (logged at most once per 10 s). */
 static int run_push(struct http_server *s, const char *entry, long refused, int64_t deadline)
 {
 	char max[24], ref[24];
-	const char *argv[8];
+	const char *keys[2], *args[3];
 	redisReply *rep;
 	int rc = 0;
 
 	snprintf(max, sizeof(max), "%d", HTTP_SERVER_CALLBACKS_MAX);
 	snprintf(ref, sizeof(ref), "%ld", refused);
-	argv[0] = "EVAL"; argv[1] = push_lua; argv[2] = "2";
-	argv[3] = s->key_callbacks; argv[4] = s->key_stats;
-	argv[5] = entry ? entry : ""; argv[6] = max; argv[7] = ref;
+	keys[0] = s->key_callbacks; keys[1] = s->key_stats;
+	args[0] = entry ? entry : ""; args[1] = max; args[2] = ref;
 	redis_timeouts(s, deadline);
 	/* a command whose reply was lost with the connection is sent again: the entry may
 	 * then be pushed twice, which the consumer handles as any duplicate callback */
-	rep = rconn_argv_retry(&s->rc, 8, argv, NULL);
+	rep = script_run(&s->rc, &lua_callback_push, 1, 2, keys, 3, args, NULL);
 	if (!rep)
 		return -1;
 	if (rep->type == REDIS_REPLY_ERROR) {

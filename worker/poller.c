@@ -26,7 +26,8 @@ static void finalize_or_retry(struct poller *p, const char *task_id, const struc
 {
 	char err[600];
 	int now_done = 0;
-	if (finalize_task(&p->io.q, p->io.ms, task_id, res, &now_done, err, sizeof(err)) != 0) {
+	if (finalize_task_read(&p->io.q, p->io.ms, task_id, t, res, NULL, &now_done, err,
+			       sizeof(err)) != 0) {
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id,
 			 "finalization failed, retrying in %ld ms: %s", p->w->policy.poll_initial_ms,
 			 err);
@@ -158,6 +159,40 @@ static void poll_one(struct poller *p, const char *task_id)
 	queue_task_record_free(&t);
 }
 
+/* A recordInfo slot for the task this poller has claimed (limiter_acquire's loop): a
+ * wait longer than what is left of the lease first pushes the lease past it, so no
+ * other poller takes the task while this one waits (a 429 backoff can last a minute).
+ * Returns 0 granted, -1 stopping (the reservation dropped). */
+static int query_slot(struct poller *p, const char *task_id)
+{
+	int64_t lease_end = util_monotonic_ms() + p->lease_ms;
+
+	while (!p->w->stopping) {
+		long wait = 0;
+		int blocked = 0, rc = limiter_try(&p->query, &wait, &blocked);
+		int64_t end;
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			util_sleep_ms(100); /* rconn already backed off; look at stop again */
+			continue;
+		}
+		end = util_monotonic_ms() + wait + 2; /* a tick past the slot on Redis's clock */
+		if (end + p->lease_ms / 2 > lease_end) {
+			lease_end = end + p->lease_ms;
+			queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + wait + p->lease_ms);
+		}
+		while (!p->w->stopping) {
+			int64_t left = end - util_monotonic_ms();
+			if (left <= 0)
+				break;
+			util_sleep_ms(left < 100 ? left : 100);
+		}
+	}
+	limiter_cancel(&p->query);
+	return -1;
+}
+
 void *poller_main(void *arg)
 {
 	struct poller p;
@@ -185,34 +220,27 @@ void *poller_main(void *arg)
 		worker_limiter(p.w, &p.io, &p.query, 0, member);
 	}
 	while (!p.w->stopping) {
-		int moved = 0;
 		char *task_id = NULL;
 		int64_t now = util_now_ms(), due = -1;
 
-		/* a step Redis refuses (OOM, MISCONF, ...) is tried again after a pause, not in
-		 * a loop */
-		if (queue_poll_promote(&p.io.q, now + p.w->policy.poll_initial_ms, 100, &moved) != 0 ||
-		    queue_poll_next_due(&p.io.q, &due) != 0) {
+		/* one step: promote what <p>:polling holds, claim the earliest due task and
+		 * lease it; a step Redis refuses (OOM, MISCONF, ...) is tried again after a
+		 * pause, not in a loop */
+		if (queue_poll_next(&p.io.q, 100, now + p.w->policy.poll_initial_ms, now,
+				    now + p.lease_ms, &task_id, &due) != 0) {
 			worker_nap(p.w, 250);
 			continue;
 		}
-		if (due < 0 || due > now) {
+		if (!task_id) {
 			int64_t wait = due < 0 ? 200 : due - now;
 			worker_nap(p.w, wait < 5 ? 5 : wait > 200 ? 200 : wait);
 			continue;
 		}
-		/* a recordInfo slot first, then the task: the lease starts when the call can */
-		if (limiter_acquire(&p.query, &p.w->stopping, NULL) != 0)
+		/* then a recordInfo slot; a stop gives the task back at once */
+		if (query_slot(&p, task_id) != 0) {
+			queue_poll_reschedule(&p.io.q, task_id, util_now_ms());
+			free(task_id);
 			break;
-		now = util_now_ms();
-		if (queue_poll_claim(&p.io.q, now, now + p.lease_ms, &task_id) != 0) {
-			limiter_unuse(&p.query);
-			worker_nap(p.w, 250);
-			continue;
-		}
-		if (!task_id) { /* another poller took it: hand the slot back */
-			limiter_unuse(&p.query);
-			continue;
 		}
 		atomic_fetch_add(&p.w->inflight, 1);
 		poll_one(&p, task_id);

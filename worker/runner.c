@@ -19,6 +19,9 @@
 #include "util.h"
 #include "worker.h"
 
+/* how long a runner trusts a "not paused" it read (docs/protocol.md, Pauses) */
+#define RUNNER_PAUSE_CHECK_MS 250
+
 struct runner {
 	struct worker *w;
 	int slot;                /* consumer slot: <workerId>#<slot>, w->slots[slot] */
@@ -163,9 +166,10 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 	if (save && metadata_store_put(r->io.ms, task_id, rec, err, sizeof(err)) != 0)
 		log_warn(j->id, task_id, "pending metadata not saved (%s); finalization writes "
 			 "the whole record", err);
+	/* a task recorded now is handed to the pollers in the same step */
 	if (!already_recorded &&
-	    queue_record_task(&r->io.q, j->id, task_id, job_type_str(j->type), j->reply_to,
-			      rec_json, j->meta_raw, attempts, 0, &ro) != 0) {
+	    queue_record_task_handoff(&r->io.q, raw, len, j->id, task_id, job_type_str(j->type),
+				      j->reply_to, rec_json, j->meta_raw, attempts, &ro) != 0) {
 		/* only after the grace period, with Redis still down */
 		log_error(j->id, task_id, "TASK CREATED BUT NOT RECORDED (Redis unreachable at "
 			  "shutdown): its callback carries jobId=%s and adopts it; else recover it "
@@ -175,10 +179,9 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 	if (ro == RECORD_DUPLICATE) {
 		log_warn(j->id, task_id, "the job already has another task: this one is recorded as "
 			 "its duplicate and collected");
-		queue_release_copy(&r->io.q, raw, len);
-		goto out;
+		goto out; /* its copy was released in the same step */
 	}
-	if (queue_handoff_to_polling(&r->io.q, raw, len, j->id, task_id) != 0)
+	if (already_recorded && queue_handoff_to_polling(&r->io.q, raw, len, j->id, task_id) != 0)
 		log_error(j->id, task_id, "could not hand the task to the pollers (Redis down at "
 			  "shutdown); the job stays claimed and recovery resumes it");
 	else
@@ -455,6 +458,7 @@ void *runner_main(void *arg)
 	memset(&r, 0, sizeof(r));
 	char cid[160];
 	long leftover_delay_ms = 0;
+	int64_t next_pause_check = 0;
 
 	r.w = arg;
 	r.slot = atomic_fetch_add(&r.w->next_slot, 1);
@@ -468,9 +472,15 @@ void *runner_main(void *arg)
 		struct rconn_bulk b;
 		int leftover = 0;
 
-		if (queue_pause_get(&r.io.q, &pause_ms, NULL, 0, NULL, 0) == 0 && pause_ms != 0) {
-			worker_nap(r.w, pause_ms > 0 && pause_ms < 500 ? pause_ms : 500);
-			continue;
+		/* the pause is read at most every RUNNER_PAUSE_CHECK_MS while not paused; the
+		 * claim script reads it again, so a job claimed meanwhile goes back untouched */
+		if (util_monotonic_ms() >= next_pause_check &&
+		    queue_pause_get(&r.io.q, &pause_ms, NULL, 0, NULL, 0) == 0) {
+			if (pause_ms != 0) {
+				worker_nap(r.w, pause_ms > 0 && pause_ms < 500 ? pause_ms : 500);
+				continue;
+			}
+			next_pause_check = util_monotonic_ms() + RUNNER_PAUSE_CHECK_MS;
 		}
 		if (queue_claim(&r.io.q, 1.0, r.w->max_keep, &b, &leftover) != 0 ||
 		    b.type != REDIS_REPLY_STRING)

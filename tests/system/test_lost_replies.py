@@ -3,7 +3,9 @@ answer (a restart or failover at that instant). A proxy between the worker and a
 redis-server forwards everything and, once, swallows the reply to the command that
 matches a step, closing the connection. Whichever step it hits, every job ends once,
 with one KIE task and one event."""
+import hashlib
 import json
+import os
 import socket
 import threading
 
@@ -11,6 +13,23 @@ import pytest
 
 from conftest import wait_for
 from test_worker import PREFIX, dead, events, job, wait_events
+
+LUA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "common", "lua")
+
+
+def script_sha(name):
+    """The SHA1 an EVALSHA of common/lua/<name>.lua carries: the step's mark on the wire."""
+    with open(os.path.join(LUA_DIR, name + ".lua"), "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest().encode()
+
+
+def load_scripts(r):
+    """SCRIPT LOAD every step, so the first EVALSHA of each runs (not a NOSCRIPT reply)."""
+    for f in os.listdir(LUA_DIR):
+        if f.endswith(".lua"):
+            with open(os.path.join(LUA_DIR, f), encoding="utf-8") as fh:
+                r.script_load(fh.read())
 
 
 class ReplyDropper:
@@ -96,14 +115,17 @@ class ReplyDropper:
         self.sock.close()
 
 
-# (step, a byte string only that step's command carries)
+# (step, a byte string only that step's command carries: its script's SHA1 in EVALSHA).
+# The task is recorded and handed to the pollers in one step (record_task.lua); a
+# poller's promote, claim and lease are one step (poll_next.lua, idle steps included).
 STEPS = [
     ("claim (BLMOVE)", b"BLMOVE"),
-    ("mark creating", b"'attempts', 1)"),
-    ("record the task", b"'taskId', ARGV[1], 'state', 'polling'"),
-    ("hand off to polling", b"'tasks_created'"),
-    ("claim a poll", b"'LIMIT', 0, 1)"),
-    ("finalize", b"'finalizedAt', ARGV[3]"),
+    ("claim the job", script_sha("job_claim")),
+    ("mark creating", script_sha("job_creating")),
+    ("record the task and hand off", script_sha("record_task")),
+    ("claim a poll", script_sha("poll_next")),
+    ("read the task", script_sha("task_get")),
+    ("finalize", script_sha("finalize")),
 ]
 
 
@@ -111,6 +133,7 @@ STEPS = [
 def test_a_lost_reply_at_any_step_costs_nothing(redis_server, r, fake_kie, workers, step,
                                                 pattern):
     proxy = ReplyDropper(redis_server.port)
+    load_scripts(r)
     try:
         fake_kie.config(task_ms=200)
         w = workers(proxy.url, fake_kie.url, KIE_WORKER_CONCURRENCY=2, KIE_WORKER_POLLERS=1,
@@ -138,8 +161,9 @@ def test_a_lost_reply_at_any_step_costs_nothing(redis_server, r, fake_kie, worke
 def test_a_lost_reply_on_a_dead_letter_writes_it_once(redis_server, r, fake_kie, workers):
     proxy = ReplyDropper(redis_server.port)
     try:
+        load_scripts(r)
         w = workers(proxy.url, fake_kie.url, KIE_WORKER_CONCURRENCY=1)
-        proxy.drop(b"'state', 'dead', 'error', ARGV[5]")
+        proxy.drop(script_sha("job_dead"))
         bad = json.dumps({"v": 1, "id": "bad-1", "type": "teleport", "input": {}})
         r.lpush(f"{PREFIX}:queue", bad)
         ev = wait_events(r, 1)[0]

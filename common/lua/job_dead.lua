@@ -1,0 +1,64 @@
+-- job_dead.lua — releases the claimed descriptor into the dead letters with its reason;
+-- with a job (ARGV[3] '1', owner only) the job's state becomes dead and its completion
+-- event is emitted (to <p>:results, replyTo and <p>:events). Every key written is
+-- type-checked first: a script cannot be rolled back; a replyTo key of another type is
+-- skipped rather than failing half-way.
+-- KEYS[1] <p>:processing:<cid>     the consumer's processing list
+-- KEYS[2] <p>:dead                 list of dead letters, newest first
+-- KEYS[3] <p>:job:<jobId>          job hash (any key when ARGV[3] is '0')
+-- KEYS[4] <p>:recoveries           hash sha1(descriptor) -> count
+-- KEYS[5] <p>:stats                hash of counters
+-- KEYS[6] <p>:results              list of completion events, newest first
+-- KEYS[7] replyTo list (optional)
+-- ARGV[1] the claimed descriptor
+-- ARGV[2] the dead-letter entry (JSON)
+-- ARGV[3] '1' the job's state becomes dead, '0' leave the job hash alone
+-- ARGV[4] now (epoch ms)
+-- ARGV[5] the reason
+-- ARGV[6] TTL of a finished job hash (s)
+-- ARGV[7] the completion event ('' for none)
+-- ARGV[8] the events channel (<p>:events; a channel, not a key)
+-- ARGV[9] KIE_RESULTS_MAX
+-- ARGV[10] KIE_DEAD_MAX
+-- ARGV[11] epoch of the claim ('0': no ownership check)
+-- ARGV[12] consumer id
+-- Returns 1 done, 2 done but replyTo skipped, 0 the copy was not held any more, -1 the
+-- copy was released but the job is another consumer's (fenced): no entry.
+local function keytype_ok(k, want)
+  local t = redis.call('TYPE', k)['ok']
+  return t == want or t == 'none', t
+end
+local function need(k, want)
+  local ok, t = keytype_ok(k, want)
+  if not ok then error(k .. ' holds a ' .. t .. ', not a ' .. want) end
+end
+need(KEYS[2], 'list') need(KEYS[3], 'hash') need(KEYS[5], 'hash') need(KEYS[6], 'list')
+local reply, skipped = KEYS[7], 0
+if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 1 end
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if ARGV[11] ~= '0' then
+  local o = redis.call('HMGET', KEYS[3], 'owner', 'epoch')
+  if o[1] ~= ARGV[12] or o[2] ~= ARGV[11] then return -1 end
+end
+local max = tonumber(ARGV[10])
+local n = redis.call('LPUSH', KEYS[2], ARGV[2])
+if n > max then
+  redis.call('LTRIM', KEYS[2], 0, max - 1)
+  redis.call('HINCRBY', KEYS[5], 'dead_dropped', n - max)
+end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4])
+  redis.call('HDEL', KEYS[3], 'owner', 'lease', 'raw')
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1]))
+redis.call('HINCRBY', KEYS[5], 'dead', 1)
+if ARGV[7] ~= '' then
+  local rmax = tonumber(ARGV[9])
+  if redis.call('LPUSH', KEYS[6], ARGV[7]) > rmax then
+    redis.call('LTRIM', KEYS[6], 0, rmax - 1)
+  end
+  if reply then redis.call('LPUSH', reply, ARGV[7]) end
+  redis.call('PUBLISH', ARGV[8], ARGV[7])
+end
+return 1 + skipped

@@ -1,0 +1,70 @@
+-- record_task.lua — records a created task on its job and creates the task record;
+-- with ARGV[9] 'h' it also hands the task to the pollers and releases the consumer's
+-- copy and ownership in the same step. Not fenced: whoever holds a paid task id records
+-- it. The job's first task becomes its task; a different one is recorded as a
+-- duplicate of it (duplicateOf) and collected too.
+-- KEYS[1] <p>:job:<jobId>          job hash
+-- KEYS[2] <p>:task:<taskId>        task hash
+-- KEYS[3] <p>:uncertain            zset of uncertain job ids
+-- KEYS[4] <p>:polling              list of task ids to poll
+-- KEYS[5] <p>:stats                hash of counters
+-- KEYS[6] <p>:poll:due             zset of task ids being polled (used with 'h')
+-- KEYS[7] <p>:processing:<cid>     the consumer's processing list (used with 'h')
+-- KEYS[8] <p>:recoveries           hash sha1(descriptor) -> count (used with 'h')
+-- ARGV[1] taskId
+-- ARGV[2] jobId
+-- ARGV[3] now (epoch ms)
+-- ARGV[4] job type
+-- ARGV[5] replyTo ('' for none)
+-- ARGV[6] the pending metadata record (JSON)
+-- ARGV[7] the job's meta (JSON, '' for none)
+-- ARGV[8] attempts
+-- ARGV[9] '0': record only; '1': also LPUSH the task onto KEYS[4] (an adoption);
+--         'h': hand off: ZADD NX it into KEYS[6] at ARGV[10], LREM ARGV[11] from KEYS[7]
+--         (and forget its recovery count), give up ownership when owner is ARGV[12]
+-- ARGV[10] first poll time (epoch ms; with 'h')
+-- ARGV[11] the claimed descriptor (with 'h')
+-- ARGV[12] consumer id (with 'h')
+-- Returns 'recorded' | 'same' | 'duplicate'.
+local j = redis.call('HMGET', KEYS[1], 'taskId', 'state', 'owner')
+local cur = j[1]
+local outcome = 'recorded'
+if cur and cur ~= '' and cur ~= ARGV[1] then outcome = 'duplicate'
+elseif cur == ARGV[1] then outcome = 'same' end
+local hand = ARGV[9] == 'h'
+local drop = {}
+if hand and j[3] == ARGV[12] then drop = {'owner', 'lease'} end
+if outcome == 'recorded' then
+  redis.call('HSET', KEYS[1], 'taskId', ARGV[1], 'state', 'polling', 'updatedAt', ARGV[3])
+  if j[2] == 'uncertain' then
+    drop[#drop + 1] = 'raw' drop[#drop + 1] = 'uncertainUntil'
+    redis.call('ZREM', KEYS[3], ARGV[2])
+  end
+  redis.call('HINCRBY', KEYS[5], 'tasks_created', 1)
+end
+if #drop > 0 then redis.call('HDEL', KEYS[1], unpack(drop)) end
+-- the task hash may exist without its job (a callback that came first read it)
+local t = redis.call('HMGET', KEYS[2], 'jobId', 'createdAt')
+if not t[1] then
+  local f = {'jobId', ARGV[2], 'type', ARGV[4], 'replyTo', ARGV[5], 'record', ARGV[6],
+    'jobMeta', ARGV[7], 'attempts', ARGV[8]}
+  if not t[2] then f[#f + 1] = 'createdAt' f[#f + 1] = ARGV[3] end
+  if outcome == 'duplicate' then
+    f[#f + 1] = 'duplicateOf' f[#f + 1] = cur
+    redis.call('HINCRBY', KEYS[5], 'duplicate_tasks', 1)
+  end
+  redis.call('HSET', KEYS[2], unpack(f))
+end
+if hand then
+  redis.call('ZADD', KEYS[6], 'NX', ARGV[10], ARGV[1])
+  if redis.call('LREM', KEYS[7], 1, ARGV[11]) == 1 then
+    redis.call('HDEL', KEYS[8], redis.sha1hex(ARGV[11]))
+  end
+elseif ARGV[9] == '1' or outcome == 'duplicate' then
+  redis.call('LPUSH', KEYS[4], ARGV[1])
+end
+-- pushed by whoever did not create it (a callback): an adoption
+if ARGV[9] == '1' and outcome == 'recorded' then
+  redis.call('HINCRBY', KEYS[5], 'adopted', 1)
+end
+return outcome

@@ -1,0 +1,59 @@
+-- uncertain_resolve.lua — ends the window of a job still uncertain without a task:
+-- ARGV[2] '1' puts its kept descriptor back at the consuming end of the queue, else it
+-- goes to the dead letters with its completion event. Acts only while the job is still
+-- uncertain without a task (the C side read it first; this re-checks).
+-- KEYS[1] <p>:job:<jobId>          job hash
+-- KEYS[2] <p>:uncertain            zset of uncertain job ids
+-- KEYS[3] <p>:queue                the job queue
+-- KEYS[4] <p>:dead                 list of dead letters
+-- KEYS[5] <p>:stats                hash of counters
+-- KEYS[6] <p>:results              list of completion events
+-- KEYS[7] replyTo list (optional)
+-- ARGV[1] jobId
+-- ARGV[2] '1' create again, '0' dead
+-- ARGV[3] the dead-letter entry (JSON; '' with create)
+-- ARGV[4] the reason
+-- ARGV[5] now (epoch ms)
+-- ARGV[6] TTL of a finished job hash (s)
+-- ARGV[7] the completion event (with dead)
+-- ARGV[8] the events channel (<p>:events; a channel, not a key)
+-- ARGV[9] KIE_RESULTS_MAX
+-- ARGV[10] KIE_DEAD_MAX
+-- Returns 0 nothing to do (it just leaves KEYS[2]), 1 requeued, 2 dead.
+local function keytype_ok(k, want)
+  local t = redis.call('TYPE', k)['ok']
+  return t == want or t == 'none', t
+end
+local function need(k, want)
+  local ok, t = keytype_ok(k, want)
+  if not ok then error(k .. ' holds a ' .. t .. ', not a ' .. want) end
+end
+need(KEYS[1], 'hash') need(KEYS[3], 'list') need(KEYS[4], 'list') need(KEYS[5], 'hash')
+need(KEYS[6], 'list')
+local reply = KEYS[7]
+if reply and not keytype_ok(reply, 'list') then reply = nil end
+local j = redis.call('HMGET', KEYS[1], 'state', 'taskId', 'raw')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if j[1] ~= 'uncertain' or (j[2] and j[2] ~= '') or not j[3] then return 0 end
+redis.call('HDEL', KEYS[1], 'raw', 'uncertainUntil')
+if ARGV[2] == '1' then
+  redis.call('RPUSH', KEYS[3], j[3])
+  redis.call('HSET', KEYS[1], 'state', 'queued', 'error', ARGV[4], 'updatedAt', ARGV[5])
+  return 1
+end
+local max = tonumber(ARGV[10])
+local n = redis.call('LPUSH', KEYS[4], ARGV[3])
+if n > max then
+  redis.call('LTRIM', KEYS[4], 0, max - 1)
+  redis.call('HINCRBY', KEYS[5], 'dead_dropped', n - max)
+end
+redis.call('HSET', KEYS[1], 'state', 'dead', 'error', ARGV[4], 'updatedAt', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('HINCRBY', KEYS[5], 'dead', 1)
+local rmax = tonumber(ARGV[9])
+if redis.call('LPUSH', KEYS[6], ARGV[7]) > rmax then
+  redis.call('LTRIM', KEYS[6], 0, rmax - 1)
+end
+if reply then redis.call('LPUSH', reply, ARGV[7]) end
+redis.call('PUBLISH', ARGV[8], ARGV[7])
+return 2

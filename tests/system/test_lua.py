@@ -1,0 +1,445 @@
+"""test_lua.py — each script of common/lua/ on its own, loaded from its file and run with
+redis-py against a real redis-server, with the KEYS and ARGV its header declares; and a
+static check that every script declares its keys (docs/protocol.md, "Scripts")."""
+import glob
+import hashlib
+import json
+import os
+import re
+import subprocess
+
+import pytest
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LUA_DIR = os.path.join(ROOT, "common", "lua")
+FILES = sorted(glob.glob(os.path.join(LUA_DIR, "*.lua")))
+P = "{kie}"  # a Cluster-style prefix: every key in one slot
+
+
+def src(name):
+    with open(os.path.join(LUA_DIR, name + ".lua"), encoding="utf-8") as f:
+        return f.read()
+
+
+@pytest.fixture
+def r(redis_server):
+    """bytes in, bytes out: scripts handle binary descriptors"""
+    c = redis.Redis(port=redis_server.port)
+    yield c
+    c.close()
+
+
+def run(r, name, keys, args):
+    return r.eval(src(name), len(keys), *keys, *args)
+
+
+def header(text):
+    """The leading comment block (after an optional #! line)."""
+    lines = text.split("\n")
+    if lines[0].startswith("#!"):
+        lines = lines[1:]
+    out = []
+    for ln in lines:
+        if not ln.startswith("--"):
+            break
+        out.append(ln)
+    return "\n".join(out)
+
+
+def code(text):
+    return "\n".join(ln for ln in text.split("\n")
+                     if not ln.lstrip().startswith("--") and not ln.startswith("#!"))
+
+
+# --- static checks: keys come from KEYS only, and every KEYS index used is declared ---
+
+KEYED = re.compile(r"redis\.p?call\(\s*'([A-Za-z]+)'\s*,\s*([^,)]+)")
+NO_KEY = {"TIME", "PUBLISH"}
+
+
+def from_keys(ident, c, seen=frozenset()):
+    """ident is assigned only from KEYS, is a loop over KEYS, or is the first parameter
+    of local functions every call of which passes such a value."""
+    if re.search(rf"\b{ident}\b[^\n]*=\s*KEYS\[", c) or \
+            re.search(rf"for _, {ident} in ipairs\(\{{KEYS", c):
+        return True
+    fns = [f for f in re.findall(rf"local function (\w+)\({ident}\b", c) if f not in seen]
+    if not fns:
+        return False
+    for fn in fns:
+        calls = re.findall(rf"(?<!function )\b{fn}\(([^,)]+)", c)
+        if not calls or not all(
+                a.strip().startswith("KEYS[") or
+                (re.fullmatch(r"\w+", a.strip()) and from_keys(a.strip(), c, seen | {fn}))
+                for a in calls):
+            return False
+    return True
+
+
+def key_problems(name, text):
+    probs = []
+    h, c = header(text), code(text)
+    if not re.search(r"^-- \S+\.lua — ", h, re.M):
+        probs.append("no header line '-- <name>.lua — what it does'")
+    if "Returns" not in h:
+        probs.append("header does not say what it returns")
+    declared = set(int(n) for n in re.findall(r"^-- KEYS\[(\d+)\]", h, re.M))
+    ranged = re.search(r"^-- KEYS\[[^\]]*[^\d\]][^\]]*\]", h, re.M)  # KEYS[2..n+1] etc.
+    for n in re.findall(r"KEYS\[(\d+)\]", c):
+        if int(n) not in declared:
+            probs.append(f"uses KEYS[{n}], which its header does not declare")
+    if re.search(r"KEYS\[[^\]\d][^\]]*\]", c) and not ranged:
+        probs.append("indexes KEYS by an expression its header does not declare")
+    argv_used = set(int(n) for n in re.findall(r"ARGV\[(\d+)\]", c))
+    argv_decl = set(int(n) for n in re.findall(r"^-- ARGV\[(\d+)\]", h, re.M))
+    if argv_used - argv_decl and not re.search(r"^-- ARGV\[[^\]]*[^\d\]]", h, re.M) \
+            and "ARGV" not in re.sub(r"ARGV\[\d+\]", "", h):
+        probs.append(f"uses ARGV {sorted(argv_used - argv_decl)} its header does not declare")
+    # a key built inside the script: string concatenation with ':' or a prefix argument
+    if re.search(r"\.\.\s*'[^']*:", c) or re.search(r"'[^']*:'\s*\.\.", c):
+        probs.append("builds a key name with '..' (pass it in KEYS)")
+    if re.search(r"prefix", c, re.I):
+        probs.append("mentions a prefix in code (keys must come from KEYS)")
+    # the first argument of every keyed command is KEYS[...] or a local taken from KEYS
+    for cmd, first in KEYED.findall(c):
+        first = first.strip()
+        if cmd.upper() in NO_KEY or first.startswith("KEYS["):
+            continue
+        if re.fullmatch(r"[A-Za-z_]\w*", first) and from_keys(first, c):
+            continue
+        probs.append(f"{cmd} on {first!r}, which is not taken from KEYS")
+    return probs
+
+
+@pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f) for f in FILES])
+def test_script_declares_its_keys(path):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    assert key_problems(os.path.basename(path), text) == []
+
+
+def test_key_check_can_fail():
+    bad = ("-- bad.lua — builds a key\n-- KEYS[1] a\n-- ARGV[1] prefix\n-- Returns 1.\n"
+           "redis.call('SET', ARGV[1] .. ':x', 1)\nredis.call('GET', KEYS[2])\nreturn 1\n")
+    probs = key_problems("bad.lua", bad)
+    assert any("KEYS[2]" in p for p in probs), probs
+    assert any("builds a key" in p for p in probs), probs
+    assert any("not taken from KEYS" in p for p in probs), probs
+
+
+def test_embedded_scripts_are_the_files(tmp_path):
+    """scripts/embed-lua.sh: each script's bytes as in its file and its SHA1."""
+    subprocess.run([os.path.join(ROOT, "scripts", "embed-lua.sh"), str(tmp_path)] + FILES,
+                   check=True)
+    gen = (tmp_path / "lua_scripts.c").read_text()
+    for f in FILES:
+        name = os.path.basename(f)[:-4]
+        data = open(f, "rb").read()
+        m = re.search(r"static const char src_%s\[\] = \{(.*?)\};" % name, gen, re.S)
+        assert m, name
+        body = bytes(int(x, 16) for x in re.findall(r"0x([0-9a-f]{2})", m.group(1)))
+        assert body == data + b"\0", name
+        assert f'"{hashlib.sha1(data).hexdigest()}"' in gen, name
+        assert f", {len(data)}, " in gen, name
+
+
+# --- the steps, one by one ---
+
+def now_ms(r):
+    s, us = r.time()
+    return s * 1000 + us // 1000
+
+
+def test_job_claim(r):
+    job, rec, pause = f"{P}:job:j1", f"{P}:recoveries", f"{P}:pause"
+    args = ["c#0", 5000, "ab" * 20, 3, "raw", "", "", "0"]
+    out = run(r, "job_claim", [job, rec, pause], args)
+    assert out[0] == b"claimed" and out[1] == 1 and out[3] == b"queued"
+    h = r.hgetall(job)
+    assert h[b"owner"] == b"c#0" and h[b"epoch"] == b"1" and h[b"state"] == b"queued"
+    assert int(h[b"lease"]) > now_ms(r) and b"createdAt" in h
+    # a second consumer while the lease lives: owned, nothing written
+    out = run(r, "job_claim", [job, rec, pause], ["c#1"] + args[1:])
+    assert out[0] == b"owned" and out[5] == b"c#0" and r.hget(job, "owner") == b"c#0"
+    # a recorded task wins over everything but a finished state
+    r.hset(job, "taskId", "t1")
+    assert run(r, "job_claim", [job, rec, pause], args)[0] == b"has_task"
+    r.hset(job, "state", "completed")
+    assert run(r, "job_claim", [job, rec, pause], args)[0] == b"finished"
+    # a pause set after the runner looked: put back untouched
+    r.set(pause, "{}")
+    assert run(r, "job_claim", [f"{P}:job:j2", rec, pause], args)[0] == b"paused"
+    assert not r.exists(f"{P}:job:j2")
+    r.delete(pause)
+    # taken back from too many dead workers
+    r.hset(rec, "cd" * 20, 4)
+    out = run(r, "job_claim", [f"{P}:job:j3", rec, pause], ["c#0", 5000, "cd" * 20, 3, "raw",
+                                                             "", "", "0"])
+    assert out[0] == b"too_many_recoveries" and out[6] == 4
+    # the last owner stopped inside createTask
+    r.hset(f"{P}:job:j4", mapping={"state": "creating", "owner": "gone#0", "lease": 1})
+    assert run(r, "job_claim", [f"{P}:job:j4", rec, pause], args)[0] == b"takeover"
+
+
+def test_job_creating_is_fenced(r):
+    job = f"{P}:job:j1"
+    r.hset(job, mapping={"owner": "c#0", "epoch": 2, "state": "queued"})
+    assert run(r, "job_creating", [job], [123, "c#0", 2]) == 1
+    assert run(r, "job_creating", [job], [124, "c#0", 2]) == 2
+    assert r.hget(job, "state") == b"creating" and r.hget(job, "attempts") == b"2"
+    assert run(r, "job_creating", [job], [125, "c#0", 1]) == -1  # an older epoch
+    assert run(r, "job_creating", [job], [125, "c#9", 2]) == -1
+    assert r.hget(job, "attempts") == b"2"
+
+
+def record_keys(job="j1", task="t1", cid="c#0"):
+    return [f"{P}:job:{job}", f"{P}:task:{task}", f"{P}:uncertain", f"{P}:polling",
+            f"{P}:stats", f"{P}:poll:due", f"{P}:processing:{cid}", f"{P}:recoveries"]
+
+
+def test_record_task_with_handoff(r):
+    raw = b'{"v":1,"id":"j1"}'
+    r.lpush(f"{P}:processing:c#0", raw)
+    r.hset(f"{P}:recoveries", hashlib.sha1(raw).hexdigest(), 1)
+    r.hset(f"{P}:job:j1", mapping={"owner": "c#0", "epoch": 1, "lease": 9, "state": "creating"})
+    args = ["t1", "j1", 1000, "raw", "", '{"taskId":"t1"}', "", 1, "h", 1100, raw, "c#0"]
+    assert run(r, "record_task", record_keys(), args) == b"recorded"
+    j = r.hgetall(f"{P}:job:j1")
+    assert j[b"taskId"] == b"t1" and j[b"state"] == b"polling"
+    assert b"owner" not in j and b"lease" not in j
+    t = r.hgetall(f"{P}:task:t1")
+    assert t[b"jobId"] == b"j1" and t[b"createdAt"] == b"1000" and t[b"record"]
+    assert r.zscore(f"{P}:poll:due", "t1") == 1100
+    assert r.llen(f"{P}:processing:c#0") == 0 and not r.hlen(f"{P}:recoveries")
+    assert r.hget(f"{P}:stats", "tasks_created") == b"1"
+    # again (a lost reply): the same, nothing counted twice, the due time kept
+    assert run(r, "record_task", record_keys(), args) == b"same"
+    assert r.hget(f"{P}:stats", "tasks_created") == b"1"
+    assert r.zscore(f"{P}:poll:due", "t1") == 1100
+    # a second task of the job: recorded as its duplicate and polled
+    args2 = ["t2", "j1", 2000, "raw", "", "{}", "", 2, "0", 0, "", "c#0"]
+    assert run(r, "record_task", record_keys(task="t2"), args2) == b"duplicate"
+    assert r.hget(f"{P}:task:t2", "duplicateOf") == b"t1"
+    assert r.lrange(f"{P}:polling", 0, -1) == [b"t2"]
+    assert r.hget(f"{P}:job:j1", "taskId") == b"t1"
+
+
+def test_record_task_adopts_an_uncertain_job(r):
+    r.hset(f"{P}:job:j1", mapping={"state": "uncertain", "raw": "x", "uncertainUntil": 5})
+    r.zadd(f"{P}:uncertain", {"j1": 5})
+    args = ["t1", "j1", 1000, "raw", "", "", "", 1, "1", 0, "", "cb#0"]
+    assert run(r, "record_task", record_keys(), args) == b"recorded"
+    j = r.hgetall(f"{P}:job:j1")
+    assert b"raw" not in j and b"uncertainUntil" not in j and j[b"state"] == b"polling"
+    assert r.zcard(f"{P}:uncertain") == 0
+    assert r.lrange(f"{P}:polling", 0, -1) == [b"t1"]
+    assert r.hget(f"{P}:stats", "adopted") == b"1"
+
+
+def finalize_keys(task="t1", job="j1", reply=None):
+    k = [f"{P}:task:{task}", f"{P}:job:{job}", f"{P}:results", f"{P}:poll:due", f"{P}:stats"]
+    return k + ([reply] if reply else [])
+
+
+def test_finalize_once(r):
+    r.hset(f"{P}:task:t1", mapping={"jobId": "j1"})
+    r.zadd(f"{P}:poll:due", {"t1": 5})
+    ps = r.pubsub()
+    ps.subscribe(f"{P}:events")
+    ps.get_message(timeout=1)
+    ev = json.dumps({"jobId": "j1", "status": "completed"})
+    reply = f"{P}:replies:u1"
+    args = [ev, "completed", 777, f"{P}:events", 100, "1", "t1", 60]
+    assert run(r, "finalize", finalize_keys(reply=reply), args) == 1
+    assert r.lrange(f"{P}:results", 0, -1) == [ev.encode()]
+    assert r.lrange(reply, 0, -1) == [ev.encode()]
+    msg = ps.get_message(timeout=2)
+    assert msg and msg["data"] == ev.encode()
+    assert r.hget(f"{P}:job:j1", "state") == b"completed"
+    assert r.hget(f"{P}:task:t1", "finalizedAt") == b"777"
+    assert 0 < r.ttl(f"{P}:task:t1") <= 60 and 0 < r.ttl(f"{P}:job:j1") <= 60
+    assert r.zcard(f"{P}:poll:due") == 0
+    assert r.hget(f"{P}:stats", "completed") == b"1"
+    # twice: nothing more
+    assert run(r, "finalize", finalize_keys(reply=reply), args) == 0
+    assert r.llen(f"{P}:results") == 1 and r.llen(reply) == 1
+    # a replyTo of another type is skipped, the rest goes on
+    r.hset(f"{P}:task:t2", "jobId", "j2")
+    r.set(f"{P}:replies:bad", "x")
+    out = run(r, "finalize", finalize_keys("t2", "j2", f"{P}:replies:bad"),
+              [ev, "failed", 1, f"{P}:events", 100, "1", "t2", 60])
+    assert out == 3 and r.llen(f"{P}:results") == 2
+    # a wrong-typed key fails before the first write
+    r.set(f"{P}:results", "oops")
+    r.hset(f"{P}:task:t3", "jobId", "j3")
+    with pytest.raises(Exception):
+        run(r, "finalize", finalize_keys("t3", "j3"), [ev, "completed", 1, f"{P}:events", 100,
+                                                      "1", "t3", 60])
+    assert not r.hexists(f"{P}:task:t3", "finalizedAt")
+
+
+def test_retry_and_dead(r):
+    raw = b'{"v":1,"id":"j1"}'
+    proc = f"{P}:processing:c#0"
+    r.lpush(proc, raw)
+    r.hset(f"{P}:job:j1", mapping={"owner": "c#0", "epoch": 3, "lease": 9})
+    keys = [proc, f"{P}:delayed", f"{P}:job:j1", f"{P}:recoveries", f"{P}:stats"]
+    assert run(r, "job_retry", keys, [raw, 5000, "HTTP 500", 100, "c#0", 3]) == 1
+    assert r.zscore(f"{P}:delayed", raw) == 5000 and r.llen(proc) == 0
+    j = r.hgetall(f"{P}:job:j1")
+    assert j[b"state"] == b"retry_wait" and b"owner" not in j
+    assert run(r, "job_retry", keys, [raw, 5000, "again", 100, "c#0", 3]) == 0  # not held
+    # promoted when due
+    assert run(r, "promote_delayed", [f"{P}:delayed", f"{P}:queue"], [4999]) == 0
+    assert run(r, "promote_delayed", [f"{P}:delayed", f"{P}:queue"], [5000]) == 1
+    assert r.lrange(f"{P}:queue", 0, -1) == [raw]
+    # dead: entry, state, event; fenced when another consumer owns it
+    r.lpush(proc, raw)
+    r.hset(f"{P}:job:j1", mapping={"owner": "c#0", "epoch": 4})
+    dkeys = [proc, f"{P}:dead", f"{P}:job:j1", f"{P}:recoveries", f"{P}:stats", f"{P}:results"]
+    ev = '{"status":"dead"}'
+    out = run(r, "job_dead", dkeys, [raw, '{"reason":"bad"}', "1", 1, "bad", 60, ev,
+                                     f"{P}:events", 100, 2, 4, "c#0"])
+    assert out == 1
+    assert r.lrange(f"{P}:dead", 0, -1) == [b'{"reason":"bad"}']
+    assert r.hget(f"{P}:job:j1", "state") == b"dead" and r.ttl(f"{P}:job:j1") > 0
+    assert r.lrange(f"{P}:results", 0, -1) == [ev.encode()]
+    r.lpush(proc, raw)
+    out = run(r, "job_dead", dkeys, [raw, "{}", "1", 1, "x", 60, "", f"{P}:events", 100, 2,
+                                     4, "c#9"])
+    assert out == -1 and r.llen(proc) == 0 and r.llen(f"{P}:dead") == 1
+    # the dead letters keep the newest KIE_DEAD_MAX (2), counting what was dropped
+    for i in range(3):
+        r.lpush(proc, raw)
+        run(r, "job_dead", dkeys, [raw, f"e{i}", "0", 1, "x", 60, "", f"{P}:events", 100, 2,
+                                   0, "c#0"])
+    assert r.lrange(f"{P}:dead", 0, -1) == [b"e2", b"e1"]
+    assert r.hget(f"{P}:stats", "dead_dropped") == b"2"
+
+
+def test_limiter_acquire(r):
+    log, state = "acct:{abc}:create", "acct:{abc}:create:state"
+    granted = [run(r, "limiter_acquire", [log, state], [2, 1000, f"m{i}", 50, "1"])
+               for i in range(3)]
+    assert [g[0] for g in granted[:2]] == [1, 1]
+    assert granted[2][0] == 0 and 0 < granted[2][1] <= 1000  # a reservation in the future
+    assert r.zcard(log) == 3 and r.pttl(log) > 0
+    # the reservation's holder asks again before its time: told to wait, not logged twice
+    again = run(r, "limiter_acquire", [log, state], [2, 1000, "m2", 50, "0"])
+    assert again[0] == 0 and r.zcard(log) == 3
+    # a penalty blocks everyone and drops reservations not yet due
+    pen = run(r, "limiter_penalize", [log, state], [500, 4000, "429"])
+    assert pen == [500, 1]
+    assert run(r, "limiter_penalize", [log, state], [500, 4000, "429"])[1] == 0  # joins it
+    blocked = run(r, "limiter_acquire", [log, state], [2, 1000, "m9", 50, "1"])
+    assert blocked[0] == 0 and blocked[2] == 1
+    assert r.zscore(log, "m2") is None
+
+
+def test_heartbeat_renews_owned_leases(r):
+    hb0, hb1, job = f"{P}:worker:w#0", f"{P}:worker:w#1", f"{P}:job:j1"
+    r.hset(job, mapping={"owner": "w#1", "epoch": 5, "lease": 1})
+    r.hset(f"{P}:job:j2", mapping={"owner": "other#0", "epoch": 1, "lease": 1})
+    keys = [f"{P}:workers", hb0, hb1, job, f"{P}:job:j2"]
+    args = [3000, "info", 2, "w#0", 5, 1, "w#1", 4, 5]
+    assert run(r, "heartbeat", keys, args) == 1
+    assert r.get(hb0) == b"info" and 0 < r.pttl(hb1) <= 3000
+    assert r.smembers(f"{P}:workers") == {b"w#0", b"w#1"}
+    assert int(r.hget(job, "lease")) > now_ms(r)
+    assert r.hget(f"{P}:job:j2", "lease") == b"1"  # not its job: untouched
+
+
+def recover_keys(cids):
+    k = [f"{P}:queue", f"{P}:callbacks", f"{P}:workers", f"{P}:recoveries", f"{P}:stats"]
+    for c in cids:
+        k += [f"{P}:worker:{c}", f"{P}:processing:{c}", f"{P}:callbacks:processing:{c}"]
+    return k
+
+
+def test_recover_dead_consumers_only(r):
+    r.sadd(f"{P}:workers", "dead#0", "live#0")
+    r.set(f"{P}:worker:live#0", "x", px=60000)
+    r.lpush(f"{P}:processing:dead#0", "d1")
+    r.lpush(f"{P}:processing:live#0", "l1")
+    r.lpush(f"{P}:callbacks:processing:dead#0", "cb")
+    big = "x" * 50
+    r.lpush(f"{P}:processing:dead#0", big)
+    out = run(r, "recover", recover_keys(["dead#0", "live#0"]), ["1", 10, "dead#0", "live#0"])
+    assert out == [b"dead#0", 2]
+    assert sorted(r.lrange(f"{P}:queue", 0, -1)) == sorted([b"d1", big.encode()])
+    assert r.lrange(f"{P}:callbacks", 0, -1) == [b"cb"]
+    assert r.lrange(f"{P}:processing:live#0", 0, -1) == [b"l1"]  # its heartbeat lives
+    assert r.smembers(f"{P}:workers") == {b"live#0"}
+    rec = r.hgetall(f"{P}:recoveries")
+    assert rec == {hashlib.sha1(b"d1").hexdigest().encode(): b"1"}  # the big one uncounted
+    assert r.hget(f"{P}:stats", "recovered") == b"2"
+    # a clean exit: its own, uncounted, heartbeat deleted
+    out = run(r, "recover", recover_keys(["live#0"]), ["0", 10, "live#0"])
+    assert out == [b"live#0", 1] and not r.exists(f"{P}:worker:live#0")
+    assert r.hget(f"{P}:stats", "recovered") == b"2"
+
+
+def test_pool_idle_rechecks_the_workers(r):
+    keys = [f"{P}:queue", f"{P}:polling", f"{P}:poll:due", f"{P}:delayed", f"{P}:workers",
+            f"{P}:uncertain", f"{P}:callbacks"]
+    proc = [f"{P}:processing:a#0"]
+    r.sadd(f"{P}:workers", "a#0")
+    assert run(r, "pool_idle", keys + proc, ["1", "a#0"]) == 0
+    r.lpush(f"{P}:processing:a#0", "x")
+    assert run(r, "pool_idle", keys + proc, ["1", "a#0"]) == 1
+    r.delete(f"{P}:processing:a#0")
+    # an uncertain job is unfinished work; callbacks count only for their consumer
+    r.zadd(f"{P}:uncertain", {"j1": 1})
+    assert run(r, "pool_idle", keys + proc, ["0", "a#0"]) == 1
+    r.delete(f"{P}:uncertain")
+    r.lpush(f"{P}:callbacks", "{}")
+    assert run(r, "pool_idle", keys + proc, ["1", "a#0"]) == 1
+    assert run(r, "pool_idle", keys + proc, ["0", "a#0"]) == 0
+    r.sadd(f"{P}:workers", "b#0")  # joined after the list was read
+    assert run(r, "pool_idle", keys + proc, ["0", "a#0"]) == -1
+
+
+def test_poll_next(r):
+    keys = [f"{P}:polling", f"{P}:poll:due"]
+    assert run(r, "poll_next", keys, [100, 500, 1000, 9000]) == [None, -1]
+    r.lpush(f"{P}:polling", "t1")
+    out = run(r, "poll_next", keys, [100, 1500, 1000, 9000])  # moved, due later
+    assert out[0] is None and int(out[1]) == 1500 and r.llen(f"{P}:polling") == 0
+    out = run(r, "poll_next", keys, [100, 0, 1600, 9000])
+    assert out[0] == b"t1" and r.zscore(f"{P}:poll:due", "t1") == 9000  # leased
+
+
+# --- the worker runs them by EVALSHA and reloads a Redis that lost them ---
+
+def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, workers):
+    """SCRIPT FLUSH (as after a restart or failover) makes every EVALSHA answer NOSCRIPT;
+    the worker sends the script once with EVAL and goes on: no job is lost or created
+    twice, and the scripts are cached again."""
+    from conftest import wait_for
+    c = redis.Redis(port=redis_server.port, decode_responses=True)
+    workers(redis_server.url, fake_kie.url)
+
+    def push(ids):
+        for i in ids:
+            c.lpush("kie:queue", json.dumps({"v": 1, "id": i, "type": "raw",
+                                             "input": {"prompt": "p",
+                                                       "imageUrl": "https://a.b/c.png"}}))
+    push([f"a{i}" for i in range(5)])
+    wait_for(lambda: c.llen("kie:results") == 5, 30, what="5 events")
+    loaded = {f: hashlib.sha1(open(f, "rb").read()).hexdigest() for f in FILES}
+    seen = c.script_exists(*loaded.values())
+    assert any(seen), "the worker loaded no script"
+    c.script_flush()
+    assert not any(c.script_exists(*loaded.values()))
+    push([f"b{i}" for i in range(5)])
+    wait_for(lambda: c.llen("kie:results") == 10, 30, what="5 more events")
+    byname = dict(zip(loaded, c.script_exists(*loaded.values())))
+    for name in ("job_claim", "record_task", "poll_next", "finalize", "limiter_acquire"):
+        assert byname[os.path.join(LUA_DIR, name + ".lua")], name
+    stats = fake_kie.stats()
+    assert stats["creates_total"] == 10
+    evs = [json.loads(e) for e in c.lrange("kie:results", 0, -1)]
+    assert sorted(e["jobId"] for e in evs) == sorted([f"a{i}" for i in range(5)] +
+                                                     [f"b{i}" for i in range(5)])
+    assert all(e["status"] == "completed" for e in evs)
