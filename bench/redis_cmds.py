@@ -42,6 +42,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=500)
     ap.add_argument("--task-ms", type=int, default=100)
     ap.add_argument("--config", default="4x2")
+    ap.add_argument("--copies", type=int, default=0,
+                    help="KIE_COPY_RESULTS: 1 copies each result file into the store")
     a = ap.parse_args()
     runners, pollers = (int(x) for x in a.config.split("x"))
     with tempfile.TemporaryDirectory(prefix="kie-cmds-") as d:
@@ -63,7 +65,8 @@ def main():
             env = base_env(srv.url, fake.url, d, KIE_WORKER_CONCURRENCY=runners,
                            KIE_WORKER_POLLERS=pollers, KIE_POLL_INITIAL_MS=100,
                            KIE_LOG_LEVEL="warn", KIE_CREATE_LIMIT=100000,
-                           KIE_CREATE_WINDOW_MS=1000, KIE_POLL_RATE=10000)
+                           KIE_CREATE_WINDOW_MS=1000, KIE_POLL_RATE=10000,
+                           KIE_COPY_RESULTS=a.copies)
             for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
                 env.pop(k, None)
             subprocess.run([os.path.join(BIN, "kie-worker"), "--drain"], env=env, check=True,

@@ -317,11 +317,14 @@ int64_t finalize_copy_backoff_ms(long retry_ms, long tries)
 }
 
 int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copier *cp,
-			const struct config *cfg, const char *task_id, int *finalized,
-			int64_t *next_ms, char *err, size_t errlen)
+			const struct config *cfg, const char *task_id,
+			const struct task_record *known, int *finalized, int64_t *next_ms,
+			char *err, size_t errlen)
 {
 	struct task_copies tc;
 	struct task_record t;
+	const struct task_record *tp = known ? known : &t;
+	int downloads = 0;
 	struct kie_result r;
 	const char *stored[QUEUE_COPIES_MAX], *errors[QUEUE_COPIES_MAX];
 	char *owned[QUEUE_COPIES_MAX] = {0}; /* reasons and URLs made in this round */
@@ -333,11 +336,11 @@ int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copie
 	*next_ms = 0;
 	memset(&t, 0, sizeof(t));
 	if (queue_task_copies_get(q, task_id, &tc) != 0 ||
-	    queue_task_get(q, task_id, 0, &t) != 0) {
+	    (!known && queue_task_get(q, task_id, 0, &t) != 0)) {
 		snprintf(err, errlen, "reading the task's copies: Redis refused or is unreachable");
 		goto out;
 	}
-	if (t.finalized) {
+	if (tp->finalized) {
 		*finalized = 1;
 		rc = 0;
 		goto out;
@@ -362,9 +365,11 @@ int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copie
 			errors[i] = "not copied: KIE_COPY_RESULTS was turned off";
 			continue;
 		}
-		/* the poll lease covers one download and one store write */
-		queue_poll_reschedule(q, task_id, util_now_ms() + cfg->copy_timeout_ms +
-				      cfg->http_timeout_ms + 5000);
+		/* the poll lease covers one download and one store write: the claim's lease
+		 * covers the first (poller.c), each further one pushes it out */
+		if (downloads++ > 0)
+			queue_poll_reschedule(q, task_id, util_now_ms() + cfg->copy_timeout_ms +
+					      cfg->http_timeout_ms + 5000);
 		o = copies_copy_one(cp, ms, task_id, i, r.result_urls[i], url, sizeof(url), why,
 				    sizeof(why));
 		if (o == COPY_STORED) {
@@ -373,7 +378,7 @@ int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copie
 			stored[i] = owned[i] = util_strdup(url);
 			continue;
 		}
-		log_warn(t.job_id[0] ? t.job_id : NULL, task_id, "result copy %s: %s",
+		log_warn(tp->job_id[0] ? tp->job_id : NULL, task_id, "result copy %s: %s",
 			 copy_outcome_str(o), why);
 		if (o == COPY_REFUSED)
 			queue_task_copy_set(q, task_id, (int)i, 1, why); /* else: refused again */
@@ -418,7 +423,9 @@ int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copie
 							"of a task are copied";
 		}
 		struct finalize_copies fc = {total, st_all, er_all};
-		rc = finalize_task_copies(q, ms, task_id, &r, &fc, &done, err, errlen);
+		/* the record read at the round's start: queue_finalize's atomic check makes a
+		 * finalization by someone else since then a no-op */
+		rc = finalize_task_read(q, ms, task_id, tp, &r, &fc, &done, err, errlen);
 		free(st_all);
 		free(er_all);
 	}
@@ -428,7 +435,7 @@ int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copie
 			have += stored[i] != NULL;
 		*finalized = 1;
 		if (done && have < r.n_results)
-			log_warn(t.job_id[0] ? t.job_id : NULL, task_id, "finalized with %zu of %zu "
+			log_warn(tp->job_id[0] ? tp->job_id : NULL, task_id, "finalized with %zu of %zu "
 				 "result file(s) copied (copyErrors says why)", have, r.n_results);
 	}
 out:

@@ -78,14 +78,17 @@ int finalize_task_copies(struct queue *q, struct metadata_store *ms, const char 
 int finalize_begin_copies(struct queue *q, const char *task_id, const struct kie_result *r,
 			  char *err, size_t errlen);
 
-/* One copy round of a task whose copies began (queue_task_copying). cp NULL (copies
+/* One copy round of a task whose copies began (task_record.copying). cp NULL (copies
  * turned off since): finalizes at once with the copies already made. Returns 0 with
  * *finalized (1: finalized by this round or before; 0: rescheduled for *next_ms), or -1
- * (Redis or the store failed; err filled): the caller reschedules. The poll lease is
- * renewed before each download. */
+ * (Redis or the store failed; err filled): the caller reschedules. known: the task
+ * record the caller has just read (no second read), or NULL. The claim's poll lease
+ * covers the round's first download (poller.c sizes it so); it is renewed before each
+ * further one. */
 int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copier *cp,
-			const struct config *cfg, const char *task_id, int *finalized,
-			int64_t *next_ms, char *err, size_t errlen);
+			const struct config *cfg, const char *task_id,
+			const struct task_record *known, int *finalized, int64_t *next_ms,
+			char *err, size_t errlen);
 
 /* The wait after the tries-th round that left copies to retry: retry_ms doubled per
  * round, at most 60 s (FINALIZE_COPY_RETRY_MAX_MS). */

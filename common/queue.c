@@ -869,7 +869,7 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 	key2(q, key, sizeof(key), "task", task_id);
 	now_str(now, sizeof(now));
 	rep = eval(q, &lua_task_get, 1, keys, 2, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 10) {
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 11) {
 		redisReply **e = rep->element;
 		long long v;
 		if (e[0]->type == REDIS_REPLY_STRING)
@@ -891,6 +891,7 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 			out->job_meta = util_strdup(e[8]->str);
 		if (e[9]->type == REDIS_REPLY_STRING)
 			util_strlcpy(out->duplicate_of, e[9]->str, sizeof(out->duplicate_of));
+		out->copying = e[10]->type == REDIS_REPLY_STRING;
 	}
 	return ok_reply(rep);
 }
@@ -1194,19 +1195,6 @@ int queue_pool_idle(struct queue *q, int with_callbacks, int *idle)
 }
 
 /* ---- result copies: plain commands on the task hash (queue.h) ---- */
-
-int queue_task_copying(struct queue *q, const char *task_id, int *yes)
-{
-	char key[KIE_TASK_ID_MAX_BYTES + 200];
-	redisReply *rep;
-
-	*yes = 0;
-	key2(q, key, sizeof(key), "task", task_id);
-	rep = rconn_cmd(q->r, "HEXISTS %s copyResult", key);
-	if (rep && rep->type == REDIS_REPLY_INTEGER)
-		*yes = rep->integer == 1;
-	return ok_reply(rep);
-}
 
 void queue_task_copies_free(struct task_copies *c)
 {

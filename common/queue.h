@@ -250,6 +250,7 @@ struct task_record {
 	char *record;           /* pending metadata record JSON, or NULL; caller frees */
 	char *job_meta;         /* the job's "meta" JSON, or NULL; caller frees */
 	char duplicate_of[256]; /* a second task of its job: collected, no job event */
+	int copying;            /* its success is saved for the result copies (copyResult) */
 };
 /* Reads <p>:task:<id> (creating createdAt if missing) and counts one poll. */
 int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct task_record *out);
@@ -275,8 +276,6 @@ struct task_copies {
 	char *stored[QUEUE_COPIES_MAX];  /* copy:<n>, or NULL */
 	char *refused[QUEUE_COPIES_MAX]; /* copyFail:<n>, or NULL */
 };
-/* *yes = 1 when the task's copies began (copyResult is set). */
-int queue_task_copying(struct queue *q, const char *task_id, int *yes);
 /* Reads the copy fields; free with queue_task_copies_free (also after a failure). */
 int queue_task_copies_get(struct queue *q, const char *task_id, struct task_copies *out);
 void queue_task_copies_free(struct task_copies *c);

@@ -43,8 +43,8 @@ static void copy_round(struct poller *p, const char *task_id, const struct task_
 	int finalized = 0;
 	int64_t next = 0;
 
-	if (finalize_copy_round(&p->io.q, p->io.ms, p->io.copier, p->w->cfg, task_id, &finalized,
-				&next, err, sizeof(err)) != 0) {
+	if (finalize_copy_round(&p->io.q, p->io.ms, p->io.copier, p->w->cfg, task_id, t,
+				&finalized, &next, err, sizeof(err)) != 0) {
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id,
 			 "copy round failed, retrying in %ld ms: %s", p->w->policy.poll_initial_ms, err);
 		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
@@ -83,19 +83,11 @@ static void poll_one(struct poller *p, const char *task_id)
 		queue_task_record_free(&t);
 		return;
 	}
-	{
-		int copying = 0;
-		if (queue_task_copying(&p->io.q, task_id, &copying) != 0) {
-			limiter_unuse(&p->query);
-			queue_task_record_free(&t);
-			return; /* the lease expires and the task comes due again */
-		}
-		if (copying) { /* its end is known: no recordInfo, the copies go on */
-			limiter_unuse(&p->query);
-			copy_round(p, task_id, &t);
-			queue_task_record_free(&t);
-			return;
-		}
+	if (t.copying) { /* its end is known: no recordInfo, the copies go on */
+		limiter_unuse(&p->query);
+		copy_round(p, task_id, &t);
+		queue_task_record_free(&t);
+		return;
 	}
 	memset(&res, 0, sizeof(res));
 	rc = kie_client_get_task(p->io.kie, task_id, &res, &kerr);
@@ -200,8 +192,11 @@ void *poller_main(void *arg)
 	p.w = arg;
 	const struct config *cfg = p.w->cfg;
 
-	/* a poll holds its task at most this long before another poller may take it */
-	p.lease_ms = cfg->http_timeout_ms + 5000;
+	/* a poll holds its task at most this long before another poller may take it: the
+	 * lease covers its recordInfo call and, with copies on, the first result file's
+	 * download and store write (finalize_copy_round renews it for each further one) */
+	p.lease_ms = cfg->http_timeout_ms + 5000 +
+		     (cfg->copy_results ? cfg->copy_timeout_ms + cfg->http_timeout_ms : 0);
 	if (worker_io_open(p.w, &p.io, "poller", p.w->id) != 0)
 		goto out;
 	if (cfg->copy_results) {
