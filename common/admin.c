@@ -8,123 +8,8 @@
 
 #include "crypto.h"
 #include "job.h"
+#include "lua_scripts.h"
 #include "util.h"
-
-/* ---- Lua scripts (every key in KEYS; self-contained: no shared helpers) ---- */
-
-/* Rates from timestamps Redis already holds: the newest events and dead letters.
- * KEYS: <p>:results, <p>:dead.
- * ARGV: cutoff (ISO-8601 UTC, e.g. "2026-11-24T12:00:00.000Z"; entries at or after it
- *       count), cap (entries read from each list at most).
- * Returns {completed, failed, dead events, results read, dead letters, dead read,
- *          results capped (1: the cap-th result is still in the window), dead capped}.
- * Events carry "status" and "finishedAt" first-level (before "meta"); a dead letter's
- * "failedAt" is its last field, and inside "raw" quotes are escaped, so a plain search
- * finds the entry's own. */
-static const char rates_lua[] =
-	"#!lua flags=no-writes\n"
-	"local cut, cap = ARGV[1], tonumber(ARGV[2]) "
-	"local c, f, d, nr, capped_r = 0, 0, 0, 0, 0 "
-	"local ev = redis.call('LRANGE', KEYS[1], 0, cap - 1) "
-	"for i = 1, #ev do "
-	"  local at = string.match(ev[i], '\"finishedAt\":\"([^\"]+)\"') "
-	"  if not at or at < cut then break end "
-	"  nr = i "
-	"  local st = string.match(ev[i], '\"status\":\"(%a+)\"') "
-	"  if st == 'completed' then c = c + 1 elseif st == 'failed' then f = f + 1 "
-	"  elseif st == 'dead' then d = d + 1 end "
-	"  if i == cap then capped_r = 1 end end "
-	"local dl, nd, capped_d = 0, 0, 0 "
-	"local de = redis.call('LRANGE', KEYS[2], 0, cap - 1) "
-	"for i = 1, #de do "
-	"  local at = nil "
-	"  for m in string.gmatch(de[i], '\"failedAt\":\"([^\"]+)\"') do at = m end "
-	"  if not at or at < cut then break end "
-	"  dl, nd = dl + 1, i "
-	"  if i == cap then capped_d = 1 end end "
-	"return {c, f, d, nr, dl, nd, capped_r, capped_d}";
-
-/* The entries of a list that name a job. KEYS: the list (<p>:results or <p>:dead).
- * ARGV: the needle ("\"jobId\":\"<id>\""; job ids need no escaping), scan cap, max found.
- * Returns the matching entries, newest first. */
-static const char find_lua[] =
-	"#!lua flags=no-writes\n"
-	"local out, cap, max = {}, tonumber(ARGV[2]), tonumber(ARGV[3]) "
-	"local n = redis.call('LLEN', KEYS[1]) "
-	"if n > cap then n = cap end "
-	"local i = 0 "
-	"while i < n and #out < max do "
-	"  local page = redis.call('LRANGE', KEYS[1], i, math.min(i + 199, n - 1)) "
-	"  if #page == 0 then break end "
-	"  for _, e in ipairs(page) do "
-	"    if string.find(e, ARGV[1], 1, true) and #out < max then out[#out + 1] = e end end "
-	"  i = i + 200 end "
-	"return out";
-
-/* Retries one dead letter: moves its descriptor back to the queue in one step.
- * KEYS: <p>:dead, <p>:queue, <p>:recoveries, <p>:stats, [<p>:job:<jobId>] (absent when
- *       the entry names no valid job id).
- * ARGV: the entry (exact bytes), the descriptor (raw), allow_uncertain ("1"/"0"),
- *       dry_run ("1"/"0"), source (the entry's), now (ms).
- * Returns {outcome, why}: outcome retried | would_retry | refused | gone.
- * Checks before any write (a script is not rolled back): the entry is still in <p>:dead,
- * the job hash has no task, is not finished, not uncertain and not back in the pool
- * (state "" or dead), and an uncertain entry needs allow_uncertain. Then LREM the entry,
- * LPUSH the descriptor (a producer's end: it waits its turn), reset the job hash to
- * queued with 0 attempts (ownership fields dropped, the expiry removed), clear its
- * recovery count, count dead_retried. */
-static const char retry_lua[] =
-	"local function t(k) return redis.call('TYPE', k)['ok'] end "
-	"if t(KEYS[1]) ~= 'list' then return {'gone', 'no dead letters'} end "
-	"for _, k in ipairs({{KEYS[2], 'list'}, {KEYS[3], 'hash'}, {KEYS[4], 'hash'}}) do "
-	"  local ty = t(k[1]) "
-	"  if ty ~= k[2] and ty ~= 'none' then "
-	"    return redis.error_reply(k[1] .. ' holds a ' .. ty .. ', not a ' .. k[2]) end end "
-	"if not redis.call('LPOS', KEYS[1], ARGV[1]) then "
-	"  return {'gone', 'the entry is no longer in the dead letters'} end "
-	"if KEYS[5] then "
-	"  local ty = t(KEYS[5]) "
-	"  if ty ~= 'hash' and ty ~= 'none' then "
-	"    return redis.error_reply(KEYS[5] .. ' holds a ' .. ty .. ', not a hash') end "
-	"  local j = redis.call('HMGET', KEYS[5], 'state', 'taskId') "
-	"  local st, task = j[1] or '', j[2] or '' "
-	"  if task ~= '' then return {'refused', 'the job has task ' .. task .. "
-	"    ' (its result comes from that task; a retry would pay twice)'} end "
-	"  if st == 'completed' or st == 'failed' then "
-	"    return {'refused', 'the job finished as ' .. st} end "
-	"  if st == 'uncertain' then return {'refused', "
-	"    'the job is uncertain: it waits for a task that may exist'} end "
-	"  if st ~= '' and st ~= 'dead' then return {'refused', 'the job is ' .. st .. "
-	"    ' (in the pool again)'} end end "
-	"if ARGV[5] == 'uncertain' and ARGV[3] ~= '1' then return {'refused', "
-	"  'createTask may have created a task for it: retry only with --allow-uncertain, "
-	"after checking KIE'} end "
-	"if ARGV[4] == '1' then return {'would_retry', ''} end "
-	"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
-	"redis.call('LPUSH', KEYS[2], ARGV[2]) "
-	"if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then "
-	"  redis.call('HSET', KEYS[5], 'state', 'queued', 'attempts', 0, 'updatedAt', ARGV[6], "
-	"    'retriedAt', ARGV[6]) "
-	"  redis.call('HDEL', KEYS[5], 'owner', 'lease', 'error', 'raw', 'uncertainUntil', "
-	"    'retryAt') "
-	"  redis.call('PERSIST', KEYS[5]) end "
-	"redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[2])) "
-	"redis.call('HINCRBY', KEYS[4], 'dead_retried', 1) "
-	"return {'retried', ''}";
-
-/* Purges one dead letter. KEYS: <p>:dead, <p>:stats. ARGV: the entry (exact bytes),
- * dry_run ("1"/"0"). Returns {outcome, why}: purged | would_purge | gone. */
-static const char purge_lua[] =
-	"if redis.call('TYPE', KEYS[1])['ok'] ~= 'list' or "
-	"   not redis.call('LPOS', KEYS[1], ARGV[1]) then "
-	"  return {'gone', 'the entry is no longer in the dead letters'} end "
-	"local ty = redis.call('TYPE', KEYS[2])['ok'] "
-	"if ty ~= 'hash' and ty ~= 'none' then "
-	"  return redis.error_reply(KEYS[2] .. ' holds a ' .. ty .. ', not a hash') end "
-	"if ARGV[2] == '1' then return {'would_purge', ''} end "
-	"redis.call('LREM', KEYS[1], 1, ARGV[1]) "
-	"redis.call('HINCRBY', KEYS[2], 'dead_purged', 1) "
-	"return {'purged', ''}";
 
 /* ---- Redis helpers ---- */
 
@@ -139,11 +24,9 @@ static void set_err(struct queue *q, const redisReply *rep, char *err, size_t er
 	util_strlcpy(q->err, err, sizeof(q->err));
 }
 
-/* One command; NULL (err filled) on a lost connection or an error reply. */
-static redisReply *cmd(struct queue *q, char *err, size_t errlen, int argc, const char **argv,
-		       const size_t *lens)
+/* rep itself, or NULL (err filled, rep freed) for a lost connection or an error reply. */
+static redisReply *checked(struct queue *q, redisReply *rep, char *err, size_t errlen)
 {
-	redisReply *rep = rconn_argv_retry(q->r, argc, argv, lens);
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
 		set_err(q, rep, err, errlen);
 		if (rep)
@@ -153,35 +36,27 @@ static redisReply *cmd(struct queue *q, char *err, size_t errlen, int argc, cons
 	return rep;
 }
 
+/* One command; NULL (err filled) on a lost connection or an error reply. */
+static redisReply *cmd(struct queue *q, char *err, size_t errlen, int argc, const char **argv,
+		       const size_t *lens)
+{
+	return checked(q, rconn_argv_retry(q->r, argc, argv, lens), err, errlen);
+}
+
 static redisReply *cmd2(struct queue *q, char *err, size_t errlen, const char *a, const char *b)
 {
 	const char *argv[] = {a, b};
 	return cmd(q, err, errlen, 2, argv, NULL);
 }
 
-static redisReply *eval(struct queue *q, char *err, size_t errlen, const char *lua, int nkeys,
-			const char **keys, int nargs, const char **args, const size_t *arglens)
+/* One script of common/lua (script_run, every key in KEYS); NULL (err filled) on a lost
+ * connection or an error reply. */
+static redisReply *eval(struct queue *q, char *err, size_t errlen, const struct script *s,
+			int nkeys, const char **keys, int nargs, const char **args,
+			const size_t *arglens)
 {
-	const char *argv[16];
-	size_t lens[16];
-	char nk[8];
-	int argc = 0;
-
-	if (3 + nkeys + nargs > 16)
-		abort(); /* a programming error: the scripts here take fewer */
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	argv[argc] = "EVAL"; lens[argc++] = 4;
-	argv[argc] = lua; lens[argc++] = strlen(lua);
-	argv[argc] = nk; lens[argc++] = strlen(nk);
-	for (int i = 0; i < nkeys; i++) {
-		argv[argc] = keys[i];
-		lens[argc++] = strlen(keys[i]);
-	}
-	for (int i = 0; i < nargs; i++) {
-		argv[argc] = args[i];
-		lens[argc++] = arglens ? arglens[i] : strlen(args[i]);
-	}
-	return cmd(q, err, errlen, argc, argv, lens);
+	return checked(q, script_run(q->r, s, 1, nkeys, keys, nargs, args, arglens), err,
+		       errlen);
 }
 
 static long long int_reply(const redisReply *r)
@@ -631,13 +506,13 @@ static cJSON *dead_act(struct queue *q, const struct admin_filter *f, int retry,
 			snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
 			for (int k = 0; k < 6; k++)
 				lens[k] = k == 0 ? it->len : strlen(args[k]);
-			rep = eval(q, err, errlen, retry_lua, it->job_id[0] ? 5 : 4, keys, 6, args,
-				   lens);
+			rep = eval(q, err, errlen, &lua_admin_dead_retry, it->job_id[0] ? 5 : 4,
+				   keys, 6, args, lens);
 		} else {
 			const char *keys[] = {dead, stats};
 			const char *args[] = {it->entry, dry_run ? "1" : "0"};
 			size_t lens[] = {it->len, 1};
-			rep = eval(q, err, errlen, purge_lua, 2, keys, 2, args, lens);
+			rep = eval(q, err, errlen, &lua_admin_dead_purge, 2, keys, 2, args, lens);
 		}
 		if (!outcome[0]) {
 			if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
@@ -731,7 +606,7 @@ static cJSON *find_entries(struct queue *q, const char *suffix, const char *job_
 	snprintf(needle, sizeof(needle), "\"jobId\":\"%s\"", job_id);
 	snprintf(cap, sizeof(cap), "%d", 10000);
 	snprintf(mx, sizeof(mx), "%ld", max);
-	rep = eval(q, err, errlen, find_lua, 1, keys, 3, args, NULL);
+	rep = eval(q, err, errlen, &lua_admin_find, 1, keys, 3, args, NULL);
 	if (!rep)
 		return NULL;
 	arr = cJSON_CreateArray();
@@ -1024,7 +899,7 @@ cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *acco
 		queue_key(q, results, sizeof(results), "results");
 		queue_key(q, dead, sizeof(dead), "dead");
 		util_iso8601(util_now_ms() - 300000, cut);
-		rep = eval(q, err, errlen, rates_lua, 2, keys, 2, args, NULL);
+		rep = eval(q, err, errlen, &lua_admin_rates, 2, keys, 2, args, NULL);
 		if (!rep)
 			goto fail;
 		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 8) {

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "log.h"
+#include "lua_scripts.h"
 #include "metadata.h"
 #include "metrics.h"
 #include "util.h"
@@ -18,36 +19,6 @@
 #define HEAD_BYTES 256         /* of the queue's oldest entry, to tell it from the next */
 #define WORKERS_MAX 10000      /* consumers of <p>:workers the scrape looks at */
 #define LOCK_WAIT_MS 2000      /* the first request waits this long for a running probe */
-
-/* The pool in one script, one round trip. Keys are built from the prefix (ARGV[1]), as
- * queue.c's heartbeat does: with a {tag} prefix they share one slot. A key of the wrong
- * type reads as -1 (omitted from the output), not as an error.
- * Returns {queue, processing, delayed, polling, uncertain, dead, callbacks, workers
- * alive, pause JSON or "", length of the queue's oldest entry or -1, its first bytes}. */
-static const char scrape_lua[] =
-	"local p = ARGV[1] "
-	"local function n(cmd, k) "
-	"  local ok, v = pcall(redis.call, cmd, p .. k) "
-	"  if ok and type(v) == 'number' then return v end return -1 end "
-	"local out = {n('LLEN', ':queue'), 0, n('ZCARD', ':delayed'), -1, "
-	"  n('ZCARD', ':uncertain'), n('LLEN', ':dead'), n('LLEN', ':callbacks'), 0, '', -1, ''} "
-	"local pl, pd = n('LLEN', ':polling'), n('ZCARD', ':poll:due') "
-	"if pl >= 0 and pd >= 0 then out[4] = pl + pd end "
-	"local ok, members = pcall(redis.call, 'SMEMBERS', p .. ':workers') "
-	"if ok and type(members) == 'table' then "
-	"  for i, c in ipairs(members) do "
-	"    if i > tonumber(ARGV[2]) then break end "
-	"    local l = n('LLEN', ':processing:' .. c) "
-	"    if l > 0 then out[2] = out[2] + l end "
-	"    if string.sub(c, -2) == '#0' and redis.call('EXISTS', p .. ':worker:' .. c) == 1 "
-	"    then out[8] = out[8] + 1 end end "
-	"else out[2] = -1 out[8] = -1 end "
-	"local okp, pause = pcall(redis.call, 'GET', p .. ':pause') "
-	"if okp and type(pause) == 'string' then out[9] = pause "
-	"elseif not okp then out[9] = '?' end "
-	"local okh, v = pcall(redis.call, 'LINDEX', p .. ':queue', -1) "
-	"if okh and type(v) == 'string' then out[10] = #v out[11] = string.sub(v, 1, tonumber(ARGV[3])) end "
-	"return out";
 
 struct metrics_http {
 	const struct config *cfg;
@@ -142,23 +113,81 @@ static int pause_kind(const char *json)
 	return kind;
 }
 
-/* Reads the pool into m->pool; the caller holds the lock. */
+/* A key of the pool: <prefix>:<suffix>[:<id>], on the heap. */
+static char *pool_key(const struct metrics_http *m, const char *suffix, const char *id)
+{
+	size_t n = strlen(m->cfg->redis_prefix) + strlen(suffix) + (id ? strlen(id) : 0) + 3;
+	char *k = util_xmalloc(n);
+	snprintf(k, n, "%s:%s%s%s", m->cfg->redis_prefix, suffix, id ? ":" : "", id ? id : "");
+	return k;
+}
+
+/* SMEMBERS <p>:workers: the reply (the caller frees it), with *wrongtype 0; NULL with
+ * *wrongtype 1 when the key holds another type; NULL with *wrongtype 0 when Redis failed
+ * (logged when it answered an error). */
+static redisReply *list_workers(struct metrics_http *m, int *wrongtype)
+{
+	char *key = pool_key(m, "workers", NULL);
+	const char *argv[] = {"SMEMBERS", key};
+	redisReply *r = rconn_argv(&m->rc, 2, argv, NULL);
+
+	free(key);
+	*wrongtype = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0;
+	if (r && (r->type == REDIS_REPLY_ARRAY || r->type == REDIS_REPLY_SET))
+		return r;
+	if (r && r->type == REDIS_REPLY_ERROR && !*wrongtype)
+		log_warn(NULL, NULL, "metrics: Redis refused SMEMBERS: %s", r->str);
+	freeReplyObject(r);
+	return NULL;
+}
+
+/* Reads the pool into m->pool; the caller holds the lock. Two round trips: the consumers
+ * of <p>:workers, then metrics_scrape.lua with every key it reads. */
 static void scrape(struct metrics_http *m)
 {
+	static const char *const fixed[] = {"queue", "delayed", "uncertain", "dead",
+					    "callbacks", "polling", "poll:due", "pause"};
+	enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]) };
 	struct metrics_pool *p = &m->pool;
-	char workers[16], headn[16];
-	const char *argv[6];
-	redisReply *rep;
+	char headn[16];
+	redisReply *rep = NULL, *ws = NULL;
 	double t0 = metrics_now_s();
 	int64_t now;
+	int nw, wrongtype, nkeys;
+	char **keys;
+	const char **args;
 
 	memset(p, 0, sizeof(*p));
-	snprintf(workers, sizeof(workers), "%d", WORKERS_MAX);
 	snprintf(headn, sizeof(headn), "%d", HEAD_BYTES);
-	argv[0] = "EVAL"; argv[1] = scrape_lua; argv[2] = "0"; argv[3] = m->cfg->redis_prefix;
-	argv[4] = workers; argv[5] = headn;
 	redis_bound(m);
-	rep = rconn_argv(&m->rc, 6, argv, NULL);
+	ws = list_workers(m, &wrongtype);
+	if (ws || wrongtype) {
+		size_t nmembers = ws ? ws->elements : 0;
+		size_t cap = nmembers < WORKERS_MAX ? nmembers : WORKERS_MAX;
+		keys = util_xcalloc(NFIXED + 2 * cap, sizeof(*keys));
+		args = util_xcalloc(2 + cap, sizeof(*args));
+		for (int i = 0; i < NFIXED; i++)
+			keys[i] = pool_key(m, fixed[i], NULL);
+		args[0] = headn;
+		args[1] = wrongtype ? "0" : "1";
+		nw = 0;
+		for (size_t i = 0; i < nmembers && (size_t)nw < cap; i++) {
+			const redisReply *e = ws->element[i];
+			if (e->type != REDIS_REPLY_STRING)
+				continue;
+			keys[NFIXED + 2 * nw] = pool_key(m, "processing", e->str);
+			keys[NFIXED + 2 * nw + 1] = pool_key(m, "worker", e->str);
+			args[2 + nw++] = e->str;
+		}
+		nkeys = NFIXED + 2 * nw;
+		rep = script_run(&m->rc, &lua_metrics_scrape, 0, nkeys, (const char *const *)keys,
+				 nw + 2, args, NULL);
+		for (int i = 0; i < nkeys; i++)
+			free(keys[i]);
+		free(keys);
+		free(args);
+	}
+	freeReplyObject(ws);
 	now = util_monotonic_ms();
 	m->pool_at_ms = now;
 	p->scrape_s = metrics_now_s() - t0;

@@ -410,6 +410,168 @@ def test_poll_next(r):
     assert out[0] == b"t1" and r.zscore(f"{P}:poll:due", "t1") == 9000  # leased
 
 
+# --- the operator's scripts (kie stats, job show, dead retry/purge) and the metrics ---
+
+def test_admin_rates_counts_the_window(r):
+    res, dead = f"{P}:results", f"{P}:dead"
+    # newest first: LPUSH the oldest first
+    for at, st in [("2026-01-01T00:00:00.000Z", "completed"),  # before the cutoff
+                   ("2026-01-02T00:00:01.000Z", "failed"),
+                   ("2026-01-02T00:00:02.000Z", "dead"),
+                   ("2026-01-02T00:00:03.000Z", "completed"),
+                   ("2026-01-02T00:00:04.000Z", "completed")]:
+        r.lpush(res, json.dumps({"jobId": "j", "status": st, "finishedAt": at, "meta": {}},
+                                separators=(",", ":")))
+    # a dead letter's own failedAt is its last one; the one inside raw is escaped
+    raw = json.dumps({"failedAt": "2030-01-01T00:00:00.000Z"}, separators=(",", ":"))
+    for at in ["2026-01-01T00:00:00.000Z", "2026-01-02T00:00:05.000Z"]:
+        r.lpush(dead, json.dumps({"raw": raw, "failedAt": at}, separators=(",", ":")))
+    r.lpush(dead, json.dumps({"raw": raw, "failedAt": "2025-01-01T00:00:00.000Z"},
+                             separators=(",", ":")))  # newest but old: stops at once
+    out = run(r, "admin_rates", [res, dead], ["2026-01-02T00:00:00.000Z", 100])
+    assert out == [2, 1, 1, 4, 0, 0, 0, 0]
+    r.lpop(dead)
+    out = run(r, "admin_rates", [res, dead], ["2026-01-02T00:00:00.000Z", 100])
+    assert out[4:6] == [1, 1]
+    # the cap: 3 read, the 3rd still in the window
+    out = run(r, "admin_rates", [res, dead], ["2026-01-02T00:00:00.000Z", 3])
+    assert out == [2, 0, 1, 3, 1, 1, 1, 0]
+    assert run(r, "admin_rates", [f"{P}:none", f"{P}:none2"], ["x", 10]) == [0] * 8
+
+
+def test_admin_find(r):
+    key = f"{P}:results"
+    for i in range(450):
+        r.lpush(key, json.dumps({"jobId": "a" if i % 100 == 0 else f"b{i}", "n": i},
+                                separators=(",", ":")))
+    out = run(r, "admin_find", [key], ['"jobId":"a"', 10000, 10])
+    assert [json.loads(e)["n"] for e in out] == [400, 300, 200, 100, 0]  # newest first
+    assert len(run(r, "admin_find", [key], ['"jobId":"a"', 10000, 2])) == 2
+    # the scan cap: only the newest 120 entries are looked at
+    assert [json.loads(e)["n"] for e in run(r, "admin_find", [key],
+                                            ['"jobId":"a"', 120, 10])] == [400]
+    assert run(r, "admin_find", [key], ['"jobId":"zz"', 10000, 10]) == []
+
+
+def dead_keys(job="j1"):
+    return [f"{P}:dead", f"{P}:queue", f"{P}:recoveries", f"{P}:stats", f"{P}:job:{job}"]
+
+
+def test_admin_dead_retry(r):
+    raw = b'{"v":1,"id":"j1","type":"raw","input":{}}'
+    entry = b'{"jobId":"j1","raw":"x","failedAt":"t"}'
+    keys = dead_keys()
+    sha = hashlib.sha1(raw).hexdigest()
+    r.lpush(f"{P}:dead", entry)
+    r.hset(f"{P}:job:j1", mapping={"state": "dead", "attempts": 3, "owner": "c#0",
+                                   "error": "e"})
+    r.expire(f"{P}:job:j1", 1000)
+    r.hset(f"{P}:recoveries", sha, 2)
+    # dry run: nothing written
+    assert run(r, "admin_dead_retry", keys, [entry, raw, "0", "1", "dead", 5]) == \
+        [b"would_retry", b""]
+    assert r.llen(f"{P}:dead") == 1 and r.llen(f"{P}:queue") == 0
+    # a job with a task is refused: its result comes from that task
+    r.hset(f"{P}:job:j1", "taskId", "t9")
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 5])
+    assert out[0] == b"refused" and b"t9" in out[1] and r.llen(f"{P}:dead") == 1
+    r.hdel(f"{P}:job:j1", "taskId")
+    # an uncertain entry needs allow_uncertain
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "uncertain", 5])
+    assert out[0] == b"refused" and b"--allow-uncertain" in out[1]
+    # retried: back on the queue, the hash reset, recoveries cleared, counted
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "1", "0", "uncertain", 5])
+    assert out == [b"retried", b""]
+    assert r.llen(f"{P}:dead") == 0 and r.lrange(f"{P}:queue", 0, -1) == [raw]
+    h = r.hgetall(f"{P}:job:j1")
+    assert h[b"state"] == b"queued" and h[b"attempts"] == b"0" and h[b"retriedAt"] == b"5"
+    assert b"owner" not in h and b"error" not in h and r.ttl(f"{P}:job:j1") == -1
+    assert not r.hexists(f"{P}:recoveries", sha)
+    assert r.hget(f"{P}:stats", "dead_retried") == b"1"
+    # gone: the entry was taken meanwhile (and no dead list at all)
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 6])
+    assert out[0] == b"gone"
+    r.lpush(f"{P}:dead", b"other")
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 6])
+    assert out == [b"gone", b"the entry is no longer in the dead letters"]
+    # back in the pool or finished: refused
+    r.lpush(f"{P}:dead", entry)
+    for st in (b"polling", b"completed"):
+        r.hset(f"{P}:job:j1", "state", st)
+        out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 7])
+        assert out[0] == b"refused" and st in out[1]
+    # no job id: 4 keys, retried without a job hash
+    out = run(r, "admin_dead_retry", keys[:4], [entry, raw, "0", "0", "dead", 8])
+    assert out == [b"retried", b""] and r.llen(f"{P}:queue") == 2
+    # a key of the wrong type is an error, before any write
+    r.lpush(f"{P}:dead", entry)
+    r.set(f"{P}:stats", "x")
+    with pytest.raises(redis.ResponseError, match="not a hash"):
+        run(r, "admin_dead_retry", keys[:4], [entry, raw, "0", "0", "dead", 9])
+    assert r.llen(f"{P}:dead") == 2
+
+
+def test_admin_dead_purge(r):
+    keys = [f"{P}:dead", f"{P}:stats"]
+    r.lpush(keys[0], b"e1", b"e2")
+    assert run(r, "admin_dead_purge", keys, [b"e1", "1"]) == [b"would_purge", b""]
+    assert r.llen(keys[0]) == 2
+    assert run(r, "admin_dead_purge", keys, [b"e1", "0"]) == [b"purged", b""]
+    assert r.lrange(keys[0], 0, -1) == [b"e2"] and r.hget(keys[1], "dead_purged") == b"1"
+    assert run(r, "admin_dead_purge", keys, [b"e1", "0"])[0] == b"gone"
+    r.set(keys[1], "x")
+    with pytest.raises(redis.ResponseError, match="not a hash"):
+        run(r, "admin_dead_purge", keys, [b"e2", "0"])
+    assert r.llen(keys[0]) == 1
+
+
+def scrape_keys(cids):
+    keys = [f"{P}:{k}" for k in ("queue", "delayed", "uncertain", "dead", "callbacks",
+                                 "polling", "poll:due", "pause")]
+    for c in cids:
+        keys += [f"{P}:processing:{c}", f"{P}:worker:{c}"]
+    return keys
+
+
+def test_metrics_scrape_counts(r):
+    cids = ["a#0", "a#1", "b#0", "c#0"]
+    r.lpush(f"{P}:queue", "q1", "q2", "q3")
+    r.rpush(f"{P}:queue", "the oldest entry")
+    r.zadd(f"{P}:delayed", {"d1": 1, "d2": 2})
+    r.zadd(f"{P}:uncertain", {"u1": 1})
+    r.lpush(f"{P}:dead", "x", "y", "z")
+    r.lpush(f"{P}:callbacks", "cb")
+    r.lpush(f"{P}:polling", "t1", "t2")
+    r.zadd(f"{P}:poll:due", {"t3": 1})
+    r.lpush(f"{P}:processing:a#0", "p")
+    r.lpush(f"{P}:processing:a#1", "p", "p")
+    r.lpush(f"{P}:processing:c#0", "p")
+    r.set(f"{P}:worker:a#0", "info")
+    r.set(f"{P}:worker:a#1", "info")  # not a process's first consumer: not a worker
+    r.set(f"{P}:worker:b#0", "info")  # c#0 has no heartbeat: dead
+    r.set(f"{P}:pause", '{"kind":"operator"}')
+    out = run(r, "metrics_scrape", scrape_keys(cids), [5, "1"] + cids)
+    assert out == [4, 4, 2, 3, 1, 3, 1, 2, b'{"kind":"operator"}', 16, b"the o"]
+    # consumers not listed are not counted
+    out = run(r, "metrics_scrape", scrape_keys(cids[:1]), [5, "1"] + cids[:1])
+    assert out[1] == 1 and out[7] == 1
+    # wrong types read -1 (or "?" for the pause), not an error
+    r.delete(f"{P}:queue", f"{P}:polling", f"{P}:pause", f"{P}:processing:a#0")
+    r.set(f"{P}:queue", "s")
+    r.hset(f"{P}:polling", "f", 1)
+    r.hset(f"{P}:pause", "f", 1)
+    r.set(f"{P}:processing:a#0", "s")
+    out = run(r, "metrics_scrape", scrape_keys(cids), [5, "1"] + cids)
+    assert out == [-1, 3, 2, -1, 1, 3, 1, 2, b"?", -1, b""]
+    # <p>:workers of the wrong type: no consumers, processing and workers alive -1
+    out = run(r, "metrics_scrape", scrape_keys([]), [5, "0"])
+    assert out[1] == -1 and out[7] == -1 and out[2] == 2
+    # an empty pool
+    r.flushdb()
+    assert run(r, "metrics_scrape", scrape_keys([]), [5, "1"]) == \
+        [0, 0, 0, 0, 0, 0, 0, 0, b"", -1, b""]
+
+
 # --- the worker runs them by EVALSHA and reloads a Redis that lost them ---
 
 def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, workers):
