@@ -116,6 +116,19 @@ static cJSON *json_or_string(const char *s, size_t len)
 	return v;
 }
 
+/* An array reply of list entries (events, dead letters) as a JSON array: each entry
+ * parsed, or as a string when it is not JSON. */
+static cJSON *entries_json(const redisReply *rep)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (size_t i = 0; i < rep->elements; i++)
+		if (rep->element[i]->type == REDIS_REPLY_STRING)
+			cJSON_AddItemToArray(arr, json_or_string(rep->element[i]->str,
+								 rep->element[i]->len));
+	return arr;
+}
+
 /* A hash reply (HGETALL) as an object: numbers for the fields in numeric (a NULL-ended
  * list), parsed JSON for those in json, the length only for those in sizes. */
 static cJSON *hash_object(const redisReply *rep, const char *const *numeric,
@@ -582,11 +595,7 @@ cJSON *admin_completions(struct queue *q, long limit, char *err, size_t errlen)
 	rep = cmd(q, err, errlen, 4, argv, NULL);
 	if (!rep)
 		return NULL;
-	arr = cJSON_CreateArray();
-	for (size_t i = 0; i < rep->elements; i++)
-		if (rep->element[i]->type == REDIS_REPLY_STRING)
-			cJSON_AddItemToArray(arr, json_or_string(rep->element[i]->str,
-								 rep->element[i]->len));
+	arr = entries_json(rep);
 	freeReplyObject(rep);
 	return arr;
 }
@@ -609,11 +618,7 @@ static cJSON *find_entries(struct queue *q, const char *suffix, const char *job_
 	rep = eval(q, err, errlen, &lua_admin_find, 1, keys, 3, args, NULL);
 	if (!rep)
 		return NULL;
-	arr = cJSON_CreateArray();
-	for (size_t i = 0; i < rep->elements; i++)
-		if (rep->element[i]->type == REDIS_REPLY_STRING)
-			cJSON_AddItemToArray(arr, json_or_string(rep->element[i]->str,
-								 rep->element[i]->len));
+	arr = entries_json(rep);
 	freeReplyObject(rep);
 	return arr;
 }

@@ -27,6 +27,25 @@ static char *printed(const struct config *c)
 }
 
 /* Writes data to a new file in dir; returns its path in out. */
+/* A setting's bounds: one below (by its flag name) and one above (by its variable) are
+ * refused, the error naming the variable and the range. */
+struct bound {
+	const char *flag, *env, *low, *high, *range;
+};
+
+static void refuses_outside(struct config *c, const struct bound *b, size_t n)
+{
+	char err[512];
+
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(config_set(c, b[i].flag, b[i].low, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, b[i].env));
+		assert_non_null(strstr(err, b[i].range));
+		assert_int_equal(config_set(c, b[i].env, b[i].high, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, b[i].env));
+	}
+}
+
 static void write_file(const char *dir, const char *name, const char *data, size_t len,
 		       char *out, size_t outlen)
 {
@@ -120,9 +139,7 @@ static void new_settings_defaults_and_bounds(void **state)
 	assert_string_equal(c.redis_password, "");
 	assert_string_equal(c.kie_api_token_file, "");
 
-	static const struct {
-		const char *flag, *env, *low, *high, *range;
-	} b[] = {
+	static const struct bound b[] = {
 		{"create-limit", "KIE_CREATE_LIMIT", "0", "100001", "(1..100000)"},
 		{"create-window-ms", "KIE_CREATE_WINDOW_MS", "99", "3600001", "(100..3600000)"},
 		{"poll-rate", "KIE_POLL_RATE", "0", "10001", "(1..10000)"},
@@ -133,13 +150,7 @@ static void new_settings_defaults_and_bounds(void **state)
 		{"dead-max", "KIE_DEAD_MAX", "0", "10000001", "(1..10000000)"},
 		{"meta-max-bytes", "KIE_JOB_META_MAX_BYTES", "-1", "65537", "(0..65536)"},
 	};
-	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
-		assert_int_equal(config_set(&c, b[i].flag, b[i].low, err, sizeof(err)), -1);
-		assert_non_null(strstr(err, b[i].env));
-		assert_non_null(strstr(err, b[i].range));
-		assert_int_equal(config_set(&c, b[i].env, b[i].high, err, sizeof(err)), -1);
-		assert_non_null(strstr(err, b[i].env));
-	}
+	refuses_outside(&c, b, sizeof(b) / sizeof(b[0]));
 	assert_int_equal(config_set(&c, "--create-limit", "5", err, sizeof(err)), 0);
 	assert_int_equal(c.create_limit, 5);
 	assert_int_equal(config_set(&c, "KIE_JOB_META_MAX_BYTES", "0", err, sizeof(err)), 0);
@@ -466,21 +477,13 @@ static void callback_endpoint_settings(void **state)
 	long_path[sizeof(long_path) - 1] = '\0';
 	assert_int_equal(config_set(&c, "KIE_CALLBACK_PATH", long_path, err, sizeof(err)), -1);
 
-	static const struct {
-		const char *flag, *env, *low, *high, *range;
-	} b[] = {
+	static const struct bound b[] = {
 		{"http-body-max", "KIE_HTTP_BODY_MAX", "1023", "1048577", "(1024..1048576)"},
 		{"http-max-connections", "KIE_HTTP_MAX_CONNECTIONS", "0", "10001", "(1..10000)"},
 		{"http-conn-timeout-s", "KIE_HTTP_CONN_TIMEOUT_S", "0", "601", "(1..600)"},
 		{"webhook-window-s", "KIE_WEBHOOK_WINDOW_S", "0", "86401", "(1..86400)"},
 	};
-	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
-		assert_int_equal(config_set(&c, b[i].flag, b[i].low, err, sizeof(err)), -1);
-		assert_non_null(strstr(err, b[i].env));
-		assert_non_null(strstr(err, b[i].range));
-		assert_int_equal(config_set(&c, b[i].env, b[i].high, err, sizeof(err)), -1);
-		assert_non_null(strstr(err, b[i].env));
-	}
+	refuses_outside(&c, b, sizeof(b) / sizeof(b[0]));
 	assert_int_equal(config_set(&c, "KIE_HTTP_BODY_MAX", "1024", err, sizeof(err)), 0);
 	assert_int_equal(c.http_body_max, 1024);
 	config_free(&c);
