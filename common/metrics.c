@@ -315,6 +315,15 @@ static void sample1(struct out *o, const char *name, const char *label, const ch
 	put(o, "%s{%s=\"%s\"} %llu\n", name, label, metrics_escape_label(value, v, sizeof(v)), n);
 }
 
+/* A counter family with one label: its HELP/TYPE lines, then one sample per value. */
+static void counters1(struct out *o, const char *name, const char *help, const char *label,
+		      const char *const *values, const atomic_ulong *cells, int n)
+{
+	head(o, name, "counter", help);
+	for (int i = 0; i < n; i++)
+		sample1(o, name, label, values[i], get(&cells[i]));
+}
+
 static void seconds_value(char *buf, size_t len, unsigned long long us)
 {
 	snprintf(buf, len, "%llu.%06llu", us / 1000000ULL, us % 1000000ULL);
@@ -371,31 +380,20 @@ static void render_counters(struct out *o)
 	head(o, "kie_retries_total", "counter", "createTask retries scheduled (jobs moved to "
 	     "the delayed set).");
 	put(o, "kie_retries_total %lu\n", get(&M.retries));
-	head(o, "kie_dead_letters_total", "counter", "Entries this worker wrote to the dead "
-	     "letters, by reason class (the entry's source).");
-	for (int i = 0; i < NDEAD; i++)
-		sample1(o, "kie_dead_letters_total", "reason", dead_names[i], get(&M.dead[i]));
+	counters1(o, "kie_dead_letters_total", "Entries this worker wrote to the dead letters, "
+		  "by reason class (the entry's source).", "reason", dead_names, M.dead, NDEAD);
 	head(o, "kie_recoveries_total", "counter", "Jobs this worker took back from dead "
 	     "workers.");
 	put(o, "kie_recoveries_total %lu\n", get(&M.recoveries));
-	head(o, "kie_callbacks_total", "counter", "POSTs to the callback path by what the "
-	     "endpoint did with them.");
-	for (int i = 0; i < METRICS_CB_N; i++)
-		sample1(o, "kie_callbacks_total", "result", cb_names[i], get(&M.callbacks[i]));
-	head(o, "kie_callbacks_handled_total", "counter", "Entries of the callbacks list by what "
-	     "this worker's consumer did with them.");
-	for (int i = 0; i < METRICS_CBH_N; i++)
-		sample1(o, "kie_callbacks_handled_total", "result", cbh_names[i],
-			get(&M.cb_handled[i]));
-	head(o, "kie_result_copies_total", "counter", "Result files copied to the store, by "
-	     "outcome.");
-	for (int i = 0; i < METRICS_COPY_N; i++)
-		sample1(o, "kie_result_copies_total", "outcome", copy_names[i], get(&M.copies[i]));
-	head(o, "kie_limiter_waits_total", "counter", "Calls that had to wait for a slot of the "
-	     "account's rate limiter.");
-	for (int i = 0; i < METRICS_LIM_N; i++)
-		sample1(o, "kie_limiter_waits_total", "limiter", lim_names[i],
-			get(&M.lim_waits[i]));
+	counters1(o, "kie_callbacks_total", "POSTs to the callback path by what the endpoint "
+		  "did with them.", "result", cb_names, M.callbacks, METRICS_CB_N);
+	counters1(o, "kie_callbacks_handled_total", "Entries of the callbacks list by what this "
+		  "worker's consumer did with them.", "result", cbh_names, M.cb_handled,
+		  METRICS_CBH_N);
+	counters1(o, "kie_result_copies_total", "Result files copied to the store, by outcome.",
+		  "outcome", copy_names, M.copies, METRICS_COPY_N);
+	counters1(o, "kie_limiter_waits_total", "Calls that had to wait for a slot of the "
+		  "account's rate limiter.", "limiter", lim_names, M.lim_waits, METRICS_LIM_N);
 	head(o, "kie_limiter_wait_seconds_total", "counter", "Time spent waiting for limiter "
 	     "slots.");
 	for (int i = 0; i < METRICS_LIM_N; i++) {
