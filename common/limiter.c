@@ -31,7 +31,9 @@ void limiter_init(struct limiter *l, struct rconn *r, const char *account_prefix
 	snprintf(l->state_key, sizeof(l->state_key), "%s:state", l->log_key);
 	l->limit = limit;
 	l->window_ms = window_ms + margin_ms;
-	l->late_ms = margin_ms / 2;
+	/* at least LIMITER_LATE_MIN_MS: the sleep itself wakes a few ms past the slot, and
+	 * with no margin every wake would count as late and reserve anew, for ever */
+	l->late_ms = margin_ms / 2 > LIMITER_LATE_MIN_MS ? margin_ms / 2 : LIMITER_LATE_MIN_MS;
 	l->backoff_base_ms = backoff_base_ms;
 	l->backoff_max_ms = backoff_max_ms;
 	util_strlcpy(l->member_prefix, member_prefix, sizeof(l->member_prefix));

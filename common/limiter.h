@@ -20,6 +20,8 @@
 
 #include "rconn.h"
 
+#define LIMITER_LATE_MIN_MS 20 /* a wake this late still takes its reserved slot */
+
 struct limiter {
 	struct rconn *r;
 	char log_key[256];

@@ -563,7 +563,11 @@ int metadata_store_put_object(struct metadata_store *s, const char *key, const v
 	}
 	if (s->s3)
 		return s3_put(s->s3, key, data, len, content_type, err, errlen);
-	snprintf(path, sizeof(path), "%s/%s", s->root, key);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", s->root, key) >= sizeof(path)) {
+		snprintf(err, errlen, "KIE_METADATA_DIR plus the object key %.100s is over %zu "
+			 "bytes: use a shorter directory", key, sizeof(path) - 1);
+		return -1;
+	}
 	slash = strrchr(path, '/');
 	*slash = '\0';
 	if (mkdir_p(path, err, errlen) != 0)

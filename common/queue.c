@@ -259,21 +259,25 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 }
 
 int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *attempts,
-		       int *fenced)
+		       int *fenced, int *paused)
 {
-	/* returns the attempt number, or -1 when the job is not this consumer's any more */
-	char key[300], now[32], ep[32];
-	const char *keys[] = {key};
+	/* returns the attempt number, -1 when the job is not this consumer's any more, -2
+	 * when the pool is paused */
+	char key[300], pause[128], now[32], ep[32];
+	const char *keys[] = {key, pause};
 	const char *args[] = {now, q->worker_id, ep};
 	redisReply *rep;
 
-	*fenced = 0;
+	*fenced = *paused = 0;
 	key2(q, key, sizeof(key), "job", job_id);
+	queue_key(q, pause, sizeof(pause), "pause");
 	now_str(now, sizeof(now));
 	snprintf(ep, sizeof(ep), "%ld", epoch);
-	rep = eval(q, &lua_job_creating, 1, keys, 3, args, NULL);
+	rep = eval(q, &lua_job_creating, 2, keys, 3, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
-		if (rep->integer < 0)
+		if (rep->integer == -2)
+			*paused = 1;
+		else if (rep->integer < 0)
 			*fenced = 1;
 		else
 			*attempts = (long)rep->integer;

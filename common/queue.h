@@ -118,9 +118,10 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 		    long lease_ms, long max_recoveries, const char *type, const char *reply_to,
 		    const char *meta, int has_callback, struct job_claim *out);
 
-/* State creating, attempts + 1 (*attempts) — only while owned (*fenced = 1 if not). */
+/* State creating, attempts + 1 (*attempts) — only while owned (*fenced = 1 if not) and
+ * while the pool is not paused (*paused = 1 if it is; nothing written). */
 int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *attempts,
-		       int *fenced);
+		       int *fenced, int *paused);
 
 enum record_outcome {
 	RECORD_RECORDED,  /* the job's task now */

@@ -675,10 +675,10 @@ static void on_demoted(struct rconn *r, const char *msg)
 
 /* A blocking connection to host:port, or to the socket unix_path when non-NULL, with
  * timeout_ms bounding the connect and then every read and write (the TLS handshake too),
- * over TLS when tls is set: the certificate is checked against the address's
- * tls_server_name, else host. Returns the context, or NULL with why. */
-static redisContext *connect_node(const struct rconn_addr *a, const char *host, int port,
-				  const char *unix_path, long timeout_ms, int tls, char *why,
+ * over TLS when tls is set: the certificate must name verify_name, or host when that is
+ * NULL. Returns the context, or NULL with why. */
+static redisContext *connect_node(const char *host, int port, const char *unix_path,
+				  long timeout_ms, int tls, const char *verify_name, char *why,
 				  size_t whylen)
 {
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -699,8 +699,8 @@ static redisContext *connect_node(const struct rconn_addr *a, const char *host, 
 		goto fail;
 	}
 	redisEnableKeepAlive(c);
-	if (tls && redis_tls_handshake(c, a->tls_server_name[0] ? a->tls_server_name : host,
-				       tlswhy, sizeof(tlswhy)) != 0) {
+	if (tls && redis_tls_handshake(c, verify_name ? verify_name : host, tlswhy,
+				       sizeof(tlswhy)) != 0) {
 		snprintf(why, whylen, "%s", tlswhy);
 		goto fail;
 	}
@@ -726,8 +726,10 @@ static int sentinel_resolve(const struct rconn_addr *a, char *host, size_t hostl
 		int i = (first + k) % a->nsentinels;
 		const struct rconn_sentinel *s = &a->sentinels[i];
 		char problem[200] = "", sp[300];
-		redisContext *c = connect_node(a, s->host, s->port, NULL, SENTINEL_TIMEOUT_MS,
-					       a->sentinel_tls, problem, sizeof(problem));
+		/* a sentinel's certificate names the sentinel (REDIS_TLS_SERVER_NAME is the
+		 * data node's name) */
+		redisContext *c = connect_node(s->host, s->port, NULL, SENTINEL_TIMEOUT_MS,
+					       a->sentinel_tls, NULL, problem, sizeof(problem));
 		redisReply *rep = NULL;
 
 		if (!c)
@@ -789,8 +791,8 @@ static int subscribe(const struct rconn_addr *a, int i, int64_t now)
 	};
 	const struct rconn_sentinel *s = &a->sentinels[i];
 	char why[256];
-	redisContext *c = connect_node(a, s->host, s->port, NULL, SENTINEL_TIMEOUT_MS,
-				       a->sentinel_tls, why, sizeof(why));
+	redisContext *c = connect_node(s->host, s->port, NULL, SENTINEL_TIMEOUT_MS,
+				       a->sentinel_tls, NULL, why, sizeof(why));
 	redisReply *rep = NULL;
 	int done = 0;
 
@@ -986,6 +988,9 @@ void rconn_close(struct rconn *r)
 	if (r->c)
 		redisFree(r->c);
 	r->c = NULL;
+	/* ids are per server: a stale one could name someone else's client after a
+	 * restart or a failover (worker_unblock would end their BLMOVE) */
+	r->client_id = 0;
 }
 
 /* One command while connecting: 0, or -1 with why ("<what> failed: <reply or error>"). */
@@ -1036,9 +1041,10 @@ static int try_connect(struct rconn *r, char *why, size_t whylen)
 	    sentinel_resolve(&r->addr, r->node_host, sizeof(r->node_host), &r->node_port, via,
 			     sizeof(via), why, whylen) != 0)
 		return -1;
-	r->c = connect_node(&r->addr, r->node_host, r->node_port,
+	r->c = connect_node(r->node_host, r->node_port,
 			    !r->addr.nsentinels && r->addr.unix_path[0] ? r->addr.unix_path : NULL,
-			    r->timeout_ms, r->addr.tls, why, whylen);
+			    r->timeout_ms, r->addr.tls,
+			    r->addr.tls_server_name[0] ? r->addr.tls_server_name : NULL, why, whylen);
 	if (!r->c)
 		goto fail;
 	if (r->addr.password[0]) {

@@ -29,6 +29,7 @@ struct runner {
 	struct limiter create;   /* the account's createTask limit, shared pool-wide */
 	int64_t next_refusal_log;
 	long refusals_quiet;
+	int saw_pause;           /* a step found the pool paused: read the pause next turn */
 };
 
 static uint32_t rnd32(void)
@@ -285,7 +286,7 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 	const char *raw = b->data;
 	size_t len = b->len;
 	long attempt = 0, max_attempts;
-	int fenced = 0;
+	int fenced = 0, paused = 0;
 	double claimed_s = metrics_now_s(); /* kie_claim_to_task_seconds */
 
 	if (!b->kept) { /* never read whole: its size, hash and head go to the dead letters */
@@ -327,6 +328,7 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 	switch (c.outcome) {
 	case CLAIM_PAUSED:
 		queue_unclaim(&r->io.q, raw, len, NULL, 0);
+		r->saw_pause = 1;
 		goto out;
 	case CLAIM_FINISHED:
 	case CLAIM_OWNED:
@@ -376,8 +378,16 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		if (r->create.waits)
 			log_debug(j->id, NULL, "waited for a createTask slot (%ld sleeps, %ld for a "
 				  "backoff)", r->create.waits, r->create.blocked_waits);
-		if (queue_job_creating(&r->io.q, j->id, c.epoch, &attempt, &fenced) != 0)
+		if (queue_job_creating(&r->io.q, j->id, c.epoch, &attempt, &fenced, &paused) != 0)
 			goto out;
+		if (paused) { /* paused while this runner waited for its slot: create nothing */
+			log_info(j->id, NULL, "the pool was paused before createTask: the job goes "
+				 "back to the queue");
+			limiter_unuse(&r->create);
+			queue_unclaim(&r->io.q, raw, len, j->id, c.epoch);
+			r->saw_pause = 1;
+			goto out;
+		}
 		if (fenced) { /* another consumer took the job over: it creates, not us */
 			log_warn(j->id, NULL, "the job was taken over by another worker (this one "
 				 "lost its lease); this copy is released and creates nothing");
@@ -474,6 +484,9 @@ void *runner_main(void *arg)
 
 		/* the pause is read at most every RUNNER_PAUSE_CHECK_MS while not paused; the
 		 * claim script reads it again, so a job claimed meanwhile goes back untouched */
+		if (r.saw_pause)
+			next_pause_check = 0;
+		r.saw_pause = 0;
 		if (util_monotonic_ms() >= next_pause_check &&
 		    queue_pause_get(&r.io.q, &pause_ms, NULL, 0, NULL, 0) == 0) {
 			if (pause_ms != 0) {

@@ -139,6 +139,46 @@ def test_maintenance_455_waits_and_limiter_keys_hold_no_token(redis_server, r, f
     assert f"kie:account:{{{account_id()}}}:create" in keys
 
 
+def test_pause_stops_a_runner_waiting_for_its_create_slot(redis_server, r, fake_kie, workers):
+    """A job claimed before the pause, its runner asleep in the limiter: when its slot comes,
+    job_creating sees the pause and the job goes back untouched (no createTask, no attempt
+    spent). Counted at the fake."""
+    w = workers(redis_server.url, fake_kie.url, KIE_CREATE_LIMIT=1, KIE_CREATE_WINDOW_MS=2000,
+                KIE_WORKER_CONCURRENCY=3)
+    push(r, [job(f"pw-{i}") for i in range(3)])
+    wait_for(lambda: fake_kie.stats()["creates_total"] == 1, 20, what="the first task")
+    # the other two are claimed and wait for a slot of the 1-per-4-s limit
+    wait_for(lambda: all(r.hget(f"{PREFIX}:job:pw-{i}", "owner") or
+                         r.hget(f"{PREFIX}:job:pw-{i}", "taskId") for i in range(3)), 10,
+             what="all three jobs claimed")
+    p = run_kie(["pause", "--reason", "stop now"], base_env(redis_server.url))
+    assert p.returncode == 0, p.stderr
+    # wait past the slots the two runners reserved (the limiter's log, Redis's clock)
+    log = [k for k in r.keys("kie:account:*") if k.endswith(":create")]
+    assert len(log) == 1
+    last = max(score for _, score in r.zrange(log[0], 0, -1, withscores=True))
+    wait_for(lambda: (lambda t: t[0] * 1000 + t[1] // 1000)(r.time()) > last + 1000, 60,
+             interval=0.2, what="the reserved slots to pass")
+    wait_for(lambda: w.log().count("the pool was paused before createTask") == 2, 10,
+             what="both runners giving their job back")
+    assert fake_kie.stats()["creates_total"] == 1
+    waiting = [f"pw-{i}" for i in range(3)
+               if r.hget(f"{PREFIX}:job:pw-{i}", "taskId") is None]
+    assert len(waiting) == 2
+    # back in the queue (or passing through an idle runner's hands, which puts it back)
+    held = r.lrange(f"{PREFIX}:queue", 0, -1)
+    for k in r.keys(f"{PREFIX}:processing:*"):
+        held += r.lrange(k, 0, -1)
+    for jid in waiting:
+        assert any(jid in d for d in held), (jid, held)
+        assert r.hget(f"{PREFIX}:job:{jid}", "attempts") in (None, "0")
+        assert r.hget(f"{PREFIX}:job:{jid}", "state") != "creating"
+    p = run_kie(["resume"], base_env(redis_server.url))
+    assert p.returncode == 0, p.stderr
+    wait_events(r, 3, timeout=30)
+    assert fake_kie.stats()["creates_by_job"] == {f"pw-{i}": 1 for i in range(3)}
+
+
 def test_operator_pause_stops_new_jobs_and_polling_goes_on(redis_server, r, fake_kie, workers,
                                                            tmpdir_path):
     fake_kie.config(task_ms=1500)

@@ -183,14 +183,18 @@ def test_job_claim(r):
 
 
 def test_job_creating_is_fenced(r):
-    job = f"{P}:job:j1"
+    job, pause = f"{P}:job:j1", f"{P}:pause"
     r.hset(job, mapping={"owner": "c#0", "epoch": 2, "state": "queued"})
-    assert run(r, "job_creating", [job], [123, "c#0", 2]) == 1
-    assert run(r, "job_creating", [job], [124, "c#0", 2]) == 2
+    assert run(r, "job_creating", [job, pause], [123, "c#0", 2]) == 1
+    assert run(r, "job_creating", [job, pause], [124, "c#0", 2]) == 2
     assert r.hget(job, "state") == b"creating" and r.hget(job, "attempts") == b"2"
-    assert run(r, "job_creating", [job], [125, "c#0", 1]) == -1  # an older epoch
-    assert run(r, "job_creating", [job], [125, "c#9", 2]) == -1
+    assert run(r, "job_creating", [job, pause], [125, "c#0", 1]) == -1  # an older epoch
+    assert run(r, "job_creating", [job, pause], [125, "c#9", 2]) == -1
     assert r.hget(job, "attempts") == b"2"
+    # paused meanwhile: nothing written, the runner gives the job back
+    r.set(pause, '{"kind":"operator"}')
+    assert run(r, "job_creating", [job, pause], [126, "c#0", 2]) == -2
+    assert r.hget(job, "attempts") == b"2" and r.hget(job, "updatedAt") != b"126"
 
 
 def record_keys(job="j1", task="t1", cid="c#0"):
