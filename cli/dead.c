@@ -89,19 +89,6 @@ static int filter_of(const struct opts *o, struct admin_filter *f, long default_
 	return 0;
 }
 
-static int ref_ok(const char *s)
-{
-	if (s[0] != '@')
-		return job_id_valid(s);
-	size_t n = strlen(s + 1);
-	if (n < 8 || n > 16)
-		return 0;
-	for (const char *p = s + 1; *p; p++)
-		if (!strchr("0123456789abcdef", *p))
-			return 0;
-	return 1;
-}
-
 static void print_list(const cJSON *l)
 {
 	const cJSON *it;
@@ -215,7 +202,7 @@ int cli_cmd_dead(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (o.npos == 2) {
-		if (!ref_ok(o.pos[1])) {
+		if (!admin_ref_valid(o.pos[1])) {
 			fprintf(stderr, "kie: \"%s\" is neither a job id ([A-Za-z0-9._:-], 1 to 128 "
 				"bytes) nor @REF (@ and 8 to 16 lowercase hex digits)\n", o.pos[1]);
 			return EXIT_USAGE;

@@ -209,6 +209,19 @@ static enum admin_reason_class classify(const char *source, const char *reason, 
 	return ADMIN_RC_OTHER;
 }
 
+int admin_ref_valid(const char *s)
+{
+	if (s[0] != '@')
+		return job_id_valid(s);
+	size_t n = strlen(s + 1);
+	if (n < 8 || n > 16)
+		return 0;
+	for (const char *p = s + 1; *p; p++)
+		if (!strchr("0123456789abcdef", *p))
+			return 0;
+	return 1;
+}
+
 void admin_filter_init(struct admin_filter *f)
 {
 	memset(f, 0, sizeof(*f));
@@ -388,8 +401,11 @@ static int matches(const struct dead_item *it, const struct admin_filter *f, int
 
 #define PAGE 100
 
+static void dead_items_free(struct dead_item *items, size_t n);
+
 /* Scans <p>:dead newest first and keeps the entries that match (up to f->limit after
- * f->offset). *items is a new array (dead_item_free each, then free it). */
+ * f->offset). *items is a new array (dead_item_free each, then free it); on -1 it is
+ * freed already. */
 static int dead_select(struct queue *q, const struct admin_filter *f, int full,
 		       struct dead_item **items, size_t *n, long *scanned, char *err,
 		       size_t errlen)
@@ -409,8 +425,12 @@ static int dead_select(struct queue *q, const struct admin_filter *f, int full,
 		snprintf(a, sizeof(a), "%ld", start);
 		snprintf(b, sizeof(b), "%ld", start + PAGE - 1);
 		rep = cmd(q, err, errlen, 4, argv, NULL);
-		if (!rep)
+		if (!rep) { /* what a page before kept goes too: the caller gets nothing */
+			dead_items_free(*items, *n);
+			*items = NULL;
+			*n = 0;
 			return -1;
+		}
 		for (size_t i = 0; i < rep->elements; i++) {
 			const redisReply *e = rep->element[i];
 			struct dead_item it;

@@ -44,6 +44,9 @@ struct admin_filter {
 	long offset;           /* list only: skip this many matches first */
 };
 void admin_filter_init(struct admin_filter *f);
+/* 1 when s names a dead letter: a job id, or '@' and 8 to 16 lowercase hex digits of an
+ * entry's ref (enough to be unambiguous in a capped list). */
+int admin_ref_valid(const char *s);
 
 /* Pool stats: depths, workers and their in-flight jobs, rates from the timestamps of the
  * newest events and dead letters, counters, pause, limiter state. account_id is the

@@ -325,6 +325,7 @@ int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copie
 	struct task_record t;
 	const struct task_record *tp = known ? known : &t;
 	int downloads = 0;
+	char retry[QUEUE_COPIES_MAX] = {0}; /* 1: this round's failure may pass (COPY_RETRY) */
 	struct kie_result r;
 	const char *stored[QUEUE_COPIES_MAX], *errors[QUEUE_COPIES_MAX];
 	char *owned[QUEUE_COPIES_MAX] = {0}; /* reasons and URLs made in this round */
@@ -380,10 +381,12 @@ int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copie
 		}
 		log_warn(tp->job_id[0] ? tp->job_id : NULL, task_id, "result copy %s: %s",
 			 copy_outcome_str(o), why);
-		if (o == COPY_REFUSED)
+		if (o == COPY_REFUSED) {
 			queue_task_copy_set(q, task_id, (int)i, 1, why); /* else: refused again */
-		else
+		} else {
+			retry[i] = 1;
 			pending++;
+		}
 		errors[i] = owned[i] = util_strdup(why);
 	}
 	now = util_now_ms();
@@ -403,7 +406,7 @@ int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copie
 	}
 	if (pending) { /* the deadline passed: the event goes out with what was copied */
 		for (size_t i = 0; i < n; i++) {
-			if (!stored[i] && owned[i] && !tc.refused[i]) {
+			if (retry[i]) { /* not a file refused for good: its reason stays as is */
 				char *m = util_xmalloc(strlen(owned[i]) + 100);
 				snprintf(m, strlen(owned[i]) + 100, "%s (gave up: KIE_COPY_DEADLINE_MS "
 					 "passed)", owned[i]);

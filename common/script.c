@@ -1,7 +1,6 @@
 /* script.c — EVALSHA with a NOSCRIPT fallback to EVAL behind script.h. */
 #include "script.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +8,6 @@
 #include "util.h"
 
 #define STACK_WORDS 24
-
-static atomic_ulong evals_sent;
-
-unsigned long script_evals(void)
-{
-	return atomic_load(&evals_sent);
-}
 
 static int noscript(const redisReply *rep)
 {
@@ -48,14 +40,12 @@ redisReply *script_run(struct rconn *r, const struct script *s, int retry, int n
 		argv[argc] = args[i];
 		lens[argc++] = arglens ? arglens[i] : strlen(args[i]);
 	}
-	atomic_fetch_add(&evals_sent, 1);
 	rep = retry ? rconn_argv_retry(r, argc, argv, lens) : rconn_argv(r, argc, argv, lens);
 	if (noscript(rep)) {
 		/* this Redis does not have it (yet): EVAL runs it and caches it by its SHA1 */
 		freeReplyObject(rep);
 		argv[0] = "EVAL"; lens[0] = 4;
 		argv[1] = s->src; lens[1] = s->len;
-		atomic_fetch_add(&evals_sent, 1);
 		rep = retry ? rconn_argv_retry(r, argc, argv, lens) : rconn_argv(r, argc, argv, lens);
 	}
 	if (argv != argv_s) {

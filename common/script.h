@@ -26,8 +26,4 @@ redisReply *script_run(struct rconn *r, const struct script *s, int retry, int n
 		       const char *const *keys, int nargs, const char *const *args,
 		       const size_t *arglens);
 
-/* Commands sent so far by script_run in this process: EVALSHA and EVAL (NOSCRIPT
- * fallbacks). For tests and diagnostics. */
-unsigned long script_evals(void);
-
 #endif

@@ -77,6 +77,21 @@ static int confirm(struct cbc *c, const char *task_id, struct kie_result *res, c
 	return 0;
 }
 
+/* Hands a succeeded task to the pollers' copy step: an unverified callback's confirmed
+ * record is saved for it (a verified one's task is polled for its URLs), and the task is
+ * made due now. 0, or -1 with err. */
+static int to_copies(struct cbc *c, const char *task_id, const struct kie_result *r,
+		     int verified, char *err, size_t errlen)
+{
+	if (!verified && finalize_begin_copies(&c->io.q, task_id, r, err, errlen) != 0)
+		return -1;
+	if (queue_poll_due_by(&c->io.q, task_id, util_now_ms()) != 0) {
+		snprintf(err, errlen, "Redis refused the poll schedule");
+		return -1;
+	}
+	return 0;
+}
+
 /* Handles one entry; returns 0 when it is done with (handled, or refused for good), 1
  * to keep it for another try. */
 static int handle(struct cbc *c, const char *raw, size_t len)
@@ -174,10 +189,7 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 		if (t.finalized) {
 			res = METRICS_CBH_ALREADY_FINAL;
 			log_debug(job_id, task_id, "callback for a task already finalized: no-op");
-		} else if ((!verified &&
-			    finalize_begin_copies(&c->io.q, task_id, &r, err, sizeof(err)) != 0) ||
-			   (queue_poll_due_by(&c->io.q, task_id, util_now_ms()) != 0 &&
-			    snprintf(err, sizeof(err), "Redis refused the poll schedule") > 0)) {
+		} else if (to_copies(c, task_id, &r, verified, err, sizeof(err)) != 0) {
 			res = METRICS_CBH_FINALIZE_FAILED;
 			log_warn(job_id, task_id, "handing the callback's success to the result copies "
 				 "failed (%s); polling finds it", err);

@@ -42,23 +42,6 @@ static const char usage[] =
 	"KIE_SHUTDOWN_GRACE_MS; a second signal stops at once. Exit: 0 clean, 1 runtime\n"
 	"failure, 2 configuration error.\n\n";
 
-/* The operator page's settings, checked at start-up (exit 2) rather than when the HTTP
- * server starts: a restart loop would not fix them. */
-static int admin_settings_ok(const struct config *cfg, char *err, size_t errlen)
-{
-	if (strcmp(cfg->admin_page, "on") == 0 && !*cfg->http_addr) {
-		snprintf(err, errlen, "KIE_ADMIN_PAGE=on needs KIE_HTTP_ADDR (the page is served "
-			 "by the worker's HTTP server)");
-		return -1;
-	}
-	if (*cfg->admin_token && strlen(cfg->admin_token) < WEB_TOKEN_MIN_BYTES) {
-		snprintf(err, errlen, "KIE_ADMIN_TOKEN is shorter than %d bytes: use a long random "
-			 "one (openssl rand -hex 32)", WEB_TOKEN_MIN_BYTES);
-		return -1;
-	}
-	return 0;
-}
-
 static int join_until(pthread_t t, int64_t deadline_ms)
 {
 	struct timespec ts;
@@ -137,7 +120,7 @@ int main(int argc, char **argv)
 	W.cfg = &cfg;
 	if (config_require(&cfg, "KIE_API_TOKEN", err, sizeof(err)) != 0 ||
 	    config_redis_addr(&cfg, &W.redis, err, sizeof(err)) != 0 ||
-	    admin_settings_ok(&cfg, err, sizeof(err)) != 0) {
+	    web_settings_ok(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
 		config_free(&cfg);
 		return 2;

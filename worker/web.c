@@ -41,16 +41,28 @@ struct web_request {
 	int refused; /* answered already (from the headers) */
 };
 
+int web_settings_ok(const struct config *cfg, char *err, size_t errlen)
+{
+	if (strcmp(cfg->admin_page, "on") == 0 && !*cfg->http_addr) {
+		snprintf(err, errlen, "KIE_ADMIN_PAGE=on needs KIE_HTTP_ADDR (the page is served "
+			 "by the worker's HTTP server)");
+		return -1;
+	}
+	if (*cfg->admin_token && strlen(cfg->admin_token) < WEB_TOKEN_MIN_BYTES) {
+		snprintf(err, errlen, "KIE_ADMIN_TOKEN is shorter than %d bytes: use a long random "
+			 "one (openssl rand -hex 32)", WEB_TOKEN_MIN_BYTES);
+		return -1;
+	}
+	return 0;
+}
+
 struct web *web_start(const struct config *cfg, const struct rconn_addr *redis,
 		      const volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
 	struct web *w;
 
-	if (*cfg->admin_token && strlen(cfg->admin_token) < WEB_TOKEN_MIN_BYTES) {
-		snprintf(err, errlen, "KIE_ADMIN_TOKEN is shorter than %d bytes: use a long random "
-			 "one (openssl rand -hex 32)", WEB_TOKEN_MIN_BYTES);
+	if (web_settings_ok(cfg, err, errlen) != 0)
 		return NULL;
-	}
 	w = util_xcalloc(1, sizeof(*w));
 	w->cfg = cfg;
 	pthread_mutex_init(&w->lock, NULL);
@@ -302,8 +314,8 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 		int retry = strcmp(what, "dead/retry") == 0;
 		admin_filter_init(&f);
 		why = filter_of(jstr(in, "type"), jstr(in, "reason"), jstr(in, "olderThan"), &f);
-		if (!why && ref && !job_id_valid(ref) && ref[0] != '@')
-			why = "ref must be a job id or @ and hex digits of an entry's ref";
+		if (!why && ref && !admin_ref_valid(ref))
+			why = "ref must be a job id or @ and 8 to 16 hex digits of an entry's ref";
 		if (!why && !ref && !all && !f.type && f.reason_class < 0 && !f.older_than_ms)
 			why = "say which entries: ref, all, or a filter (type, reason, olderThan)";
 		if (why) {
@@ -311,8 +323,11 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 			return error(c, MHD_HTTP_BAD_REQUEST, why);
 		}
 		f.ref = ref;
+		/* clamped before the cast: a double past LONG_MAX has no long */
 		f.limit = ref ? 1 : cJSON_IsNumber(lim) && lim->valuedouble >= 1
-				? (long)lim->valuedouble : 0;
+				? (long)(lim->valuedouble < ADMIN_SCAN_MAX ? lim->valuedouble
+									    : ADMIN_SCAN_MAX)
+				: 0;
 		if (lock(w) != 0) {
 			cJSON_Delete(in);
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
@@ -344,7 +359,10 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 		ok = strcmp(what, "pause") == 0
 			     ? queue_pause_set(&w->q, "operator",
 					       cJSON_IsNumber(ms) && ms->valuedouble > 0
-						       ? (long)ms->valuedouble : 0, why, &done)
+						       ? (long)(ms->valuedouble < WEB_PAUSE_MAX_MS
+									? ms->valuedouble
+									: WEB_PAUSE_MAX_MS)
+						       : 0, why, &done)
 			     : queue_pause_clear(&w->q, NULL, &done);
 		if (ok == 0) {
 			res = admin_stats(&w->q, w->cfg->account_prefix, w->account_id, err,

@@ -18,11 +18,17 @@
 
 #define WEB_PREFIX "/admin"
 #define WEB_BODY_MAX 16384        /* an action's JSON body */
+#define WEB_PAUSE_MAX_MS (366L * 86400 * 1000) /* a page's timed pause: a year at most */
 #define WEB_TOKEN_MIN_BYTES 16    /* a shorter KIE_ADMIN_TOKEN stops start-up */
 #define WEB_REDIS_WAIT_MS 5000    /* a request waits for the lock and Redis this long, then 503 */
 
 struct web;
 struct web_request;
+
+/* The page's settings, checked at start-up (exit 2: a restart would not fix them):
+ * KIE_ADMIN_PAGE=on needs KIE_HTTP_ADDR, a KIE_ADMIN_TOKEN has WEB_TOKEN_MIN_BYTES at
+ * least. 0, or -1 with err naming the variable. */
+int web_settings_ok(const struct config *cfg, char *err, size_t errlen);
 
 /* A new web (its own Redis connection, not yet connected), or NULL with err when the
  * token is set but too short. cfg must outlive it. */

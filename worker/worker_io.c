@@ -1,8 +1,10 @@
 /* worker_io.c — the per-thread resources of runners and pollers (worker.h). */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
+#include "util.h"
 #include "worker.h"
 
 int worker_io_open(struct worker *w, struct worker_io *io, const char *who,
@@ -102,11 +104,12 @@ void worker_blocking(struct worker *w, struct rconn *rc, int on)
 
 void worker_unblock(struct worker *w, struct rconn *via)
 {
-	long long ids[256];
+	/* every registered connection: blocking_max is concurrency + 1 */
+	long long *ids = util_xcalloc((size_t)w->blocking_max + 1, sizeof(*ids));
 	int n = 0;
 
 	pthread_mutex_lock(&w->wake_mu);
-	for (int i = 0; i < w->nblocking && n < (int)(sizeof(ids) / sizeof(ids[0])); i++) {
+	for (int i = 0; i < w->nblocking; i++) {
 		long long id = w->blocking[i]->client_id;
 		if (id > 0)
 			ids[n++] = id;
@@ -115,7 +118,8 @@ void worker_unblock(struct worker *w, struct rconn *via)
 	for (int i = 0; i < n; i++) {
 		redisReply *rep = rconn_cmd(via, "CLIENT UNBLOCK %lld", ids[i]);
 		if (!rep)
-			return; /* Redis is gone: the BLMOVEs end with their connections */
+			break; /* Redis is gone: the BLMOVEs end with their connections */
 		freeReplyObject(rep);
 	}
+	free(ids);
 }
