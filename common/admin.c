@@ -414,12 +414,15 @@ static int dead_select(struct queue *q, const struct admin_filter *f, int full,
 	int64_t now = redis_now_ms(q);
 	size_t cap = 0;
 	long skipped = 0;
+	int full_page = 0;
 
 	*items = NULL;
 	*n = 0;
 	*scanned = 0;
 	queue_key(q, key, sizeof(key), "dead");
 	for (long start = 0; start < ADMIN_SCAN_MAX; start += PAGE) {
+		if (f->limit > 0 && (long)*n >= f->limit)
+			break; /* enough kept: the rest is only counted (LLEN below) */
 		const char *argv[] = {"LRANGE", key, a, b};
 		redisReply *rep;
 		snprintf(a, sizeof(a), "%ld", start);
@@ -443,8 +446,8 @@ static int dead_select(struct queue *q, const struct admin_filter *f, int full,
 			it.entry[e->len] = '\0';
 			it.len = e->len;
 			dead_item_fill(&it, now, full);
-			if (!matches(&it, f, now) || (f->offset > 0 && skipped++ < f->offset) ||
-			    (f->limit > 0 && (long)*n >= f->limit)) {
+			if ((f->limit > 0 && (long)*n >= f->limit) || !matches(&it, f, now) ||
+			    (f->offset > 0 && skipped++ < f->offset)) {
 				dead_item_free(&it);
 				continue;
 			}
@@ -458,8 +461,17 @@ static int dead_select(struct queue *q, const struct admin_filter *f, int full,
 		}
 		size_t got = rep->elements;
 		freeReplyObject(rep);
-		if (got < PAGE)
+		full_page = got == PAGE;
+		if (!full_page)
 			break;
+	}
+	if (full_page) { /* stopped before the end: *scanned is the list's length */
+		const char *argv[] = {"LLEN", key};
+		redisReply *rep = cmd(q, err, errlen, 2, argv, NULL);
+		if (rep && rep->type == REDIS_REPLY_INTEGER)
+			*scanned = (long)rep->integer;
+		if (rep)
+			freeReplyObject(rep);
 	}
 	return 0;
 }
@@ -768,13 +780,12 @@ static cJSON *workers_section(struct queue *q, long *in_flight, long long *proce
 					redisReply *st;
 					cJSON_AddStringToObject(w, "jobId", id->valuestring);
 					snprintf(jk, sizeof(jk), "%s:job:%s", q->prefix, id->valuestring);
-					st = cmd2(q, err, errlen, "HGETALL", jk);
+					/* the state only (the hash may hold a raw descriptor) */
+					const char *hget[] = {"HGET", jk, "state"};
+					st = cmd(q, err, errlen, 3, hget, NULL);
 					if (st) {
-						for (size_t k = 0; k + 1 < st->elements; k += 2)
-							if (strcmp(st->element[k]->str, "state") == 0)
-								cJSON_AddStringToObject(
-									w, "state",
-									st->element[k + 1]->str);
+						if (st->type == REDIS_REPLY_STRING)
+							cJSON_AddStringToObject(w, "state", st->str);
 						freeReplyObject(st);
 					}
 				}
@@ -798,23 +809,32 @@ fail:
 
 static cJSON *pause_section(struct queue *q, char *err, size_t errlen)
 {
+	/* pause_get.lua, as the runners read it: the value and its PTTL in one step (a
+	 * pause that expires in between reads as none, not as "until lifted") */
 	char key[300];
-	redisReply *v, *ttl;
-	cJSON *o = cJSON_CreateObject();
+	const char *keys[] = {key};
+	const redisReply *v;
+	redisReply *rep;
+	cJSON *o;
 
 	queue_key(q, key, sizeof(key), "pause");
-	v = cmd2(q, err, errlen, "GET", key);
-	ttl = v ? cmd2(q, err, errlen, "PTTL", key) : NULL;
-	if (!v || !ttl) {
-		if (v)
-			freeReplyObject(v);
-		cJSON_Delete(o);
+	rep = eval(q, err, errlen, &lua_pause_get, 1, keys, 0, NULL, NULL);
+	if (!rep)
+		return NULL;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[1]->type != REDIS_REPLY_INTEGER) {
+		snprintf(err, errlen, "Redis answered the pause read with something else");
+		freeReplyObject(rep);
 		return NULL;
 	}
-	cJSON_AddBoolToObject(o, "paused", v->type == REDIS_REPLY_STRING);
-	if (v->type == REDIS_REPLY_STRING) {
+	v = rep->element[0];
+	o = cJSON_CreateObject();
+	cJSON_AddBoolToObject(o, "paused", v->type == REDIS_REPLY_STRING &&
+						   rep->element[1]->integer != -2);
+	if (v->type == REDIS_REPLY_STRING && rep->element[1]->integer != -2) {
 		cJSON *p = cJSON_ParseWithLength(v->str, v->len);
 		static const char *const fields[] = {"kind", "reason", "since", "by"};
+		long long pttl = rep->element[1]->integer;
 		for (size_t i = 0; i < 4; i++) {
 			const cJSON *f = cJSON_GetObjectItemCaseSensitive(p, fields[i]);
 			if (cJSON_IsString(f))
@@ -822,12 +842,10 @@ static cJSON *pause_section(struct queue *q, char *err, size_t errlen)
 		}
 		if (!cJSON_GetObjectItemCaseSensitive(o, "kind"))
 			cJSON_AddStringToObject(o, "kind", "account");
-		cJSON_AddNumberToObject(o, "remainingMs", (double)(ttl->integer > 0 ? ttl->integer
-											: -1));
+		cJSON_AddNumberToObject(o, "remainingMs", (double)(pttl > 0 ? pttl : -1));
 		cJSON_Delete(p);
 	}
-	freeReplyObject(v);
-	freeReplyObject(ttl);
+	freeReplyObject(rep);
 	return o;
 }
 

@@ -60,9 +60,10 @@ cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *acco
  * nothing of it (the returned object then says so too). */
 cJSON *admin_job_show(struct queue *q, const char *job_id, int *found, char *err, size_t errlen);
 
-/* Dead letters that match f, newest first: {"total": entries scanned, "matched": n,
- * "entries": [...]}; with full = 1 each entry also carries its raw descriptor. At most
- * ADMIN_SCAN_MAX entries of <p>:dead are scanned. */
+/* Dead letters that match f, newest first: {"total": dead letters in <p>:dead,
+ * "matched": n kept, "entries": [...]}; with full = 1 each entry also carries its raw
+ * descriptor. At most ADMIN_SCAN_MAX entries of <p>:dead are scanned; the scan stops once
+ * f->limit entries are kept. */
 #define ADMIN_SCAN_MAX 100000
 cJSON *admin_dead_list(struct queue *q, const struct admin_filter *f, int full, char *err,
 		       size_t errlen);

@@ -107,8 +107,8 @@ static const struct cfg_entry table[] = {
 	 "password, and REDIS_URL's user part is then the ACL user name"},
 	{"redis-sentinels", "REDIS_SENTINELS", CFG_SENTINELS, "", 0, 0, NULL, S(redis_sentinels), 0,
 	 "Redis Sentinel: comma-separated host:port list ([v6]:port; port 26379 when left out). "
-	 "When set, the primary is asked of the sentinels before each connect (and checked every "
-	 "250 ms): REDIS_URL's host and port are then ignored, its password and db still apply"},
+	 "When set, the primary is asked of the sentinels before each connect (and checked once a "
+	 "second): REDIS_URL's host and port are then ignored, its password and db still apply"},
 	{"redis-master-name", "KIE_REDIS_MASTER_NAME", CFG_STR, "mymaster", 0, 0, NULL,
 	 S(redis_master_name), 0, "with REDIS_SENTINELS: the name the sentinels monitor the primary by"},
 	{NULL, "REDIS_SENTINEL_PASSWORD_FILE", CFG_FILE, "", TARGET(redis_sentinel_password), NULL,

@@ -29,6 +29,7 @@ void limiter_init(struct limiter *l, struct rconn *r, const char *account_prefix
 	l->r = r;
 	snprintf(l->log_key, sizeof(l->log_key), "%s:{%s}:%s", account_prefix, account_id, name);
 	snprintf(l->state_key, sizeof(l->state_key), "%s:state", l->log_key);
+	l->metric = strcmp(name, "create") == 0 ? METRICS_LIM_CREATE : METRICS_LIM_QUERY;
 	l->limit = limit;
 	l->window_ms = window_ms + margin_ms;
 	/* at least LIMITER_LATE_MIN_MS: the sleep itself wakes a few ms past the slot, and
@@ -84,19 +85,19 @@ int limiter_try(struct limiter *l, long *wait_ms, int *blocked)
 }
 
 /* kie_limiter_waits_total / kie_limiter_wait_seconds_total, for a call that slept */
-static void count_wait(const struct limiter *l, double start_s)
+/* Counts a call that had to wait, and how long since start (monotonic ms); returns that. */
+static long count_wait(const struct limiter *l, int64_t start)
 {
-	size_t n = strlen(l->log_key);
+	long ms = (long)(util_monotonic_ms() - start);
 	if (l->waits)
-		metrics_limiter_wait(n >= 6 && strcmp(l->log_key + n - 6, "create") == 0
-				     ? METRICS_LIM_CREATE : METRICS_LIM_QUERY,
-				     metrics_now_s() - start_s);
+		metrics_limiter_wait((enum metrics_limiter)l->metric, ms / 1000.0);
+	return ms;
 }
 
 int limiter_acquire(struct limiter *l, const volatile sig_atomic_t *stop, long *waited_ms)
 {
-	double start_s = metrics_now_s();
 	int64_t start = util_monotonic_ms();
+	long ms;
 	int rc;
 
 	l->waits = l->blocked_waits = 0;
@@ -124,14 +125,14 @@ int limiter_acquire(struct limiter *l, const volatile sig_atomic_t *stop, long *
 		}
 	}
 	limiter_cancel(l);
-	count_wait(l, start_s);
+	ms = count_wait(l, start);
 	if (waited_ms)
-		*waited_ms = (long)(util_monotonic_ms() - start);
+		*waited_ms = ms;
 	return -1;
 granted:
-	count_wait(l, start_s);
+	ms = count_wait(l, start);
 	if (waited_ms)
-		*waited_ms = (long)(util_monotonic_ms() - start);
+		*waited_ms = ms;
 	return 0;
 }
 

@@ -35,6 +35,7 @@ struct limiter {
 	char member[220];     /* the reservation being waited on, "" when none */
 	char granted[220];    /* the last slot granted */
 	/* what the last limiter_acquire() did, for logs and metrics */
+	int metric;           /* enum metrics_limiter: which limit this is, for its counters */
 	long waits;           /* times a caller had to sleep */
 	long blocked_waits;   /* of which because of a 429/455 backoff */
 };

@@ -123,11 +123,6 @@ fail:
 	return -1;
 }
 
-int redis_tls_ready(void)
-{
-	return g_ctx != NULL;
-}
-
 void redis_tls_cleanup(void)
 {
 	if (g_ctx)

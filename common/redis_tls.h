@@ -19,9 +19,6 @@
 int redis_tls_init(const char *ca_file, const char *cert_file, const char *key_file,
 		   char *err, size_t errlen);
 
-/* 1 once redis_tls_init() succeeded. */
-int redis_tls_ready(void);
-
 /* Runs the TLS handshake on c (connected, blocking; its timeouts bound the handshake),
  * sending name as SNI (not for an IP literal) and requiring the server's certificate to
  * be valid for it (DNS name or IP address). Afterwards hiredis reads and writes through

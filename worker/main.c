@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metadata.h"
 #include "queue.h"
+#include "redis_tls.h"
 #include "limiter.h"
 #include "util.h"
 #include "web.h"
@@ -315,6 +316,7 @@ int main(int argc, char **argv)
 	free(W.blocking);
 	prompts_free(W.prompts);
 	http_global_cleanup();
+	redis_tls_cleanup();
 	config_free(&cfg);
 	return exit_code;
 }
