@@ -224,3 +224,30 @@ def test_callback_success_goes_through_the_same_copy_step(redis_server, r, worke
         assert stats["creates_by_job"] == {"cp-cb": 1}
     finally:
         fk.stop()
+
+
+def test_script_flush_after_a_paid_create_and_mid_copy(redis_server, r, fake_kie, workers):
+    """SCRIPT FLUSH (a restart or failover's empty script cache) right after a paid
+    createTask, and again while a copy waits for its retry: the recording, polling and
+    finalizing steps meet NOSCRIPT, send their script with EVAL and go on. One task, each
+    file stored once, one event."""
+    fake_kie.config(latency_ms=1500)
+    workers(redis_server.url, fake_kie.url, KIE_WORKER_CONCURRENCY=1, KIE_COPY_RETRY_MS=300)
+    r.lpush(f"{PREFIX}:queue", job("sf-1", "[fake:results=png,jpeg][fake:file500=2]"))
+    wait_for(lambda: r.hget(f"{PREFIX}:job:sf-1", "state") == "creating", 20,
+             what="createTask in flight")
+    r.script_flush()
+    wait_for(lambda: r.hget(f"{PREFIX}:job:sf-1", "taskId"), 20, what="the task recorded")
+    task = r.hget(f"{PREFIX}:job:sf-1", "taskId")
+    wait_for(lambda: r.hexists(f"{PREFIX}:task:{task}", "copyResult"), 20,
+             what="the copies begun")
+    r.script_flush()
+    wait_for(lambda: "sf-1" in events(r), 30, what="the completion event")
+    ev = events(r)["sf-1"]
+    assert ev["status"] == "completed" and not ev.get("copyErrors")
+    assert len(ev["storedUrls"]) == 2 and all(ev["storedUrls"])
+    st = fake_kie.stats()
+    assert st["creates_by_job"] == {"sf-1": 1}
+    # each file served once (the two 500s are counted apart): never fetched twice
+    assert st["file_downloads"] == 2 and st["file_downloads_500"] == 2
+    assert r.llen(f"{PREFIX}:results") == 1 and r.llen(f"{PREFIX}:dead") == 0
