@@ -116,7 +116,17 @@ int http_do(struct http_client *c, const struct http_request *req,
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)resp->body.max_bytes);
-	if (req->max_redirects > 0) {
+	if (req->once) {
+		/* libcurl 7.88 sends a request again by itself when a reused connection
+		 * turns out dead before any answer byte (lib/transfer.c:1760-1774), and on
+		 * HTTP/2 after REFUSED_STREAM, GOAWAY or HTTP_1_1_REQUIRED (transfer.c:1775,
+		 * multi.c:2455-2477). A connection of its own is never "reused" (url.c:3683),
+		 * and HTTP/1.1 has none of the HTTP/2 paths; the connection is closed after */
+		curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+		curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	}
+	if (req->max_redirects > 0 && !req->once) { /* 307/308 would send it again */
 		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
 		curl_easy_setopt(h, CURLOPT_MAXREDIRS, req->max_redirects);
 		curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");

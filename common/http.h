@@ -29,6 +29,12 @@ struct http_request {
 	long timeout_ms;               /* 0: the client's default */
 	long max_redirects;            /* 0: a redirect is the answer; else follow this many
 					* (http and https only, like the request itself) */
+	int once;                      /* 1: libcurl must not send it a second time by itself
+					* (a request that costs money): a connection of its
+					* own (CURLOPT_FRESH_CONNECT + CURLOPT_FORBID_REUSE),
+					* HTTP/1.1 and no redirect followed (max_redirects is
+					* ignored), so none of libcurl's hidden retries can fire
+					* (docs/architecture.md, "Hidden retries") */
 };
 
 struct http_response {
@@ -51,7 +57,9 @@ struct http_client *http_client_new(const char *user_agent, long connect_timeout
 void http_client_free(struct http_client *c);
 
 /* Performs req. Returns 0 when a complete response arrived (any status), else -1 with
- * resp->transport set and err holding a sentence. A Content-Length over
+ * resp->transport set and err holding a sentence. HTTP_TRANSPORT_NOT_SENT means no byte
+ * of the request reached the socket (CURLINFO_REQUEST_SIZE is 0); anything else after
+ * the first byte is HTTP_TRANSPORT_NO_ANSWER or HTTP_TRANSPORT_TOO_BIG. A Content-Length over
  * max_response_bytes is refused before the body is read (HTTP_TRANSPORT_TOO_BIG, as for
  * a body that grows past it). resp must be freed with
  * http_response_free() in both cases. */

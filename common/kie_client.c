@@ -933,6 +933,9 @@ static int kie_call(struct kie_client *c, enum kie_op op, const char *method, co
 		.body = body,
 		.body_len = body ? strlen(body) : 0,
 		.max_response_bytes = KIE_MAX_RESPONSE_BYTES,
+		/* a createTask KIE may have taken is never sent twice by libcurl: "sent, no
+		 * answer" comes back to us, and the job goes uncertain (lifecycle.c) */
+		.once = op == KIE_OP_CREATE,
 	};
 
 	int n = snprintf(url, sizeof(url), "%s%s", c->base_url, path);

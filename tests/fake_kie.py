@@ -20,7 +20,11 @@ return that are unsafe as file names or over 200 bytes),
 fail_next_create_http500 (every other one creates the task first: "may exist and be
 charged"), fail_next_record_info_http500, malformed_next, hang_next_ms, create_limit,
 create_window_s, query_limit, query_window_s, refuse_creates_until_ms, refuse_code,
-credits, token.
+credits, token, drop_next_create (that many createTask calls create their task and then
+close the connection without a byte of answer, as a KIE restart or a load balancer
+dropping a kept-alive connection would: counted in creates_dropped),
+callback_retry_ms (first wait before a callback that was not answered 200 is sent again:
+200 ms, doubling; 3 tries in all, as KIE documents).
 
 KIE's limits, enforced with sliding logs (a limit of 0 turns one off):
   - createTask: create_limit per create_window_s (KIE: 20 per 10 s per account); over
@@ -191,7 +195,8 @@ class State:
                     "query_window_s": a.query_window_s, "refuse_creates_until_ms": 0,
                     "refuse_code": 429, "credits": a.credits, "token": a.token,
                     "create_http500_rate": 0.0, "seed": 0, "task_id_style": "plain",
-                    "fail_next_file_http500": 0, "big_file_bytes": 300000}
+                    "fail_next_file_http500": 0, "big_file_bytes": 300000,
+                    "drop_next_create": 0, "callback_retry_ms": 200}
         self.tasks = {}
         self.counter = 0
         self.creates = SlidingLog()   # createTask calls that created a task
@@ -208,6 +213,7 @@ class State:
                       "record_info_total": 0, "record_info_refused_429": 0,
                       "requests_total": 0, "callbacks_sent": 0,
                       "callbacks_failed": 0, "callbacks_skipped_nonlocal": 0,
+                      "callbacks_not_200": 0, "creates_dropped": 0,
                       "file_downloads": 0, "file_downloads_500": 0, "files_sha256": {}}
 
     def epoch_ms(self, mono):
@@ -274,7 +280,9 @@ def loopback_host(host):
 
 
 async def send_callback(st, t):
-    """POSTs the callback kie-api.md describes: 15 s timeout, 3 tries."""
+    """POSTs the callback kie-api.md describes: 15 s timeout, 3 tries; a try that is not
+    answered 200 (another status, a timeout, a closed connection) is counted in
+    callbacks_not_200 and made again after callback_retry_ms, then twice that."""
     url = urllib.parse.urlsplit(t["callBackUrl"])
     if url.scheme != "http" or not (st.args.private_network or
                                     loopback_host(url.hostname or "")):
@@ -308,20 +316,25 @@ async def send_callback(st, t):
         headers += [f"X-Webhook-Timestamp: {ts}", f"X-Webhook-Signature: {sig}"]
     req = ("\r\n".join(headers) + "\r\n\r\n").encode() + raw
     for attempt in range(3):
+        if attempt:
+            await asyncio.sleep(st.cfg["callback_retry_ms"] / 1000 * 2 ** (attempt - 1))
+        writer = None
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(url.hostname, url.port or 80), 15)
             writer.write(req)
             await writer.drain()
             status = await asyncio.wait_for(reader.readline(), 15)
-            writer.close()
             parts = status.split()
-            if len(parts) >= 2 and parts[1].startswith(b"2"):
+            if len(parts) >= 2 and parts[1] == b"200":
                 st.stats["callbacks_sent"] += 1
                 return
         except (OSError, asyncio.TimeoutError):
             pass
-        await asyncio.sleep(0.2 * (attempt + 1))
+        finally:
+            if writer:
+                writer.close()
+        st.stats["callbacks_not_200"] += 1
     st.stats["callbacks_failed"] += 1
 
 
@@ -365,7 +378,8 @@ def config_error(upd):
     if "create_http500_rate" in upd and not (number(upd["create_http500_rate"]) and
                                              upd["create_http500_rate"] <= 1):
         return "create_http500_rate must be a number from 0 to 1"
-    for k in ("fail_next_file_http500", "big_file_bytes"):
+    for k in ("fail_next_file_http500", "big_file_bytes", "drop_next_create",
+              "callback_retry_ms"):
         if k in upd and not (number(upd[k]) and int(upd[k]) == upd[k]):
             return f"{k} must be an integer >= 0"
     if "task_id_style" in upd and upd["task_id_style"] not in ("plain", "slash", "long"):
@@ -425,6 +439,12 @@ class Handler:
             status, obj = self.api(method, path, query, body)
             return 200, "application/json", b'{"code":200,"data":'
         status, obj = self.api(method, path, query, body)
+        if (path == "/api/v1/jobs/createTask" and st.cfg["drop_next_create"] and
+                status == 200 and obj.get("code") == 200):
+            # the task exists (and is charged); the answer never leaves
+            st.cfg["drop_next_create"] -= 1
+            st.stats["creates_dropped"] += 1
+            return None
         return status, "application/json", json.dumps(obj).encode()
 
     def api(self, method, path, query, body):
@@ -646,6 +666,9 @@ class HttpProtocol(asyncio.Protocol):
         no_length = False
         try:
             res = await self.handler.handle(method, target, headers, body)
+            if res is None:  # drop the connection without a byte of answer
+                self.transport.close()
+                return
             status, ctype, out = res[:3]
             no_length = len(res) > 3 and res[3] == "no-length"
         except Exception as e:  # a bug in the fake must not kill the server
