@@ -9,15 +9,17 @@
 
 #include <curl/curl.h>
 
+#include "client_addr.h"
 #include "rconn.h"
 #include "util.h"
 
 /* CFG_FILE: the value is a path; the file's content goes to the string at TARGET (a
  * secret). CFG_REDIS_URL: checked by rconn_parse_url; CFG_SENTINELS: a host:port list,
  * checked by rconn_addr_sentinels. CFG_LISTEN: "" or an address to listen on
- * (util_parse_listen_addr). CFG_PATH: a URL path, "/..." */
+ * (util_parse_listen_addr). CFG_PATH: a URL path, "/..." CFG_ADDRS: a list of addresses
+ * and CIDR blocks (client_addr_list_parse). */
 enum cfg_type { CFG_STR, CFG_INT, CFG_URL, CFG_ENUM, CFG_FILE, CFG_REDIS_URL, CFG_SENTINELS,
-		CFG_LISTEN, CFG_PATH };
+		CFG_LISTEN, CFG_PATH, CFG_ADDRS };
 
 #define CONFIG_PATH_MAX_BYTES 512
 
@@ -201,23 +203,47 @@ static const struct cfg_entry table[] = {
 	 "<prefix>:dead keeps at most this many entries (oldest dropped, counted)"},
 	{"http-addr", "KIE_HTTP_ADDR", CFG_LISTEN, "", 0, 0, NULL, S(http_addr), 0,
 	 "serve KIE's callbacks on this address: host:port, [v6]:port or :port (every IPv4 "
-	 "interface); \"\" = no HTTP server"},
+	 "interface); \"\" = no callback endpoint"},
+	{"ops-addr", "KIE_OPS_ADDR", CFG_LISTEN, "", 0, 0, NULL, S(ops_addr), 0,
+	 "serve the operator routes (/metrics, /healthz, /readyz, /admin/) on this address "
+	 "instead of KIE_HTTP_ADDR, which then serves the callback path only (the production "
+	 "setting: a private address); same forms as KIE_HTTP_ADDR"},
 	{"callback-path", "KIE_CALLBACK_PATH", CFG_PATH, "/api/kie/callback", 0, 0, NULL,
 	 S(callback_path), 0, "the path KIE POSTs callbacks to (other paths answer 404)"},
 	{"admin-page", "KIE_ADMIN_PAGE", CFG_ENUM, "off", 0, 0, "off|on", S(admin_page), 0,
-	 "serve the operator's web page and its JSON API under /admin/ on KIE_HTTP_ADDR "
-	 "(it shows job data: keep it on a private network)"},
+	 "serve the operator's web page and its JSON API under /admin/ on KIE_OPS_ADDR (or "
+	 "KIE_HTTP_ADDR when that is unset; it shows job data: keep it on a private network)"},
+	{"admin-hosts", "KIE_ADMIN_HOSTS", CFG_STR, "", 0, 0, NULL, S(admin_hosts), 0,
+	 "Host headers /admin/ answers (comma list of host or host:port, compared whole; "
+	 "others get 421) and the Origins its actions accept (http:// or https:// and one of "
+	 "them); \"\" = the listen address with and without its port, and localhost, "
+	 "127.0.0.1 and [::1] with the port"},
 	{"admin-token", "KIE_ADMIN_TOKEN", CFG_STR, "", 0, 0, NULL, S(admin_token), 1,
 	 "operator token: the web page's actions (retry, purge, pause) need it; \"\" = read-only"},
 	{NULL, "KIE_ADMIN_TOKEN_FILE", CFG_FILE, "", TARGET(admin_token), NULL,
 	 S(admin_token_file), 0, "file holding KIE_ADMIN_TOKEN (one trailing newline stripped)"},
 	{"http-body-max", "KIE_HTTP_BODY_MAX", CFG_INT, "65536", 1024, 1048576, NULL,
 	 S(http_body_max), 0, "largest callback body accepted (larger: 413)"},
-	{"http-max-connections", "KIE_HTTP_MAX_CONNECTIONS", CFG_INT, "64", 1, 10000, NULL,
-	 S(http_max_connections), 0, "HTTP connections open at once (more are closed at once)"},
+	{"http-max-connections", "KIE_HTTP_MAX_CONNECTIONS", CFG_INT, "256", 1, 10000, NULL,
+	 S(http_max_connections), 0, "callback listener: connections open at once (more wait "
+	 "in the listen backlog)"},
+	{"http-max-per-address", "KIE_HTTP_MAX_PER_ADDRESS", CFG_INT, "8", 1, 10000, NULL,
+	 S(http_max_per_address), 0, "callback listener: connections from one client address "
+	 "(more are closed at once), and requests from one client behind a trusted proxy "
+	 "(more answer 429)"},
+	{"http-trusted-proxies", "KIE_HTTP_TRUSTED_PROXIES", CFG_ADDRS, "", 0, 0, NULL,
+	 S(http_trusted_proxies), 0, "reverse proxies in front of the callback listener "
+	 "(comma list of addresses and CIDR blocks): their connections are not limited per "
+	 "address; the client is the rightmost X-Forwarded-For entry not itself a proxy"},
 	{"http-conn-timeout-s", "KIE_HTTP_CONN_TIMEOUT_S", CFG_INT, "10", 1, 600, NULL,
-	 S(http_conn_timeout_s), 0,
-	 "an idle HTTP connection is closed after this long; a body must arrive within it"},
+	 S(http_conn_timeout_s), 0, "an HTTP connection idle this long is closed"},
+	{"http-request-timeout-ms", "KIE_HTTP_REQUEST_TIMEOUT_MS", CFG_INT, "10000", 100,
+	 600000, NULL, S(http_request_timeout_ms), 0, "a request must be answered this long "
+	 "after its connection opened or its previous request was answered (headers and body "
+	 "included, however slowly they trickle), else the connection is closed"},
+	{"callbacks-max", "KIE_CALLBACKS_MAX", CFG_INT, "100000", 1, 100000000, NULL,
+	 S(callbacks_max), 0, "<prefix>:callbacks holds at most this many entries: at the "
+	 "cap the endpoint answers 503 (KIE tries again) and counts callbacks_dropped"},
 	{"webhook-window-s", "KIE_WEBHOOK_WINDOW_S", CFG_INT, "300", 1, 86400, NULL,
 	 S(webhook_window_s), 0, "signed callbacks: largest allowed clock skew of "
 	 "X-Webhook-Timestamp"},
@@ -398,6 +424,17 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 			}
 		}
 		break;
+	case CFG_ADDRS: {
+		struct client_addr_list *l = util_xcalloc(1, sizeof(*l));
+		char why[256];
+		int rc = client_addr_list_parse(value, l, why, sizeof(why));
+		free(l);
+		if (rc != 0) {
+			snprintf(err, errlen, "%s: %s", e->env, why);
+			return -1;
+		}
+		break;
+	}
 	case CFG_PATH:
 		if (!path_ok(value)) {
 			snprintf(err, errlen, "%s: \"%.64s\" is not a URL path (it starts with '/', "

@@ -85,13 +85,19 @@ struct config {
 	long dead_max;
 	/* the callback endpoint (worker/http_server.c) */
 	char *http_addr;         /* "" = off; else util_parse_listen_addr's forms */
+	char *ops_addr;          /* "" = the operator routes stay on http_addr; same forms */
 	char *callback_path;
 	char *admin_page;        /* off | on: /admin/ (worker/web.c) */
+	char *admin_hosts;       /* "" = the default list (web.c); else host[:port],... */
 	char *admin_token;       /* secret; "" = the page is read-only */
 	char *admin_token_file;
 	long http_body_max;
 	long http_max_connections;
 	long http_conn_timeout_s;
+	long http_request_timeout_ms;
+	long http_max_per_address;
+	char *http_trusted_proxies; /* client_addr_list_parse's forms; "" = none */
+	long callbacks_max;
 	long webhook_window_s;
 	/* logs */
 	char *log_level;

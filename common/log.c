@@ -27,6 +27,20 @@ const char *log_level_str(enum log_level level)
 	return level_names[level];
 }
 
+int log_every_take(struct log_every *e, unsigned long *quiet)
+{
+	long long now = (long long)util_monotonic_ms();
+	long long next = atomic_load(&e->next_ms);
+
+	if (now < next || !atomic_compare_exchange_strong(&e->next_ms, &next,
+							  now + e->interval_ms)) {
+		atomic_fetch_add(&e->quiet, 1);
+		return 0;
+	}
+	*quiet = atomic_exchange(&e->quiet, 0);
+	return 1;
+}
+
 int log_level_parse(const char *s, enum log_level *out)
 {
 	for (int i = 0; i <= LOG_ERROR; i++) {

@@ -2,6 +2,8 @@
 #ifndef KIE_LOG_H
 #define KIE_LOG_H
 
+#include <stdatomic.h>
+
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 
@@ -27,5 +29,19 @@ void log_emit(enum log_level level, const char *job_id, const char *task_id,
 #define log_info(job, task, ...) LOG_AT(LOG_INFO, job, task, __VA_ARGS__)
 #define log_warn(job, task, ...) LOG_AT(LOG_WARN, job, task, __VA_ARGS__)
 #define log_error(job, task, ...) LOG_AT(LOG_ERROR, job, task, __VA_ARGS__)
+
+/* A line for an event that may come thousands of times a second (a refused request):
+ * at most one every interval_ms; the others are counted, and the next line written says
+ * how many were not. Lock-free; a static one is set up with LOG_EVERY_INIT(ms). */
+struct log_every {
+	atomic_llong next_ms; /* monotonic: the next line may be written from then on */
+	atomic_ulong quiet;   /* events not written since the last line */
+	long interval_ms;
+};
+#define LOG_EVERY_INIT(ms) {0, 0, (ms)}
+
+/* 1: write a line now, *quiet = how many were not written since the last one; 0: this
+ * one is counted instead. */
+int log_every_take(struct log_every *e, unsigned long *quiet);
 
 #endif

@@ -29,7 +29,9 @@ static const char *const dead_names[] = {"parse", "prompt", "kie", "duplicate", 
 #define NDEAD ((int)(sizeof(dead_names) / sizeof(dead_names[0])))
 static const char *const cb_names[METRICS_CB_N] = {
 	"verified", "unverified", "bad_signature", "missing_signature", "bad_body",
-	"bad_job_id", "too_large", "too_slow", "redis_unavailable"};
+	"bad_job_id", "too_large", "redis_unavailable", "list_full", "replayed"};
+static const char *const http_names[METRICS_HTTP_N] = {"per_address", "per_client",
+							"deadline"};
 static const char *const cbh_names[METRICS_CBH_N] = {
 	"finalized", "already_final", "progress", "unknown_task", "job_mismatch", "no_job",
 	"malformed", "retry", "finalize_failed", "to_copies"};
@@ -59,6 +61,7 @@ static struct {
 	atomic_ulong dead[NDEAD];
 	atomic_ulong recoveries;
 	atomic_ulong callbacks[METRICS_CB_N];
+	atomic_ulong http_refused[METRICS_HTTP_N];
 	atomic_ulong cb_handled[METRICS_CBH_N];
 	atomic_ulong copies[METRICS_COPY_N];
 	atomic_ulong lim_waits[METRICS_LIM_N];
@@ -173,6 +176,12 @@ void metrics_callback(enum metrics_callback r)
 		inc(&M.callbacks[r]);
 }
 
+void metrics_http_refused(enum metrics_http_refusal r)
+{
+	if ((unsigned)r < METRICS_HTTP_N)
+		inc(&M.http_refused[r]);
+}
+
 void metrics_callback_handled(enum metrics_cb_handled r)
 {
 	if ((unsigned)r < METRICS_CBH_N)
@@ -248,6 +257,8 @@ void metrics_reset(void)
 		atomic_store(&M.dead[i], 0);
 	for (int i = 0; i < METRICS_CB_N; i++)
 		atomic_store(&M.callbacks[i], 0);
+	for (int i = 0; i < METRICS_HTTP_N; i++)
+		atomic_store(&M.http_refused[i], 0);
 	for (int i = 0; i < METRICS_CBH_N; i++)
 		atomic_store(&M.cb_handled[i], 0);
 	for (int i = 0; i < METRICS_COPY_N; i++)
@@ -387,6 +398,9 @@ static void render_counters(struct out *o)
 	put(o, "kie_recoveries_total %lu\n", get(&M.recoveries));
 	counters1(o, "kie_callbacks_total", "POSTs to the callback path by what the endpoint "
 		  "did with them.", "result", cb_names, M.callbacks, METRICS_CB_N);
+	counters1(o, "kie_http_refused_total", "Connections and requests the HTTP server "
+		  "refused before any route, by reason.", "reason", http_names, M.http_refused,
+		  METRICS_HTTP_N);
 	counters1(o, "kie_callbacks_handled_total", "Entries of the callbacks list by what this "
 		  "worker's consumer did with them.", "result", cbh_names, M.cb_handled,
 		  METRICS_CBH_N);

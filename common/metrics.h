@@ -40,10 +40,20 @@ enum metrics_callback {
 	METRICS_CB_NO_SIGNATURE,   /* 401: a key is set and the headers are missing */
 	METRICS_CB_BAD_BODY,       /* 400: not strict JSON, or no task id */
 	METRICS_CB_BAD_JOB_ID,     /* 400: jobId repeated or invalid */
-	METRICS_CB_TOO_LARGE,      /* 413, or the connection closed for a body over the cap */
-	METRICS_CB_TOO_SLOW,       /* body not complete within KIE_HTTP_CONN_TIMEOUT_S */
+	METRICS_CB_TOO_LARGE,      /* 413: a body over KIE_HTTP_BODY_MAX */
 	METRICS_CB_UNAVAILABLE,    /* 503: Redis did not take it */
+	METRICS_CB_LIST_FULL,      /* 503: <p>:callbacks holds KIE_CALLBACKS_MAX entries */
+	METRICS_CB_REPLAYED,       /* 200, not pushed: a signed task + timestamp seen already */
 	METRICS_CB_N
+};
+
+/* kie_http_refused_total{reason}: what the HTTP server refused before any route */
+enum metrics_http_refusal {
+	METRICS_HTTP_PER_ADDRESS = 0, /* a connection over KIE_HTTP_MAX_PER_ADDRESS: closed */
+	METRICS_HTTP_PER_CLIENT,      /* 429: a client behind a proxy over the same limit */
+	METRICS_HTTP_DEADLINE,        /* a connection whose request was not answered within
+				       * KIE_HTTP_REQUEST_TIMEOUT_MS: closed */
+	METRICS_HTTP_N
 };
 
 /* kie_callbacks_handled_total{result}: what the consumer of <p>:callbacks did */
@@ -122,6 +132,7 @@ void metrics_dead_letter(const char *source, const char *type);
 /* n jobs taken back from dead workers. */
 void metrics_recoveries(long n);
 void metrics_callback(enum metrics_callback r);
+void metrics_http_refused(enum metrics_http_refusal r);
 void metrics_callback_handled(enum metrics_cb_handled r);
 /* One result copy's outcome (issue 11 item 1 calls it). */
 void metrics_copy(enum metrics_copy_outcome o);

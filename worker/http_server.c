@@ -1,14 +1,14 @@
-/* http_server.c — the callback endpoint of http_server.h, on libmicrohttpd. */
+/* http_server.c — the listeners, limits, deadline and routing of http_server.h. */
 #include "http_server.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,421 +16,334 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <cjson/cJSON.h>
 #include <microhttpd.h>
 
-#include "job.h"
-#include "json_strict.h"
-#include "kie_client.h"
+#include "callback_endpoint.h"
+#include "client_addr.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
-#include "lua_scripts.h"
 #include "util.h"
 #include "web.h"
 
 #define LISTEN_BACKLOG SOMAXCONN /* connections past the limit wait here for a slot */
-#define LOG_EVERY_MS 1000    /* at most one refusal line a second; the rest are counted */
-#define FLUSH_EVERY_MS 1000  /* refusal counts go to <p>:stats at most once a second ... */
-#define FLUSH_WAIT_MS 250    /* ... and wait at most this long for Redis */
-#define SHOWN_MAX 128        /* bytes of a task id or path quoted in a log line */
+#define XFF_LINES_MAX 16         /* X-Forwarded-For header lines read */
 
-/* The one Redis step of the endpoint is common/lua/callback_push.lua: push an entry and
- * count, atomically. */
+struct http_server;
 
-struct http_server {
-	const struct config *cfg;
+/* One listening address, one MHD daemon. */
+struct listener {
+	struct http_server *s;
 	struct MHD_Daemon *d;
-	struct web *web;           /* the operator page (KIE_ADMIN_PAGE=on), else NULL */
-	char key_callbacks[160];
-	char key_stats[160];
-	/* one Redis connection; MHD's pool threads take turns (pthread_mutex_timedlock, so a
-	 * request waits for the lock and Redis together at most HTTP_SERVER_REDIS_WAIT_MS) */
-	pthread_mutex_t redis_lock;
-	struct rconn rc;
-	int64_t next_flush_ms;     /* under redis_lock */
-	int64_t next_err_log_ms;   /* under redis_lock */
-	atomic_long refused_pending; /* refusals not yet added to <p>:stats callbacks_refused */
-	pthread_mutex_t log_lock;
-	struct metrics_http *routes; /* /metrics, /healthz, /readyz (metrics_http.h) */
-	int64_t next_log_ms;       /* under log_lock */
-	unsigned long log_quiet;   /* under log_lock: refusals not logged since the last line */
+	const char *var;           /* "KIE_HTTP_ADDR" or "KIE_OPS_ADDR" */
+	const char *addr;          /* its value */
+	int callbacks;             /* serves the callback path; clients limited per address */
+	int ops;                   /* serves the operator routes */
 };
 
-/* What one callback request carries between MHD's calls (its con_cls). */
+/* One open connection (MHD's socket context), from its STARTED notification to its
+ * CLOSED one; on s->conns under s->lock. */
+struct conn {
+	struct conn *prev, *next;
+	int fd;
+	struct client_addr peer;
+	int per_address;           /* counted in s->per_peer */
+	int64_t deadline_ms;       /* monotonic: its request must be answered by then */
+	int reaped;                /* shut down (deadline, or over the per-address limit) */
+};
+
+enum route { ROUTE_ANSWERED = 0, ROUTE_CALLBACK, ROUTE_WEB };
+
+/* One request (MHD's con_cls), from its headers to its completion. */
 struct request {
-	int64_t started_ms;        /* monotonic: when its headers were in */
-	int has_job;
-	char job_id[JOB_ID_MAX + 1];
-	struct dbuf body;          /* capped at KIE_HTTP_BODY_MAX */
-	int is_web;                /* one of the operator page's requests (web.c) */
+	enum route route;
+	int per_client;            /* client counted in s->per_client (behind a proxy) */
+	struct client_addr client;
+	char client_str[2 * CLIENT_ADDR_STRLEN + 8]; /* "a", or "a via proxy" */
+	struct callback_request *cb;
 	struct web_request *web;
 };
 
-/* A copy of s fit for a log line: valid UTF-8, at most SHOWN_MAX bytes (whole
- * characters), control bytes as '?'. */
-static const char *shown(const char *s, char out[SHOWN_MAX + 1])
+struct http_server {
+	const struct config *cfg;
+	struct listener listeners[2];
+	int nlisteners;
+	struct callback_endpoint *cb; /* the callback path (KIE_HTTP_ADDR), else NULL */
+	struct web *web;           /* the operator page (KIE_ADMIN_PAGE=on), else NULL */
+	struct metrics_http *routes; /* /metrics, /healthz, /readyz */
+	struct client_addr_list trusted; /* KIE_HTTP_TRUSTED_PROXIES */
+	pthread_mutex_t lock;      /* conns, per_peer, per_client */
+	struct conn *conns;
+	struct client_addr_counts *per_peer;   /* open connections per direct client */
+	struct client_addr_counts *per_client; /* requests per client behind a proxy */
+	/* the reaper: shuts down connections past their deadline */
+	pthread_t reaper;
+	int reaper_started;
+	pthread_mutex_t reaper_mu;
+	pthread_cond_t reaper_cv;  /* on CLOCK_MONOTONIC */
+	int reaper_stop;           /* under reaper_mu */
+	struct log_every log_per_address, log_deadline;
+};
+
+static int64_t request_deadline(const struct http_server *s)
 {
-	util_strlcpy(out, s ? s : "", SHOWN_MAX + 1);
-	util_utf8_sanitize(out);
-	util_utf8_cut(out, SHOWN_MAX);
-	for (unsigned char *p = (unsigned char *)out; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return out;
+	return util_monotonic_ms() + s->cfg->http_request_timeout_ms;
 }
 
-static void client_ip(struct MHD_Connection *c, char *out, size_t outlen)
+/* ---- limits per address, at accept and at STARTED/CLOSED ---- */
+
+static void log_per_address(struct http_server *s, const struct client_addr *a)
 {
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-
-	util_strlcpy(out, "?", outlen);
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-			  (socklen_t)outlen);
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-			  out, (socklen_t)outlen);
-}
-
-/* Queues {"code":status,"msg":msg} with Content-Type application/json (and Allow: POST
- * for a 405). MHD_NO (the connection is closed) when memory runs out. */
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *msg)
-{
-	cJSON *o = cJSON_CreateObject();
-	char *text = NULL;
-	struct MHD_Response *r = NULL;
-	enum MHD_Result rc = MHD_NO;
-
-	if (!o || !cJSON_AddNumberToObject(o, "code", status) ||
-	    !cJSON_AddStringToObject(o, "msg", msg))
-		goto out;
-	text = cJSON_PrintUnformatted(o);
-	if (!text)
-		goto out;
-	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_COPY);
-	if (!r || MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-					  "application/json") != MHD_YES)
-		goto out;
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED &&
-	    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST") != MHD_YES)
-		goto out;
-	rc = MHD_queue_response(c, status, r);
-out:
-	if (r)
-		MHD_destroy_response(r);
-	cJSON_free(text);
-	cJSON_Delete(o);
-	return rc;
-}
-
-/* One warn line per refused or failed request, at most one a second; the lines not
- * written are counted and the next line says how many. Never the key or the signature. */
-static void log_refusal(struct http_server *s, struct MHD_Connection *c, unsigned status,
-			const char *why, const char *job, const char *task)
-{
-	int64_t now = util_monotonic_ms();
 	unsigned long quiet = 0;
-	int now_log = 0;
-	char ip[INET6_ADDRSTRLEN + 1], t[SHOWN_MAX + 1];
+	char ip[CLIENT_ADDR_STRLEN];
 
-	pthread_mutex_lock(&s->log_lock);
-	if (now >= s->next_log_ms) {
-		now_log = 1;
-		quiet = s->log_quiet;
-		s->log_quiet = 0;
-		s->next_log_ms = now + LOG_EVERY_MS;
-	} else {
-		s->log_quiet++;
-	}
-	pthread_mutex_unlock(&s->log_lock);
-	if (!now_log || LOG_WARN < log_active_level)
+	metrics_http_refused(METRICS_HTTP_PER_ADDRESS);
+	if (LOG_WARN < log_active_level || !log_every_take(&s->log_per_address, &quiet))
 		return;
-	client_ip(c, ip, sizeof(ip));
-	if (quiet)
-		log_warn(job, task ? shown(task, t) : NULL, "callback endpoint: %u %s (from %s; "
-			 "%lu more refused since the last such line)", status, why, ip, quiet);
-	else
-		log_warn(job, task ? shown(task, t) : NULL, "callback endpoint: %u %s (from %s)",
-			 status, why, ip);
+	log_warn(NULL, NULL, "HTTP: a connection from %s closed at once: that address holds "
+		 "KIE_HTTP_MAX_PER_ADDRESS (%ld) connections already%s", client_addr_str(a, ip,
+		 sizeof(ip)), s->cfg->http_max_per_address, quiet ? " (and more since the last "
+		 "such line)" : "");
 }
 
-/* Sets the connection's timeouts so that a connect or a command ends by deadline. */
-static void redis_timeouts(struct http_server *s, int64_t deadline)
+/* MHD's accept policy: a direct client holding KIE_HTTP_MAX_PER_ADDRESS connections
+ * already gets no more (the socket is closed, nothing is answered). The count itself is
+ * kept at STARTED and CLOSED, which MHD always pairs (daemon.c:2811 and :2898/:3799);
+ * two threads accepting at once may both pass here, so STARTED checks again. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len)
 {
-	int64_t left = deadline - util_monotonic_ms();
-	if (left < 100)
-		left = 100;
-	if (left > 1000)
-		left = 1000;
-	s->rc.timeout_ms = (long)left;
-	s->rc.deadline_ms = deadline;
-	if (s->rc.c && !s->rc.c->err) {
-		struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
-		redisSetTimeout(s->rc.c, tv);
-	}
-}
-
-/* Runs callback_push.lua with entry (NULL: count only) and refused; the caller holds redis_lock.
- * Returns 0, -1 when Redis could not be reached by deadline, -2 when it answered with
- * an error (logged at most once per 10 s). */
-static int run_push(struct http_server *s, const char *entry, long refused, int64_t deadline)
-{
-	char max[24], ref[24];
-	const char *keys[2], *args[3];
-	redisReply *rep;
-	int rc = 0;
-
-	snprintf(max, sizeof(max), "%d", HTTP_SERVER_CALLBACKS_MAX);
-	snprintf(ref, sizeof(ref), "%ld", refused);
-	keys[0] = s->key_callbacks; keys[1] = s->key_stats;
-	args[0] = entry ? entry : ""; args[1] = max; args[2] = ref;
-	redis_timeouts(s, deadline);
-	/* a command whose reply was lost with the connection is sent again: the entry may
-	 * then be pushed twice, which the consumer handles as any duplicate callback */
-	rep = script_run(&s->rc, &lua_callback_push, 1, 2, keys, 3, args, NULL);
-	if (!rep)
-		return -1;
-	if (rep->type == REDIS_REPLY_ERROR) {
-		int64_t now = util_monotonic_ms();
-		if (now >= s->next_err_log_ms) {
-			log_error(NULL, NULL, "callback endpoint: Redis refused the push: %s", rep->str);
-			s->next_err_log_ms = now + 10000;
-		}
-		rc = -2;
-	}
-	freeReplyObject(rep);
-	return rc;
-}
-
-/* Adds the refusals counted so far to <p>:stats, at most once a second, when the
- * connection is free; waits for Redis at most FLUSH_WAIT_MS (what is not added stays
- * pending: the next accepted push or the stop carries it). */
-static void flush_refusals(struct http_server *s)
-{
-	int64_t now = util_monotonic_ms();
+	struct listener *l = cls;
+	struct http_server *s = l->s;
+	struct client_addr a;
 	long n;
 
-	if (pthread_mutex_trylock(&s->redis_lock) != 0)
-		return;
-	if (now >= s->next_flush_ms && atomic_load(&s->refused_pending) > 0) {
-		s->next_flush_ms = now + FLUSH_EVERY_MS;
-		n = atomic_exchange(&s->refused_pending, 0);
-		if (run_push(s, NULL, n, now + FLUSH_WAIT_MS) != 0)
-			atomic_fetch_add(&s->refused_pending, n);
-	}
-	pthread_mutex_unlock(&s->redis_lock);
-}
-
-/* Refuses a request: answers status {"code","msg":why}, logs it (rate-limited) and, for
- * a callback (a POST to the path), counts it in callbacks_refused. */
-static enum MHD_Result refuse(struct http_server *s, struct MHD_Connection *c, unsigned status,
-			      const char *why, const char *job, const char *task, int counted)
-{
-	enum MHD_Result rc = reply(c, status, why);
-	log_refusal(s, c, status, why, job, task);
-	if (counted) {
-		atomic_fetch_add(&s->refused_pending, 1);
-		flush_refusals(s);
-	}
-	return rc;
-}
-
-/* Refuses a callback whose body is still coming: MHD cannot answer in the middle of an
- * upload, so the connection is closed (a body announced by Content-Length is refused
- * before it is read, with a 413). */
-static enum MHD_Result drop(struct http_server *s, struct MHD_Connection *c, unsigned status,
-			    const char *why, const struct request *q)
-{
-	log_refusal(s, c, status, why, q->has_job ? q->job_id : NULL, NULL);
-	atomic_fetch_add(&s->refused_pending, 1);
-	flush_refusals(s);
+	(void)len;
+	if (!l->callbacks || client_addr_from_sockaddr(sa, &a) != 0 ||
+	    client_addr_list_has(&s->trusted, &a))
+		return MHD_YES;
+	pthread_mutex_lock(&s->lock);
+	n = client_addr_counts_get(s->per_peer, &a);
+	pthread_mutex_unlock(&s->lock);
+	if (n < s->cfg->http_max_per_address)
+		return MHD_YES;
+	log_per_address(s, &a);
 	return MHD_NO;
 }
 
-/* Pushes entry; 0, or -1 when Redis did not take it within HTTP_SERVER_REDIS_WAIT_MS. */
-static int push(struct http_server *s, const char *entry)
+/* MHD's connection notifications. STARTED: the connection joins s->conns with its
+ * deadline (and its address's count); CLOSED: it leaves them. libmicrohttpd 0.9.75 sends
+ * CLOSED before it closes the socket, on both paths that close a started connection
+ * (daemon.c:3799 notifies, :3845 closes, in MHD_cleanup_connections; :2898 notifies,
+ * :2927 closes, when adding it fails after STARTED): so while a conn is on the list,
+ * under s->lock, its fd is that connection's socket and no reused descriptor. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
 {
-	int64_t deadline = util_monotonic_ms() + HTTP_SERVER_REDIS_WAIT_MS;
-	struct timespec until;
-	long refused;
-	int rc;
+	struct listener *l = cls;
+	struct http_server *s = l->s;
+	struct conn *k;
+	int over = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += HTTP_SERVER_REDIS_WAIT_MS / 1000;
-	until.tv_nsec += (HTTP_SERVER_REDIS_WAIT_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	if (pthread_mutex_timedlock(&s->redis_lock, &until) != 0)
-		return -1; /* the connection is stuck on a Redis that does not answer */
-	refused = atomic_exchange(&s->refused_pending, 0);
-	rc = run_push(s, entry, refused, deadline);
-	if (rc != 0)
-		atomic_fetch_add(&s->refused_pending, refused);
-	pthread_mutex_unlock(&s->redis_lock);
-	return rc;
-}
-
-/* The entry docs/protocol.md section 9 describes. Returns a new string (cJSON_free) or
- * NULL when memory runs out. body is valid UTF-8 without NUL (json_strict_check). */
-static char *entry_json(const char *job_id, const char *task_id, int verified,
-			int64_t received_ms, const char *body)
-{
-	cJSON *o = cJSON_CreateObject();
-	char *text = NULL;
-
-	if (o && cJSON_AddNumberToObject(o, "v", 1) &&
-	    (job_id ? cJSON_AddStringToObject(o, "jobId", job_id)
-		    : cJSON_AddNullToObject(o, "jobId")) &&
-	    cJSON_AddStringToObject(o, "taskId", task_id) &&
-	    cJSON_AddBoolToObject(o, "verified", verified) &&
-	    cJSON_AddNumberToObject(o, "receivedAt", (double)received_ms) &&
-	    cJSON_AddStringToObject(o, "body", body))
-		text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return text;
-}
-
-/* The whole body is in: check it, verify it, push it, answer. */
-static enum MHD_Result on_body(struct http_server *s, struct MHD_Connection *c,
-			       struct request *q)
-{
-	const struct config *cfg = s->cfg;
-	const char *body = q->body.data ? q->body.data : "";
-	const char *job = q->has_job ? q->job_id : NULL;
-	size_t len = q->body.len;
-	struct kie_result res;
-	struct kie_error kerr;
-	char why[512], detail[400], t[SHOWN_MAX + 1];
-	char *entry = NULL;
-	int verified = 0;
-	enum MHD_Result rc;
-
-	memset(&res, 0, sizeof(res));
-	/* strict first: the body goes into the entry byte for byte as a JSON string, which
-	 * needs valid UTF-8 without NUL, and the consumer must read the task id we read (two
-	 * "taskId" members would let two parsers disagree) */
-	if (json_strict_check(body, len, NULL, detail, sizeof(detail)) != 0) {
-		metrics_callback(METRICS_CB_BAD_BODY);
-		snprintf(why, sizeof(why), "callback body is not strict JSON: %s", detail);
-		return refuse(s, c, MHD_HTTP_BAD_REQUEST, why, job, NULL, 1);
-	}
-	if (kie_parse_callback(body, len, &res, &kerr) != 0) {
-		metrics_callback(METRICS_CB_BAD_BODY);
-		return refuse(s, c, MHD_HTTP_BAD_REQUEST, kerr.message, job, NULL, 1);
-	}
-	if (*cfg->webhook_hmac_key) {
-		const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-							     "X-Webhook-Timestamp");
-		const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-							      "X-Webhook-Signature");
-		if (kie_webhook_verify(cfg->webhook_hmac_key, res.task_id, ts, sig,
-				       util_now_ms() / 1000, cfg->webhook_window_s, why,
-				       sizeof(why)) != 0) {
-			metrics_callback(METRICS_CB_BAD_SIGNATURE);
-			rc = refuse(s, c, MHD_HTTP_UNAUTHORIZED, why, job, res.task_id, 1);
-			goto out;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fd =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ad =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		k = util_xcalloc(1, sizeof(*k));
+		k->fd = fd ? fd->connect_fd : -1;
+		client_addr_from_sockaddr(ad ? ad->client_addr : NULL, &k->peer);
+		k->deadline_ms = request_deadline(s);
+		pthread_mutex_lock(&s->lock);
+		k->next = s->conns;
+		if (s->conns)
+			s->conns->prev = k;
+		s->conns = k;
+		if (l->callbacks && !client_addr_list_has(&s->trusted, &k->peer)) {
+			k->per_address = 1;
+			over = client_addr_counts_add(s->per_peer, &k->peer, 1) >
+			       s->cfg->http_max_per_address;
+			if (over && k->fd >= 0) {
+				shutdown(k->fd, SHUT_RDWR); /* MHD sees the end and closes it */
+				k->reaped = 1;
+			}
 		}
-		verified = 1;
+		pthread_mutex_unlock(&s->lock);
+		if (over)
+			log_per_address(s, &k->peer);
+		*socket_context = k;
+		return;
 	}
-	entry = entry_json(job, res.task_id, verified, util_now_ms(), body);
-	if (!entry) {
-		rc = MHD_NO;
-		goto out;
-	}
-	if (push(s, entry) != 0) {
-		metrics_callback(METRICS_CB_UNAVAILABLE);
-		log_refusal(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Redis did not take the callback "
-			    "(unreachable for 2 s, or it refused the push)", job, res.task_id);
-		rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "Redis is unavailable; try again");
-		goto out;
-	}
-	log_debug(job, shown(res.task_id, t), "callback accepted (%s, %zu bytes)",
-		  verified ? "signature verified" : "unverified: no KIE_WEBHOOK_HMAC_KEY", len);
-	metrics_callback(verified ? METRICS_CB_VERIFIED : METRICS_CB_UNVERIFIED);
-	rc = reply(c, MHD_HTTP_OK, "success");
-out:
-	cJSON_free(entry);
-	kie_result_free(&res);
-	return rc;
+	if (code != MHD_CONNECTION_NOTIFY_CLOSED || !(k = *socket_context))
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		s->conns = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	if (k->per_address)
+		client_addr_counts_add(s->per_peer, &k->peer, -1);
+	pthread_mutex_unlock(&s->lock);
+	*socket_context = NULL;
+	free(k);
 }
 
-struct job_args {
-	int n;
-	const char *value; /* the first one's, NULL for "?jobId" without '=' or for a value
-			    * with a NUL in it (%00: the C string would say less) */
+/* ---- the deadline ---- */
+
+/* Shuts down every connection past its deadline: its request (headers, body, answer)
+ * took longer than KIE_HTTP_REQUEST_TIMEOUT_MS, however steadily it trickled. */
+static void reap(struct http_server *s)
+{
+	int64_t now = util_monotonic_ms();
+	struct client_addr one;
+	unsigned long quiet = 0;
+	char ip[CLIENT_ADDR_STRLEN];
+	long n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct conn *k = s->conns; k; k = k->next) {
+		if (k->reaped || k->fd < 0 || now < k->deadline_ms)
+			continue;
+		/* k is on the list under the lock: k->fd is still its socket (on_connection) */
+		shutdown(k->fd, SHUT_RDWR);
+		k->reaped = 1;
+		one = k->peer;
+		n++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	for (long i = 0; i < n; i++)
+		metrics_http_refused(METRICS_HTTP_DEADLINE);
+	if (n && LOG_WARN >= log_active_level && log_every_take(&s->log_deadline, &quiet))
+		log_warn(NULL, NULL, "HTTP: closed %ld connection(s) (from %s%s) whose request was "
+			 "not answered within KIE_HTTP_REQUEST_TIMEOUT_MS (%ld ms)%s", n,
+			 client_addr_str(&one, ip, sizeof(ip)), n > 1 ? " and others" : "",
+			 s->cfg->http_request_timeout_ms, quiet ? "; more were since the last such "
+			 "line" : "");
+}
+
+static void *reaper_main(void *arg)
+{
+	struct http_server *s = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&s->reaper_mu);
+	while (!s->reaper_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += HTTP_SERVER_REAP_EVERY_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->reaper_cv, &s->reaper_mu, &until);
+		if (s->reaper_stop)
+			break;
+		pthread_mutex_unlock(&s->reaper_mu);
+		reap(s);
+		pthread_mutex_lock(&s->reaper_mu);
+	}
+	pthread_mutex_unlock(&s->reaper_mu);
+	return NULL;
+}
+
+/* ---- who the client is ---- */
+
+struct xff_lines {
+	size_t n;
+	const char *v[XFF_LINES_MAX];
 };
 
-static enum MHD_Result count_job_args(void *cls, enum MHD_ValueKind kind, const char *key,
-				      size_t key_size, const char *value, size_t value_size)
+static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
 {
-	struct job_args *a = cls;
-	if (key && key_size == 5 && memcmp(key, "jobId", 5) == 0 && a->n++ == 0)
-		a->value = value && strlen(value) == value_size ? value : NULL;
+	struct xff_lines *x = cls;
+	(void)kind;
+	if (key && value && strcasecmp(key, "X-Forwarded-For") == 0) {
+		if (x->n == XFF_LINES_MAX) { /* the last lines are the nearest: keep those */
+			memmove(x->v, x->v + 1, (XFF_LINES_MAX - 1) * sizeof(x->v[0]));
+			x->n--;
+		}
+		x->v[x->n++] = value;
+	}
 	return MHD_YES;
 }
 
-/* The headers are in: refuse what can be refused before reading a body, else set up the
- * request's state. */
-static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *c,
-				  const char *url, const char *method, void **con_cls)
+/* Fills q->client and q->client_str; 1 when the connection is a trusted proxy's on the
+ * callback listener (the client then comes from X-Forwarded-For, or is the proxy itself
+ * when that header is absent). */
+static int client_of(struct http_server *s, const struct listener *l, struct MHD_Connection *c,
+		     struct request *q)
 {
-	const struct config *cfg = s->cfg;
-	struct job_args ja = {0, NULL};
-	struct request *q;
-	const char *cl;
-	long long n;
-	char why[200], p[SHOWN_MAX + 1];
+	const union MHD_ConnectionInfo *ad =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct client_addr peer;
+	struct xff_lines x = {0, {NULL}};
+	char p[CLIENT_ADDR_STRLEN], a[CLIENT_ADDR_STRLEN];
 
-	if (strcmp(url, cfg->callback_path) != 0) {
-		/* the operator's routes; the callback path wins if it names one of them */
-		if (metrics_http_handles(url))
-			return metrics_http_serve(s->routes, c, url, method);
-		return refuse(s, c, MHD_HTTP_NOT_FOUND, "not found", NULL, NULL, 0);
+	if (client_addr_from_sockaddr(ad ? ad->client_addr : NULL, &peer) != 0) {
+		util_strlcpy(q->client_str, "?", sizeof(q->client_str));
+		return 0;
 	}
-	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
-		snprintf(why, sizeof(why), "method %s not allowed: POST only", shown(method, p));
-		return refuse(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, why, NULL, NULL, 0);
+	q->client = peer;
+	client_addr_str(&peer, p, sizeof(p));
+	if (!l->callbacks || !client_addr_list_has(&s->trusted, &peer)) {
+		util_strlcpy(q->client_str, p, sizeof(q->client_str));
+		return 0;
 	}
-	MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, count_job_args, &ja);
-	if (ja.n > 1) {
-		metrics_callback(METRICS_CB_BAD_JOB_ID);
-		return refuse(s, c, MHD_HTTP_BAD_REQUEST, "jobId is given more than once", NULL,
-			      NULL, 1);
+	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_xff, &x);
+	if (client_addr_forwarded(x.v, x.n, &s->trusted, &q->client))
+		snprintf(q->client_str, sizeof(q->client_str), "%s via %s",
+			 client_addr_str(&q->client, a, sizeof(a)), p);
+	else
+		snprintf(q->client_str, sizeof(q->client_str), "%s (a trusted proxy, no "
+			 "X-Forwarded-For)", p);
+	return 1;
+}
+
+/* ---- routing ---- */
+
+static enum MHD_Result not_found(struct http_server *s, const struct listener *l,
+				 struct MHD_Connection *c, const struct request *q)
+{
+	if (l->callbacks && s->cb)
+		return callback_endpoint_refuse(s->cb, c, q->client_str, MHD_HTTP_NOT_FOUND,
+						"not found", 0);
+	return callback_endpoint_reply(c, MHD_HTTP_NOT_FOUND, "not found", 0);
+}
+
+/* The headers are in: who the client is, its count behind a proxy, which route. */
+static enum MHD_Result on_headers(struct listener *l, struct MHD_Connection *c,
+				  const char *url, const char *method, struct request *q)
+{
+	struct http_server *s = l->s;
+	const struct config *cfg = s->cfg;
+	int is_callback = l->callbacks && strcmp(url, cfg->callback_path) == 0;
+	char why[200];
+
+	if (client_of(s, l, c, q)) {
+		long n;
+		pthread_mutex_lock(&s->lock);
+		n = client_addr_counts_add(s->per_client, &q->client, 1);
+		pthread_mutex_unlock(&s->lock);
+		q->per_client = 1;
+		if (n > cfg->http_max_per_address) {
+			metrics_http_refused(METRICS_HTTP_PER_CLIENT);
+			snprintf(why, sizeof(why), "too many requests at once from this client "
+				 "(KIE_HTTP_MAX_PER_ADDRESS is %ld); try again",
+				 cfg->http_max_per_address);
+			return s->cb ? callback_endpoint_refuse(s->cb, c, q->client_str, 429, why,
+								is_callback)
+				     : callback_endpoint_reply(c, 429, why, 0);
+		}
 	}
-	if (ja.n == 1 && (!ja.value || !job_id_valid(ja.value))) {
-		metrics_callback(METRICS_CB_BAD_JOB_ID);
-		return refuse(s, c, MHD_HTTP_BAD_REQUEST, "jobId is not a valid job id "
-			      "([A-Za-z0-9._:-], 1 to 128 bytes)", NULL, NULL, 1);
-	}
-	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && util_parse_ll(cl, &n) == 0 && n > cfg->http_body_max) {
-		snprintf(why, sizeof(why), "callback body of %lld bytes is over the %ld-byte limit",
-			 n, cfg->http_body_max);
-		metrics_callback(METRICS_CB_TOO_LARGE);
-		return refuse(s, c, MHD_HTTP_CONTENT_TOO_LARGE, why, ja.n ? ja.value : NULL, NULL, 1);
-	}
-	if (*cfg->webhook_hmac_key &&
-	    (!MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Webhook-Timestamp") ||
-	     !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Webhook-Signature"))) {
-		metrics_callback(METRICS_CB_NO_SIGNATURE);
-		return refuse(s, c, MHD_HTTP_UNAUTHORIZED, "missing X-Webhook-Timestamp or "
-			      "X-Webhook-Signature", ja.n ? ja.value : NULL, NULL, 1);
-	}
-	q = calloc(1, sizeof(*q));
-	if (!q)
-		return MHD_NO;
-	q->started_ms = util_monotonic_ms();
-	if (ja.n) {
-		q->has_job = 1;
-		util_strlcpy(q->job_id, ja.value, sizeof(q->job_id));
-	}
-	dbuf_init(&q->body, (size_t)cfg->http_body_max);
-	*con_cls = q;
+	if (is_callback && s->cb) /* the callback path wins if it names an operator route */
+		q->route = ROUTE_CALLBACK;
+	else if (l->ops && s->web && web_wants(url))
+		q->route = ROUTE_WEB;
+	else if (l->ops && metrics_http_handles(url))
+		return metrics_http_serve(s->routes, c, url, method);
+	else
+		return not_found(s, l, c, q);
 	return MHD_YES;
 }
 
@@ -438,54 +351,59 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
 {
-	struct http_server *s = cls;
+	struct listener *l = cls;
+	struct http_server *s = l->s;
 	struct request *q = *con_cls;
-	char why[160];
 
-	if (!q && s->web && strcmp(url, s->cfg->callback_path) != 0 && web_wants(url)) {
-		q = util_xcalloc(1, sizeof(*q));
-		q->is_web = 1;
-		*con_cls = q;
+	(void)version;
+	if (!q) { /* MHD's first call: the headers are in */
+		enum MHD_Result rc;
+		q = *con_cls = util_xcalloc(1, sizeof(*q));
+		rc = on_headers(l, c, url, method, q);
+		if (rc != MHD_YES || q->route == ROUTE_ANSWERED)
+			return rc;
 	}
-	if (q && q->is_web)
+	switch (q->route) {
+	case ROUTE_CALLBACK:
+		return callback_endpoint_on_request(s->cb, c, q->client_str, method, upload,
+						    upload_size, &q->cb);
+	case ROUTE_WEB:
 		return web_on_request(s->web, c, url, method, upload, upload_size, &q->web);
-	if (!q) {
-		enum MHD_Result rc = on_headers(s, c, url, method, con_cls);
-		q = *con_cls;
-		if (rc != MHD_YES || !q || *upload_size == 0)
-			return rc; /* MHD's first call carries no body: this is the usual way out */
+	case ROUTE_ANSWERED:
+		break;
 	}
-	if (*upload_size) {
-		if (util_monotonic_ms() - q->started_ms > s->cfg->http_conn_timeout_s * 1000) {
-			snprintf(why, sizeof(why), "callback body not received within %ld s "
-				 "(KIE_HTTP_CONN_TIMEOUT_S): connection closed",
-				 s->cfg->http_conn_timeout_s);
-			metrics_callback(METRICS_CB_TOO_SLOW);
-			return drop(s, c, MHD_HTTP_REQUEST_TIMEOUT, why, q);
-		}
-		if (dbuf_add(&q->body, upload, *upload_size) != 0) {
-			snprintf(why, sizeof(why), "callback body over the %ld-byte limit: "
-				 "connection closed", s->cfg->http_body_max);
-			metrics_callback(METRICS_CB_TOO_LARGE);
-			return drop(s, c, MHD_HTTP_CONTENT_TOO_LARGE, why, q);
-		}
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	return on_body(s, c, q);
+	*upload_size = 0; /* answered from the headers: a body is not read */
+	return MHD_YES;
 }
 
+/* A request is done (answered, or its connection closed): its counts go, and the
+ * connection's next request has KIE_HTTP_REQUEST_TIMEOUT_MS from now. */
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct listener *l = cls;
+	struct http_server *s = l->s;
 	struct request *q = *con_cls;
+	const union MHD_ConnectionInfo *sc =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *k = sc ? sc->socket_context : NULL;
+
+	(void)toe;
+	pthread_mutex_lock(&s->lock);
+	if (k) /* MHD reports a request done before its connection's CLOSED */
+		k->deadline_ms = request_deadline(s);
+	if (q && q->per_client)
+		client_addr_counts_add(s->per_client, &q->client, -1);
+	pthread_mutex_unlock(&s->lock);
 	if (q) {
+		callback_request_free(q->cb);
 		web_request_free(q->web);
-		dbuf_free(&q->body);
 		free(q);
 		*con_cls = NULL;
 	}
 }
+
+/* ---- start and stop ---- */
 
 /* libmicrohttpd's own messages, at debug only (MHD_USE_ERROR_LOG is off otherwise). */
 __attribute__((format(printf, 2, 0)))
@@ -494,6 +412,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	char msg[512];
 	size_t n;
 
+	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
@@ -501,9 +420,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug(NULL, NULL, "libmicrohttpd: %s", msg);
 }
 
-/* A listening socket on a; -1 with err naming KIE_HTTP_ADDR. */
-static int listen_on(const struct util_listen_addr *a, const char *shown_addr, char *err,
-		     size_t errlen)
+/* A listening socket on a; -1 with err naming var. */
+static int listen_on(const struct util_listen_addr *a, const char *var, const char *shown_addr,
+		     char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -525,7 +444,7 @@ static int listen_on(const struct util_listen_addr *a, const char *shown_addr, c
 	}
 	fd = socket(a->ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
-		snprintf(err, errlen, "KIE_HTTP_ADDR: cannot listen on %s: %s", shown_addr,
+		snprintf(err, errlen, "%s: cannot listen on %s: %s", var, shown_addr,
 			 strerror(errno));
 		return -1;
 	}
@@ -533,7 +452,7 @@ static int listen_on(const struct util_listen_addr *a, const char *shown_addr, c
 	if (a->ipv6) /* [::]:port is IPv6 only, whatever net.ipv6.bindv6only says */
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-		snprintf(err, errlen, "KIE_HTTP_ADDR: cannot listen on %s: %s", shown_addr,
+		snprintf(err, errlen, "%s: cannot listen on %s: %s", var, shown_addr,
 			 strerror(errno));
 		close(fd);
 		return -1;
@@ -541,90 +460,133 @@ static int listen_on(const struct util_listen_addr *a, const char *shown_addr, c
 	return fd;
 }
 
-struct http_server *http_server_start(const struct config *cfg, const struct rconn_addr *redis,
-				      const volatile sig_atomic_t *stop, char *err,
-				      size_t errlen)
+/* Starts l's daemon on its address with conns connections; -1 with err. */
+static int listener_start(struct listener *l, unsigned conns, char *err, size_t errlen)
 {
+	const struct config *cfg = l->s->cfg;
 	struct util_listen_addr a;
-	struct http_server *s;
 	char why[256];
-	unsigned flags, conns, per_ip, threads;
+	unsigned flags, threads;
 	int fd;
 
-	if (util_parse_listen_addr(cfg->http_addr, &a, why, sizeof(why)) != 0) {
-		snprintf(err, errlen, "KIE_HTTP_ADDR: %s", why);
-		return NULL;
+	if (util_parse_listen_addr(l->addr, &a, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: %s", l->var, why);
+		return -1;
 	}
-	fd = listen_on(&a, cfg->http_addr, err, errlen);
+	fd = listen_on(&a, l->var, l->addr, err, errlen);
 	if (fd < 0)
-		return NULL;
-	s = util_xcalloc(1, sizeof(*s));
-	s->cfg = cfg;
-	if (strcmp(cfg->admin_page, "on") == 0 && !(s->web = web_start(cfg, redis, stop, err, errlen))) {
-		close(fd);
-		free(s);
-		return NULL;
-	}
-	snprintf(s->key_callbacks, sizeof(s->key_callbacks), "%s:callbacks", cfg->redis_prefix);
-	snprintf(s->key_stats, sizeof(s->key_stats), "%s:stats", cfg->redis_prefix);
-	pthread_mutex_init(&s->redis_lock, NULL);
-	pthread_mutex_init(&s->log_lock, NULL);
-	atomic_init(&s->refused_pending, 0);
-	rconn_init(&s->rc, redis, 1000, stop, "http");
-	s->routes = metrics_http_new(cfg, redis, stop);
-
-	conns = (unsigned)cfg->http_max_connections;
-	per_ip = conns < HTTP_SERVER_PER_IP_CONNECTIONS ? conns : HTTP_SERVER_PER_IP_CONNECTIONS;
+		return -1;
 	threads = conns < HTTP_SERVER_THREADS ? conns : HTTP_SERVER_THREADS;
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
 	if (a.ipv6)
 		flags |= MHD_USE_IPv6;
 	if (log_active_level <= LOG_DEBUG)
 		flags |= MHD_USE_ERROR_LOG;
-	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, /* first: MHD wants it so */
+	l->d = MHD_start_daemon(flags, 0, on_accept, l, on_request, l,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first: MHD wants it so */
 				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 				MHD_OPTION_THREAD_POOL_SIZE, threads,
 				MHD_OPTION_CONNECTION_LIMIT, conns,
-				MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_conn_timeout_s,
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
 				MHD_OPTION_END);
-	if (!s->d) {
-		snprintf(err, errlen, "KIE_HTTP_ADDR: libmicrohttpd could not start on %s",
-			 cfg->http_addr);
+	if (!l->d) {
+		snprintf(err, errlen, "%s: libmicrohttpd could not start on %s", l->var, l->addr);
 		close(fd);
-		web_stop(s->web);
-		metrics_http_free(s->routes);
-		pthread_mutex_destroy(&s->redis_lock);
-		pthread_mutex_destroy(&s->log_lock);
+		return -1;
+	}
+	return 0;
+}
+
+struct http_server *http_server_start(const struct config *cfg, const struct rconn_addr *redis,
+				      const volatile sig_atomic_t *stop, char *err,
+				      size_t errlen)
+{
+	struct http_server *s = util_xcalloc(1, sizeof(*s));
+	const char *ops_at = *cfg->ops_addr ? cfg->ops_addr : cfg->http_addr;
+	char why[256];
+	pthread_condattr_t ca;
+
+	s->cfg = cfg;
+	if (client_addr_list_parse(cfg->http_trusted_proxies, &s->trusted, why,
+				   sizeof(why)) != 0) {
+		snprintf(err, errlen, "KIE_HTTP_TRUSTED_PROXIES: %s", why);
 		free(s);
 		return NULL;
 	}
-	log_info(NULL, NULL, "callback endpoint listening on %s%s (POST %s, body at most %ld "
-		 "bytes, %u connections, %s; GET /metrics, /healthz, /readyz)", cfg->http_addr,
-		 a.ipv6 || *cfg->http_addr != ':' ? "" : " (every IPv4 interface)",
-		 cfg->callback_path, cfg->http_body_max, conns,
-		 *cfg->webhook_hmac_key ? "signatures required" : "unsigned callbacks accepted "
-		 "as unverified");
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->reaper_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->reaper_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	s->log_per_address = (struct log_every)LOG_EVERY_INIT(1000);
+	s->log_deadline = (struct log_every)LOG_EVERY_INIT(1000);
+	s->per_peer = client_addr_counts_new((size_t)cfg->http_max_connections);
+	s->per_client = client_addr_counts_new((size_t)cfg->http_max_connections);
+	s->routes = metrics_http_new(cfg, redis, stop);
+	if (strcmp(cfg->admin_page, "on") == 0 && !(s->web = web_start(cfg, redis, stop, err,
+								      errlen)))
+		goto fail;
+	if (*cfg->http_addr) {
+		struct listener *l = &s->listeners[s->nlisteners++];
+		*l = (struct listener){s, NULL, "KIE_HTTP_ADDR", cfg->http_addr, 1, !*cfg->ops_addr};
+		s->cb = callback_endpoint_new(cfg, redis, stop);
+		if (listener_start(l, (unsigned)cfg->http_max_connections, err, errlen) != 0)
+			goto fail;
+	}
+	if (*cfg->ops_addr) {
+		struct listener *l = &s->listeners[s->nlisteners++];
+		*l = (struct listener){s, NULL, "KIE_OPS_ADDR", cfg->ops_addr, 0, 1};
+		if (listener_start(l, HTTP_SERVER_OPS_CONNECTIONS, err, errlen) != 0)
+			goto fail;
+	}
+	if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+		snprintf(err, errlen, "cannot start the HTTP deadline thread: %s", strerror(errno));
+		goto fail;
+	}
+	s->reaper_started = 1;
+	if (*cfg->http_addr)
+		log_info(NULL, NULL, "callback endpoint listening on %s%s (POST %s, body at most %ld "
+			 "bytes, %ld connections, %ld per address, each request answered within "
+			 "%ld ms, %zu trusted proxy address(es); %s)", cfg->http_addr,
+			 *cfg->http_addr == ':' ? " (every IPv4 interface)" : "",
+			 cfg->callback_path, cfg->http_body_max, cfg->http_max_connections,
+			 cfg->http_max_per_address, cfg->http_request_timeout_ms, s->trusted.n,
+			 *cfg->webhook_hmac_key ? "signatures required" : "unsigned callbacks "
+			 "accepted as unverified");
+	log_info(NULL, NULL, "operator routes on %s (GET /metrics, /healthz, /readyz%s)%s",
+		 ops_at, s->web ? ", /admin/" : "", *cfg->ops_addr ? "" : ": set KIE_OPS_ADDR "
+		 "to a private address to keep them apart from the callback path (the "
+		 "production setting)");
 	return s;
+fail:
+	http_server_stop(s);
+	return NULL;
 }
 
 void http_server_stop(struct http_server *s)
 {
-	long n;
-
 	if (!s)
 		return;
-	MHD_stop_daemon(s->d); /* waits for the requests being handled */
-	n = atomic_exchange(&s->refused_pending, 0);
-	if (n > 0 && run_push(s, NULL, n, util_monotonic_ms() + FLUSH_WAIT_MS) != 0)
-		log_warn(NULL, NULL, "callback endpoint: %ld refusal(s) not counted in %s "
-			 "(Redis unavailable)", n, s->key_stats);
-	rconn_close(&s->rc);
+	if (s->reaper_started) {
+		pthread_mutex_lock(&s->reaper_mu);
+		s->reaper_stop = 1;
+		pthread_cond_signal(&s->reaper_cv);
+		pthread_mutex_unlock(&s->reaper_mu);
+		pthread_join(s->reaper, NULL);
+	}
+	for (int i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].d)
+			MHD_stop_daemon(s->listeners[i].d); /* waits for the requests being handled */
+	callback_endpoint_free(s->cb);
 	web_stop(s->web);
 	metrics_http_free(s->routes);
-	pthread_mutex_destroy(&s->redis_lock);
-	pthread_mutex_destroy(&s->log_lock);
+	client_addr_counts_free(s->per_peer);
+	client_addr_counts_free(s->per_client);
+	pthread_cond_destroy(&s->reaper_cv);
+	pthread_mutex_destroy(&s->reaper_mu);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

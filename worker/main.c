@@ -220,14 +220,14 @@ int main(int argc, char **argv)
 		}
 	}
 
-	/* the callback endpoint, when KIE_HTTP_ADDR asks for one; failing to listen stops the
-	 * worker (exit 1) after the usual shutdown */
+	/* the callback endpoint and the operator routes, when KIE_HTTP_ADDR or KIE_OPS_ADDR
+	 * asks for them; failing to listen stops the worker (exit 1) after the usual shutdown */
 	struct http_server *hs = NULL;
 	int exit_code = 0;
-	if (*cfg.http_addr && !W.stopping) {
+	if ((*cfg.http_addr || *cfg.ops_addr) && !W.stopping) {
 		hs = http_server_start(&cfg, &W.redis, &W.hard_stop, err, sizeof(err));
 		if (!hs) {
-			log_error(NULL, NULL, "cannot start the callback endpoint: %s", err);
+			log_error(NULL, NULL, "cannot start the HTTP server: %s", err);
 			W.stopping = 1;
 			exit_code = 1;
 		}

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <arpa/inet.h>
@@ -34,7 +35,102 @@ struct web {
 	struct rconn rc;
 	struct queue q;
 	char account_id[17];
+	size_t nhosts;        /* the Host headers answered, compared whole, any case */
+	char hosts[WEB_HOSTS_MAX][WEB_HOST_MAX_BYTES + 1];
 };
+
+/* Splits KIE_ADMIN_HOSTS into w's hosts (w NULL: only checks). 0, or -1 with err. */
+static int hosts_parse(const char *text, struct web *w, char *err, size_t errlen)
+{
+	const char *p = text;
+	size_t n = 0;
+
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0 || len > WEB_HOST_MAX_BYTES) {
+			snprintf(err, errlen, "KIE_ADMIN_HOSTS: an entry is empty or longer than %d "
+				 "bytes", WEB_HOST_MAX_BYTES);
+			return -1;
+		}
+		for (size_t i = 0; i < len; i++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]",
+				    p[i])) {
+				snprintf(err, errlen, "KIE_ADMIN_HOSTS: \"%.*s\" is not a host or "
+					 "host:port (letters, digits, '.', '-', '_', ':', '[', ']')",
+					 (int)(len < 64 ? len : 64), p);
+				util_utf8_sanitize(err);
+				return -1;
+			}
+		if (n == WEB_HOSTS_MAX) {
+			snprintf(err, errlen, "KIE_ADMIN_HOSTS: more than %d entries", WEB_HOSTS_MAX);
+			return -1;
+		}
+		if (w) {
+			memcpy(w->hosts[n], p, len);
+			w->hosts[n][len] = '\0';
+		}
+		n++;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (w)
+		w->nhosts = n;
+	return 0;
+}
+
+/* Adds host (in brackets when v6) with ":port" when port > 0. */
+static void host_add(struct web *w, const char *host, int v6, int port)
+{
+	char *out;
+
+	if (w->nhosts == WEB_HOSTS_MAX)
+		return;
+	out = w->hosts[w->nhosts++];
+	if (port > 0)
+		snprintf(out, WEB_HOST_MAX_BYTES + 1, "%s%s%s:%d", v6 ? "[" : "", host,
+			 v6 ? "]" : "", port);
+	else
+		snprintf(out, WEB_HOST_MAX_BYTES + 1, "%s%s%s", v6 ? "[" : "", host, v6 ? "]" : "");
+}
+
+/* The default hosts of the listener at addr (web.h). */
+static void hosts_default(struct web *w, const char *addr)
+{
+	struct util_listen_addr a;
+	char why[200];
+
+	w->nhosts = 0;
+	if (util_parse_listen_addr(addr, &a, why, sizeof(why)) != 0)
+		return; /* config.c checked it: not reached */
+	if (strcmp(a.host, "0.0.0.0") != 0 && strcmp(a.host, "::") != 0) {
+		host_add(w, a.host, a.ipv6, 0);
+		host_add(w, a.host, a.ipv6, a.port);
+	}
+	host_add(w, "localhost", 0, a.port);
+	host_add(w, "127.0.0.1", 0, a.port);
+	host_add(w, "::1", 1, a.port);
+	if (a.port == 80) { /* a browser leaves the default port out */
+		host_add(w, "localhost", 0, 0);
+		host_add(w, "127.0.0.1", 0, 0);
+		host_add(w, "::1", 1, 0);
+	}
+}
+
+static int host_allowed(const struct web *w, const char *host, size_t len)
+{
+	for (size_t i = 0; i < w->nhosts; i++)
+		if (strlen(w->hosts[i]) == len && strncasecmp(w->hosts[i], host, len) == 0)
+			return 1;
+	return 0;
+}
 
 struct web_request {
 	struct dbuf body;
@@ -43,11 +139,14 @@ struct web_request {
 
 int web_settings_ok(const struct config *cfg, char *err, size_t errlen)
 {
-	if (strcmp(cfg->admin_page, "on") == 0 && !*cfg->http_addr) {
-		snprintf(err, errlen, "KIE_ADMIN_PAGE=on needs KIE_HTTP_ADDR (the page is served "
-			 "by the worker's HTTP server)");
+	if (strcmp(cfg->admin_page, "on") == 0 && !*cfg->http_addr && !*cfg->ops_addr) {
+		snprintf(err, errlen, "KIE_ADMIN_PAGE=on needs KIE_HTTP_ADDR or KIE_OPS_ADDR (the "
+			 "page is served by the worker's HTTP server; a private KIE_OPS_ADDR is the "
+			 "production setting)");
 		return -1;
 	}
+	if (hosts_parse(cfg->admin_hosts, NULL, err, errlen) != 0)
+		return -1;
 	if (*cfg->admin_token && strlen(cfg->admin_token) < WEB_TOKEN_MIN_BYTES) {
 		snprintf(err, errlen, "KIE_ADMIN_TOKEN is shorter than %d bytes: use a long random "
 			 "one (openssl rand -hex 32)", WEB_TOKEN_MIN_BYTES);
@@ -71,8 +170,21 @@ struct web *web_start(const struct config *cfg, const struct rconn_addr *redis,
 	w->q.dead_max = cfg->dead_max;
 	if (*cfg->kie_api_token)
 		limiter_account_id(cfg->kie_api_token, w->account_id);
-	log_info(NULL, NULL, "operator page on %s%s/ (%s)", cfg->http_addr, WEB_PREFIX,
-		 *cfg->admin_token ? "actions need KIE_ADMIN_TOKEN" : "read-only: no KIE_ADMIN_TOKEN");
+	if (*cfg->admin_hosts)
+		hosts_parse(cfg->admin_hosts, w, err, errlen); /* checked above */
+	else
+		hosts_default(w, *cfg->ops_addr ? cfg->ops_addr : cfg->http_addr);
+	{
+		char list[600] = "";
+		size_t n = 0;
+		for (size_t i = 0; i < w->nhosts && n < sizeof(list); i++)
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "",
+					      w->hosts[i]);
+		log_info(NULL, NULL, "operator page on %s%s/ (%s; Host %s)",
+			 *cfg->ops_addr ? cfg->ops_addr : cfg->http_addr, WEB_PREFIX,
+			 *cfg->admin_token ? "actions need KIE_ADMIN_TOKEN"
+					   : "read-only: no KIE_ADMIN_TOKEN", list);
+	}
 	return w;
 }
 
@@ -252,7 +364,6 @@ static const char *refuse_action(struct web *w, struct MHD_Connection *c, unsign
 {
 	const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
 	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
 	const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 
@@ -263,12 +374,14 @@ static const char *refuse_action(struct web *w, struct MHD_Connection *c, unsign
 	/* a browser says where a request comes from; a script (curl) says nothing */
 	if (site && strcmp(site, "same-origin") != 0)
 		return "cross-site request refused (Sec-Fetch-Site)";
+	/* compared with the page's own hosts, not with the request's Host: a rebound name
+	 * would make them agree */
 	if (origin) {
-		char own[600], own_tls[600];
-		snprintf(own, sizeof(own), "http://%s", host ? host : "");
-		snprintf(own_tls, sizeof(own_tls), "https://%s", host ? host : "");
-		if (!host || (strcmp(origin, own) != 0 && strcmp(origin, own_tls) != 0))
-			return "cross-site request refused (Origin is not this page's)";
+		const char *h = strncasecmp(origin, "http://", 7) == 0	  ? origin + 7
+				: strncasecmp(origin, "https://", 8) == 0 ? origin + 8
+									  : NULL;
+		if (!h || !host_allowed(w, h, strlen(h)))
+			return "cross-site request refused (Origin is not one of KIE_ADMIN_HOSTS)";
 	}
 	if (!type || strncmp(type, "application/json", 16) != 0 ||
 	    (type[16] != '\0' && type[16] != ';')) {
@@ -408,8 +521,15 @@ enum MHD_Result web_on_request(struct web *w, struct MHD_Connection *c, const ch
 	int api = strncmp(path, "/api/", 5) == 0;
 
 	if (!*req) { /* the headers are in */
+		const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
 		unsigned status;
 		const char *why;
+		if (!host || !host_allowed(w, host, strlen(host))) {
+			*req = util_xcalloc(1, sizeof(**req));
+			(*req)->refused = 1;
+			return error(c, MHD_HTTP_MISDIRECTED_REQUEST, "this page answers only its own "
+				     "host names (KIE_ADMIN_HOSTS): the Host header names another");
+		}
 		if (!api && get) {
 			if (!*path)
 				return answer(c, MHD_HTTP_MOVED_PERMANENTLY, "text/plain", "", 0, 0);

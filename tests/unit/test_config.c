@@ -437,9 +437,32 @@ static void callback_endpoint_settings(void **state)
 	assert_string_equal(c.http_addr, "");       /* off */
 	assert_string_equal(c.callback_path, "/api/kie/callback");
 	assert_int_equal(c.http_body_max, 65536);
-	assert_int_equal(c.http_max_connections, 64);
+	assert_int_equal(c.http_max_connections, 256);
+	assert_int_equal(c.http_max_per_address, 8);
 	assert_int_equal(c.http_conn_timeout_s, 10);
+	assert_int_equal(c.http_request_timeout_ms, 10000);
+	assert_string_equal(c.http_trusted_proxies, "");
+	assert_string_equal(c.ops_addr, "");       /* the operator routes on KIE_HTTP_ADDR */
+	assert_string_equal(c.admin_hosts, "");
+	assert_int_equal(c.callbacks_max, 100000);
 	assert_int_equal(c.webhook_window_s, 300);
+
+	/* the operator listener takes KIE_HTTP_ADDR's forms; proxies are addresses/CIDRs */
+	assert_int_equal(config_set(&c, "KIE_OPS_ADDR", "127.0.0.1:9090", err, sizeof(err)), 0);
+	assert_string_equal(c.ops_addr, "127.0.0.1:9090");
+	assert_int_equal(config_set(&c, "KIE_OPS_ADDR", "localhost:9090", err, sizeof(err)), -1);
+	assert_int_equal(strncmp(err, "KIE_OPS_ADDR: ", 14), 0);
+	assert_int_equal(config_set(&c, "KIE_HTTP_TRUSTED_PROXIES", "10.0.0.0/8, ::1", err,
+				    sizeof(err)), 0);
+	assert_string_equal(c.http_trusted_proxies, "10.0.0.0/8, ::1");
+	assert_int_equal(config_set(&c, "KIE_HTTP_TRUSTED_PROXIES", "10.0.0.1/8", err,
+				    sizeof(err)), -1);
+	assert_int_equal(strncmp(err, "KIE_HTTP_TRUSTED_PROXIES: ", 26), 0);
+	assert_string_equal(c.http_trusted_proxies, "10.0.0.0/8, ::1");
+	assert_int_equal(config_set(&c, "KIE_HTTP_REQUEST_TIMEOUT_MS", "99", err, sizeof(err)), -1);
+	assert_int_equal(config_set(&c, "KIE_HTTP_MAX_PER_ADDRESS", "0", err, sizeof(err)), -1);
+	assert_int_equal(config_set(&c, "KIE_CALLBACKS_MAX", "0", err, sizeof(err)), -1);
+	assert_int_equal(config_set(&c, "KIE_CALLBACKS_MAX", "100", err, sizeof(err)), 0);
 
 	assert_int_equal(config_set(&c, "http-addr", "127.0.0.1:8080", err, sizeof(err)), 0);
 	assert_string_equal(c.http_addr, "127.0.0.1:8080");
