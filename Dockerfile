@@ -39,7 +39,8 @@ USER 10001:10001
 # stop_grace_period: 30s)
 STOPSIGNAL SIGTERM
 # GET /healthz with bash's /dev/tcp: no HTTP client package in the image. The port is
-# KIE_HTTP_ADDR's (":8080" unless overridden to another ":PORT").
+# KIE_OPS_ADDR's when set (the operator routes are there then), else KIE_HTTP_ADDR's
+# (":8080" unless overridden to another ":PORT").
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["bash", "-c", "p=${KIE_HTTP_ADDR##*:}; exec 3<>/dev/tcp/127.0.0.1/${p:-8080} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && read -r -t 3 _ code _ <&3 && [ \"$code\" = 200 ]"]
+  CMD ["bash", "-c", "a=${KIE_OPS_ADDR:-$KIE_HTTP_ADDR}; p=${a##*:}; exec 3<>/dev/tcp/127.0.0.1/${p:-8080} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && read -r -t 3 _ code _ <&3 && [ \"$code\" = 200 ]"]
 ENTRYPOINT ["/usr/local/bin/kie-worker"]

@@ -364,10 +364,14 @@ def test_dockerfile_healthcheck_asks_healthz_and_fails_on_anything_but_200(tmpdi
         assert subprocess.run(cmd, env=env, timeout=10).returncode == 0
         Handler.status = 503
         assert subprocess.run(cmd, env=env, timeout=10).returncode != 0
+        # with KIE_OPS_ADDR set, /healthz is there (KIE_HTTP_ADDR serves callbacks only)
+        Handler.status = 200
+        env = dict(os.environ, KIE_HTTP_ADDR=":9", KIE_OPS_ADDR=f"127.0.0.1:{srv.server_address[1]}")
+        assert subprocess.run(cmd, env=env, timeout=10).returncode == 0
     finally:
         srv.shutdown()
         srv.server_close()
-    assert seen == ["/healthz", "/healthz"]
+    assert seen == ["/healthz", "/healthz", "/healthz"]
     # nobody listening: unhealthy
     assert subprocess.run(cmd, env=env, timeout=10, stderr=subprocess.DEVNULL).returncode != 0
 
