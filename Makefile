@@ -162,6 +162,7 @@ FUZZ_MAXLEN_fuzz_json_strict    := 8192
 FUZZ_MAXLEN_fuzz_kie_response   := 8192
 FUZZ_MAXLEN_fuzz_metadata_merge := 4096
 FUZZ_MAXLEN_fuzz_url            := 12000
+FUZZ_MAXLEN_fuzz_client_addr    := 4096
 
 $(FB)/gen/lua_scripts.c $(FB)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC)
 	$(call say,GEN,$(FB)/gen/lua_scripts.c)./scripts/embed-lua.sh $(FB)/gen $(LUA_SRC)
