@@ -258,6 +258,7 @@ struct dead_item {
 	char job_id[JOB_ID_MAX + 1];
 	char *raw;        /* the descriptor, NULL when the entry does not hold it as text */
 	char source[32];
+	int may_have_task; /* "mayHaveTask": true — a createTask of unknown outcome */
 	enum admin_reason_class cls;
 };
 
@@ -298,6 +299,7 @@ static void dead_item_fill(struct dead_item *it, int64_t now_ms, int full)
 			failed = v->valuestring;
 		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "raw")))
 			it->raw = util_strdup(v->valuestring);
+		it->may_have_task = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "mayHaveTask"));
 		oversized = cJSON_GetObjectItemCaseSensitive(e, "sha256") != NULL &&
 			    cJSON_GetObjectItemCaseSensitive(e, "size") != NULL && !it->raw;
 		if (it->raw)
@@ -326,6 +328,8 @@ static void dead_item_fill(struct dead_item *it, int64_t now_ms, int full)
 	cJSON_AddStringToObject(s, "reasonClass", admin_reason_class_str(it->cls));
 	cJSON_AddStringToObject(s, "reason", reason);
 	cJSON_AddStringToObject(s, "source", source);
+	if (it->may_have_task || strcmp(source, "uncertain") == 0)
+		cJSON_AddTrueToObject(s, "mayHaveTask");
 	if (cJSON_IsObject(e)) {
 		if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(e, "attempts")))
 			cJSON_AddNumberToObject(s, "attempts", v->valuedouble);
@@ -545,14 +549,15 @@ static cJSON *dead_act(struct queue *q, const struct admin_filter *f, int retry,
 		} else if (retry) {
 			const char *keys[] = {dead, queue, rec, stats, job};
 			const char *args[] = {it->entry, it->raw, allow_uncertain ? "1" : "0",
-					      dry_run ? "1" : "0", it->source, now};
-			size_t lens[6];
+					      dry_run ? "1" : "0", it->source, now,
+					      it->may_have_task ? "1" : "0"};
+			size_t lens[7];
 			snprintf(job, sizeof(job), "%s:job:%s", q->prefix, it->job_id);
 			snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-			for (int k = 0; k < 6; k++)
+			for (int k = 0; k < 7; k++)
 				lens[k] = k == 0 ? it->len : strlen(args[k]);
 			rep = eval(q, err, errlen, &lua_admin_dead_retry, it->job_id[0] ? 5 : 4,
-				   keys, 6, args, lens);
+				   keys, 7, args, lens);
 		} else {
 			const char *keys[] = {dead, stats};
 			const char *args[] = {it->entry, dry_run ? "1" : "0"};
@@ -659,8 +664,8 @@ cJSON *admin_job_show(struct queue *q, const char *job_id, int *found, char *err
 {
 	static const char *const job_num[] = {"attempts", "epoch", "lease", "callback", "createdAt",
 					      "updatedAt", "retryAt", "retriedAt",
-					      "uncertainUntil", NULL};
-	static const char *const job_json[] = {"jobMeta", NULL};
+					      "uncertainUntil", "mayHaveTask", NULL};
+	static const char *const job_json[] = {"jobMeta", "pending", NULL};
 	static const char *const job_size[] = {"raw", NULL};
 	static const char *const task_num[] = {"createdAt", "polls", "attempts", "finalizedAt",
 					       NULL};

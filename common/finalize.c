@@ -142,6 +142,33 @@ static void record_copies(cJSON *fields, const struct finalize_copies *c)
 	}
 }
 
+/* The request fields of a record (what the task was asked to do), as opposed to its
+ * outcome: a job's second task was asked the same. */
+static const char *const request_fields[] = {"type", "model", "prompt", "imageUrls",
+					     "character", "ratio", "outputFormat", NULL};
+
+/* A duplicate task recorded without a pending record (its job's was dropped when the
+ * job's own task finished): its request fields come from that task's stored record. */
+static void complete_from(struct metadata_store *ms, cJSON *rec, const char *other_task)
+{
+	cJSON *o = NULL, *prompt = cJSON_GetObjectItemCaseSensitive(rec, "prompt");
+	char err[300];
+
+	if (cJSON_IsString(prompt) || metadata_store_get(ms, other_task, &o, err, sizeof(err)) != 0)
+		return;
+	for (int i = 0; request_fields[i]; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, request_fields[i]);
+		cJSON *have = cJSON_GetObjectItemCaseSensitive(rec, request_fields[i]);
+		if (!v || (have && !cJSON_IsNull(have)))
+			continue;
+		if (have)
+			cJSON_ReplaceItemViaPointer(rec, have, cJSON_Duplicate(v, 1));
+		else
+			cJSON_AddItemToObject(rec, request_fields[i], cJSON_Duplicate(v, 1));
+	}
+	cJSON_Delete(o);
+}
+
 int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_id,
 		  const struct kie_result *r, int *finalized_now, char *err, size_t errlen)
 {
@@ -171,7 +198,7 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 		       size_t errlen)
 {
 	const struct task_record t = *tr; /* a shallow copy: read only */
-	cJSON *rec = NULL, *fields = NULL;
+	cJSON *rec = NULL, *fields = NULL, *pending = NULL;
 	char *event = NULL;
 	const char *status = r->success ? "completed" : "failed";
 	int rc = -1, g;
@@ -181,20 +208,18 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 		rc = 0;
 		goto out;
 	}
-	/* 1. metadata: merge into the stored record; rebuild it from Redis when missing */
+	/* 1. metadata: merge into the stored record, completed with every field of the
+	 * pending record kept in Redis (rebuilt from it when the store has none: the pending
+	 * write is the runner's last step, after the task is recorded) */
 	g = metadata_store_get(ms, task_id, &rec, err, errlen);
 	if (g < 0)
 		goto out;
-	if (g == 1) {
-		rec = t.record ? cJSON_Parse(t.record) : NULL;
-		if (!cJSON_IsObject(rec)) {
-			cJSON_Delete(rec);
-			rec = cJSON_CreateObject();
-			cJSON_AddStringToObject(rec, "taskId", task_id);
-			if (t.job_id[0])
-				cJSON_AddStringToObject(rec, "jobId", t.job_id);
-		}
-	}
+	if (g == 1)
+		rec = cJSON_CreateObject();
+	pending = t.record ? cJSON_Parse(t.record) : NULL;
+	metadata_complete(rec, cJSON_IsObject(pending) ? pending : NULL, task_id, t.job_id);
+	if (t.duplicate_of[0])
+		complete_from(ms, rec, t.duplicate_of);
 	fields = metadata_result_fields(r, util_now_ms());
 	if (copies)
 		record_copies(fields, copies);
@@ -211,13 +236,16 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 		snprintf(err, errlen, "emitting the event: %s", q->err);
 		goto out;
 	}
-	if (*finalized_now) {
+	if (*finalized_now == 2) /* its job was dead-lettered before the task was adopted */
+		log_info(t.job_id, task_id, "task %s, collected without an event: its job was "
+			 "dead-lettered before its task was adopted (its dead letter stays)", status);
+	if (*finalized_now == 1) {
 		if (!t.duplicate_of[0])
 			metrics_job(t.type, r->success ? METRICS_JOB_COMPLETED : METRICS_JOB_FAILED);
 		if (t.created_at_ms > 0)
 			metrics_task_to_completion((double)(util_now_ms() - t.created_at_ms) / 1000.0);
 	}
-	if (*finalized_now)
+	if (*finalized_now == 1)
 		log_info(t.job_id[0] ? t.job_id : NULL, task_id, "task %s: %zu result URL(s)%s%s",
 			 status, r->n_results, r->success ? "" : ", error: ",
 			 r->success ? "" : (r->error ? r->error : "?"));
@@ -225,6 +253,7 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 out:
 	free(event);
 	cJSON_Delete(fields);
+	cJSON_Delete(pending);
 	cJSON_Delete(rec);
 	return rc;
 }

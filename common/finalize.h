@@ -50,8 +50,11 @@ char *finalize_event_json_copies(const char *status, const char *job_id, const c
 				 long attempts, const char *job_meta_json);
 
 /* Finalizes task_id with result r. Returns 0 when done (by this call or an earlier one;
- * *finalized_now tells which), -1 when the metadata store or Redis failed (err filled):
- * the caller must try again later — nothing is lost. */
+ * *finalized_now tells which: 1 this call, 2 this call but without an event because the
+ * job was dead-lettered before its task was adopted, 0 earlier), -1 when the metadata
+ * store or Redis failed (err filled): the caller must try again later — nothing is lost.
+ * The record written is the stored one (or, when none is, the pending record kept in
+ * Redis) with the result merged in and any field of the pending record it lacked added. */
 int finalize_task(struct queue *q, struct metadata_store *ms, const char *task_id,
 		  const struct kie_result *r, int *finalized_now, char *err, size_t errlen);
 /* The same with the task record t already read (queue_task_get) by the caller, e.g. the

@@ -1087,3 +1087,43 @@ out:
 	http_response_free(&resp);
 	return rc;
 }
+
+char *kie_param_callback_arg(const char *param, const char *name)
+{
+	cJSON *p = param ? cJSON_Parse(param) : NULL;
+	const cJSON *cb = cJSON_GetObjectItemCaseSensitive(p, "callBackUrl");
+	CURLU *u = NULL;
+	char *query = NULL, *out = NULL;
+	size_t nlen = strlen(name);
+	int found = 0;
+
+	if (!cJSON_IsString(cb))
+		goto done;
+	u = curl_url();
+	if (!u || curl_url_set(u, CURLUPART_URL, cb->valuestring, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_QUERY, &query, 0) != CURLUE_OK)
+		goto done;
+	for (char *kv = query; kv && *kv;) {
+		char *amp = strchr(kv, '&');
+		if (amp)
+			*amp = '\0';
+		if (strncmp(kv, name, nlen) == 0 && kv[nlen] == '=') {
+			int n = 0;
+			char *v = curl_easy_unescape(NULL, kv + nlen + 1, 0, &n);
+			found++;
+			free(out);
+			out = v && n >= 0 && (size_t)n == strlen(v) ? util_strdup(v) : NULL;
+			curl_free(v);
+		}
+		kv = amp ? amp + 1 : NULL;
+	}
+	if (found != 1) { /* given twice: which one is the caller's? */
+		free(out);
+		out = NULL;
+	}
+done:
+	curl_free(query);
+	curl_url_cleanup(u);
+	cJSON_Delete(p);
+	return out;
+}

@@ -160,6 +160,13 @@ int kie_webhook_verify(const char *key, const char *task_id, const char *timesta
 		       const char *signature, int64_t now_s, long window_s, char *why,
 		       size_t whylen);
 
+/* The value of query parameter name in the callBackUrl of a recordInfo param (the
+ * original request, a JSON string): the query is split on '&' first and only then each
+ * value percent-decoded, so an encoded "%26jobId%3D..." inside another parameter is never
+ * read as one. Exactly one such parameter, decoded without a NUL; else NULL. Returns a
+ * new string (caller frees) or NULL. */
+char *kie_param_callback_arg(const char *param, const char *name);
+
 /* --- the client --- */
 
 struct kie_client_opts {

@@ -42,7 +42,7 @@ cJSON *metadata_pending(const struct task_metadata *m, int64_t now_ms)
 {
 	cJSON *o = cJSON_CreateObject(), *imgs;
 
-	cJSON_AddStringToObject(o, "taskId", m->task_id);
+	add_str_or_null(o, "taskId", m->task_id);
 	add_str_or_null(o, "jobId", m->job_id);
 	add_str_or_null(o, "type", m->type);
 	add_str_or_null(o, "model", m->model);
@@ -53,6 +53,8 @@ cJSON *metadata_pending(const struct task_metadata *m, int64_t now_ms)
 	if (m->character)
 		cJSON_AddStringToObject(o, "character", m->character);
 	add_str_or_null(o, "ratio", m->ratio);
+	if (m->output_format)
+		cJSON_AddStringToObject(o, "outputFormat", m->output_format);
 	cJSON_AddStringToObject(o, "status", meta_status_str(META_PENDING));
 	cJSON_AddArrayToObject(o, "resultUrls");
 	cJSON_AddNullToObject(o, "error");
@@ -204,6 +206,30 @@ void metadata_merge(cJSON *record, const cJSON *fields)
 	clamp_updated_at(record);
 }
 
+void metadata_complete(cJSON *record, const cJSON *base, const char *task_id,
+		       const char *job_id)
+{
+	const cJSON *f, *jid;
+
+	cJSON_ArrayForEach(f, base) {
+		if (f->string && !cJSON_GetObjectItemCaseSensitive(record, f->string))
+			cJSON_AddItemToObject(record, f->string, cJSON_Duplicate(f, 1));
+	}
+	if (cJSON_GetObjectItemCaseSensitive(record, "taskId"))
+		cJSON_ReplaceItemInObjectCaseSensitive(record, "taskId",
+						       cJSON_CreateString(task_id));
+	else
+		cJSON_AddStringToObject(record, "taskId", task_id);
+	jid = cJSON_GetObjectItemCaseSensitive(record, "jobId");
+	if (job_id && *job_id && !cJSON_IsString(jid)) {
+		if (jid)
+			cJSON_ReplaceItemInObjectCaseSensitive(record, "jobId",
+							       cJSON_CreateString(job_id));
+		else
+			cJSON_AddStringToObject(record, "jobId", job_id);
+	}
+}
+
 int metadata_task_key(const char *id, char out[METADATA_KEY_NAME_MAX], char *err, size_t errlen)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -352,9 +378,11 @@ const char *metadata_store_kind(const struct metadata_store *s)
 	return s->kind;
 }
 
-/* Writes path atomically: a temporary file in the same directory, fsync, rename. */
-static int fs_write_atomic(const char *path, const char *data, size_t len, char *err,
-			   size_t errlen)
+/* Writes path atomically: a temporary file in the same directory, fsync, then rename
+ * (replace) or, with only_new, link(2) — which fails with EEXIST rather than replace a
+ * file already there (returns 1 then). */
+static int fs_write(const char *path, const char *data, size_t len, int only_new, char *err,
+		    size_t errlen)
 {
 	char tmp[4200], rnd[17];
 	int fd;
@@ -382,6 +410,17 @@ static int fs_write_atomic(const char *path, const char *data, size_t len, char 
 		goto fail;
 	}
 	close(fd);
+	if (only_new) {
+		int rc = 0;
+		if (link(tmp, path) != 0) {
+			rc = errno == EEXIST ? 1 : -1;
+			if (rc < 0)
+				snprintf(err, errlen, "cannot link %s to %s: %s", tmp, path,
+					 strerror(errno));
+		}
+		unlink(tmp);
+		return rc;
+	}
 	if (rename(tmp, path) != 0) {
 		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
 		unlink(tmp);
@@ -394,8 +433,8 @@ fail:
 	return -1;
 }
 
-int metadata_store_put(struct metadata_store *s, const char *task_id, const cJSON *record,
-		       char *err, size_t errlen)
+static int store_put(struct metadata_store *s, const char *task_id, const cJSON *record,
+		     int only_new, char *err, size_t errlen)
 {
 	char *json;
 	int rc;
@@ -412,14 +451,28 @@ int metadata_store_put(struct metadata_store *s, const char *task_id, const cJSO
 	if (s->s3) {
 		char key[512];
 		snprintf(key, sizeof(key), METADATA_KEY_PREFIX "%s.json", name);
-		rc = s3_put(s->s3, key, json, strlen(json), "application/json", err, errlen);
+		rc = only_new ? s3_put_new(s->s3, key, json, strlen(json), "application/json", err,
+					   errlen)
+			      : s3_put(s->s3, key, json, strlen(json), "application/json", err, errlen);
 	} else {
 		char path[4200];
 		snprintf(path, sizeof(path), "%s/%s.json", s->dir, name);
-		rc = fs_write_atomic(path, json, strlen(json), err, errlen);
+		rc = fs_write(path, json, strlen(json), only_new, err, errlen);
 	}
 	free(json);
 	return rc;
+}
+
+int metadata_store_put(struct metadata_store *s, const char *task_id, const cJSON *record,
+		       char *err, size_t errlen)
+{
+	return store_put(s, task_id, record, 0, err, errlen);
+}
+
+int metadata_store_put_new(struct metadata_store *s, const char *task_id,
+			   const cJSON *record, char *err, size_t errlen)
+{
+	return store_put(s, task_id, record, 1, err, errlen);
 }
 
 int metadata_store_get(struct metadata_store *s, const char *task_id, cJSON **out, char *err,
@@ -573,5 +626,5 @@ int metadata_store_put_object(struct metadata_store *s, const char *key, const v
 	if (mkdir_p(path, err, errlen) != 0)
 		return -1;
 	*slash = '/';
-	return fs_write_atomic(path, data, len, err, errlen);
+	return fs_write(path, data, len, 0, err, errlen);
 }

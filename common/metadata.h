@@ -3,7 +3,8 @@
  *
  * Record fields (the seed's names): taskId, jobId, type, model, prompt, imageUrls,
  * character (optional), ratio, status (pending|completed|failed), resultUrls, error,
- * consumeCredits, costTime (milliseconds), createdAt, updatedAt (ISO-8601 UTC). */
+ * consumeCredits, costTime (milliseconds), createdAt, updatedAt (ISO-8601 UTC); and
+ * outputFormat (png|jpeg), the one request field the seed did not keep. */
 #ifndef KIE_METADATA_H
 #define KIE_METADATA_H
 
@@ -31,9 +32,12 @@ struct task_metadata {
 	size_t n_images;
 	const char *character; /* NULL: omitted */
 	const char *ratio;
+	const char *output_format; /* NULL: omitted */
 };
 
-/* A new pending record (status pending, createdAt = updatedAt = now). Caller deletes. */
+/* A new pending record (status pending, createdAt = updatedAt = now). task_id NULL
+ * writes "taskId": null (a record made before createTask answered; metadata_set_ids
+ * fills it in). Caller deletes. */
 cJSON *metadata_pending(const struct task_metadata *m, int64_t now_ms);
 
 /* The fields a finished task updates: status, resultUrls, error, consumeCredits,
@@ -49,6 +53,12 @@ cJSON *metadata_result_fields(const struct kie_result *r, int64_t now_ms);
  * parse as ISO-8601 timestamps with a zone and updatedAt is the earlier (KIE's clock
  * against ours), updatedAt is set to createdAt. */
 void metadata_merge(cJSON *record, const cJSON *fields);
+
+/* Adds to record every member of base it does not have (a record never loses a field its
+ * pending version had), then sets taskId to task_id and, when job_id is non-empty and
+ * the record's jobId is missing or null, jobId. */
+void metadata_complete(cJSON *record, const cJSON *base, const char *task_id,
+		       const char *job_id);
 
 /* The name a task's record is stored under (kie-tasks/<name>.json): any task id KIE
  * returns gets one. An id of 1..200 bytes of A-Z a-z 0-9 - _ . : (not "." or "..") is
@@ -74,6 +84,13 @@ int metadata_store_check(struct metadata_store *s, char *err, size_t errlen);
 /* Writes a whole record. */
 int metadata_store_put(struct metadata_store *s, const char *task_id, const cJSON *record,
 		       char *err, size_t errlen);
+/* Writes a record only when none is stored under the task's name (the pending record,
+ * which must never replace a final one): r2 PUTs with If-None-Match: * (a 412 is a record
+ * already there), fs links the written temporary file into place (EEXIST likewise), so
+ * the write stays atomic either way. Returns 0 written, 1 one was there (left as it is),
+ * -1 error (err). */
+int metadata_store_put_new(struct metadata_store *s, const char *task_id,
+			   const cJSON *record, char *err, size_t errlen);
 /* Reads a record: 0 (*out is new, caller deletes), 1 not found, -1 error. */
 int metadata_store_get(struct metadata_store *s, const char *task_id, cJSON **out, char *err,
 		       size_t errlen);

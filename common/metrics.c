@@ -34,7 +34,8 @@ static const char *const http_names[METRICS_HTTP_N] = {"per_address", "per_clien
 							"deadline"};
 static const char *const cbh_names[METRICS_CBH_N] = {
 	"finalized", "already_final", "progress", "unknown_task", "job_mismatch", "no_job",
-	"malformed", "retry", "finalize_failed", "to_copies"};
+	"malformed", "retry", "finalize_failed", "to_copies", "unknown_job", "kie_no_job",
+	"to_poller"};
 static const char *const copy_names[METRICS_COPY_N] = {"stored", "failed", "too_large",
 						       "wrong_type"};
 static const char *const lim_names[METRICS_LIM_N] = {"create", "query"};

@@ -63,11 +63,16 @@ enum metrics_cb_handled {
 	METRICS_CBH_PROGRESS,      /* a non-final state: adopted if needed, polling goes on */
 	METRICS_CBH_UNKNOWN_TASK,  /* recordInfo does not know the task (unverified entry) */
 	METRICS_CBH_JOB_MISMATCH,  /* KIE's record names another job: refused */
-	METRICS_CBH_NO_JOB,        /* unrecorded task, no job id: left to its creator */
+	METRICS_CBH_NO_JOB,        /* unrecorded task, no job id: dropped (no KIE call) */
 	METRICS_CBH_MALFORMED,     /* not an entry (no body, task ids disagree, too big) */
 	METRICS_CBH_RETRY,         /* kept for another try (recordInfo or Redis failed) */
 	METRICS_CBH_FINALIZE_FAILED, /* the store or Redis failed: polling finalizes it */
 	METRICS_CBH_TO_COPIES,     /* a success handed to a poller for the result copies */
+	METRICS_CBH_UNKNOWN_JOB,   /* unrecorded task, its jobId names no job: dropped (no KIE
+				    * call) */
+	METRICS_CBH_KIE_NO_JOB,    /* unrecorded task whose KIE record names no job: dropped */
+	METRICS_CBH_TO_POLLER,     /* unverified, for a recorded task: made due now, the
+				    * poller's recordInfo confirms it */
 	METRICS_CBH_N
 };
 

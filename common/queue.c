@@ -218,8 +218,9 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 {
 	/* KEYS: job, recoveries. ARGV: cid, lease_ms, sha1(descriptor), max recoveries, type,
 	 * replyTo, meta, has callback. Returns {outcome, epoch, attempts, state, taskId, owner,
-	 * recoveries}. One owner per job id: a live lease, a recorded task, a finished job or
-	 * an uncertain one all keep a second descriptor from creating anything. */
+	 * recoveries, mayHaveTask}. One owner per job id: a live lease, a recorded task, a
+	 * finished job or an uncertain one all keep a second descriptor from creating
+	 * anything. */
 	char jkey[300], rec[128], pause[128], sha[41], lease[32], maxr[32];
 	const char *keys[] = {jkey, rec, pause};
 	const char *args[] = {q->worker_id, lease, sha, maxr, type, reply_to ? reply_to : "",
@@ -234,7 +235,7 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 	snprintf(lease, sizeof(lease), "%ld", lease_ms);
 	snprintf(maxr, sizeof(maxr), "%ld", max_recoveries);
 	rep = eval(q, &lua_job_claim, 3, keys, 8, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 7) {
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 8) {
 		redisReply **e = rep->element;
 		long long v;
 		for (int i = 0; i <= CLAIM_PAUSED; i++)
@@ -250,6 +251,7 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 		if (e[5]->type == REDIS_REPLY_STRING)
 			util_strlcpy(out->owner, e[5]->str, sizeof(out->owner));
 		out->recoveries = (long)e[6]->integer;
+		out->may_have_task = e[7]->type == REDIS_REPLY_STRING && strcmp(e[7]->str, "1") == 0;
 	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
 		freeReplyObject(rep);
 		snprintf(q->err, sizeof(q->err), "unexpected reply to the claim");
@@ -258,14 +260,14 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 	return ok_reply(rep);
 }
 
-int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *attempts,
-		       int *fenced, int *paused)
+int queue_job_creating(struct queue *q, const char *job_id, long epoch,
+		       const char *pending_json, long *attempts, int *fenced, int *paused)
 {
 	/* returns the attempt number, -1 when the job is not this consumer's any more, -2
 	 * when the pool is paused */
 	char key[300], pause[128], now[32], ep[32];
 	const char *keys[] = {key, pause};
-	const char *args[] = {now, q->worker_id, ep};
+	const char *args[] = {now, q->worker_id, ep, pending_json ? pending_json : ""};
 	redisReply *rep;
 
 	*fenced = *paused = 0;
@@ -273,7 +275,7 @@ int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *at
 	queue_key(q, pause, sizeof(pause), "pause");
 	now_str(now, sizeof(now));
 	snprintf(ep, sizeof(ep), "%ld", epoch);
-	rep = eval(q, &lua_job_creating, 2, keys, 3, args, NULL);
+	rep = eval(q, &lua_job_creating, 2, keys, 4, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		if (rep->integer == -2)
 			*paused = 1;
@@ -322,6 +324,8 @@ static int record_task(struct queue *q, const char *job_id, const char *task_id,
 			*out = RECORD_SAME;
 		else if (strcmp(rep->str, "duplicate") == 0)
 			*out = RECORD_DUPLICATE;
+		else if (strcmp(rep->str, "dead") == 0)
+			*out = RECORD_DEAD;
 	}
 	return ok_reply(rep);
 }
@@ -498,7 +502,7 @@ static void add_bytes(cJSON *o, const char *name, const char *b64name, const cha
 /* The dead-letter entry: raw bytes as a string when they are UTF-8 without NULs, else
  * base64 in rawBase64 — the original bytes are never lost. */
 static char *dead_entry(const struct queue *q, const char *raw, size_t len, const char *job_id,
-			const char *reason, const char *source, long attempts)
+			const char *reason, const char *source, long attempts, int may_have_task)
 {
 	cJSON *o = cJSON_CreateObject();
 	char ts[UTIL_ISO8601_SIZE], *s;
@@ -515,6 +519,8 @@ static char *dead_entry(const struct queue *q, const char *raw, size_t len, cons
 	cJSON_AddStringToObject(o, "workerId", q->worker_id);
 	util_iso8601(util_now_ms(), ts);
 	cJSON_AddStringToObject(o, "failedAt", ts);
+	if (may_have_task) /* a createTask of unknown outcome: a retry may pay twice */
+		cJSON_AddTrueToObject(o, "mayHaveTask");
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	if (!s)
@@ -555,14 +561,14 @@ static char *dead_entry_oversized(const struct queue *q, const struct rconn_bulk
 }
 
 int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id, long epoch,
-	       const char *reason, const char *source, long attempts, const char *event_json,
-	       const char *reply_to, int *reply_skipped)
+	       const char *reason, const char *source, long attempts, int may_have_task,
+	       const char *event_json, const char *reply_to, int *reply_skipped)
 {
 	/* returns 0 (not held any more), 1 done, 2 done but replyTo skipped (wrong type),
 	 * -1 the copy was released but the job is another consumer's (fenced): no entry */
 	char proc[300], dead[128], jkey[300], rec[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
-	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts);
+	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts, may_have_task);
 	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, reply_to};
 	char ep[32];
 	const char *args[] = {raw, entry, job_id && epoch ? "1" : "0", now, reason, ttl,
@@ -692,7 +698,7 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	struct event_dest ed;
 	char *entry = create ? util_strdup("") : dead_entry(q, u->raw ? u->raw : "", u->raw_len,
 							     job_id, reason, "uncertain",
-							     u->attempts);
+							     u->attempts, 1);
 	const char *keys[] = {jkey, unc, queue, dead, stats, ed.results, u->reply_to};
 	const char *args[] = {job_id, create ? "1" : "0", entry, reason, now, ttl,
 			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max};
@@ -903,7 +909,8 @@ int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct 
 int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		   const char *status, const char *event_json, const char *reply_to, int *done)
 {
-	/* returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped */
+	/* returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped,
+	 * 4 finalized now without an event (the job is dead) */
 	char tkey[KIE_TASK_ID_MAX_BYTES + 200], jkey[300], due[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	const char *keys[6] = {tkey, jkey, ed.results, due, stats, reply_to};
@@ -921,7 +928,7 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
 	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 6 : 5, keys, 8, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
-		*done = rep->integer != 0;
+		*done = rep->integer == 4 ? 2 : rep->integer != 0;
 		if (rep->integer == 3)
 			log_warn(job_id, task_id, "replyTo key %s holds another type than a list: the "
 				 "event was not pushed there (it is in %s and was published)", reply_to,
@@ -935,8 +942,13 @@ void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot
 	snprintf(out, outlen, "%s#%d", worker_id, slot);
 }
 
+void queue_callback_consumer_id(char *out, size_t outlen, const char *worker_id)
+{
+	snprintf(out, outlen, "%s#cb", worker_id);
+}
+
 int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers,
-		    const char *const *job_ids, const long *epochs)
+		    const char *const *cids, const char *const *job_ids, const long *epochs)
 {
 	/* heartbeat.lua: KEYS workers, the consumers' heartbeats, the jobs they own; ARGV
 	 * ttl, info, n, then per consumer: id, KEYS index of its job (0 none), epoch */
@@ -953,8 +965,8 @@ int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsume
 	snprintf(abuf[2], sizeof(abuf[2]), "%d", nconsumers);
 	args[0] = abuf[0]; args[1] = info; args[2] = abuf[2];
 	for (int i = 0; i < nconsumers; i++) {
-		char *cid = abuf[3 + 3 * i], *ki = abuf[4 + 3 * i], *ep = abuf[5 + 3 * i];
-		queue_consumer_id(cid, sizeof(abuf[0]), q->worker_id, i);
+		char *ki = abuf[4 + 3 * i], *ep = abuf[5 + 3 * i];
+		const char *cid = cids[i];
 		key2(q, kbuf[1 + i], sizeof(kbuf[0]), "worker", cid);
 		keys[1 + i] = kbuf[1 + i];
 		snprintf(ki, sizeof(abuf[0]), "0");
@@ -1042,20 +1054,29 @@ static void ids_free(char **ids, size_t n)
 
 #define RECOVER_BATCH 64
 
-int queue_recover_dead_workers(struct queue *q, long max_recoveries, size_t max_keep,
-			       long *recovered, long *dead)
+/* 1 when cid is one of the consumers this process runs. */
+static int own_consumer(const char *cid, const char *const *own, int nown)
 {
-	/* Lists <p>:workers, reads the heartbeats of the other workers' consumers (MGET),
+	for (int i = 0; i < nown; i++)
+		if (strcmp(cid, own[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int queue_recover_dead_workers(struct queue *q, const char *const *own, int nown,
+			       size_t max_keep, long *recovered)
+{
+	/* Lists <p>:workers, reads the heartbeats of every consumer this process does not
+	 * run (MGET) — other workers', and this worker id's slots a previous process ran
+	 * (a fixed KIE_WORKER_ID restarted with fewer runners: nobody beats those now) —
 	 * then recovers those without one, RECOVER_BATCH per script; the script checks
 	 * each heartbeat again, so one that came back meanwhile is left alone. */
-	char own[160], **ids, **gone;
+	char **ids, **gone;
 	size_t n, ngone = 0;
 	long quiet = 0;
 	int rc = 0;
 
-	(void)max_recoveries;
-	*recovered = *dead = 0;
-	snprintf(own, sizeof(own), "%s#", q->worker_id);
+	*recovered = 0;
 	if (workers_list(q, &ids, &n) != 0)
 		return -1;
 	gone = util_xcalloc(n + 1, sizeof(char *));
@@ -1067,7 +1088,7 @@ int queue_recover_dead_workers(struct queue *q, long max_recoveries, size_t max_
 		redisReply *rep;
 		argv[0] = "MGET";
 		for (size_t j = 0; j < m; j++) {
-			if (strncmp(ids[i + j], own, strlen(own)) == 0)
+			if (own_consumer(ids[i + j], own, nown))
 				continue;
 			key2(q, keys[k], sizeof(keys[k]), "worker", ids[i + j]);
 			argv[1 + k] = keys[k];
@@ -1114,23 +1135,21 @@ int queue_recover_dead_workers(struct queue *q, long max_recoveries, size_t max_
 	return rc;
 }
 
-int queue_release_self(struct queue *q, int nconsumers, long *returned)
+int queue_release_self(struct queue *q, const char *const *cids, int n, long *returned)
 {
-	char **cids = util_xcalloc((size_t)nconsumers + 1, sizeof(char *));
+	char **copy = util_xcalloc((size_t)n + 1, sizeof(char *));
 	redisReply *rep = NULL;
 	int rc;
 
 	*returned = 0;
-	for (int i = 0; i < nconsumers; i++) {
-		cids[i] = util_xmalloc(160);
-		queue_consumer_id(cids[i], 160, q->worker_id, i);
-	}
-	rc = recover(q, 0, 0, cids, (size_t)nconsumers, &rep);
+	for (int i = 0; i < n; i++)
+		copy[i] = util_strdup(cids[i]);
+	rc = recover(q, 0, 0, copy, (size_t)n, &rep);
 	for (size_t j = 0; rc == 0 && j + 1 < rep->elements; j += 2)
 		*returned += (long)rep->element[j + 1]->integer;
 	if (rep)
 		freeReplyObject(rep);
-	ids_free(cids, (size_t)nconsumers);
+	ids_free(copy, (size_t)n);
 	return rc;
 }
 
@@ -1282,4 +1301,45 @@ int queue_poll_due_by(struct queue *q, const char *task_id, int64_t due_ms)
 	char due[128];
 	queue_key(q, due, sizeof(due), "poll:due");
 	return ok_reply(rconn_cmd(q->r, "ZADD %s LT %lld %s", due, (long long)due_ms, task_id));
+}
+
+int queue_callback_lookup(struct queue *q, const char *task_id, const char *job_id,
+			  enum callback_verdict *verdict, char *task_job, size_t task_job_len,
+			  int *finalized)
+{
+	char tkey[KIE_TASK_ID_MAX_BYTES + 200], jkey[300], stats[128];
+	const char *keys[] = {tkey, jkey, stats};
+	const char *args[] = {job_id ? "1" : "0"};
+	redisReply *rep;
+
+	*verdict = CALLBACK_UNOWNED;
+	*finalized = 0;
+	if (task_job_len)
+		task_job[0] = '\0';
+	key2(q, tkey, sizeof(tkey), "task", task_id);
+	key2(q, jkey, sizeof(jkey), "job", job_id ? job_id : "-");
+	queue_key(q, stats, sizeof(stats), "stats");
+	rep = eval(q, &lua_callback_lookup, 3, keys, 1, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING) {
+		const char *v = rep->element[0]->str;
+		*verdict = strcmp(v, "recorded") == 0 ? CALLBACK_RECORDED
+			   : strcmp(v, "adopt") == 0 ? CALLBACK_ADOPT : CALLBACK_UNOWNED;
+		if (rep->element[1]->type == REDIS_REPLY_STRING)
+			util_strlcpy(task_job, rep->element[1]->str, task_job_len);
+		*finalized = rep->element[2]->type == REDIS_REPLY_STRING &&
+			     strcmp(rep->element[2]->str, "1") == 0;
+	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
+		freeReplyObject(rep);
+		snprintf(q->err, sizeof(q->err), "unexpected reply to the callback lookup");
+		return -1;
+	}
+	return ok_reply(rep);
+}
+
+int queue_stat_add(struct queue *q, const char *field, long n)
+{
+	char stats[128];
+	queue_key(q, stats, sizeof(stats), "stats");
+	return ok_reply(rconn_cmd(q->r, "HINCRBY %s %s %ld", stats, field, n));
 }

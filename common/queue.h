@@ -10,7 +10,8 @@
  *
  * A consumer is one job runner of a worker process: <cid> = "<workerId>#<n>". Each has
  * its own processing list, so at most one descriptor sits in it while it works and any
- * other one found there is a leftover only it can own (see queue_claim()).
+ * other one found there is a leftover only it can own (see queue_claim()). The callback
+ * consumer is "<workerId>#cb" (its own name space: never a runner's slot).
  *   <p>:recoveries         HASH   sha1(descriptor) -> times recovered from dead workers
  *   <p>:delayed            ZSET   descriptors waiting for a retry, score = due (epoch ms)
  *   <p>:job:<jobId>        HASH   job record: state, taskId, attempts, error, ...
@@ -111,6 +112,7 @@ struct job_claim {
 	char task_id[KIE_TASK_ID_MAX_BYTES + 1];
 	char owner[160];    /* the owner before the claim */
 	long recoveries;
+	int may_have_task;  /* mayHaveTask: a createTask of unknown outcome, no task since */
 };
 /* Claims the job of a descriptor this consumer holds. Stores type, replyTo, meta and
  * whether KIE will call back, for adopting a task later without the descriptor. */
@@ -119,20 +121,25 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 		    const char *meta, int has_callback, struct job_claim *out);
 
 /* State creating, attempts + 1 (*attempts) — only while owned (*fenced = 1 if not) and
- * while the pool is not paused (*paused = 1 if it is; nothing written). */
-int queue_job_creating(struct queue *q, const char *job_id, long epoch, long *attempts,
-		       int *fenced, int *paused);
+ * while the pool is not paused (*paused = 1 if it is; nothing written). pending_json:
+ * the pending metadata record of the task about to be created ("taskId": null; NULL for
+ * none), kept in the job hash (pending) for whoever records that task (an adoption). */
+int queue_job_creating(struct queue *q, const char *job_id, long epoch,
+		       const char *pending_json, long *attempts, int *fenced, int *paused);
 
 enum record_outcome {
 	RECORD_RECORDED,  /* the job's task now */
 	RECORD_SAME,      /* it already was (a retry, a callback that came first) */
 	RECORD_DUPLICATE, /* the job has another task: this one is recorded as its duplicate
 			   * (task hash duplicateOf) and collected without a job event */
+	RECORD_DEAD,      /* the job was dead-lettered meanwhile: the task is its task now (a
+			   * dead retry is refused) and is collected without a job event */
 };
 /* Records a created task on the job and creates the task record, owner or not. Retried
  * through reconnects and error replies until done or the hard stop. push: 1 puts the
- * task onto <p>:polling in the same step (else queue_handoff_to_polling does, after the
- * pending metadata is saved); a duplicate is always pushed. */
+ * task onto <p>:polling in the same step (else queue_handoff_to_polling does); a
+ * duplicate is always pushed. record_json NULL: the task record takes the job's pending
+ * record (queue_job_creating). */
 int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 		      const char *type, const char *reply_to, const char *record_json,
 		      const char *job_meta_json, long attempts, int push, enum record_outcome *out);
@@ -198,6 +205,7 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 			    int create, const char *reason, const char *event_json, int *acted);
 
 /* Releases the claimed descriptor into <p>:dead with the reason. job_id may be NULL;
+ * may_have_task: the entry says "mayHaveTask": true (the claim's may_have_task);
  * epoch > 0: the job's state becomes dead, and only while this consumer owns it (else
  * the copy is just released); epoch 0 leaves the job hash alone.
  * In the same step, when event_json is given, emits that completion event (to
@@ -205,8 +213,8 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
  * type than a list is skipped (*reply_skipped = 1; may be NULL). <p>:dead keeps the
  * newest dead_max entries; the number dropped is counted in <p>:stats dead_dropped. */
 int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id, long epoch,
-	       const char *reason, const char *source, long attempts, const char *event_json,
-	       const char *reply_to, int *reply_skipped);
+	       const char *reason, const char *source, long attempts, int may_have_task,
+	       const char *event_json, const char *reply_to, int *reply_skipped);
 
 /* Releases a claimed descriptor that was too large to read (b->kept == 0) into <p>:dead:
  * its size, SHA-256 and first 4 KiB; the bytes never leave Redis. */
@@ -261,7 +269,9 @@ void queue_task_record_free(struct task_record *t);
 /* event_json NULL or "": no event and no job update (a job's duplicate task). */
 /* Atomically: marks the task finalized (unless it already was), pushes event_json to
  * <p>:results and reply_to (when non-empty), publishes it on <p>:events, stops polling,
- * and sets the job's state. *done is 1 when this call finalized, 0 when already done. */
+ * and sets the job's state. *done is 1 when this call finalized, 0 when already done,
+ * 2 when it finalized a task of a job already dead-lettered: no event, the job stays
+ * dead (no job.completed after a job.dead). */
 int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		   const char *status, const char *event_json, const char *reply_to, int *done);
 
@@ -291,23 +301,42 @@ int queue_task_copy_tried(struct queue *q, const char *task_id, long *tries);
  * moving it earlier when it is (ZADD LT): hands a task to the pollers now. */
 int queue_poll_due_by(struct queue *q, const char *task_id, int64_t due_ms);
 
+/* --- the callback consumer's first look (callback_lookup.lua), before any KIE call --- */
+enum callback_verdict {
+	CALLBACK_RECORDED, /* a job recorded the task: job_id (its job), *finalized */
+	CALLBACK_ADOPT,    /* not recorded; the job the entry names exists: confirm with KIE */
+	CALLBACK_UNOWNED,  /* not recorded; no job named, or no such job: counted
+			    * (<p>:stats callbacks_unowned), to be dropped */
+};
+/* Reads the task hash without creating it, and the named job's existence (job_id NULL:
+ * none named). task_job gets the recording job's id for CALLBACK_RECORDED. */
+int queue_callback_lookup(struct queue *q, const char *task_id, const char *job_id,
+			  enum callback_verdict *verdict, char *task_job, size_t task_job_len,
+			  int *finalized);
+/* Counts n in <p>:stats field (a plain HINCRBY). */
+int queue_stat_add(struct queue *q, const char *field, long n);
+
 /* --- supervision (q->worker_id is the process's worker id) --- */
-/* Writes the id of consumer slot of worker_id: "<worker_id>#<slot>". */
+/* Writes the id of runner slot of worker_id: "<worker_id>#<slot>". */
 void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot);
-/* Refreshes the heartbeats of the worker's consumers 0..nconsumers-1 and, in the same
- * step, the lease of the job each owns (job_ids[i] "" or NULL: none; may be NULL). */
+/* Writes the callback consumer's id: "<worker_id>#cb". */
+void queue_callback_consumer_id(char *out, size_t outlen, const char *worker_id);
+/* Refreshes the heartbeats of the consumers cids[0..nconsumers-1] and, in the same step,
+ * the lease of the job each owns (job_ids[i] "" or NULL: none; may be NULL). */
 int queue_heartbeat(struct queue *q, long ttl_ms, const char *info, int nconsumers,
-		    const char *const *job_ids, const long *epochs);
-/* Recovers the claimed jobs of every other worker's consumer whose heartbeat expired. */
-/* A descriptor longer than max_keep goes back uncounted: it is never read whole, so it
- * cannot be what killed its worker. */
-int queue_recover_dead_workers(struct queue *q, long max_recoveries, size_t max_keep,
-			       long *recovered, long *dead);
+		    const char *const *cids, const char *const *job_ids, const long *epochs);
+/* Recovers the claimed jobs of every consumer whose heartbeat expired except the nown
+ * consumers own[] this process runs: other workers' and this worker id's stale slots (a
+ * fixed KIE_WORKER_ID restarted with fewer runners) alike. A descriptor longer than
+ * max_keep goes back uncounted: it is never read whole, so it cannot be what killed its
+ * worker. */
+int queue_recover_dead_workers(struct queue *q, const char *const *own, int nown,
+			       size_t max_keep, long *recovered);
 /* Moves due retries from <p>:delayed to the queue. */
 int queue_promote_delayed(struct queue *q, int64_t now_ms, long *moved);
-/* On a clean exit: returns anything still claimed to the queue (not counted as a
- * recovery), drops the heartbeat and leaves the worker set. */
-int queue_release_self(struct queue *q, int nconsumers, long *returned);
+/* On a clean exit: returns anything the consumers cids[0..n-1] still hold to the queue
+ * (not counted as a recovery), drops their heartbeats and leaves the worker set. */
+int queue_release_self(struct queue *q, const char *const *cids, int n, long *returned);
 /* *idle = 1 when queue, polling, poll:due, delayed, uncertain, every processing list and,
  * with_callbacks, <p>:callbacks are empty. */
 int queue_pool_idle(struct queue *q, int with_callbacks, int *idle);

@@ -102,11 +102,12 @@ void s3_object_url(const struct s3_client *c, const char *key, char *out, size_t
 }
 
 static int s3_call(struct s3_client *c, const char *method, const char *key, const void *data,
-		   size_t len, const char *content_type, size_t max_bytes,
+		   size_t len, const char *content_type, const char *extra_header, size_t max_bytes,
 		   struct http_response *resp, char *err, size_t errlen)
 {
 	char url[4096], sha_hdr[100], ct_hdr[160], hash[65];
-	const char *headers[3] = {sha_hdr, NULL, NULL};
+	const char *headers[4] = {sha_hdr, NULL, NULL, NULL};
+	int nh = 1;
 	struct http_request req = {
 		.method = method,
 		.url = url,
@@ -123,8 +124,10 @@ static int s3_call(struct s3_client *c, const char *method, const char *key, con
 	snprintf(sha_hdr, sizeof(sha_hdr), "x-amz-content-sha256: %s", hash);
 	if (content_type) {
 		snprintf(ct_hdr, sizeof(ct_hdr), "Content-Type: %s", content_type);
-		headers[1] = ct_hdr;
+		headers[nh++] = ct_hdr;
 	}
+	if (extra_header) /* signed like the others: SigV4 covers every header we set */
+		headers[nh++] = extra_header;
 	return http_do(c->http, &req, resp, err, errlen);
 }
 
@@ -132,8 +135,25 @@ int s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
 	   const char *content_type, char *err, size_t errlen)
 {
 	struct http_response r;
-	int rc = s3_call(c, "PUT", key, data, len, content_type, 64 * 1024, &r, err, errlen);
+	int rc = s3_call(c, "PUT", key, data, len, content_type, NULL, 64 * 1024, &r, err,
+			 errlen);
 	if (rc == 0 && (r.status < 200 || r.status > 299)) {
+		s3_error("PUT", key, &r, err, errlen);
+		rc = -1;
+	}
+	http_response_free(&r);
+	return rc;
+}
+
+int s3_put_new(struct s3_client *c, const char *key, const void *data, size_t len,
+	       const char *content_type, char *err, size_t errlen)
+{
+	struct http_response r;
+	int rc = s3_call(c, "PUT", key, data, len, content_type, "If-None-Match: *", 64 * 1024,
+			 &r, err, errlen);
+	if (rc == 0 && r.status == 412) {
+		rc = 1;
+	} else if (rc == 0 && (r.status < 200 || r.status > 299)) {
 		s3_error("PUT", key, &r, err, errlen);
 		rc = -1;
 	}
@@ -145,7 +165,7 @@ int s3_get(struct s3_client *c, const char *key, struct dbuf *out, size_t max_by
 	   char *err, size_t errlen)
 {
 	struct http_response r;
-	int rc = s3_call(c, "GET", key, NULL, 0, NULL, max_bytes, &r, err, errlen);
+	int rc = s3_call(c, "GET", key, NULL, 0, NULL, NULL, max_bytes, &r, err, errlen);
 
 	dbuf_init(out, max_bytes);
 	if (rc == 0) {
@@ -166,7 +186,7 @@ int s3_get(struct s3_client *c, const char *key, struct dbuf *out, size_t max_by
 int s3_delete(struct s3_client *c, const char *key, char *err, size_t errlen)
 {
 	struct http_response r;
-	int rc = s3_call(c, "DELETE", key, NULL, 0, NULL, 64 * 1024, &r, err, errlen);
+	int rc = s3_call(c, "DELETE", key, NULL, 0, NULL, NULL, 64 * 1024, &r, err, errlen);
 	if (rc == 0 && (r.status < 200 || r.status > 299) && r.status != 404) {
 		s3_error("DELETE", key, &r, err, errlen);
 		rc = -1;
@@ -179,7 +199,7 @@ int s3_head_bucket(struct s3_client *c, char *err, size_t errlen)
 {
 	struct http_response r;
 	/* an empty key: the URL is <endpoint>/<bucket>/, which S3 reads as the bucket */
-	int rc = s3_call(c, "HEAD", "", NULL, 0, NULL, 64 * 1024, &r, err, errlen);
+	int rc = s3_call(c, "HEAD", "", NULL, 0, NULL, NULL, 64 * 1024, &r, err, errlen);
 	if (rc == 0 && (r.status < 200 || r.status > 299)) {
 		snprintf(err, errlen, "S3 HEAD bucket %s: HTTP %ld%s", c->bucket, r.status,
 			 r.status == 404 ? " (no such bucket)" : r.status == 403

@@ -29,6 +29,11 @@ void s3_r2_endpoint(const char *account_id, char *out, size_t outlen);
 /* Returns 0 or -1 with err naming the key, HTTP status and S3 error code. */
 int s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
 	   const char *content_type, char *err, size_t errlen);
+/* PUT with If-None-Match: * — written only when the key does not exist yet (S3 and R2
+ * conditional writes). Returns 0 written, 1 the key existed (412: nothing written), -1
+ * with err. */
+int s3_put_new(struct s3_client *c, const char *key, const void *data, size_t len,
+	       const char *content_type, char *err, size_t errlen);
 /* Returns 0 (out filled, caller frees with dbuf_free), 1 when the key does not exist,
  * or -1 with err filled. */
 int s3_get(struct s3_client *c, const char *key, struct dbuf *out, size_t max_bytes,

@@ -44,7 +44,8 @@ requests_total, callbacks_*), credits, and max_creates_in_any_window /
 max_queries_in_any_second: the most createTask calls that created a task within any
 create_window_s, and the most recordInfo calls let through within any query_window_s
 (1 s and 10 s when a window is 0), kept as calls arrive over the whole run. Without
-?brief=1 also: tasks, create_times_ms (epoch-ms arrivals of createTask calls that created
+?brief=1 also: tasks (id -> state, jobId and request: the createTask body KIE received),
+create_times_ms (epoch-ms arrivals of createTask calls that created
 a task), create_refused_times_ms (those refused with 429/455) and record_info_times_ms
 (recordInfo calls let through), the last 20,000 of each.
 
@@ -578,7 +579,8 @@ class Handler:
             out["max_creates_in_any_window"] = st.creates.max_in_window
             out["max_queries_in_any_second"] = st.queries.max_in_window
             if not query.get("brief"):
-                out["tasks"] = {k: {"state": st.task_view(v)["state"], "jobId": v["jobId"]}
+                out["tasks"] = {k: {"state": st.task_view(v)["state"], "jobId": v["jobId"],
+                                    "request": json.loads(v["param"])}
                                 for k, v in st.tasks.items()}
                 out["create_times_ms"] = list(st.create_times_ms)
                 out["create_refused_times_ms"] = list(st.create_refused_times_ms)

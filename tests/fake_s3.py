@@ -12,7 +12,15 @@ is not supported"); the access key must be known; the credential scope's region 
 match; x-amz-content-sha256 must be present and equal the body's SHA-256 (unless
 UNSIGNED-PAYLOAD); x-amz-date must be within 15 minutes; and the signature must equal
 the one botocore computes from the method, path, query, the SignedHeaders and the
-payload hash. Errors are S3 XML. GET /_fake/stats and /_fake/health need no auth.
+payload hash. Errors are S3 XML. A PUT with If-None-Match: * (a conditional write, as S3
+and R2 take it; signed like any header) answers 412 PreconditionFailed when the key
+exists, the check and the write done under one lock.
+
+Control, no auth: GET /_fake/stats, /_fake/health, /_fake/object?key=K[&bucket=B] (the
+stored bytes, 404 when none); POST /_fake/config {"put_delay_ms": N, "put_delay_prefix":
+P}: the first PUT of each key starting with P waits N ms after its body is read and its
+signature checked, before it is applied (a slow write, to let another land first);
+stats count puts_held (held PUTs done) and put_precondition_failed (412s).
 """
 import argparse
 import hashlib
@@ -50,7 +58,10 @@ class Store:
     def __init__(self, buckets):
         self.lock = threading.RLock()  # reject() may run while route() holds it
         self.buckets = {b: {} for b in buckets}
-        self.stats = {"requests": 0, "rejected_by_code": {}, "accepted": 0}
+        self.stats = {"requests": 0, "rejected_by_code": {}, "accepted": 0,
+                      "put_precondition_failed": 0, "puts_held": 0}
+        self.cfg = {"put_delay_ms": 0, "put_delay_prefix": ""}
+        self.delayed = set()  # keys whose first PUT was delayed
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -166,12 +177,40 @@ class Handler(BaseHTTPRequestHandler):
                 out = dict(store.stats,
                            objects=sum(len(b) for b in store.buckets.values()))
             return self.send(200, json.dumps(out).encode(), "application/json")
+        if parts.path == "/_fake/object":
+            q = parse_qs(parts.query)
+            bucket = (q.get("bucket") or [next(iter(store.buckets))])[0]
+            with store.lock:
+                obj = store.buckets.get(bucket, {}).get((q.get("key") or [""])[0])
+            if obj is None:
+                return self.send(404, b"no such object", "text/plain")
+            return self.send(200, obj[0], obj[1])
+        if parts.path == "/_fake/config" and self.command == "POST":
+            try:
+                upd = json.loads(self.body() or b"{}")
+                assert isinstance(upd, dict) and set(upd) <= set(store.cfg)
+            except (ValueError, AssertionError):
+                return self.send(400, b'{"error":"unknown or malformed config"}',
+                                 "application/json")
+            with store.lock:
+                store.cfg.update(upd)
+                return self.send(200, json.dumps(store.cfg).encode(), "application/json")
         body = self.body()
         if not self.verify(body):
             return
         path = unquote(parts.path)
         bucket, _, key = path.lstrip("/").partition("/")
+        if self.command == "PUT" and key:
+            with store.lock:
+                delay = store.cfg["put_delay_ms"] if (
+                    store.cfg["put_delay_prefix"] and key.startswith(store.cfg["put_delay_prefix"])
+                    and key not in store.delayed) else 0
+                store.delayed.add(key)
+            if delay:
+                time.sleep(delay / 1000)
         with store.lock:
+            if self.command == "PUT" and key and delay:
+                store.stats["puts_held"] += 1  # seen by /_fake/stats once applied or refused
             if not key:
                 return self.bucket_op(bucket, parse_qs(parts.query))
             objs = store.buckets.get(bucket)
@@ -179,6 +218,11 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reject(404, "NoSuchBucket", "The specified bucket does not exist.",
                                    BucketName=bucket)
             if self.command == "PUT":
+                if self.headers.get("If-None-Match", "").strip() == "*" and key in objs:
+                    store.stats["put_precondition_failed"] += 1
+                    return self.reject(412, "PreconditionFailed", "At least one of the "
+                                       "pre-conditions you specified did not hold",
+                                       Condition="If-None-Match")
                 etag = '"' + hashlib.md5(body).hexdigest() + '"'
                 objs[key] = (body, self.headers.get("Content-Type",
                                                     "binary/octet-stream"), etag, time.time())

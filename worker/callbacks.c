@@ -1,15 +1,20 @@
 /* callbacks.c — the callback consumer thread: takes the entries the HTTP endpoint (or a
- * web app's own callback route) pushed onto <prefix>:callbacks, adopts each task into the
- * job its callback names, and finalizes it when the callback carries a final state —
- * through the one finalization path, so a duplicate or late callback is a no-op.
- * An unverified callback is trusted for nothing: the task and its job id are confirmed
- * with recordInfo (whose param echoes the callBackUrl we gave, jobId included). */
+ * web app's own callback route) pushed onto <prefix>:callbacks and, for each:
+ *  - a task a job has recorded: an unverified entry is trusted for nothing, so its task
+ *    is just made due now in <p>:poll:due — the poller's one recordInfo confirms, copies
+ *    and finalizes; a verified one is finalized (or handed to the copies) as it says;
+ *  - a task no job has recorded: adopted only when KIE's own record of the request
+ *    (recordInfo's param.callBackUrl, with the jobId the worker put there) names the job
+ *    the entry names — one recordInfo, signed or not, since a signature covers the task
+ *    id and the timestamp, not the URL's jobId. Before that call, an entry that names no
+ *    job, or a job that does not exist, is dropped and counted: a flood of forged entries
+ *    costs Redis one step each, not KIE's recordInfo allowance.
+ * Finalization goes through the one path, so a duplicate or late callback is a no-op. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 
 #include "finalize.h"
 #include "job.h"
@@ -20,48 +25,39 @@
 #include "util.h"
 #include "worker.h"
 
-#define CALLBACK_ENTRY_MAX (2 * 1024 * 1024)
+/* The largest entry read whole: the endpoint's entry for a body of KIE_HTTP_BODY_MAX
+ * bytes — the body as a JSON string, at most 6 bytes per byte (\u00XX) — plus its other
+ * members (a task id of up to KIE_TASK_ID_MAX_BYTES, the job id, ...); at least 2 MiB, the
+ * room a web app's own entries had before. Anything larger is dropped and counted. */
+#define CALLBACK_ENTRY_MIN (2 * 1024 * 1024)
+static size_t entry_max(const struct config *cfg)
+{
+	size_t n = 6 * (size_t)cfg->http_body_max + 6 * KIE_TASK_ID_MAX_BYTES + 4096;
+	return n > CALLBACK_ENTRY_MIN ? n : CALLBACK_ENTRY_MIN;
+}
 
 struct cbc {
 	struct worker *w;
 	struct worker_io io;
 	struct limiter query;
+	int64_t next_drop_log;  /* entries dropped for want of a job: one line a second */
+	long drops_quiet;
 };
 
-/* The jobId query parameter of the callBackUrl that recordInfo's param echoes. Returns a
- * new string or NULL. */
+/* The job id KIE's record of the request names: the jobId the worker put into its
+ * callBackUrl (kie_param_callback_arg), when it is a valid job id. New string or NULL. */
 static char *job_id_from_param(const char *param)
 {
-	cJSON *p = param ? cJSON_Parse(param) : NULL;
-	const cJSON *cb = cJSON_GetObjectItemCaseSensitive(p, "callBackUrl");
-	CURLU *u = NULL;
-	char *query = NULL, *out = NULL;
-
-	if (!cJSON_IsString(cb))
-		goto done;
-	u = curl_url();
-	if (!u || curl_url_set(u, CURLUPART_URL, cb->valuestring, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_QUERY, &query, CURLU_URLDECODE) != CURLUE_OK)
-		goto done;
-	for (char *kv = query; kv && *kv;) {
-		char *amp = strchr(kv, '&');
-		if (amp)
-			*amp = '\0';
-		if (strncmp(kv, "jobId=", 6) == 0 && job_id_valid(kv + 6)) {
-			out = util_strdup(kv + 6);
-			break;
-		}
-		kv = amp ? amp + 1 : NULL;
+	char *v = kie_param_callback_arg(param, "jobId");
+	if (v && !job_id_valid(v)) {
+		free(v);
+		v = NULL;
 	}
-done:
-	curl_free(query);
-	curl_url_cleanup(u);
-	cJSON_Delete(p);
-	return out;
+	return v;
 }
 
-/* Confirms an unverified callback's task with recordInfo. 0 with *res filled and *job_id
- * from KIE's own record (may stay NULL), 1 to try again later, -1 not a task of ours. */
+/* Confirms a callback's task with recordInfo. 0 with *res filled and *job_id from KIE's
+ * own record (may stay NULL), 1 to try again later, -1 not a task KIE knows. */
 static int confirm(struct cbc *c, const char *task_id, struct kie_result *res, char **job_id)
 {
 	struct kie_error kerr;
@@ -77,18 +73,61 @@ static int confirm(struct cbc *c, const char *task_id, struct kie_result *res, c
 	return 0;
 }
 
-/* Hands a succeeded task to the pollers' copy step: an unverified callback's confirmed
- * record is saved for it (a verified one's task is polled for its URLs), and the task is
- * made due now. 0, or -1 with err. */
-static int to_copies(struct cbc *c, const char *task_id, const struct kie_result *r,
-		     int verified, char *err, size_t errlen)
+/* Hands a succeeded task to the pollers' copy step: KIE's record read to confirm it (r)
+ * is saved for it — NULL for a signed callback's body, whose task is polled for its URLs
+ * instead — and the task is made due now. 0, or -1 with err. */
+static int to_copies(struct cbc *c, const char *task_id, const struct kie_result *kie_record,
+		     char *err, size_t errlen)
 {
-	if (!verified && finalize_begin_copies(&c->io.q, task_id, r, err, errlen) != 0)
+	if (kie_record && finalize_begin_copies(&c->io.q, task_id, kie_record, err, errlen) != 0)
 		return -1;
 	if (queue_poll_due_by(&c->io.q, task_id, util_now_ms()) != 0) {
 		snprintf(err, errlen, "Redis refused the poll schedule");
 		return -1;
 	}
+	return 0;
+}
+
+/* An entry dropped for want of a job that owns its task: a warning at most once a second
+ * (a flood of forged entries must not flood the log), the next one counting the rest. */
+static void drop_log(struct cbc *c, const char *job_id, const char *task_id, const char *why)
+{
+	int64_t now = util_monotonic_ms();
+	if (now < c->next_drop_log) {
+		c->drops_quiet++;
+		return;
+	}
+	if (c->drops_quiet)
+		log_warn(job_id, task_id, "callback entry dropped: %s (and %ld more entries since "
+			 "the last such line)", why, c->drops_quiet);
+	else
+		log_warn(job_id, task_id, "callback entry dropped: %s", why);
+	c->next_drop_log = now + 1000;
+	c->drops_quiet = 0;
+}
+
+/* Records a task KIE's record tied to job_id, as its task (or its duplicate, or the task
+ * of a job dead-lettered meanwhile), with the job's own pending metadata record. 0, or
+ * -1 (Redis: try again). */
+static int adopt(struct cbc *c, const char *job_id, const char *task_id)
+{
+	struct uncertain_job u;
+	enum record_outcome ro;
+
+	if (queue_uncertain_get(&c->io.q, job_id, &u) != 0)
+		return -1;
+	if (queue_record_task(&c->io.q, job_id, task_id, u.type[0] ? u.type : NULL, u.reply_to,
+			      NULL, u.meta, u.attempts, 1, &ro) != 0) {
+		queue_uncertain_free(&u);
+		return -1;
+	}
+	log_info(job_id, task_id, "task %s from its callback%s",
+		 ro == RECORD_DUPLICATE ? "recorded as a duplicate of the job's task"
+		 : ro == RECORD_DEAD ? "adopted into a job already dead-lettered (collected, no "
+				       "event; its dead letter stays)" : "adopted",
+		 ro == RECORD_RECORDED && !strcmp(u.state, "uncertain") ? " (the job was uncertain)"
+									 : "");
+	queue_uncertain_free(&u);
 	return 0;
 }
 
@@ -103,15 +142,14 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 	int verified = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "verified"));
 	struct kie_result r, kr;
 	struct kie_error kerr;
-	struct task_record t;
-	char err[600], *job_id = NULL, *kie_job = NULL;
+	char err[600], task_job[256], *job_id = NULL, *kie_job = NULL;
 	const char *task_id;
-	int rc = 0, have_r = 0;
+	enum callback_verdict verdict;
+	int rc = 0, have_r = 0, finalized = 0, from_kie;
 	enum metrics_cb_handled res = METRICS_CBH_MALFORMED; /* what came of it, counted at out */
 
 	memset(&r, 0, sizeof(r));
 	memset(&kr, 0, sizeof(kr));
-	memset(&t, 0, sizeof(t));
 	if (!cJSON_IsObject(e) || !cJSON_IsString(body) ||
 	    kie_parse_callback(body->valuestring, strlen(body->valuestring), &r, &kerr) != 0) {
 		log_warn(NULL, NULL, "callback entry refused: %s", cJSON_IsObject(e) ?
@@ -126,70 +164,76 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 	}
 	if (cJSON_IsString(jid) && job_id_valid(jid->valuestring))
 		job_id = util_strdup(jid->valuestring);
-	if (!verified) { /* trust KIE's record, not the body */
+	res = METRICS_CBH_RETRY; /* until it is done with */
+	if (queue_callback_lookup(&c->io.q, task_id, job_id, &verdict, task_job, sizeof(task_job),
+				  &finalized) != 0) {
+		rc = 1;
+		goto out;
+	}
+	if (verdict == CALLBACK_UNOWNED) { /* counted in <p>:stats by the lookup */
+		res = job_id ? METRICS_CBH_UNKNOWN_JOB : METRICS_CBH_NO_JOB;
+		drop_log(c, job_id, task_id, job_id ? "no job has recorded its task and the job its "
+			 "URL names does not exist" : "no job has recorded its task and its URL names "
+			 "no job");
+		goto out;
+	}
+	if (verdict == CALLBACK_RECORDED) {
+		if (finalized) {
+			res = METRICS_CBH_ALREADY_FINAL;
+			log_debug(task_job, task_id, "callback for a task already finalized: no-op");
+			goto out;
+		}
+		if (!verified) { /* nothing in it is trusted: the poller's recordInfo decides */
+			if (queue_poll_due_by(&c->io.q, task_id, util_now_ms()) != 0) {
+				rc = 1;
+				goto out;
+			}
+			res = METRICS_CBH_TO_POLLER;
+			log_debug(task_job, task_id, "unverified callback: the task is polled now");
+			goto out;
+		}
+		from_kie = 0; /* signed: the body is taken as KIE's word */
+	} else { /* CALLBACK_ADOPT: KIE's record must name the entry's job */
 		int k = confirm(c, task_id, &kr, &kie_job);
 		if (k != 0) {
 			res = k > 0 ? METRICS_CBH_RETRY : METRICS_CBH_UNKNOWN_TASK;
 			rc = k > 0 ? 1 : 0;
+			if (k < 0)
+				queue_stat_add(&c->io.q, "callbacks_unowned", 1);
 			goto out;
 		}
-		if (job_id && kie_job && strcmp(job_id, kie_job) != 0) {
-			log_warn(job_id, task_id, "callback refused: KIE's record of the task names job "
-				 "%s", kie_job);
-			res = METRICS_CBH_JOB_MISMATCH;
+		if (!kie_job || strcmp(kie_job, job_id) != 0) {
+			res = kie_job ? METRICS_CBH_JOB_MISMATCH : METRICS_CBH_KIE_NO_JOB;
+			queue_stat_add(&c->io.q, "callbacks_unowned", 1);
+			if (kie_job)
+				log_warn(job_id, task_id, "callback refused: KIE's record of the task names "
+					 "job %s", kie_job);
+			else
+				drop_log(c, job_id, task_id, "KIE's record of the task names no job (a "
+					 "task someone else created): not adopted");
 			goto out;
 		}
-		if (!job_id && kie_job)
-			job_id = util_strdup(kie_job);
 		kie_result_free(&r);
-		r = kr;
+		r = kr; /* KIE's record, not the body */
 		memset(&kr, 0, sizeof(kr));
 		task_id = r.task_id;
 		if (!task_id) {
-			rc = 0;
+			res = METRICS_CBH_UNKNOWN_TASK;
 			goto out;
 		}
-	}
-	res = METRICS_CBH_RETRY; /* until it is done with */
-	if (queue_task_get(&c->io.q, task_id, 0, &t) != 0) {
-		rc = 1;
-		goto out;
-	}
-	if (!t.job_id[0]) { /* a task no job has recorded yet: adopt it */
-		struct uncertain_job u;
-		enum record_outcome ro;
-		if (!job_id) {
-			log_warn(NULL, task_id, "callback for a task no job has recorded, without a job "
-				 "id: left to its creator's recording");
-			res = METRICS_CBH_NO_JOB;
-			goto out;
-		}
-		if (queue_uncertain_get(&c->io.q, job_id, &u) != 0) {
+		if (adopt(c, job_id, task_id) != 0) {
 			rc = 1;
 			goto out;
 		}
-		if (queue_record_task(&c->io.q, job_id, task_id, u.type[0] ? u.type : NULL,
-				      u.reply_to, NULL, u.meta, u.attempts, 1, &ro) != 0) {
-			queue_uncertain_free(&u);
-			rc = 1;
-			goto out;
-		}
-		log_info(job_id, task_id, "task %s from its callback%s",
-			 ro == RECORD_DUPLICATE ? "recorded as a duplicate of the job's task"
-						: "adopted", ro == RECORD_RECORDED && !strcmp(u.state,
-						"uncertain") ? " (the job was uncertain)" : "");
-		queue_uncertain_free(&u);
+		from_kie = 1;
 	}
 	res = METRICS_CBH_PROGRESS;
 	if (kie_task_state_final(r.state) && r.success && c->w->cfg->copy_results) {
 		/* the same copy step as a polled success: a poller copies, then finalizes. The
 		 * files are downloaded only from URLs KIE's recordInfo gave: a verified body is
 		 * signed on its task id alone, so its task is polled now rather than its URLs
-		 * fetched; an unverified one was confirmed above and r is KIE's record. */
-		if (t.finalized) {
-			res = METRICS_CBH_ALREADY_FINAL;
-			log_debug(job_id, task_id, "callback for a task already finalized: no-op");
-		} else if (to_copies(c, task_id, &r, verified, err, sizeof(err)) != 0) {
+		 * fetched; an adopted one was confirmed above and r is KIE's record. */
+		if (to_copies(c, task_id, from_kie ? &r : NULL, err, sizeof(err)) != 0) {
 			res = METRICS_CBH_FINALIZE_FAILED;
 			log_warn(job_id, task_id, "handing the callback's success to the result copies "
 				 "failed (%s); polling finds it", err);
@@ -212,7 +256,6 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 	}
 out:
 	metrics_callback_handled(res);
-	queue_task_record_free(&t);
 	if (have_r)
 		kie_result_free(&r);
 	kie_result_free(&kr);
@@ -227,12 +270,14 @@ void *callbacks_main(void *arg)
 	struct cbc c;
 	char cid[160], member[200];
 	long retry_ms = 0;
+	size_t max_entry;
 
 	memset(&c, 0, sizeof(c));
 	c.w = arg;
-	/* the consumer slot after the runners': its claimed callbacks come back to
-	 * <p>:callbacks if this worker dies (queue.c, recover()) */
-	queue_consumer_id(cid, sizeof(cid), c.w->id, (int)c.w->cfg->concurrency);
+	max_entry = entry_max(c.w->cfg);
+	/* its own consumer id, "<workerId>#cb", never a runner's slot: its claimed callbacks
+	 * come back to <p>:callbacks if this worker dies (queue.c, recover()) */
+	queue_callback_consumer_id(cid, sizeof(cid), c.w->id);
 	if (worker_io_open(c.w, &c.io, "callbacks", cid) != 0)
 		goto out;
 	snprintf(member, sizeof(member), "%s/callbacks", c.w->id);
@@ -242,12 +287,12 @@ void *callbacks_main(void *arg)
 		struct rconn_bulk b;
 		int leftover = 0;
 
-		if (queue_callback_claim(&c.io.q, 1.0, CALLBACK_ENTRY_MAX, &b, &leftover) != 0 ||
+		if (queue_callback_claim(&c.io.q, 1.0, max_entry, &b, &leftover) != 0 ||
 		    b.type != REDIS_REPLY_STRING)
 			continue;
 		if (!b.kept) { /* the endpoint caps bodies; an app pushed something else */
-			log_warn(NULL, NULL, "callback entry of %zu bytes refused (over %d)", b.len,
-				 CALLBACK_ENTRY_MAX);
+			log_warn(NULL, NULL, "callback entry of %zu bytes refused (over %zu)", b.len,
+				 max_entry);
 			queue_callback_release_oversized(&c.io.q, &b);
 			metrics_callback_handled(METRICS_CBH_MALFORMED);
 			continue;

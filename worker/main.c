@@ -192,6 +192,15 @@ int main(int argc, char **argv)
 		 drain ? ", drain mode" : "");
 
 	W.slots = util_xcalloc((size_t)cfg.concurrency, sizeof(*W.slots));
+	W.nconsumers = (int)cfg.concurrency + (cfg.callback_consumer ? 1 : 0);
+	W.consumers = util_xcalloc((size_t)W.nconsumers, sizeof(char *));
+	for (int i = 0; i < W.nconsumers; i++) {
+		W.consumers[i] = util_xmalloc(160);
+		if (i < cfg.concurrency)
+			queue_consumer_id(W.consumers[i], 160, W.id, i);
+		else
+			queue_callback_consumer_id(W.consumers[i], 160, W.id);
+	}
 	/* drain mode exits right after its last completion: the main thread checks as soon
 	 * as the last job ends, and a stop unblocks the runners' BLMOVEs (worker_unblock) */
 	pthread_mutex_init(&W.wake_mu, NULL);
@@ -298,7 +307,8 @@ int main(int argc, char **argv)
 		rconn_init(&rc, &W.redis, 2000, &W.hard_stop, "main");
 		rc.deadline_ms = deadline > util_monotonic_ms() ? deadline : util_monotonic_ms() + 1000;
 		queue_init(&q, &rc, cfg.redis_prefix, W.id, cfg.record_ttl_s, cfg.results_max);
-		if (queue_release_self(&q, (int)cfg.concurrency + 1, &returned) != 0)
+		if (queue_release_self(&q, (const char *const *)W.consumers, W.nconsumers,
+				       &returned) != 0)
 			log_warn(NULL, NULL, "could not return claimed jobs at exit (%s); live workers "
 				 "recover them once this worker's heartbeat expires", q.err);
 		else if (returned)
@@ -313,6 +323,9 @@ int main(int argc, char **argv)
 	for (long i = 0; i < cfg.concurrency; i++)
 		pthread_mutex_destroy(&W.slots[i].mu);
 	free(W.slots);
+	for (int i = 0; i < W.nconsumers; i++)
+		free(W.consumers[i]);
+	free(W.consumers);
 	free(W.blocking);
 	prompts_free(W.prompts);
 	http_global_cleanup();

@@ -73,9 +73,12 @@ static void bad_descriptor_names(const char *raw, size_t len, const char *prefix
 
 /* The dead letter and the job.dead event go in one step: a Redis reply lost between
  * them cannot leave one without the other. A bad descriptor that still names a valid
- * id gets the event and its id in the dead entry too. */
+ * id gets the event and its id in the dead entry too. may_have_task (the claim's
+ * mayHaveTask): the job once had a createTask of unknown outcome that no task resolved,
+ * and its entry says so ("mayHaveTask": true: retried only with --allow-uncertain). */
 static void to_dead(struct runner *r, const char *raw, size_t len, const struct job *j,
-		    long epoch, const char *reason, const char *source, long attempts)
+		    long epoch, const char *reason, const char *source, long attempts,
+		    int may_have_task)
 {
 	char *ev = NULL, *bad_id = NULL, *bad_reply = NULL;
 	const char *id, *reply_to;
@@ -94,8 +97,8 @@ static void to_dead(struct runner *r, const char *raw, size_t len, const struct 
 			ev = finalize_event_json("dead", bad_id, NULL, NULL, NULL, reason, 0, NULL);
 	}
 	log_warn(id, NULL, "job to the dead letters (%s): %s", source, reason);
-	if (queue_dead(&r->io.q, raw, len, id, epoch, reason, source, attempts, ev, reply_to,
-		       &skipped) != 0)
+	if (queue_dead(&r->io.q, raw, len, id, epoch, reason, source, attempts, may_have_task, ev,
+		       reply_to, &skipped) != 0)
 		log_error(id, NULL, "could not dead-letter the job (%s); it stays claimed and is "
 			  "handled again", r->io.q.err);
 	else
@@ -123,6 +126,7 @@ static char *assign_id(struct runner *r, const char *raw, size_t len, const char
 	return s;
 }
 
+/* The metadata record of the task req creates (task_id NULL: before createTask). */
 static void fill_metadata(const struct runner *r, const struct job *j, const char *prompt,
 			  const struct kie_task_request *req, const char *task_id,
 			  struct task_metadata *m)
@@ -137,36 +141,55 @@ static void fill_metadata(const struct runner *r, const struct job *j, const cha
 	m->n_images = req->n_images;
 	m->character = j->character;
 	m->ratio = req->ratio ? req->ratio : KIE_DEFAULT_RATIO;
+	m->output_format = req->output_format ? req->output_format : "png";
 }
 
-/* The task exists: save its pending record, record it on the job (owner or not: a paid
- * task id is never dropped), hand it to the pollers. The pending record goes first, so
- * no store read is needed: pollers finalize only recorded tasks, and a callback can
- * adopt and finalize it only once KIE has generated it (seconds, against one write
- * here). Also the
- * resume path for a job whose task was recorded before its worker died
- * (already_recorded): then the record is saved only if it is missing. */
+/* The pending record of the task about to be created, "taskId": null, kept in the job
+ * hash by queue_job_creating for whoever records that task (caller frees). */
+static char *pending_template(const struct runner *r, const struct job *j, const char *prompt,
+			      const struct kie_task_request *req)
+{
+	struct task_metadata m;
+	cJSON *rec;
+	char *s;
+
+	fill_metadata(r, j, prompt, req, NULL, &m);
+	rec = metadata_pending(&m, util_now_ms());
+	s = cJSON_PrintUnformatted(rec);
+	cJSON_Delete(rec);
+	return s;
+}
+
+/* Writes the pending record unless a record is stored already (a finalization that got
+ * there first, or an earlier write): create-if-absent, so it never replaces a final one. */
+static void save_pending(struct runner *r, const struct job *j, const char *task_id,
+			 const cJSON *rec)
+{
+	char err[600];
+	if (metadata_store_put_new(r->io.ms, task_id, rec, err, sizeof(err)) < 0)
+		log_warn(j->id, task_id, "pending metadata not saved (%s); finalization writes "
+			 "the whole record from the one kept in Redis", err);
+}
+
+/* The task exists: record it on the job (owner or not: a paid task id is never dropped)
+ * and hand it to the pollers in one step, then save its pending metadata record. Redis
+ * first: from the moment createTask answers, the one thing a kill can lose is this step,
+ * and the record kept in the task hash lets finalization write the whole record if the
+ * store write never happens; the store write is create-if-absent, so a finalization that
+ * lands first (a callback, a fast poll) is never overwritten. Also the resume path for a
+ * job whose task was recorded before its worker died (already_recorded). */
 static void handoff(struct runner *r, const char *raw, size_t len, const struct job *j,
 		    const char *prompt, const struct kie_task_request *req, const char *task_id,
 		    long attempts, int already_recorded)
 {
 	struct task_metadata m;
-	char err[600];
-	cJSON *rec, *existing = NULL;
+	cJSON *rec;
 	char *rec_json;
 	enum record_outcome ro = RECORD_SAME;
-	int save = 1;
 
 	fill_metadata(r, j, prompt, req, task_id, &m);
 	rec = metadata_pending(&m, util_now_ms());
 	rec_json = cJSON_PrintUnformatted(rec);
-	if (already_recorded) {
-		save = metadata_store_get(r->io.ms, task_id, &existing, err, sizeof(err)) == 1;
-		cJSON_Delete(existing);
-	}
-	if (save && metadata_store_put(r->io.ms, task_id, rec, err, sizeof(err)) != 0)
-		log_warn(j->id, task_id, "pending metadata not saved (%s); finalization writes "
-			 "the whole record", err);
 	/* a task recorded now is handed to the pollers in the same step */
 	if (!already_recorded &&
 	    queue_record_task_handoff(&r->io.q, raw, len, j->id, task_id, job_type_str(j->type),
@@ -177,10 +200,16 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 			  "by hand", j->id);
 		goto out;
 	}
+	save_pending(r, j, task_id, rec);
 	if (ro == RECORD_DUPLICATE) {
 		log_warn(j->id, task_id, "the job already has another task: this one is recorded as "
 			 "its duplicate and collected");
 		goto out; /* its copy was released in the same step */
+	}
+	if (ro == RECORD_DEAD) {
+		log_warn(j->id, task_id, "the job was dead-lettered meanwhile: its task is recorded "
+			 "and collected without an event");
+		goto out;
 	}
 	if (already_recorded && queue_handoff_to_polling(&r->io.q, raw, len, j->id, task_id) != 0)
 		log_error(j->id, task_id, "could not hand the task to the pollers (Redis down at "
@@ -255,7 +284,7 @@ static void duplicate(struct runner *r, const char *raw, size_t len, const struc
 		break;
 	}
 	log_warn(j->id, NULL, "%s", why);
-	if (queue_dead(&r->io.q, raw, len, NULL, 0, why, "duplicate", c->attempts, NULL, NULL,
+	if (queue_dead(&r->io.q, raw, len, NULL, 0, why, "duplicate", c->attempts, 0, NULL, NULL,
 		       NULL) == 0)
 		metrics_dead_letter("duplicate", job_type_str(j->type));
 }
@@ -282,7 +311,7 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 	struct kie_task_request req;
 	struct kie_error kerr;
 	struct job_decision d;
-	char err[600], *prompt = NULL, *task_id = NULL, *owned = NULL;
+	char err[600], *prompt = NULL, *task_id = NULL, *owned = NULL, *pending = NULL;
 	const char *raw = b->data;
 	size_t len = b->len;
 	long attempt = 0, max_attempts;
@@ -304,7 +333,7 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 	}
 	j = job_parse(raw, len, &r->w->parse_opts, err, sizeof(err));
 	if (!j) {
-		to_dead(r, raw, len, NULL, 0, err, "parse", 0);
+		to_dead(r, raw, len, NULL, 0, err, "parse", 0, 0);
 		return;
 	}
 	if (j->id_generated) {
@@ -347,22 +376,25 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		break;
 	}
 	publish_slot(r, j->id, c.epoch);
-	if (c.outcome == CLAIM_TOO_MANY_RECOVERIES) {
-		snprintf(err, sizeof(err), "recovered from %ld dead workers (limit %ld, "
-			 "KIE_MAX_RECOVERIES): this job may be what kills them", c.recoveries,
-			 cfg->max_recoveries);
-		to_dead(r, raw, len, j, c.epoch, err, "recovery", c.attempts);
-		goto out;
-	}
+	/* a createTask may have gone out: uncertain first, whatever limit fires (the claim
+	 * script answers takeover before too_many_recoveries) */
 	if (c.outcome == CLAIM_TAKEOVER) {
 		uncertain(r, raw, len, j, c.epoch, "the job's last worker stopped during createTask "
 			  "(it died, or lost Redis): a task may exist");
 		goto out;
 	}
-	if (!prompt) {
-		to_dead(r, raw, len, j, c.epoch, err, "prompt", c.attempts);
+	if (c.outcome == CLAIM_TOO_MANY_RECOVERIES) {
+		snprintf(err, sizeof(err), "recovered from %ld dead workers (limit %ld, "
+			 "KIE_MAX_RECOVERIES): this job may be what kills them", c.recoveries,
+			 cfg->max_recoveries);
+		to_dead(r, raw, len, j, c.epoch, err, "recovery", c.attempts, c.may_have_task);
 		goto out;
 	}
+	if (!prompt) {
+		to_dead(r, raw, len, j, c.epoch, err, "prompt", c.attempts, c.may_have_task);
+		goto out;
+	}
+	pending = pending_template(r, j, prompt, &req);
 
 	max_attempts = j->max_attempts ? j->max_attempts : cfg->job_max_attempts;
 	for (;;) {
@@ -378,7 +410,8 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		if (r->create.waits)
 			log_debug(j->id, NULL, "waited for a createTask slot (%ld sleeps, %ld for a "
 				  "backoff)", r->create.waits, r->create.blocked_waits);
-		if (queue_job_creating(&r->io.q, j->id, c.epoch, &attempt, &fenced, &paused) != 0)
+		if (queue_job_creating(&r->io.q, j->id, c.epoch, pending, &attempt, &fenced,
+				       &paused) != 0)
 			goto out;
 		if (paused) { /* paused while this runner waited for its slot: create nothing */
 			log_info(j->id, NULL, "the pool was paused before createTask: the job goes "
@@ -429,13 +462,14 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		uncertain(r, raw, len, j, c.epoch, d.reason);
 		break;
 	case JOB_ACT_DEAD:
-		to_dead(r, raw, len, j, c.epoch, d.reason, "kie", attempt);
+		to_dead(r, raw, len, j, c.epoch, d.reason, "kie", attempt, c.may_have_task);
 		break;
 	case JOB_ACT_BACKOFF:
 		break; /* not reached: the loop above waits those out */
 	}
 out:
 	publish_slot(r, NULL, 0);
+	free(pending);
 	free(task_id);
 	free(prompt);
 	free(owned);

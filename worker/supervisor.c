@@ -125,7 +125,7 @@ void *supervisor_main(void *arg)
 	unsigned long drops_seen = 0;
 	struct kie_client *kie = NULL;
 	/* the runners' consumers, then the callback consumer (its claimed callbacks) */
-	int nbeat = (int)cfg->concurrency + 1;
+	int nbeat = w->nconsumers;
 	char (*slot_ids)[JOB_ID_MAX + 1] = util_xcalloc((size_t)nbeat, sizeof(*slot_ids));
 	const char **slot_ptrs = util_xcalloc((size_t)nbeat, sizeof(char *));
 	long *slot_epochs = util_xcalloc((size_t)nbeat, sizeof(long));
@@ -145,7 +145,8 @@ void *supervisor_main(void *arg)
 		metrics_tick(); /* GET /healthz */
 		if (now >= next_beat) {
 			read_slots(w, slot_ids, slot_ptrs, slot_epochs, nbeat);
-			if (queue_heartbeat(&q, cfg->heartbeat_ttl_ms, info, nbeat, slot_ptrs,
+			if (queue_heartbeat(&q, cfg->heartbeat_ttl_ms, info, nbeat,
+					    (const char *const *)w->consumers, slot_ptrs,
 					    slot_epochs) == 0) {
 				next_beat = now + beat_ms;
 				/* beating without a gap since: a lost connection restarts the count */
@@ -168,7 +169,7 @@ void *supervisor_main(void *arg)
 			}
 		}
 		if (!w->stopping && now >= next_recovery) {
-			long back = 0, dead = 0, moved = 0;
+			long back = 0, moved = 0;
 			next_recovery = now + cfg->recovery_interval_ms;
 			/* Dead means dead: judge others only after this worker has itself been
 			 * heartbeating without a gap for a TTL plus the longest reconnect backoff.
@@ -178,8 +179,8 @@ void *supervisor_main(void *arg)
 			if (beating_since >= 0 &&
 			    now - beating_since >= cfg->heartbeat_ttl_ms + RCONN_BACKOFF_MAX_MS)
 			{
-				queue_recover_dead_workers(&q, cfg->max_recoveries, w->max_keep, &back,
-							   &dead);
+				queue_recover_dead_workers(&q, (const char *const *)w->consumers,
+							   w->nconsumers, w->max_keep, &back);
 				metrics_recoveries(back);
 			}
 			uncertain_due(w, &q);

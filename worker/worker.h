@@ -39,6 +39,11 @@ struct worker {
 	atomic_int inflight;             /* jobs and polls being handled right now */
 	atomic_long jobs_done, polls_done;
 	atomic_int next_slot;            /* runners take consumer slots 0..concurrency-1 */
+	/* the consumer ids this process runs, heartbeated and never recovered by it: the
+	 * runners' "<id>#0".."<id>#<concurrency-1>", then the callback consumer's "<id>#cb"
+	 * when it runs (every other "<id>#*" is a previous process's, recovered when stale) */
+	char **consumers;
+	int nconsumers;
 	atomic_int next_poller;
 	struct runner_slot *slots;       /* one per runner (consumer slot) */
 	pthread_mutex_t wake_mu;         /* worker_nap() waits on wake_cv; worker_wake() */

@@ -2,7 +2,10 @@
 -- (unless it already was), emits the completion event to <p>:results, replyTo and
 -- <p>:events, stops polling it, and sets its job's state. Every key written is
 -- type-checked first (a script cannot be rolled back); a replyTo key of another type is
--- skipped.
+-- skipped. A job already dead-lettered (its task adopted after the uncertain window's
+-- policy made it dead) gets no event and keeps its state: the task is collected, as a
+-- duplicate is — no job.completed after a job.dead. The job's pending metadata record
+-- (written by job_creating.lua) is dropped: the record is in the store now.
 -- KEYS[1] <p>:task:<taskId>        task hash
 -- KEYS[2] <p>:job:<jobId>          job hash (any key when ARGV[6] is '0')
 -- KEYS[3] <p>:results              list of completion events, newest first
@@ -17,7 +20,8 @@
 -- ARGV[6] '1' update the job hash, '0' not
 -- ARGV[7] taskId
 -- ARGV[8] TTL of finished task and job hashes (s)
--- Returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped.
+-- Returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped, 4
+-- finalized now without an event: the job is dead.
 local function keytype_ok(k, want)
   local t = redis.call('TYPE', k)['ok']
   return t == want or t == 'none', t
@@ -39,7 +43,13 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('ZREM', KEYS[4], ARGV[7])
 if ARGV[6] == '1' then
+  if redis.call('HGET', KEYS[2], 'state') == 'dead' then
+    redis.call('HDEL', KEYS[2], 'pending')
+    redis.call('HINCRBY', KEYS[5], 'dead_tasks_collected', 1)
+    return 4
+  end
   redis.call('HSET', KEYS[2], 'state', ARGV[2], 'updatedAt', ARGV[3], 'taskId', ARGV[7])
+  redis.call('HDEL', KEYS[2], 'pending')
   redis.call('EXPIRE', KEYS[2], ARGV[8])
 end
 if ARGV[1] ~= '' then

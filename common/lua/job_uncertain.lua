@@ -1,7 +1,8 @@
 -- job_uncertain.lua — createTask's outcome is unknown (owner only): the descriptor moves
 -- into the job hash (raw) and the job id into the uncertain set until now + window
 -- (Redis's clock), where a callback, the late recording of its task, or the window's
--- end decides.
+-- end decides. mayHaveTask marks the job until a task is recorded on it: a dead letter
+-- of the job says so, and `kie dead retry` refuses it without --allow-uncertain.
 -- KEYS[1] <p>:processing:<cid>     the consumer's processing list
 -- KEYS[2] <p>:job:<jobId>          job hash
 -- KEYS[3] <p>:uncertain            zset job id -> end of its window (epoch ms)
@@ -23,7 +24,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local untl = string.format('%d', now + tonumber(ARGV[5]))
 redis.call('HSET', KEYS[2], 'state', 'uncertain', 'raw', ARGV[1], 'error', ARGV[6],
-  'uncertainUntil', untl, 'updatedAt', ARGV[2])
+  'uncertainUntil', untl, 'updatedAt', ARGV[2], 'mayHaveTask', '1')
 redis.call('HDEL', KEYS[2], 'owner', 'lease')
 redis.call('ZADD', KEYS[3], untl, ARGV[7])
 redis.call('HINCRBY', KEYS[4], 'uncertain', 1)

@@ -2,7 +2,12 @@
 -- with ARGV[9] 'h' it also hands the task to the pollers and releases the consumer's
 -- copy and ownership in the same step. Not fenced: whoever holds a paid task id records
 -- it. The job's first task becomes its task; a different one is recorded as a
--- duplicate of it (duplicateOf) and collected too.
+-- duplicate of it (duplicateOf) and collected too. A task recorded on a job that was
+-- dead-lettered meanwhile (uncertain, then policy dead) becomes its task too — so a dead
+-- retry is refused — but the job stays dead: the task is collected without a job event
+-- (finalize.lua). A recorded task ends the job's mayHaveTask mark. The task record's
+-- pending metadata is ARGV[6], or the job's own (pending, written by job_creating.lua)
+-- when the caller has none (an adoption).
 -- KEYS[1] <p>:job:<jobId>          job hash
 -- KEYS[2] <p>:task:<taskId>        task hash
 -- KEYS[3] <p>:uncertain            zset of uncertain job ids
@@ -16,7 +21,7 @@
 -- ARGV[3] now (epoch ms)
 -- ARGV[4] job type
 -- ARGV[5] replyTo ('' for none)
--- ARGV[6] the pending metadata record (JSON)
+-- ARGV[6] the pending metadata record (JSON; '' to take the job's pending)
 -- ARGV[7] the job's meta (JSON, '' for none)
 -- ARGV[8] attempts
 -- ARGV[9] '0': record only; '1': also LPUSH the task onto KEYS[4] (an adoption);
@@ -25,8 +30,9 @@
 -- ARGV[10] first poll time (epoch ms; with 'h')
 -- ARGV[11] the claimed descriptor (with 'h')
 -- ARGV[12] consumer id (with 'h')
--- Returns 'recorded' | 'same' | 'duplicate'.
-local j = redis.call('HMGET', KEYS[1], 'taskId', 'state', 'owner')
+-- Returns 'recorded' | 'same' | 'duplicate' | 'dead' (recorded on a dead job: collected
+-- without an event).
+local j = redis.call('HMGET', KEYS[1], 'taskId', 'state', 'owner', 'pending')
 local cur = j[1]
 local outcome = 'recorded'
 if cur and cur ~= '' and cur ~= ARGV[1] then outcome = 'duplicate'
@@ -34,8 +40,13 @@ elseif cur == ARGV[1] then outcome = 'same' end
 local hand = ARGV[9] == 'h'
 local drop = {}
 if hand and j[3] == ARGV[12] then drop = {'owner', 'lease'} end
-if outcome == 'recorded' then
+if outcome == 'recorded' and j[2] == 'dead' then
+  redis.call('HSET', KEYS[1], 'taskId', ARGV[1], 'updatedAt', ARGV[3])
+  drop[#drop + 1] = 'mayHaveTask'
+  redis.call('HINCRBY', KEYS[5], 'tasks_created', 1)
+elseif outcome == 'recorded' then
   redis.call('HSET', KEYS[1], 'taskId', ARGV[1], 'state', 'polling', 'updatedAt', ARGV[3])
+  drop[#drop + 1] = 'mayHaveTask'
   if j[2] == 'uncertain' then
     drop[#drop + 1] = 'raw' drop[#drop + 1] = 'uncertainUntil'
     redis.call('ZREM', KEYS[3], ARGV[2])
@@ -46,7 +57,9 @@ if #drop > 0 then redis.call('HDEL', KEYS[1], unpack(drop)) end
 -- the task hash may exist without its job (a callback that came first read it)
 local t = redis.call('HMGET', KEYS[2], 'jobId', 'createdAt')
 if not t[1] then
-  local f = {'jobId', ARGV[2], 'type', ARGV[4], 'replyTo', ARGV[5], 'record', ARGV[6],
+  local rec = ARGV[6]
+  if rec == '' and j[4] then rec = j[4] end
+  local f = {'jobId', ARGV[2], 'type', ARGV[4], 'replyTo', ARGV[5], 'record', rec,
     'jobMeta', ARGV[7], 'attempts', ARGV[8]}
   if not t[2] then f[#f + 1] = 'createdAt' f[#f + 1] = ARGV[3] end
   if outcome == 'duplicate' then
@@ -67,4 +80,5 @@ end
 if ARGV[9] == '1' and outcome == 'recorded' then
   redis.call('HINCRBY', KEYS[5], 'adopted', 1)
 end
+if outcome == 'recorded' and j[2] == 'dead' then return 'dead' end
 return outcome

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -302,6 +304,23 @@ class FakeS3:
     def stats(self):
         with urllib.request.urlopen(self.url + "/_fake/stats", timeout=10) as resp:
             return json.loads(resp.read())
+
+    def config(self, **kw):
+        req = urllib.request.Request(self.url + "/_fake/config", data=json.dumps(kw).encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def object(self, key):
+        """The stored bytes of key, or None."""
+        q = urllib.parse.urlencode({"key": key})
+        try:
+            with urllib.request.urlopen(self.url + "/_fake/object?" + q, timeout=10) as resp:
+                return resp.read()
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
 
     def stop(self):
         stop_proc(self.proc)

@@ -9,9 +9,9 @@ import socket
 import time
 import urllib.request
 
-from conftest import FakeKie, free_port, wait_for
+from conftest import TOKEN, FakeKie, free_port, wait_for
 from test_ownership import assert_every_task_collected, assert_one_task_per_job
-from test_worker import PREFIX, dead, events, job, wait_events
+from test_worker import EXAMPLES, PREFIX, dead, events, job, wait_events
 
 HMAC_KEY = "test-webhook-key"
 
@@ -37,6 +37,24 @@ def endpoint_worker(workers, redis_url, kie_url, port, **extra):
 
 def signed_fake(tmpdir_path):
     return FakeKie(tmpdir_path, task_ms=300, create_limit=0, query_limit=0, hmac_key=HMAC_KEY)
+
+
+def create_at_fake(fake, prompt="someone else's task", callback_url=None):
+    """A task of the account created by another client, straight at the fake; its
+    callBackUrl (when given) is whatever that client chose. Returns its task id."""
+    body = {"model": "google/nano-banana-edit",
+            "input": {"prompt": prompt, "image_urls": ["https://img.example.com/o.png"]}}
+    if callback_url:
+        body["callBackUrl"] = callback_url
+    req = urllib.request.Request(fake.url + "/api/v1/jobs/createTask",
+                                 data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "User-Agent": "another-client",
+                                          "Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        out = json.loads(resp.read())
+    assert out["code"] == 200, out
+    return out["data"]["taskId"]
 
 
 def test_500_after_create_is_adopted_by_its_callback(redis_server, r, tmpdir_path, workers):
@@ -76,24 +94,33 @@ def test_500_after_create_is_adopted_by_its_callback(redis_server, r, tmpdir_pat
 
 
 def test_kill9_twenty_times_with_callbacks(redis_server, r, tmpdir_path, workers):
-    """Workers killed at random, 20 times, while callbacks flow to a worker that stays:
-    a job whose worker died inside createTask is uncertain until its callback adopts
-    the task, so nothing is paid twice."""
+    """Workers killed at random, 20 times over 2,000 jobs of every type, while callbacks
+    flow to a worker that stays: a job whose worker died inside createTask is uncertain
+    until its callback adopts the task, so nothing is paid twice and nothing is lost; and
+    every task's metadata record is whole — adopted ones included — with its job's type
+    and exactly the prompt KIE was sent."""
     fake = signed_fake(tmpdir_path)
     try:
         # createTask takes 150 ms: most kills land while one is in flight
         fake.config(task_ms=200, latency_ms=150)
-        n = 400
+        n = 2000
         port = free_port()
         cb = f"http://127.0.0.1:{port}/api/kie/callback"
-        opts = dict(KIE_WORKER_CONCURRENCY=4, KIE_WORKER_POLLERS=2, KIE_MAX_RECOVERIES=50,
-                    KIE_UNCERTAIN_WINDOW_MS=30000, KIE_CALLBACK_URL=cb,
-                    KIE_WEBHOOK_HMAC_KEY=HMAC_KEY)
+        # a killed poller's task waits out its lease (HTTP + copy timeouts + 5 s): short
+        # timeouts keep the run's tail short
+        fast = dict(KIE_UNCERTAIN_WINDOW_MS=8000, KIE_LOG_LEVEL="warn", KIE_WORKER_POLLERS=3,
+                    KIE_HTTP_TIMEOUT_MS=3000, KIE_COPY_TIMEOUT_MS=3000)
+        opts = dict(KIE_WORKER_CONCURRENCY=4, KIE_MAX_RECOVERIES=50, KIE_CALLBACK_URL=cb,
+                    KIE_WEBHOOK_HMAC_KEY=HMAC_KEY, **fast)
         stable = endpoint_worker(workers, redis_server.url, fake.url, port,
-                                 KIE_WORKER_CONCURRENCY=1, KIE_UNCERTAIN_WINDOW_MS=30000)
+                                 KIE_WORKER_CONCURRENCY=1, **fast)
+        types = sorted(EXAMPLES)
         ids = [f"kc-{i}" for i in range(n)]
+        type_of = {j: types[i % len(types)] for i, j in enumerate(ids)}
+        pipe = r.pipeline()
         for i in ids:
-            r.lpush(f"{PREFIX}:queue", job(i))
+            pipe.lpush(f"{PREFIX}:queue", job(i, type_of[i]))
+        pipe.execute()
         live = [workers(redis_server.url, fake.url, **opts) for _ in range(3)]
         rnd = random.Random(4321)
         for _ in range(20):
@@ -108,10 +135,22 @@ def test_kill9_twenty_times_with_callbacks(redis_server, r, tmpdir_path, workers
         assert [(d["source"], d["reason"]) for d in dead(r)] == []
         assert_one_task_per_job(fake, ids)
         assert_every_task_collected(fake, r)
+        # every record is whole: its job's type and the prompt KIE received
+        tasks = fake.stats(brief=False)["tasks"]
+        bad = []
+        for tid, t in tasks.items():
+            with open(f"{tmpdir_path}/meta/kie-tasks/{tid}.json") as f:
+                rec = json.load(f)
+            want = {"taskId": tid, "jobId": t["jobId"], "type": type_of[t["jobId"]],
+                    "prompt": t["request"]["input"]["prompt"], "status": "completed",
+                    "model": t["request"]["model"]}
+            if any(rec.get(k) != v for k, v in want.items()) or not rec.get("imageUrls"):
+                bad.append((tid, {k: rec.get(k) for k in want}))
+        assert not bad, f"{len(bad)} record(s) not whole, e.g. {bad[:2]}"
         s = r.hgetall(f"{PREFIX}:stats")
         print(f"\nkill -9 x20 with callbacks: {n} jobs, {fake.stats()['creates_total']} tasks, "
-              f"0 duplicates, 0 uncollected; {s.get('adopted', 0)} task(s) adopted from "
-              f"callbacks (their creator died before recording them), "
+              f"0 duplicates, 0 uncollected, every record whole; {s.get('adopted', 0)} "
+              f"task(s) adopted from callbacks (their creator died before recording them), "
               f"{s.get('uncertain', 0)} job(s) uncertain")
         assert stable.proc.poll() is None
         assert int(s.get("adopted", 0)) >= 1, "no kill landed between create and record"
@@ -146,14 +185,28 @@ def test_app_pushed_callback_is_confirmed_before_it_is_trusted(redis_server, r, 
     ev = wait_events(r, 1, timeout=30)[0]
     assert ev["jobId"] == "app-1" and ev["taskId"] == task_id and ev["status"] == "completed"
     assert all("evil.example.com" not in u for u in ev["resultUrls"]), ev
-    # a callback naming another job than KIE's record says is refused
+    # an entry for a task a job has recorded decides nothing, whatever job it names: the
+    # task is only polled now (a no-op once finalized)
     entry2 = dict(entry, jobId="someone-else")
     r.lpush(f"{PREFIX}:callbacks", json.dumps(entry2))
-    wait_for(lambda: "KIE's record of the task names job app-1" in w.log(), 20,
+    wait_for(lambda: r.llen(f"{PREFIX}:callbacks") == 0, 20, what="the entry consumed")
+    # a task no job has recorded, whose KIE record names another job than the entry's:
+    # refused after one recordInfo
+    fake_kie.config(create_http500_rate=0.0)
+    other = create_at_fake(fake_kie, callback_url="https://app.example.com/cb?jobId=app-2")
+    r.hset(f"{PREFIX}:job:someone-else", "state", "uncertain")
+    entry3 = dict(entry, jobId="someone-else", taskId=other,
+                  body=json.dumps({"code": 200, "data": {"taskId": other, "state": "success"}}))
+    r.lpush(f"{PREFIX}:callbacks", json.dumps(entry3))
+    wait_for(lambda: "KIE's record of the task names job app-2" in w.log(), 20,
              what="the refusal")
-    assert not r.exists(f"{PREFIX}:job:someone-else")
-    assert r.llen(f"{PREFIX}:callbacks") == 0
-    assert_one_task_per_job(fake_kie, ["app-1"])
+    wait_for(lambda: r.llen(f"{PREFIX}:callbacks") == 0, 20, what="the entry consumed")
+    assert not r.hexists(f"{PREFIX}:job:someone-else", "taskId")
+    assert not r.exists(f"{PREFIX}:task:{other}")
+    assert r.hget(f"{PREFIX}:stats", "callbacks_unowned") == "1"
+    time.sleep(0.3)
+    assert len(events(r)) == 1
+    assert fake_kie.stats()["creates_by_job"] == {"app-1": 1, "app-2": 1}
 
 
 def test_duplicate_and_late_callbacks_are_no_ops(redis_server, r, tmpdir_path, workers):

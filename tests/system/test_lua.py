@@ -180,20 +180,34 @@ def test_job_claim(r):
     # the last owner stopped inside createTask
     r.hset(f"{P}:job:j4", mapping={"state": "creating", "owner": "gone#0", "lease": 1})
     assert run(r, "job_claim", [f"{P}:job:j4", rec, pause], args)[0] == b"takeover"
+    # ... even past the recovery limit: its createTask may have gone out, so it goes
+    # uncertain rather than to the dead letters as if nothing had been sent
+    r.hset(f"{P}:job:j5", mapping={"state": "creating", "owner": "gone#1", "lease": 1})
+    out = run(r, "job_claim", [f"{P}:job:j5", rec, pause], ["c#0", 5000, "cd" * 20, 3, "raw",
+                                                             "", "", "0"])
+    assert out[0] == b"takeover" and out[6] == 4 and out[7] == b"0"
+    assert r.hget(f"{P}:job:j5", "state") == b"creating"
+    # the mark of a createTask of unknown outcome comes back with the claim
+    r.hset(f"{P}:job:j6", mapping={"state": "queued", "mayHaveTask": "1"})
+    out = run(r, "job_claim", [f"{P}:job:j6", rec, pause], args)
+    assert out[0] == b"claimed" and out[7] == b"1"
 
 
 def test_job_creating_is_fenced(r):
     job, pause = f"{P}:job:j1", f"{P}:pause"
     r.hset(job, mapping={"owner": "c#0", "epoch": 2, "state": "queued"})
-    assert run(r, "job_creating", [job, pause], [123, "c#0", 2]) == 1
-    assert run(r, "job_creating", [job, pause], [124, "c#0", 2]) == 2
+    assert run(r, "job_creating", [job, pause], [123, "c#0", 2, ""]) == 1
+    assert not r.hexists(job, "pending")
+    # the pending record of the task about to be created is kept for its adopter
+    assert run(r, "job_creating", [job, pause], [124, "c#0", 2, '{"taskId":null}']) == 2
     assert r.hget(job, "state") == b"creating" and r.hget(job, "attempts") == b"2"
-    assert run(r, "job_creating", [job, pause], [125, "c#0", 1]) == -1  # an older epoch
-    assert run(r, "job_creating", [job, pause], [125, "c#9", 2]) == -1
-    assert r.hget(job, "attempts") == b"2"
+    assert r.hget(job, "pending") == b'{"taskId":null}'
+    assert run(r, "job_creating", [job, pause], [125, "c#0", 1, "x"]) == -1  # an older epoch
+    assert run(r, "job_creating", [job, pause], [125, "c#9", 2, "x"]) == -1
+    assert r.hget(job, "attempts") == b"2" and r.hget(job, "pending") == b'{"taskId":null}'
     # paused meanwhile: nothing written, the runner gives the job back
     r.set(pause, '{"kind":"operator"}')
-    assert run(r, "job_creating", [job, pause], [126, "c#0", 2]) == -2
+    assert run(r, "job_creating", [job, pause], [126, "c#0", 2, "x"]) == -2
     assert r.hget(job, "attempts") == b"2" and r.hget(job, "updatedAt") != b"126"
 
 
@@ -414,6 +428,125 @@ def test_poll_next(r):
     assert out[0] == b"t1" and r.zscore(f"{P}:poll:due", "t1") == 9000  # leased
 
 
+
+# --- a job whose createTask may have gone out ends through uncertain, at every exit, and
+# its dead letter cannot be retried without allow_uncertain (docs/protocol.md section 3) ---
+
+def uncertain_keys(job="j1", cid="c#0"):
+    return [f"{P}:processing:{cid}", f"{P}:job:{job}", f"{P}:uncertain", f"{P}:stats"]
+
+
+def resolve_keys(job="j1"):
+    return [f"{P}:job:{job}", f"{P}:uncertain", f"{P}:queue", f"{P}:dead", f"{P}:stats",
+            f"{P}:results"]
+
+
+def test_may_have_task_mark_at_every_exit(r):
+    raw = b'{"v":1,"id":"j1","type":"raw","input":{}}'
+    job = f"{P}:job:j1"
+    # the claim takes a job found creating over (test_job_claim); going uncertain marks it
+    r.lpush(f"{P}:processing:c#0", raw)
+    r.hset(job, mapping={"owner": "c#0", "epoch": 2, "state": "creating",
+                         "pending": '{"taskId":null,"type":"raw"}'})
+    assert run(r, "job_uncertain", uncertain_keys(), [raw, 1, "c#0", 2, 60000, "500", "j1"]) == 1
+    assert r.hget(job, "mayHaveTask") == b"1" and r.hget(job, "raw") == raw
+    # the window ends, policy dead: dead letter and event; the mark and the pending record
+    # stay on the job (a late callback adopts into it, a retry is refused)
+    r.zadd(f"{P}:uncertain", {"j1": 1})
+    entry = b'{"jobId":"j1","source":"uncertain","mayHaveTask":true}'
+    out = run(r, "uncertain_resolve", resolve_keys(), ["j1", "0", entry, "may have been created",
+                                                       5, 60, '{"status":"dead"}',
+                                                       f"{P}:events", 100, 100])
+    assert out == 2 and r.hget(job, "state") == b"dead"
+    assert r.hget(job, "mayHaveTask") == b"1" and r.hexists(job, "pending")
+    assert not r.hexists(job, "raw")
+    dkeys = [f"{P}:dead", f"{P}:queue", f"{P}:recoveries", f"{P}:stats", job]
+    # a retry is refused whatever the entry's source says: the job hash carries the mark
+    recov = b'{"jobId":"j1","source":"recovery"}'
+    r.lpush(f"{P}:dead", recov)
+    out = run(r, "admin_dead_retry", dkeys, [recov, raw, "0", "0", "recovery", 6, "0"])
+    assert out[0] == b"refused" and b"--allow-uncertain" in out[1]
+    # ... and the entry's own mark, when the job hash is gone (expired)
+    out = run(r, "admin_dead_retry", dkeys[:4], [entry, raw, "0", "0", "uncertain", 6, "1"])
+    assert out[0] == b"refused"
+    other = b'{"jobId":"j9","source":"kie","mayHaveTask":true}'
+    r.lpush(f"{P}:dead", other)
+    out = run(r, "admin_dead_retry", dkeys[:4], [other, raw, "0", "0", "kie", 6, "1"])
+    assert out[0] == b"refused" and r.llen(f"{P}:queue") == 0
+    # told so, it goes: the mark and the pending record leave with the retry
+    out = run(r, "admin_dead_retry", dkeys, [recov, raw, "1", "0", "recovery", 7, "0"])
+    assert out == [b"retried", b""]
+    assert not r.hexists(job, "mayHaveTask") and not r.hexists(job, "pending")
+    # a task recorded on the job ends the mark
+    r.hset(job, "mayHaveTask", "1")
+    args = ["t1", "j1", 1000, "raw", "", '{"taskId":"t1"}', "", 1, "1", 0, "", "cb#0"]
+    assert run(r, "record_task", record_keys(), args) == b"recorded"
+    assert not r.hexists(job, "mayHaveTask")
+    # a dead letter written by a runner (job_dead.lua) leaves the mark on the job hash
+    r.delete(job)
+    r.lpush(f"{P}:processing:c#0", raw)
+    r.hset(job, mapping={"owner": "c#0", "epoch": 4, "mayHaveTask": "1"})
+    dk = [f"{P}:processing:c#0", f"{P}:dead", job, f"{P}:recoveries", f"{P}:stats",
+          f"{P}:results"]
+    assert run(r, "job_dead", dk, [raw, '{"mayHaveTask":true}', "1", 1, "x", 60, "",
+                                   f"{P}:events", 100, 100, 4, "c#0"]) == 1
+    assert r.hget(job, "state") == b"dead" and r.hget(job, "mayHaveTask") == b"1"
+
+
+def test_adoption_takes_the_jobs_pending_record_and_a_dead_job_gets_no_event(r):
+    job = f"{P}:job:j1"
+    pending = '{"taskId":null,"jobId":"j1","type":"raw","prompt":"p"}'
+    r.hset(job, mapping={"state": "dead", "pending": pending, "mayHaveTask": "1",
+                         "error": "may have been created"})
+    r.expire(job, 1000)
+    # adopted (no record of its own): the job's pending record; the job stays dead, its
+    # task set (a dead retry is refused), the mark gone
+    args = ["t1", "j1", 1000, "raw", "", "", "", 1, "1", 0, "", "cb#0"]
+    assert run(r, "record_task", record_keys(), args) == b"dead"
+    j = r.hgetall(job)
+    assert j[b"state"] == b"dead" and j[b"taskId"] == b"t1" and b"mayHaveTask" not in j
+    assert r.hget(f"{P}:task:t1", "record") == pending.encode()
+    assert r.lrange(f"{P}:polling", 0, -1) == [b"t1"]
+    # finalized: no job.completed after the job.dead, the job untouched but its pending
+    # record dropped (the record is in the store now)
+    ev = '{"event":"job.completed"}'
+    out = run(r, "finalize", finalize_keys(), [ev, "completed", 777, f"{P}:events", 100, "1",
+                                               "t1", 60])
+    assert out == 4
+    assert r.llen(f"{P}:results") == 0 and r.hget(job, "state") == b"dead"
+    assert r.hget(f"{P}:task:t1", "finalizedAt") == b"777" and not r.hexists(job, "pending")
+    assert r.hget(f"{P}:stats", "dead_tasks_collected") == b"1"
+    assert run(r, "finalize", finalize_keys(), [ev, "completed", 778, f"{P}:events", 100, "1",
+                                                "t1", 60]) == 0
+    # a live job's own task: its pending record goes with its finalization
+    r.hset(f"{P}:job:j2", mapping={"state": "polling", "taskId": "t2", "pending": pending})
+    r.hset(f"{P}:task:t2", "jobId", "j2")
+    out = run(r, "finalize", finalize_keys("t2", "j2"), [ev, "completed", 779, f"{P}:events",
+                                                        100, "1", "t2", 60])
+    assert out == 1 and r.llen(f"{P}:results") == 1
+    assert not r.hexists(f"{P}:job:j2", "pending")
+
+
+def test_callback_lookup_costs_no_write_but_a_count(r):
+    def look(task, job):
+        keys = [f"{P}:task:{task}", f"{P}:job:{job or '-'}", f"{P}:stats"]
+        return run(r, "callback_lookup", keys, ["1" if job else "0"])
+    # forged: an unknown task naming no job, or a job that does not exist: counted, and no
+    # task hash is made for it
+    assert look("forged1", None) == [b"unowned", None, b"0"]
+    assert look("forged2", "nobody") == [b"unowned", None, b"0"]
+    assert not r.exists(f"{P}:task:forged1") and not r.exists(f"{P}:task:forged2")
+    assert r.hget(f"{P}:stats", "callbacks_unowned") == b"2"
+    # a job that exists: confirm with KIE first
+    r.hset(f"{P}:job:victim", "state", "uncertain")
+    assert look("t9", "victim") == [b"adopt", None, b"0"]
+    # a recorded task, finalized or not
+    r.hset(f"{P}:task:t1", mapping={"jobId": "j1"})
+    assert look("t1", "someone") == [b"recorded", b"j1", b"0"]
+    r.hset(f"{P}:task:t1", "finalizedAt", 5)
+    assert look("t1", None) == [b"recorded", b"j1", b"1"]
+    assert r.hget(f"{P}:stats", "callbacks_unowned") == b"2"
+
 # --- the operator's scripts (kie stats, job show, dead retry/purge) and the metrics ---
 
 def test_admin_rates_counts_the_window(r):
@@ -472,19 +605,19 @@ def test_admin_dead_retry(r):
     r.expire(f"{P}:job:j1", 1000)
     r.hset(f"{P}:recoveries", sha, 2)
     # dry run: nothing written
-    assert run(r, "admin_dead_retry", keys, [entry, raw, "0", "1", "dead", 5]) == \
+    assert run(r, "admin_dead_retry", keys, [entry, raw, "0", "1", "dead", 5, "0"]) == \
         [b"would_retry", b""]
     assert r.llen(f"{P}:dead") == 1 and r.llen(f"{P}:queue") == 0
     # a job with a task is refused: its result comes from that task
     r.hset(f"{P}:job:j1", "taskId", "t9")
-    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 5])
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 5, "0"])
     assert out[0] == b"refused" and b"t9" in out[1] and r.llen(f"{P}:dead") == 1
     r.hdel(f"{P}:job:j1", "taskId")
     # an uncertain entry needs allow_uncertain
-    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "uncertain", 5])
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "uncertain", 5, "0"])
     assert out[0] == b"refused" and b"--allow-uncertain" in out[1]
     # retried: back on the queue, the hash reset, recoveries cleared, counted
-    out = run(r, "admin_dead_retry", keys, [entry, raw, "1", "0", "uncertain", 5])
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "1", "0", "uncertain", 5, "0"])
     assert out == [b"retried", b""]
     assert r.llen(f"{P}:dead") == 0 and r.lrange(f"{P}:queue", 0, -1) == [raw]
     h = r.hgetall(f"{P}:job:j1")
@@ -493,25 +626,25 @@ def test_admin_dead_retry(r):
     assert not r.hexists(f"{P}:recoveries", sha)
     assert r.hget(f"{P}:stats", "dead_retried") == b"1"
     # gone: the entry was taken meanwhile (and no dead list at all)
-    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 6])
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 6, "0"])
     assert out[0] == b"gone"
     r.lpush(f"{P}:dead", b"other")
-    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 6])
+    out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 6, "0"])
     assert out == [b"gone", b"the entry is no longer in the dead letters"]
     # back in the pool or finished: refused
     r.lpush(f"{P}:dead", entry)
     for st in (b"polling", b"completed"):
         r.hset(f"{P}:job:j1", "state", st)
-        out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 7])
+        out = run(r, "admin_dead_retry", keys, [entry, raw, "0", "0", "dead", 7, "0"])
         assert out[0] == b"refused" and st in out[1]
     # no job id: 4 keys, retried without a job hash
-    out = run(r, "admin_dead_retry", keys[:4], [entry, raw, "0", "0", "dead", 8])
+    out = run(r, "admin_dead_retry", keys[:4], [entry, raw, "0", "0", "dead", 8, "0"])
     assert out == [b"retried", b""] and r.llen(f"{P}:queue") == 2
     # a key of the wrong type is an error, before any write
     r.lpush(f"{P}:dead", entry)
     r.set(f"{P}:stats", "x")
     with pytest.raises(redis.ResponseError, match="not a hash"):
-        run(r, "admin_dead_retry", keys[:4], [entry, raw, "0", "0", "dead", 9])
+        run(r, "admin_dead_retry", keys[:4], [entry, raw, "0", "0", "dead", 9, "0"])
     assert r.llen(f"{P}:dead") == 2
 
 

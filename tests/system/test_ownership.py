@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from conftest import RedisServer, wait_for
+from conftest import RedisServer, base_env, run_kie, wait_for
 from test_worker import PREFIX, dead, events, job, wait_events
 
 
@@ -237,3 +237,63 @@ def test_any_task_id_kie_returns_is_finalized(redis_server, r, fake_kie, workers
                 break
         else:
             raise AssertionError(f"no record for {tid!r} in {stored}")
+
+
+def test_kill_inside_create_past_the_recovery_limit_cannot_be_retried(redis_server, r, fake_kie,
+                                                                     workers, tmpdir_path):
+    """A worker killed inside createTask on a job that has used up KIE_MAX_RECOVERIES: the
+    job goes uncertain (a task may exist) before any limit ends it, never to the dead
+    letters as a plain 'recovery'. Dead-lettered by KIE_UNCERTAIN_POLICY=dead, its entry
+    says mayHaveTask, and `kie dead retry` refuses it: one task at KIE."""
+    fake_kie.config(hang_next_ms=5000)  # KIE holds the createTask 5 s, then creates the task
+    opts = dict(KIE_MAX_RECOVERIES=0, KIE_UNCERTAIN_POLICY="dead", KIE_UNCERTAIN_WINDOW_MS=1000,
+                KIE_WORKER_CONCURRENCY=1)
+    a = workers(redis_server.url, fake_kie.url, KIE_WORKER_ID="dies-in-create", **opts)
+    r.lpush(f"{PREFIX}:queue", job("rec-1"))
+    wait_for(lambda: r.hget(f"{PREFIX}:job:rec-1", "state") == "creating", 20,
+             what="createTask in flight")
+    a.kill9()
+    workers(redis_server.url, fake_kie.url, KIE_WORKER_ID="survivor", **opts)
+    wait_for(lambda: dead(r), 30, what="the job's dead letter")
+    d = dead(r)[0]
+    assert d["jobId"] == "rec-1" and d["source"] == "uncertain", d
+    assert d.get("mayHaveTask") is True, d
+    env = base_env(redis_server.url)
+    out = run_kie(["dead", "retry", "rec-1", "--json"], env)
+    res = json.loads(out.stdout)["results"]
+    assert out.returncode == 10 and res[0]["outcome"] == "refused", (out.stdout, out.stderr)
+    assert "--allow-uncertain" in res[0]["why"]
+    wait_for(lambda: fake_kie.stats()["creates_total"] >= 1, 20, what="the held task created")
+    time.sleep(1.0)  # a retry let through would create a second task within this
+    assert fake_kie.stats()["creates_by_job"] == {"rec-1": 1}
+    assert r.llen(f"{PREFIX}:queue") == 0 and len(dead(r)) == 1
+
+
+def test_fixed_worker_id_restarted_with_fewer_runners_loses_no_job(redis_server, r, fake_kie,
+                                                                   workers):
+    """A fixed KIE_WORKER_ID killed with a job in each of its 4 runner slots (#0..#3, each
+    waiting for a createTask slot) and restarted with 1 runner: #0's job is its own
+    leftover, and #1..#3, which no process runs any more, are recovered once their
+    heartbeats expire (the callback consumer has its own name, #cb, so none of them is
+    kept alive by it). Every job completes once, with one task."""
+    ids = [f"slot-{i}" for i in range(5)]
+    a = workers(redis_server.url, fake_kie.url, KIE_WORKER_ID="fixed", KIE_WORKER_CONCURRENCY=4,
+                KIE_CREATE_LIMIT=1, KIE_CREATE_WINDOW_MS=60000)
+    wait_for(lambda: r.scard(f"{PREFIX}:workers") == 5, 10, what="4 runners and #cb beating")
+    for i in ids:
+        r.lpush(f"{PREFIX}:queue", job(i))
+    # one job got the window's createTask; each runner then holds one waiting for its slot
+    wait_for(lambda: all(r.llen(f"{PREFIX}:processing:fixed#{n}") == 1 for n in range(4)) and
+             len(events(r)) == 1, 20, what="a job held in every runner slot, #3 included")
+    a.kill9()
+    # (under another limiter: the old runners' reservations, up to 4 minutes ahead, are
+    # kept by their consumer ids, and fixed#0 would wait for its own)
+    workers(redis_server.url, fake_kie.url, KIE_WORKER_ID="fixed", KIE_WORKER_CONCURRENCY=1,
+            KIE_ACCOUNT_PREFIX="kie:account-after-restart")
+    evs = wait_events(r, 5, timeout=45)
+    time.sleep(0.5)
+    assert sorted(e["jobId"] for e in events(r)) == ids
+    assert all(e["status"] == "completed" for e in evs)
+    assert_one_task_per_job(fake_kie, ids)
+    assert all(r.llen(f"{PREFIX}:processing:fixed#{n}") == 0 for n in range(4))
+    assert r.smembers(f"{PREFIX}:workers") == {"fixed#0", "fixed#cb"}

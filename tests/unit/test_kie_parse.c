@@ -630,6 +630,36 @@ static void state_parse(void **state)
 	assert_string_equal(kie_task_state_str(KIE_TASK_QUEUING), "queuing");
 }
 
+/* The jobId a recordInfo param's callBackUrl carries: split first, decode each value. */
+static void param_callback_arg_splits_before_decoding(void **state)
+{
+	(void)state;
+	char *v;
+	/* decoding the whole query first read x=%26jobId%3Devil as job "evil" */
+	v = kie_param_callback_arg("{\"callBackUrl\":\"https://a.example/cb?x=%26jobId%3Devil"
+				   "&jobId=real\"}", "jobId");
+	assert_non_null(v);
+	assert_string_equal(v, "real");
+	free(v);
+	v = kie_param_callback_arg("{\"callBackUrl\":\"https://a.example/cb?x=%26jobId%3Devil\"}",
+				   "jobId");
+	assert_null(v);
+	/* each value decoded on its own; a key that only starts with the name is another */
+	v = kie_param_callback_arg("{\"callBackUrl\":\"https://a.example/cb?jobIdx=1&jobId=a%3Ab"
+				   "#frag\"}", "jobId");
+	assert_non_null(v);
+	assert_string_equal(v, "a:b");
+	free(v);
+	/* given twice, or decoded to a NUL, or no URL at all: none */
+	assert_null(kie_param_callback_arg("{\"callBackUrl\":\"https://a.example/?jobId=a&jobId=b"
+					   "\"}", "jobId"));
+	assert_null(kie_param_callback_arg("{\"callBackUrl\":\"https://a.example/?jobId=a%00b\"}",
+					   "jobId"));
+	assert_null(kie_param_callback_arg("{\"model\":\"m\"}", "jobId"));
+	assert_null(kie_param_callback_arg("not json", "jobId"));
+	assert_null(kie_param_callback_arg(NULL, "jobId"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -659,6 +689,7 @@ int main(void)
 		cmocka_unit_test(create_task_id_not_utf8_is_ambiguous),
 		cmocka_unit_test(classify_transport),
 		cmocka_unit_test(state_parse),
+		cmocka_unit_test(param_callback_arg_splits_before_decoding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -193,6 +193,43 @@ static void task_id_safety(void **state)
 	assert_int_equal(metadata_task_key("", name, err, sizeof(err)), -1);
 }
 
+/* A pending record made before createTask answered, then completed at finalization:
+ * every field it had is kept, taskId and a missing jobId filled in. */
+static void pending_template_and_complete(void **state)
+{
+	(void)state;
+	struct task_metadata m = {.job_id = "j1", .type = "raw", .model = "m", .prompt = "p",
+				  .image_urls = imgs, .n_images = 1, .ratio = "1:1",
+				  .output_format = "jpeg"};
+	cJSON *tmpl = metadata_pending(&m, 0), *rec;
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(tmpl, "taskId")));
+	assert_string_equal(cJSON_GetObjectItem(tmpl, "outputFormat")->valuestring, "jpeg");
+	/* the store had nothing: rebuilt from the template */
+	rec = cJSON_CreateObject();
+	metadata_complete(rec, tmpl, "t9", "j1");
+	assert_string_equal(cJSON_GetObjectItem(rec, "taskId")->valuestring, "t9");
+	assert_string_equal(cJSON_GetObjectItem(rec, "prompt")->valuestring, "p");
+	assert_string_equal(cJSON_GetObjectItem(rec, "type")->valuestring, "raw");
+	assert_string_equal(rec->child->string, "taskId"); /* in the template's order */
+	cJSON_Delete(rec);
+	/* a stored record keeps its own values and gains the fields it lacked */
+	rec = cJSON_Parse("{\"taskId\":\"t9\",\"jobId\":null,\"status\":\"completed\","
+			  "\"prompt\":\"stored\"}");
+	metadata_complete(rec, tmpl, "t9", "j1");
+	assert_string_equal(cJSON_GetObjectItem(rec, "status")->valuestring, "completed");
+	assert_string_equal(cJSON_GetObjectItem(rec, "prompt")->valuestring, "stored");
+	assert_string_equal(cJSON_GetObjectItem(rec, "model")->valuestring, "m");
+	assert_string_equal(cJSON_GetObjectItem(rec, "jobId")->valuestring, "j1");
+	cJSON_Delete(rec);
+	/* no template: just the ids */
+	rec = cJSON_CreateObject();
+	metadata_complete(rec, NULL, "t8", "");
+	assert_string_equal(cJSON_GetObjectItem(rec, "taskId")->valuestring, "t8");
+	assert_null(cJSON_GetObjectItem(rec, "jobId"));
+	cJSON_Delete(rec);
+	cJSON_Delete(tmpl);
+}
+
 static void fs_store_end_to_end(void **state)
 {
 	char dir[] = "/tmp/kie-meta-XXXXXX", err[512], sub[300];
@@ -229,6 +266,15 @@ static void fs_store_end_to_end(void **state)
 	cJSON_Delete(got);
 	snprintf(sub, sizeof(sub), "%s/kie-tasks/~%%2E%%2E%%2Fevil.json", dir);
 	assert_int_equal(access(sub, F_OK), 0);
+	/* create-if-absent: a record already there (a final one) is left as it is */
+	assert_int_equal(metadata_store_put_new(s, "t_fs", f, err, sizeof(err)), 1);
+	assert_int_equal(metadata_store_get(s, "t_fs", &got, err, sizeof(err)), 0);
+	assert_string_equal(cJSON_GetObjectItem(got, "prompt")->valuestring, "红色");
+	cJSON_Delete(got);
+	assert_int_equal(metadata_store_put_new(s, "t_new2", f, err, sizeof(err)), 0);
+	assert_int_equal(metadata_store_get(s, "t_new2", &got, err, sizeof(err)), 0);
+	assert_string_equal(cJSON_GetObjectItem(got, "status")->valuestring, "completed");
+	cJSON_Delete(got);
 	cJSON_Delete(f);
 	/* atomic writes leave no temporary files */
 	snprintf(sub, sizeof(sub), "%s/kie-tasks", dir);
@@ -245,7 +291,7 @@ static void fs_store_end_to_end(void **state)
 		unlink(p);
 	}
 	closedir(d);
-	assert_int_equal(files, 3);
+	assert_int_equal(files, 4);
 	rmdir(sub);
 	rmdir(dir);
 	metadata_store_free(s);
@@ -282,6 +328,7 @@ int main(void)
 		cmocka_unit_test(merge_leaves_one_member_per_name),
 		cmocka_unit_test(updated_at_never_before_created_at),
 		cmocka_unit_test(task_id_safety),
+		cmocka_unit_test(pending_template_and_complete),
 		cmocka_unit_test(fs_store_end_to_end),
 		cmocka_unit_test(r2_store_needs_its_variables),
 	};
