@@ -14,6 +14,7 @@
 -- 503 and KIE tries again; the entries already waiting, KIE's genuine callbacks among
 -- them, are never evicted); else callbacks_received + 1, the entry LPUSHed, the pair
 -- remembered, and the list's length returned. Without one: returns 0.
+-- Returns: the list's length, -1 (full), -2 (replayed) or 0 (count only).
 local t1 = redis.call('TYPE', KEYS[1]).ok
 if t1 ~= 'list' and t1 ~= 'none' then
   return redis.error_reply(KEYS[1] .. ' is a ' .. t1 .. ', not a list')
