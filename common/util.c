@@ -48,14 +48,71 @@ int util_parse_ll(const char *s, long long *out)
 {
 	char *end;
 	long long v;
+	const char *d;
+	size_t n;
 
-	if (!s || !*s)
+	if (!s)
+		return -1;
+	d = s[0] == '-' ? s + 1 : s;
+	n = strspn(d, "0123456789");
+	/* digits only: strtoll alone would also take leading spaces and a '+' */
+	if (n < 1 || n > 19 || d[n] != '\0')
 		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno || *end != '\0')
 		return -1;
 	*out = v;
+	return 0;
+}
+
+int util_parse_int(const char *s, long long min, long long max, long long *out)
+{
+	long long v;
+
+	if (util_parse_ll(s, &v) != 0 || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int util_whole_number(double v, long long min, long long max, long long *out)
+{
+	/* NaN fails every comparison: the range test comes first, so it is refused there;
+	 * the cast happens only inside the range, where it is defined */
+	if (!(v >= (double)min && v <= (double)max) || v != (double)(long long)v)
+		return -1;
+	*out = (long long)v;
+	return 0;
+}
+
+int util_parse_duration_ms(const char *s, int64_t unit_ms, int64_t max_ms, int64_t *ms)
+{
+	static const struct { const char *suffix; int64_t ms; } units[] = {
+		{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+	char num[24];
+	size_t n;
+	long long v;
+	int64_t mult = unit_ms;
+
+	if (!s)
+		return -1;
+	n = strspn(s, "0123456789");
+	if (n == 0 || n >= sizeof(num))
+		return -1;
+	if (s[n]) {
+		mult = 0;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (strcmp(s + n, units[i].suffix) == 0)
+				mult = units[i].ms;
+		if (!mult)
+			return -1;
+	}
+	memcpy(num, s, n);
+	num[n] = '\0';
+	if (util_parse_ll(num, &v) != 0 || mult < 1 || v > max_ms / mult)
+		return -1;
+	*ms = (int64_t)v * mult;
 	return 0;
 }
 
@@ -211,6 +268,49 @@ void util_utf8_sanitize(char *s)
 		memset(p + i, '?', bad);
 		i += bad;
 	}
+}
+
+size_t util_utf8_fix_end(char *s)
+{
+	size_t len = strlen(s), i = len, need;
+	unsigned char c;
+
+	/* back to the last byte that is not a continuation byte (at most 3 back) */
+	while (i > 0 && len - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i == 0)
+		return len;
+	c = (unsigned char)s[i - 1];
+	need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+	if (need && len - (i - 1) < need) { /* a lead byte with too few bytes after it */
+		s[i - 1] = '\0';
+		return i - 1;
+	}
+	return len;
+}
+
+const char *util_text_shown(const char *s, size_t max_bytes, char *buf, size_t buflen)
+{
+	size_t len = s ? strlen(s) : 0, n;
+
+	if (!buflen)
+		return "";
+	n = max_bytes < buflen - 1 ? max_bytes : buflen - 1;
+	if (len > n) {
+		/* s[n] is the first byte dropped: if it continues a sequence, drop that
+		 * sequence's first bytes too (as util_utf8_cut does) */
+		len = n;
+		while (len > 0 && n - len < 3 && ((unsigned char)s[len] & 0xC0) == 0x80)
+			len--;
+	}
+	if (len)
+		memcpy(buf, s, len);
+	buf[len] = '\0';
+	util_utf8_sanitize(buf);
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return buf;
 }
 
 void *util_xmalloc(size_t n)
