@@ -111,6 +111,7 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
 				    struct curl_sockaddr *a)
 {
 	const struct http_request *req = clientp;
+	/* http(s) only opens IPCXN sockets; anything else is refused rather than unchecked */
 	if (purpose != CURLSOCKTYPE_IPCXN || !req->addr_ok(req->addr_ud, &a->addr))
 		return CURL_SOCKET_BAD;
 	return socket(a->family, a->socktype, a->protocol);
