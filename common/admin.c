@@ -1056,9 +1056,34 @@ static int body_count(const cJSON *in, const char *name, long long min, long lon
 	return 0;
 }
 
+/* NULL when every member of in is one of names (a NULL-terminated list); else a
+ * sentence naming the first other one, in buf. */
+static const char *body_unknown(const cJSON *in, const char *const *names, char *buf,
+				size_t buflen)
+{
+	const cJSON *m;
+	cJSON_ArrayForEach(m, in) {
+		const char *const *n = names;
+		char shown[72];
+		while (*n && strcmp(*n, m->string) != 0)
+			n++;
+		if (!*n) {
+			/* a typo ("olderthan") read as absent would select more than asked */
+			snprintf(buf, buflen, "unknown field \"%s\"",
+				 util_text_shown(m->string, 64, shown, sizeof(shown)));
+			return buf;
+		}
+	}
+	return NULL;
+}
+
 const char *admin_body_parse(const char *what, const cJSON *in, struct admin_body *b,
 			     int *unknown)
 {
+	static const char *const dead_names[] = {"ref", "all", "type", "reason", "olderThan",
+						 "limit", "dryRun", "allowUncertain", NULL};
+	static const char *const pause_names[] = {"reason", "forMs", NULL};
+	static const char *const no_names[] = {NULL};
 	const char *type, *reason, *older, *why;
 	int dead_retry = strcmp(what, "dead/retry") == 0;
 
@@ -1068,6 +1093,8 @@ const char *admin_body_parse(const char *what, const cJSON *in, struct admin_bod
 	if (!cJSON_IsObject(in))
 		return "the body must be a JSON object";
 	if (dead_retry || strcmp(what, "dead/purge") == 0) {
+		if ((why = body_unknown(in, dead_names, b->why, sizeof(b->why))) != NULL)
+			return why;
 		if (body_str(in, "ref", &b->f.ref) != 0)
 			return "ref must be a string: a job id or @ and 8 to 16 hex digits";
 		if (b->f.ref && !admin_ref_valid(b->f.ref))
@@ -1102,6 +1129,8 @@ const char *admin_body_parse(const char *what, const cJSON *in, struct admin_bod
 	}
 	if (strcmp(what, "pause") == 0) {
 		const cJSON *r = cJSON_GetObjectItemCaseSensitive(in, "reason");
+		if ((why = body_unknown(in, pause_names, b->why, sizeof(b->why))) != NULL)
+			return why;
 		if (r && !cJSON_IsNull(r) && !cJSON_IsString(r))
 			return "reason must be a string";
 		b->reason = cJSON_IsString(r) && *r->valuestring ? r->valuestring : NULL;
@@ -1111,7 +1140,7 @@ const char *admin_body_parse(const char *what, const cJSON *in, struct admin_bod
 		return NULL;
 	}
 	if (strcmp(what, "resume") == 0)
-		return NULL;
+		return body_unknown(in, no_names, b->why, sizeof(b->why));
 	*unknown = 1;
 	return "no such action (dead/retry, dead/purge, pause, resume)";
 }

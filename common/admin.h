@@ -115,13 +115,16 @@ struct admin_body {
 	int all, dry_run, allow_uncertain;
 	long for_ms;            /* pause: forMs, 0 = until lifted */
 	const char *reason;     /* pause: the reason, NULL when absent */
+	char why[120];          /* where a refusal naming a field is written */
 };
 /* Reads the body of action what ("dead/retry", "dead/purge", "pause", "resume") into b
  * (strings point into in). dead/retry and dead/purge: ref (a job id or @REF), all, type, reason,
  * olderThan, limit (1..ADMIN_SCAN_MAX, absent: no limit), dryRun, allowUncertain (retry
  * only); one of ref, all or a filter is required. pause: reason (a string), forMs (a
- * whole number of ms, 1..ADMIN_PAUSE_MAX_MS; absent or null: until lifted). Returns NULL,
- * or a sentence naming the field at fault (also for an unknown action: *unknown = 1). */
+ * whole number of ms, 1..ADMIN_PAUSE_MAX_MS; absent or null: until lifted); resume: no
+ * field. Any other member is refused (a typo read as absent would select more). Returns
+ * NULL, or a sentence naming the field at fault, static or in b->why (also for an
+ * unknown action: *unknown = 1). */
 const char *admin_body_parse(const char *what, const cJSON *in, struct admin_body *b,
 			     int *unknown);
 

@@ -136,6 +136,17 @@ static void check_body(const cJSON *in, const char *what)
 		return;
 	}
 	INVARIANT("admin.body", cJSON_IsObject(in), "%s: accepted a body that is no object", what);
+	cJSON_ArrayForEach(v, in) { /* a typo read as absent would select more */
+		const char *known = dead ? ",ref,all,type,reason,olderThan,limit,dryRun,"
+					   "allowUncertain,"
+				    : strcmp(what, "pause") == 0 ? ",reason,forMs," : ",";
+		size_t qn = strlen(v->string) + 3;
+		char *quoted = malloc(qn);
+		snprintf(quoted, qn, ",%s,", v->string);
+		INVARIANT("admin.body", !strchr(v->string, ',') && strstr(known, quoted),
+			  "%s: accepted the unknown field \"%.40s\"", what, v->string);
+		free(quoted);
+	}
 	if (!dead) {
 		if (strcmp(what, "pause") != 0)
 			return;

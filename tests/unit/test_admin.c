@@ -131,6 +131,11 @@ static void page_bodies_are_checked(void **state)
 	BODY_REFUSED("dead/purge", "{}", "say which entries");
 	BODY_REFUSED("dead/purge", "{\"dryRun\":true}", "say which entries");
 	BODY_REFUSED("dead/purge", "[]", "must be a JSON object");
+	/* a typo is not "absent": it would purge every raw job, whatever its age */
+	BODY_REFUSED("dead/purge", "{\"type\":\"raw\",\"olderthan\":\"7d\"}",
+		     "unknown field \"olderthan\"");
+	BODY_REFUSED("pause", "{\"for\":60000}", "unknown field \"for\"");
+	BODY_REFUSED("resume", "{\"now\":true}", "unknown field \"now\"");
 	/* accepted, read as meant */
 	assert_null(body("dead/purge", "{\"olderThan\":\"7d\",\"limit\":10,\"dryRun\":true}", &b));
 	assert_int_equal(b.f.older_than_ms, 7LL * 86400000);
