@@ -123,8 +123,10 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 	size_t host_len;
 	unsigned char bin[16];
 	long port = 0;
+	char q[72]; /* s as quoted: cut at a character, control bytes as '?' */
 
 	memset(out, 0, sizeof(*out));
+	util_text_shown(s, 64, q, sizeof(q));
 	if (!s || !*s) {
 		snprintf(err, errlen, "no address (expected host:port, [v6]:port or :port)");
 		goto bad;
@@ -132,8 +134,8 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 		if (!close || close[1] != ':') {
-			snprintf(err, errlen, "\"%.64s\": an IPv6 address is written [address]:port",
-				 s);
+			snprintf(err, errlen, "\"%s\": an IPv6 address is written [address]:port",
+				 q);
 			goto bad;
 		}
 		host = s + 1;
@@ -143,15 +145,15 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon) {
-			snprintf(err, errlen, "\"%.64s\" has no port (expected host:port, "
-				 "[v6]:port or :port)", s);
+			snprintf(err, errlen, "\"%s\" has no port (expected host:port, "
+				 "[v6]:port or :port)", q);
 			goto bad;
 		}
 		host = s;
 		host_len = (size_t)(colon - s);
 		if (memchr(host, ':', host_len)) {
-			snprintf(err, errlen, "\"%.64s\": an IPv6 address goes in brackets, as in "
-				 "[::1]:8080", s);
+			snprintf(err, errlen, "\"%s\": an IPv6 address goes in brackets, as in "
+				 "[::1]:8080", q);
 			goto bad;
 		}
 	}
@@ -164,7 +166,7 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 		port = port * 10 + (*p - '0');
 	}
 	if (port < 1 || port > 65535) {
-		snprintf(err, errlen, "\"%.64s\": the port must be a number from 1 to 65535", s);
+		snprintf(err, errlen, "\"%s\": the port must be a number from 1 to 65535", q);
 		goto bad;
 	}
 	if (host_len == 0 && !out->ipv6) {
@@ -175,8 +177,8 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 	}
 	if (host_len >= sizeof(out->host) ||
 	    inet_pton(out->ipv6 ? AF_INET6 : AF_INET, out->host, bin) != 1) {
-		snprintf(err, errlen, "\"%.64s\": %s is not an IP%s address (host names are "
-			 "not resolved: write 127.0.0.1 or [::1])", s,
+		snprintf(err, errlen, "\"%s\": %s is not an IP%s address (host names are "
+			 "not resolved: write 127.0.0.1 or [::1])", q,
 			 out->ipv6 ? "the part in brackets" : "the host", out->ipv6 ? "v6" : "v4");
 		goto bad;
 	}
