@@ -156,13 +156,16 @@ FUZZ_TARGETS    := $(notdir $(basename $(wildcard fuzz/fuzz_*.c)))
 FUZZ_BIN        := $(FUZZ_TARGETS:%=$(FB)/%)
 FUZZ_LIB_OBJ    := $(LIB_SRC:%.c=$(FB)/%.o) $(FB)/gen/lua_scripts.o
 # -max_len per target: descriptors up to the 64 KiB default cap; the URL target past the
-# callback URL's 8 KiB buffer
+# callback URL's 8 KiB buffer; the page's bodies, queries and headers well past their
+# fields
 FUZZ_MAXLEN_fuzz_descriptor     := 65536
 FUZZ_MAXLEN_fuzz_json_strict    := 8192
 FUZZ_MAXLEN_fuzz_kie_response   := 8192
 FUZZ_MAXLEN_fuzz_metadata_merge := 4096
 FUZZ_MAXLEN_fuzz_url            := 12000
 FUZZ_MAXLEN_fuzz_client_addr    := 4096
+FUZZ_MAXLEN_fuzz_admin          := 4096
+FUZZ_MAXLEN_fuzz_endpoint       := 4096
 
 $(FB)/gen/lua_scripts.c $(FB)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC)
 	$(call say,GEN,$(FB)/gen/lua_scripts.c)./scripts/embed-lua.sh $(FB)/gen $(LUA_SRC)

@@ -67,11 +67,14 @@ static int filter_of(const struct opts *o, struct admin_filter *f, long default_
 	}
 	if (cli_opt(o, "older-than") &&
 	    admin_parse_duration(cli_opt(o, "older-than"), &f->older_than_ms) != 0) {
-		fprintf(stderr, "kie: --older-than must be a duration such as 90s, 15m, 2h or 7d\n");
+		/* refused, never read as "no age filter": a purge meant to select nothing
+		 * must not select everything */
+		fprintf(stderr, "kie: --older-than must be a duration: a whole number and a unit, "
+			"such as 90s, 15m, 2h, 7d or 500ms (at most 100 years)\n");
 		return -1;
 	}
 	if (cli_opt(o, "limit")) {
-		if (util_parse_ll(cli_opt(o, "limit"), &v) != 0 || v < 1 || v > ADMIN_SCAN_MAX) {
+		if (util_parse_int(cli_opt(o, "limit"), 1, ADMIN_SCAN_MAX, &v) != 0) {
 			fprintf(stderr, "kie: --limit must be a whole number from 1 to %d\n",
 				ADMIN_SCAN_MAX);
 			return -1;
@@ -79,7 +82,7 @@ static int filter_of(const struct opts *o, struct admin_filter *f, long default_
 		f->limit = (long)v;
 	}
 	if (cli_opt(o, "offset")) {
-		if (util_parse_ll(cli_opt(o, "offset"), &v) != 0 || v < 0 || v > ADMIN_SCAN_MAX) {
+		if (util_parse_int(cli_opt(o, "offset"), 0, ADMIN_SCAN_MAX, &v) != 0) {
 			fprintf(stderr, "kie: --offset must be a whole number from 0 to %d\n",
 				ADMIN_SCAN_MAX);
 			return -1;

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "admin.h"
 #include "cli.h"
 #include "queue.h"
 #include "util.h"
@@ -37,8 +38,10 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 		fputs(cli_exit_codes_help, cli_has(&o, "help") ? stdout : stderr);
 		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
 	}
-	if (cli_opt(&o, "for") && (util_parse_ll(cli_opt(&o, "for"), &ms) != 0 || ms < 1)) {
-		fprintf(stderr, "kie: --for must be a positive number of milliseconds\n");
+	if (cli_opt(&o, "for") &&
+	    util_parse_int(cli_opt(&o, "for"), 1, ADMIN_PAUSE_MAX_MS, &ms) != 0) {
+		fprintf(stderr, "kie: --for must be a whole number of milliseconds from 1 to %lld "
+			"(a year)\n", (long long)ADMIN_PAUSE_MAX_MS);
 		return EXIT_USAGE;
 	}
 	if (cli_ctx_open(&c, 0, 0) != 0 || cli_queue(&c.cfg, &rc, &q) != 0) {

@@ -77,8 +77,9 @@ static char *descriptor_from_flags(const char *op, const struct opts *o, char *e
 			cJSON_AddBoolToObject(in, "poseTweak", 1);
 		if (cli_opt(o, "seed")) {
 			long long seed;
-			if (util_parse_ll(cli_opt(o, "seed"), &seed) != 0) {
-				snprintf(err, errlen, "--seed must be a whole number");
+			if (util_parse_int(cli_opt(o, "seed"), 0, 2147483647LL, &seed) != 0) {
+				snprintf(err, errlen, "--seed must be a whole number from 0 to "
+					 "2147483647");
 				cJSON_Delete(d);
 				return NULL;
 			}
@@ -261,16 +262,16 @@ int cli_cmd_status_wait(int argc, char **argv, int wait)
 	long attempts = c.cfg.wait_attempts, interval = c.cfg.wait_interval_ms;
 	long long v;
 	if (cli_opt(&o, "attempts")) {
-		if (util_parse_ll(cli_opt(&o, "attempts"), &v) != 0 || v < 1) {
-			fprintf(stderr, "kie: --attempts must be a whole number >= 1\n");
+		if (util_parse_int(cli_opt(&o, "attempts"), 1, 100000, &v) != 0) {
+			fprintf(stderr, "kie: --attempts must be a whole number from 1 to 100000\n");
 			cli_ctx_close(&c);
 			return EXIT_USAGE;
 		}
 		attempts = (long)v;
 	}
 	if (cli_opt(&o, "interval-ms")) {
-		if (util_parse_ll(cli_opt(&o, "interval-ms"), &v) != 0 || v < 0) {
-			fprintf(stderr, "kie: --interval-ms must be a whole number >= 0\n");
+		if (util_parse_int(cli_opt(&o, "interval-ms"), 0, 600000, &v) != 0) {
+			fprintf(stderr, "kie: --interval-ms must be a whole number from 0 to 600000\n");
 			cli_ctx_close(&c);
 			return EXIT_USAGE;
 		}

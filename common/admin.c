@@ -230,22 +230,8 @@ void admin_filter_init(struct admin_filter *f)
 
 int admin_parse_duration(const char *s, int64_t *ms)
 {
-	char *end;
-	double v, mult = 1000;
-
-	if (!s || !*s)
-		return -1;
-	v = strtod(s, &end);
-	if (end == s || v < 0 || v > 1e12)
-		return -1;
-	if (strcmp(end, "ms") == 0) mult = 1;
-	else if (strcmp(end, "s") == 0 || !*end) mult = 1000;
-	else if (strcmp(end, "m") == 0) mult = 60000;
-	else if (strcmp(end, "h") == 0) mult = 3600000;
-	else if (strcmp(end, "d") == 0) mult = 86400000;
-	else return -1;
-	*ms = (int64_t)(v * mult);
-	return 0;
+	/* no unit: seconds */
+	return util_parse_duration_ms(s, 1000, ADMIN_DURATION_MAX_MS, ms);
 }
 
 /* ---- dead letters ---- */
@@ -993,4 +979,173 @@ cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *acco
 fail:
 	cJSON_Delete(o);
 	return NULL;
+}
+
+/* ---- the page's JSON API ---- */
+
+const char *admin_filter_of(const char *type, const char *reason, const char *older,
+			    struct admin_filter *f)
+{
+	if (type && *type)
+		f->type = type;
+	if (reason && *reason) {
+		enum admin_reason_class rc;
+		if (admin_reason_class_parse(reason, &rc) != 0)
+			return "reason must be one of invalid, oversized, kie_rejected, "
+			       "attempts_exhausted, uncertain, duplicate, recovery, other";
+		f->reason_class = (int)rc;
+	}
+	if (older && *older && admin_parse_duration(older, &f->older_than_ms) != 0)
+		return "olderThan must be a duration: a whole number and a unit, such as 90s, "
+		       "15m, 2h, 7d or 500ms (at most 100 years)";
+	return NULL;
+}
+
+int admin_count_arg(const char *name, const char *s, long def, long min, long max, long *out,
+		    char *why, size_t whylen)
+{
+	long long v;
+
+	if (!s) {
+		*out = def;
+		return 0;
+	}
+	if (util_parse_int(s, min, max, &v) != 0) {
+		snprintf(why, whylen, "%s must be a whole number from %ld to %ld", name, min, max);
+		return -1;
+	}
+	*out = (long)v;
+	return 0;
+}
+
+/* A member that must be a string when present: 0 with *out (NULL when absent or null),
+ * -1 when it has another type or is empty. */
+static int body_str(const cJSON *in, const char *name, const char **out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, name);
+	*out = NULL;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v) || !*v->valuestring)
+		return -1;
+	*out = v->valuestring;
+	return 0;
+}
+
+/* A member that must be true or false when present (absent, null: false). */
+static int body_bool(const cJSON *in, const char *name, int *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, name);
+	*out = 0;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsBool(v))
+		return -1;
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+/* A member that must be a whole number within min..max when present (absent, null:
+ * *out = 0). */
+static int body_count(const cJSON *in, const char *name, long long min, long long max,
+		      long *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, name);
+	long long n;
+	*out = 0;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsNumber(v) || util_whole_number(v->valuedouble, min, max, &n) != 0)
+		return -1;
+	*out = (long)n;
+	return 0;
+}
+
+/* NULL when every member of in is one of names (a NULL-terminated list); else a
+ * sentence naming the first other one, in buf. */
+static const char *body_unknown(const cJSON *in, const char *const *names, char *buf,
+				size_t buflen)
+{
+	const cJSON *m;
+	cJSON_ArrayForEach(m, in) {
+		const char *const *n = names;
+		char shown[72];
+		while (*n && strcmp(*n, m->string) != 0)
+			n++;
+		if (!*n) {
+			/* a typo ("olderthan") read as absent would select more than asked */
+			snprintf(buf, buflen, "unknown field \"%s\"",
+				 util_text_shown(m->string, 64, shown, sizeof(shown)));
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+const char *admin_body_parse(const char *what, const cJSON *in, struct admin_body *b,
+			     int *unknown)
+{
+	static const char *const dead_names[] = {"ref", "all", "type", "reason", "olderThan",
+						 "limit", "dryRun", "allowUncertain", NULL};
+	static const char *const pause_names[] = {"reason", "forMs", NULL};
+	static const char *const no_names[] = {NULL};
+	const char *type, *reason, *older, *why;
+	int dead_retry = strcmp(what, "dead/retry") == 0;
+
+	memset(b, 0, sizeof(*b));
+	admin_filter_init(&b->f);
+	*unknown = 0;
+	if (!cJSON_IsObject(in))
+		return "the body must be a JSON object";
+	if (dead_retry || strcmp(what, "dead/purge") == 0) {
+		if ((why = body_unknown(in, dead_names, b->why, sizeof(b->why))) != NULL)
+			return why;
+		if (body_str(in, "ref", &b->f.ref) != 0)
+			return "ref must be a string: a job id or @ and 8 to 16 hex digits";
+		if (b->f.ref && !admin_ref_valid(b->f.ref))
+			return "ref must be a job id or @ and 8 to 16 hex digits of an entry's ref";
+		if (body_str(in, "type", &type) != 0)
+			return "type must be a non-empty string (a job type)";
+		if (body_str(in, "reason", &reason) != 0)
+			return "reason must be a non-empty string (a reason class)";
+		if (body_str(in, "olderThan", &older) != 0)
+			return "olderThan must be a non-empty string such as \"7d\"";
+		if ((why = admin_filter_of(type, reason, older, &b->f)) != NULL)
+			return why;
+		if (body_bool(in, "all", &b->all) != 0)
+			return "all must be true or false";
+		if (body_bool(in, "dryRun", &b->dry_run) != 0)
+			return "dryRun must be true or false";
+		if (body_bool(in, "allowUncertain", &b->allow_uncertain) != 0)
+			return "allowUncertain must be true or false";
+		if (b->allow_uncertain && !dead_retry)
+			return "allowUncertain is for dead/retry only";
+		if (body_count(in, "limit", 1, ADMIN_SCAN_MAX, &b->f.limit) != 0)
+			return "limit must be a whole number from 1 to 100000 (leave it out for no "
+			       "limit)";
+		/* older means "given": "0s" is a filter that selects every entry, on purpose */
+		if (!b->f.ref && !b->all && !b->f.type && b->f.reason_class < 0 && !older)
+			return "say which entries: ref, all, or a filter (type, reason, olderThan)";
+		if (b->f.ref && (b->all || b->f.type || b->f.reason_class >= 0 || older))
+			return "give ref, or all/filters, not both";
+		if (b->f.ref)
+			b->f.limit = 1;
+		return NULL;
+	}
+	if (strcmp(what, "pause") == 0) {
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(in, "reason");
+		if ((why = body_unknown(in, pause_names, b->why, sizeof(b->why))) != NULL)
+			return why;
+		if (r && !cJSON_IsNull(r) && !cJSON_IsString(r))
+			return "reason must be a string";
+		b->reason = cJSON_IsString(r) && *r->valuestring ? r->valuestring : NULL;
+		if (body_count(in, "forMs", 1, ADMIN_PAUSE_MAX_MS, &b->for_ms) != 0)
+			return "forMs must be a whole number of milliseconds from 1 to 31622400000 "
+			       "(a year; leave it out to pause until resumed)";
+		return NULL;
+	}
+	if (strcmp(what, "resume") == 0)
+		return body_unknown(in, no_names, b->why, sizeof(b->why));
+	*unknown = 1;
+	return "no such action (dead/retry, dead/purge, pause, resume)";
 }

@@ -83,7 +83,49 @@ cJSON *admin_dead_purge(struct queue *q, const struct admin_filter *f, int dry_r
 /* The newest completion events of <p>:results (at most limit, <= 200), parsed. */
 cJSON *admin_completions(struct queue *q, long limit, char *err, size_t errlen);
 
-/* Parses "90s", "15m", "2h", "7d", "500ms" or a number of seconds into ms. 0 or -1. */
+/* Parses "90s", "15m", "2h", "7d", "500ms" or a number of seconds into ms: a whole
+ * number of 1 to 19 digits and an optional unit, at most ADMIN_DURATION_MAX_MS
+ * (util_parse_duration_ms). NaN, fractions, signs, exponents and overflow are refused:
+ * 0 or -1. */
+#define ADMIN_DURATION_MAX_MS (36500LL * 86400000) /* 100 years */
 int admin_parse_duration(const char *s, int64_t *ms);
+
+/* ---- the page's JSON API (worker/web.c): what a request asks, checked ---- */
+
+/* The longest timed pause (the page's forMs, `kie pause --for`): a year. */
+#define ADMIN_PAUSE_MAX_MS (366LL * 86400 * 1000)
+
+/* The filter fields of a request: type, reason (a class name) and olderThan (a
+ * duration), each NULL when absent; "" counts as absent (a query string's empty field).
+ * Fills f (strings point into the arguments). Returns NULL, or a sentence naming the
+ * field at fault. */
+const char *admin_filter_of(const char *type, const char *reason, const char *older,
+			    struct admin_filter *f);
+
+/* A count of a query string (limit, offset): NULL (absent) gives def; else a whole
+ * number within min..max (util_parse_int). Returns 0, or -1 with why naming name. */
+int admin_count_arg(const char *name, const char *s, long def, long min, long max, long *out,
+		    char *why, size_t whylen);
+
+/* What a POST body asks (an object, as parsed by cJSON). Every field has one type: a
+ * wrong one is refused, never read as absent (a "limit":"5" or "dryRun":"true" that
+ * counted as absent would purge more than asked). */
+struct admin_body {
+	struct admin_filter f;  /* dead/retry, dead/purge: ref, type, reason, olderThan, limit */
+	int all, dry_run, allow_uncertain;
+	long for_ms;            /* pause: forMs, 0 = until lifted */
+	const char *reason;     /* pause: the reason, NULL when absent */
+	char why[120];          /* where a refusal naming a field is written */
+};
+/* Reads the body of action what ("dead/retry", "dead/purge", "pause", "resume") into b
+ * (strings point into in). dead/retry and dead/purge: ref (a job id or @REF), all, type, reason,
+ * olderThan, limit (1..ADMIN_SCAN_MAX, absent: no limit), dryRun, allowUncertain (retry
+ * only); one of ref, all or a filter is required. pause: reason (a string), forMs (a
+ * whole number of ms, 1..ADMIN_PAUSE_MAX_MS; absent or null: until lifted); resume: no
+ * field. Any other member is refused (a typo read as absent would select more). Returns
+ * NULL, or a sentence naming the field at fault, static or in b->why (also for an
+ * unknown action: *unknown = 1). */
+const char *admin_body_parse(const char *what, const cJSON *in, struct admin_body *b,
+			     int *unknown);
 
 #endif

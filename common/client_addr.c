@@ -129,11 +129,17 @@ static int parse_block(const char *s, size_t n, struct client_addr *net, int *bi
 	long long b;
 	char num[8];
 
+	const char *colon = memchr(s, ':', alen);
+	/* written as IPv6 (two colons at least, or brackets): "::ffff:10.0.0.0/104" is an
+	 * IPv6 block that holds IPv4 addresses, and its prefix counts over 128 bits */
+	int v6_text = colon && memchr(colon + 1, ':', alen - (size_t)(colon - s) - 1);
+
 	if (client_addr_parse(s, alen, net) != 0)
 		return -1;
 	/* a block is written without a port: "192.0.2.1:80" is not a proxy */
-	if (memchr(s, ']', alen) ? s[alen - 1] != ']' : (is_v4(net) && memchr(s, ':', alen)))
+	if (memchr(s, ']', alen) ? s[alen - 1] != ']' : (colon && !v6_text))
 		return -1;
+	v6_text |= memchr(s, '[', alen) != NULL;
 	*bits = 128;
 	if (slash) {
 		size_t nn = n - alen - 1;
@@ -143,9 +149,9 @@ static int parse_block(const char *s, size_t n, struct client_addr *net, int *bi
 			return -1;
 		memcpy(num, slash + 1, nn);
 		num[nn] = '\0';
-		if (util_parse_ll(num, &b) != 0 || b < 0 || b > (is_v4(net) ? 32 : 128))
+		if (util_parse_ll(num, &b) != 0 || b < 0 || b > (v6_text ? 128 : 32))
 			return -1;
-		*bits = (int)b + (is_v4(net) ? 96 : 0);
+		*bits = (int)b + (v6_text ? 0 : 96);
 	}
 	masked = *net;
 	for (int i = *bits; i < 128; i++)
@@ -180,11 +186,11 @@ int client_addr_list_parse(const char *text, struct client_addr_list *out, char 
 		}
 		rc = parse_block(p + lead, n - lead, &out->net[out->n], &out->bits[out->n]);
 		if (rc != 0) {
-			char shown[80];
-			size_t sn = n - lead < sizeof(shown) - 1 ? n - lead : sizeof(shown) - 1;
-			memcpy(shown, p + lead, sn);
-			shown[sn] = '\0';
-			util_utf8_sanitize(shown);
+			char item[80], shown[80];
+			size_t sn = n - lead < sizeof(item) - 1 ? n - lead : sizeof(item) - 1;
+			memcpy(item, p + lead, sn);
+			item[sn] = '\0';
+			util_text_shown(item, 64, shown, sizeof(shown));
 			snprintf(err, errlen, rc == -2 ? "\"%s\" has bits set past its prefix length "
 				 "(write the block's first address)" : "\"%s\" is not an IPv4 or IPv6 "
 				 "address or CIDR block", shown);

@@ -10,16 +10,20 @@
 #include <curl/curl.h>
 
 #include "client_addr.h"
+#include "netaddr.h"
 #include "rconn.h"
 #include "util.h"
 
 /* CFG_FILE: the value is a path; the file's content goes to the string at TARGET (a
  * secret). CFG_REDIS_URL: checked by rconn_parse_url; CFG_SENTINELS: a host:port list,
  * checked by rconn_addr_sentinels. CFG_LISTEN: "" or an address to listen on
- * (util_parse_listen_addr). CFG_PATH: a URL path, "/..." CFG_ADDRS: a list of addresses
- * and CIDR blocks (client_addr_list_parse). */
+ * (util_parse_listen_addr). CFG_PATH: a URL path, "/...". CFG_ADDRS: a list of addresses
+ * and CIDR blocks (client_addr_list_parse). CFG_ADDR_POLICY: an address policy
+ * (netaddr_policy_parse). */
 enum cfg_type { CFG_STR, CFG_INT, CFG_URL, CFG_ENUM, CFG_FILE, CFG_REDIS_URL, CFG_SENTINELS,
-		CFG_LISTEN, CFG_PATH, CFG_ADDRS };
+		CFG_LISTEN, CFG_PATH, CFG_ADDRS, CFG_ADDR_POLICY };
+
+#define CONFIG_SHOWN_MAX 64 /* bytes of a refused value quoted in a message */
 
 #define CONFIG_PATH_MAX_BYTES 512
 
@@ -99,6 +103,12 @@ static const struct cfg_entry table[] = {
 	{"copy-retry-ms", "KIE_COPY_RETRY_MS", CFG_INT, "2000", 10, 600000, NULL,
 	 S(copy_retry_ms), 0, "first wait before a failed copy is tried again (doubles, at most "
 	 "60 s)"},
+	{"copy-allow-private", "KIE_COPY_ALLOW_PRIVATE", CFG_ADDR_POLICY, "0", 0, 0, NULL,
+	 S(copy_allow_private), 0, "result copies connect to public addresses only: loopback, "
+	 "private (RFC 1918, fc00::/7), link-local, multicast and other non-public addresses "
+	 "are refused for good after DNS, for the first URL and every redirect. 1: allow every "
+	 "address (tests, private deployments); or a comma list of addresses and CIDRs allowed "
+	 "besides the public ones (127.0.0.2,10.0.0.0/8,fd00::/8)"},
 	{"redis-url", "REDIS_URL", CFG_REDIS_URL, "redis://127.0.0.1:6379/0", 0, 0, NULL,
 	 S(redis_url), 0, "Redis to take jobs from: redis://[[user]:password@]host[:port][/db] "
 	 "(IPv6 host in brackets), the same with rediss:// for TLS (REDIS_TLS_*), or "
@@ -385,12 +395,15 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 		 char *err, size_t errlen)
 {
 	long long v;
-	char shown[512];
+	char shown[512], quoted[CONFIG_SHOWN_MAX * 4 + 8];
 
 	switch (e->type) {
 	case CFG_INT:
+		/* util_parse_ll: digits only, so "1.5", "nan", " 5", "+5" and "1e3" are refused */
 		if (util_parse_ll(value, &v) != 0) {
-			snprintf(err, errlen, "%s: \"%s\" is not a whole number", e->env, value);
+			snprintf(err, errlen, "%s: \"%s\" is not a whole number (digits only, no "
+				 "fraction, sign '+', spaces or exponent; at most 19 digits)", e->env,
+				 util_text_shown(value, CONFIG_SHOWN_MAX, quoted, sizeof(quoted)));
 			return -1;
 		}
 		if (v < e->min || v > e->max) {
@@ -404,10 +417,27 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 		if (*value && strncmp(value, "http://", 7) != 0 &&
 		    strncmp(value, "https://", 8) != 0) {
 			snprintf(err, errlen, "%s: \"%s\" is not a URL (expected http:// or https://)",
-				 e->env, config_url_masked(value, shown, sizeof(shown)));
+				 e->env, util_text_shown(config_url_masked(value, shown, sizeof(shown)),
+							 CONFIG_SHOWN_MAX * 4, quoted, sizeof(quoted)));
+			return -1;
+		}
+		if (*value) {
+			char why[256];
+			if (netaddr_url_host_check(value, why, sizeof(why)) != 0) {
+				snprintf(err, errlen, "%s %s", e->env, why);
+				return -1;
+			}
+		}
+		break;
+	case CFG_ADDR_POLICY: {
+		struct netaddr_policy p;
+		char why[256];
+		if (netaddr_policy_parse(value, &p, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: %s", e->env, why);
 			return -1;
 		}
 		break;
+	}
 	case CFG_REDIS_URL: {
 		struct rconn_addr a;
 		if (rconn_parse_url(value, NULL, &a, err, errlen) != 0)
@@ -437,9 +467,11 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 	}
 	case CFG_PATH:
 		if (!path_ok(value)) {
-			snprintf(err, errlen, "%s: \"%.64s\" is not a URL path (it starts with '/', "
+			snprintf(err, errlen, "%s: \"%s\" is not a URL path (it starts with '/', "
 				 "has at most %d printable ASCII bytes and no '?', '#', '%%' or "
-				 "spaces)", e->env, value, CONFIG_PATH_MAX_BYTES);
+				 "spaces)", e->env,
+				 util_text_shown(value, CONFIG_SHOWN_MAX, quoted, sizeof(quoted)),
+				 CONFIG_PATH_MAX_BYTES);
 			return -1;
 		}
 		break;
@@ -452,7 +484,9 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 	}
 	case CFG_ENUM:
 		if (!enum_has(e->choices, value)) {
-			snprintf(err, errlen, "%s: \"%s\" is not one of %s", e->env, value, e->choices);
+			snprintf(err, errlen, "%s: \"%s\" is not one of %s", e->env,
+				 util_text_shown(value, CONFIG_SHOWN_MAX, quoted, sizeof(quoted)),
+				 e->choices);
 			return -1;
 		}
 		break;
@@ -554,6 +588,7 @@ int config_set(struct config *cfg, const char *name, const char *value, char *er
 			char tmp[512];
 			snprintf(tmp, sizeof(tmp), "%s (%s)", shown, err);
 			util_strlcpy(err, tmp, errlen);
+			util_utf8_fix_end(err); /* a cut never splits a character */
 			return -1;
 		}
 		return 0;

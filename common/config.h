@@ -36,6 +36,7 @@ struct config {
 	long copy_timeout_ms;
 	long copy_deadline_ms;
 	long copy_retry_ms;
+	char *copy_allow_private; /* KIE_COPY_ALLOW_PRIVATE: 0, 1 or a list (netaddr.h) */
 	/* Redis and the worker */
 	char *redis_url;         /* may hold a password: print it with config_url_masked() */
 	char *redis_password_file;

@@ -11,6 +11,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "util.h"
 
 const char *copies_sniff(const void *data, size_t len, const char **ext)
@@ -103,7 +104,22 @@ struct copier {
 	size_t max_bytes;
 	long timeout_ms;
 	char *public_base;
+	struct netaddr_policy allow;  /* KIE_COPY_ALLOW_PRIVATE */
+	char refused[200];            /* the current download's first refused address, why */
 };
+
+/* http_request.addr_ok: public addresses, and those KIE_COPY_ALLOW_PRIVATE allows. The
+ * first refusal is kept for the copy's reason. */
+static int addr_ok(void *ud, const struct sockaddr *sa)
+{
+	struct copier *c = ud;
+	char why[sizeof(c->refused)];
+	if (netaddr_allowed(&c->allow, sa, why, sizeof(why)))
+		return 1;
+	if (!c->refused[0])
+		util_strlcpy(c->refused, why, sizeof(c->refused));
+	return 0;
+}
 
 struct copier *copies_new(const struct config *cfg, char *err, size_t errlen)
 {
@@ -112,6 +128,11 @@ struct copier *copies_new(const struct config *cfg, char *err, size_t errlen)
 	if (!cfg->copy_results)
 		return NULL;
 	c = util_xcalloc(1, sizeof(*c));
+	if (netaddr_policy_parse(cfg->copy_allow_private ? cfg->copy_allow_private : "0",
+				 &c->allow, err, errlen) != 0) {
+		free(c); /* config_load_env checked it: only a config built otherwise gets here */
+		return NULL;
+	}
 	c->http = http_client_new(cfg->kie_user_agent, cfg->connect_timeout_ms,
 				  cfg->copy_timeout_ms);
 	if (!c->http) {
@@ -154,6 +175,8 @@ enum copy_outcome copies_copy_one(struct copier *c, struct metadata_store *ms,
 		.max_response_bytes = c->max_bytes,
 		.timeout_ms = c->timeout_ms,
 		.max_redirects = COPIES_MAX_REDIRECTS,
+		.addr_ok = addr_ok,
+		.addr_ud = c,
 	};
 	struct http_response resp;
 	char herr[600], key[COPIES_KEY_MAX], store_url[COPIES_URL_MAX];
@@ -162,13 +185,26 @@ enum copy_outcome copies_copy_one(struct copier *c, struct metadata_store *ms,
 	enum metrics_copy_outcome m = METRICS_COPY_FAILED; /* kie_result_copies_total */
 
 	stored_url[0] = '\0';
+	c->refused[0] = '\0';
 	if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
 		snprintf(err, errlen, "result %zu: not an http(s) URL", n);
 		metrics_copy(METRICS_COPY_FAILED);
 		return COPY_REFUSED;
 	}
 	if (http_do(c->http, &req, &resp, herr, sizeof(herr)) != 0) {
-		if (resp.transport == HTTP_TRANSPORT_TOO_BIG) {
+		if (c->refused[0] && resp.curl_code == CURLE_COULDNT_CONNECT) {
+			/* the host (or a redirect's) is, after DNS, an address copies may not
+			 * reach: that will not change by retrying */
+			snprintf(err, errlen, "result %zu: refused: %s", n, c->refused);
+			o = COPY_REFUSED;
+		} else if (resp.transport == HTTP_TRANSPORT_TOO_BIG && resp.status &&
+			   status_outcome(resp.status) != COPY_STORED) {
+			/* the status first: a 503's error page over the cap is still a 503 */
+			o = status_outcome(resp.status);
+			snprintf(err, errlen, "result %zu: download answered HTTP %ld (its body over "
+				 "KIE_COPY_MAX_BYTES)%s", n, resp.status,
+				 o == COPY_REFUSED ? " (not retried)" : "");
+		} else if (resp.transport == HTTP_TRANSPORT_TOO_BIG) {
 			snprintf(err, errlen, "result %zu is larger than KIE_COPY_MAX_BYTES (%zu "
 				 "bytes): not copied", n, c->max_bytes);
 			m = METRICS_COPY_TOO_LARGE;
@@ -222,6 +258,10 @@ enum copy_outcome copies_copy_one(struct copier *c, struct metadata_store *ms,
 	log_debug(NULL, task_id, "result %zu copied: %zu bytes of %s to %s", n, resp.body.len,
 		  type, key);
 out:
+	if (o != COPY_STORED) { /* the reason goes into records and events: text only */
+		util_utf8_fix_end(err);
+		util_utf8_sanitize(err);
+	}
 	metrics_copy(m);
 	http_response_free(&resp);
 	return o;

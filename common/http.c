@@ -76,17 +76,45 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct http_response *r = userdata;
 	size_t n = size * nmemb;
 	static const char ct[] = "content-type:";
-	if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0) /* a new response (after a redirect) */
+	if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0) { /* a new response (after a redirect) */
+		const char *sp = memchr(ptr, ' ', n);
 		r->content_type[0] = '\0';
+		r->line_status = 0;
+		/* "HTTP/1.1 503 ...": libcurl has not published the status yet when a
+		 * Content-Length over the cap stops the transfer; the size refusal needs it */
+		if (sp && (size_t)(sp - ptr) + 4 <= n)
+			for (int i = 1; i <= 3 && sp[i] >= '0' && sp[i] <= '9'; i++)
+				r->line_status = r->line_status * 10 + (sp[i] - '0');
+	}
 	if (n > sizeof(ct) && strncasecmp(ptr, ct, sizeof(ct) - 1) == 0) {
 		size_t i = sizeof(ct) - 1, j = 0;
 		while (i < n && (ptr[i] == ' ' || ptr[i] == '\t'))
 			i++;
-		while (i < n && ptr[i] != '\r' && ptr[i] != '\n' && j + 1 < sizeof(r->content_type))
-			r->content_type[j++] = ptr[i++];
+		while (i < n && ptr[i] != '\r' && ptr[i] != '\n' && j + 1 < sizeof(r->content_type)) {
+			/* a media type is ASCII: anything else would reach records and error
+			 * sentences as bytes that are not UTF-8 */
+			unsigned char ch = (unsigned char)ptr[i++];
+			r->content_type[j++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+		}
 		r->content_type[j] = '\0';
 	}
 	return n;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: the request's addr_ok decides, then the socket libcurl
+ * would have opened itself. Chosen over CURLOPT_PREREQFUNCTION (7.80+), which is asked
+ * only once connected: here a refused address is never connected to at all, every
+ * address of a name is asked (a name resolving to a public and a private address cannot
+ * slip through on the second), and the address is the one used, after DNS, whatever
+ * the URL said. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+				    struct curl_sockaddr *a)
+{
+	const struct http_request *req = clientp;
+	/* http(s) only opens IPCXN sockets; anything else is refused rather than unchecked */
+	if (purpose != CURLSOCKTYPE_IPCXN || !req->addr_ok(req->addr_ud, &a->addr))
+		return CURL_SOCKET_BAD;
+	return socket(a->family, a->socktype, a->protocol);
 }
 
 int http_do(struct http_client *c, const struct http_request *req,
@@ -116,6 +144,10 @@ int http_do(struct http_client *c, const struct http_request *req,
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)resp->body.max_bytes);
+	if (req->addr_ok) {
+		curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+		curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, (void *)req);
+	}
 	if (req->once) {
 		/* libcurl 7.88 sends a request again by itself when a reused connection
 		 * turns out dead before any answer byte (lib/transfer.c:1760-1774), and on
@@ -181,6 +213,9 @@ int http_do(struct http_client *c, const struct http_request *req,
 			 req_bytes > 0 ? "request was sent, no answer" : "request was not sent");
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	if (resp->transport == HTTP_TRANSPORT_TOO_BIG && !resp->status &&
+	    resp->line_status >= 100 && resp->line_status <= 999)
+		resp->status = resp->line_status; /* the caller classifies by status first */
 out:
 	/* the header list must outlive the transfer, and the handle must not keep it */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);

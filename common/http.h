@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include <sys/socket.h>
+
 #include "util.h"
 
 /* What happened on the wire, independent of the HTTP status. */
@@ -35,14 +37,23 @@ struct http_request {
 					* HTTP/1.1 and no redirect followed (max_redirects is
 					* ignored), so none of libcurl's hidden retries can fire
 					* (docs/architecture.md, "Hidden retries") */
+	/* Optional: asked before each socket of the transfer is opened (the first URL's
+	 * and every redirect's, each address DNS gave), with the address it is for; 0
+	 * refuses it (nothing is connected; libcurl tries the next address, or fails with
+	 * CURLE_COULDNT_CONNECT). Connections kept alive were asked when they were opened. */
+	int (*addr_ok)(void *ud, const struct sockaddr *sa);
+	void *addr_ud;
 };
 
 struct http_response {
-	long status;                   /* 0 when no response */
+	long status;                   /* 0 when no response; with HTTP_TRANSPORT_TOO_BIG the
+					* status line's (the last response's) */
 	enum http_transport transport;
 	struct dbuf body;
-	char content_type[128];        /* of the last response (the one after redirects) */
+	char content_type[128];        /* of the last response (the one after redirects);
+					* bytes outside printable ASCII shown as '?' */
 	int curl_code;                 /* libcurl's CURLcode of the transfer (0: CURLE_OK) */
+	long line_status;              /* the last status line read (internal) */
 };
 
 struct http_client;

@@ -9,6 +9,7 @@
 
 #include "crypto.h"
 #include "json_strict.h"
+#include "netaddr.h"
 #include "util.h"
 
 static const char *const type_names[] = {"generate_image", "model_pose", "extract_clothing",
@@ -319,6 +320,7 @@ static int callback_with_job(const char *what, const char *base, const char *id,
 			     char *err, size_t errlen)
 {
 	size_t n;
+	char why[200];
 
 	*out = NULL;
 	if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) {
@@ -331,6 +333,12 @@ static int callback_with_job(const char *what, const char *base, const char *id,
 		} else {
 			snprintf(err, errlen, "%s is not an http(s) URL", what);
 		}
+		return -1;
+	}
+	if (netaddr_url_host_check(base, why, sizeof(why)) != 0) {
+		/* libcurl would decode "a%dd.example" into a byte no resolver takes: refused
+		 * now, not after an attempt is counted */
+		snprintf(err, errlen, "%s %s", what, why);
 		return -1;
 	}
 	*out = kie_callback_url_with_job(base, id);
@@ -479,7 +487,16 @@ struct job *job_parse(const char *bytes, size_t len, const struct job_parse_opts
 		j->meta_raw = util_xmalloc(spans[0].len + 1);
 		memcpy(j->meta_raw, bytes + spans[0].off, spans[0].len);
 		j->meta_raw[spans[0].len] = '\0';
-		cJSON_Minify(j->meta_raw);
+		json_strict_minify(j->meta_raw, spans[0].len); /* not cJSON_Minify: json_strict.h */
+	}
+	if (j->model && !kie_model_name_valid(j->model)) {
+		/* an empty one would be checked as the built-in default and sent as KIE_MODEL */
+		char b[72];
+		snprintf(err, errlen, "input.model %s%s%s: give a model name (printable ASCII "
+			 "without spaces, at most %d bytes) or leave it out for KIE_MODEL",
+			 *j->model ? "\"" : "is empty", *j->model ? shown(j->model, b, sizeof(b)) : "",
+			 *j->model ? "\" is not a model name" : "", KIE_MODEL_MAX_BYTES);
+		goto fail;
 	}
 	j->model_used = util_strdup(j->model ? j->model
 				    : o->default_model && *o->default_model ? o->default_model

@@ -682,3 +682,30 @@ int json_strict_check(const char *bytes, size_t len, const struct json_strict_op
 	free(c.arena);
 	return rc;
 }
+
+size_t json_strict_minify(char *s, size_t len)
+{
+	size_t r, w = 0;
+	int in_string = 0, escaped = 0;
+
+	for (r = 0; r < len; r++) {
+		char c = s[r];
+		if (in_string) {
+			/* a backslash escapes exactly the next byte: in "\\" the second one is
+			 * escaped and escapes nothing */
+			if (escaped)
+				escaped = 0;
+			else if (c == '\\')
+				escaped = 1;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			continue; /* RFC 8259's four whitespace bytes, only ever between tokens */
+		} else if (c == '"') {
+			in_string = 1;
+		}
+		s[w++] = c;
+	}
+	s[w] = '\0';
+	return w;
+}

@@ -46,4 +46,13 @@ struct json_strict_opts {
 int json_strict_check(const char *bytes, size_t len, const struct json_strict_opts *opts,
 		      char *err, size_t errlen);
 
+/* Removes the whitespace between the tokens of s[0..len), in place, and NUL-terminates
+ * it (s must have room for len + 1 bytes); every other byte is kept as it is: strings
+ * (escapes included), numbers as written, member order. s must have passed
+ * json_strict_check: only then is "between the tokens" well defined. Returns the new
+ * length. (cJSON_Minify, 1.7.15, reads the '"' of `"C:\\"` as escaped and so strips
+ * spaces inside the strings that follow, or cuts the rest at a "//" it takes for a
+ * comment.) */
+size_t json_strict_minify(char *s, size_t len);
+
 #endif

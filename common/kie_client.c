@@ -4,6 +4,7 @@
 
 #include "config.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -240,10 +241,7 @@ static int is_http_url(const char *s)
 	       strlen(s) > 8 && strlen(s) <= 2048 && is_clean_text(s);
 }
 
-#define KIE_MODEL_MAX_BYTES 100
-
-/* A model name: 1..100 bytes of printable ASCII without spaces ("google/nano-banana"). */
-static int is_model_name(const char *s)
+int kie_model_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > KIE_MODEL_MAX_BYTES)
@@ -267,7 +265,7 @@ int kie_validate_request_for(const struct kie_task_request *req, const char *def
 	long chars;
 
 	clear_err(err);
-	if (!is_model_name(model)) {
+	if (!kie_model_name_valid(model)) {
 		char shown[128];
 		escape_bytes(model, shown, sizeof(shown));
 		set_err(err, KIE_ERR_PERMANENT, HTTP_TRANSPORT_NOT_SENT, 0, 0,
@@ -371,20 +369,67 @@ char *kie_build_create_body(const struct kie_task_request *req, const char *defa
 	return out;
 }
 
+/* 1 when a query parameter (its bytes up to '&') is named jobId once decoded, as the
+ * endpoint's HTTP server decodes names ("job%49d" and "jobId" are one name there). */
+static int is_job_id_param(const char *kv, size_t len)
+{
+	size_t n = 0;
+	char name[16];
+
+	for (size_t i = 0; i < len && kv[i] != '='; i++) {
+		char c = kv[i];
+		if (c == '%' && i + 2 < len && isxdigit((unsigned char)kv[i + 1]) &&
+		    isxdigit((unsigned char)kv[i + 2])) {
+			char hex[3] = {kv[i + 1], kv[i + 2], '\0'};
+			c = (char)strtol(hex, NULL, 16);
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (n + 1 >= sizeof(name))
+			return 0;
+		name[n++] = c;
+	}
+	name[n] = '\0';
+	return strcmp(name, "jobId") == 0;
+}
+
 char *kie_callback_url_with_job(const char *base, const char *job_id)
 {
 	/* libcurl's URL API: percent-encodes, appends after an existing query and before
 	 * any #fragment (KIE drops fragments), keeps IPv6 hosts and ports as they are */
 	CURLU *u = curl_url();
-	char *q = NULL, *full = NULL, *out = NULL;
+	char *q = NULL, *old = NULL, *full = NULL, *out = NULL;
 	size_t n = strlen(job_id) + 7;
+	struct dbuf kept;
 
 	if (!u)
 		abort();
+	dbuf_init(&kept, (size_t)-1);
 	q = util_xmalloc(n);
 	snprintf(q, n, "jobId=%s", job_id);
-	if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
-	    curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK &&
+	if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK)
+		goto out;
+	/* a jobId already there is replaced, not joined by a second one (which the endpoint
+	 * refuses with 400) */
+	if (curl_url_get(u, CURLUPART_QUERY, &old, 0) == CURLUE_OK && old) {
+		int removed = 0;
+		for (const char *kv = old; kv;) {
+			const char *amp = strchr(kv, '&');
+			size_t len = amp ? (size_t)(amp - kv) : strlen(kv);
+			if (len && !is_job_id_param(kv, len))
+				dbuf_printf(&kept, "%s%.*s", kept.len ? "&" : "", (int)len, kv);
+			else
+				removed = 1;
+			kv = amp ? amp + 1 : NULL;
+		}
+		/* set again only when something went (libcurl then writes %XX in lower case,
+		 * the same bytes once decoded); otherwise the query stays as it was written */
+		if (removed &&
+		    curl_url_set(u, CURLUPART_QUERY, kept.len ? kept.data : NULL, 0) != CURLUE_OK)
+			goto out;
+	}
+	if (curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK) {
 		/* only a URL that reads back as one ("http:///x" has no host: it does not) */
 		CURLU *check = curl_url();
@@ -392,7 +437,10 @@ char *kie_callback_url_with_job(const char *base, const char *job_id)
 			out = util_strdup(full);
 		curl_url_cleanup(check);
 	}
+out:
+	curl_free(old);
 	curl_free(full);
+	dbuf_free(&kept);
 	free(q);
 	curl_url_cleanup(u);
 	return out;

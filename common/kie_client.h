@@ -109,6 +109,11 @@ void kie_result_free(struct kie_result *r);
  * its arguments or a static string. */
 const char *kie_model_resolve(const char *model, const char *default_model);
 
+#define KIE_MODEL_MAX_BYTES 100
+/* A model name: 1..KIE_MODEL_MAX_BYTES bytes of printable ASCII without spaces
+ * ("google/nano-banana"). 1 or 0. */
+int kie_model_name_valid(const char *s);
+
 /* Checks a request against the documented limits of the model it will be sent with
  * (kie_model_resolve(req->model, default_model)): prompt, image count (a model without
  * an image field takes none: "google/nano-banana takes no reference images (N given)"),
@@ -126,8 +131,12 @@ int kie_validate_request(const struct kie_task_request *req, struct kie_error *e
 char *kie_build_create_body(const struct kie_task_request *req, const char *default_model,
 			    struct kie_error *err);
 
-/* Adds jobId=<id> (percent-encoded) to a callback URL's query, before any #fragment.
- * Returns a new string, or NULL when base is not a URL. */
+/* Puts jobId=<id> (percent-encoded) into a callback URL's query, before any #fragment:
+ * every jobId parameter base already has is removed first (its name compared after
+ * percent-decoding, as the endpoint reads it), so the result has exactly one; the other
+ * parameters keep their order and meaning (their bytes too when nothing was removed;
+ * else libcurl may write %XX in lower case). Returns a new string, or NULL when base is
+ * not a URL. */
 char *kie_callback_url_with_job(const char *base, const char *job_id);
 
 /* Reads a createTask answer. A task id that is not UTF-8 text without control

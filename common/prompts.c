@@ -251,35 +251,36 @@ char *prompts_extract_clothing(const struct prompts *p, int recommend_matches, i
 		       "extract_clothing", err, errlen);
 }
 
-/* Picks line (seed mod count) of the tweak list; writes " <line>" into out. */
-static void pick_tweak(const char *list, unsigned long seed, char *out, size_t outlen)
+/* Line (seed mod count) of the tweak list, whole, after a space: " <line>" (a new string),
+ * or "" when the list has no line. */
+static char *pick_tweak(const char *list, unsigned long seed)
 {
-	size_t count = 0;
-	const char *s;
+	size_t count = 0, want, line = 0;
+	const char *s, *start = list;
 
-	out[0] = '\0';
 	for (s = list; *s; s++)
 		if (*s == '\n' || s[1] == '\0')
 			count++;
 	if (!count)
-		return;
-	size_t want = (size_t)(seed % count), line = 0;
-	const char *start = list;
+		return util_strdup("");
+	want = (size_t)(seed % count);
 	for (s = list;; s++) {
 		if (*s == '\n' || *s == '\0') {
 			if (line == want) {
+				/* the whole line, however long (the file is capped at
+				 * PROMPT_FILE_MAX_BYTES, the prompt at KIE's limit): a fixed buffer
+				 * cut a long one inside a character */
 				size_t len = (size_t)(s - start);
-				if (len + 2 > outlen)
-					len = outlen - 2;
+				char *out = util_xmalloc(len + 2);
 				out[0] = ' ';
 				memcpy(out + 1, start, len);
 				out[len + 1] = '\0';
-				return;
+				return out;
 			}
 			line++;
 			start = s + 1;
 			if (*s == '\0')
-				return;
+				return util_strdup("");
 		}
 	}
 }
@@ -287,10 +288,11 @@ static void pick_tweak(const char *list, unsigned long seed, char *out, size_t o
 char *prompts_outfit_change_v2(const struct prompts *p, int pose_tweak, unsigned long seed,
 			       char *err, size_t errlen)
 {
-	char tweak[1024] = "";
-	if (pose_tweak)
-		pick_tweak(prompts_get(p, PROMPT_POSE_TWEAKS), seed, tweak, sizeof(tweak));
+	char *tweak = pose_tweak ? pick_tweak(prompts_get(p, PROMPT_POSE_TWEAKS), seed)
+				 : util_strdup("");
 	const char *vars[] = {"pose_tweak", tweak, NULL};
-	return checked(prompts_render(prompts_get(p, PROMPT_OUTFIT_CHANGE_V2), vars),
-		       "outfit_change_v2", err, errlen);
+	char *out = checked(prompts_render(prompts_get(p, PROMPT_OUTFIT_CHANGE_V2), vars),
+			    "outfit_change_v2", err, errlen);
+	free(tweak);
+	return out;
 }

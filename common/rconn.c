@@ -487,8 +487,10 @@ int rconn_addr_tls(struct rconn_addr *a, int sentinel_tls, const char *ca_file,
 		if (n >= sizeof(a->tls_server_name) ||
 		    strspn(server_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 					"0123456789.-_:") != n) {
-			snprintf(err, errlen, "REDIS_TLS_SERVER_NAME: \"%.64s\" is not a DNS name or "
-				 "an IP address (at most %zu bytes)", server_name,
+			char shown[72];
+			snprintf(err, errlen, "REDIS_TLS_SERVER_NAME: \"%s\" is not a DNS name or "
+				 "an IP address (at most %zu bytes)",
+				 util_text_shown(server_name, 64, shown, sizeof(shown)),
 				 sizeof(a->tls_server_name) - 1);
 			return -1;
 		}

@@ -54,7 +54,9 @@ void s3_client_free(struct s3_client *c)
 	free(c);
 }
 
-/* Copies the text of <tag>...</tag> from an S3 XML error body. */
+/* Copies the text of <tag>...</tag> from an S3 XML error body, as util_text_shown shows
+ * it (cut at a character boundary, bytes that are not UTF-8 text as '?'): it is quoted
+ * into error sentences that reach logs and records. */
 static void xml_field(const char *xml, const char *tag, char *out, size_t outlen)
 {
 	char open[64], close[64];
@@ -72,28 +74,40 @@ static void xml_field(const char *xml, const char *tag, char *out, size_t outlen
 	b = strstr(a, close);
 	if (!b)
 		return;
-	size_t n = (size_t)(b - a) < outlen - 1 ? (size_t)(b - a) : outlen - 1;
-	memcpy(out, a, n);
-	out[n] = '\0';
+	{
+		/* one byte past the cap, so the cut can see whether it splits a character */
+		size_t n = (size_t)(b - a) < outlen ? (size_t)(b - a) : outlen;
+		char *text = util_xmalloc(n + 1);
+		memcpy(text, a, n);
+		text[n] = '\0';
+		util_text_shown(text, outlen - 1, out, outlen);
+		free(text);
+	}
 }
 
-/* Turns an S3 error answer into one sentence with a hint for the usual causes. */
-static void s3_error(const char *method, const char *key, const struct http_response *r,
-		     char *err, size_t errlen)
+void s3_error_message(const char *method, const char *key, long status, const char *body,
+		      char *err, size_t errlen)
 {
 	char code[128], msg[256];
 	const char *hint = "";
 
-	xml_field(r->body.data, "Code", code, sizeof(code));
-	xml_field(r->body.data, "Message", msg, sizeof(msg));
+	xml_field(body, "Code", code, sizeof(code));
+	xml_field(body, "Message", msg, sizeof(msg));
 	if (strcmp(code, "SignatureDoesNotMatch") == 0)
 		hint = " (check R2_SECRET_ACCESS_KEY)";
 	else if (strcmp(code, "InvalidAccessKeyId") == 0)
 		hint = " (check R2_ACCESS_KEY_ID)";
 	else if (strcmp(code, "NoSuchBucket") == 0)
 		hint = " (check R2_BUCKET_NAME)";
-	snprintf(err, errlen, "S3 %s %s: HTTP %ld %s%s%s%s", method, key, r->status,
+	snprintf(err, errlen, "S3 %s %s: HTTP %ld %s%s%s%s", method, key, status,
 		 code[0] ? code : "error", msg[0] ? ": " : "", msg, hint);
+	util_utf8_fix_end(err); /* errlen may cut the message inside a character */
+}
+
+static void s3_error(const char *method, const char *key, const struct http_response *r,
+		     char *err, size_t errlen)
+{
+	s3_error_message(method, key, r->status, r->body.data, err, errlen);
 }
 
 void s3_object_url(const struct s3_client *c, const char *key, char *out, size_t outlen)

@@ -46,4 +46,11 @@ int s3_delete(struct s3_client *c, const char *key, char *err, size_t errlen);
  * signed request for readiness). Returns 0 or -1 with err naming the HTTP status. */
 int s3_head_bucket(struct s3_client *c, char *err, size_t errlen);
 
+/* The sentence for an S3 error answer (status, XML body or NULL): "S3 <method> <key>:
+ * HTTP <status> <Code>: <Message>" and a hint for the usual causes. Code and Message
+ * are quoted cut at a character boundary (127 and 255 bytes), bytes that are not UTF-8
+ * text as '?'; a cut by errlen never splits a character. */
+void s3_error_message(const char *method, const char *key, long status, const char *body,
+		      char *err, size_t errlen);
+
 #endif

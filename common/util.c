@@ -48,14 +48,71 @@ int util_parse_ll(const char *s, long long *out)
 {
 	char *end;
 	long long v;
+	const char *d;
+	size_t n;
 
-	if (!s || !*s)
+	if (!s)
+		return -1;
+	d = s[0] == '-' ? s + 1 : s;
+	n = strspn(d, "0123456789");
+	/* digits only: strtoll alone would also take leading spaces and a '+' */
+	if (n < 1 || n > 19 || d[n] != '\0')
 		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno || *end != '\0')
 		return -1;
 	*out = v;
+	return 0;
+}
+
+int util_parse_int(const char *s, long long min, long long max, long long *out)
+{
+	long long v;
+
+	if (util_parse_ll(s, &v) != 0 || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int util_whole_number(double v, long long min, long long max, long long *out)
+{
+	/* NaN fails every comparison: the range test comes first, so it is refused there;
+	 * the cast happens only inside the range, where it is defined */
+	if (!(v >= (double)min && v <= (double)max) || v != (double)(long long)v)
+		return -1;
+	*out = (long long)v;
+	return 0;
+}
+
+int util_parse_duration_ms(const char *s, int64_t unit_ms, int64_t max_ms, int64_t *ms)
+{
+	static const struct { const char *suffix; int64_t ms; } units[] = {
+		{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+	char num[24];
+	size_t n;
+	long long v;
+	int64_t mult = unit_ms;
+
+	if (!s)
+		return -1;
+	n = strspn(s, "0123456789");
+	if (n == 0 || n >= sizeof(num))
+		return -1;
+	if (s[n]) {
+		mult = 0;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (strcmp(s + n, units[i].suffix) == 0)
+				mult = units[i].ms;
+		if (!mult)
+			return -1;
+	}
+	memcpy(num, s, n);
+	num[n] = '\0';
+	if (util_parse_ll(num, &v) != 0 || mult < 1 || v > max_ms / mult)
+		return -1;
+	*ms = (int64_t)v * mult;
 	return 0;
 }
 
@@ -66,8 +123,10 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 	size_t host_len;
 	unsigned char bin[16];
 	long port = 0;
+	char q[72]; /* s as quoted: cut at a character, control bytes as '?' */
 
 	memset(out, 0, sizeof(*out));
+	util_text_shown(s, 64, q, sizeof(q));
 	if (!s || !*s) {
 		snprintf(err, errlen, "no address (expected host:port, [v6]:port or :port)");
 		goto bad;
@@ -75,8 +134,8 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 		if (!close || close[1] != ':') {
-			snprintf(err, errlen, "\"%.64s\": an IPv6 address is written [address]:port",
-				 s);
+			snprintf(err, errlen, "\"%s\": an IPv6 address is written [address]:port",
+				 q);
 			goto bad;
 		}
 		host = s + 1;
@@ -86,15 +145,15 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon) {
-			snprintf(err, errlen, "\"%.64s\" has no port (expected host:port, "
-				 "[v6]:port or :port)", s);
+			snprintf(err, errlen, "\"%s\" has no port (expected host:port, "
+				 "[v6]:port or :port)", q);
 			goto bad;
 		}
 		host = s;
 		host_len = (size_t)(colon - s);
 		if (memchr(host, ':', host_len)) {
-			snprintf(err, errlen, "\"%.64s\": an IPv6 address goes in brackets, as in "
-				 "[::1]:8080", s);
+			snprintf(err, errlen, "\"%s\": an IPv6 address goes in brackets, as in "
+				 "[::1]:8080", q);
 			goto bad;
 		}
 	}
@@ -107,7 +166,7 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 		port = port * 10 + (*p - '0');
 	}
 	if (port < 1 || port > 65535) {
-		snprintf(err, errlen, "\"%.64s\": the port must be a number from 1 to 65535", s);
+		snprintf(err, errlen, "\"%s\": the port must be a number from 1 to 65535", q);
 		goto bad;
 	}
 	if (host_len == 0 && !out->ipv6) {
@@ -118,8 +177,8 @@ int util_parse_listen_addr(const char *s, struct util_listen_addr *out, char *er
 	}
 	if (host_len >= sizeof(out->host) ||
 	    inet_pton(out->ipv6 ? AF_INET6 : AF_INET, out->host, bin) != 1) {
-		snprintf(err, errlen, "\"%.64s\": %s is not an IP%s address (host names are "
-			 "not resolved: write 127.0.0.1 or [::1])", s,
+		snprintf(err, errlen, "\"%s\": %s is not an IP%s address (host names are "
+			 "not resolved: write 127.0.0.1 or [::1])", q,
 			 out->ipv6 ? "the part in brackets" : "the host", out->ipv6 ? "v6" : "v4");
 		goto bad;
 	}
@@ -211,6 +270,49 @@ void util_utf8_sanitize(char *s)
 		memset(p + i, '?', bad);
 		i += bad;
 	}
+}
+
+size_t util_utf8_fix_end(char *s)
+{
+	size_t len = strlen(s), i = len, need;
+	unsigned char c;
+
+	/* back to the last byte that is not a continuation byte (at most 3 back) */
+	while (i > 0 && len - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i == 0)
+		return len;
+	c = (unsigned char)s[i - 1];
+	need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+	if (need && len - (i - 1) < need) { /* a lead byte with too few bytes after it */
+		s[i - 1] = '\0';
+		return i - 1;
+	}
+	return len;
+}
+
+const char *util_text_shown(const char *s, size_t max_bytes, char *buf, size_t buflen)
+{
+	size_t len = s ? strlen(s) : 0, n;
+
+	if (!buflen)
+		return "";
+	n = max_bytes < buflen - 1 ? max_bytes : buflen - 1;
+	if (len > n) {
+		/* s[n] is the first byte dropped: if it continues a sequence, drop that
+		 * sequence's first bytes too (as util_utf8_cut does) */
+		len = n;
+		while (len > 0 && n - len < 3 && ((unsigned char)s[len] & 0xC0) == 0x80)
+			len--;
+	}
+	if (len)
+		memcpy(buf, s, len);
+	buf[len] = '\0';
+	util_utf8_sanitize(buf);
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return buf;
 }
 
 void *util_xmalloc(size_t n)

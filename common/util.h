@@ -13,8 +13,21 @@ void util_sleep_ms(int64_t ms);
 #define UTIL_ISO8601_SIZE 80
 void util_iso8601(int64_t epoch_ms, char out[UTIL_ISO8601_SIZE]);
 
-/* Parses a whole base-10 integer (no trailing junk). Returns 0 or -1. */
+/* The one checked number parser: every count, duration and setting read from text goes
+ * through these. A number is written as an optional '-' and 1 to 19 decimal digits, and
+ * nothing else: no spaces, no '+', no fraction, no exponent, no hex, no "nan"/"inf"; a
+ * value that does not fit a long long is refused, never clamped. Returns 0 or -1. */
 int util_parse_ll(const char *s, long long *out);
+/* util_parse_ll, and the value within min..max. Returns 0 or -1 (*out untouched then). */
+int util_parse_int(const char *s, long long min, long long max, long long *out);
+/* A JSON number (a double) that is a whole number within min..max (min and max at most
+ * 2^53 in magnitude): no NaN, no infinity, no fraction. Returns 0 or -1. */
+int util_whole_number(double v, long long min, long long max, long long *out);
+/* A duration as the CLI and the page write it: a whole number (util_parse_ll's form, no
+ * sign) and an optional unit, ms, s, m, h or d; without a unit it is unit_ms
+ * milliseconds each. Returns 0 with *ms at most max_ms, or -1 (also when the product
+ * would pass max_ms: nothing overflows). */
+int util_parse_duration_ms(const char *s, int64_t unit_ms, int64_t max_ms, int64_t *ms);
 
 /* An address to listen on, as KIE_HTTP_ADDR writes it:
  *   "127.0.0.1:8080"  an IPv4 literal and a port
@@ -40,6 +53,13 @@ size_t util_utf8_cut(char *s, size_t max_bytes);
  * does not change and the result is valid UTF-8 (overlong forms, surrogates, code points
  * above U+10FFFF, stray continuation bytes and cut-short sequences are all invalid). */
 void util_utf8_sanitize(char *s);
+/* Drops a UTF-8 sequence cut short at the very end of s (what snprintf leaves when it
+ * truncates inside a character), in place. Returns the new length. */
+size_t util_utf8_fix_end(char *s);
+/* s as a message may quote it: at most max_bytes bytes (and what buf[buflen] holds), cut
+ * at a character boundary, invalid UTF-8 and control bytes (C0, DEL) shown as '?'. Writes
+ * into buf and returns it; NULL s gives "". */
+const char *util_text_shown(const char *s, size_t max_bytes, char *buf, size_t buflen);
 
 /* Copies a C string; NULL in, NULL out. Aborts on out-of-memory. */
 char *util_strdup(const char *s);

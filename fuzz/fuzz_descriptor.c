@@ -5,8 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <math.h>
+
 #include "invariant.h"
 #include "job.h"
+#include "netaddr.h"
 #include "json_strict.h"
 #include "kie_client.h"
 #include "prompts.h"
@@ -107,6 +112,65 @@ static void check_round_trip(const struct job *j, int input_strict)
 	free(js);
 }
 
+/* 1 when no number in the tree is infinite (cJSON_Compare cannot compare those) */
+static int finite_tree(const cJSON *it)
+{
+	for (; it; it = it->next)
+		if ((cJSON_IsNumber(it) && !isfinite(it->valuedouble)) || !finite_tree(it->child))
+			return 0;
+	return 1;
+}
+
+/* Issue 16: meta reaches the events as the producer wrote it (cJSON_Minify changed
+ * strings after a "\\"); the model checked is the model sent ("" was checked as the
+ * built-in default and sent as KIE_MODEL); the callback URL has one jobId, the job's, and
+ * a host libcurl will not decode into something else. */
+static void check_meta_model_callback(const struct job *j, const uint8_t *data, size_t size)
+{
+	struct kie_task_request req;
+	char first[256], why[300];
+	char *q = NULL, *host = NULL;
+	CURLU *u;
+
+	if (j->meta_raw) {
+		cJSON *in = cJSON_ParseWithLength((const char *)data, size);
+		cJSON *mine = cJSON_Parse(j->meta_raw);
+		const cJSON *theirs = cJSON_GetObjectItemCaseSensitive(in, "meta");
+		INVARIANT("descriptor.meta",
+			  mine && theirs && json_strict_check(j->meta_raw, strlen(j->meta_raw), NULL,
+							      why, sizeof(why)) == 0 &&
+			  (!finite_tree(theirs) || cJSON_Compare(mine, theirs, 1)),
+			  "meta changed on its way: %.300s", j->meta_raw);
+		cJSON_Delete(mine);
+		cJSON_Delete(in);
+	}
+	job_to_request(j, "p", &req);
+	INVARIANT("descriptor.model", req.model && kie_model_name_valid(req.model) &&
+		  strcmp(kie_model_resolve(req.model, "other/default-model"), req.model) == 0,
+		  "the request's model \"%.200s\" is not the one sent", req.model ? req.model : "");
+	if (!j->callback_final)
+		return;
+	INVARIANT("descriptor.callback", netaddr_url_host_check(j->callback_final, why,
+								sizeof(why)) == 0,
+		  "callback URL %.300s: %s", j->callback_final, why);
+	u = curl_url();
+	INVARIANT("descriptor.callback",
+		  u && curl_url_set(u, CURLUPART_URL, j->callback_final, 0) == CURLUE_OK &&
+		  curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK,
+		  "callback URL %.300s does not parse", j->callback_final);
+	for (const unsigned char *p = (const unsigned char *)host; *p; p++)
+		INVARIANT("descriptor.callback", *p > 0x20 && *p < 0x7f,
+			  "callback host has byte 0x%02x: %.300s", *p, j->callback_final);
+	INVARIANT("descriptor.callback", curl_url_get(u, CURLUPART_QUERY, &q, 0) == CURLUE_OK &&
+		  invariant_query_job_ids(q, first, sizeof(first)) == 1 &&
+		  strcmp(first, j->id) == 0,
+		  "callback URL %.300s does not carry jobId=%s exactly once", j->callback_final,
+		  j->id);
+	curl_free(q);
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[512], serr[512];
@@ -127,6 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	INVARIANT("descriptor.id", j->id && job_id_valid(j->id) == 1,
 		  "accepted job has an invalid id \"%.200s\"", j->id ? j->id : "(null)");
 	check_prompt_and_request(j);
+	check_meta_model_callback(j, data, size);
 	check_round_trip(j, strict);
 	job_free(j);
 	return 0;

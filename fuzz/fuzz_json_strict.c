@@ -1,5 +1,6 @@
 /* fuzz_json_strict.c — json_strict_check against cJSON: whatever the strict check accepts,
- * cJSON reads the same way, prints back strictly, and spans are values of their own. */
+ * cJSON reads the same way, prints back strictly, minifies to the same tree, and spans are
+ * values of their own. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -124,6 +125,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	INVARIANT("json_strict.reprint", again && (!finite || cJSON_Compare(root, again, 1)),
 		  "the reprint reads back as another tree: %.200s", printed);
 	cJSON_Delete(again);
+
+	/* minified (json_strict_minify, what meta goes through): strict, the same tree, no
+	 * whitespace left between tokens, and minifying again changes nothing */
+	{
+		char *m = malloc(size + 1), *mm;
+		size_t n, n2;
+		int in_str = 0, esc = 0;
+		memcpy(m, data, size);
+		n = json_strict_minify(m, size);
+		INVARIANT("json_strict.minify", n <= size && strlen(m) == n,
+			  "minified to %zu bytes from %zu", n, size);
+		INVARIANT("json_strict.minify", json_strict_check(m, n, NULL, err2, sizeof(err2)) == 0,
+			  "the minified value is refused: %s (%.200s)", err2, m);
+		again = cJSON_ParseWithLength(m, n);
+		INVARIANT("json_strict.minify", again && (!finite || cJSON_Compare(root, again, 1)),
+			  "the minified value reads as another tree: %.200s", m);
+		cJSON_Delete(again);
+		for (size_t i = 0; i < n; i++) {
+			char c = m[i];
+			if (in_str) {
+				if (esc)
+					esc = 0;
+				else if (c == '\\')
+					esc = 1;
+				else if (c == '"')
+					in_str = 0;
+				continue;
+			}
+			INVARIANT("json_strict.minify", c != ' ' && c != '\t' && c != '\n' && c != '\r',
+				  "whitespace left at byte %zu of the minified %.200s", i, m);
+			in_str = c == '"';
+		}
+		mm = malloc(n + 1);
+		memcpy(mm, m, n + 1);
+		n2 = json_strict_minify(mm, n);
+		INVARIANT("json_strict.minify", n2 == n && memcmp(mm, m, n) == 0,
+			  "minifying twice changed it: %.200s", m);
+		free(mm);
+		free(m);
+	}
 
 	/* spans: inside the input, strict on their own, the member's value */
 	for (int k = 0; k < N_WANT; k++) {

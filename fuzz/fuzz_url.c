@@ -11,6 +11,7 @@
 
 #include "invariant.h"
 #include "kie_client.h"
+#include "netaddr.h"
 #include "rconn.h"
 
 static int terminated(const char *field, size_t size)
@@ -84,21 +85,14 @@ static void check_callback_url(const char *base, const char *job_id)
 	INVARIANT("url.callback_complete", u && curl_url_set(u, CURLUPART_URL, out, 0) == CURLUE_OK,
 		  "the result does not parse as a URL: \"%.200s\"", out);
 	if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
-		for (char *kv = query; kv && *kv && !found;) {
-			char *amp = strchr(kv, '&');
-			if (amp)
-				*amp = '\0';
-			if (strncmp(kv, "jobId=", 6) == 0) {
-				char *dec;
-				for (char *p = kv + 6; *p; p++) /* a query's '+' is a space */
-					if (*p == '+')
-						*p = ' ';
-				dec = curl_easy_unescape(NULL, kv + 6, 0, NULL);
-				found = dec && strcmp(dec, job_id) == 0;
-				curl_free(dec);
-			}
-			kv = amp ? amp + 1 : NULL;
-		}
+		/* read as the endpoint's HTTP server reads it: exactly one jobId, the whole id
+		 * (a base that had one already got a second: the endpoint answers 400) */
+		char *first = malloc(strlen(query) + 1);
+		int n = invariant_query_job_ids(query, first, strlen(query) + 1);
+		INVARIANT("url.callback_one_job_id", n <= 1,
+			  "%d jobId parameters in \"%.200s\"", n, out);
+		found = n == 1 && strcmp(first, job_id) == 0;
+		free(first);
 	}
 	INVARIANT("url.callback_complete", found,
 		  "no jobId=<the whole id> in the query of \"%.200s\"", out);
@@ -120,6 +114,49 @@ static void check_callback_url(const char *base, const char *job_id)
 	free(out);
 }
 
+/* A URL's host, as libcurl decodes it: netaddr_url_host_check accepts it only when it
+ * is a name of printable ASCII or an IP literal, and its refusals are text. */
+static void check_url_host(const char *url)
+{
+	char why[300], *host = NULL;
+	CURLU *u;
+
+	why[0] = '\0';
+	if (netaddr_url_host_check(url, why, sizeof(why)) != 0) {
+		INVARIANT("url.host_check", invariant_message(why) && invariant_printable(why),
+			  "refusal is empty, not UTF-8 or has control bytes: \"%s\"", why);
+		return;
+	}
+	u = curl_url();
+	INVARIANT("url.host_check", u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		  curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK,
+		  "accepted a URL libcurl does not parse: \"%.200s\"", url);
+	for (const unsigned char *p = (const unsigned char *)host; *p; p++)
+		INVARIANT("url.host_check", (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+			  (*p >= 'A' && *p <= 'Z') || strchr("-_.:[]", *p),
+			  "accepted the host \"%.200s\" (byte 0x%02x)", host, *p);
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
+/* KIE_COPY_ALLOW_PRIVATE: a policy parsed is within its bounds; a refusal is text. */
+static void check_policy(const char *s)
+{
+	struct netaddr_policy p;
+	char why[300];
+
+	why[0] = '\0';
+	if (netaddr_policy_parse(s, &p, why, sizeof(why)) != 0) {
+		INVARIANT("url.policy", invariant_message(why) && invariant_printable(why),
+			  "refusal is empty, not UTF-8 or has control bytes: \"%s\"", why);
+		return;
+	}
+	INVARIANT("url.policy", p.list.n <= CLIENT_ADDR_LIST_MAX, "%zu networks", p.list.n);
+	for (size_t i = 0; i < p.list.n; i++)
+		INVARIANT("url.policy", p.list.bits[i] >= 0 && p.list.bits[i] <= 128,
+			  "prefix %d of network %zu", p.list.bits[i], i);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = malloc(size + 1);
@@ -132,6 +169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	job_id = n < size ? s + n + 1 : "job-1";
 	check_redis_url(s);
 	check_callback_url(s, job_id);
+	check_url_host(s);
+	check_policy(s);
 	free(s);
 	return 0;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <microhttpd.h>
+
 #include "util.h"
 
 /* Invariants that fail because of a known bug still being fixed (fuzz/README.md has a
@@ -66,4 +68,55 @@ int invariant_printable(const char *s)
 		if ((unsigned char)*s < 0x20 || *s == 0x7F)
 			return 0;
 	return 1;
+}
+
+/* MHD_unescape_plus */
+static void plus_to_space(char *s)
+{
+	for (; *s; s++)
+		if (*s == '+')
+			*s = ' ';
+}
+
+/* One parameter as MHD hands it to an iterator (key, key_size, value). */
+static void query_param(char *key, char *value, int *n, char *first, size_t firstlen)
+{
+	size_t klen;
+	plus_to_space(key);
+	klen = MHD_http_unescape(key);
+	if (value) {
+		plus_to_space(value);
+		MHD_http_unescape(value);
+	}
+	/* http_server.c: key_size == 5 && memcmp(key, "jobId", 5) == 0 */
+	if (klen == 5 && memcmp(key, "jobId", 5) == 0 && (*n)++ == 0)
+		snprintf(first, firstlen, "%s", value ? value : "");
+}
+
+int invariant_query_job_ids(const char *query, char *first, size_t firstlen)
+{
+	char *copy = strdup(query), *args = copy;
+	int n = 0;
+
+	first[0] = '\0';
+	/* MHD_parse_arguments_ of libmicrohttpd 0.9.75 (src/microhttpd/internal.c) */
+	while (args && args[0]) {
+		char *equals = strchr(args, '='), *amper = strchr(args, '&');
+		if (!amper) {
+			if (equals)
+				*equals++ = '\0';
+			query_param(args, equals, &n, first, firstlen);
+			break;
+		}
+		*amper++ = '\0';
+		if (!equals || equals >= amper) {
+			query_param(args, NULL, &n, first, firstlen);
+		} else {
+			*equals++ = '\0';
+			query_param(args, equals, &n, first, firstlen);
+		}
+		args = amper;
+	}
+	free(copy);
+	return n;
 }

@@ -30,4 +30,10 @@ int invariant_message(const char *s);
 /* 1 when s has no control bytes (a log line stays one line). */
 int invariant_printable(const char *s);
 
+/* How the callback endpoint's HTTP server reads a query string (libmicrohttpd 0.9.75's
+ * MHD_parse_arguments_, with its '+' and MHD_http_unescape decoding): the number of
+ * parameters whose decoded name is exactly "jobId", and the first one's decoded value in
+ * first[firstlen] ("" when it has none). */
+int invariant_query_job_ids(const char *query, char *first, size_t firstlen);
+
 #endif

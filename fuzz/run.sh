@@ -7,7 +7,8 @@ t=$1 secs=$2 maxlen=$3
 B=build/fuzz
 mkdir -p "$B/corpus/$t" "$B/artifacts" "$B/logs"
 case "$t" in
-fuzz_url) dict=fuzz/dict/url.dict ;;
+fuzz_url | fuzz_endpoint) dict=fuzz/dict/url.dict ;;
+fuzz_admin) dict=fuzz/dict/admin.dict ;;
 *) dict=fuzz/dict/json.dict ;;
 esac
 log=$B/logs/$t.log

@@ -45,6 +45,8 @@ if [ -z "${KIE_API_TOKEN:-}" ]; then
 	wait_port_file "$TMP/kie.port" "the KIE fake"
 	export KIE_BASE_URL="http://127.0.0.1:$(cat "$TMP/kie.port")"
 	export KIE_API_TOKEN=demo-token
+	# the fake serves result files from loopback, which copies refuse by default
+	export KIE_COPY_ALLOW_PRIVATE="${KIE_COPY_ALLOW_PRIVATE:-127.0.0.1}"
 	echo "demo: DEMO MODE — KIE_API_TOKEN is unset, so jobs go to the local KIE fake at $KIE_BASE_URL (no credits spent)"
 fi
 export KIE_METADATA_DIR="${KIE_METADATA_DIR:-$ROOT/demo-data}"

@@ -56,7 +56,14 @@ K one of: png (a real 32x24 PNG), jpeg (a real 24x16 baseline JPEG), big (a real
 big_file_bytes), bignolen (the same, sent without Content-Length), liar (the JPEG's bytes
 declared image/png), notimage (HTML declared image/png). Without it: one PNG
 (/files/<taskId>.png). "[fake:file500=N]": the first N downloads of that task's result
-files answer 500.
+files answer 500. More kinds: redirlo (302 to the same file as png on 127.0.0.1),
+redirmeta (302 to http://169.254.169.254/latest/meta-data/), badtype (the PNG declared
+"image/\xddpng", a byte that is not UTF-8), bigerr (the first download answers 503 with a
+4 KiB error page, later ones a 1x1 PNG).
+
+--files-host H (a loopback address such as 127.0.0.2): result files are also served on
+H (a second listener, its own port), and resultUrls name that one; 127.0.0.1 keeps
+serving them too (the redirlo target).
 
 Result files: fail_next_file_http500 (config) answers that many downloads with 500 first.
 Stats: file_downloads (served 200), file_downloads_500, and files_sha256 (kind -> SHA-256
@@ -115,7 +122,8 @@ RESULT_JPEG = base64.b64decode(
     "tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDwzTfC/T93"
     "+ldNpvhfp+7/AEr0rTfC/T93+ldPpvhfp+7/AEr18ZxJ5nz/AA1xdt7x5ppvhfp+7/SivcdN8L9P3f6UV8zW"
     "4k97c/bsu4u/cr3j/9k=")
-RESULT_KINDS = ("png", "jpeg", "big", "bignolen", "liar", "notimage")
+RESULT_KINDS = ("png", "jpeg", "big", "bignolen", "liar", "notimage", "redirlo",
+                "redirmeta", "badtype", "bigerr")
 _big_cache = {}
 
 
@@ -140,10 +148,15 @@ def result_file(kind, big_bytes):
         return "image/png", big_png(big_bytes)
     if kind == "liar":
         return "image/png", RESULT_JPEG
+    if kind in ("badtype",):
+        return "image/\xddpng", RESULT_PNG  # sent as the byte 0xDD (latin-1 headers)
+    if kind == "bigerr":
+        return "image/png", PNG  # 70 bytes: under the smallest KIE_COPY_MAX_BYTES
     return "image/png", b"<!doctype html><html><body>not an image</body></html>\n"
 
 
-REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+REASONS = {200: "OK", 204: "No Content", 302: "Found", 503: "Service Unavailable",
+           400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
 
@@ -215,7 +228,9 @@ class State:
                       "requests_total": 0, "callbacks_sent": 0,
                       "callbacks_failed": 0, "callbacks_skipped_nonlocal": 0,
                       "callbacks_not_200": 0, "creates_dropped": 0,
-                      "file_downloads": 0, "file_downloads_500": 0, "files_sha256": {}}
+                      "file_downloads": 0, "file_downloads_500": 0, "files_sha256": {},
+                      "file_redirects": 0, "file_downloads_503": 0}
+        self.bigerr_served = set()
 
     def epoch_ms(self, mono):
         return int((mono + self.epoch_offset) * 1000)
@@ -250,7 +265,7 @@ def kie(code, msg, data=None):
     return body
 
 
-def record(t, port):
+def record(t, port, host="127.0.0.1"):
     d = {"taskId": t["taskId"], "model": t["model"], "state": t["state"],
          "param": t["param"], "resultJson": "", "failCode": "", "failMsg": "",
          "costTime": None, "completeTime": t.get("completeTime"),
@@ -258,10 +273,10 @@ def record(t, port):
     if t["state"] == "success":
         kinds = t.get("results")
         if kinds:
-            urls = [f"http://127.0.0.1:{port}/files/{urllib.parse.quote(t['taskId'], safe='')}"
+            urls = [f"http://{host}:{port}/files/{urllib.parse.quote(t['taskId'], safe='')}"
                     f"/{n}.{k}" for n, k in enumerate(kinds)]
         else:
-            urls = [f"http://127.0.0.1:{port}/files/{t['taskId']}.png"]
+            urls = [f"http://{host}:{port}/files/{t['taskId']}.png"]
         d["resultJson"] = json.dumps({"resultUrls": urls})
         d["costTime"] = t["duration_ms"]
     elif t["state"] == "fail":
@@ -289,11 +304,11 @@ async def send_callback(st, t):
                                     loopback_host(url.hostname or "")):
         st.stats["callbacks_skipped_nonlocal"] += 1
         return
-    port = st.server_port
+    port = st.files_port
     if t["state"] == "success":
         body = kie(200, "success", {
             "taskId": t["taskId"], "model": t["model"], "state": "success",
-            "param": t["param"], "resultJson": record(t, port)["resultJson"],
+            "param": t["param"], "resultJson": record(t, port, st.files_host)["resultJson"],
             "costTime": t["duration_ms"] / 1000.0, "completeTime": t["completeTime"],
             "createTime": t["createTime"], "updateTime": t["updateTime"],
             "creditsConsumed": 1})
@@ -415,6 +430,15 @@ class Handler:
                 st.stats["file_downloads_500"] += 1
                 return 500, "text/plain", b"internal error (fake)"
             kind = m.group(3) if m else "png"
+            if kind in ("redirlo", "redirmeta"):
+                to = (f"http://127.0.0.1:{st.server_port}/files/{m.group(1)}/{m.group(2)}.png"
+                      if kind == "redirlo" else "http://169.254.169.254/latest/meta-data/")
+                st.stats["file_redirects"] += 1
+                return 302, "text/plain", b"moved\n", {"Location": to}
+            if kind == "bigerr" and method == "GET" and path not in st.bigerr_served:
+                st.bigerr_served.add(path)
+                st.stats["file_downloads_503"] += 1
+                return 503, "text/html", b"<html>" + b"busy " * 820 + b"</html>\n"
             ctype, data = result_file(kind, st.cfg["big_file_bytes"]) if m else ("image/png", PNG)
             if method == "GET":
                 st.stats["file_downloads"] += 1
@@ -475,7 +499,8 @@ class Handler:
             t = st.tasks.get(tid)
             if not t:
                 return 200, kie(404, "task not found")
-            return 200, kie(200, "success", record(st.task_view(t), st.server_port))
+            return 200, kie(200, "success", record(st.task_view(t), st.files_port,
+                                                   st.files_host))
         if path == "/api/v1/chat/credit":
             return 200, kie(200, "success", st.cfg["credits"])
         try:
@@ -666,6 +691,7 @@ class HttpProtocol(asyncio.Protocol):
 
     async def run(self, method, target, headers, body, close):
         no_length = False
+        extra = {}
         try:
             res = await self.handler.handle(method, target, headers, body)
             if res is None:  # drop the connection without a byte of answer
@@ -673,6 +699,7 @@ class HttpProtocol(asyncio.Protocol):
                 return
             status, ctype, out = res[:3]
             no_length = len(res) > 3 and res[3] == "no-length"
+            extra = res[3] if len(res) > 3 and isinstance(res[3], dict) else {}
         except Exception as e:  # a bug in the fake must not kill the server
             status, ctype, out = 500, "text/plain", f"fake error: {e!r}".encode()
         if no_length and method == "GET":  # the body ends when the connection closes
@@ -683,21 +710,23 @@ class HttpProtocol(asyncio.Protocol):
             return
         if method == "HEAD":
             out_len, out = len(out), b""
-            self.reply(status, ctype, out, close, length=out_len)
+            self.reply(status, ctype, out, close, length=out_len, extra=extra)
         else:
-            self.reply(status, ctype, out, close)
+            self.reply(status, ctype, out, close, extra=extra)
         self.busy = False
         if not close and self.buf and not self.transport.is_closing():
             self.next_request()
 
-    def reply(self, status, ctype, body, close=False, length=None):
+    def reply(self, status, ctype, body, close=False, length=None, extra=None):
         if self.transport.is_closing():
             return
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"
                 f"Content-Type: {ctype}\r\nContent-Length: "
                 f"{len(body) if length is None else length}\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in (extra or {}).items()) +
                 f"{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n")
-        self.transport.write(head.encode() + body)
+        # latin-1: a header's characters U+0080..U+00FF go out as those bytes (badtype)
+        self.transport.write(head.encode("latin-1") + body)
         if close:
             self.transport.close()
 
@@ -715,6 +744,9 @@ async def main():
     ap.add_argument("--query-limit", type=int, default=10)
     ap.add_argument("--query-window-s", type=float, default=1)
     ap.add_argument("--credits", type=int, default=1000000)
+    ap.add_argument("--files-host", default="",
+                    help="also serve result files on this loopback address (own port); "
+                         "resultUrls name it")
     ap.add_argument("--private-network", action="store_true",
                     help="allow a non-loopback --host, and callbacks to any http host: only "
                          "on a network of its own (the docker-compose local stack)")
@@ -726,6 +758,12 @@ async def main():
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(Handler(st)), args.host, args.port)
     st.server_port = server.sockets[0].getsockname()[1]
+    st.files_host, st.files_port = "127.0.0.1", st.server_port
+    if args.files_host:
+        if not loopback_host(args.files_host):
+            sys.exit("fake_kie: --files-host must be a loopback address")
+        files = await loop.create_server(lambda: HttpProtocol(Handler(st)), args.files_host, 0)
+        st.files_host, st.files_port = args.files_host, files.sockets[0].getsockname()[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:

@@ -281,34 +281,6 @@ static const char *arg(struct MHD_Connection *c, const char *name)
 	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static long arg_long(struct MHD_Connection *c, const char *name, long def, long min, long max)
-{
-	long long v;
-	const char *s = arg(c, name);
-	if (!s || util_parse_ll(s, &v) != 0)
-		return def;
-	return v < min ? min : v > max ? max : (long)v;
-}
-
-/* The filter of a query string (GET) or a body (POST); NULL or a sentence naming the bad
- * field. Strings point into their source, which must outlive f. */
-static const char *filter_of(const char *type, const char *reason, const char *older,
-			     struct admin_filter *f)
-{
-	if (type && *type)
-		f->type = type;
-	if (reason && *reason) {
-		enum admin_reason_class rc;
-		if (admin_reason_class_parse(reason, &rc) != 0)
-			return "reason must be one of invalid, oversized, kie_rejected, "
-			       "attempts_exhausted, uncertain, duplicate, recovery, other";
-		f->reason_class = (int)rc;
-	}
-	if (older && *older && admin_parse_duration(older, &f->older_than_ms) != 0)
-		return "olderThan must be a duration such as 90s, 15m, 2h or 7d";
-	return NULL;
-}
-
 static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const char *what)
 {
 	char err[512];
@@ -320,11 +292,14 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 		struct admin_filter f;
 		const char *why;
 		admin_filter_init(&f);
-		why = filter_of(arg(c, "type"), arg(c, "reason"), arg(c, "olderThan"), &f);
+		why = admin_filter_of(arg(c, "type"), arg(c, "reason"), arg(c, "olderThan"), &f);
 		if (why)
 			return error(c, MHD_HTTP_BAD_REQUEST, why);
-		f.limit = arg_long(c, "limit", 50, 1, 500);
-		f.offset = arg_long(c, "offset", 0, 0, ADMIN_SCAN_MAX);
+		if (admin_count_arg("limit", arg(c, "limit"), 50, 1, 500, &f.limit, err,
+				    sizeof(err)) != 0 ||
+		    admin_count_arg("offset", arg(c, "offset"), 0, 0, ADMIN_SCAN_MAX, &f.offset, err,
+				    sizeof(err)) != 0)
+			return error(c, MHD_HTTP_BAD_REQUEST, err);
 		if (lock(w) != 0)
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		res = admin_dead_list(&w->q, &f, arg(c, "full") != NULL, err, sizeof(err));
@@ -337,6 +312,11 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		res = admin_job_show(&w->q, id, &found, err, sizeof(err));
 	} else if (strcmp(what, "stats") == 0 || strcmp(what, "completions") == 0) {
+		long limit = 24;
+		if (strcmp(what, "completions") == 0 &&
+		    admin_count_arg("limit", arg(c, "limit"), 24, 1, 200, &limit, err,
+				    sizeof(err)) != 0)
+			return error(c, MHD_HTTP_BAD_REQUEST, err);
 		if (lock(w) != 0)
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		if (strcmp(what, "stats") == 0) {
@@ -345,8 +325,7 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 			if (res)
 				cJSON_AddBoolToObject(res, "actions", *w->cfg->admin_token != '\0');
 		} else {
-			res = admin_completions(&w->q, arg_long(c, "limit", 24, 1, 200), err,
-						sizeof(err));
+			res = admin_completions(&w->q, limit, err, sizeof(err));
 		}
 	} else {
 		return error(c, MHD_HTTP_NOT_FOUND, "no such API (stats, dead, completions, job)");
@@ -396,12 +375,6 @@ static const char *refuse_action(struct web *w, struct MHD_Connection *c, unsign
 	return NULL;
 }
 
-static const char *jstr(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const char *what,
 				const struct dbuf *body)
 {
@@ -410,73 +383,48 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 	enum MHD_Result rc;
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct admin_body b;
+	const char *why;
+	int unknown;
 
-	if (!cJSON_IsObject(in)) {
+	/* every field checked, with its type, before anything is done (admin.h) */
+	why = admin_body_parse(what, in, &b, &unknown);
+	if (why) {
 		cJSON_Delete(in);
-		return error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+		return error(c, unknown ? MHD_HTTP_NOT_FOUND : MHD_HTTP_BAD_REQUEST, why);
 	}
 	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip,
 			  sizeof(ip));
 	if (strcmp(what, "dead/retry") == 0 || strcmp(what, "dead/purge") == 0) {
-		struct admin_filter f;
-		const char *why, *ref = jstr(in, "ref");
-		const cJSON *lim = cJSON_GetObjectItemCaseSensitive(in, "limit");
-		int all = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(in, "all"));
-		int dry = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(in, "dryRun"));
 		int retry = strcmp(what, "dead/retry") == 0;
-		admin_filter_init(&f);
-		why = filter_of(jstr(in, "type"), jstr(in, "reason"), jstr(in, "olderThan"), &f);
-		if (!why && ref && !admin_ref_valid(ref))
-			why = "ref must be a job id or @ and 8 to 16 hex digits of an entry's ref";
-		if (!why && !ref && !all && !f.type && f.reason_class < 0 && !f.older_than_ms)
-			why = "say which entries: ref, all, or a filter (type, reason, olderThan)";
-		if (why) {
-			cJSON_Delete(in);
-			return error(c, MHD_HTTP_BAD_REQUEST, why);
-		}
-		f.ref = ref;
-		/* clamped before the cast: a double past LONG_MAX has no long */
-		f.limit = ref ? 1 : cJSON_IsNumber(lim) && lim->valuedouble >= 1
-				? (long)(lim->valuedouble < ADMIN_SCAN_MAX ? lim->valuedouble
-									    : ADMIN_SCAN_MAX)
-				: 0;
 		if (lock(w) != 0) {
 			cJSON_Delete(in);
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		}
-		res = retry ? admin_dead_retry(&w->q, &f,
-					       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-						       in, "allowUncertain")),
-					       dry, err, sizeof(err))
-			    : admin_dead_purge(&w->q, &f, dry, err, sizeof(err));
+		res = retry ? admin_dead_retry(&w->q, &b.f, b.allow_uncertain, b.dry_run, err,
+					       sizeof(err))
+			    : admin_dead_purge(&w->q, &b.f, b.dry_run, err, sizeof(err));
 		pthread_mutex_unlock(&w->lock);
-		if (res && !dry)
-			log_info(ref && job_id_valid(ref) ? ref : NULL, NULL,
+		if (res && !b.dry_run)
+			log_info(b.f.ref && job_id_valid(b.f.ref) ? b.f.ref : NULL, NULL,
 				 "operator page (%s): dead %s: %.0f done, %.0f refused", ip,
 				 retry ? "retry" : "purge",
 				 cJSON_GetObjectItemCaseSensitive(res, "done")->valuedouble,
 				 cJSON_GetObjectItemCaseSensitive(res, "refused")->valuedouble);
-	} else if (strcmp(what, "pause") == 0 || strcmp(what, "resume") == 0) {
-		const char *reason = jstr(in, "reason");
-		const cJSON *ms = cJSON_GetObjectItemCaseSensitive(in, "forMs");
-		char why[300];
-		int done = 0, ok;
-		snprintf(why, sizeof(why), "%s", reason && *reason ? reason : "paused from the "
+	} else { /* pause, resume */
+		int pause = strcmp(what, "pause") == 0, done = 0, ok;
+		char reason[300];
+		snprintf(reason, sizeof(reason), "%s", b.reason ? b.reason : "paused from the "
 			 "operator page");
-		util_utf8_sanitize(why);
+		util_utf8_fix_end(reason);
+		util_utf8_sanitize(reason);
 		if (lock(w) != 0) {
 			cJSON_Delete(in);
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		}
-		ok = strcmp(what, "pause") == 0
-			     ? queue_pause_set(&w->q, "operator",
-					       cJSON_IsNumber(ms) && ms->valuedouble > 0
-						       ? (long)(ms->valuedouble < WEB_PAUSE_MAX_MS
-									? ms->valuedouble
-									: WEB_PAUSE_MAX_MS)
-						       : 0, why, &done)
-			     : queue_pause_clear(&w->q, NULL, &done);
+		ok = pause ? queue_pause_set(&w->q, "operator", b.for_ms, reason, &done)
+			   : queue_pause_clear(&w->q, NULL, &done);
 		if (ok == 0) {
 			res = admin_stats(&w->q, w->cfg->account_prefix, w->account_id, err,
 					  sizeof(err));
@@ -488,11 +436,7 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 		pthread_mutex_unlock(&w->lock);
 		if (ok == 0)
 			log_info(NULL, NULL, "operator page (%s): %s", ip,
-				 strcmp(what, "pause") == 0 ? "paused the pool" : "resumed the pool");
-	} else {
-		cJSON_Delete(in);
-		return error(c, MHD_HTTP_NOT_FOUND, "no such action (dead/retry, dead/purge, "
-			     "pause, resume)");
+				 pause ? "paused the pool" : "resumed the pool");
 	}
 	cJSON_Delete(in);
 	if (!res)

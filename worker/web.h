@@ -21,7 +21,6 @@
 
 #define WEB_PREFIX "/admin"
 #define WEB_BODY_MAX 16384        /* an action's JSON body */
-#define WEB_PAUSE_MAX_MS (366L * 86400 * 1000) /* a page's timed pause: a year at most */
 #define WEB_TOKEN_MIN_BYTES 16    /* a shorter KIE_ADMIN_TOKEN stops start-up */
 #define WEB_REDIS_WAIT_MS 5000    /* a request waits for the lock and Redis this long, then 503 */
 #define WEB_HOSTS_MAX 32          /* KIE_ADMIN_HOSTS entries */

@@ -179,6 +179,9 @@ def base_env(redis_url=None, kie_url=None, tmp=None, **extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("KIE_", "R2_", "REDIS_"))}
     env.update(SAN_ENV)
+    # the fakes serve result files from 127.0.0.1, which result copies refuse by default
+    # (docs/protocol.md, "Result copies"); test_copies.py sets it back where it tests that
+    env["KIE_COPY_ALLOW_PRIVATE"] = "1"
     if redis_url:
         env["REDIS_URL"] = redis_url
     if kie_url:

@@ -251,3 +251,90 @@ def test_script_flush_after_a_paid_create_and_mid_copy(redis_server, r, fake_kie
     # each file served once (the two 500s are counted apart): never fetched twice
     assert st["file_downloads"] == 2 and st["file_downloads_500"] == 2
     assert r.llen(f"{PREFIX}:results") == 1 and r.llen(f"{PREFIX}:dead") == 0
+
+
+def record_of(tmpdir_path, tid):
+    """The metadata record's bytes, decoded as strict UTF-8 (a bad byte fails the test)."""
+    with open(os.path.join(tmpdir_path, "meta", "kie-tasks", f"{tid}.json"), "rb") as f:
+        return json.loads(f.read().decode("utf-8", errors="strict"))
+
+
+@pytest.fixture
+def fake_kie_127_0_0_2(tmpdir_path):
+    """The KIE fake whose resultUrls name a second listener on 127.0.0.2."""
+    d = os.path.join(tmpdir_path, "fake2")
+    os.makedirs(d)
+    f = FakeKie(d, task_ms=300, create_limit=0, query_limit=0, files_host="127.0.0.2")
+    yield f
+    f.stop()
+
+
+def test_redirects_to_loopback_and_link_local_are_refused_after_dns(
+        redis_server, r, fake_kie_127_0_0_2, workers, tmpdir_path):
+    # issue 16: copies followed URLs and redirects anywhere. 127.0.0.2 is allowed by the
+    # list; its redirects to 127.0.0.1 and to 169.254.169.254 (cloud metadata) are not
+    fk = fake_kie_127_0_0_2
+    workers(redis_server.url, fk.url, KIE_COPY_ALLOW_PRIVATE="127.0.0.2",
+            KIE_COPY_RETRY_MS=100, KIE_COPY_DEADLINE_MS=4000, KIE_CONNECT_TIMEOUT_MS=1000)
+    r.lpush(f"{PREFIX}:queue", job("cp-ssrf", "[fake:results=png,redirlo,redirmeta]"))
+    ev = wait_event(r, "cp-ssrf")
+    assert ev["status"] == "completed", ev
+    tid = ev["taskId"]
+    assert ev["resultUrls"][0].startswith("http://127.0.0.2:"), ev
+    assert ev["storedUrls"][0] == os.path.join(tmpdir_path, "meta", "kie-results", tid, "0.png")
+    assert ev["storedUrls"][1:] == [None, None], ev
+    why = {e["index"]: e["reason"] for e in ev["copyErrors"]}
+    assert sorted(why) == [1, 2], ev
+    assert "refused: 127.0.0.1 is a loopback address (not allowed by " \
+           "KIE_COPY_ALLOW_PRIVATE)" in why[1], why
+    assert "refused: 169.254.169.254 is a link-local address" in why[2], why
+    for w in why.values():
+        assert "gave up" not in w, why  # refused for good at once, not retried to the deadline
+    rec = record_of(tmpdir_path, tid)
+    assert rec["storedUrls"] == ev["storedUrls"], rec
+    assert {e["index"]: e["reason"] for e in rec["copyErrors"]} == why
+    st = fk.stats()
+    assert st["file_redirects"] == 2, st        # each asked once: not retried
+    assert st["file_downloads"] == 1, st        # 127.0.0.1 never served the redirect's file
+    one_task_each(fk, "cp-ssrf")
+
+
+def test_the_first_url_is_checked_too(redis_server, r, fake_kie_127_0_0_2, workers,
+                                      tmpdir_path):
+    # the default, 0: public addresses only; 127.0.0.2 is loopback
+    fk = fake_kie_127_0_0_2
+    workers(redis_server.url, fk.url, KIE_COPY_ALLOW_PRIVATE="0")
+    r.lpush(f"{PREFIX}:queue", job("cp-first", "[fake:results=png]"))
+    ev = wait_event(r, "cp-first")
+    assert ev["status"] == "completed" and ev["storedUrls"] == [None], ev
+    assert "refused: 127.0.0.2 is a loopback address" in ev["copyErrors"][0]["reason"], ev
+    assert fk.stats()["file_downloads"] == 0
+    one_task_each(fk, "cp-first")
+
+
+def test_5xx_with_an_error_page_over_the_cap_is_retried(redis_server, r, fake_kie, workers,
+                                                       tmpdir_path):
+    # issue 16: the size was checked before the status, so a 503 whose page is larger
+    # than KIE_COPY_MAX_BYTES was refused for good
+    workers(redis_server.url, fake_kie.url, KIE_COPY_MAX_BYTES=1024, KIE_COPY_RETRY_MS=100)
+    r.lpush(f"{PREFIX}:queue", job("cp-503", "[fake:results=bigerr]"))
+    ev = wait_event(r, "cp-503")
+    assert ev["copyErrors"] == [], ev
+    assert ev["storedUrls"][0].endswith("/0.png"), ev
+    st = fake_kie.stats()
+    assert (st["file_downloads_503"], st["file_downloads"]) == (1, 1), st
+    one_task_each(fake_kie, "cp-503")
+
+
+def test_content_type_that_is_not_utf8_stays_out_of_the_record(redis_server, r, fake_kie,
+                                                              workers, tmpdir_path):
+    # issue 16: the result host's Content-Type went into copyErrors (and the record) as
+    # it came, and a byte that is not UTF-8 made kie-tasks/<id>.json invalid
+    workers(redis_server.url, fake_kie.url)
+    r.lpush(f"{PREFIX}:queue", job("cp-ctype", "[fake:results=badtype]"))
+    ev = wait_event(r, "cp-ctype")
+    assert ev["storedUrls"] == [None], ev
+    rec = record_of(tmpdir_path, ev["taskId"])  # strict UTF-8
+    reason = rec["copyErrors"][0]["reason"]
+    assert "declared Content-Type image/?png but the bytes are image/png" in reason, reason
+    one_task_each(fake_kie, "cp-ctype")

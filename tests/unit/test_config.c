@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "util.h"
 
 /* config_print's output (caller frees). */
 static char *printed(const struct config *c)
@@ -523,6 +524,55 @@ static void callback_endpoint_settings(void **state)
 	config_free(&c);
 }
 
+/* Issue 16: every numeric setting takes digits only (strtoll took " 5" and "+5"); a
+ * refused value is quoted cut at a character, never inside one (%.64s did); a URL whose
+ * host libcurl would decode into bytes no resolver takes is refused at start-up. */
+static void numbers_quotes_and_url_hosts(void **state)
+{
+	static const char *const bad_numbers[] = {" 4", "4 ", "+4", "4.0", "0.5", "nan", "inf",
+						  "4e0", "0x4", "", "99999999999999999999"};
+	struct config c;
+	char err[512], path[200];
+	(void)state;
+	config_defaults(&c);
+	for (size_t i = 0; i < sizeof(bad_numbers) / sizeof(bad_numbers[0]); i++) {
+		err[0] = '\0';
+		if (config_set(&c, "KIE_WORKER_CONCURRENCY", bad_numbers[i], err, sizeof(err)) != -1)
+			fail_msg("KIE_WORKER_CONCURRENCY=\"%s\" accepted", bad_numbers[i]);
+		assert_non_null(strstr(err, "KIE_WORKER_CONCURRENCY"));
+		assert_non_null(strstr(err, "is not a whole number"));
+	}
+	assert_int_equal(c.concurrency, 4);
+	/* 63 ASCII bytes and a 2-byte character: the quote stops before it, and stays UTF-8 */
+	memset(path, 'p', sizeof(path));
+	path[0] = '/';
+	memcpy(path + 63, "\xc3\xa9?", 3);
+	path[66] = '\0';
+	assert_int_equal(config_set(&c, "KIE_CALLBACK_PATH", path, err, sizeof(err)), -1);
+	assert_true(util_utf8_len(err, strlen(err)) >= 0);
+	assert_non_null(strstr(err, "KIE_CALLBACK_PATH: \"/ppp"));
+	assert_null(strstr(err, "\xc3"));
+	assert_int_equal(config_set(&c, "KIE_LOG_LEVEL", "\xdd\n", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "\"??\" is not one of"));
+	assert_int_equal(config_set(&c, "--concurrency", "\xe2\x82\xac\xe2\x82", err, 40), -1);
+	assert_true(util_utf8_len(err, strlen(err)) >= 0);
+	/* KIE_CALLBACK_URL (and every URL setting): the host as libcurl decodes it */
+	assert_int_equal(config_set(&c, "KIE_CALLBACK_URL", "https://a%dd.example/cb", err,
+				    sizeof(err)), -1);
+	assert_non_null(strstr(err, "KIE_CALLBACK_URL has the host \"a?.example\" once "
+			       "percent-decoded"));
+	assert_int_equal(config_set(&c, "KIE_BASE_URL", "https://api%2ekie.ai", err, sizeof(err)),
+			 0);
+	assert_int_equal(config_set(&c, "KIE_CALLBACK_URL", "", err, sizeof(err)), 0);
+	/* KIE_COPY_ALLOW_PRIVATE: 0 by default, 1, or a list */
+	assert_string_equal(c.copy_allow_private, "0");
+	assert_int_equal(config_set(&c, "--copy-allow-private", "127.0.0.2,10.0.0.0/8", err,
+				    sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "KIE_COPY_ALLOW_PRIVATE", "yes", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "KIE_COPY_ALLOW_PRIVATE: \"yes\" is not an IPv4 or IPv6 address"));
+	config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +587,7 @@ int main(void)
 		cmocka_unit_test(metadata_store_choice),
 		cmocka_unit_test(help_lists_every_setting),
 		cmocka_unit_test(callback_endpoint_settings),
+		cmocka_unit_test(numbers_quotes_and_url_hosts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -177,6 +177,108 @@ static void validated_for_the_model_that_is_sent(void **state)
 	job_free(j);
 }
 
+/* Issue 16, found by fuzzing: cJSON_Minify (1.7.15) read the '"' closing "C:\\" as
+ * escaped, and from there took spaces in strings for whitespace and "//" for a comment. */
+static void meta_with_backslashes_is_kept_as_sent(void **state)
+{
+	static const struct { const char *meta, *want; } cases[] = {
+		{"{\"dir\":\"C:\\\\\", \"note\":\"a b\"}",
+		 "{\"dir\":\"C:\\\\\",\"note\":\"a b\"}"},
+		{"{\"p\":\"C:\\\\\",\"u\":\"http://x\"}",
+		 "{\"p\":\"C:\\\\\",\"u\":\"http://x\"}"},
+		{"{ \"q\" : \"say \\\"hi \\\\\\\" /* no */ //x\" , \"n\" : [ 1 , -2.5e3 ] }",
+		 "{\"q\":\"say \\\"hi \\\\\\\" /* no */ //x\",\"n\":[1,-2.5e3]}"},
+		{"{\"t\":\"\\t\\\\\",\"s\":\" \\u0020 \"}", "{\"t\":\"\\t\\\\\",\"s\":\" \\u0020 \"}"},
+	};
+	char err[512], desc[512];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(desc, sizeof(desc), "{\"v\":1," RAW_OK ",\"meta\":%s}", cases[i].meta);
+		struct job *j = parse(desc, err);
+		if (!j)
+			fail_msg("refused %s: %s", desc, err);
+		assert_string_equal(j->meta_raw, cases[i].want);
+		/* and into what the events and the kept descriptor carry */
+		char *out = job_to_json(j);
+		assert_non_null(strstr(out, cases[i].want));
+		free(out);
+		job_free(j);
+	}
+}
+
+/* Issue 16: "model": "" was checked as google/nano-banana-edit and sent as KIE_MODEL. */
+static void empty_or_malformed_model_is_refused_at_parse(void **state)
+{
+	refused("{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"p\",\"model\":\"\","
+		"\"imageUrl\":\"https://a.b/c\"}}", "input.model is empty");
+	refused("{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"p\",\"model\":\"a b\","
+		"\"imageUrl\":\"https://a.b/c\"}}", "input.model \"a b\" is not a model name");
+	refused("{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"p\",\"model\":\"m\\u00e9\","
+		"\"imageUrl\":\"https://a.b/c\"}}", "input.model");
+	/* null is "not given": KIE_MODEL */
+	char err[512];
+	struct job *j = parse("{\"v\":1,\"type\":\"raw\",\"input\":{\"prompt\":\"p\",\"model\":null,"
+			      "\"imageUrl\":\"https://a.b/c\"}}", err);
+	assert_non_null(j);
+	assert_string_equal(j->model_used, "google/nano-banana-edit");
+	job_free(j);
+}
+
+/* Issue 16: libcurl decodes a percent-encoded host into bytes no resolver takes; the
+ * createTask was refused only after an attempt was counted. */
+static void callback_url_host_is_checked_decoded(void **state)
+{
+	char err[512];
+	struct job_parse_opts o = OPTS;
+	refused("{\"v\":1," RAW_OK ",\"callbackUrl\":\"https://a%dd.example/cb\"}",
+		"callbackUrl has the host \"a?.example\" once percent-decoded");
+	refused("{\"v\":1," RAW_OK ",\"callbackUrl\":\"https://a%2520b.example/cb\"}",
+		"callbackUrl has the host");
+	refused("{\"v\":1," RAW_OK ",\"callbackUrl\":\"https://-x.example/cb\"}",
+		"not a host name");
+	/* decoded to a good name, an IP literal, an IPv6 literal: fine */
+	struct job *j = parse("{\"v\":1,\"id\":\"h\"," RAW_OK ",\"callbackUrl\":"
+			      "\"https://%61pp.example/cb\"}", err);
+	assert_non_null(j);
+	assert_string_equal(j->callback_final, "https://app.example/cb?jobId=h");
+	job_free(j);
+	j = parse("{\"v\":1,\"id\":\"h\"," RAW_OK ",\"callbackUrl\":\"http://[::1]:8080/cb\"}",
+		  err);
+	assert_non_null(j);
+	job_free(j);
+	/* the same with KIE_CALLBACK_URL: every job would fail */
+	o.default_callback_url = "https://a%dd.example/cb";
+	assert_null(parse_with("{\"v\":1," RAW_OK "}", &o, err));
+	assert_non_null(strstr(err, "KIE_CALLBACK_URL has the host"));
+}
+
+/* Issue 16: a callbackUrl that has jobId= already got a second one, and the endpoint
+ * answers 400 to a query with two. */
+static void callback_url_job_id_is_replaced_not_added(void **state)
+{
+	static const struct { const char *base, *want; } cases[] = {
+		{"https://a.example/cb?jobId=old", "https://a.example/cb?jobId=j-9"},
+		{"https://a.example/cb?x=1&jobId=old&y=2#f", "https://a.example/cb?x=1&y=2&jobId=j-9#f"},
+		{"https://a.example/cb?jobId=a&jobId=b&job%49d=c&jobId", "https://a.example/cb?jobId=j-9"},
+		{"https://a.example/cb?jobIdx=1&xjobId=2&jobid=3",
+		 "https://a.example/cb?jobIdx=1&xjobId=2&jobid=3&jobId=j-9"},
+		{"https://a.example/cb?x=%26jobId%3Devil", "https://a.example/cb?x=%26jobId%3Devil&jobId=j-9"},
+		{"https://a.example/cb?&&x=1&", "https://a.example/cb?x=1&jobId=j-9"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = kie_callback_url_with_job(cases[i].base, "j-9");
+		if (!out || strcmp(out, cases[i].want) != 0)
+			fail_msg("%s\n  gave %s\n  want %s", cases[i].base, out ? out : "NULL",
+				 cases[i].want);
+		free(out);
+	}
+	char err[512];
+	struct job *j = parse("{\"v\":1,\"id\":\"j-9\"," RAW_OK ",\"callbackUrl\":"
+			      "\"https://a.example/cb?jobId=other\"}", err);
+	assert_non_null(j);
+	assert_string_equal(j->callback_final, "https://a.example/cb?jobId=j-9");
+	job_free(j);
+}
+
 static void every_type_parses(void **state)
 {
 	char err[512];
@@ -323,6 +425,10 @@ int main(void)
 		cmocka_unit_test(callback_url_gets_job_id_before_fragment_within_2048),
 		cmocka_unit_test(generated_id_is_spliced_within_the_limit),
 		cmocka_unit_test(validated_for_the_model_that_is_sent),
+		cmocka_unit_test(meta_with_backslashes_is_kept_as_sent),
+		cmocka_unit_test(empty_or_malformed_model_is_refused_at_parse),
+		cmocka_unit_test(callback_url_host_is_checked_decoded),
+		cmocka_unit_test(callback_url_job_id_is_replaced_not_added),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

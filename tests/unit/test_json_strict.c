@@ -462,6 +462,32 @@ static void threads_share_nothing(void **state)
 	}
 }
 
+/* Issue 16: cJSON_Minify (1.7.15) reads the '"' after "\\\\" as escaped; meta came out
+ * changed ("a b" -> "ab") or cut at "//" (invalid). json_strict_minify keeps every byte
+ * of every string and number. */
+static void minify_keeps_strings_whole(void **state)
+{
+	static const struct { const char *in, *out; } t[] = {
+		{"{\"dir\":\"C:\\\\\", \"note\":\"a b\"}", "{\"dir\":\"C:\\\\\",\"note\":\"a b\"}"},
+		{"{\"p\":\"C:\\\\\",\"u\":\"http://x\"}", "{\"p\":\"C:\\\\\",\"u\":\"http://x\"}"},
+		{" { \"a\" :\t[ 1 ,\r\n 2.50 , -0 , 1e999 ] } ", "{\"a\":[1,2.50,-0,1e999]}"},
+		{"\"\\\\\\\" x /* y */ \"", "\"\\\\\\\" x /* y */ \""},
+		{"[\"\\\\\",\" \",\"\\\\\\\\\",\" \"]", "[\"\\\\\",\" \",\"\\\\\\\\\",\" \"]"},
+		{"{}", "{}"}, {" true ", "true"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char buf[256];
+		size_t len = strlen(t[i].in), n;
+		assert_int_equal(json_strict_check(t[i].in, len, NULL, NULL, 0), 0);
+		memcpy(buf, t[i].in, len + 1);
+		n = json_strict_minify(buf, len);
+		assert_string_equal(buf, t[i].out);
+		assert_int_equal(n, strlen(t[i].out));
+		assert_int_equal(json_strict_check(buf, n, NULL, NULL, 0), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +508,7 @@ int main(void)
 		cmocka_unit_test(wide_object_with_20000_keys),
 		cmocka_unit_test(spans_of_top_level_members),
 		cmocka_unit_test(threads_share_nothing),
+		cmocka_unit_test(minify_keeps_strings_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

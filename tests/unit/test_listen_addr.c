@@ -138,6 +138,14 @@ static void long_values_are_quoted_short(void **state)
 	char tiny[8];
 	assert_int_equal(util_parse_listen_addr("x", &a, tiny, sizeof(tiny)), -1);
 	assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+	/* issue 16: "%.64s" cut a character in two: the quote stops before it, and a control
+	 * byte (a forged log line) shows as '?' */
+	memset(big, 'h', 63);
+	memcpy(big + 63, "\xc3\xa9\n:99999", 10);
+	assert_int_equal(util_parse_listen_addr(big, &a, err, sizeof(err)), -1);
+	assert_true(util_utf8_len(err, strlen(err)) >= 0);
+	assert_null(strchr(err, '\n'));
+	assert_non_null(strstr(err, "hhh\": the port must be"));
 }
 
 int main(void)

@@ -143,6 +143,39 @@ static void overrides_from_a_directory(void **state)
 	rmdir(dir);
 }
 
+/* Issue 16: a pose-tweak line over 1022 bytes was cut into a 1024-byte buffer, inside a
+ * character: "the prompt is not valid UTF-8" (exit 3 from `kie prompt`). Lines are read
+ * whole. */
+static void long_pose_tweak_lines_are_whole(void **state)
+{
+	char dir[] = "/tmp/kie-prompts-XXXXXX", path[256], line[2100];
+	FILE *f;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/pose_tweaks.txt", dir);
+	f = fopen(path, "w");
+	/* 700 two-byte characters after one ASCII byte: byte 1023 is inside one */
+	line[0] = 'x';
+	for (int i = 0; i < 700; i++)
+		memcpy(line + 1 + 2 * i, "\xc3\xa9", 2);
+	line[1401] = '\0';
+	fprintf(f, "short one\n%s\n", line);
+	fclose(f);
+	struct prompts *o = prompts_load(dir, err, sizeof(err));
+	assert_non_null(o);
+	char *s = prompts_outfit_change_v2(o, 1, 1, err, sizeof(err)); /* seed 1: line 2 */
+	if (!s)
+		fail_msg("refused: %s", err);
+	assert_non_null(strstr(s, line));
+	assert_true(util_utf8_len(s, strlen(s)) > 0);
+	free(s);
+	s = prompts_outfit_change_v2(o, 1, 0, err, sizeof(err));
+	assert_non_null(strstr(s, " short one"));
+	free(s);
+	prompts_free(o);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +185,7 @@ int main(void)
 		cmocka_unit_test(limit_5000_characters),
 		cmocka_unit_test(render_placeholders),
 		cmocka_unit_test(overrides_from_a_directory),
+		cmocka_unit_test(long_pose_tweak_lines_are_whole),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
