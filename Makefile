@@ -65,10 +65,11 @@ else
   say = @printf '  %-6s %s\n' $(1) $(2);
 endif
 
-LIB_SRC    := $(wildcard common/*.c)
+LIB_SRC    := $(sort $(wildcard common/*/*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/lua_scripts.o
-# the Redis scripts, one file per atomic step, embedded by scripts/embed-lua.sh
-LUA_SRC    := $(sort $(wildcard common/lua/*.lua))
+# the Redis scripts, one file per atomic step beside the module that owns it
+# (common/<subsystem>/lua/), embedded by scripts/embed-lua.sh
+LUA_SRC    := $(sort $(wildcard common/*/lua/*.lua))
 WORKER_SRC := $(wildcard worker/*.c)
 WORKER_OBJ := $(WORKER_SRC:%.c=$(B)/%.o) $(B)/gen/web_assets.o
 CLI_SRC    := $(wildcard cli/*.c)
@@ -76,7 +77,7 @@ CLI_OBJ    := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit system clean distclean install demo fuzz fuzz-smoke fuzz-build fuzz-known bench
+.PHONY: all deps test check-includes unit system clean distclean install demo fuzz fuzz-smoke fuzz-build fuzz-known bench
 all: $(B)/libkie.a $(B)/kie $(B)/kie-worker
 
 deps:
@@ -120,10 +121,14 @@ $(B)/tests/%: tests/unit/%.c $(B)/libkie.a | $(B)/gen/lua_scripts.h
 
 # `make test`: installs what is missing, builds sanitized, runs unit tests, an 8 s fuzz run
 # of each fuzz target, then system tests.
-test: deps
+test: deps check-includes
 	$(MAKE) --no-print-directory SANITIZER=address,undefined unit-run
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory SANITIZER=address,undefined system-run
+
+# no include cycle, and arrows only down the layers of common/ (docs/architecture.md)
+check-includes:
+	@$(PYTHON) scripts/check-includes.py
 
 unit: ; $(MAKE) --no-print-directory SANITIZER=address,undefined unit-run
 system: ; $(MAKE) --no-print-directory SANITIZER=address,undefined system-run

@@ -6,11 +6,11 @@
 
 #include <cjson/cJSON.h>
 
+#include "config/config.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "store/metadata.h"
 #include "cli.h"
-#include "config.h"
-#include "log.h"
-#include "metadata.h"
-#include "util.h"
 
 const char cli_exit_codes_help[] =
 	"Exit codes: 0 ok; 1 task failed; 2 usage or configuration error; 3 permanent KIE\n"

@@ -7,12 +7,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "job.h"
-#include "kie_client.h"
-#include "prompts.h"
-#include "queue.h"
-#include "rconn.h"
+#include "config/config.h"
+#include "kie/job.h"
+#include "kie/kie_client.h"
+#include "kie/prompts.h"
+#include "pool/queue.h"
+#include "redis/rconn.h"
 
 /* Exit codes (documented in --help and docs/cli.md). */
 enum {

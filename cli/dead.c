@@ -6,9 +6,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "admin.h"
+#include "core/util.h"
+#include "ops/admin.h"
 #include "cli.h"
-#include "util.h"
 
 #define OR(s) ((s) ? (s) : "-")
 

@@ -6,9 +6,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "config/config.h"
+#include "net/http.h"
 #include "cli.h"
-#include "http.h"
-#include "config.h"
 
 static const char main_help[] =
 	"usage: kie COMMAND [options]   (kie COMMAND --help for each)\n"

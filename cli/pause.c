@@ -5,10 +5,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "admin.h"
+#include "core/util.h"
+#include "ops/admin.h"
+#include "pool/queue.h"
 #include "cli.h"
-#include "queue.h"
-#include "util.h"
 
 static const char pause_help[] =
 	"usage: kie pause [--reason TEXT] [--for MS]\n"

@@ -5,9 +5,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "admin.h"
+#include "ops/admin.h"
+#include "pool/limiter.h"
 #include "cli.h"
-#include "limiter.h"
 
 #define OR(s) ((s) ? (s) : "-")
 

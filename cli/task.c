@@ -6,14 +6,14 @@
 
 #include <cjson/cJSON.h>
 
+#include "config/config.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "kie/job.h"
+#include "kie/kie_client.h"
+#include "kie/prompts.h"
+#include "store/metadata.h"
 #include "cli.h"
-#include "config.h"
-#include "job.h"
-#include "kie_client.h"
-#include "log.h"
-#include "metadata.h"
-#include "prompts.h"
-#include "util.h"
 
 /* ---- kie create ---- */
 

@@ -12,10 +12,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "admin.h"
-#include "config.h"
+#include "config/config.h"
+#include "core/util.h"
+#include "ops/admin.h"
 #include "invariant.h"
-#include "util.h"
 
 static struct config cfg;
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_addr.h"
+#include "net/client_addr.h"
 #include "invariant.h"
 
 #define LINES_MAX 16

@@ -9,13 +9,13 @@
 #include <curl/curl.h>
 #include <math.h>
 
+#include "core/json_strict.h"
+#include "core/util.h"
+#include "kie/job.h"
+#include "kie/kie_client.h"
+#include "kie/prompts.h"
+#include "net/netaddr.h"
 #include "invariant.h"
-#include "job.h"
-#include "netaddr.h"
-#include "json_strict.h"
-#include "kie_client.h"
-#include "prompts.h"
-#include "util.h"
 
 #define DESCRIPTOR_MAX_BYTES 65536 /* KIE_JOB_MAX_BYTES's default */
 

@@ -9,10 +9,10 @@
 
 #include <curl/curl.h>
 
+#include "core/util.h"
+#include "kie/job.h"
+#include "kie/kie_client.h"
 #include "invariant.h"
-#include "job.h"
-#include "kie_client.h"
-#include "util.h"
 
 #define NOW_S 1700000000LL
 #define WINDOW_S 300

@@ -9,8 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/json_strict.h"
 #include "invariant.h"
-#include "json_strict.h"
 
 static const char *const want[] = {"meta", "id", "a", "", NULL};
 #define N_WANT 4

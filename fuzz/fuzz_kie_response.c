@@ -8,11 +8,11 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/json_strict.h"
+#include "core/util.h"
+#include "kie/kie_client.h"
+#include "store/metadata.h"
 #include "invariant.h"
-#include "json_strict.h"
-#include "kie_client.h"
-#include "metadata.h"
-#include "util.h"
 
 /* The first byte picks the parser (b % 3) and the HTTP status (b / 3 % 8). */
 static const long statuses[] = {200, 201, 400, 401, 404, 429, 500, 502};

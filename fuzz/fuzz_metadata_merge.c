@@ -9,10 +9,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/json_strict.h"
+#include "core/util.h"
+#include "store/metadata.h"
 #include "invariant.h"
-#include "json_strict.h"
-#include "metadata.h"
-#include "util.h"
 
 /* Keeps the first of each name (what cJSON's lookups see), at every level: the record and
  * the fields stand for what the worker builds, which has no repeated names. */

@@ -9,10 +9,10 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 
+#include "kie/kie_client.h"
+#include "net/netaddr.h"
+#include "redis/rconn.h"
 #include "invariant.h"
-#include "kie_client.h"
-#include "netaddr.h"
-#include "rconn.h"
 
 static int terminated(const char *field, size_t size)
 {

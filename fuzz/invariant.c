@@ -8,7 +8,7 @@
 
 #include <microhttpd.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* Invariants that fail because of a known bug still being fixed (fuzz/README.md has a
  * reproducer for each). FUZZ_KNOWN_BUGS=1 skips exactly these. Every bug the fuzzers

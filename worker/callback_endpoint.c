@@ -11,20 +11,20 @@
 
 #include <cjson/cJSON.h>
 
-#include "crypto.h"
-#include "job.h"
-#include "json_strict.h"
-#include "kie_client.h"
-#include "log.h"
+#include "core/crypto.h"
+#include "core/json_strict.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "kie/job.h"
+#include "kie/kie_client.h"
 #include "lua_scripts.h"
-#include "metrics.h"
-#include "util.h"
 
 #define FLUSH_EVERY_MS 1000  /* refusal counts go to <p>:stats at most once a second ... */
 #define FLUSH_WAIT_MS 250    /* ... and wait at most this long for Redis */
 #define SHOWN_MAX 128        /* bytes of a task id or method quoted in a log line */
 
-/* The one Redis step of the endpoint is common/lua/callback_push.lua: push an entry (or
+/* The one Redis step of the endpoint is common/pool/lua/callback_push.lua: push an entry (or
  * refuse it: list full, signed pair seen already) and count, atomically. */
 enum push_result { PUSHED, PUSH_FULL, PUSH_REPLAYED, PUSH_UNAVAILABLE };
 

@@ -1,6 +1,6 @@
 /* callback_endpoint.h — KIE's callbacks, POST <KIE_CALLBACK_PATH>[?jobId=<id>]: each is
  * checked (size, JSON, task id, signature, replay of a signed one, job id) and pushed
- * onto <prefix>:callbacks for the consumer (common/lua/callback_push.lua), and KIE is
+ * onto <prefix>:callbacks for the consumer (common/pool/lua/callback_push.lua), and KIE is
  * answered at once. docs/protocol.md section 9 is the contract: responses, the entry
  * format, caps.
  *
@@ -18,8 +18,8 @@
 
 #include <microhttpd.h>
 
-#include "config.h"
-#include "rconn.h"
+#include "config/config.h"
+#include "redis/rconn.h"
 
 #define CALLBACK_ENDPOINT_REDIS_WAIT_MS 2000 /* then 503: KIE tries again */
 

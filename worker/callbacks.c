@@ -16,13 +16,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "finalize.h"
-#include "job.h"
-#include "kie_client.h"
-#include "log.h"
-#include "metrics.h"
-#include "queue.h"
-#include "util.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "kie/job.h"
+#include "kie/kie_client.h"
+#include "pool/finalize.h"
+#include "pool/queue.h"
 #include "worker.h"
 
 /* The largest entry read whole: the endpoint's entry for a body of KIE_HTTP_BODY_MAX

@@ -18,12 +18,12 @@
 
 #include <microhttpd.h>
 
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "net/client_addr.h"
 #include "callback_endpoint.h"
-#include "client_addr.h"
-#include "log.h"
-#include "metrics.h"
 #include "metrics_http.h"
-#include "util.h"
 #include "web.h"
 
 #define LISTEN_BACKLOG SOMAXCONN /* connections past the limit wait here for a slot */

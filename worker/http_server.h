@@ -23,8 +23,8 @@
 #include <signal.h>
 #include <stddef.h>
 
-#include "config.h"
-#include "rconn.h"
+#include "config/config.h"
+#include "redis/rconn.h"
 
 #define HTTP_SERVER_THREADS 2          /* MHD's thread pool per listener (1 for a
 					* 1-connection limit) */

@@ -8,15 +8,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crypto.h"
-#include "http.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "net/http.h"
+#include "pool/limiter.h"
+#include "pool/queue.h"
+#include "redis/redis_tls.h"
+#include "store/metadata.h"
 #include "http_server.h"
-#include "log.h"
-#include "metadata.h"
-#include "queue.h"
-#include "redis_tls.h"
-#include "limiter.h"
-#include "util.h"
 #include "web.h"
 #include "worker.h"
 
@@ -131,6 +132,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
 		config_free(&cfg);
 		return 2;
+	}
+	{
+		int ntypes;
+		const char *const *types = job_type_names(&ntypes);
+		metrics_set_job_types(types, ntypes);
 	}
 	if (http_global_init() != 0) {
 		fprintf(stderr, "kie-worker: libcurl initialisation failed\n");

@@ -9,11 +9,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "log.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "store/metadata.h"
 #include "lua_scripts.h"
-#include "metadata.h"
-#include "metrics.h"
-#include "util.h"
 
 #define BODY_MAX (256 * 1024)  /* the exposition is about 20 KiB */
 #define HEAD_BYTES 256         /* of the queue's oldest entry, to tell it from the next */

@@ -18,8 +18,8 @@
 
 #include <microhttpd.h>
 
-#include "config.h"
-#include "rconn.h"
+#include "config/config.h"
+#include "redis/rconn.h"
 
 #define METRICS_HTTP_CACHE_MS 1000
 #define METRICS_HTTP_REDIS_WAIT_MS 500

@@ -4,13 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "finalize.h"
-#include "kie_client.h"
-#include "lifecycle.h"
-#include "log.h"
-#include "metadata.h"
-#include "queue.h"
-#include "util.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "kie/kie_client.h"
+#include "kie/lifecycle.h"
+#include "pool/finalize.h"
+#include "pool/queue.h"
+#include "store/metadata.h"
 #include "worker.h"
 
 struct poller {

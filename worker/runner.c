@@ -6,17 +6,17 @@
 
 #include <cjson/cJSON.h>
 
-#include "crypto.h"
-#include "finalize.h"
-#include "job.h"
-#include "json_strict.h"
-#include "kie_client.h"
-#include "lifecycle.h"
-#include "log.h"
-#include "metadata.h"
-#include "metrics.h"
-#include "queue.h"
-#include "util.h"
+#include "core/crypto.h"
+#include "core/json_strict.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "kie/job.h"
+#include "kie/kie_client.h"
+#include "kie/lifecycle.h"
+#include "pool/finalize.h"
+#include "pool/queue.h"
+#include "store/metadata.h"
 #include "worker.h"
 
 /* how long a runner trusts a "not paused" it read (docs/protocol.md, Pauses) */

@@ -6,13 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "finalize.h"
-#include "kie_client.h"
-#include "log.h"
-#include "metrics.h"
-#include "queue.h"
-#include "util.h"
-#include "util.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "core/util.h"
+#include "kie/kie_client.h"
+#include "pool/finalize.h"
+#include "pool/queue.h"
 #include "worker.h"
 
 /* While the pool is paused for credits: at most one probe per KIE_CREDIT_PROBE_MS

@@ -13,13 +13,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "admin.h"
-#include "crypto.h"
-#include "job.h"
-#include "limiter.h"
-#include "log.h"
-#include "queue.h"
-#include "util.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "kie/job.h"
+#include "ops/admin.h"
+#include "pool/limiter.h"
+#include "pool/queue.h"
 #include "web_assets.h"
 
 /* Every answer carries these: no inline script, nothing framed, nothing cached, nothing

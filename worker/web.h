@@ -16,8 +16,8 @@
 
 #include <microhttpd.h>
 
-#include "config.h"
-#include "rconn.h"
+#include "config/config.h"
+#include "redis/rconn.h"
 
 #define WEB_PREFIX "/admin"
 #define WEB_BODY_MAX 16384        /* an action's JSON body */

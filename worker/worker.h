@@ -7,16 +7,16 @@
 #include <signal.h>
 #include <stdatomic.h>
 
-#include "config.h"
-#include "copies.h"
-#include "job.h"
-#include "limiter.h"
-#include "lifecycle.h"
-#include "kie_client.h"
-#include "metadata.h"
-#include "prompts.h"
-#include "queue.h"
-#include "rconn.h"
+#include "config/config.h"
+#include "kie/job.h"
+#include "kie/kie_client.h"
+#include "kie/lifecycle.h"
+#include "kie/prompts.h"
+#include "pool/limiter.h"
+#include "pool/queue.h"
+#include "redis/rconn.h"
+#include "store/copies.h"
+#include "store/metadata.h"
 
 /* The job a runner owns right now: the supervisor renews its lease with the heartbeat. */
 struct runner_slot {

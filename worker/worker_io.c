@@ -3,8 +3,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "util.h"
+#include "core/log.h"
+#include "core/util.h"
 #include "worker.h"
 
 int worker_io_open(struct worker *w, struct worker_io *io, const char *who,

@@ -1,6 +1,7 @@
 """Fixtures for the system tests: a real redis-server, the KIE fake, the S3 fake and the
 real binaries, each on a free loopback port in a temporary directory, waited for by
 polling and stopped at the end of the test."""
+import glob
 import json
 import os
 import signal
@@ -17,6 +18,16 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("KIE_BIN_DIR", os.path.join(ROOT, "build"))
+# the Redis scripts, one file per atomic step, beside the module that owns each
+LUA_FILES = sorted(glob.glob(os.path.join(ROOT, "common", "*", "lua", "*.lua")))
+
+
+def lua_path(name):
+    """The file of the script <name>.lua, wherever in common/*/lua/ it lives."""
+    for f in LUA_FILES:
+        if os.path.basename(f) == name + ".lua":
+            return f
+    raise FileNotFoundError(f"no script {name}.lua in common/*/lua/")
 PY = "/usr/bin/python3"
 TOKEN = "test-token"
 

@@ -11,25 +11,20 @@ import threading
 
 import pytest
 
-from conftest import wait_for
+from conftest import LUA_FILES, lua_path, wait_for
 from test_worker import PREFIX, dead, events, job, wait_events
 
-LUA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "common", "lua")
-
-
 def script_sha(name):
-    """The SHA1 an EVALSHA of common/lua/<name>.lua carries: the step's mark on the wire."""
-    with open(os.path.join(LUA_DIR, name + ".lua"), "rb") as f:
+    """The SHA1 an EVALSHA of <name>.lua carries: the step's mark on the wire."""
+    with open(lua_path(name), "rb") as f:
         return hashlib.sha1(f.read()).hexdigest().encode()
 
 
 def load_scripts(r):
     """SCRIPT LOAD every step, so the first EVALSHA of each runs (not a NOSCRIPT reply)."""
-    for f in os.listdir(LUA_DIR):
-        if f.endswith(".lua"):
-            with open(os.path.join(LUA_DIR, f), encoding="utf-8") as fh:
-                r.script_load(fh.read())
+    for f in LUA_FILES:
+        with open(f, encoding="utf-8") as fh:
+            r.script_load(fh.read())
 
 
 class ReplyDropper:

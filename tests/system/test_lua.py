@@ -1,7 +1,6 @@
-"""test_lua.py — each script of common/lua/ on its own, loaded from its file and run with
+"""test_lua.py — each script of common/*/lua/ on its own, loaded from its file and run with
 redis-py against a real redis-server, with the KEYS and ARGV its header declares; and a
 static check that every script declares its keys (docs/protocol.md, "Scripts")."""
-import glob
 import hashlib
 import json
 import os
@@ -11,14 +10,15 @@ import subprocess
 import pytest
 import redis
 
+from conftest import LUA_FILES, lua_path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LUA_DIR = os.path.join(ROOT, "common", "lua")
-FILES = sorted(glob.glob(os.path.join(LUA_DIR, "*.lua")))
+FILES = LUA_FILES
 P = "{kie}"  # a Cluster-style prefix: every key in one slot
 
 
 def src(name):
-    with open(os.path.join(LUA_DIR, name + ".lua"), encoding="utf-8") as f:
+    with open(lua_path(name), encoding="utf-8") as f:
         return f.read()
 
 
@@ -735,7 +735,7 @@ def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, worke
     wait_for(lambda: c.llen("kie:results") == 10, 30, what="5 more events")
     byname = dict(zip(loaded, c.script_exists(*loaded.values())))
     for name in ("job_claim", "record_task", "poll_next", "finalize", "limiter_acquire"):
-        assert byname[os.path.join(LUA_DIR, name + ".lua")], name
+        assert byname[lua_path(name)], name
     stats = fake_kie.stats()
     assert stats["creates_total"] == 10
     evs = [json.loads(e) for e in c.lrange("kie:results", 0, -1)]

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "admin.h"
+#include "ops/admin.h"
 
 static void durations(void **state)
 {

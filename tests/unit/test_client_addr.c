@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "client_addr.h"
+#include "net/client_addr.h"
 
 static const char *str_of(const char *s)
 {

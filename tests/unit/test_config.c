@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "util.h"
+#include "config/config.h"
+#include "core/util.h"
 
 /* config_print's output (caller frees). */
 static char *printed(const struct config *c)

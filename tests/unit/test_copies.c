@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "copies.h"
-#include "finalize.h"
-#include "json_strict.h"
+#include "core/json_strict.h"
+#include "pool/finalize.h"
+#include "store/copies.h"
 
 static void sniffs_by_magic_number(void **state)
 {

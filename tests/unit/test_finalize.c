@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "finalize.h"
-#include "json_strict.h"
-#include "util.h"
+#include "core/json_strict.h"
+#include "core/util.h"
+#include "pool/finalize.h"
 
 static void assert_strict(const char *s)
 {

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "job.h"
+#include "kie/job.h"
 
 #define MAX 65536
 

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "json_strict.h"
-#include "util.h"
+#include "core/json_strict.h"
+#include "core/util.h"
 
 /* Inputs are given with their length so that NUL bytes can be part of them. */
 struct text { const char *s; size_t len; };

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "kie_client.h"
-#include "util.h"
+#include "core/util.h"
+#include "kie/kie_client.h"
 
 #define S(x) x, strlen(x)
 

@@ -13,8 +13,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "kie_client.h"
-#include "util.h"
+#include "core/util.h"
+#include "kie/kie_client.h"
 
 static const char *const one_image[] = {"https://img.example.com/a.png"};
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "lifecycle.h"
+#include "kie/lifecycle.h"
 
 static const struct lifecycle_policy P = {
 	.max_attempts = 3, .retry_base_ms = 1000, .account_pause_ms = 60000,

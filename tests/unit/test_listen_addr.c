@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "util.h"
+#include "core/util.h"
 
 static struct util_listen_addr parse_ok(const char *s)
 {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "metadata.h"
+#include "store/metadata.h"
 
 static const char *const imgs[] = {"https://a.b/1.png", "https://a.b/2.png"};
 

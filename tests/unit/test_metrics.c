@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "metrics.h"
+#include "core/metrics.h"
 
 /* The exposition as a NUL-terminated string (caller frees). */
 static char *render(const struct metrics_pool *pool)
@@ -52,6 +52,9 @@ static int has_line(const char *text, const char *prefix)
 
 static int setup(void **state)
 {
+	static const char *const types[] = {"generate_image", "model_pose", "extract_clothing",
+					    "outfit_change_v2", "raw"};
+	metrics_set_job_types(types, 5);
 	metrics_reset();
 	return 0;
 }

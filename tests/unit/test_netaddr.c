@@ -12,8 +12,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "netaddr.h"
-#include "util.h"
+#include "core/util.h"
+#include "net/netaddr.h"
 
 /* An address as a sockaddr (AF_INET or AF_INET6 by its text). */
 static const struct sockaddr *sa_of(const char *text, struct sockaddr_storage *ss)

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "prompts.h"
-#include "util.h"
+#include "core/util.h"
+#include "kie/prompts.h"
 
 static struct prompts *P;
 static char err[512];

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "rconn.h"
+#include "redis/rconn.h"
 
 /* A REDIS_URL-parsed address with the sentinel list applied; fails the test on refusal. */
 static struct rconn_addr with_sentinels(const char *list, const char *master,

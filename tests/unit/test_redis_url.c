@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "rconn.h"
-#include "redis_tls.h"
+#include "redis/rconn.h"
+#include "redis/redis_tls.h"
 
 static struct rconn_addr parse_ok(const char *url, const char *password)
 {

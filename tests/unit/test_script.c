@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "crypto.h"
+#include "core/crypto.h"
 #include "lua_scripts.h"
 
 static void every_sha1_is_its_source(void **state)

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "s3.h"
-#include "util.h"
+#include "core/util.h"
+#include "store/s3.h"
 
 static void parse_ll_takes_digits_only(void **state)
 {
