@@ -76,16 +76,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct http_response *r = userdata;
 	size_t n = size * nmemb;
 	static const char ct[] = "content-type:";
-	if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0) { /* a new response (after a redirect) */
-		const char *sp = memchr(ptr, ' ', n);
+	if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0) /* a new response (after a redirect) */
 		r->content_type[0] = '\0';
-		r->line_status = 0;
-		/* "HTTP/1.1 503 ...": libcurl has not published the status yet when a
-		 * Content-Length over the cap stops the transfer; the size refusal needs it */
-		if (sp && (size_t)(sp - ptr) + 4 <= n)
-			for (int i = 1; i <= 3 && sp[i] >= '0' && sp[i] <= '9'; i++)
-				r->line_status = r->line_status * 10 + (sp[i] - '0');
-	}
 	if (n > sizeof(ct) && strncasecmp(ptr, ct, sizeof(ct) - 1) == 0) {
 		size_t i = sizeof(ct) - 1, j = 0;
 		while (i < n && (ptr[i] == ' ' || ptr[i] == '\t'))
@@ -212,10 +204,7 @@ int http_do(struct http_client *c, const struct http_request *req,
 			 curl_err[0] ? curl_err : curl_easy_strerror(cc),
 			 req_bytes > 0 ? "request was sent, no answer" : "request was not sent");
 	}
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-	if (resp->transport == HTTP_TRANSPORT_TOO_BIG && !resp->status &&
-	    resp->line_status >= 100 && resp->line_status <= 999)
-		resp->status = resp->line_status; /* the caller classifies by status first */
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status); /* TOO_BIG has it too */
 out:
 	/* the header list must outlive the transfer, and the handle must not keep it */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);

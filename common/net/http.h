@@ -50,13 +50,12 @@ struct http_request {
 
 struct http_response {
 	long status;                   /* 0 when no response; with HTTP_TRANSPORT_TOO_BIG the
-					* status line's (the last response's) */
+					* status of the answer that was too big */
 	enum http_transport transport;
 	struct dbuf body;
 	char content_type[128];        /* of the last response (the one after redirects);
 					* bytes outside printable ASCII shown as '?' */
 	int curl_code;                 /* libcurl's CURLcode of the transfer (0: CURLE_OK) */
-	long line_status;              /* the last status line read (internal) */
 };
 
 struct http_client;

@@ -48,6 +48,24 @@ static int host_name_ok(const char *h)
 	return 1;
 }
 
+int netaddr_host_ok(const char *host)
+{
+	char lit[64];
+	size_t n = strlen(host);
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		if (n - 2 >= sizeof(lit))
+			return 0;
+		memcpy(lit, host + 1, n - 2);
+		lit[n - 2] = '\0';
+		return inet_pton(AF_INET6, lit, &a6) == 1;
+	}
+	return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1 ||
+	       host_name_ok(host);
+}
+
 int netaddr_url_host_check(const char *url, char *why, size_t whylen)
 {
 	CURLU *u = curl_url();
@@ -64,21 +82,9 @@ int netaddr_url_host_check(const char *url, char *why, size_t whylen)
 		snprintf(why, whylen, "is not a URL with a host");
 		goto out;
 	}
-	if (host[0] == '[') { /* libcurl checked the literal; the zone id is apart */
-		char lit[64];
-		struct in6_addr a;
-		size_t n = strlen(host);
-		if (n >= 3 && n - 2 < sizeof(lit) && host[n - 1] == ']') {
-			memcpy(lit, host + 1, n - 2);
-			lit[n - 2] = '\0';
-			if (inet_pton(AF_INET6, lit, &a) == 1)
-				rc = 0;
-		}
-	} else {
-		struct in_addr a4;
-		if (inet_pton(AF_INET, host, &a4) == 1 || host_name_ok(host))
-			rc = 0;
-	}
+	/* an IPv6 literal comes bracketed, its zone id apart; one unbracketed is no host */
+	if (netaddr_host_ok(host) && (host[0] == '[' || !strchr(host, ':')))
+		rc = 0;
 	if (rc != 0) {
 		int ascii = 1;
 		for (const unsigned char *p = (const unsigned char *)host; *p; p++)

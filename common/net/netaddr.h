@@ -22,6 +22,10 @@
  * names no setting. */
 int netaddr_url_host_check(const char *url, char *why, size_t whylen);
 
+/* The same rule for a host already taken out of its URL (and decoded): 1 when host is
+ * such a name, an IPv4 address, or an IPv6 address (bracketed or not); else 0. */
+int netaddr_host_ok(const char *host);
+
 /* What an IP address is, for the copies' refusal. An IPv4-mapped IPv6 address
  * (::ffff:a.b.c.d) and one in NAT64's (64:ff9b::/96) or 6to4's (2002::/16) prefix count
  * as the IPv4 address they carry. */

@@ -22,15 +22,18 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "net/netaddr.h"
 #include "redis/redis_tls.h"
 
 /* One part of a parsed URL, percent-decoded, into out[size]. Returns 0, 1 when the URL
  * has no such part, -1 when it is longer than size - 1 bytes, -2 when it does not decode
- * (curl refuses control characters such as %00 and %0A). */
+ * (curl refuses control characters such as %00 and %0A). The host is the exception:
+ * libcurl decoded it as it parsed, and decoding it again made "a%%32ff" (host "a%2ff")
+ * the host "a/f". */
 static int url_part(CURLU *h, CURLUPart part, char *out, size_t size)
 {
 	char *v = NULL;
-	CURLUcode rc = curl_url_get(h, part, &v, CURLU_URLDECODE);
+	CURLUcode rc = curl_url_get(h, part, &v, part == CURLUPART_HOST ? 0 : CURLU_URLDECODE);
 	int ret = 0;
 
 	out[0] = '\0';
@@ -157,6 +160,12 @@ static int parse_authority(CURLU *h, const char *password, struct rconn_addr *o,
 		goto host_too_long;
 	if (r != 0 || !o->host[0] || strcmp(o->host, "[]") == 0) {
 		snprintf(err, errlen, "REDIS_URL has no host (redis://host[:port][/db])");
+		return -1;
+	}
+	if (!netaddr_host_ok(o->host)) {
+		char shown[72];
+		snprintf(err, errlen, "REDIS_URL: the host \"%s\" is not a host name or IP address",
+			 util_text_shown(o->host, 64, shown, sizeof(shown)));
 		return -1;
 	}
 	if (o->host[0] == '[') {

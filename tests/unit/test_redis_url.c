@@ -97,6 +97,14 @@ static void empty_host_refused(void **state)
 		parse_bad(urls[i], NULL, "REDIS_URL");
 	parse_bad("redis://", NULL, "has no host");
 	parse_bad("redis://:pw@/3", NULL, "has no host");
+	/* found by fuzz_url's long run (issue 16): libcurl decodes the host as it parses, and
+	 * a second decoding made "a%%32ff" (host "a%2ff") the host "a/f" */
+	parse_bad("redis://a%%32ff", NULL, "the host \"a%2ff\" is not a host name");
+	parse_bad("redis://a%%32ff:6380/1", NULL, "is not a host name or IP address");
+	parse_bad("redis://-bad-:6380", NULL, "is not a host name or IP address");
+	/* a host percent-encoded into a good name is that name */
+	struct rconn_addr a = parse_ok("redis://r%65dis.example:6380/1", NULL);
+	assert_string_equal(a.host, "redis.example");
 }
 
 static void ports(void **state)
