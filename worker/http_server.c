@@ -302,19 +302,20 @@ static int client_of(struct http_server *s, const struct listener *l, struct MHD
 
 /* ---- routing ---- */
 
-/* A 404 that names the path asked for (quoted: at most 64 bytes, control bytes and
- * invalid UTF-8 as '?'), in the answer and in the callback listener's warning line. */
+/* A 404; the callback listener's warning line names the method and path asked for
+ * (quoted: at most 64 bytes, control bytes and invalid UTF-8 as '?'). */
 static enum MHD_Result not_found(struct http_server *s, const struct listener *l,
 				 struct MHD_Connection *c, const struct request *q,
 				 const char *method, const char *url)
 {
-	char why[200], m[24], u[72];
+	char logged[200], m[24], u[72];
 
-	snprintf(why, sizeof(why), "not found: %s \"%s\"", util_text_shown(method, 16, m, sizeof(m)),
-		 util_text_shown(url, 64, u, sizeof(u)));
-	if (l->callbacks && s->cb)
-		return callback_endpoint_refuse(s->cb, c, q->client_str, MHD_HTTP_NOT_FOUND, why, 0);
-	return callback_endpoint_reply(c, MHD_HTTP_NOT_FOUND, why, 0);
+	if (!(l->callbacks && s->cb))
+		return callback_endpoint_reply(c, MHD_HTTP_NOT_FOUND, "not found", 0);
+	snprintf(logged, sizeof(logged), "not found: %s \"%s\"",
+		 util_text_shown(method, 16, m, sizeof(m)), util_text_shown(url, 64, u, sizeof(u)));
+	return callback_endpoint_refuse(s->cb, c, q->client_str, MHD_HTTP_NOT_FOUND, "not found",
+					logged, 0);
 }
 
 /* GET /favicon.ico on an operator listener: 204, nothing to log. Browsers ask for it on
@@ -352,7 +353,7 @@ static enum MHD_Result on_headers(struct listener *l, struct MHD_Connection *c,
 				 "(KIE_HTTP_MAX_PER_ADDRESS is %ld); try again",
 				 cfg->http_max_per_address);
 			return s->cb ? callback_endpoint_refuse(s->cb, c, q->client_str, 429, why,
-								is_callback)
+								NULL, is_callback)
 				     : callback_endpoint_reply(c, 429, why, 0);
 		}
 	}
