@@ -219,7 +219,7 @@ bench: deps
 	KIE_BIN_DIR=$(CURDIR)/build $(PYTHON) bench/compare.py --jobs $(BENCH_JOBS) $(BENCH_ARGS)
 
 # `make install [PREFIX=/usr/local] [DESTDIR=]`: the binaries, their man pages, the systemd
-# template unit (ExecStart pointed at $(BINDIR)) and the env file example
+# template unit (ExecStart pointed at $(BINDIR)), the env file example and the LICENSE
 # (docs/deploy.md). Writes under $(DESTDIR) only, never to /etc: the operator copies the
 # example there. `make uninstall` removes exactly these files.
 BINDIR         ?= $(PREFIX)/bin
@@ -229,7 +229,7 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL        ?= install
 INSTALLED      := $(BINDIR)/kie $(BINDIR)/kie-worker $(MANDIR)/man1/kie.1 \
                   $(MANDIR)/man1/kie-worker.1 $(SYSTEMDUNITDIR)/kie-worker@.service \
-                  $(DOCDIR)/examples/kie-worker.env.example
+                  $(DOCDIR)/examples/kie-worker.env.example $(DOCDIR)/LICENSE
 
 install: all
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
@@ -242,6 +242,7 @@ install: all
 	mv $(DESTDIR)$(SYSTEMDUNITDIR)/kie-worker@.service.tmp \
 	  $(DESTDIR)$(SYSTEMDUNITDIR)/kie-worker@.service
 	$(INSTALL) -m 644 scripts/systemd/kie-worker.env.example $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 644 LICENSE $(DESTDIR)$(DOCDIR)/
 
 .PHONY: uninstall
 uninstall:

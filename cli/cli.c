@@ -1,5 +1,6 @@
 /* cli.c — what every `kie` command shares: the option parser, the set-up from the
  * environment, the Redis connection of one command, printing results. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,55 +22,87 @@ const char cli_exit_codes_help[] =
 	"for it).\n";
 
 
-/* ---- tiny option parser: --name value, --name=value, --flag ---- */
+/* ---- options ---- */
 
-int cli_parse_opts(int argc, char **argv, const struct optspec *spec, struct opts *o)
+enum { OPT_SPEC = 256, OPT_SETTING = 1024 };
+
+static int in_spec(const struct optspec *spec, const char *name)
 {
-	memset(o, 0, sizeof(*o));
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		if (strncmp(a, "--", 2) != 0 || !a[2]) {
-			if (o->npos == 8) {
-				fprintf(stderr, "kie: too many arguments\n");
-				return -1;
-			}
-			o->pos[o->npos++] = a;
-			continue;
-		}
-		const char *name = a + 2, *eq = strchr(name, '=');
-		size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-		const struct optspec *s = spec;
-		for (; s->name; s++)
-			if (strlen(s->name) == nlen && strncmp(s->name, name, nlen) == 0)
-				break;
-		if (!s->name) {
-			fprintf(stderr, "kie: unknown option --%.*s (see --help)\n", (int)nlen, name);
-			return -1;
-		}
-		if (o->n == MAX_OPTS) {
-			fprintf(stderr, "kie: too many options\n");
-			return -1;
-		}
-		o->name[o->n] = s->name;
-		if (s->has_arg) {
-			if (eq) {
-				o->value[o->n] = eq + 1;
-			} else if (i + 1 < argc) {
-				o->value[o->n] = argv[++i];
-			} else {
-				fprintf(stderr, "kie: --%s needs a value\n", s->name);
-				return -1;
-			}
-		} else {
-			if (eq) {
-				fprintf(stderr, "kie: --%s takes no value\n", s->name);
-				return -1;
-			}
-			o->value[o->n] = "1";
-		}
-		o->n++;
-	}
+	for (; spec->name; spec++)
+		if (strcmp(spec->name, name) == 0)
+			return 1;
 	return 0;
+}
+
+int cli_parse_opts(int argc, char **argv, const char *cmd, const struct optspec *spec,
+		   int settings, struct opts *o)
+{
+	size_t nspec = 0, nset = settings ? config_cli_names(NULL, 0) : 0, n = 0;
+	const char **names = util_xcalloc(nset + 1, sizeof(*names));
+	struct option *lo;
+	char **av, prog[64];
+	int c, rc = 0;
+
+	memset(o, 0, sizeof(*o));
+	while (spec[nspec].name)
+		nspec++;
+	config_cli_names(names, nset);
+	lo = util_xcalloc(nspec + nset + 1, sizeof(*lo));
+	/* a value of its own for each: getopt_long calls an abbreviation ambiguous only
+	 * between options that differ ("--redis" must not pick REDIS_URL) */
+	for (size_t i = 0; i < nspec; i++)
+		lo[n++] = (struct option){spec[i].name, spec[i].has_arg ? required_argument
+									: no_argument,
+					  NULL, OPT_SPEC + (int)i};
+	for (size_t i = 0; i < nset; i++)
+		if (!in_spec(spec, names[i]))
+			lo[n++] = (struct option){names[i], required_argument, NULL,
+						  OPT_SETTING + (int)i};
+	/* getopt_long reads argv[0] as the program's name, for its messages */
+	snprintf(prog, sizeof(prog), "kie %s", cmd);
+	av = util_xcalloc((size_t)argc + 2, sizeof(*av));
+	av[0] = prog;
+	for (int i = 0; i < argc; i++)
+		av[i + 1] = argv[i];
+	optind = 0; /* glibc: start afresh */
+	/* "-": the other arguments come back in order (code 1), so positional arguments may
+	 * stand between options whatever POSIXLY_CORRECT says */
+	while (rc == 0 && (c = getopt_long(argc + 1, av, "-h", lo, NULL)) != -1) {
+		if (c == 1) {
+			if (o->npos == 8) {
+				fprintf(stderr, "kie %s: too many arguments\n", cmd);
+				rc = -1;
+			} else {
+				o->pos[o->npos++] = optarg;
+			}
+		} else if (c == '?') { /* getopt_long said what is wrong */
+			fprintf(stderr, "kie: see kie %s --help\n", cmd);
+			rc = -1;
+		} else if (o->n == MAX_OPTS || o->nset == MAX_OPTS) {
+			fprintf(stderr, "kie %s: too many options\n", cmd);
+			rc = -1;
+		} else if (c >= OPT_SETTING) {
+			o->set_name[o->nset] = names[c - OPT_SETTING];
+			o->set_value[o->nset++] = optarg;
+		} else {
+			int i = c == 'h' ? -1 : c - OPT_SPEC;
+			o->name[o->n] = i < 0 ? "help" : spec[i].name;
+			o->value[o->n++] = i >= 0 && spec[i].has_arg ? optarg : "1";
+		}
+	}
+	for (int i = optind; rc == 0 && i <= argc; i++) { /* after "--" */
+		if (o->npos == 8) {
+			fprintf(stderr, "kie %s: too many arguments\n", cmd);
+			rc = -1;
+		} else {
+			o->pos[o->npos++] = av[i];
+		}
+	}
+	/* names point into the config table and argv, which outlive o */
+	free(names);
+	free(lo);
+	free(av);
+	return rc;
 }
 
 const char *cli_opt(const struct opts *o, const char *name)
@@ -107,9 +140,9 @@ void cli_print_kie_error(const struct kie_error *e)
 		e->code);
 }
 
-int cli_ctx_open(struct cli_ctx *c, int need_kie, int need_prompts)
+int cli_ctx_open(struct cli_ctx *c, const struct opts *o, int need_kie, int need_prompts)
 {
-	char err[512];
+	char err[512], name[80];
 	enum log_level lvl;
 
 	memset(c, 0, sizeof(*c));
@@ -117,6 +150,14 @@ int cli_ctx_open(struct cli_ctx *c, int need_kie, int need_prompts)
 	if (config_load_env(&c->cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kie: configuration error: %s\n", err);
 		return -1;
+	}
+	for (int i = 0; o && i < o->nset; i++) {
+		/* with its "--": config_set refuses secrets from the command line */
+		snprintf(name, sizeof(name), "--%s", o->set_name[i]);
+		if (config_set(&c->cfg, name, o->set_value[i], err, sizeof(err)) != 0) {
+			fprintf(stderr, "kie: %s\n", err);
+			return -1;
+		}
 	}
 	if (log_level_parse(c->cfg.log_level, &lvl) == 0)
 		log_setup(lvl, strcmp(c->cfg.log_format, "json") == 0 ? LOG_FORMAT_JSON
@@ -160,9 +201,9 @@ void cli_ctx_close(struct cli_ctx *c)
 	config_free(&c->cfg);
 }
 
-void cli_print_json(cJSON *o)
+void cli_print_json(const cJSON *o)
 {
-	char *s = cJSON_Print(o);
+	char *s = cJSON_PrintUnformatted(o); /* one line: jq and JSON Lines readers */
 	puts(s);
 	free(s);
 }
@@ -235,6 +276,8 @@ void cli_age(double ms, char *out, size_t outlen)
 {
 	if (ms < 0)
 		snprintf(out, outlen, "-");
+	else if (ms < 1000)
+		snprintf(out, outlen, "%.0fms", ms);
 	else if (ms < 60000)
 		snprintf(out, outlen, "%.0fs", ms / 1000);
 	else if (ms < 3600000)
@@ -245,9 +288,9 @@ void cli_age(double ms, char *out, size_t outlen)
 		snprintf(out, outlen, "%.1fd", ms / 86400000);
 }
 
-int cli_admin_open(struct cli_ctx *c, struct rconn *rc, struct queue *q)
+int cli_admin_open(struct cli_ctx *c, const struct opts *o, struct rconn *rc, struct queue *q)
 {
-	if (cli_ctx_open(c, 0, 0) != 0)
+	if (cli_ctx_open(c, o, 0, 0) != 0)
 		return -1;
 	if (cli_queue(&c->cfg, rc, q) != 0)
 		return -1;

@@ -32,14 +32,19 @@ enum {
 
 extern const char cli_exit_codes_help[];
 
-/* ---- tiny option parser: --name value, --name=value, --flag ---- */
+/* ---- options: glibc's getopt_long ---- */
 #define MAX_OPTS 64
 struct opts {
-	const char *name[MAX_OPTS];
-	const char *value[MAX_OPTS];
+	const char *name[MAX_OPTS];  /* the command's own options, in order */
+	const char *value[MAX_OPTS]; /* an option without a value reads "1" */
 	int n;
 	const char *pos[8]; /* positional arguments */
 	int npos;
+	/* settings given as flags (redis-url, REDIS_URL): cli_ctx_open applies them over
+	 * the environment, in order */
+	const char *set_name[MAX_OPTS];
+	const char *set_value[MAX_OPTS];
+	int nset;
 };
 
 struct optspec {
@@ -47,9 +52,14 @@ struct optspec {
 	int has_arg;
 };
 
-
-/* Fills o from argv (without the command's name); -1 (message printed) on a bad one. */
-int cli_parse_opts(int argc, char **argv, const struct optspec *spec, struct opts *o);
+/* Fills o from argv (the arguments after the command's name) with getopt_long:
+ * --name VALUE, --name=VALUE, --flag, -h for --help, a unique prefix of a long name; "--"
+ * ends the options. With settings = 1 every setting of the config table is an option too,
+ * by its flag or its environment name (--redis-url URL, --REDIS_URL=URL), as kie --help
+ * promises; an option of spec with the same name is the command's. cmd names the command
+ * in messages ("stats"). Returns 0, or -1 with the message printed. */
+int cli_parse_opts(int argc, char **argv, const char *cmd, const struct optspec *spec,
+		   int settings, struct opts *o);
 /* The last value of --name, or NULL. */
 const char *cli_opt(const struct opts *o, const char *name);
 int cli_has(const struct opts *o, const char *name);
@@ -60,9 +70,10 @@ struct cli_ctx {
 	struct kie_client *kie;
 	struct prompts *prompts;
 };
-/* Loads the environment; need_kie: KIE_API_TOKEN required and a client made; need_prompts:
- * templates loaded. -1 (message printed): the caller still calls cli_ctx_close(). */
-int cli_ctx_open(struct cli_ctx *c, int need_kie, int need_prompts);
+/* Loads the environment, then the settings o gives as flags (NULL: none); need_kie:
+ * KIE_API_TOKEN required and a client made; need_prompts: templates loaded. -1 (message
+ * printed): the caller still calls cli_ctx_close(). */
+int cli_ctx_open(struct cli_ctx *c, const struct opts *o, int need_kie, int need_prompts);
 void cli_ctx_close(struct cli_ctx *c);
 /* How the worker would parse a descriptor, with this environment's settings. */
 struct job_parse_opts cli_ctx_parse_opts(const struct cli_ctx *c);
@@ -71,7 +82,8 @@ int cli_queue(const struct config *cfg, struct rconn *rc, struct queue *q);
 
 int cli_exit_for(const struct kie_error *e);
 void cli_print_kie_error(const struct kie_error *e);
-void cli_print_json(cJSON *o);
+/* o as compact JSON on one line of stdout. */
+void cli_print_json(const cJSON *o);
 int cli_report_result(struct cli_ctx *c, const struct kie_result *r, int save);
 
 /* Writes s with control bytes as '?' (producer data must not drive the terminal), cut
@@ -80,11 +92,11 @@ void cli_put(FILE *f, const char *s, size_t max_bytes);
 /* A member of o as a string (NULL when absent or not one) or a number (0). */
 const char *cli_jstr(const cJSON *o, const char *name);
 double cli_jnum(const cJSON *o, const char *name);
-/* "45s", "12m", "3.5h", "2.0d". */
+/* "500ms", "45s", "12m", "3.5h", "2.0d". */
 void cli_age(double ms, char *out, size_t outlen);
 /* cli_ctx_open (no KIE, no prompts) and cli_queue: -1 (message printed) on a bad setting;
  * the caller closes rc and c either way. */
-int cli_admin_open(struct cli_ctx *c, struct rconn *rc, struct queue *q);
+int cli_admin_open(struct cli_ctx *c, const struct opts *o, struct rconn *rc, struct queue *q);
 
 /* ---- commands: argc/argv after the command's name; each returns an exit code ---- */
 int cli_cmd_create(int argc, char **argv);

@@ -25,7 +25,8 @@ static const char dead_help[] =
 	"  --type TYPE          the descriptor's type (generate_image, model_pose, ...)\n"
 	"  --reason CLASS       invalid, oversized, kie_rejected, attempts_exhausted,\n"
 	"                       uncertain, duplicate, recovery, other (docs/cli.md)\n"
-	"  --older-than DUR     failed at least DUR ago: 90s, 15m, 2h, 7d, 500ms\n"
+	"  --older-than DUR     failed at least DUR ago: 500ms, 90s, 15m, 2h, 7d (a plain\n"
+	"                       number is seconds)\n"
 	"  --limit N            at most N entries (list: default 50)\n"
 	"  --offset N           list: skip the first N matches\n"
 	"retry: moves each entry's descriptor back to the queue (LPUSH) and the job's record to\n"
@@ -35,7 +36,9 @@ static const char dead_help[] =
 	"again, and an uncertain one (createTask may have created a task) unless\n"
 	"--allow-uncertain. purge: deletes the entries. Either needs a job id, @REF, --all or a\n"
 	"filter. --dry-run: the same selection and checks, nothing changed.\n"
-	"  --json   JSON output (fields in docs/cli.md)\n";
+	"  --json   JSON Lines: list prints one entry a line (its counts go to stderr), show\n"
+	"           one object, retry and purge one object (fields in docs/cli.md)\n"
+	"Any setting may be given as --SETTING VALUE (kie --help lists them).\n";
 
 static const struct optspec spec[] = {
 	{"type", 1}, {"reason", 1}, {"older-than", 1}, {"limit", 1}, {"offset", 1}, {"all", 0},
@@ -69,8 +72,9 @@ static int filter_of(const struct opts *o, struct admin_filter *f, long default_
 	    admin_parse_duration(cli_opt(o, "older-than"), &f->older_than_ms) != 0) {
 		/* refused, never read as "no age filter": a purge meant to select nothing
 		 * must not select everything */
-		fprintf(stderr, "kie: --older-than must be a duration: a whole number and a unit, "
-			"such as 90s, 15m, 2h, 7d or 500ms (at most 100 years)\n");
+		fprintf(stderr, "kie: --older-than must be a duration: a whole number and an "
+			"optional unit, such as 500ms, 90s, 15m, 2h or 7d (a plain number is seconds; "
+			"at most 100 years)\n");
 		return -1;
 	}
 	if (cli_opt(o, "limit")) {
@@ -92,10 +96,24 @@ static int filter_of(const struct opts *o, struct admin_filter *f, long default_
 	return 0;
 }
 
-static void print_list(const cJSON *l)
+/* "3 shown of 137 dead letters", or with a filter "3 shown of 30 matching (of 137 dead
+ * letters)". */
+static void print_counts(FILE *f, const cJSON *l, int filtered)
+{
+	int at_least = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "matchedLowerBound"));
+	if (filtered)
+		fprintf(f, "%.0f shown of %s%.0f matching (of %.0f dead letters%s)\n",
+			cli_jnum(l, "shown"), at_least ? "at least " : "", cli_jnum(l, "matched"),
+			cli_jnum(l, "total"), at_least ? "; the newest 100000 were read" : "");
+	else
+		fprintf(f, "%.0f shown of %.0f dead letters\n", cli_jnum(l, "shown"),
+			cli_jnum(l, "total"));
+}
+
+static void print_list(const cJSON *l, int filtered)
 {
 	const cJSON *it;
-	printf("%.0f dead letters match (of %.0f)\n", cli_jnum(l, "matched"), cli_jnum(l, "total"));
+	print_counts(stdout, l, filtered);
 	if (!cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(l, "entries")))
 		return;
 	printf("%-17s %-6s %-30s %-18s %-19s %s\n", "REF", "AGE", "JOB", "TYPE", "CLASS", "REASON");
@@ -164,7 +182,8 @@ int cli_cmd_dead(int argc, char **argv)
 	int code = EXIT_OK, json;
 	int filters;
 
-	if (cli_parse_opts(argc, argv, spec, &o) != 0 || cli_has(&o, "help") || o.npos < 1)
+	if (cli_parse_opts(argc, argv, "dead", spec, 1, &o) != 0 || cli_has(&o, "help") ||
+	    o.npos < 1)
 		return usage(&o);
 	sub = o.pos[0];
 	json = cli_has(&o, "json");
@@ -213,7 +232,7 @@ int cli_cmd_dead(int argc, char **argv)
 		f.ref = o.pos[1];
 	}
 	memset(&rc, 0, sizeof(rc));
-	if (cli_admin_open(&c, &rc, &q) != 0) {
+	if (cli_admin_open(&c, &o, &rc, &q) != 0) {
 		rconn_close(&rc);
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
@@ -242,12 +261,19 @@ int cli_cmd_dead(int argc, char **argv)
 		}
 		goto out;
 	}
-	if (json)
+	if (json && strcmp(sub, "list") == 0) {
+		/* JSON Lines: one entry a line; the counts as the text says them, on stderr */
+		const cJSON *it;
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "entries"))
+			cli_print_json(it);
+		print_counts(stderr, res, filters);
+	} else if (json) {
 		cli_print_json(res);
-	else if (strcmp(sub, "list") == 0)
-		print_list(res);
-	else
+	} else if (strcmp(sub, "list") == 0) {
+		print_list(res, filters);
+	} else {
 		print_act(res);
+	}
 	if (strcmp(sub, "list") != 0) {
 		if (f.ref && cli_jnum(res, "selected") == 0) {
 			fprintf(stderr, "kie: no dead letter for %s\n", f.ref);

@@ -22,13 +22,20 @@ static const char main_help[] =
 	"  prompt OPERATION   print the prompt an operation would send\n"
 	"  metadata get|update TASK_ID   read or merge a task's metadata record\n"
 	"  config             print the active settings (secrets masked); --help lists all\n"
-	"  pause [--reason R] [--for MS]   pause the pool (Redis): no new jobs are taken\n"
+	"  pause [--reason R] [--for DURATION]   pause the pool (Redis): no new jobs are taken\n"
 	"  resume             lift the pool's pause\n"
-	"  stats [--json]     the pool: depths, workers and their jobs, rates, pause, limiter\n"
-	"  job show JOB_ID    one job: state, task, attempts, owner, events, dead letters\n"
+	"  stats              the pool: depths, workers and their jobs, rates, pause, limiter\n"
+	"  job show JOB_ID    one job: queued, in flight, uncertain, dead or finished; its\n"
+	"                     task, attempts, owner, events, dead letters\n"
 	"  dead list|show|retry|purge   the dead letters: read them, replay them (atomically,\n"
 	"                     one job, all, or --type/--reason/--older-than), delete them\n"
-	"Configuration comes from the environment (KIE_API_TOKEN, KIE_BASE_URL, R2_*, ...).\n";
+	"Configuration comes from the environment (KIE_API_TOKEN, KIE_BASE_URL, R2_*, ...)\n"
+	"and, on every command but callback, from --SETTING VALUE over it (--redis-url URL,\n"
+	"or by its name: --REDIS_URL URL); secrets only from the environment or their _FILE.\n"
+	"The operator commands (pause, resume, stats, job, dead) print text, or with --json\n"
+	"compact JSON (a list: one object a line); the task commands print JSON. Durations:\n"
+	"500ms, 90s, 15m, 2h, 1d; a plain number is seconds. Times printed as text are\n"
+	"ISO-8601 UTC.\n";
 
 int main(int argc, char **argv)
 {

@@ -11,40 +11,90 @@
 #include "cli.h"
 
 static const char pause_help[] =
-	"usage: kie pause [--reason TEXT] [--for MS]\n"
-	"       kie resume\n"
+	"usage: kie pause [--reason TEXT] [--for DURATION] [--json] [--SETTING VALUE ...]\n"
+	"       kie resume [--json] [--SETTING VALUE ...]\n"
 	"Pauses the pool that REDIS_URL and KIE_REDIS_PREFIX name: runners take no new jobs\n"
 	"(the queue keeps them); pollers go on collecting tasks that exist. The pause lasts\n"
-	"until `kie resume` (or MS milliseconds); automatic pauses (401/402/433) never replace\n"
-	"it. `kie resume` lifts any pause, automatic ones too. Prints the pause it set or lifted.\n";
+	"until `kie resume`, or for DURATION (500ms, 90s, 15m, 2h, 1d; a plain number is\n"
+	"seconds; 1 ms to a year); automatic pauses (401/402/433) never replace it. `kie\n"
+	"resume` lifts any pause, automatic ones too. Prints the pause it set or lifted.\n"
+	"  --json   one JSON object: pause {\"paused\",\"kind\",\"reason\",\"remainingMs\"}\n"
+	"           (-1: until lifted); resume {\"resumed\",\"was\"} (docs/cli.md)\n";
 
-/* Connects for one command: gives up after 5 s rather than retrying for ever. */
+static void print_json_pause(const char *reason, long long ms)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddTrueToObject(o, "paused");
+	cJSON_AddStringToObject(o, "kind", "operator");
+	cJSON_AddStringToObject(o, "reason", reason);
+	cJSON_AddNumberToObject(o, "remainingMs", ms ? (double)ms : -1);
+	cli_print_json(o);
+	cJSON_Delete(o);
+}
+
+static void print_json_resume(int was_paused, const char *kind, const char *reason)
+{
+	cJSON *o = cJSON_CreateObject(), *was;
+	cJSON_AddBoolToObject(o, "resumed", was_paused);
+	if (was_paused) {
+		was = cJSON_AddObjectToObject(o, "was");
+		cJSON_AddStringToObject(was, "kind", kind);
+		cJSON_AddStringToObject(was, "reason", reason);
+	} else {
+		cJSON_AddNullToObject(o, "was");
+	}
+	cli_print_json(o);
+	cJSON_Delete(o);
+}
+
+/* ms in its largest whole unit: "90s", "15m", "2h", "1d", "1500ms". */
+static void exact_duration(int64_t ms, char *out, size_t outlen)
+{
+	static const struct { int64_t ms; const char *unit; } units[] = {
+		{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms % units[i].ms == 0) {
+			snprintf(out, outlen, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+			return;
+		}
+	snprintf(out, outlen, "%lldms", (long long)ms);
+}
 
 int cli_cmd_pause(int argc, char **argv, int resume)
 {
-	static const struct optspec spec[] = {{"reason", 1}, {"for", 1}, {"help", 0}, {NULL, 0}};
+	static const struct optspec pause_spec[] = {{"reason", 1}, {"for", 1}, {"json", 0},
+						    {"help", 0}, {NULL, 0}};
+	static const struct optspec resume_spec[] = {{"json", 0}, {"help", 0}, {NULL, 0}};
 	struct opts o;
 	struct cli_ctx c;
 	struct rconn rc;
 	struct queue q;
-	long long ms = 0;
+	int64_t ms = 0;
 	long remaining = 0;
 	char kind[32], reason[512];
-	int rc_exit = EXIT_OK, done = 0;
+	const char *why;
+	int rc_exit = EXIT_OK, done = 0, json;
 
-	if (cli_parse_opts(argc, argv, spec, &o) != 0 || cli_has(&o, "help") || o.npos ||
-	    (resume && o.n)) {
+	if (cli_parse_opts(argc, argv, resume ? "resume" : "pause",
+			   resume ? resume_spec : pause_spec, 1, &o) != 0 ||
+	    cli_has(&o, "help") || o.npos) {
 		fputs(pause_help, cli_has(&o, "help") ? stdout : stderr);
 		fputs(cli_exit_codes_help, cli_has(&o, "help") ? stdout : stderr);
 		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
 	}
+	json = cli_has(&o, "json");
+	why = cli_opt(&o, "reason") ? cli_opt(&o, "reason") : "paused by an operator";
 	if (cli_opt(&o, "for") &&
-	    util_parse_int(cli_opt(&o, "for"), 1, ADMIN_PAUSE_MAX_MS, &ms) != 0) {
-		fprintf(stderr, "kie: --for must be a whole number of milliseconds from 1 to %lld "
-			"(a year)\n", (long long)ADMIN_PAUSE_MAX_MS);
+	    (util_parse_duration_ms(cli_opt(&o, "for"), 1000, ADMIN_PAUSE_MAX_MS, &ms) != 0 ||
+	     ms < 1)) {
+		fprintf(stderr, "kie: --for must be a duration from 1 ms to a year: a whole number "
+			"and an optional unit, such as 500ms, 90s, 15m, 2h or 1d (a plain number is "
+			"seconds)\n");
 		return EXIT_USAGE;
 	}
-	if (cli_ctx_open(&c, 0, 0) != 0 || cli_queue(&c.cfg, &rc, &q) != 0) {
+	memset(&rc, 0, sizeof(rc));
+	if (cli_admin_open(&c, &o, &rc, &q) != 0) {
+		rconn_close(&rc);
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
 	}
@@ -55,7 +105,10 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 	}
 	if (resume) {
 		if (!remaining) {
-			printf("not paused\n");
+			if (json)
+				print_json_resume(0, NULL, NULL);
+			else
+				printf("not paused\n");
 			goto out;
 		}
 		if (queue_pause_clear(&q, NULL, &done) != 0) {
@@ -63,22 +116,36 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 			rc_exit = EXIT_REDIS;
 			goto out;
 		}
-		printf("resumed (the pool was paused: %s: %s)\n", kind, reason);
+		if (json) {
+			print_json_resume(1, kind, reason);
+		} else {
+			printf("resumed (the pool was paused: %s: ", kind);
+			cli_put(stdout, reason, 300);
+			printf(")\n");
+		}
 		goto out;
 	}
-	if (queue_pause_set(&q, "operator", (long)ms,
-			    cli_opt(&o, "reason") ? cli_opt(&o, "reason") : "paused by an operator", &done) != 0) {
+	if (queue_pause_set(&q, "operator", (long)ms, why, &done) != 0) {
 		fprintf(stderr, "kie: %s\n", q.err);
 		rc_exit = EXIT_REDIS;
 		goto out;
 	}
-	if (ms)
-		printf("paused for %lld ms: %s\n", ms, cli_opt(&o, "reason") ? cli_opt(&o, "reason") : "");
-	else
-		printf("paused until `kie resume`: %s\n", cli_opt(&o, "reason") ? cli_opt(&o, "reason") : "");
+	if (json) {
+		print_json_pause(why, (long long)ms);
+	} else if (ms) {
+		char left[32], until[UTIL_ISO8601_SIZE];
+		exact_duration(ms, left, sizeof(left));
+		util_iso8601(util_now_ms() + ms, until);
+		printf("paused for %s (until %s): ", left, until);
+		cli_put(stdout, why, 300);
+		printf("\n");
+	} else {
+		printf("paused until `kie resume`: ");
+		cli_put(stdout, why, 300);
+		printf("\n");
+	}
 out:
 	rconn_close(&rc);
 	cli_ctx_close(&c);
 	return rc_exit;
 }
-

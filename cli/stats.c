@@ -5,6 +5,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/util.h"
+#include "kie/job.h"
 #include "ops/admin.h"
 #include "pool/limiter.h"
 #include "cli.h"
@@ -12,14 +14,14 @@
 #define OR(s) ((s) ? (s) : "-")
 
 static const char stats_help[] =
-	"usage: kie stats [--json]\n"
+	"usage: kie stats [--json] [--SETTING VALUE ...]\n"
 	"The pool that REDIS_URL and KIE_REDIS_PREFIX name: depths of queue, processing,\n"
 	"delayed, polling, uncertain, dead, callbacks and results; each consumer and the job it\n"
 	"holds; completions, failures and dead letters per minute over the last 5 minutes (from\n"
 	"the timestamps of the newest 2000 events and dead letters); the counters of <p>:stats;\n"
 	"the pause (kind, reason, time left); the account's limiter state (when KIE_API_TOKEN\n"
 	"is set: the limiter keys are named after the token's hash).\n"
-	"  --json   one JSON object (fields in docs/cli.md)\n";
+	"  --json   one JSON object on one line (fields in docs/cli.md)\n";
 
 static void print_stats(const cJSON *s)
 {
@@ -91,14 +93,15 @@ int cli_cmd_stats(int argc, char **argv)
 	cJSON *s;
 	int code = EXIT_OK;
 
-	if (cli_parse_opts(argc, argv, spec, &o) != 0 || cli_has(&o, "help") || o.npos) {
+	if (cli_parse_opts(argc, argv, "stats", spec, 1, &o) != 0 || cli_has(&o, "help") ||
+	    o.npos) {
 		FILE *f = cli_has(&o, "help") ? stdout : stderr;
 		fputs(stats_help, f);
 		fputs(cli_exit_codes_help, f);
 		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
 	}
 	memset(&rc, 0, sizeof(rc));
-	if (cli_admin_open(&c, &rc, &q) != 0) {
+	if (cli_admin_open(&c, &o, &rc, &q) != 0) {
 		rconn_close(&rc);
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
@@ -121,11 +124,27 @@ int cli_cmd_stats(int argc, char **argv)
 }
 
 static const char job_help[] =
-	"usage: kie job show JOB_ID [--json]\n"
-	"One job: its state, task id, attempts, owner and error (the job hash), its task record,\n"
-	"the completion events (newest 10000 of <p>:results) and dead letters that name it.\n"
-	"Exit 9 when Redis knows nothing of the job (never claimed, or its records expired).\n"
-	"  --json   one JSON object (fields in docs/cli.md)\n";
+	"usage: kie job show JOB_ID [--json] [--SETTING VALUE ...]\n"
+	"One job: what it is now (queued, in flight, uncertain, dead, finished), its state,\n"
+	"task id, attempts, owner and error (the job hash), its task record, the completion\n"
+	"events (newest 10000 of <p>:results) and dead letters that name it. A job a producer\n"
+	"pushed has no job hash until a runner claims it: it is looked for in <p>:queue (all\n"
+	"of it up to 10000 entries; else the 5000 next to be claimed and the 5000 newest) and\n"
+	"in <p>:delayed (the 10000 due first). Times are ISO-8601 UTC.\n"
+	"Exit 9 for an unknown job (never pushed, its records expired, or further back in the\n"
+	"queue than the part looked at).\n"
+	"  --json   one JSON object on one line (fields in docs/cli.md)\n";
+
+/* Fields of the job and task hashes that are times (epoch ms): printed ISO-8601. */
+static int is_time_field(const char *name)
+{
+	static const char *const times[] = {"createdAt", "updatedAt", "retryAt", "retriedAt",
+					    "uncertainUntil", "lease", "finalizedAt", NULL};
+	for (const char *const *t = times; *t; t++)
+		if (strcmp(name, *t) == 0)
+			return 1;
+	return 0;
+}
 
 static void print_fields(const char *title, const cJSON *o)
 {
@@ -133,7 +152,11 @@ static void print_fields(const char *title, const cJSON *o)
 	printf("%s:\n", title);
 	cJSON_ArrayForEach(it, o) {
 		printf("  %-16s ", it->string);
-		if (cJSON_IsString(it)) {
+		if (cJSON_IsNumber(it) && is_time_field(it->string)) {
+			char ts[UTIL_ISO8601_SIZE];
+			util_iso8601((int64_t)it->valuedouble, ts);
+			fputs(ts, stdout);
+		} else if (cJSON_IsString(it)) {
 			cli_put(stdout, it->valuestring, 400);
 		} else {
 			char *s = cJSON_PrintUnformatted(it);
@@ -142,6 +165,62 @@ static void print_fields(const char *title, const cJSON *o)
 		}
 		printf("\n");
 	}
+}
+
+/* The first line: what the job is now, and the detail that goes with it. */
+static void print_status(const char *id, const cJSON *s)
+{
+	const cJSON *job = cJSON_GetObjectItemCaseSensitive(s, "job");
+	const cJSON *qu = cJSON_GetObjectItemCaseSensitive(s, "queue");
+	const char *status = OR(cli_jstr(s, "status")), *state = OR(cli_jstr(s, "state"));
+	const char *task = cli_jstr(job, "taskId"), *owner = cli_jstr(job, "owner");
+	char ts[UTIL_ISO8601_SIZE], left[32];
+
+	printf("job ");
+	cli_put(stdout, id, 0);
+	if (strcmp(status, "queued") == 0) {
+		const char *in = cli_jstr(qu, "in");
+		if (in && strcmp(in, "queue") == 0) {
+			printf(": queued — in the queue, waiting to be claimed");
+		} else if (in && strcmp(in, "delayed") == 0) {
+			util_iso8601((int64_t)cli_jnum(qu, "dueAt"), ts);
+			printf(": queued — waiting for a retry, due %s", ts);
+		} else if (strcmp(state, "retry_wait") == 0) {
+			util_iso8601((int64_t)cli_jnum(job, "retryAt"), ts);
+			printf(": queued — waiting for a retry, due %s", ts);
+		} else {
+			printf(": queued — its record says so; not in the %.0f queue entries looked "
+			       "at (of %.0f) nor the delayed set: a runner may be taking it",
+			       cli_jnum(qu, "scanned"), cli_jnum(qu, "length"));
+		}
+	} else if (strcmp(status, "in_flight") == 0) {
+		if (strcmp(state, "polling") == 0)
+			printf(": in flight — its task %s is polled", OR(task));
+		else if (strcmp(state, "creating") == 0)
+			printf(": in flight — creating its task (attempt %.0f) on %s",
+			       cli_jnum(job, "attempts"), OR(owner));
+		else
+			printf(": in flight — claimed by %s, before createTask", OR(owner));
+	} else if (strcmp(status, "uncertain") == 0) {
+		util_iso8601((int64_t)cli_jnum(job, "uncertainUntil"), ts);
+		cli_age(cli_jnum(s, "uncertainLeftMs"), left, sizeof(left));
+		printf(": uncertain — createTask's outcome is unknown; %s left in its window "
+		       "(until %s), then KIE_UNCERTAIN_POLICY decides", left, ts);
+	} else if (strcmp(status, "dead") == 0) {
+		printf(": dead — in the dead letters");
+		if (cli_jstr(job, "error")) {
+			printf(": ");
+			cli_put(stdout, cli_jstr(job, "error"), 300);
+		}
+	} else if (strcmp(status, "finished") == 0) {
+		printf(": finished — %s", strcmp(state, "unknown") == 0 ? "its record expired; "
+			"its event is below" : state);
+		if (task)
+			printf(", task %s", task);
+	} else {
+		printf(": unknown");
+	}
+	printf("\n");
 }
 
 int cli_cmd_job(int argc, char **argv)
@@ -155,20 +234,21 @@ int cli_cmd_job(int argc, char **argv)
 	cJSON *s;
 	int code = EXIT_OK, found = 0;
 
-	if (cli_parse_opts(argc, argv, spec, &o) != 0 || cli_has(&o, "help") || o.npos != 2 ||
-	    strcmp(o.pos[0], "show") != 0) {
+	if (cli_parse_opts(argc, argv, "job", spec, 1, &o) != 0 || cli_has(&o, "help") ||
+	    o.npos != 2 || strcmp(o.pos[0], "show") != 0) {
 		FILE *f = cli_has(&o, "help") ? stdout : stderr;
 		fputs(job_help, f);
 		fputs(cli_exit_codes_help, f);
 		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
 	}
 	if (!job_id_valid(o.pos[1])) {
-		fprintf(stderr, "kie: \"%s\" is not a valid job id ([A-Za-z0-9._:-], 1 to 128 "
-			"bytes)\n", o.pos[1]);
+		fprintf(stderr, "kie: \"");
+		cli_put(stderr, o.pos[1], 200);
+		fprintf(stderr, "\" is not a valid job id ([A-Za-z0-9._:-], 1 to 128 bytes)\n");
 		return EXIT_USAGE;
 	}
 	memset(&rc, 0, sizeof(rc));
-	if (cli_admin_open(&c, &rc, &q) != 0) {
+	if (cli_admin_open(&c, &o, &rc, &q) != 0) {
 		rconn_close(&rc);
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
@@ -182,14 +262,18 @@ int cli_cmd_job(int argc, char **argv)
 	if (cli_has(&o, "json"))
 		cli_print_json(s);
 	if (!found) {
-		fprintf(stderr, "kie: no job %s in the pool (never claimed, or its records expired "
-			"after KIE_RECORD_TTL_S)\n", o.pos[1]);
+		const cJSON *qu = cJSON_GetObjectItemCaseSensitive(s, "queue");
+		fprintf(stderr, "kie: unknown job %s: no job record, completion event or dead "
+			"letter names it, and it is not in the %.0f queue entries looked at (of "
+			"%.0f: the next to be claimed and the newest) nor in the delayed set (never "
+			"pushed, or its records expired after KIE_RECORD_TTL_S)\n", o.pos[1],
+			cli_jnum(qu, "scanned"), cli_jnum(qu, "length"));
 		code = EXIT_NOT_FOUND;
 		goto out;
 	}
 	if (!cli_has(&o, "json")) {
 		const cJSON *ev, *it;
-		printf("job %s: %s\n", o.pos[1], OR(cli_jstr(s, "state")));
+		print_status(o.pos[1], s);
 		if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(s, "job")))
 			print_fields("job record", cJSON_GetObjectItemCaseSensitive(s, "job"));
 		if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(s, "task")))

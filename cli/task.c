@@ -131,14 +131,14 @@ int cli_cmd_create(int argc, char **argv)
 	char err[512], *desc = NULL, *prompt = NULL, *task_id = NULL;
 	int rc = EXIT_USAGE;
 
-	if (cli_parse_opts(argc, argv, create_spec, &o) != 0)
+	if (cli_parse_opts(argc, argv, "create", create_spec, 1, &o) != 0)
 		return EXIT_USAGE;
 	if (cli_has(&o, "help") || o.npos == 0) {
 		fputs(create_help, cli_has(&o, "help") ? stdout : stderr);
 		fputs(cli_exit_codes_help, cli_has(&o, "help") ? stdout : stderr);
 		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
 	}
-	if (cli_ctx_open(&c, !cli_has(&o, "dry-run"), 1) != 0) {
+	if (cli_ctx_open(&c, &o, !cli_has(&o, "dry-run"), 1) != 0) {
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
 	}
@@ -247,7 +247,7 @@ int cli_cmd_status_wait(int argc, char **argv, int wait)
 	struct kie_error kerr;
 	int rc;
 
-	if (cli_parse_opts(argc, argv, spec, &o) != 0)
+	if (cli_parse_opts(argc, argv, wait ? "wait" : "status", spec, 1, &o) != 0)
 		return EXIT_USAGE;
 	if (cli_has(&o, "help") || o.npos != 1) {
 		FILE *f = cli_has(&o, "help") ? stdout : stderr;
@@ -255,7 +255,7 @@ int cli_cmd_status_wait(int argc, char **argv, int wait)
 		fputs(cli_exit_codes_help, f);
 		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
 	}
-	if (cli_ctx_open(&c, 1, 0) != 0) {
+	if (cli_ctx_open(&c, &o, 1, 0) != 0) {
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
 	}
@@ -303,14 +303,14 @@ int cli_cmd_credits(int argc, char **argv)
 	double credits;
 	int rc = EXIT_OK;
 
-	if (cli_parse_opts(argc, argv, spec, &o) != 0)
+	if (cli_parse_opts(argc, argv, "credits", spec, 1, &o) != 0)
 		return EXIT_USAGE;
 	if (cli_has(&o, "help")) {
 		puts("usage: kie credits\nPrints the account's remaining credits as {\"credits\":N}.");
 		fputs(cli_exit_codes_help, stdout);
 		return EXIT_OK;
 	}
-	if (cli_ctx_open(&c, 1, 0) != 0) {
+	if (cli_ctx_open(&c, &o, 1, 0) != 0) {
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
 	}
@@ -336,7 +336,7 @@ int cli_cmd_callback(int argc, char **argv)
 	struct kie_error kerr;
 	int rc;
 
-	if (cli_parse_opts(argc, argv, spec, &o) != 0)
+	if (cli_parse_opts(argc, argv, "callback", spec, 0, &o) != 0)
 		return EXIT_USAGE;
 	if (cli_has(&o, "help")) {
 		puts("usage: kie callback [FILE]\n"
@@ -383,7 +383,7 @@ int cli_cmd_prompt(int argc, char **argv)
 	char err[512], *desc = NULL, *prompt = NULL;
 	int rc = EXIT_USAGE;
 
-	if (cli_parse_opts(argc, argv, create_spec, &o) != 0)
+	if (cli_parse_opts(argc, argv, "prompt", create_spec, 1, &o) != 0)
 		return EXIT_USAGE;
 	if (cli_has(&o, "help") || o.npos != 1) {
 		fputs("usage: kie prompt OPERATION [the options of kie create]\n"
@@ -392,7 +392,7 @@ int cli_cmd_prompt(int argc, char **argv)
 		      cli_has(&o, "help") ? stdout : stderr);
 		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
 	}
-	if (cli_ctx_open(&c, 0, 1) != 0) {
+	if (cli_ctx_open(&c, &o, 0, 1) != 0) {
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
 	}
@@ -427,7 +427,7 @@ int cli_cmd_metadata(int argc, char **argv)
 	char err[512];
 	int rc = EXIT_USAGE;
 
-	if (cli_parse_opts(argc, argv, spec, &o) != 0)
+	if (cli_parse_opts(argc, argv, "metadata", spec, 1, &o) != 0)
 		return EXIT_USAGE;
 	if (cli_has(&o, "help") || o.npos < 2 ||
 	    !(strcmp(o.pos[0], "get") == 0 || strcmp(o.pos[0], "update") == 0)) {
@@ -438,7 +438,7 @@ int cli_cmd_metadata(int argc, char **argv)
 		      "7 on a store error.\n", cli_has(&o, "help") ? stdout : stderr);
 		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
 	}
-	if (cli_ctx_open(&c, 0, 0) != 0)
+	if (cli_ctx_open(&c, &o, 0, 0) != 0)
 		goto out;
 	ms = metadata_store_open(&c.cfg, err, sizeof(err));
 	if (!ms) {
@@ -479,21 +479,28 @@ out:
 
 int cli_cmd_config(int argc, char **argv)
 {
-	struct config cfg;
-	char err[512];
-	(void)argv;
-	if (argc > 0) {
+	static const struct optspec spec[] = {{"help", 0}, {NULL, 0}};
+	struct opts o;
+	struct cli_ctx c;
+
+	if (cli_parse_opts(argc, argv, "config", spec, 1, &o) != 0 || o.npos) {
+		fputs("usage: kie config [--SETTING VALUE ...]   (kie config --help: every "
+		      "setting)\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (cli_has(&o, "help")) {
+		fputs("usage: kie config [--SETTING VALUE ...]\n"
+		      "Prints the active settings, the environment's with the flags given over it,\n"
+		      "one NAME=value a line (secrets as (set) or (unset), URLs without their\n"
+		      "password).\n", stdout);
 		config_print_help(stdout);
 		return EXIT_OK;
 	}
-	config_defaults(&cfg);
-	if (config_load_env(&cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "kie: configuration error: %s\n", err);
-		config_free(&cfg);
+	if (cli_ctx_open(&c, &o, 0, 0) != 0) {
+		cli_ctx_close(&c);
 		return EXIT_USAGE;
 	}
-	config_print(&cfg, stdout);
-	config_free(&cfg);
+	config_print(&c.cfg, stdout);
+	cli_ctx_close(&c);
 	return EXIT_OK;
 }
-

@@ -139,7 +139,7 @@ static void check_body(const cJSON *in, const char *what)
 	cJSON_ArrayForEach(v, in) { /* a typo read as absent would select more */
 		const char *known = dead ? ",ref,all,type,reason,olderThan,limit,dryRun,"
 					   "allowUncertain,"
-				    : strcmp(what, "pause") == 0 ? ",reason,forMs," : ",";
+				    : strcmp(what, "pause") == 0 ? ",reason,for,forMs," : ",";
 		size_t qn = strlen(v->string) + 3;
 		char *quoted = malloc(qn);
 		snprintf(quoted, qn, ",%s,", v->string);
@@ -151,10 +151,21 @@ static void check_body(const cJSON *in, const char *what)
 		if (strcmp(what, "pause") != 0)
 			return;
 		v = given(in, "forMs");
-		INVARIANT("admin.body", v ? cJSON_IsNumber(v) && b.for_ms >= 1 &&
-			  b.for_ms <= ADMIN_PAUSE_MAX_MS && (double)b.for_ms == v->valuedouble
-					  : b.for_ms == 0,
-			  "pause: forMs read as %ld", b.for_ms);
+		{
+			const cJSON *d = given(in, "for");
+			int64_t ms = 0;
+			INVARIANT("admin.body", !(v && d), "pause: both for and forMs accepted");
+			/* for: the duration `kie pause --for` reads, a string, 1 ms to a year */
+			INVARIANT("admin.body", !d || (cJSON_IsString(d) &&
+				  util_parse_duration_ms(d->valuestring, 1000, ADMIN_PAUSE_MAX_MS,
+							 &ms) == 0 && ms >= 1 && ms == b.for_ms),
+				  "pause: for read as %ld", b.for_ms);
+			/* forMs: the whole number written, or 0 only when neither is given */
+			INVARIANT("admin.body", d || (v ? cJSON_IsNumber(v) && b.for_ms >= 1 &&
+				  b.for_ms <= ADMIN_PAUSE_MAX_MS &&
+				  (double)b.for_ms == v->valuedouble : b.for_ms == 0),
+				  "pause: forMs read as %ld", b.for_ms);
+		}
 		v = given(in, "reason");
 		INVARIANT("admin.body", !v || cJSON_IsString(v), "pause: reason of another type");
 		return;

@@ -40,7 +40,8 @@ and the other endpoints keep working).
 
 Stats (GET /_fake/stats): counters (creates_total, creates_by_job, creates_refused_429,
 creates_refused_455, creates_refused_402, record_info_total, record_info_refused_429,
-requests_total, callbacks_*), credits, and max_creates_in_any_window /
+requests_total, callbacks_*, record_info_last_task_id: the taskId of the last recordInfo
+query as decoded), credits, and max_creates_in_any_window /
 max_queries_in_any_second: the most createTask calls that created a task within any
 create_window_s, and the most recordInfo calls let through within any query_window_s
 (1 s and 10 s when a window is 0), kept as calls arrive over the whole run. Without
@@ -229,7 +230,8 @@ class State:
                       "callbacks_failed": 0, "callbacks_skipped_nonlocal": 0,
                       "callbacks_not_200": 0, "creates_dropped": 0,
                       "file_downloads": 0, "file_downloads_500": 0, "files_sha256": {},
-                      "file_redirects": 0, "file_downloads_503": 0}
+                      "file_redirects": 0, "file_downloads_503": 0,
+                      "record_info_last_task_id": None}
         self.bigerr_served = set()
 
     def epoch_ms(self, mono):
@@ -494,6 +496,7 @@ class Handler:
                 st.cfg["fail_next_record_info_http500"] -= 1
                 return 500, kie(500, "internal error (fake)")
             tid = (query.get("taskId") or [""])[0]
+            st.stats["record_info_last_task_id"] = tid  # as decoded: the client's encoding
             if not tid:
                 return 200, kie(400, "taskId is required")
             t = st.tasks.get(tid)

@@ -233,9 +233,18 @@ static enum MHD_Result refuse(struct callback_endpoint *ep, struct MHD_Connectio
 
 enum MHD_Result callback_endpoint_refuse(struct callback_endpoint *ep,
 					 struct MHD_Connection *c, const char *client,
-					 unsigned status, const char *why, int counted)
+					 unsigned status, const char *why, const char *logged,
+					 int counted)
 {
-	return refuse(ep, c, client, status, why, NULL, NULL, counted, 0);
+	enum MHD_Result rc;
+
+	if (!logged)
+		return refuse(ep, c, client, status, why, NULL, NULL, counted, 0);
+	rc = callback_endpoint_reply(c, status, why, 0);
+	log_refusal(ep, client, status, logged, NULL, NULL);
+	if (counted)
+		count_refusal(ep);
+	return rc;
 }
 
 /* Pushes entry; waits for the lock and Redis at most CALLBACK_ENDPOINT_REDIS_WAIT_MS. */

@@ -47,11 +47,14 @@ enum MHD_Result callback_endpoint_on_request(struct callback_endpoint *ep,
 void callback_request_free(struct callback_request *r);
 
 /* Answers a request the router refuses (404, 429) the endpoint's way: status and
- * {"code":status,"msg":why}, logged as the endpoint's refusals are (rate-limited);
- * counted: also counted in <p>:stats callbacks_refused (a POST to the callback path). */
+ * {"code":status,"msg":why}, logged as the endpoint's refusals are (rate-limited), with
+ * logged instead of why in the log line when it is not NULL (a 404's path: the log says
+ * what was asked, the answer stays "not found"); counted: also counted in <p>:stats
+ * callbacks_refused (a POST to the callback path). */
 enum MHD_Result callback_endpoint_refuse(struct callback_endpoint *ep,
 					 struct MHD_Connection *c, const char *client,
-					 unsigned status, const char *why, int counted);
+					 unsigned status, const char *why, const char *logged,
+					 int counted);
 
 /* Queues {"code":status,"msg":msg} with Content-Type: application/json (Allow: POST
  * with a 405; Connection: close when close). MHD_NO (the connection is closed) when

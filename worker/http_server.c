@@ -302,13 +302,34 @@ static int client_of(struct http_server *s, const struct listener *l, struct MHD
 
 /* ---- routing ---- */
 
+/* A 404; the callback listener's warning line names the method and path asked for
+ * (quoted: at most 64 bytes, control bytes and invalid UTF-8 as '?'). */
 static enum MHD_Result not_found(struct http_server *s, const struct listener *l,
-				 struct MHD_Connection *c, const struct request *q)
+				 struct MHD_Connection *c, const struct request *q,
+				 const char *method, const char *url)
 {
-	if (l->callbacks && s->cb)
-		return callback_endpoint_refuse(s->cb, c, q->client_str, MHD_HTTP_NOT_FOUND,
-						"not found", 0);
-	return callback_endpoint_reply(c, MHD_HTTP_NOT_FOUND, "not found", 0);
+	char logged[200], m[24], u[72];
+
+	if (!(l->callbacks && s->cb))
+		return callback_endpoint_reply(c, MHD_HTTP_NOT_FOUND, "not found", 0);
+	snprintf(logged, sizeof(logged), "not found: %s \"%s\"",
+		 util_text_shown(method, 16, m, sizeof(m)), util_text_shown(url, 64, u, sizeof(u)));
+	return callback_endpoint_refuse(s->cb, c, q->client_str, MHD_HTTP_NOT_FOUND, "not found",
+					logged, 0);
+}
+
+/* GET /favicon.ico on an operator listener: 204, nothing to log. Browsers ask for it on
+ * every load of the page or of /metrics. */
+static enum MHD_Result no_favicon(struct MHD_Connection *c)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result rc;
+
+	if (!r)
+		return MHD_NO;
+	rc = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, r);
+	MHD_destroy_response(r);
+	return rc;
 }
 
 /* The headers are in: who the client is, its count behind a proxy, which route. */
@@ -332,7 +353,7 @@ static enum MHD_Result on_headers(struct listener *l, struct MHD_Connection *c,
 				 "(KIE_HTTP_MAX_PER_ADDRESS is %ld); try again",
 				 cfg->http_max_per_address);
 			return s->cb ? callback_endpoint_refuse(s->cb, c, q->client_str, 429, why,
-								is_callback)
+								NULL, is_callback)
 				     : callback_endpoint_reply(c, 429, why, 0);
 		}
 	}
@@ -342,8 +363,11 @@ static enum MHD_Result on_headers(struct listener *l, struct MHD_Connection *c,
 		q->route = ROUTE_WEB;
 	else if (l->ops && metrics_http_handles(url))
 		return metrics_http_serve(s->routes, c, url, method);
+	else if (l->ops && strcmp(url, "/favicon.ico") == 0 &&
+		 (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+		return no_favicon(c);
 	else
-		return not_found(s, l, c, q);
+		return not_found(s, l, c, q, method, url);
 	return MHD_YES;
 }
 

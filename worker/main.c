@@ -1,5 +1,6 @@
 /* main.c — kie-worker: settings, signals, the thread pool, drain mode and shutdown. */
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +41,8 @@ static const char usage[] =
 	"  --drain        exit once the queue, the polling list and in-flight work are empty\n"
 	"  --print-config print the active settings (secrets and passwords masked) and exit\n"
 	"  --help         this text and every setting\n"
+	"  --SETTING VALUE  any setting below by its flag, or by its name\n"
+	"                 (--KIE_WORKER_CONCURRENCY=8); over the environment\n"
 	"Signals: SIGTERM/SIGINT stop taking work and finish in-flight work within\n"
 	"KIE_SHUTDOWN_GRACE_MS; a second signal stops at once. Exit: 0 clean, 1 runtime\n"
 	"failure, 2 configuration error.\n\n";
@@ -60,6 +63,73 @@ static int join_until(pthread_t t, int64_t deadline_ms)
 	return pthread_timedjoin_np(t, NULL, &ts);
 }
 
+enum { ARGS_OK, ARGS_HELP, ARGS_BAD };
+
+/* The command line, with glibc's getopt_long: --drain, --print-config, --help (-h), and
+ * every setting by its flag or its environment name (--concurrency 4,
+ * --KIE_WORKER_CONCURRENCY=4; a unique prefix of a name is taken, as getopt_long does).
+ * A setting given here replaces the environment's; config_set refuses secrets. */
+static int parse_args(int argc, char **argv, struct config *cfg, int *drain, int *print_cfg)
+{
+	enum { OPT_DRAIN = 256, OPT_PRINT_CONFIG, OPT_SETTING };
+	size_t n = config_cli_names(NULL, 0), i;
+	struct option *lo = util_xcalloc(n + 4, sizeof(*lo));
+	const char **names = util_xcalloc(n, sizeof(*names));
+	char err[512], name[80];
+	int c, rc = ARGS_OK;
+
+	lo[0] = (struct option){"drain", no_argument, NULL, OPT_DRAIN};
+	lo[1] = (struct option){"print-config", no_argument, NULL, OPT_PRINT_CONFIG};
+	lo[2] = (struct option){"help", no_argument, NULL, 'h'};
+	config_cli_names(names, n);
+	/* a value of its own each: getopt_long calls an abbreviation ambiguous only between
+	 * options that differ ("--redis" must not pick REDIS_URL) */
+	for (i = 0; i < n; i++)
+		lo[3 + i] = (struct option){names[i], required_argument, NULL, OPT_SETTING + (int)i};
+	optind = 0; /* glibc: start afresh */
+	/* "-": arguments that are not options come back in order (code 1), so one is
+	 * refused where it stands, whatever POSIXLY_CORRECT says */
+	while (rc == ARGS_OK && (c = getopt_long(argc, argv, "-h", lo, NULL)) != -1) {
+		switch (c) {
+		case OPT_DRAIN:
+			*drain = 1;
+			break;
+		case OPT_PRINT_CONFIG:
+			*print_cfg = 1;
+			break;
+		case 'h':
+			rc = ARGS_HELP;
+			break;
+		case 1:
+			fprintf(stderr, "kie-worker: unexpected argument \"%s\" (see --help)\n",
+				optarg);
+			rc = ARGS_BAD;
+			break;
+		default:
+			if (c < OPT_SETTING) { /* '?': getopt_long said what is wrong */
+				fprintf(stderr, "kie-worker: see kie-worker --help\n");
+				rc = ARGS_BAD;
+				break;
+			}
+			/* the name keeps its "--": config_set refuses secrets from the command line */
+			snprintf(name, sizeof(name), "--%s", names[c - OPT_SETTING]);
+			if (config_set(cfg, name, optarg, err, sizeof(err)) != 0) {
+				fprintf(stderr, "kie-worker: %s\n", err);
+				rc = ARGS_BAD;
+			}
+			break;
+		}
+	}
+	if (rc == ARGS_OK && optind < argc) { /* after "--" */
+		fprintf(stderr, "kie-worker: unexpected argument \"%s\" (see --help)\n",
+			argv[optind]);
+		rc = ARGS_BAD;
+	}
+	free(names);
+	free(lo);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -73,40 +143,15 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			fputs(usage, stdout);
-			config_print_help(stdout);
-			config_free(&cfg);
-			return 0;
-		}
-		if (strcmp(a, "--drain") == 0) { drain = 1; continue; }
-		if (strcmp(a, "--print-config") == 0) { print_cfg = 1; continue; }
-		if (strncmp(a, "--", 2) == 0) {
-			/* the name keeps its "--": config_set refuses secrets from the command line */
-			const char *name = a, *eq = strchr(a, '=');
-			char nbuf[64];
-			const char *val;
-			if (eq) {
-				snprintf(nbuf, sizeof(nbuf), "%.*s", (int)(eq - a), a);
-				name = nbuf;
-				val = eq + 1;
-			} else if (i + 1 < argc) {
-				val = argv[++i];
-			} else {
-				fprintf(stderr, "kie-worker: %s needs a value\n", a);
-				config_free(&cfg);
-				return 2;
-			}
-			if (config_set(&cfg, name, val, err, sizeof(err)) != 0) {
-				fprintf(stderr, "kie-worker: %s\n", err);
-				config_free(&cfg);
-				return 2;
-			}
-			continue;
-		}
-		fprintf(stderr, "kie-worker: unexpected argument \"%s\" (see --help)\n", a);
+	switch (parse_args(argc, argv, &cfg, &drain, &print_cfg)) {
+	case ARGS_OK:
+		break;
+	case ARGS_HELP:
+		fputs(usage, stdout);
+		config_print_help(stdout);
+		config_free(&cfg);
+		return 0;
+	default:
 		config_free(&cfg);
 		return 2;
 	}

@@ -40,25 +40,31 @@ static uint32_t rnd32(void)
 	return (uint32_t)strtoul(hex, NULL, 16);
 }
 
-/* What a bad descriptor still tells about itself: a valid id and a replyTo, when it
- * parses far enough to have them. Fills *id and *reply_to with new copies (caller
- * frees; NULL when absent). */
+/* What a bad descriptor still tells about itself: a valid id and a replyTo, and its
+ * type (one of the job types: the metrics count it under that type), when it parses far
+ * enough to have them. Fills *id and *reply_to with new copies (caller frees; NULL when
+ * absent) and *type (NULL when absent or not a job type). */
 static void bad_descriptor_names(const char *raw, size_t len, const char *prefix, char **id,
-				 char **reply_to)
+				 char **reply_to, const char **type)
 {
 	cJSON *root = NULL;
-	const cJSON *jid, *reply;
+	const cJSON *jid, *reply, *ty;
 	char why[300];
 	size_t n = strlen(prefix);
+	enum job_type t;
 
 	*id = NULL;
 	*reply_to = NULL;
+	*type = NULL;
 	/* only from strict JSON: of two "id" keys, which one is the job's? */
 	if (json_strict_check(raw, len, NULL, why, sizeof(why)) != 0)
 		return;
 	root = cJSON_ParseWithLength(raw, len);
 	jid = cJSON_GetObjectItemCaseSensitive(root, "id");
 	reply = cJSON_GetObjectItemCaseSensitive(root, "replyTo");
+	ty = cJSON_GetObjectItemCaseSensitive(root, "type");
+	if (cJSON_IsString(ty) && job_type_parse(ty->valuestring, &t) == 0)
+		*type = job_type_str(t); /* static: outlives root */
 	if (cJSON_IsString(jid) && job_id_valid(jid->valuestring)) {
 		*id = util_strdup(jid->valuestring);
 		/* never one of the worker's own keys (the event would corrupt them) */
@@ -81,20 +87,21 @@ static void to_dead(struct runner *r, const char *raw, size_t len, const struct 
 		    int may_have_task)
 {
 	char *ev = NULL, *bad_id = NULL, *bad_reply = NULL;
-	const char *id, *reply_to;
+	const char *id, *reply_to, *type;
 	int skipped = 0;
 
 	if (j) {
 		id = j->id;
 		reply_to = j->reply_to;
-		ev = finalize_event_json("dead", j->id, NULL, job_type_str(j->type), NULL, reason,
-					 attempts, j->meta_raw);
+		type = job_type_str(j->type);
+		ev = finalize_event_json("dead", j->id, NULL, type, NULL, reason, attempts,
+					 j->meta_raw);
 	} else {
-		bad_descriptor_names(raw, len, r->w->cfg->redis_prefix, &bad_id, &bad_reply);
+		bad_descriptor_names(raw, len, r->w->cfg->redis_prefix, &bad_id, &bad_reply, &type);
 		id = bad_id;
 		reply_to = bad_reply;
 		if (bad_id)
-			ev = finalize_event_json("dead", bad_id, NULL, NULL, NULL, reason, 0, NULL);
+			ev = finalize_event_json("dead", bad_id, NULL, type, NULL, reason, 0, NULL);
 	}
 	log_warn(id, NULL, "job to the dead letters (%s): %s", source, reason);
 	if (queue_dead(&r->io.q, raw, len, id, epoch, reason, source, attempts, may_have_task, ev,
@@ -102,7 +109,7 @@ static void to_dead(struct runner *r, const char *raw, size_t len, const struct 
 		log_error(id, NULL, "could not dead-letter the job (%s); it stays claimed and is "
 			  "handled again", r->io.q.err);
 	else
-		metrics_dead_letter(source, j ? job_type_str(j->type) : NULL);
+		metrics_dead_letter(source, type);
 	if (skipped)
 		log_warn(id, NULL, "replyTo key %s holds another type than a list: the job.dead "
 			 "event was not pushed there (it is in the results list)", reply_to);

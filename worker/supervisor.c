@@ -138,6 +138,8 @@ void *supervisor_main(void *arg)
 	rconn_init(&rc, &w->redis, 10000, &w->hard_stop, "supervisor");
 	queue_init(&q, &rc, cfg->redis_prefix, w->id, cfg->record_ttl_s, cfg->results_max);
 	q.dead_max = cfg->dead_max;
+	q.reply_max = cfg->reply_max;
+	q.reply_ttl_s = cfg->reply_ttl_s;
 
 	/* runs until the hard stop: the heartbeat must outlive the grace period */
 	while (!w->hard_stop) {

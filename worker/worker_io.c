@@ -19,6 +19,8 @@ int worker_io_open(struct worker *w, struct worker_io *io, const char *who,
 	queue_init(&io->q, &io->rc, cfg->redis_prefix, queue_id, cfg->record_ttl_s,
 		   cfg->results_max);
 	io->q.dead_max = cfg->dead_max;
+	io->q.reply_max = cfg->reply_max;
+	io->q.reply_ttl_s = cfg->reply_ttl_s;
 	io->q.poll_initial_ms = w->policy.poll_initial_ms;
 	io->kie = kie_client_from_config(cfg);
 	io->ms = metadata_store_open(cfg, err, sizeof(err));

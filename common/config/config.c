@@ -211,6 +211,12 @@ static const struct cfg_entry table[] = {
 	 "<prefix>:results keeps at most this many events (oldest dropped)"},
 	{"dead-max", "KIE_DEAD_MAX", CFG_INT, "10000", 1, 10000000, NULL, S(dead_max), 0,
 	 "<prefix>:dead keeps at most this many entries (oldest dropped, counted)"},
+	{"reply-max", "KIE_REPLY_MAX", CFG_INT, "1000", 1, 10000000, NULL, S(reply_max), 0,
+	 "a job's replyTo list keeps at most this many events (oldest dropped) when the worker "
+	 "pushes one there"},
+	{"reply-ttl-s", "KIE_REPLY_TTL_S", CFG_INT, "604800", 60, 31536000, NULL,
+	 S(reply_ttl_s), 0, "a job's replyTo list expires this long after the worker last "
+	 "pushed an event there (each push sets it again)"},
 	{"http-addr", "KIE_HTTP_ADDR", CFG_LISTEN, "", 0, 0, NULL, S(http_addr), 0,
 	 "serve KIE's callbacks on this address: host:port, [v6]:port or :port (every IPv4 "
 	 "interface); \"\" = no callback endpoint"},
@@ -595,6 +601,22 @@ int config_set(struct config *cfg, const char *name, const char *value, char *er
 	}
 	snprintf(err, errlen, "unknown setting \"%s\"", name);
 	return -2;
+}
+
+size_t config_cli_names(const char **out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < NENTRIES; i++) {
+		const char *names[2] = {table[i].flag, table[i].env};
+		for (int k = 0; k < 2; k++) {
+			if (!names[k])
+				continue;
+			if (n < max)
+				out[n] = names[k];
+			n++;
+		}
+	}
+	return n;
 }
 
 int config_require(const struct config *cfg, const char *env_name, char *err, size_t errlen)

@@ -87,6 +87,8 @@ struct config {
 	long record_ttl_s;
 	long results_max;
 	long dead_max;
+	long reply_max;          /* KIE_REPLY_MAX: a replyTo list is trimmed to this */
+	long reply_ttl_s;        /* KIE_REPLY_TTL_S: and expires this long after a push */
 	/* the callback endpoint (worker/http_server.c) */
 	char *http_addr;         /* "" = off; else util_parse_listen_addr's forms */
 	char *ops_addr;          /* "" = the operator routes stay on http_addr; same forms */
@@ -136,6 +138,12 @@ int config_load_env(struct config *cfg, char *err, size_t errlen);
  * or -2 (no such setting). */
 int config_set(struct config *cfg, const char *name, const char *value, char *err,
 	       size_t errlen);
+
+/* The names a setting may be given by on a command line, without their "--": every
+ * setting's flag (redis-url) and its environment name (REDIS_URL), for getopt_long's
+ * table; pass what it matched to config_set with its "--". Writes at most max names into
+ * out and returns how many there are (call with max 0 to size out). */
+size_t config_cli_names(const char **out, size_t max);
 
 /* Returns 0 if the named env setting is non-empty, else -1 with err filled. */
 int config_require(const struct config *cfg, const char *env_name, char *err,

@@ -38,10 +38,78 @@ void util_iso8601(int64_t epoch_ms, char out[UTIL_ISO8601_SIZE])
 {
 	time_t secs = (time_t)(epoch_ms / 1000);
 	struct tm tm;
+	char day[64];
+
 	gmtime_r(&secs, &tm);
-	snprintf(out, UTIL_ISO8601_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (int)(epoch_ms % 1000));
+	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, UTIL_ISO8601_SIZE, "%s.%03dZ", day, (int)(epoch_ms % 1000));
+}
+
+/* 1 when s starts with the digits and separators of shape: 'd' a digit, 'T' either
+ * case of T, anything else itself. strptime alone would skip spaces and take fewer
+ * digits ("2024-2-9"), so the shape is checked first. */
+static int has_shape(const char *s, const char *shape)
+{
+	for (; *shape; s++, shape++) {
+		if (*shape == 'd' ? !(*s >= '0' && *s <= '9')
+		    : *shape == 'T' ? (*s != 'T' && *s != 't') : *s != *shape)
+			return 0;
+	}
+	return 1;
+}
+
+int util_parse_iso8601(const char *s, int64_t *out_ms)
+{
+	struct tm tm, back;
+	const char *p;
+	int ms = 0;
+	long off_s = 0;
+	time_t secs;
+
+	if (!s || !has_shape(s, "dddd-dd-ddTdd:dd:dd"))
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	/* date and time apart: strptime matches the 'T' between them case-sensitively */
+	if (!(p = strptime(s, "%Y-%m-%d", &tm)) || p != s + 10 ||
+	    !(p = strptime(s + 11, "%H:%M:%S", &tm)) || p != s + 19)
+		return -1;
+	if (*p == '.') { /* a fraction: milliseconds kept, digits past the third dropped */
+		int n = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, n++)
+			if (n < 3)
+				ms = ms * 10 + (*p - '0');
+		if (n == 0)
+			return -1;
+		for (; n < 3; n++)
+			ms *= 10;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') &&
+		   (has_shape(p + 1, "dd:dd") || has_shape(p + 1, "dddd"))) {
+		struct tm z;
+		const char *end;
+		memset(&z, 0, sizeof(z));
+		end = strptime(p, "%z", &z); /* +HH:MM or +HHMM, minutes below 60 */
+		if (!end || z.tm_gmtoff <= -86400 || z.tm_gmtoff >= 86400)
+			return -1;
+		off_s = z.tm_gmtoff;
+		p = end;
+	} else {
+		return -1; /* no zone: nothing is guessed */
+	}
+	if (*p || tm.tm_year < 70)
+		return -1;
+	back = tm;
+	secs = timegm(&back);
+	/* timegm normalizes (in place): February 30 comes back as March 1 or 2, second 60 as
+	 * the next minute; an impossible date is one that does not come back as written */
+	if (secs == (time_t)-1 || back.tm_year != tm.tm_year ||
+	    back.tm_mon != tm.tm_mon || back.tm_mday != tm.tm_mday ||
+	    back.tm_hour != tm.tm_hour || back.tm_min != tm.tm_min || back.tm_sec != tm.tm_sec)
+		return -1;
+	*out_ms = ((int64_t)secs - off_s) * 1000 + ms;
+	return 0;
 }
 
 int util_parse_ll(const char *s, long long *out)

@@ -14,6 +14,13 @@ void util_sleep_ms(int64_t ms);
 /* Writes an ISO-8601 UTC timestamp with milliseconds ("2026-11-24T12:00:00.000Z"). */
 #define UTIL_ISO8601_SIZE 80
 void util_iso8601(int64_t epoch_ms, char out[UTIL_ISO8601_SIZE]);
+/* Reads an ISO-8601 timestamp with a zone, as util_iso8601 and KIE write them:
+ * YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HHMM|-HHMM), T and Z in either case,
+ * years 1970..9999, into epoch milliseconds (fraction digits past the third dropped).
+ * strptime reads the fields and timegm does the arithmetic; a date that does not exist
+ * (February 30, hour 24, second 60) is refused, and so is anything without a zone
+ * (nothing is guessed). Returns 0, or -1 (*out_ms untouched). */
+int util_parse_iso8601(const char *s, int64_t *out_ms);
 
 /* The one checked number parser: every count, duration and setting read from text goes
  * through these. A number is written as an optional '-' and 1 to 19 decimal digits, and

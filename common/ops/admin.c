@@ -248,19 +248,6 @@ struct dead_item {
 	enum admin_reason_class cls;
 };
 
-static int64_t parse_iso_ms(const char *s)
-{
-	struct tm tm;
-	int ms = 0;
-	memset(&tm, 0, sizeof(tm));
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* Reads one entry into it (0), or -1 when it is not a JSON object (kept as "other"). */
 static void dead_item_fill(struct dead_item *it, int64_t now_ms, int full)
 {
@@ -325,9 +312,9 @@ static void dead_item_fill(struct dead_item *it, int64_t now_ms, int full)
 			cJSON_AddNumberToObject(s, "size", v->valuedouble);
 	}
 	if (failed) {
-		int64_t at = parse_iso_ms(failed);
+		int64_t at;
 		cJSON_AddStringToObject(s, "failedAt", failed);
-		if (at > 0)
+		if (util_parse_iso8601(failed, &at) == 0)
 			cJSON_AddNumberToObject(s, "ageMs", (double)(now_ms > at ? now_ms - at : 0));
 	}
 	{
@@ -396,22 +383,33 @@ static void dead_items_free(struct dead_item *items, size_t n);
 /* Scans <p>:dead newest first and keeps the entries that match (up to f->limit after
  * f->offset). *items is a new array (dead_item_free each, then free it); on -1 it is
  * freed already. */
+/* 1 when f selects by what an entry holds (not only how many). */
+static int filters(const struct admin_filter *f)
+{
+	return (f->ref && *f->ref) || f->type || f->reason_class >= 0 || f->older_than_ms > 0;
+}
+
+/* Reads <p>:dead newest first and keeps the entries that match f (after f->offset of
+ * them, at most f->limit). *scanned: the list's length. matched NULL: the scan stops once
+ * f->limit entries are kept; else it goes on counting the matches into *matched (at most
+ * ADMIN_SCAN_MAX entries read; *lower_bound = 1 when the list is longer) — without a
+ * filter every entry matches, and nothing more is read. */
 static int dead_select(struct queue *q, const struct admin_filter *f, int full,
-		       struct dead_item **items, size_t *n, long *scanned, char *err,
-		       size_t errlen)
+		       struct dead_item **items, size_t *n, long *scanned, long *matched,
+		       int *lower_bound, char *err, size_t errlen)
 {
 	char key[300], a[32], b[32];
 	int64_t now = redis_now_ms(q);
 	size_t cap = 0;
-	long skipped = 0;
-	int full_page = 0;
+	long skipped = 0, read = 0, hits = 0;
+	int full_page = 0, count_all = matched && filters(f);
 
 	*items = NULL;
 	*n = 0;
 	*scanned = 0;
 	queue_key(q, key, sizeof(key), "dead");
 	for (long start = 0; start < ADMIN_SCAN_MAX; start += PAGE) {
-		if (f->limit > 0 && (long)*n >= f->limit)
+		if (f->limit > 0 && (long)*n >= f->limit && !count_all)
 			break; /* enough kept: the rest is only counted (LLEN below) */
 		const char *argv[] = {"LRANGE", key, a, b};
 		redisReply *rep;
@@ -429,14 +427,19 @@ static int dead_select(struct queue *q, const struct admin_filter *f, int full,
 			struct dead_item it;
 			if (e->type != REDIS_REPLY_STRING)
 				continue;
-			(*scanned)++;
+			read++;
 			memset(&it, 0, sizeof(it));
 			it.entry = util_xmalloc(e->len + 1);
 			memcpy(it.entry, e->str, e->len);
 			it.entry[e->len] = '\0';
 			it.len = e->len;
 			dead_item_fill(&it, now, full);
-			if ((f->limit > 0 && (long)*n >= f->limit) || !matches(&it, f, now) ||
+			if (!matches(&it, f, now)) {
+				dead_item_free(&it);
+				continue;
+			}
+			hits++;
+			if ((f->limit > 0 && (long)*n >= f->limit) ||
 			    (f->offset > 0 && skipped++ < f->offset)) {
 				dead_item_free(&it);
 				continue;
@@ -455,6 +458,7 @@ static int dead_select(struct queue *q, const struct admin_filter *f, int full,
 		if (!full_page)
 			break;
 	}
+	*scanned = read;
 	if (full_page) { /* stopped before the end: *scanned is the list's length */
 		const char *argv[] = {"LLEN", key};
 		redisReply *rep = cmd(q, err, errlen, 2, argv, NULL);
@@ -462,6 +466,10 @@ static int dead_select(struct queue *q, const struct admin_filter *f, int full,
 			*scanned = (long)rep->integer;
 		if (rep)
 			freeReplyObject(rep);
+	}
+	if (matched) {
+		*matched = count_all ? hits : *scanned;
+		*lower_bound = count_all && read < *scanned;
 	}
 	return 0;
 }
@@ -478,14 +486,18 @@ cJSON *admin_dead_list(struct queue *q, const struct admin_filter *f, int full, 
 {
 	struct dead_item *items;
 	size_t n;
-	long scanned;
+	long scanned, matched;
+	int lower_bound;
 	cJSON *o, *arr;
 
-	if (dead_select(q, f, full, &items, &n, &scanned, err, errlen) != 0)
+	if (dead_select(q, f, full, &items, &n, &scanned, &matched, &lower_bound, err,
+			errlen) != 0)
 		return NULL;
 	o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "total", (double)scanned);
-	cJSON_AddNumberToObject(o, "matched", (double)n);
+	cJSON_AddNumberToObject(o, "matched", (double)matched);
+	cJSON_AddBoolToObject(o, "matchedLowerBound", lower_bound);
+	cJSON_AddNumberToObject(o, "shown", (double)n);
 	arr = cJSON_AddArrayToObject(o, "entries");
 	for (size_t i = 0; i < n; i++) {
 		cJSON_AddItemToArray(arr, items[i].summary);
@@ -505,7 +517,7 @@ static cJSON *dead_act(struct queue *q, const struct admin_filter *f, int retry,
 	char dead[300], queue[300], rec[300], stats[300], job[400], now[32];
 	cJSON *o, *arr;
 
-	if (dead_select(q, f, 0, &items, &n, &scanned, err, errlen) != 0)
+	if (dead_select(q, f, 0, &items, &n, &scanned, NULL, NULL, err, errlen) != 0)
 		return NULL;
 	queue_key(q, dead, sizeof(dead), "dead");
 	queue_key(q, queue, sizeof(queue), "queue");
@@ -646,6 +658,95 @@ static cJSON *find_entries(struct queue *q, const char *suffix, const char *job_
 	return arr;
 }
 
+/* A number member of o, or def. */
+static double num_or(const cJSON *o, const char *name, double def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+/* Where a job with no hash, or a hash that says it waits, is: admin_find_queued.lua. Adds
+ * "queue" {"in": "queue"|"delayed"|null, "dueAt", "length", "scanned", "delayedSize",
+ * "delayedScanned"} to o; *in_queue = 1 when the descriptor was found. -1 (err) when Redis
+ * failed. */
+static int find_queued(struct queue *q, const char *job_id, cJSON *o, int *in_queue, char *err,
+		       size_t errlen)
+{
+	char queue[300], delayed[300], cap[32];
+	const char *keys[] = {queue, delayed};
+	const char *args[] = {job_id, cap};
+	redisReply *rep;
+	cJSON *w;
+
+	*in_queue = 0;
+	queue_key(q, queue, sizeof(queue), "queue");
+	queue_key(q, delayed, sizeof(delayed), "delayed");
+	snprintf(cap, sizeof(cap), "%d", ADMIN_QUEUE_SCAN_MAX);
+	rep = eval(q, err, errlen, &lua_admin_find_queued, 2, keys, 2, args, NULL);
+	if (!rep)
+		return -1;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
+		snprintf(err, errlen, "admin_find_queued.lua gave an unexpected reply");
+		freeReplyObject(rep);
+		return -1;
+	}
+	w = cJSON_AddObjectToObject(o, "queue");
+	if (rep->element[0]->type == REDIS_REPLY_STRING && rep->element[0]->len) {
+		long long due;
+		*in_queue = 1;
+		cJSON_AddStringToObject(w, "in", rep->element[0]->str);
+		/* a queued job's position goes here when the scheduling issue gives it one */
+		if (rep->element[1]->type == REDIS_REPLY_STRING &&
+		    util_parse_ll(rep->element[1]->str, &due) == 0)
+			cJSON_AddNumberToObject(w, "dueAt", (double)due);
+	} else {
+		cJSON_AddNullToObject(w, "in");
+	}
+	cJSON_AddNumberToObject(w, "length", (double)int_reply(rep->element[2]));
+	cJSON_AddNumberToObject(w, "scanned", (double)int_reply(rep->element[3]));
+	cJSON_AddNumberToObject(w, "delayedSize", (double)int_reply(rep->element[4]));
+	cJSON_AddNumberToObject(w, "delayedScanned", (double)int_reply(rep->element[5]));
+	freeReplyObject(rep);
+	return 0;
+}
+
+const char *admin_job_status_str(enum admin_job_status s)
+{
+	static const char *const names[] = {"unknown", "queued", "in_flight", "uncertain", "dead",
+					    "finished"};
+	return (size_t)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+/* The status of a job from its hash (job, possibly NULL), Redis's clock now and what the
+ * lists hold (see admin.h). */
+static enum admin_job_status job_status(const cJSON *job, int64_t now, int in_queue,
+					int has_events, int has_dead)
+{
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "state");
+	const char *s = cJSON_IsString(st) ? st->valuestring : NULL;
+
+	if (s && (strcmp(s, "completed") == 0 || strcmp(s, "failed") == 0))
+		return ADMIN_JOB_FINISHED;
+	if (s && strcmp(s, "dead") == 0)
+		return ADMIN_JOB_DEAD;
+	if (s && strcmp(s, "uncertain") == 0)
+		return ADMIN_JOB_UNCERTAIN;
+	if (s && (strcmp(s, "creating") == 0 || strcmp(s, "polling") == 0))
+		return ADMIN_JOB_IN_FLIGHT;
+	/* claimed: a runner holds it (a live lease), before its createTask */
+	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(job, "owner")) &&
+	    num_or(job, "lease", 0) > (double)now)
+		return ADMIN_JOB_IN_FLIGHT;
+	if (s || in_queue) /* queued, retry_wait; or a descriptor not claimed yet */
+		return ADMIN_JOB_QUEUED;
+	/* the hash expired (KIE_RECORD_TTL_S): what the lists still say */
+	if (has_dead)
+		return ADMIN_JOB_DEAD;
+	if (has_events)
+		return ADMIN_JOB_FINISHED;
+	return ADMIN_JOB_UNKNOWN;
+}
+
 cJSON *admin_job_show(struct queue *q, const char *job_id, int *found, char *err, size_t errlen)
 {
 	static const char *const job_num[] = {"attempts", "epoch", "lease", "callback", "createdAt",
@@ -659,7 +760,10 @@ cJSON *admin_job_show(struct queue *q, const char *job_id, int *found, char *err
 	char key[400];
 	redisReply *rep;
 	cJSON *o, *job = NULL, *events, *dead;
-	const cJSON *task_id;
+	const cJSON *task_id, *st;
+	enum admin_job_status status;
+	int64_t now;
+	int in_queue = 0;
 
 	*found = 0;
 	if (!job_id_valid(job_id)) {
@@ -667,21 +771,20 @@ cJSON *admin_job_show(struct queue *q, const char *job_id, int *found, char *err
 			 "bytes)", job_id);
 		return NULL;
 	}
+	now = redis_now_ms(q);
 	snprintf(key, sizeof(key), "%s:job:%s", q->prefix, job_id);
 	rep = cmd2(q, err, errlen, "HGETALL", key);
 	if (!rep)
 		return NULL;
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "jobId", job_id);
-	if (rep->elements) {
+	if (rep->elements)
 		job = hash_object(rep, job_num, job_json, job_size);
-		*found = 1;
-	}
 	freeReplyObject(rep);
-	{
-		const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "state");
-		cJSON_AddStringToObject(o, "state", cJSON_IsString(st) ? st->valuestring : "unknown");
-	}
+	st = cJSON_GetObjectItemCaseSensitive(job, "state");
+	cJSON_AddStringToObject(o, "state", cJSON_IsString(st) ? st->valuestring : "unknown");
+	/* status and its details come first; filled below, once the lists are read */
+	cJSON_AddStringToObject(o, "status", "unknown");
 	cJSON_AddItemToObject(o, "job", job ? job : cJSON_CreateNull());
 	task_id = cJSON_GetObjectItemCaseSensitive(job, "taskId");
 	if (cJSON_IsString(task_id) && task_id->valuestring[0]) {
@@ -702,11 +805,31 @@ cJSON *admin_job_show(struct queue *q, const char *job_id, int *found, char *err
 	dead = events ? find_entries(q, "dead", job_id, 20, err, errlen) : NULL;
 	if (!events || !dead) {
 		cJSON_Delete(events);
+		cJSON_Delete(dead);
 		cJSON_Delete(o);
 		return NULL;
 	}
-	if (cJSON_GetArraySize(events) || cJSON_GetArraySize(dead))
-		*found = 1;
+	/* a hash that says the job waits, or none at all: look where descriptors wait */
+	if (!job || (cJSON_IsString(st) && (strcmp(st->valuestring, "queued") == 0 ||
+					    strcmp(st->valuestring, "retry_wait") == 0))) {
+		if (find_queued(q, job_id, o, &in_queue, err, errlen) != 0) {
+			cJSON_Delete(events);
+			cJSON_Delete(dead);
+			cJSON_Delete(o);
+			return NULL;
+		}
+	}
+	status = job_status(job, now, in_queue, cJSON_GetArraySize(events) > 0,
+			    cJSON_GetArraySize(dead) > 0);
+	cJSON_ReplaceItemInObjectCaseSensitive(o, "status",
+					       cJSON_CreateString(admin_job_status_str(status)));
+	if (status == ADMIN_JOB_UNCERTAIN) {
+		double until = num_or(job, "uncertainUntil", 0);
+		cJSON_AddNumberToObject(o, "uncertainLeftMs",
+					until > (double)now ? until - (double)now : 0);
+	}
+	cJSON_AddNumberToObject(o, "now", (double)now);
+	*found = status != ADMIN_JOB_UNKNOWN || job;
 	cJSON_AddItemToObject(o, "events", events);
 	cJSON_AddItemToObject(o, "dead", dead);
 	return o;
@@ -1087,9 +1210,9 @@ const char *admin_body_parse(const char *what, const cJSON *in, struct admin_bod
 {
 	static const char *const dead_names[] = {"ref", "all", "type", "reason", "olderThan",
 						 "limit", "dryRun", "allowUncertain", NULL};
-	static const char *const pause_names[] = {"reason", "forMs", NULL};
+	static const char *const pause_names[] = {"reason", "for", "forMs", NULL};
 	static const char *const no_names[] = {NULL};
-	const char *type, *reason, *older, *why;
+	const char *type, *reason, *older, *why, *dur;
 	int dead_retry = strcmp(what, "dead/retry") == 0;
 
 	memset(b, 0, sizeof(*b));
@@ -1142,6 +1265,19 @@ const char *admin_body_parse(const char *what, const cJSON *in, struct admin_bod
 		if (body_count(in, "forMs", 1, ADMIN_PAUSE_MAX_MS, &b->for_ms) != 0)
 			return "forMs must be a whole number of milliseconds from 1 to 31622400000 "
 			       "(a year; leave it out to pause until resumed)";
+		if (body_str(in, "for", &dur) != 0)
+			return "for must be a non-empty string: a duration such as \"15m\"";
+		if (dur) {
+			int64_t ms;
+			if (b->for_ms)
+				return "give for or forMs, not both";
+			if (util_parse_duration_ms(dur, 1000, ADMIN_PAUSE_MAX_MS, &ms) != 0 ||
+			    ms < 1)
+				return "for must be a duration from 1 ms to a year: a whole number and "
+				       "an optional unit, such as \"500ms\", \"90s\", \"15m\", \"2h\" "
+				       "or \"1d\" (a plain number is seconds)";
+			b->for_ms = (long)ms;
+		}
 		return NULL;
 	}
 	if (strcmp(what, "resume") == 0)

@@ -57,15 +57,43 @@ int admin_ref_valid(const char *s);
 cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *account_id,
 		   char *err, size_t errlen);
 
-/* One job: its hash (without the kept descriptor, whose size is given), its task record,
- * the completion events and dead letters that name it. *found = 0 when Redis knows
- * nothing of it (the returned object then says so too). */
+/* What a job is now, as `kie job show` tells it:
+ *   queued     its descriptor waits: in <p>:queue (a producer's, not claimed yet: no job
+ *              hash), in <p>:delayed (retry_wait), or its hash says queued
+ *   in_flight  a runner holds it (a live lease: claimed), createTask runs (creating), or
+ *              its task is polled (polling)
+ *   uncertain  createTask's outcome is unknown; its window has uncertainLeftMs left
+ *   dead       in the dead letters (its hash says so, or only a dead letter is left)
+ *   finished   completed or failed (its hash, or only its event is left)
+ *   unknown    Redis knows nothing of it: never pushed, its records expired, or in the
+ *              part of a long queue not scanned (ADMIN_QUEUE_SCAN_MAX) */
+enum admin_job_status {
+	ADMIN_JOB_UNKNOWN = 0, ADMIN_JOB_QUEUED, ADMIN_JOB_IN_FLIGHT, ADMIN_JOB_UNCERTAIN,
+	ADMIN_JOB_DEAD, ADMIN_JOB_FINISHED,
+};
+const char *admin_job_status_str(enum admin_job_status s);
+
+/* A job without a hash is looked for in at most this many entries of <p>:queue (all of a
+ * shorter queue; else half from the consuming end, half from the newest) and of
+ * <p>:delayed (earliest due first): one read-only script, admin_find_queued.lua (about
+ * 20-80 ms of Redis for 10000 descriptors of 1 KiB). */
+#define ADMIN_QUEUE_SCAN_MAX 10000
+
+/* One job: {"jobId", "state" (the hash's, "unknown" without one), "status"
+ * (admin_job_status_str), "uncertainLeftMs" (uncertain), "queue" (when its descriptor was
+ * looked for: {"in": "queue"|"delayed"|null, "dueAt", "length", "scanned", "delayedSize",
+ * "delayedScanned"}), "now" (Redis's clock, ms), "job" (its hash, without the kept
+ * descriptor, whose size is given), "task" (its task record), "events", "dead" (the
+ * completion events and dead letters that name it)}. *found = 0 when the status is
+ * unknown. */
 cJSON *admin_job_show(struct queue *q, const char *job_id, int *found, char *err, size_t errlen);
 
 /* Dead letters that match f, newest first: {"total": dead letters in <p>:dead,
- * "matched": n kept, "entries": [...]}; with full = 1 each entry also carries its raw
- * descriptor. At most ADMIN_SCAN_MAX entries of <p>:dead are scanned; the scan stops once
- * f->limit entries are kept. */
+ * "matched": how many match f (all of them without a filter), "matchedLowerBound": true
+ * when more than ADMIN_SCAN_MAX entries would have had to be read to count them all,
+ * "shown": the entries returned (after f->offset matches, at most f->limit),
+ * "entries": [...]}; with full = 1 each entry also carries its raw descriptor. At most
+ * ADMIN_SCAN_MAX entries of <p>:dead are read. */
 #define ADMIN_SCAN_MAX 100000
 cJSON *admin_dead_list(struct queue *q, const struct admin_filter *f, int full, char *err,
 		       size_t errlen);
@@ -94,7 +122,7 @@ int admin_parse_duration(const char *s, int64_t *ms);
 
 /* ---- the page's JSON API (worker/web.c): what a request asks, checked ---- */
 
-/* The longest timed pause (the page's forMs, `kie pause --for`): a year. */
+/* The longest timed pause (the page's for and forMs, `kie pause --for`): a year. */
 #define ADMIN_PAUSE_MAX_MS (366LL * 86400 * 1000)
 
 /* The filter fields of a request: type, reason (a class name) and olderThan (a
@@ -115,16 +143,17 @@ int admin_count_arg(const char *name, const char *s, long def, long min, long ma
 struct admin_body {
 	struct admin_filter f;  /* dead/retry, dead/purge: ref, type, reason, olderThan, limit */
 	int all, dry_run, allow_uncertain;
-	long for_ms;            /* pause: forMs, 0 = until lifted */
+	long for_ms;            /* pause: for or forMs in ms, 0 = until lifted */
 	const char *reason;     /* pause: the reason, NULL when absent */
 	char why[120];          /* where a refusal naming a field is written */
 };
 /* Reads the body of action what ("dead/retry", "dead/purge", "pause", "resume") into b
  * (strings point into in). dead/retry and dead/purge: ref (a job id or @REF), all, type, reason,
  * olderThan, limit (1..ADMIN_SCAN_MAX, absent: no limit), dryRun, allowUncertain (retry
- * only); one of ref, all or a filter is required. pause: reason (a string), forMs (a
- * whole number of ms, 1..ADMIN_PAUSE_MAX_MS; absent or null: until lifted); resume: no
- * field. Any other member is refused (a typo read as absent would select more). Returns
+ * only); one of ref, all or a filter is required. pause: reason (a string), for (a
+ * duration as `kie pause --for` takes it, util_parse_duration_ms: "15m", a plain number
+ * of seconds; 1 ms..ADMIN_PAUSE_MAX_MS) or forMs (a whole number of ms, the same bounds;
+ * not both; absent or null: until lifted); resume: no field. Any other member is refused (a typo read as absent would select more). Returns
  * NULL, or a sentence naming the field at fault, static or in b->why (also for an
  * unknown action: *unknown = 1). */
 const char *admin_body_parse(const char *what, const cJSON *in, struct admin_body *b,

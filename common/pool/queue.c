@@ -25,6 +25,8 @@ void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char
 	q->results_max = results_max;
 	q->check_own = 1;
 	q->dead_max = 10000;
+	q->reply_max = 1000;      /* the defaults of KIE_REPLY_MAX and KIE_REPLY_TTL_S */
+	q->reply_ttl_s = 604800;
 }
 
 void queue_key(const struct queue *q, char *out, size_t outlen, const char *suffix)
@@ -469,7 +471,7 @@ int queue_job_uncertain(struct queue *q, const char *raw, size_t len, const char
 
 /* The arguments of emit() that come from the queue. */
 struct event_dest {
-	char results[128], chan[128], max[32], dead_max[32];
+	char results[128], chan[128], max[32], dead_max[32], reply_max[32], reply_ttl[32];
 };
 
 static void event_dest_init(const struct queue *q, struct event_dest *d)
@@ -478,6 +480,8 @@ static void event_dest_init(const struct queue *q, struct event_dest *d)
 	queue_key(q, d->chan, sizeof(d->chan), "events");
 	snprintf(d->max, sizeof(d->max), "%ld", q->results_max);
 	snprintf(d->dead_max, sizeof(d->dead_max), "%ld", q->dead_max);
+	snprintf(d->reply_max, sizeof(d->reply_max), "%ld", q->reply_max);
+	snprintf(d->reply_ttl, sizeof(d->reply_ttl), "%ld", q->reply_ttl_s);
 }
 
 /* Bytes as a JSON string when they are UTF-8 without NULs, else base64 under b64name. */
@@ -573,8 +577,8 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	char ep[32];
 	const char *args[] = {raw, entry, job_id && epoch ? "1" : "0", now, reason, ttl,
 			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max, ep,
-			      q->worker_id};
-	size_t lens[12];
+			      q->worker_id, ed.reply_max, ed.reply_ttl};
+	size_t lens[14];
 	redisReply *rep;
 
 	snprintf(ep, sizeof(ep), "%ld", epoch);
@@ -589,9 +593,9 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
 	lens[0] = len;
-	for (int i = 1; i < 12; i++)
+	for (int i = 1; i < 14; i++)
 		lens[i] = strlen(args[i]);
-	rep = eval(q, &lua_job_dead, reply_to && *reply_to ? 7 : 6, keys, 12, args, lens);
+	rep = eval(q, &lua_job_dead, reply_to && *reply_to ? 7 : 6, keys, 14, args, lens);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2 && reply_skipped)
 		*reply_skipped = 1;
 	free(entry);
@@ -692,8 +696,9 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 			    int create, const char *reason, const char *event_json, int *acted)
 {
 	/* KEYS: job, uncertain, queue, dead, stats, results, [replyTo]. ARGV: jobId, create,
-	 * entry, reason, now, ttl, event, chan, max, dead max. Acts only while the job is
-	 * still uncertain without a task; returns 0 (nothing to do), 1 requeued, 2 dead. */
+	 * entry, reason, now, ttl, event, chan, max, dead max, reply max, reply ttl. Acts only
+	 * while the job is still uncertain without a task; returns 0 (nothing to do), 1
+	 * requeued, 2 dead. */
 	char jkey[300], unc[128], queue[128], dead[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	char *entry = create ? util_strdup("") : dead_entry(q, u->raw ? u->raw : "", u->raw_len,
@@ -701,7 +706,8 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 							     u->attempts, 1);
 	const char *keys[] = {jkey, unc, queue, dead, stats, ed.results, u->reply_to};
 	const char *args[] = {job_id, create ? "1" : "0", entry, reason, now, ttl,
-			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max};
+			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max,
+			      ed.reply_max, ed.reply_ttl};
 	redisReply *rep;
 
 	*acted = 0;
@@ -713,7 +719,7 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	rep = eval(q, &lua_uncertain_resolve, u->reply_to[0] ? 7 : 6, keys, 10, args, NULL);
+	rep = eval(q, &lua_uncertain_resolve, u->reply_to[0] ? 7 : 6, keys, 12, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*acted = (int)rep->integer;
 	free(entry);
@@ -915,7 +921,8 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	struct event_dest ed;
 	const char *keys[6] = {tkey, jkey, ed.results, due, stats, reply_to};
 	const char *args[] = {event_json ? event_json : "", status, now, ed.chan, ed.max,
-			      job_id && *job_id ? "1" : "0", task_id, ttl};
+			      job_id && *job_id ? "1" : "0", task_id, ttl, ed.reply_max,
+			      ed.reply_ttl};
 	redisReply *rep;
 
 	*done = 0;
@@ -926,7 +933,7 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 6 : 5, keys, 8, args, NULL);
+	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 6 : 5, keys, 10, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		*done = rep->integer == 4 ? 2 : rep->integer != 0;
 		if (rep->integer == 3)

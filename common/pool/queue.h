@@ -47,6 +47,8 @@ struct queue {
 	int check_own;
 	unsigned long drops_seen;
 	long dead_max;       /* <p>:dead keeps at most this many entries (KIE_DEAD_MAX) */
+	long reply_max;      /* a replyTo list is trimmed to this many events (KIE_REPLY_MAX) */
+	long reply_ttl_s;    /* and expires this long after each push (KIE_REPLY_TTL_S) */
 	long poll_initial_ms; /* a handed-off task's first poll comes this long after */
 	char err[300];       /* why the last step failed: unreachable, or Redis's error reply */
 	int64_t next_err_log;

@@ -87,85 +87,6 @@ cJSON *metadata_result_fields(const struct kie_result *r, int64_t now_ms)
 	return o;
 }
 
-/* Reads n decimal digits at *p (advancing it) into *out; -1 when one is not a digit. */
-static int digits(const char **p, int n, int *out)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++) {
-		char c = (*p)[i];
-		if (c < '0' || c > '9')
-			return -1;
-		v = v * 10 + (c - '0');
-	}
-	*p += n;
-	*out = v;
-	return 0;
-}
-
-/* Steps over c (either case of a letter) at *p; -1 when it is not there. */
-static int expect(const char **p, char c)
-{
-	if (**p != c && **p != (c | 0x20))
-		return -1;
-	(*p)++;
-	return 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-/* Parses an ISO-8601 timestamp with a zone: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM),
- * years 1970..9999, into epoch milliseconds (fraction digits past the third are dropped).
- * Returns 0, or -1 for anything else (nothing is guessed: no zone, no date-only forms). */
-static int parse_iso8601(const char *s, int64_t *out_ms)
-{
-	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	int y, mo, d, h, mi, sec, ms = 0, oh = 0, om = 0, sign = 0;
-	const char *p = s;
-
-	if (digits(&p, 4, &y) || expect(&p, '-') || digits(&p, 2, &mo) || expect(&p, '-') ||
-	    digits(&p, 2, &d) || expect(&p, 'T') || digits(&p, 2, &h) || expect(&p, ':') ||
-	    digits(&p, 2, &mi) || expect(&p, ':') || digits(&p, 2, &sec))
-		return -1;
-	if (*p == '.') {
-		int n = 0;
-		p++;
-		for (; *p >= '0' && *p <= '9'; p++, n++) {
-			if (n < 3)
-				ms = ms * 10 + (*p - '0');
-		}
-		if (n == 0)
-			return -1;
-		for (; n < 3; n++)
-			ms *= 10;
-	}
-	if (*p == '+' || *p == '-') {
-		sign = *p++ == '-' ? -1 : 1;
-		if (digits(&p, 2, &oh) || (*p == ':' && expect(&p, ':')) || digits(&p, 2, &om) ||
-		    oh > 23 || om > 59)
-			return -1;
-	} else if (expect(&p, 'Z')) {
-		return -1;
-	}
-	if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59)
-		return -1;
-	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	if (d > mdays[mo - 1] + (mo == 2 && leap))
-		return -1;
-	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-		       sign * (oh * 3600 + om * 60);
-	*out_ms = secs * 1000 + ms;
-	return 0;
-}
-
 /* Keeps updatedAt >= createdAt when both parse (see the header). */
 static void clamp_updated_at(cJSON *record)
 {
@@ -173,8 +94,9 @@ static void clamp_updated_at(cJSON *record)
 	const cJSON *u = cJSON_GetObjectItemCaseSensitive(record, "updatedAt");
 	int64_t created, updated;
 
-	if (!cJSON_IsString(c) || !cJSON_IsString(u) || parse_iso8601(c->valuestring, &created) ||
-	    parse_iso8601(u->valuestring, &updated) || updated >= created)
+	if (!cJSON_IsString(c) || !cJSON_IsString(u) ||
+	    util_parse_iso8601(c->valuestring, &created) ||
+	    util_parse_iso8601(u->valuestring, &updated) || updated >= created)
 		return;
 	char ts[UTIL_ISO8601_SIZE];
 	util_iso8601(created, ts);

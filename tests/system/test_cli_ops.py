@@ -19,7 +19,15 @@ def desc(job_id, type_="raw", max_attempts=1, prompt="a red coat"):
 def kie_json(args, env, code=0):
     p = run_kie(args + ["--json"], env)
     assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout.count("\n") <= 1, p.stdout  # one compact object
     return json.loads(p.stdout) if p.stdout.strip() else None
+
+
+def kie_jsonl(args, env):
+    """A list command's --json: JSON Lines, one entry a line; its counts on stderr."""
+    p = run_kie(args + ["--json"], env)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    return [json.loads(ln) for ln in p.stdout.splitlines()], p.stderr
 
 
 def dead_jobs(r):
@@ -70,14 +78,13 @@ def test_dead_retry_of_a_filtered_set_under_concurrent_workers(
         r.lpush("kie:queue", desc(j, prompt="fresh"))
 
     # list with filters
-    lst = kie_json(["dead", "list", "--reason", "attempts_exhausted", "--type", "raw",
-                    "--limit", "100"], env)
-    assert lst["matched"] == 30
-    assert {e["jobId"] for e in lst["entries"]} == set(raw_ids)
-    assert all(e["reasonClass"] == "attempts_exhausted" and e["retryable"]
-               for e in lst["entries"])
-    inv = kie_json(["dead", "list", "--reason", "invalid"], env)
-    assert [e["jobId"] for e in inv["entries"]] == ["bad-1"]
+    lst, counts = kie_jsonl(["dead", "list", "--reason", "attempts_exhausted", "--type", "raw",
+                             "--limit", "100"], env)
+    assert counts.startswith("30 shown of 30 matching"), counts
+    assert {e["jobId"] for e in lst} == set(raw_ids)
+    assert all(e["reasonClass"] == "attempts_exhausted" and e["retryable"] for e in lst)
+    inv, _ = kie_jsonl(["dead", "list", "--reason", "invalid"], env)
+    assert [e["jobId"] for e in inv] == ["bad-1"]
 
     # --dry-run changes nothing
     snap = (r.lrange("kie:dead", 0, -1), {j: r.hgetall(f"kie:job:{j}") for j in raw_ids})
@@ -222,10 +229,10 @@ def test_stats_job_show_dead_show_purge_pause(workers, redis_server, r, fake_kie
     assert j["state"] == "completed"
     assert j["job"]["taskId"] and j["task"]["jobId"] == "s-1"
     assert [e["event"] for e in j["events"]] == ["job.completed"]
-    q = kie_json(["job", "show", "q-0"], env, code=9)
-    assert q["state"] == "unknown"
+    q = kie_json(["job", "show", "q-0"], env)  # in the queue: no job hash yet
+    assert q["state"] == "unknown" and q["status"] == "queued" and q["queue"]["in"] == "queue"
     p = run_kie(["job", "show", "no-such"], env)
-    assert p.returncode == 9 and "no job no-such" in p.stderr
+    assert p.returncode == 9 and "unknown job no-such" in p.stderr
 
     p = run_kie(["resume"], env)
     assert p.returncode == 0
@@ -250,8 +257,8 @@ def test_stats_job_show_dead_show_purge_pause(workers, redis_server, r, fake_kie
     out = kie_json(["dead", "purge", "--all", "--dry-run"], env)
     assert out["selected"] == 3 and out["done"] == 3
     assert r.lrange("kie:dead", 0, -1) == before
-    recent = kie_json(["dead", "list", "--older-than", "3650d"], env)
-    assert recent["matched"] == 0
+    recent, counts = kie_jsonl(["dead", "list", "--older-than", "3650d"], env)
+    assert recent == [] and counts.startswith("0 shown of 0 matching (of 3 dead letters)")
     ref = show["ref"]
     out = kie_json(["dead", "purge", "@" + ref[:10]], env)
     assert out["done"] == 1 and out["results"][0]["jobId"] == "d-1"

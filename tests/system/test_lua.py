@@ -268,7 +268,7 @@ def test_finalize_once(r):
     ps.get_message(timeout=1)
     ev = json.dumps({"jobId": "j1", "status": "completed"})
     reply = f"{P}:replies:u1"
-    args = [ev, "completed", 777, f"{P}:events", 100, "1", "t1", 60]
+    args = [ev, "completed", 777, f"{P}:events", 100, "1", "t1", 60, 1000, 3600]
     assert run(r, "finalize", finalize_keys(reply=reply), args) == 1
     assert r.lrange(f"{P}:results", 0, -1) == [ev.encode()]
     assert r.lrange(reply, 0, -1) == [ev.encode()]
@@ -334,6 +334,52 @@ def test_retry_and_dead(r):
                                    0, "c#0"])
     assert r.lrange(f"{P}:dead", 0, -1) == [b"e2", b"e1"]
     assert r.hget(f"{P}:stats", "dead_dropped") == b"2"
+
+
+def test_reply_lists_are_capped_and_expire(r):
+    """Issue 17: a replyTo list was never trimmed nor expired. Each script that pushes an
+    event there keeps the newest KIE_REPLY_MAX and sets KIE_REPLY_TTL_S again."""
+    reply = f"{P}:replies:capped"
+    for i in range(3):  # finalize.lua: ARGV[9] max, ARGV[10] TTL
+        r.hset(f"{P}:task:f{i}", "jobId", f"jf{i}")
+        assert run(r, "finalize", finalize_keys(f"f{i}", f"jf{i}", reply),
+                   [f"f{i}", "completed", 1, f"{P}:events", 100, "1", f"f{i}", 60, 2,
+                    100 + i]) == 1
+    assert r.lrange(reply, 0, -1) == [b"f2", b"f1"] and 100 < r.ttl(reply) <= 102
+    # job_dead.lua: ARGV[13] max, ARGV[14] TTL
+    raw, proc = b'{"v":1,"id":"jd"}', f"{P}:processing:c#0"
+    r.lpush(proc, raw)
+    r.hset(f"{P}:job:jd", mapping={"owner": "c#0", "epoch": 1})
+    dkeys = [proc, f"{P}:dead", f"{P}:job:jd", f"{P}:recoveries", f"{P}:stats",
+             f"{P}:results", reply]
+    assert run(r, "job_dead", dkeys, [raw, "{}", "1", 1, "x", 60, "d", f"{P}:events", 100,
+                                      100, 1, "c#0", 2, 500]) == 1
+    assert r.lrange(reply, 0, -1) == [b"d", b"f2"] and 400 < r.ttl(reply) <= 500
+    # uncertain_resolve.lua: ARGV[11] max, ARGV[12] TTL
+    r.hset(f"{P}:job:ju", mapping={"state": "uncertain", "raw": raw})
+    r.zadd(f"{P}:uncertain", {"ju": 1})
+    assert run(r, "uncertain_resolve", resolve_keys("ju") + [reply],
+               ["ju", "0", "{}", "why", 5, 60, "u", f"{P}:events", 100, 100, 1, 7000]) == 2
+    assert r.lrange(reply, 0, -1) == [b"u"] and 6000 < r.ttl(reply) <= 7000
+
+
+def test_admin_find_queued_reads_both_ends_of_a_long_queue(r):
+    """kie job show of a job with no hash yet (issue 17): found in the queue or the delayed
+    set by its decoded id, within the bound: all of a short queue, else half from each end."""
+    q, d = f"{P}:queue", f"{P}:delayed"
+    for i in range(7):  # s-0 is the next to be claimed, s-6 the newest
+        r.lpush(q, json.dumps({"v": 1, "id": f"s-{i}", "type": "raw"}))
+    r.lpush(q, '{"v":1,"id":"s-10x"}')  # holds the bytes of s-1, is not s-1
+    r.zadd(d, {'{"v":1, "id" : "d-1"}': 1234})
+    find = lambda job, cap: run(r, "admin_find_queued", [q, d], [job, cap])  # noqa: E731
+    assert find("s-3", 100) == [b"queue", b"", 8, 4, 1, 0]
+    assert find("s-1", 100) == [b"queue", b"", 8, 2, 1, 0]
+    assert find("d-1", 100) == [b"delayed", b"1234", 8, 8, 1, 1]
+    assert find("nope", 100) == [b"", b"", 8, 8, 1, 1]
+    # a cap of 4: s-0, s-1 from the consuming end, s-10x, s-6 from the newest; s-3 is not read
+    assert find("s-6", 4)[:4] == [b"queue", b"", 8, 4]
+    assert find("s-1", 4)[:4] == [b"queue", b"", 8, 2]
+    assert find("s-3", 4) == [b"", b"", 8, 4, 1, 1]
 
 
 def test_limiter_acquire(r):

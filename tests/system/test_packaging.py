@@ -44,6 +44,7 @@ INSTALLED = {  # path under DESTDIR (PREFIX=/usr) -> mode
     "usr/share/man/man1/kie-worker.1": 0o644,
     "usr/lib/systemd/system/kie-worker@.service": 0o644,
     "usr/share/doc/kie-worker/examples/kie-worker.env.example": 0o644,
+    "usr/share/doc/kie-worker/LICENSE": 0o644,
 }
 
 

@@ -41,10 +41,13 @@ CLI_BAD_COUNTS = [
     (["dead", "list", "--limit", " 5"], "--limit"),
     (["dead", "list", "--offset", "-1"], "--offset"),
     (["dead", "purge", "--all", "--limit", "0.5"], "--limit"),
-    (["pause", "--for", "0.5"], "--for"),
+    (["pause", "--for", "0.5"], "--for"),  # a duration (issue 17): its own sentence
     (["pause", "--for", " 500"], "--for"),
     (["pause", "--for", "+500"], "--for"),
     (["pause", "--for", "99999999999999"], "--for"),
+    (["pause", "--for", "nan"], "--for"),
+    (["pause", "--for", "-5m"], "--for"),
+    (["pause", "--for", "367d"], "--for"),
     (["wait", "task-1", "--attempts", "1.5"], "--attempts"),
     (["wait", "task-1", "--interval-ms", "99999999999"], "--interval-ms"),
 ]
@@ -56,7 +59,8 @@ def test_cli_counts_refuse_fractions_spaces_and_overflow(redis_server, r):
     for args, option in CLI_BAD_COUNTS:
         p = run_kie(args, env)
         assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
-        assert option + " must be a whole number" in p.stderr, p.stderr
+        must = " must be a duration" if option == "--for" else " must be a whole number"
+        assert option + must in p.stderr, p.stderr
         assert r.llen("kie:dead") == 3 and r.get("kie:pause") is None, args
 
 

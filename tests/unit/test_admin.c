@@ -134,7 +134,18 @@ static void page_bodies_are_checked(void **state)
 	/* a typo is not "absent": it would purge every raw job, whatever its age */
 	BODY_REFUSED("dead/purge", "{\"type\":\"raw\",\"olderthan\":\"7d\"}",
 		     "unknown field \"olderthan\"");
-	BODY_REFUSED("pause", "{\"for\":60000}", "unknown field \"for\"");
+	BODY_REFUSED("pause", "{\"forms\":60000}", "unknown field \"forms\"");
+	/* issue 17: "for" is a duration as `kie pause --for` takes it, a string; a number is
+	 * refused, not read as milliseconds or seconds */
+	BODY_REFUSED("pause", "{\"for\":60000}", "for must be a non-empty string");
+	BODY_REFUSED("pause", "{\"for\":\"nan\"}", "for must be a duration");
+	BODY_REFUSED("pause", "{\"for\":\"1.5h\"}", "for must be a duration");
+	BODY_REFUSED("pause", "{\"for\":\"-5m\"}", "for must be a duration");
+	BODY_REFUSED("pause", "{\"for\":\"0\"}", "for must be a duration");
+	BODY_REFUSED("pause", "{\"for\":\"367d\"}", "for must be a duration");
+	BODY_REFUSED("pause", "{\"for\":\"99999999999999999999s\"}", "for must be a duration");
+	BODY_REFUSED("pause", "{\"for\":\"\"}", "for must be a non-empty string");
+	BODY_REFUSED("pause", "{\"for\":\"1m\",\"forMs\":60000}", "not both");
 	BODY_REFUSED("resume", "{\"now\":true}", "unknown field \"now\"");
 	/* accepted, read as meant */
 	assert_null(body("dead/purge", "{\"olderThan\":\"7d\",\"limit\":10,\"dryRun\":true}", &b));
@@ -151,6 +162,14 @@ static void page_bodies_are_checked(void **state)
 	assert_int_equal(b.for_ms, 1500);
 	assert_null(body("pause", "{\"forMs\":1.5e3}", &b));
 	assert_int_equal(b.for_ms, 1500);
+	assert_null(body("pause", "{\"for\":\"15m\"}", &b));
+	assert_int_equal(b.for_ms, 900000);
+	assert_null(body("pause", "{\"for\":\"90\"}", &b)); /* a plain number: seconds */
+	assert_int_equal(b.for_ms, 90000);
+	assert_null(body("pause", "{\"for\":\"500ms\",\"reason\":\"x\"}", &b));
+	assert_int_equal(b.for_ms, 500);
+	assert_null(body("pause", "{\"for\":null}", &b));
+	assert_int_equal(b.for_ms, 0);
 	assert_null(body("pause", "{}", &b));
 	assert_int_equal(b.for_ms, 0);
 	assert_null(body("resume", "{}", &b));

@@ -166,6 +166,60 @@ static void s3_error_sentences_stay_utf8(void **state)
 	assert_string_equal(err, "S3 PUT k: HTTP 502 error");
 }
 
+/* Issue 17: one ISO-8601 reader (strptime + timegm) where metadata.c and admin.c each had
+ * their own date arithmetic: the forms they took, the impossible dates they refused, and
+ * the edges strptime alone would let through (spaces, short fields, a bare +HH). */
+static void iso8601_reads_the_forms_written_and_refuses_impossible_dates(void **state)
+{
+	static const struct { const char *in; int64_t ms; } ok[] = {
+		{"1970-01-01T00:00:00.000Z", 0},
+		{"2023-11-14T22:13:20.000Z", 1700000000000LL},
+		{"2023-11-14T22:13:20Z", 1700000000000LL},
+		{"2023-11-14t22:13:20z", 1700000000000LL},          /* RFC 3339 allows either case */
+		{"2023-11-14T22:13:20.5Z", 1700000000500LL},
+		{"2023-11-14T22:13:20.123456Z", 1700000000123LL},   /* past the third: dropped */
+		{"2023-11-14T23:13:20+01:00", 1700000000000LL},
+		{"2023-11-14T23:13:20+0100", 1700000000000LL},
+		{"2023-11-14T17:43:20.250-04:30", 1700000000250LL},
+		{"2024-02-29T12:00:00Z", 1709208000000LL},          /* a leap day */
+		{"2000-02-29T00:00:00Z", 951782400000LL},           /* 2000 is a leap year */
+		{"9999-12-31T23:59:59.999Z", 253402300799999LL},
+	};
+	static const char *const bad[] = {
+		"", "yesterday", "2023-11-14", "2023-11-14T22:13:20",  /* no zone: nothing guessed */
+		"2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z",      /* not leap years */
+		"2023-04-31T00:00:00Z", "2023-13-01T00:00:00Z", "2023-00-10T00:00:00Z",
+		"2023-01-00T00:00:00Z", "2023-01-01T24:00:00Z", "2023-01-01T23:60:00Z",
+		"2023-01-01T23:59:60Z",                              /* strptime's %S takes 60 */
+		"1969-12-31T23:59:59.999Z", "2023-13-40T99:00:00Z",
+		" 2023-11-14T22:13:20Z", "2023-1-14T22:13:20Z", "2023-11-14 22:13:20Z",
+		"2023-11-14T22:13:20.Z", "2023-11-14T22:13:20.000Zjunk", "2023-11-14T22:13:20+01",
+		"2023-11-14T22:13:20+24:00", "2023-11-14T22:13:20+01:60", "2023-11-14T22:13:20+1:00",
+		"2023-11-14T22:13:20+01:00:00", "+2023-11-14T22:13:20Z", "20231-11-14T22:13:20Z",
+	};
+	int64_t ms;
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ms = -1;
+		if (util_parse_iso8601(ok[i].in, &ms) != 0 || ms != ok[i].ms)
+			fail_msg("\"%s\": got %lld, want %lld", ok[i].in, (long long)ms,
+				 (long long)ok[i].ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ms = 7;
+		if (util_parse_iso8601(bad[i], &ms) != -1 || ms != 7)
+			fail_msg("\"%s\" was read as %lld", bad[i], (long long)ms);
+	}
+	assert_int_equal(util_parse_iso8601(NULL, &ms), -1);
+	/* what util_iso8601 (strftime) writes reads back the same, to the millisecond */
+	for (int64_t t = 0; t < 253402300800000LL; t += 7777777777777LL) {
+		char ts[UTIL_ISO8601_SIZE];
+		util_iso8601(t, ts);
+		assert_int_equal(util_parse_iso8601(ts, &ms), 0);
+		assert_int_equal(ms, t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +229,7 @@ int main(void)
 		cmocka_unit_test(fix_end_drops_a_cut_character),
 		cmocka_unit_test(text_shown_cuts_at_characters_and_hides_controls),
 		cmocka_unit_test(s3_error_sentences_stay_utf8),
+		cmocka_unit_test(iso8601_reads_the_forms_written_and_refuses_impossible_dates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

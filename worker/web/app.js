@@ -126,7 +126,10 @@ async function act(what, ref, jobId) {
 }
 
 function renderDead(d, actions) {
-  $('dead-count').textContent = '(' + d.matched + ' shown of ' + d.total + ')';
+  const filtered = $('f-type').value || $('f-reason').value || $('f-older').value;
+  $('dead-count').textContent = '(' + d.shown + ' shown of ' +
+    (filtered ? (d.matchedLowerBound ? 'at least ' : '') + d.matched + ' matching, of ' : '') +
+    d.total + ')';
   const key = JSON.stringify([actions, (d.entries || []).map(e => e.ref)]);
   if (key === shownDead) { // same rows: only their ages move
     const rows = $('dead').tBodies[0].rows;
@@ -217,8 +220,12 @@ function init() {
   $('btn-pause').addEventListener('click', async () => {
     if (!token) { say('Paste the operator token first.', true); return; }
     try {
-      await post('pause', { reason: $('pause-why').value || 'paused from the operator page' });
-      say('The pool is paused: runners take no new jobs; tasks already created are still collected.');
+      const body = { reason: $('pause-why').value || 'paused from the operator page' };
+      const dur = $('pause-for').value.trim();
+      if (dur) body.for = dur; // the worker reads it as `kie pause --for` does
+      await post('pause', body);
+      say('The pool is paused' + (dur ? ' for ' + dur : ' until resumed') +
+          ': runners take no new jobs; tasks already created are still collected.');
       refresh();
     } catch (e) { say('pause failed: ' + e.message, true); }
   });

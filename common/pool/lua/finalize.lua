@@ -20,8 +20,16 @@
 -- ARGV[6] '1' update the job hash, '0' not
 -- ARGV[7] taskId
 -- ARGV[8] TTL of finished task and job hashes (s)
+-- ARGV[9] KIE_REPLY_MAX: the replyTo list keeps at most this many events
+-- ARGV[10] KIE_REPLY_TTL_S: and expires this long after each push
 -- Returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped, 4
 -- finalized now without an event: the job is dead.
+
+-- the event into the job's replyTo list, capped and expiring: nobody else trims it
+local function reply_push(key, ev, max, ttl)
+  if redis.call('LPUSH', key, ev) > max then redis.call('LTRIM', key, 0, max - 1) end
+  redis.call('EXPIRE', key, ttl)
+end
 local function keytype_ok(k, want)
   local t = redis.call('TYPE', k)['ok']
   return t == want or t == 'none', t
@@ -57,7 +65,7 @@ if ARGV[1] ~= '' then
   if redis.call('LPUSH', KEYS[3], ARGV[1]) > max then
     redis.call('LTRIM', KEYS[3], 0, max - 1)
   end
-  if reply then redis.call('LPUSH', reply, ARGV[1]) end
+  if reply then reply_push(reply, ARGV[1], tonumber(ARGV[9]), ARGV[10]) end
   redis.call('PUBLISH', ARGV[4], ARGV[1])
   redis.call('HINCRBY', KEYS[5], ARGV[2], 1)
 else

@@ -22,8 +22,16 @@
 -- ARGV[10] KIE_DEAD_MAX
 -- ARGV[11] epoch of the claim ('0': no ownership check)
 -- ARGV[12] consumer id
+-- ARGV[13] KIE_REPLY_MAX: the replyTo list keeps at most this many events
+-- ARGV[14] KIE_REPLY_TTL_S: and expires this long after each push
 -- Returns 1 done, 2 done but replyTo skipped, 0 the copy was not held any more, -1 the
 -- copy was released but the job is another consumer's (fenced): no entry.
+
+-- the event into the job's replyTo list, capped and expiring: nobody else trims it
+local function reply_push(key, ev, max, ttl)
+  if redis.call('LPUSH', key, ev) > max then redis.call('LTRIM', key, 0, max - 1) end
+  redis.call('EXPIRE', key, ttl)
+end
 local function keytype_ok(k, want)
   local t = redis.call('TYPE', k)['ok']
   return t == want or t == 'none', t
@@ -58,7 +66,7 @@ if ARGV[7] ~= '' then
   if redis.call('LPUSH', KEYS[6], ARGV[7]) > rmax then
     redis.call('LTRIM', KEYS[6], 0, rmax - 1)
   end
-  if reply then redis.call('LPUSH', reply, ARGV[7]) end
+  if reply then reply_push(reply, ARGV[7], tonumber(ARGV[13]), ARGV[14]) end
   redis.call('PUBLISH', ARGV[8], ARGV[7])
 end
 return 1 + skipped

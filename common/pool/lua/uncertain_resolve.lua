@@ -19,7 +19,15 @@
 -- ARGV[8] the events channel (<p>:events; a channel, not a key)
 -- ARGV[9] KIE_RESULTS_MAX
 -- ARGV[10] KIE_DEAD_MAX
+-- ARGV[11] KIE_REPLY_MAX: the replyTo list keeps at most this many events
+-- ARGV[12] KIE_REPLY_TTL_S: and expires this long after each push
 -- Returns 0 nothing to do (it just leaves KEYS[2]), 1 requeued, 2 dead.
+
+-- the event into the job's replyTo list, capped and expiring: nobody else trims it
+local function reply_push(key, ev, max, ttl)
+  if redis.call('LPUSH', key, ev) > max then redis.call('LTRIM', key, 0, max - 1) end
+  redis.call('EXPIRE', key, ttl)
+end
 local function keytype_ok(k, want)
   local t = redis.call('TYPE', k)['ok']
   return t == want or t == 'none', t
@@ -54,6 +62,6 @@ local rmax = tonumber(ARGV[9])
 if redis.call('LPUSH', KEYS[6], ARGV[7]) > rmax then
   redis.call('LTRIM', KEYS[6], 0, rmax - 1)
 end
-if reply then redis.call('LPUSH', reply, ARGV[7]) end
+if reply then reply_push(reply, ARGV[7], tonumber(ARGV[11]), ARGV[12]) end
 redis.call('PUBLISH', ARGV[8], ARGV[7])
 return 2
