@@ -239,7 +239,8 @@ def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None):
                "events": len(events), "event_ids": len({e["jobId"] for e in events}),
                "completed": sum(e["status"] == "completed" for e in events),
                "exit": exit_code, "log": logpath,
-               "commandstats": {k[len("cmdstat_"):]: v["calls"] for k, v in cmdstats.items()}}
+               "commandstats": {k[len("cmdstat_"):]: v["calls"] for k, v in cmdstats.items()},
+               "commandusec": {k[len("cmdstat_"):]: v["usec"] for k, v in cmdstats.items()}}
         if mon:
             out.update(client_cmds=mon.client, script_cmds=mon.script)
         bad = [k for k in ("creates", "s3_objects", "events", "event_ids", "completed")
@@ -366,26 +367,16 @@ def main():
         print(row(o))
     if a.commandstats:
         names = sorted({c for o in results for c in o["commandstats"]},
-                       key=lambda c: -max(o["commandstats"].get(c, 0) / o["jobs"]
+                       key=lambda c: -max(o["commandusec"].get(c, 0) / o["jobs"]
                                           for o in results))
-        print("\nINFO commandstats, calls per job (script calls and the commands inside "
-              "scripts alike; the bench's own LLEN and INFO included):\n")
-        print("| command | " + " | ".join(o["system"] for o in results) + " |")
-        print("|---|" + "---|" * len(results))
+        print("\nINFO commandstats per job: calls, and Redis's µs in them (a script's µs "
+              "include the commands it ran, which are also counted on their own lines):\n")
+        print("| command | " + " | ".join(o["system"] + " calls | µs" for o in results) + " |")
+        print("|---|" + "---|---|" * len(results))
         for c in names:
-            print(f"| {c} | " + " | ".join(f"{o['commandstats'].get(c, 0) / o['jobs']:.2f}"
-                                          for o in results) + " |")
-    if trips:
-        print("\nRedis commands per job, told apart with MONITOR "
-              f"({a.round_trips} jobs per system, not timed):\n")
-        print("| system | sent by the worker (round trips, pipelined or not) / job | "
-              "run inside Lua scripts / job | all / job |")
-        print("|---|---|---|---|")
-        for o in trips:
-            n = o["jobs"]
-            print(f"| {o['system']} | {o['client_cmds'] / n:.1f} | {o['script_cmds'] / n:.1f} | "
-                  f"{(o['client_cmds'] + o['script_cmds']) / n:.1f} |")
-    return 0
+            print(f"| {c} | " + " | ".join(
+                f"{o['commandstats'].get(c, 0) / o['jobs']:.2f} | "
+                f"{o['commandusec'].get(c, 0) / o['jobs']:.1f}" for o in results) + " |")
 
 
 if __name__ == "__main__":
