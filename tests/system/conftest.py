@@ -300,7 +300,11 @@ class Worker:
         "KIE_HEARTBEAT_TTL_MS": 1500, "KIE_RECOVERY_INTERVAL_MS": 300,
         "KIE_RETRY_BASE_MS": 100, "KIE_SHUTDOWN_GRACE_MS": 10000,
         "KIE_WORKER_CONCURRENCY": 4, "KIE_WORKER_POLLERS": 2,
-        "KIE_HTTP_TIMEOUT_MS": 5000,  # also bounds a dead poller's lease (+5 s)
+        # a poll's lease is the HTTP timeout + 5 s + the copy timeout + the HTTP timeout:
+        # the task of a poller that died (or whose reply a Redis restart lost) waits 20 s
+        # at these, not 75 s at the 60-s default copy timeout; the fakes answer and serve
+        # files within milliseconds
+        "KIE_HTTP_TIMEOUT_MS": 5000, "KIE_COPY_TIMEOUT_MS": 5000,
         # the account's limits (KIE's 20 per 10 s, 10 recordInfo/s) are the defaults; tests
         # that are not about them lift them, the limiter tests set them back
         "KIE_CREATE_LIMIT": 100000, "KIE_CREATE_WINDOW_MS": 1000, "KIE_POLL_RATE": 10000,

@@ -112,9 +112,9 @@ def test_kill9_twenty_times_with_callbacks(redis_server, r, tmpdir_path, workers
         port = free_port()
         cb = f"http://127.0.0.1:{port}/api/kie/callback"
         # a killed poller's task waits out its lease (HTTP + copy timeouts + 5 s): short
-        # timeouts keep the run's tail short
+        # timeouts keep the run's tail short (11 s; 2 s is 13 times the fake's latency)
         fast = dict(KIE_UNCERTAIN_WINDOW_MS=8000, KIE_LOG_LEVEL="warn", KIE_WORKER_POLLERS=3,
-                    KIE_HTTP_TIMEOUT_MS=3000, KIE_COPY_TIMEOUT_MS=3000)
+                    KIE_HTTP_TIMEOUT_MS=2000, KIE_COPY_TIMEOUT_MS=2000)
         opts = dict(KIE_WORKER_CONCURRENCY=4, KIE_MAX_RECOVERIES=50, KIE_CALLBACK_URL=cb,
                     KIE_WEBHOOK_HMAC_KEY=HMAC_KEY, **fast)
         stable = endpoint_worker(workers, redis_server.url, fake.url, port,

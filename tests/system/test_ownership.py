@@ -193,13 +193,17 @@ def test_redis_gone_longer_than_any_ttl_then_back_with_its_data(tmpdir_path, fak
     try:
         r = srv.client()
         fake_kie.config(latency_ms=800, task_ms=500)
-        ws = [workers(srv.url, fake_kie.url, KIE_WORKER_CONCURRENCY=4) for _ in range(3)]
+        # a poll whose reply was lost with Redis is taken again when its lease ends (HTTP +
+        # copy timeouts + HTTP + 5 s: 20 s at the fixtures' settings, 12 s here; 3 s is
+        # still four times the fake's latency)
+        ws = [workers(srv.url, fake_kie.url, KIE_WORKER_CONCURRENCY=4,
+                      KIE_HTTP_TIMEOUT_MS=3000, KIE_COPY_TIMEOUT_MS=1000) for _ in range(3)]
         ids = [f"gone-{i}" for i in range(40)]
         for i in ids:
             r.lpush(f"{PREFIX}:queue", job(i))
         wait_for(lambda: fake_kie.stats()["creates_total"] >= 8, 30, what="work in flight")
         srv.stop()
-        time.sleep(4.0)
+        time.sleep(4.0)  # Redis gone longer than the heartbeat TTL (1.5 s): the subject
         srv.start()
         r = srv.client()
         evs = wait_events(r, len(ids), timeout=120)
