@@ -136,7 +136,7 @@ def test_slow_headers_from_four_addresses_do_not_wedge_the_endpoint(redis_server
             status, t = timed(port, timeout=1)
             took.append(round(t, 3))
             assert status == 200
-            time.sleep(0.5)
+            time.sleep(0.5)  # the probes spread over the attack's rounds (the subject)
         evs = wait_for(lambda: [e for e in events(r) if e["jobId"] == "slow-1"], 40,
                        what="the job completed")
         stats = fake.stats()

@@ -180,7 +180,8 @@ def test_app_pushed_callback_is_confirmed_before_it_is_trusted(redis_server, r, 
         r.delete(f"{PREFIX}:uncertain")
         return
     task_id = next(iter(tasks))
-    time.sleep(0.5)
+    wait_for(lambda: fake_kie.stats(brief=False)["tasks"][task_id]["state"] == "success", 10,
+             what="the task finished at KIE")
     forged = {"code": 200, "msg": "success", "data": {
         "taskId": task_id, "state": "success",
         "resultJson": json.dumps({"resultUrls": ["https://evil.example.com/x.png"]})}}
@@ -209,7 +210,7 @@ def test_app_pushed_callback_is_confirmed_before_it_is_trusted(redis_server, r, 
     assert not r.hexists(f"{PREFIX}:job:someone-else", "taskId")
     assert not r.exists(f"{PREFIX}:task:{other}")
     assert r.hget(f"{PREFIX}:stats", "callbacks_unowned") == "1"
-    time.sleep(0.3)
+    time.sleep(0.3)  # no event follows the refusal (a poll would bring one within this)
     assert len(events(r)) == 1
     assert fake_kie.stats()["creates_by_job"] == {"app-1": 1, "app-2": 1}
 
@@ -241,6 +242,8 @@ def test_duplicate_and_late_callbacks_are_no_ops(redis_server, r, tmpdir_path, w
             with urllib.request.urlopen(req, timeout=10) as resp:
                 assert resp.status == 200
         wait_for(lambda: r.llen(f"{PREFIX}:callbacks") == 0, 20, what="callbacks consumed")
+        # no second event: a poll handed the task by a consumed entry would bring one
+        # within KIE_POLL_MAX_MS (500 ms)
         time.sleep(0.5)
         assert len(events(r)) == 1 and events(r)[0]["resultUrls"] == ev["resultUrls"]
         assert fake.stats()["creates_total"] == 1

@@ -51,7 +51,7 @@ def test_same_id_pushed_twice_at_random_gaps_pays_once(redis_server, r, fake_kie
     wait_for(lambda: r.llen(f"{PREFIX}:queue") == 0 and
              all(r.llen(k) == 0 for k in r.keys(f"{PREFIX}:processing:*")), 30,
              what="every copy handled")
-    time.sleep(0.5)
+    time.sleep(0.5)  # no late event: a poll would bring one within KIE_POLL_MAX_MS
     assert sorted(e["jobId"] for e in events(r)) == sorted(ids)
     assert all(e["status"] == "completed" for e in evs)
     assert_one_task_per_job(fake_kie, ids)
@@ -295,7 +295,7 @@ def test_fixed_worker_id_restarted_with_fewer_runners_loses_no_job(redis_server,
     workers(redis_server.url, fake_kie.url, KIE_WORKER_ID="fixed", KIE_WORKER_CONCURRENCY=1,
             KIE_ACCOUNT_PREFIX="kie:account-after-restart")
     evs = wait_events(r, 5, timeout=45)
-    time.sleep(0.5)
+    time.sleep(0.5)  # no sixth event: a poll would bring one within KIE_POLL_MAX_MS
     assert sorted(e["jobId"] for e in events(r)) == ids
     assert all(e["status"] == "completed" for e in evs)
     assert_one_task_per_job(fake_kie, ids)

@@ -352,7 +352,9 @@ def test_out_of_credits_pauses_the_pool_and_burns_nothing(redis_server, r, fake_
     # the pause holds while the balance is 0: probes, no more createTask calls
     wait_for(lambda: "the balance is 0" in w.log(), 10, what="a credit probe")
     refused = fake_kie.stats()["creates_refused_402"]
-    time.sleep(1.0)
+    probes = w.log().count("the balance is 0")
+    wait_for(lambda: w.log().count("the balance is 0") >= probes + 2, 10,
+             what="two more credit probes")
     assert fake_kie.stats()["creates_refused_402"] == refused <= 4
     assert r.llen(f"{PREFIX}:dead") == 0  # account errors never burn the queue
     fake_kie.config(credits=100)  # the next probe lifts the pause by itself
