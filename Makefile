@@ -122,7 +122,8 @@ $(B)/tests/%: tests/unit/%.c $(B)/libkie.a | $(B)/gen/lua_scripts.h
 
 # `make test`: installs what is missing, builds sanitized, runs unit tests, an 8 s fuzz run
 # of each fuzz target, then system tests. The builds and the fuzz runs use every core
-# (JOBS), the system tests PYTEST_WORKERS processes (docs/testing.md).
+# (JOBS), the system tests PYTEST_WORKERS processes (6 on 2 cores: they mostly wait;
+# docs/testing.md has the times measured at 2 to 8).
 JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_WORKERS ?= 6
 test: deps check-includes
