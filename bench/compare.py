@@ -75,12 +75,20 @@ def ensure_node_modules():
     if not shutil.which("node") or not shutil.which("npm"):
         raise BenchError("node and npm are needed for the BullMQ side "
                          "(Debian: apt-get install nodejs npm)")
-    if os.path.isdir(os.path.join(BULLMQ_DIR, "node_modules", "bullmq")):
-        return
-    p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BULLMQ_DIR,
-                       capture_output=True, text=True, timeout=600)
-    if p.returncode != 0:
-        raise BenchError(f"npm ci in bench/bullmq failed:\n{p.stderr[-2000:]}")
+    import fcntl
+    # one npm ci at a time: the system tests run in parallel, and several may get here at
+    # once on a fresh clone (an flock on the directory itself, released on any exit)
+    fd = os.open(BULLMQ_DIR, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.path.isdir(os.path.join(BULLMQ_DIR, "node_modules", "bullmq")):
+            return
+        p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BULLMQ_DIR,
+                           capture_output=True, text=True, timeout=600)
+        if p.returncode != 0:
+            raise BenchError(f"npm ci in bench/bullmq failed:\n{p.stderr[-2000:]}")
+    finally:
+        os.close(fd)
 
 
 class Monitor(threading.Thread):

@@ -26,14 +26,26 @@ wait_port_file() { # file, what
 }
 
 if [ -z "${REDIS_URL:-}" ]; then
-	port=$(free_port)
-	redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
-		--logfile "$TMP/redis.log" &
-	PIDS="$PIDS $!"
-	i=0
-	until redis-cli -p "$port" ping >/dev/null 2>&1; do
-		i=$((i+1)); [ $i -gt 200 ] && { echo "demo: redis-server did not start" >&2; exit 1; }
-		sleep 0.05
+	# another program may take the free port before redis-server binds it (tests run in
+	# parallel): then redis-server exits, and another port is tried
+	tries=0
+	while :; do
+		port=$(free_port)
+		redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+			--dir "$TMP" --logfile "$TMP/redis.log" &
+		rpid=$!
+		i=0
+		until redis-cli -p "$port" ping >/dev/null 2>&1; do
+			kill -0 "$rpid" 2>/dev/null || break
+			i=$((i+1)); [ $i -gt 200 ] && { echo "demo: redis-server did not start" >&2; exit 1; }
+			sleep 0.05
+		done
+		if kill -0 "$rpid" 2>/dev/null; then
+			PIDS="$PIDS $rpid"
+			break
+		fi
+		tries=$((tries+1))
+		[ $tries -lt 5 ] || { echo "demo: redis-server did not start" >&2; exit 1; }
 	done
 	export REDIS_URL="redis://127.0.0.1:$port/0"
 	echo "demo: throwaway redis-server at $REDIS_URL"

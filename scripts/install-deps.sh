@@ -8,7 +8,7 @@ libhiredis-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libssl-dev li
 xz-utils patch ca-certificates openssl
 clang libclang-rt-14-dev
 redis-server redis-tools redis-sentinel
-python3 python3-pytest python3-redis python3-botocore python3-prometheus-client python3-pil
+python3 python3-pytest python3-pytest-xdist python3-redis python3-botocore python3-prometheus-client python3-pil
 nodejs npm curl docker-compose python3-yaml
 groff-base man-db systemd
 chromium chromium-driver python3-selenium"

@@ -38,6 +38,23 @@ SAN_ENV = {
 }
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "long: a run at KIE's real rates (minutes); left out unless -m selects "
+        "it: `make check-long` runs them with -m long")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked long are deselected unless a -m expression decides (make check-long
+    passes -m long); make test runs the same properties at short windows."""
+    if config.getoption("markexpr"):
+        return
+    long_ = [i for i in items if i.get_closest_marker("long")]
+    if long_:
+        config.hook.pytest_deselected(items=long_)
+        items[:] = [i for i in items if not i.get_closest_marker("long")]
+
+
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
     """Polls pred() until it returns a truthy value; fails the test after timeout.
     what may be a callable, evaluated only for the failure message."""
@@ -52,10 +69,76 @@ def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
-def free_port():
+# Ports. The system tests run in parallel (pytest-xdist: one process per worker, gw0,
+# gw1, ...), and sessions of other checkouts may run on the same machine. Servers that can
+# bind port 0 and say which port they got do so (the fakes write a --port-file). The
+# others (redis-server, sentinels, the worker's KIE_HTTP_ADDR, a port where nothing may
+# listen) take one from free_port(): binding port 0 and releasing it raced — between the
+# release and the server's bind, the kernel could give the same port to another process's
+# bind(0) or outgoing connection. Instead each process holds blocks of PORT_BLOCK ports
+# below the kernel's ephemeral range (where bind(0) and connect() never pick a port), each
+# block under an flock of its own (released when the process ends, however it ends), so no
+# two processes share a block; within its blocks a process hands each port out once, after
+# checking that nothing is bound to it.
+PORT_RANGE = (20000, 32000)  # cut short where the ephemeral range starts lower
+PORT_BLOCK = 100
+_port_locks = {}  # first port of each block this process holds -> its open lock file
+_port_next = []   # ports of the current block not yet handed out
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _take_port_block():
+    import fcntl
+    lo, hi = PORT_RANGE[0], min(PORT_RANGE[1], _ephemeral_low())
+    if hi - lo < 10 * PORT_BLOCK:
+        raise RuntimeError(f"the kernel's ephemeral ports start at {_ephemeral_low()}: too "
+                           f"few ports left below them for the tests (PORT_RANGE, conftest.py)")
+    d = os.path.join(tempfile.gettempdir(), f"kie-test-ports-{os.getuid()}")
+    os.makedirs(d, exist_ok=True)
+    blocks = (hi - lo) // PORT_BLOCK
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    first = int(worker[2:]) if worker[2:].isdigit() else 0
+    for k in range(blocks):  # from the worker's own block on, the first one free
+        base = lo + (first + k) % blocks * PORT_BLOCK
+        if base in _port_locks:
+            continue
+        f = open(os.path.join(d, f"block-{base}.lock"), "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _port_locks[base] = f
+        _port_next.extend(range(base, base + PORT_BLOCK))
+        return
+    raise RuntimeError(f"every block of ports in {lo}-{hi} is held by another process")
+
+
+def _port_is_free(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port():
+    """A loopback port nothing is bound to, handed out once in this session: for a
+    server the test starts, or for an address where nothing may listen."""
+    while True:
+        if not _port_next:
+            _take_port_block()
+        port = _port_next.pop(0)
+        if _port_is_free(port):
+            return port
 
 
 def read_port_file(path, proc, what):
@@ -217,7 +300,11 @@ class Worker:
         "KIE_HEARTBEAT_TTL_MS": 1500, "KIE_RECOVERY_INTERVAL_MS": 300,
         "KIE_RETRY_BASE_MS": 100, "KIE_SHUTDOWN_GRACE_MS": 10000,
         "KIE_WORKER_CONCURRENCY": 4, "KIE_WORKER_POLLERS": 2,
-        "KIE_HTTP_TIMEOUT_MS": 5000,  # also bounds a dead poller's lease (+5 s)
+        # a poll's lease is the HTTP timeout + 5 s + the copy timeout + the HTTP timeout:
+        # the task of a poller that died (or whose reply a Redis restart lost) waits 20 s
+        # at these, not 75 s at the 60-s default copy timeout; the fakes answer and serve
+        # files within milliseconds
+        "KIE_HTTP_TIMEOUT_MS": 5000, "KIE_COPY_TIMEOUT_MS": 5000,
         # the account's limits (KIE's 20 per 10 s, 10 recordInfo/s) are the defaults; tests
         # that are not about them lift them, the limiter tests set them back
         "KIE_CREATE_LIMIT": 100000, "KIE_CREATE_WINDOW_MS": 1000, "KIE_POLL_RATE": 10000,

@@ -183,7 +183,8 @@ def test_second_sigterm_while_redis_is_gone_exits_at_once(redis_server, r, fake_
     wait_for(lambda: r.keys(f"{PREFIX}:worker:*"), 10, what="heartbeats")
     redis_server.stop()
     w.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    wait_for(lambda: "stopping: finishing in-flight work" in w.log(), 10,
+             what="the first signal taken")
     w.proc.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
     w.proc.wait(10)
@@ -197,7 +198,7 @@ def test_failing_heartbeat_is_logged_once_not_twenty_times_a_second(redis_server
     r.config_set("maxmemory-policy", "noeviction")
     r.config_set("maxmemory", "1")  # every write is refused: OOM
     try:
-        time.sleep(3.0)
+        time.sleep(3.0)  # the fault's length is the subject: 12 heartbeats refused (250 ms)
     finally:
         r.config_set("maxmemory", "0")
     log = w.log()

@@ -51,7 +51,7 @@ def test_same_id_pushed_twice_at_random_gaps_pays_once(redis_server, r, fake_kie
     wait_for(lambda: r.llen(f"{PREFIX}:queue") == 0 and
              all(r.llen(k) == 0 for k in r.keys(f"{PREFIX}:processing:*")), 30,
              what="every copy handled")
-    time.sleep(0.5)
+    time.sleep(0.5)  # no late event: a poll would bring one within KIE_POLL_MAX_MS
     assert sorted(e["jobId"] for e in events(r)) == sorted(ids)
     assert all(e["status"] == "completed" for e in evs)
     assert_one_task_per_job(fake_kie, ids)
@@ -193,13 +193,17 @@ def test_redis_gone_longer_than_any_ttl_then_back_with_its_data(tmpdir_path, fak
     try:
         r = srv.client()
         fake_kie.config(latency_ms=800, task_ms=500)
-        ws = [workers(srv.url, fake_kie.url, KIE_WORKER_CONCURRENCY=4) for _ in range(3)]
+        # a poll whose reply was lost with Redis is taken again when its lease ends (HTTP +
+        # copy timeouts + HTTP + 5 s: 20 s at the fixtures' settings, 12 s here; 3 s is
+        # still four times the fake's latency)
+        ws = [workers(srv.url, fake_kie.url, KIE_WORKER_CONCURRENCY=4,
+                      KIE_HTTP_TIMEOUT_MS=3000, KIE_COPY_TIMEOUT_MS=1000) for _ in range(3)]
         ids = [f"gone-{i}" for i in range(40)]
         for i in ids:
             r.lpush(f"{PREFIX}:queue", job(i))
         wait_for(lambda: fake_kie.stats()["creates_total"] >= 8, 30, what="work in flight")
         srv.stop()
-        time.sleep(4.0)
+        time.sleep(4.0)  # Redis gone longer than the heartbeat TTL (1.5 s): the subject
         srv.start()
         r = srv.client()
         evs = wait_events(r, len(ids), timeout=120)
@@ -291,7 +295,7 @@ def test_fixed_worker_id_restarted_with_fewer_runners_loses_no_job(redis_server,
     workers(redis_server.url, fake_kie.url, KIE_WORKER_ID="fixed", KIE_WORKER_CONCURRENCY=1,
             KIE_ACCOUNT_PREFIX="kie:account-after-restart")
     evs = wait_events(r, 5, timeout=45)
-    time.sleep(0.5)
+    time.sleep(0.5)  # no sixth event: a poll would bring one within KIE_POLL_MAX_MS
     assert sorted(e["jobId"] for e in events(r)) == ids
     assert all(e["status"] == "completed" for e in evs)
     assert_one_task_per_job(fake_kie, ids)

@@ -149,11 +149,18 @@ def test_bad_redis_url_start_up_error_never_quotes_the_password(url, says, tmpdi
     assert_no_secret(p.stdout + p.stderr, "kie-worker --print-config's error")
 
 
-def proc_cmdlines():
+def proc_cmdlines(marker):
+    """The command lines of the processes whose environment holds marker (this test's
+    directory: what the test started, and their children, wherever they were reparented).
+    Not every process on the machine: the system tests run in parallel, and another case
+    of the same test may be running its refused worker at this instant."""
     out = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if marker.encode() not in f.read():
+                        continue
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     out.append(f.read().decode(errors="replace"))
             except OSError:
@@ -181,9 +188,8 @@ def test_secret_on_the_command_line_is_refused(args, says, tmpdir_path):
     assert "/proc/<pid>/cmdline" in p.stderr
     assert "starting" not in p.stdout + p.stderr  # refused before start-up
     assert_no_secret(p.stdout + p.stderr, "the refusal")
-    # it stopped before start-up: nothing on the machine holds the secret in its command
-    # line now
-    for cmd in proc_cmdlines():
+    # it stopped before start-up: nothing it started holds the secret in its command line
+    for cmd in proc_cmdlines(tmpdir_path):
         assert KIE_TOKEN not in cmd and PASSWORD_ENC not in cmd, cmd
 
 

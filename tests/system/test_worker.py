@@ -144,8 +144,10 @@ def test_kill9_twenty_times_every_job_completes(redis_server, r, fake_kie, worke
     n = 400
     for i in range(n):
         r.lpush(f"{PREFIX}:queue", job(f"k-{i}"))
+    # a killed poller's task waits out its lease (HTTP + copy timeouts, + 5 s; 75 s at the
+    # fixtures' settings): 2 s timeouts, still 100 times the fake's latency, make it 11 s
     opts = dict(KIE_WORKER_CONCURRENCY=4, KIE_WORKER_POLLERS=2, KIE_MAX_RECOVERIES=50,
-                KIE_LOG_LEVEL="info")
+                KIE_LOG_LEVEL="info", KIE_HTTP_TIMEOUT_MS=2000, KIE_COPY_TIMEOUT_MS=2000)
     live = [workers(redis_server.url, fake_kie.url, **opts) for _ in range(3)]
     all_workers = list(live)
     rnd = random.Random(1234)
@@ -208,7 +210,9 @@ def test_redis_restart_mid_run(tmpdir_path, fake_kie, workers):
         n = 80
         for i in range(n):
             r.lpush(f"{PREFIX}:queue", job(f"rr-{i}"))
-        w = workers(srv.url, fake_kie.url)
+        # a poll whose reply the restart lost is taken again when its lease ends (HTTP +
+        # copy timeouts, + 5 s; 75 s at the fixtures' settings): 2 s timeouts make it 11 s
+        w = workers(srv.url, fake_kie.url, KIE_HTTP_TIMEOUT_MS=2000, KIE_COPY_TIMEOUT_MS=2000)
         wait_for(lambda: fake_kie.stats()["creates_total"] >= 15, 30, what="progress")
         srv.restart()
         r = srv.client()
@@ -348,7 +352,9 @@ def test_out_of_credits_pauses_the_pool_and_burns_nothing(redis_server, r, fake_
     # the pause holds while the balance is 0: probes, no more createTask calls
     wait_for(lambda: "the balance is 0" in w.log(), 10, what="a credit probe")
     refused = fake_kie.stats()["creates_refused_402"]
-    time.sleep(1.0)
+    probes = w.log().count("the balance is 0")
+    wait_for(lambda: w.log().count("the balance is 0") >= probes + 2, 10,
+             what="two more credit probes")
     assert fake_kie.stats()["creates_refused_402"] == refused <= 4
     assert r.llen(f"{PREFIX}:dead") == 0  # account errors never burn the queue
     fake_kie.config(credits=100)  # the next probe lifts the pause by itself
