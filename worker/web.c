@@ -359,6 +359,16 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 		if (lock(w) != 0)
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		res = admin_job_show(&w->q, id, &found, err, sizeof(err));
+		if (res) { /* the page shows the descriptor the hash keeps, as stored */
+			cJSON *d = views_job_descriptor(&w->q, id, WEB_DESCRIPTOR_MAX_BYTES, err,
+							sizeof(err));
+			if (d) {
+				cJSON_AddItemToObject(res, "descriptor", d);
+			} else {
+				cJSON_Delete(res);
+				res = NULL;
+			}
+		}
 	} else if (strcmp(what, "stats") == 0 || strcmp(what, "completions") == 0) {
 		long limit = 24;
 		if (strcmp(what, "completions") == 0 &&

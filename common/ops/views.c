@@ -470,3 +470,38 @@ fail:
 	cJSON_Delete(o);
 	return NULL;
 }
+
+cJSON *views_job_descriptor(struct queue *q, const char *job_id, size_t max_bytes, char *err,
+			    size_t errlen)
+{
+	char key[400];
+	const char *argv[] = {"HGET", key, "raw"};
+	struct rconn_bulk b;
+	cJSON *v;
+	char *copy;
+
+	snprintf(key, sizeof(key), "%s:job:%s", q->prefix, job_id);
+	memset(&b, 0, sizeof(b));
+	if (rconn_bulk_bounded(q->r, 3, argv, NULL, max_bytes, &b) != 0) {
+		snprintf(err, errlen, "Redis unreachable");
+		rconn_bulk_free(&b);
+		return NULL;
+	}
+	if (b.type != REDIS_REPLY_STRING) {
+		rconn_bulk_free(&b);
+		return cJSON_CreateNull();
+	}
+	{ /* over max_bytes: its head only */
+		const char *src = b.kept ? b.data : b.head;
+		size_t n = b.kept ? b.len : b.head_len;
+		copy = util_xmalloc(n + 1);
+		memcpy(copy, src, n);
+		copy[n] = '\0';
+		util_utf8_fix_end(copy);
+	}
+	util_utf8_sanitize(copy);
+	v = cJSON_CreateString(copy);
+	free(copy);
+	rconn_bulk_free(&b);
+	return v;
+}

@@ -61,4 +61,10 @@ cJSON *views_create_slots(struct queue *q, const char *account_prefix, const cha
  * characters (job_id_valid); NULL with err otherwise. */
 cJSON *views_search(struct queue *q, const char *term, char *err, size_t errlen);
 
+/* The descriptor a job hash keeps (its `raw` field, while the pool holds it: uncertain,
+ * and from routing on once the scheduling issue keeps it) as a string, at most max_bytes
+ * kept (a longer one gives its first RCONN_HEAD_BYTES); null when the hash has none. NULL with err when Redis failed. */
+cJSON *views_job_descriptor(struct queue *q, const char *job_id, size_t max_bytes, char *err,
+			    size_t errlen);
+
 #endif
