@@ -220,7 +220,7 @@ function renderRates(r) {
       { label: 'completed', stroke: '#2e7d32', width: 2 },
       { label: 'failed', stroke: '#b3261e', width: 2 },
       { label: 'dead letters', stroke: '#7b3fa0', width: 2, dash: [6, 4] }],
-    axes: [{ label: 'time (your zone)' }, { label: 'jobs per minute' }],
+    axes: [{ label: 'time (your zone)' }, { label: 'jobs per minute', size: 60 }],
   }, data);
 
   const c = r.createSlots || {};
@@ -231,11 +231,13 @@ function renderRates(r) {
     for (const k of ['t', 'used', 'limit']) if (slots[k].length > SLOT_SAMPLES) slots[k].shift();
     $('chart-slots').dataset.points = JSON.stringify(slots.used.map((u, i) => [u, slots.limit[i]]));
     drawChart('slots', {
-      scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(hi, c.limit) * 1.1] } },
+      // the last 5 minutes, whatever the samples so far; 0 to above the limit
+      scales: { x: { time: true, range: (u, lo, hi) => [hi - SLOT_SAMPLES * EVERY_MS / 1000, hi] },
+        y: { range: (u, lo, hi) => [0, Math.max(hi, c.limit) * 1.1] } },
       series: [{ label: 'time' },
         { label: 'calls in the last ' + Math.round(c.windowMs / 1000) + ' s', stroke: '#1f5fa8', width: 2 },
         { label: 'limit', stroke: '#b3261e', width: 1, dash: [4, 4] }],
-      axes: [{ label: 'time (your zone)' }, { label: 'createTask calls' }],
+      axes: [{ label: 'time (your zone)' }, { label: 'createTask calls', size: 70 }],
     }, [slots.t.slice(), slots.used.slice(), slots.limit.slice()]);
   } else {
     $('chart-slots').textContent = 'No KIE account on this worker: nothing to draw.';
