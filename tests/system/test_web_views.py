@@ -449,7 +449,7 @@ def test_every_view_shows_markup_as_text_and_fits_the_width(
         assert no_horizontal_scroll(browser), (name, browser.execute_script(
             "return [document.scrollingElement.scrollWidth, window.innerWidth]"))
         assert unlabelled_controls(browser) == [], name
-        if width > 600:
+        if width > 600 and name not in ("overview", "job"):  # those two: a real run's
             shot(browser, name)
         elif name == "dead":
             shot(browser, "phone")
