@@ -2,8 +2,8 @@
 -- admin_rates_minutes.lua — the operator page's live chart: completion events and dead
 -- letters per minute since a cutoff, from the timestamps Redis already holds (the same
 -- reading as admin_rates.lua: the newest entries, up to a cap, until one is older than
--- the cutoff). A minute is the first 16 characters of the ISO-8601 UTC time
--- ("2026-11-24T12:03"). Read only.
+-- the cutoff; read 200 at a time, so a quiet pool costs a few entries). A minute is the
+-- first 16 characters of the ISO-8601 UTC time ("2026-11-24T12:03"). Read only.
 -- KEYS[1] <p>:results   list of completion events, newest first
 -- KEYS[2] <p>:dead      list of dead letters, newest first
 -- ARGV[1] cutoff, ISO-8601 UTC: entries at or after it count
@@ -22,23 +22,34 @@ local function bucket(at)
   end
   return b
 end
-local ev = redis.call('LRANGE', KEYS[1], 0, cap - 1)
-for i = 1, #ev do
-  local at = string.match(ev[i], '"finishedAt":"([^"]+)"')
-  if not at or at < cut then break end
-  local st = string.match(ev[i], '"status":"(%a+)"')
-  if st == 'completed' then bucket(at)[1] = bucket(at)[1] + 1
-  elseif st == 'failed' then bucket(at)[2] = bucket(at)[2] + 1 end
-  if i == cap then capped = 1 end
+-- reads a list newest first, 200 entries a time, until an entry is older than the cutoff
+-- (or has no time) or cap entries were read; at(e) is the entry's time, count(e, t) counts it
+local function scan(key, at, count)
+  local i = 0
+  while i < cap do
+    local page = redis.call('LRANGE', key, i, math.min(i + 199, cap - 1))
+    if #page == 0 then return end
+    for k = 1, #page do
+      local t = at(page[k])
+      if not t or t < cut then return end
+      count(page[k], t)
+      if i + k == cap then capped = 1 end
+    end
+    i = i + #page
+  end
 end
-local de = redis.call('LRANGE', KEYS[2], 0, cap - 1)
-for i = 1, #de do
-  local at = nil
-  for m in string.gmatch(de[i], '"failedAt":"([^"]+)"') do at = m end
-  if not at or at < cut then break end
-  bucket(at)[3] = bucket(at)[3] + 1
-  if i == cap then capped = 1 end
-end
+scan(KEYS[1], function(e) return string.match(e, '"finishedAt":"([^"]+)"') end,
+  function(e, t)
+    local st = string.match(e, '"status":"(%a+)"')
+    if st == 'completed' then bucket(t)[1] = bucket(t)[1] + 1
+    elseif st == 'failed' then bucket(t)[2] = bucket(t)[2] + 1 end
+  end)
+scan(KEYS[2], function(e)
+    local t = nil
+    for m in string.gmatch(e, '"failedAt":"([^"]+)"') do t = m end
+    return t
+  end,
+  function(e, t) bucket(t)[3] = bucket(t)[3] + 1 end)
 table.sort(order)
 local out = {capped}
 for _, m in ipairs(order) do
