@@ -234,7 +234,10 @@ function renderRates(r) {
     $('chart-slots').dataset.points = JSON.stringify(slots.used.map((u, i) => [u, slots.limit[i]]));
     drawChart('slots', {
       // the last 5 minutes, whatever the samples so far; 0 to above the limit
-      scales: { x: { time: true, range: (u, lo, hi) => [hi - SLOT_SAMPLES * RATES_EVERY_MS / 1000, hi] },
+      scales: { x: { time: true, range: () => {
+        const now = Date.now() / 1000;
+        return [now - SLOT_SAMPLES * RATES_EVERY_MS / 1000, now + 1];
+      } },
         y: { range: (u, lo, hi) => [0, Math.max(hi, c.limit) * 1.1] } },
       series: [{ label: 'time' },
         { label: 'calls in the last ' + Math.round(c.windowMs / 1000) + ' s', stroke: '#1f5fa8', width: 2 },
