@@ -78,7 +78,7 @@ CLI_OBJ    := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test check-long check-includes unit system clean distclean install demo fuzz fuzz-smoke fuzz-build fuzz-known bench
+.PHONY: all deps test check-long check-includes check-vendor unit system clean distclean install demo fuzz fuzz-smoke fuzz-build fuzz-known bench
 all: $(B)/libkie.a $(B)/kie $(B)/kie-worker
 
 deps:
@@ -98,8 +98,11 @@ $(B)/%.o: %.c | $(B)/gen/lua_scripts.h
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
 
-# the web page's files (worker/web/), embedded into kie-worker (scripts/embed.sh: sh + od)
-WEB_FILES := $(sort $(wildcard worker/web/*))
+# the web page's files (worker/web/), embedded into kie-worker (scripts/embed.sh: sh + od);
+# with the charting library uPlot, vendored in worker/web/vendor/ and pinned by SHA-256
+# (scripts/fetch-uplot.sh; `make check-vendor`)
+WEB_FILES := $(sort $(wildcard worker/web/*.html worker/web/*.js worker/web/*.css) \
+	       $(wildcard worker/web/vendor/*.js worker/web/vendor/*.css))
 $(B)/gen/web_assets.c: $(WEB_FILES) scripts/embed.sh
 	@mkdir -p $(dir $@)
 	$(call say,GEN,$@)./scripts/embed.sh $(WEB_FILES) > $@.tmp && mv $@.tmp $@
@@ -126,7 +129,7 @@ $(B)/tests/%: tests/unit/%.c $(B)/libkie.a | $(B)/gen/lua_scripts.h
 # docs/testing.md has the times measured at 2 to 8).
 JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_WORKERS ?= 6
-test: deps check-includes
+test: deps check-includes check-vendor
 	$(MAKE) --no-print-directory -j$(JOBS) SANITIZER=address,undefined unit-run
 	$(MAKE) --no-print-directory -j$(JOBS) fuzz-smoke
 	$(MAKE) --no-print-directory -j$(JOBS) SANITIZER=address,undefined system-run
@@ -139,6 +142,10 @@ check-long: deps
 # no include cycle, and arrows only down the layers of common/ (docs/architecture.md)
 check-includes:
 	@$(PYTHON) scripts/check-includes.py
+
+# the page's vendored uPlot is the pinned one (scripts/fetch-uplot.sh)
+check-vendor:
+	@./scripts/fetch-uplot.sh --check
 
 unit: ; $(MAKE) --no-print-directory SANITIZER=address,undefined unit-run
 system: ; $(MAKE) --no-print-directory SANITIZER=address,undefined system-run

@@ -4,12 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <pwd.h>
 
 #include <cjson/cJSON.h>
 
 #include "config/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "ops/audit.h"
 #include "store/metadata.h"
 #include "cli.h"
 
@@ -296,4 +299,23 @@ int cli_admin_open(struct cli_ctx *c, const struct opts *o, struct rconn *rc, st
 		return -1;
 	q->dead_max = c->cfg.dead_max;
 	return 0;
+}
+
+void cli_audit(struct queue *q, const char *action, const cJSON *detail)
+{
+	char who[160], from[300], host[256] = "?", err[300];
+	const char *user = getenv("USER");
+	const struct passwd *pw;
+
+	if (!user || !*user) {
+		pw = getpwuid(getuid());
+		user = pw && pw->pw_name ? pw->pw_name : "?";
+	}
+	if (gethostname(host, sizeof(host)) != 0)
+		util_strlcpy(host, "?", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	snprintf(who, sizeof(who), "cli:%.64s", user);
+	snprintf(from, sizeof(from), "%s (cli)", host);
+	if (audit_add(q, who, from, action, detail, err, sizeof(err)) != 0)
+		fprintf(stderr, "kie: done, but not recorded in the audit list: %s\n", err);
 }

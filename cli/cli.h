@@ -97,6 +97,10 @@ void cli_age(double ms, char *out, size_t outlen);
 /* cli_ctx_open (no KIE, no prompts) and cli_queue: -1 (message printed) on a bad setting;
  * the caller closes rc and c either way. */
 int cli_admin_open(struct cli_ctx *c, const struct opts *o, struct rconn *rc, struct queue *q);
+/* Records an action that changed the pool in its audit list (ops/audit.h): who is
+ * "cli:<user>", from "<host> (cli)"; detail as audit_add takes it (not taken). A failed
+ * write is said on stderr and does not change the exit code: the action is done. */
+void cli_audit(struct queue *q, const char *action, const cJSON *detail);
 
 /* ---- commands: argc/argv after the command's name; each returns an exit code ---- */
 int cli_cmd_create(int argc, char **argv);

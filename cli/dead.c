@@ -249,6 +249,27 @@ int cli_cmd_dead(int argc, char **argv)
 		code = EXIT_REDIS;
 		goto out;
 	}
+	if ((strcmp(sub, "retry") == 0 || strcmp(sub, "purge") == 0) && !cli_has(&o, "dry-run")) {
+		static const char *const counts[] = {"selected", "done", "refused", "gone"};
+		cJSON *d = cJSON_CreateObject(), *fl = cJSON_AddObjectToObject(d, "filter");
+		char ms[32];
+		if (f.ref)
+			cJSON_AddStringToObject(fl, "ref", f.ref);
+		if (cli_has(&o, "all"))
+			cJSON_AddTrueToObject(fl, "all");
+		if (f.type)
+			cJSON_AddStringToObject(fl, "type", f.type);
+		if (f.reason_class >= 0)
+			cJSON_AddStringToObject(fl, "reason", admin_reason_class_str(f.reason_class));
+		if (f.older_than_ms > 0) {
+			snprintf(ms, sizeof(ms), "%lldms", (long long)f.older_than_ms);
+			cJSON_AddStringToObject(fl, "olderThan", ms);
+		}
+		for (size_t i = 0; i < 4; i++)
+			cJSON_AddNumberToObject(d, counts[i], cli_jnum(res, counts[i]));
+		cli_audit(&q, strcmp(sub, "retry") == 0 ? "dead/retry" : "dead/purge", d);
+		cJSON_Delete(d);
+	}
 	if (strcmp(sub, "show") == 0) {
 		cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "entries"), 0);
 		if (!e) {

@@ -116,6 +116,12 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 			rc_exit = EXIT_REDIS;
 			goto out;
 		}
+		{
+			cJSON *d = cJSON_CreateObject();
+			cJSON_AddBoolToObject(d, "changed", done);
+			cli_audit(&q, "resume", d);
+			cJSON_Delete(d);
+		}
 		if (json) {
 			print_json_resume(1, kind, reason);
 		} else {
@@ -129,6 +135,17 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 		fprintf(stderr, "kie: %s\n", q.err);
 		rc_exit = EXIT_REDIS;
 		goto out;
+	}
+	{
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddBoolToObject(d, "changed", done);
+		cJSON_AddStringToObject(d, "reason", why);
+		if (ms)
+			cJSON_AddNumberToObject(d, "forMs", (double)ms);
+		else
+			cJSON_AddNullToObject(d, "forMs");
+		cli_audit(&q, "pause", d);
+		cJSON_Delete(d);
 	}
 	if (json) {
 		print_json_pause(why, (long long)ms);

@@ -1,12 +1,20 @@
 #!/bin/sh
-# screenshot.sh — makes docs/web-page.png: the operator page of a live pool (a few
-# completed jobs with their thumbnails, a paused queue, dead letters) in headless
-# Chromium, by running the page's system test with KIE_SCREENSHOT set.
-#   scripts/screenshot.sh [OUT.png]     (default docs/web-page.png; needs `make`)
+# screenshot.sh — makes the screenshots of the operator page in docs/: docs/web-page.png
+# (the overview of a live pool: completed jobs with their thumbnails, a pause, dead
+# letters) and docs/web-<view>.png for every view (overview, dead, queued, inflight,
+# uncertain, audit, job, and the dead letters at phone width: web-phone.png), in headless
+# Chromium, by running the page's system tests with KIE_SCREENSHOT / KIE_SCREENSHOT_DIR set.
+# The views' screenshots show a seeded pool whose entries carry markup (it must show as
+# text: that is what the test checks).
+#   scripts/screenshot.sh [DIR]     (default docs/; needs `make`)
 set -eu
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-OUT=$(realpath -m "${1:-$HERE/docs/web-page.png}")
+OUT=$(realpath -m "${1:-$HERE/docs}")
+mkdir -p "$OUT"
 cd "$HERE"
-KIE_SCREENSHOT="$OUT" KIE_BIN_DIR="${KIE_BIN_DIR:-$HERE/build}" \
+export KIE_BIN_DIR="${KIE_BIN_DIR:-$HERE/build}"
+KIE_SCREENSHOT="$OUT/web-page.png" \
 	/usr/bin/python3 -m pytest -q tests/system/test_web.py -k chromium
-echo "screenshot: $OUT"
+KIE_SCREENSHOT_DIR="$OUT" /usr/bin/python3 -m pytest -q tests/system/test_web_views.py \
+	-k "every_view or search_by_task or live_charts"
+echo "screenshots: $OUT/web-*.png"

@@ -17,9 +17,13 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "kie/job.h"
+#include "net/client_addr.h"
 #include "ops/admin.h"
+#include "ops/audit.h"
+#include "ops/views.h"
 #include "pool/limiter.h"
 #include "pool/queue.h"
+#include "store/metadata.h"
 #include "web_assets.h"
 
 /* Every answer carries these: no inline script, nothing framed, nothing cached, nothing
@@ -34,6 +38,8 @@ struct web {
 	pthread_mutex_t lock; /* one Redis connection for the page, MHD's threads take turns */
 	struct rconn rc;
 	struct queue q;
+	pthread_mutex_t store_lock; /* the job page's metadata record reads, one at a time */
+	struct metadata_store *store; /* opened at the first read */
 	char account_id[17];
 	size_t nhosts;        /* the Host headers answered, compared whole, any case */
 	char hosts[WEB_HOSTS_MAX][WEB_HOST_MAX_BYTES + 1];
@@ -165,6 +171,7 @@ struct web *web_start(const struct config *cfg, const struct rconn_addr *redis,
 	w = util_xcalloc(1, sizeof(*w));
 	w->cfg = cfg;
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->store_lock, NULL);
 	rconn_init(&w->rc, redis, 2000, stop, "web");
 	queue_init(&w->q, &w->rc, cfg->redis_prefix, "web", cfg->record_ttl_s, cfg->results_max);
 	w->q.dead_max = cfg->dead_max;
@@ -193,6 +200,8 @@ void web_stop(struct web *w)
 	if (!w)
 		return;
 	rconn_close(&w->rc);
+	metadata_store_free(w->store);
+	pthread_mutex_destroy(&w->store_lock);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
@@ -281,6 +290,45 @@ static const char *arg(struct MHD_Connection *c, const char *name)
 	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* A task's metadata record as the store holds it (kie-tasks/<taskId>.json): read through
+ * the worker's store (fs or R2), outside the Redis lock, one read at a time. */
+static enum MHD_Result api_record(struct web *w, struct MHD_Connection *c, const char *task)
+{
+	char err[512];
+	cJSON *rec = NULL, *o;
+	enum MHD_Result rc;
+	unsigned status = MHD_HTTP_OK;
+	int got;
+
+	if (!task || !job_id_valid(task))
+		return error(c, MHD_HTTP_BAD_REQUEST, "task must be a task id ([A-Za-z0-9._:-], 1 "
+			     "to 128 bytes)");
+	pthread_mutex_lock(&w->store_lock);
+	if (!w->store)
+		w->store = metadata_store_open(w->cfg, err, sizeof(err));
+	got = w->store ? metadata_store_get(w->store, task, &rec, err, sizeof(err)) : -1;
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "taskId", task);
+	if (w->store)
+		cJSON_AddStringToObject(o, "store", metadata_store_kind(w->store));
+	pthread_mutex_unlock(&w->store_lock);
+	if (got == 0) {
+		cJSON_AddItemToObject(o, "record", rec);
+	} else {
+		cJSON_AddNullToObject(o, "record");
+		if (got < 0) {
+			util_utf8_sanitize(err);
+			cJSON_AddStringToObject(o, "error", err);
+			status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		} else {
+			status = MHD_HTTP_NOT_FOUND;
+		}
+	}
+	rc = answer_json(c, status, o);
+	cJSON_Delete(o);
+	return rc;
+}
+
 static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const char *what)
 {
 	char err[512];
@@ -311,6 +359,16 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 		if (lock(w) != 0)
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		res = admin_job_show(&w->q, id, &found, err, sizeof(err));
+		if (res) { /* the page shows the descriptor the hash keeps, as stored */
+			cJSON *d = views_job_descriptor(&w->q, id, WEB_DESCRIPTOR_MAX_BYTES, err,
+							sizeof(err));
+			if (d) {
+				cJSON_AddItemToObject(res, "descriptor", d);
+			} else {
+				cJSON_Delete(res);
+				res = NULL;
+			}
+		}
 	} else if (strcmp(what, "stats") == 0 || strcmp(what, "completions") == 0) {
 		long limit = 24;
 		if (strcmp(what, "completions") == 0 &&
@@ -327,8 +385,60 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 		} else {
 			res = admin_completions(&w->q, limit, err, sizeof(err));
 		}
+	} else if (strcmp(what, "queued") == 0 || strcmp(what, "inflight") == 0 ||
+		   strcmp(what, "uncertain") == 0 || strcmp(what, "audit") == 0) {
+		const char *from = arg(c, "from");
+		long limit, offset;
+		if (admin_count_arg("limit", arg(c, "limit"), 50, 1, VIEWS_PAGE_MAX, &limit, err,
+				    sizeof(err)) != 0 ||
+		    admin_count_arg("offset", arg(c, "offset"), 0, 0, 1000000000L, &offset, err,
+				    sizeof(err)) != 0)
+			return error(c, MHD_HTTP_BAD_REQUEST, err);
+		if (from && strcmp(from, "queue") != 0 && strcmp(from, "delayed") != 0)
+			return error(c, MHD_HTTP_BAD_REQUEST, "from must be queue or delayed");
+		if (lock(w) != 0)
+			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+		if (what[0] == 'q')
+			res = views_queued(&w->q, from && strcmp(from, "delayed") == 0, offset, limit,
+					   err, sizeof(err));
+		else if (what[0] == 'i')
+			res = views_in_flight(&w->q, offset, limit, err, sizeof(err));
+		else if (what[0] == 'u')
+			res = views_uncertain(&w->q, offset, limit, err, sizeof(err));
+		else
+			res = audit_list(&w->q, offset, limit, err, sizeof(err));
+	} else if (strcmp(what, "rates") == 0) {
+		long minutes;
+		if (admin_count_arg("minutes", arg(c, "minutes"), 15, 1, VIEWS_MINUTES_MAX, &minutes,
+				    err, sizeof(err)) != 0)
+			return error(c, MHD_HTTP_BAD_REQUEST, err);
+		if (lock(w) != 0)
+			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+		res = views_rates_minutes(&w->q, minutes, err, sizeof(err));
+		if (res) {
+			cJSON *slots = views_create_slots(&w->q, w->cfg->account_prefix,
+							  w->account_id, w->cfg->create_limit,
+							  w->cfg->create_window_ms, err, sizeof(err));
+			if (slots) {
+				cJSON_AddItemToObject(res, "createSlots", slots);
+			} else {
+				cJSON_Delete(res);
+				res = NULL;
+			}
+		}
+	} else if (strcmp(what, "search") == 0) {
+		const char *term = arg(c, "q");
+		if (!term || !job_id_valid(term))
+			return error(c, MHD_HTTP_BAD_REQUEST, "q must be a job id or a task id "
+				     "([A-Za-z0-9._:-], 1 to 128 bytes)");
+		if (lock(w) != 0)
+			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+		res = views_search(&w->q, term, err, sizeof(err));
+	} else if (strcmp(what, "record") == 0) {
+		return api_record(w, c, arg(c, "task"));
 	} else {
-		return error(c, MHD_HTTP_NOT_FOUND, "no such API (stats, dead, completions, job)");
+		return error(c, MHD_HTTP_NOT_FOUND, "no such API (stats, dead, completions, job, "
+			     "queued, inflight, uncertain, audit, rates, search, record)");
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (!res)
@@ -375,16 +485,58 @@ static const char *refuse_action(struct web *w, struct MHD_Connection *c, unsign
 	return NULL;
 }
 
+/* The filter of a dead-letter action as the audit entry records it. */
+static cJSON *filter_json(const struct admin_body *b)
+{
+	cJSON *f = cJSON_CreateObject();
+	char ms[32];
+	if (b->f.ref)
+		cJSON_AddStringToObject(f, "ref", b->f.ref);
+	if (b->all)
+		cJSON_AddTrueToObject(f, "all");
+	if (b->f.type)
+		cJSON_AddStringToObject(f, "type", b->f.type);
+	if (b->f.reason_class >= 0)
+		cJSON_AddStringToObject(f, "reason", admin_reason_class_str(b->f.reason_class));
+	if (b->f.older_than_ms > 0) {
+		snprintf(ms, sizeof(ms), "%lldms", (long long)b->f.older_than_ms);
+		cJSON_AddStringToObject(f, "olderThan", ms);
+	}
+	return f;
+}
+
+/* How many dead letters b's filter selects now (admin_dead_list's count), or -1 (err). */
+static long dead_matching(struct web *w, const struct admin_body *b, char *err, size_t errlen)
+{
+	struct admin_filter f = b->f;
+	cJSON *l;
+	const cJSON *m;
+	long n;
+
+	f.limit = 1;
+	f.offset = 0;
+	l = admin_dead_list(&w->q, &f, 0, err, errlen);
+	if (!l)
+		return -1;
+	m = cJSON_GetObjectItemCaseSensitive(l, "matched");
+	n = cJSON_IsNumber(m) ? (long)m->valuedouble : 0;
+	cJSON_Delete(l);
+	return n;
+}
+
 static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const char *what,
 				const struct dbuf *body)
 {
 	cJSON *in = cJSON_ParseWithLength(body->data ? body->data : "", body->len), *res = NULL;
-	char err[512], ip[64] = "?";
+	cJSON *detail = NULL;
+	char err[512], ip[CLIENT_ADDR_STRLEN] = "?", who[160], aerr[300];
 	enum MHD_Result rc;
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	struct admin_body b;
+	struct client_addr ca;
 	const char *why;
+	unsigned status = MHD_HTTP_SERVICE_UNAVAILABLE;
 	int unknown;
 
 	/* every field checked, with its type, before anything is done (admin.h) */
@@ -393,25 +545,45 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 		cJSON_Delete(in);
 		return error(c, unknown ? MHD_HTTP_NOT_FOUND : MHD_HTTP_BAD_REQUEST, why);
 	}
-	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip,
-			  sizeof(ip));
+	if (ci && ci->client_addr && client_addr_from_sockaddr(ci->client_addr, &ca) == 0)
+		client_addr_str(&ca, ip, sizeof(ip));
+	/* who: the token's fingerprint, and the name the operator typed into the page */
+	audit_who(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Kie-Operator"),
+		  w->cfg->admin_token, who, sizeof(who));
+	if (lock(w) != 0) {
+		cJSON_Delete(in);
+		return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+	}
 	if (strcmp(what, "dead/retry") == 0 || strcmp(what, "dead/purge") == 0) {
 		int retry = strcmp(what, "dead/retry") == 0;
-		if (lock(w) != 0) {
-			cJSON_Delete(in);
-			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+		long now_matching = 0;
+		if (b.expect && !b.dry_run) {
+			/* the operator confirmed the dry run's count: never act on more */
+			now_matching = dead_matching(w, &b, err, sizeof(err));
+			if (now_matching > b.expect) {
+				snprintf(err, sizeof(err), "%ld entries match now, %ld were confirmed: "
+					 "run the dry run again", now_matching, b.expect);
+				status = MHD_HTTP_CONFLICT;
+			} else if (now_matching >= 0 && (b.f.limit == 0 || b.f.limit > b.expect)) {
+				b.f.limit = b.expect;
+			}
 		}
-		res = retry ? admin_dead_retry(&w->q, &b.f, b.allow_uncertain, b.dry_run, err,
-					       sizeof(err))
-			    : admin_dead_purge(&w->q, &b.f, b.dry_run, err, sizeof(err));
-		pthread_mutex_unlock(&w->lock);
-		if (res && !b.dry_run)
-			log_info(b.f.ref && job_id_valid(b.f.ref) ? b.f.ref : NULL, NULL,
-				 "operator page (%s): dead %s: %.0f done, %.0f refused", ip,
-				 retry ? "retry" : "purge",
-				 cJSON_GetObjectItemCaseSensitive(res, "done")->valuedouble,
-				 cJSON_GetObjectItemCaseSensitive(res, "refused")->valuedouble);
+		if (now_matching >= 0 && status != MHD_HTTP_CONFLICT)
+			res = retry ? admin_dead_retry(&w->q, &b.f, b.allow_uncertain, b.dry_run, err,
+						       sizeof(err))
+				    : admin_dead_purge(&w->q, &b.f, b.dry_run, err, sizeof(err));
+		if (res && !b.dry_run) {
+			static const char *const counts[] = {"selected", "done", "refused", "gone"};
+			detail = cJSON_CreateObject();
+			cJSON_AddItemToObject(detail, "filter", filter_json(&b));
+			for (size_t i = 0; i < 4; i++) {
+				const cJSON *n = cJSON_GetObjectItemCaseSensitive(res, counts[i]);
+				cJSON_AddNumberToObject(detail, counts[i],
+							cJSON_IsNumber(n) ? n->valuedouble : 0);
+			}
+			if (b.expect)
+				cJSON_AddNumberToObject(detail, "confirmed", (double)b.expect);
+		}
 	} else { /* pause, resume */
 		int pause = strcmp(what, "pause") == 0, done = 0, ok;
 		char reason[300];
@@ -419,10 +591,6 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 			 "operator page");
 		util_utf8_fix_end(reason);
 		util_utf8_sanitize(reason);
-		if (lock(w) != 0) {
-			cJSON_Delete(in);
-			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
-		}
 		ok = pause ? queue_pause_set(&w->q, "operator", b.for_ms, reason, &done)
 			   : queue_pause_clear(&w->q, NULL, &done);
 		if (ok == 0) {
@@ -430,17 +598,33 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 					  sizeof(err));
 			if (res)
 				cJSON_AddBoolToObject(res, "changed", done);
+			detail = cJSON_CreateObject();
+			cJSON_AddBoolToObject(detail, "changed", done);
+			if (pause) {
+				cJSON_AddStringToObject(detail, "reason", reason);
+				if (b.for_ms)
+					cJSON_AddNumberToObject(detail, "forMs", (double)b.for_ms);
+				else
+					cJSON_AddNullToObject(detail, "forMs");
+			}
 		} else {
 			snprintf(err, sizeof(err), "%s", w->q.err);
 		}
-		pthread_mutex_unlock(&w->lock);
-		if (ok == 0)
-			log_info(NULL, NULL, "operator page (%s): %s", ip,
-				 pause ? "paused the pool" : "resumed the pool");
 	}
+	if (detail && audit_add(&w->q, who, ip, what, detail, aerr, sizeof(aerr)) != 0)
+		log_warn(NULL, NULL, "operator page (%s): %s done, but not recorded in the audit "
+			 "list: %s", ip, what, aerr);
+	pthread_mutex_unlock(&w->lock);
+	if (detail) {
+		char *d = cJSON_PrintUnformatted(detail);
+		log_info(b.f.ref && job_id_valid(b.f.ref) ? b.f.ref : NULL, NULL,
+			 "operator page (%s, %s): %s %s", ip, who, what, d ? d : "");
+		free(d);
+	}
+	cJSON_Delete(detail);
 	cJSON_Delete(in);
 	if (!res)
-		return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err);
+		return error(c, status, err);
 	rc = answer_json(c, MHD_HTTP_OK, res);
 	cJSON_Delete(res);
 	return rc;

@@ -25,6 +25,7 @@
 #define WEB_REDIS_WAIT_MS 5000    /* a request waits for the lock and Redis this long, then 503 */
 #define WEB_HOSTS_MAX 32          /* KIE_ADMIN_HOSTS entries */
 #define WEB_HOST_MAX_BYTES 255    /* one entry: host or host:port */
+#define WEB_DESCRIPTOR_MAX_BYTES 262144 /* the job page's descriptor, read whole up to this */
 
 struct web;
 struct web_request;

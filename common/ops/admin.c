@@ -1209,7 +1209,8 @@ const char *admin_body_parse(const char *what, const cJSON *in, struct admin_bod
 			     int *unknown)
 {
 	static const char *const dead_names[] = {"ref", "all", "type", "reason", "olderThan",
-						 "limit", "dryRun", "allowUncertain", NULL};
+						 "limit", "dryRun", "allowUncertain", "expect",
+						 NULL};
 	static const char *const pause_names[] = {"reason", "for", "forMs", NULL};
 	static const char *const no_names[] = {NULL};
 	const char *type, *reason, *older, *why, *dur;
@@ -1246,11 +1247,16 @@ const char *admin_body_parse(const char *what, const cJSON *in, struct admin_bod
 		if (body_count(in, "limit", 1, ADMIN_SCAN_MAX, &b->f.limit) != 0)
 			return "limit must be a whole number from 1 to 100000 (leave it out for no "
 			       "limit)";
+		if (body_count(in, "expect", 1, ADMIN_SCAN_MAX, &b->expect) != 0)
+			return "expect must be a whole number from 1 to 100000: the count of the "
+			       "dry run the operator confirmed";
 		/* older means "given": "0s" is a filter that selects every entry, on purpose */
 		if (!b->f.ref && !b->all && !b->f.type && b->f.reason_class < 0 && !older)
 			return "say which entries: ref, all, or a filter (type, reason, olderThan)";
 		if (b->f.ref && (b->all || b->f.type || b->f.reason_class >= 0 || older))
 			return "give ref, or all/filters, not both";
+		if (b->f.ref && b->expect)
+			return "expect goes with all or a filter, not with ref";
 		if (b->f.ref)
 			b->f.limit = 1;
 		return NULL;

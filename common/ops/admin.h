@@ -143,19 +143,23 @@ int admin_count_arg(const char *name, const char *s, long def, long min, long ma
 struct admin_body {
 	struct admin_filter f;  /* dead/retry, dead/purge: ref, type, reason, olderThan, limit */
 	int all, dry_run, allow_uncertain;
+	long expect;            /* dead/retry, dead/purge: the count the operator confirmed
+				 * (its dry run's); 0: no check (worker/web.c refuses when more
+				 * match now, and acts on at most this many) */
 	long for_ms;            /* pause: for or forMs in ms, 0 = until lifted */
 	const char *reason;     /* pause: the reason, NULL when absent */
 	char why[120];          /* where a refusal naming a field is written */
 };
 /* Reads the body of action what ("dead/retry", "dead/purge", "pause", "resume") into b
- * (strings point into in). dead/retry and dead/purge: ref (a job id or @REF), all, type, reason,
- * olderThan, limit (1..ADMIN_SCAN_MAX, absent: no limit), dryRun, allowUncertain (retry
- * only); one of ref, all or a filter is required. pause: reason (a string), for (a
- * duration as `kie pause --for` takes it, util_parse_duration_ms: "15m", a plain number
- * of seconds; 1 ms..ADMIN_PAUSE_MAX_MS) or forMs (a whole number of ms, the same bounds;
- * not both; absent or null: until lifted); resume: no field. Any other member is refused (a typo read as absent would select more). Returns
- * NULL, or a sentence naming the field at fault, static or in b->why (also for an
- * unknown action: *unknown = 1). */
+ * (strings point into in). dead/retry and dead/purge: ref (a job id or @REF), all, type,
+ * reason, olderThan, limit (1..ADMIN_SCAN_MAX, absent: no limit), dryRun, allowUncertain
+ * (retry only), expect (1..ADMIN_SCAN_MAX, with all or a filter); one of ref, all or a
+ * filter is required. pause: reason (a string), for (a duration as `kie pause --for`
+ * takes it, util_parse_duration_ms: "15m", a plain number of seconds;
+ * 1 ms..ADMIN_PAUSE_MAX_MS) or forMs (a whole number of ms, the same bounds; not both;
+ * absent or null: until lifted); resume: no field. Any other member is refused (a typo
+ * read as absent would select more). Returns NULL, or a sentence naming the field at
+ * fault, static or in b->why (also for an unknown action: *unknown = 1). */
 const char *admin_body_parse(const char *what, const cJSON *in, struct admin_body *b,
 			     int *unknown);
 

@@ -213,18 +213,8 @@ def test_page_in_headless_chromium(workers, redis_server, r, fake_kie, browser, 
                  what="queue depth on the page")
     except AssertionError:
         raise AssertionError(browser.page_source[:3000] + str(browser.get_log("browser")))
-    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#dead tbody tr")) == 2, 15,
-             interval=0.2, what="dead rows")
     assert browser.find_element(By.ID, "depth-dead").text == "2"
-    assert not browser.find_element(By.ID, "pause").get_attribute("hidden")
-    assert "on-call check" in browser.find_element(By.ID, "pause-reason").text
-    # the markup is shown as text, never run
-    rows = {tr.get_attribute("data-job"): tr
-            for tr in browser.find_elements(By.CSS_SELECTOR, "#dead tbody tr")}
-    assert "<img src=x onerror=" in rows["xss-1"].text and "<script>" in rows["xss-1"].text
-    assert browser.find_elements(By.CSS_SELECTOR, "#dead img, #dead script") == []
-    assert browser.execute_script("return window.__xss") is None
-    # thumbnails of the completed jobs: the stored copies, loaded (naturalWidth > 0)
+    # thumbnails of the completed jobs (on the overview): the stored copies, loaded
     def thumbs_loaded():
         imgs = browser.find_elements(By.CSS_SELECTOR, "#completions img")
         return len(imgs) >= 3 and all(
@@ -239,7 +229,18 @@ def test_page_in_headless_chromium(workers, redis_server, r, fake_kie, browser, 
     assert set(srcs) == expected
     if os.environ.get("KIE_SCREENSHOT"):
         browser.save_screenshot(os.environ["KIE_SCREENSHOT"])
-
+    # the dead letters' view
+    browser.find_element(By.CSS_SELECTOR, 'nav a[data-view="dead"]').click()
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#dead tbody tr")) == 2, 15,
+             interval=0.2, what="dead rows")
+    assert not browser.find_element(By.ID, "pause").get_attribute("hidden")
+    assert "on-call check" in browser.find_element(By.ID, "pause-reason").text
+    # the markup is shown as text, never run
+    rows = {tr.get_attribute("data-job"): tr
+            for tr in browser.find_elements(By.CSS_SELECTOR, "#dead tbody tr")}
+    assert "<img src=x onerror=" in rows["xss-1"].text and "<script>" in rows["xss-1"].text
+    assert browser.find_elements(By.CSS_SELECTOR, "#dead img, #dead script") == []
+    assert browser.execute_script("return window.__xss") is None
     # the retry button: token entered, the job goes back to the queue
     browser.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
     btn = rows["retry-me"].find_element(By.CSS_SELECTOR, "button.retry")

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "ops/admin.h"
+#include "ops/audit.h"
 
 static void durations(void **state)
 {
@@ -173,6 +174,16 @@ static void page_bodies_are_checked(void **state)
 	assert_null(body("pause", "{}", &b));
 	assert_int_equal(b.for_ms, 0);
 	assert_null(body("resume", "{}", &b));
+	/* issue 21: the count of the dry run the operator confirmed */
+	BODY_REFUSED("dead/retry", "{\"type\":\"raw\",\"expect\":0}", "expect must be");
+	BODY_REFUSED("dead/retry", "{\"type\":\"raw\",\"expect\":\"30\"}", "expect must be");
+	BODY_REFUSED("dead/retry", "{\"type\":\"raw\",\"expect\":2.5}", "expect must be");
+	BODY_REFUSED("dead/retry", "{\"ref\":\"j1\",\"expect\":1}", "not with ref");
+	BODY_REFUSED("pause", "{\"expect\":1}", "unknown field \"expect\"");
+	assert_null(body("dead/purge", "{\"all\":true,\"expect\":30}", &b));
+	assert_int_equal(b.expect, 30);
+	assert_null(body("dead/purge", "{\"all\":true}", &b));
+	assert_int_equal(b.expect, 0);
 	{
 		int unknown = 0;
 		cJSON *in = cJSON_Parse("{}");
@@ -212,6 +223,25 @@ static void query_counts_and_filters(void **state)
 	assert_int_equal(f.older_than_ms, 7200000);
 }
 
+/* Issue 21: the audit's "who": a name reduced to harmless characters, and the token only
+ * as a fingerprint. */
+static void audit_names(void **state)
+{
+	char who[160];
+	(void)state;
+	audit_who("ana", "op-token-0123456789abcdef", who, sizeof(who));
+	assert_string_equal(who, "ana (token f5ba0ed5)");
+	audit_who(NULL, "op-token-0123456789abcdef", who, sizeof(who));
+	assert_string_equal(who, "token f5ba0ed5");
+	audit_who("<b>eve</b>\"; DROP", "op-token-0123456789abcdef", who, sizeof(who));
+	assert_string_equal(who, "beveb DROP (token f5ba0ed5)");
+	audit_who("   ", "x", who, sizeof(who));
+	assert_null(strstr(who, "("));
+	audit_who("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		  "x", who, sizeof(who));
+	assert_int_equal(strchr(who, ' ') - who, AUDIT_WHO_MAX_BYTES);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +250,7 @@ int main(void)
 		cmocka_unit_test(query_counts_and_filters),
 		cmocka_unit_test(reason_classes),
 		cmocka_unit_test(filter_defaults),
+		cmocka_unit_test(audit_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

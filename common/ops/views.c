@@ -1,0 +1,507 @@
+/* views.c — the operator page's paged views and search of views.h. */
+#include "ops/views.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "kie/job.h"
+#include "lua_scripts.h"
+
+/* rep, or NULL (err filled, rep freed) for a lost connection or an error reply. */
+static redisReply *ok(struct queue *q, redisReply *rep, char *err, size_t errlen)
+{
+	if (rep && rep->type != REDIS_REPLY_ERROR)
+		return rep;
+	if (!rep)
+		snprintf(err, errlen, "Redis unreachable");
+	else
+		snprintf(err, errlen, "Redis refused the command: %s", rep->str);
+	util_strlcpy(q->err, err, sizeof(q->err));
+	if (rep)
+		freeReplyObject(rep);
+	return NULL;
+}
+
+static redisReply *cmd(struct queue *q, char *err, size_t errlen, int argc, const char **argv)
+{
+	return ok(q, rconn_argv_retry(q->r, argc, argv, NULL), err, errlen);
+}
+
+static redisReply *eval(struct queue *q, char *err, size_t errlen, const struct script *s,
+			int nkeys, const char **keys, int nargs, const char **args)
+{
+	return ok(q, script_run(q->r, s, 1, nkeys, keys, nargs, args, NULL), err, errlen);
+}
+
+static long long num(const redisReply *r)
+{
+	long long v = 0;
+	if (r && r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r && r->type == REDIS_REPLY_STRING && util_parse_ll(r->str, &v) == 0)
+		return v;
+	return 0;
+}
+
+static int64_t redis_now_ms(struct queue *q)
+{
+	const char *argv[] = {"TIME"};
+	char err[64];
+	redisReply *rep = cmd(q, err, sizeof(err), 1, argv);
+	int64_t now = util_now_ms();
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+		now = num(rep->element[0]) * 1000 + num(rep->element[1]) / 1000;
+	if (rep)
+		freeReplyObject(rep);
+	return now;
+}
+
+/* A string reply as a JSON string (made valid UTF-8), or null. */
+static cJSON *str_or_null(const redisReply *r)
+{
+	char *copy;
+	cJSON *v;
+	if (!r || r->type != REDIS_REPLY_STRING)
+		return cJSON_CreateNull();
+	copy = util_xmalloc(r->len + 1);
+	memcpy(copy, r->str, r->len);
+	copy[r->len] = '\0';
+	util_utf8_sanitize(copy);
+	v = cJSON_CreateString(copy);
+	free(copy);
+	return v;
+}
+
+/* A string reply holding a whole number, as a number, or null. */
+static cJSON *num_or_null(const redisReply *r)
+{
+	long long v;
+	if (r && r->type == REDIS_REPLY_STRING && util_parse_ll(r->str, &v) == 0)
+		return cJSON_CreateNumber((double)v);
+	if (r && r->type == REDIS_REPLY_INTEGER)
+		return cJSON_CreateNumber((double)r->integer);
+	return cJSON_CreateNull();
+}
+
+static long long length(struct queue *q, const char *command, const char *suffix, char *err,
+			size_t errlen)
+{
+	char key[300];
+	const char *argv[] = {command, key};
+	redisReply *rep;
+	long long n;
+
+	queue_key(q, key, sizeof(key), suffix);
+	rep = cmd(q, err, errlen, 2, argv);
+	if (!rep)
+		return -1;
+	n = num(rep);
+	freeReplyObject(rep);
+	return n;
+}
+
+cJSON *views_queued(struct queue *q, int delayed, long offset, long limit, char *err,
+		    size_t errlen)
+{
+	char queue[300], dl[300], off[32], lim[32];
+	const char *keys[] = {queue, dl};
+	const char *args[] = {delayed ? "delayed" : "queue", off, lim};
+	redisReply *rep;
+	cJSON *o, *arr;
+	int64_t now = redis_now_ms(q);
+
+	queue_key(q, queue, sizeof(queue), "queue");
+	queue_key(q, dl, sizeof(dl), "delayed");
+	snprintf(off, sizeof(off), "%ld", offset);
+	snprintf(lim, sizeof(lim), "%ld", limit);
+	rep = eval(q, err, errlen, &lua_admin_queue_page, 2, keys, 3, args);
+	if (!rep)
+		return NULL;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 || (rep->elements - 2) % 4) {
+		snprintf(err, errlen, "unexpected reply to admin_queue_page.lua");
+		freeReplyObject(rep);
+		return NULL;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "from", delayed ? "delayed" : "queue");
+	cJSON_AddNumberToObject(o, "length", (double)num(rep->element[0]));
+	cJSON_AddNumberToObject(o, "delayedSize", (double)num(rep->element[1]));
+	cJSON_AddNumberToObject(o, "offset", (double)offset);
+	cJSON_AddNumberToObject(o, "now", (double)now);
+	arr = cJSON_AddArrayToObject(o, "entries");
+	for (size_t i = 2, k = 0; i + 3 < rep->elements; i += 4, k++) {
+		cJSON *e = cJSON_CreateObject();
+		const redisReply *id = rep->element[i];
+		cJSON_AddNumberToObject(e, "position", (double)(offset + (long)k));
+		if (id->type == REDIS_REPLY_STRING && id->len)
+			cJSON_AddItemToObject(e, "jobId", str_or_null(id));
+		else
+			cJSON_AddNullToObject(e, "jobId");
+		if (rep->element[i + 1]->type == REDIS_REPLY_STRING && rep->element[i + 1]->len)
+			cJSON_AddItemToObject(e, "type", str_or_null(rep->element[i + 1]));
+		else
+			cJSON_AddNullToObject(e, "type");
+		cJSON_AddNumberToObject(e, "bytes", (double)num(rep->element[i + 2]));
+		if (delayed)
+			cJSON_AddItemToObject(e, "dueAt", num_or_null(rep->element[i + 3]));
+		cJSON_AddItemToArray(arr, e);
+	}
+	freeReplyObject(rep);
+	return o;
+}
+
+/* ZRANGE key offset..offset+limit-1 WITHSCORES, then the fields of each member's hash
+ * (<p>:<hash_kind>:<member>) in one admin_hashes.lua. *ids and *fields are the replies
+ * (freed by the caller), NULL on -1 (err). */
+static int zpage_with_hashes(struct queue *q, const char *zset, const char *hash_kind,
+			     long offset, long limit, const char *const *fields, int nfields,
+			     redisReply **ids, redisReply **vals, char *err, size_t errlen)
+{
+	char key[300], a[32], b[32];
+	const char *argv[] = {"ZRANGE", key, a, b, "WITHSCORES"};
+	char **keys = NULL;
+	size_t n;
+
+	*ids = *vals = NULL;
+	queue_key(q, key, sizeof(key), zset);
+	snprintf(a, sizeof(a), "%ld", offset);
+	snprintf(b, sizeof(b), "%ld", offset + limit - 1);
+	*ids = cmd(q, err, errlen, 5, argv);
+	if (!*ids)
+		return -1;
+	if ((*ids)->type != REDIS_REPLY_ARRAY) {
+		snprintf(err, errlen, "%s is not a sorted set", key);
+		freeReplyObject(*ids);
+		*ids = NULL;
+		return -1;
+	}
+	n = (*ids)->elements / 2;
+	if (n == 0)
+		return 0;
+	keys = util_xcalloc(n, sizeof(*keys));
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *m = (*ids)->element[2 * i];
+		size_t len = strlen(q->prefix) + strlen(hash_kind) + (m->str ? m->len : 0) + 3;
+		keys[i] = util_xmalloc(len);
+		snprintf(keys[i], len, "%s:%s:%s", q->prefix, hash_kind, m->str ? m->str : "");
+	}
+	*vals = eval(q, err, errlen, &lua_admin_hashes, (int)n, (const char **)keys, nfields,
+		     (const char **)fields);
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	if (!*vals || (*vals)->type != REDIS_REPLY_ARRAY || (*vals)->elements != n) {
+		if (*vals) {
+			snprintf(err, errlen, "unexpected reply to admin_hashes.lua");
+			freeReplyObject(*vals);
+			*vals = NULL;
+		}
+		freeReplyObject(*ids);
+		*ids = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Field i of a hash's values (admin_hashes.lua), or NULL. */
+static const redisReply *field(const redisReply *vals, size_t k, size_t i)
+{
+	const redisReply *h = vals ? vals->element[k] : NULL;
+	return h && h->type == REDIS_REPLY_ARRAY && i < h->elements ? h->element[i] : NULL;
+}
+
+cJSON *views_in_flight(struct queue *q, long offset, long limit, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"jobId", "type", "createdAt", "polls", "kieState",
+					     "status", "copyTries", "attempts"};
+	redisReply *ids, *vals;
+	long long total, waiting;
+	int64_t now;
+	cJSON *o, *arr;
+
+	total = length(q, "ZCARD", "poll:due", err, errlen);
+	waiting = total < 0 ? -1 : length(q, "LLEN", "polling", err, errlen);
+	if (waiting < 0)
+		return NULL;
+	now = redis_now_ms(q);
+	if (zpage_with_hashes(q, "poll:due", "task", offset, limit, fields, 8, &ids, &vals, err,
+			      errlen) != 0)
+		return NULL;
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "total", (double)total);
+	cJSON_AddNumberToObject(o, "notPromoted", (double)waiting);
+	cJSON_AddNumberToObject(o, "offset", (double)offset);
+	cJSON_AddNumberToObject(o, "now", (double)now);
+	arr = cJSON_AddArrayToObject(o, "entries");
+	for (size_t k = 0; 2 * k + 1 < ids->elements; k++) {
+		cJSON *e = cJSON_CreateObject();
+		double due = strtod(ids->element[2 * k + 1]->str ? ids->element[2 * k + 1]->str
+								 : "0", NULL);
+		const redisReply *created = field(vals, k, 2);
+		long long c;
+		cJSON_AddItemToObject(e, "taskId", str_or_null(ids->element[2 * k]));
+		cJSON_AddItemToObject(e, "jobId", str_or_null(field(vals, k, 0)));
+		cJSON_AddItemToObject(e, "type", str_or_null(field(vals, k, 1)));
+		cJSON_AddItemToObject(e, "createdAt", num_or_null(created));
+		if (created && created->type == REDIS_REPLY_STRING &&
+		    util_parse_ll(created->str, &c) == 0)
+			cJSON_AddNumberToObject(e, "ageMs", (double)(now - c));
+		else
+			cJSON_AddNullToObject(e, "ageMs");
+		cJSON_AddItemToObject(e, "polls", num_or_null(field(vals, k, 3)));
+		cJSON_AddNumberToObject(e, "nextPollAt", due);
+		cJSON_AddNumberToObject(e, "nextPollInMs", due - (double)now);
+		for (size_t i = 4; i < 8; i++) {
+			const redisReply *v = field(vals, k, i);
+			if (v && v->type == REDIS_REPLY_STRING)
+				cJSON_AddItemToObject(e, fields[i],
+						      i >= 6 ? num_or_null(v) : str_or_null(v));
+		}
+		cJSON_AddItemToArray(arr, e);
+	}
+	freeReplyObject(ids);
+	if (vals)
+		freeReplyObject(vals);
+	return o;
+}
+
+cJSON *views_uncertain(struct queue *q, long offset, long limit, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"type", "attempts", "workerId", "error",
+					     "updatedAt"};
+	redisReply *ids, *vals;
+	long long total;
+	int64_t now;
+	cJSON *o, *arr;
+
+	total = length(q, "ZCARD", "uncertain", err, errlen);
+	if (total < 0)
+		return NULL;
+	now = redis_now_ms(q);
+	if (zpage_with_hashes(q, "uncertain", "job", offset, limit, fields, 5, &ids, &vals, err,
+			      errlen) != 0)
+		return NULL;
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "total", (double)total);
+	cJSON_AddNumberToObject(o, "offset", (double)offset);
+	cJSON_AddNumberToObject(o, "now", (double)now);
+	arr = cJSON_AddArrayToObject(o, "entries");
+	for (size_t k = 0; 2 * k + 1 < ids->elements; k++) {
+		cJSON *e = cJSON_CreateObject();
+		double end = strtod(ids->element[2 * k + 1]->str ? ids->element[2 * k + 1]->str
+								 : "0", NULL);
+		cJSON_AddItemToObject(e, "jobId", str_or_null(ids->element[2 * k]));
+		cJSON_AddNumberToObject(e, "windowEndsAt", end);
+		cJSON_AddNumberToObject(e, "leftMs", end > (double)now ? end - (double)now : 0);
+		cJSON_AddItemToObject(e, "type", str_or_null(field(vals, k, 0)));
+		cJSON_AddItemToObject(e, "attempts", num_or_null(field(vals, k, 1)));
+		cJSON_AddItemToObject(e, "workerId", str_or_null(field(vals, k, 2)));
+		cJSON_AddItemToObject(e, "error", str_or_null(field(vals, k, 3)));
+		cJSON_AddItemToObject(e, "updatedAt", num_or_null(field(vals, k, 4)));
+		cJSON_AddItemToArray(arr, e);
+	}
+	freeReplyObject(ids);
+	if (vals)
+		freeReplyObject(vals);
+	return o;
+}
+
+cJSON *views_rates_minutes(struct queue *q, long minutes, char *err, size_t errlen)
+{
+	char results[300], dead[300], cut[UTIL_ISO8601_SIZE], cap[32];
+	const char *keys[] = {results, dead};
+	const char *args[] = {cut, cap};
+	int64_t now = redis_now_ms(q), first = (now / 60000 - minutes) * 60000;
+	redisReply *rep;
+	cJSON *o, *arr;
+	size_t j = 1;
+
+	queue_key(q, results, sizeof(results), "results");
+	queue_key(q, dead, sizeof(dead), "dead");
+	util_iso8601(first, cut);
+	snprintf(cap, sizeof(cap), "%d", VIEWS_RATES_SCAN);
+	rep = eval(q, err, errlen, &lua_admin_rates_minutes, 2, keys, 2, args);
+	if (!rep)
+		return NULL;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || (rep->elements - 1) % 4) {
+		snprintf(err, errlen, "unexpected reply to admin_rates_minutes.lua");
+		freeReplyObject(rep);
+		return NULL;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "minutes", (double)minutes);
+	cJSON_AddBoolToObject(o, "capped", num(rep->element[0]) != 0);
+	arr = cJSON_AddArrayToObject(o, "points");
+	for (int64_t t = first; t <= now; t += 60000) {
+		char iso[UTIL_ISO8601_SIZE], minute[17];
+		cJSON *p = cJSON_CreateObject();
+		long long c = 0, f = 0, d = 0;
+		util_iso8601(t, iso);
+		util_strlcpy(minute, iso, sizeof(minute));
+		/* the script's minutes are sorted, as these are: walk both */
+		while (j + 3 < rep->elements && rep->element[j]->type == REDIS_REPLY_STRING &&
+		       strcmp(rep->element[j]->str, minute) < 0)
+			j += 4;
+		if (j + 3 < rep->elements && rep->element[j]->type == REDIS_REPLY_STRING &&
+		    strcmp(rep->element[j]->str, minute) == 0) {
+			c = num(rep->element[j + 1]);
+			f = num(rep->element[j + 2]);
+			d = num(rep->element[j + 3]);
+			j += 4;
+		}
+		cJSON_AddStringToObject(p, "minute", minute);
+		cJSON_AddNumberToObject(p, "t", (double)(t / 1000));
+		cJSON_AddNumberToObject(p, "completed", (double)c);
+		cJSON_AddNumberToObject(p, "failed", (double)f);
+		cJSON_AddNumberToObject(p, "dead", (double)d);
+		cJSON_AddItemToArray(arr, p);
+	}
+	freeReplyObject(rep);
+	return o;
+}
+
+cJSON *views_create_slots(struct queue *q, const char *account_prefix, const char *account_id,
+			  long limit, long window_ms, char *err, size_t errlen)
+{
+	char log[300], from[32], to[32], after[32];
+	const char *used_argv[] = {"ZCOUNT", log, from, to};
+	const char *later_argv[] = {"ZCOUNT", log, after, "+inf"};
+	redisReply *used, *later;
+	int64_t now;
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "limit", (double)limit);
+	cJSON_AddNumberToObject(o, "windowMs", (double)window_ms);
+	if (!account_id || !*account_id) {
+		cJSON_AddNullToObject(o, "used");
+		cJSON_AddNullToObject(o, "reserved");
+		return o;
+	}
+	/* the log holds reserved call times (limiter_acquire.lua): those in (now - W, now]
+	 * are calls made in the window, later ones are reservations of waiting runners */
+	now = redis_now_ms(q);
+	snprintf(log, sizeof(log), "%s:{%s}:create", account_prefix, account_id);
+	snprintf(from, sizeof(from), "(%lld", (long long)(now - window_ms));
+	snprintf(to, sizeof(to), "%lld", (long long)now);
+	snprintf(after, sizeof(after), "(%lld", (long long)now);
+	used = cmd(q, err, errlen, 4, used_argv);
+	later = used ? cmd(q, err, errlen, 4, later_argv) : NULL;
+	if (!later) {
+		if (used)
+			freeReplyObject(used);
+		cJSON_Delete(o);
+		return NULL;
+	}
+	cJSON_AddNumberToObject(o, "used", (double)num(used));
+	cJSON_AddNumberToObject(o, "reserved", (double)num(later));
+	freeReplyObject(used);
+	freeReplyObject(later);
+	return o;
+}
+
+cJSON *views_search(struct queue *q, const char *term, char *err, size_t errlen)
+{
+	char key[400], needle[JOB_ID_MAX + 32], cap[16];
+	const char *exists[] = {"EXISTS", key};
+	const char *hget[] = {"HGET", key, "jobId"};
+	redisReply *rep;
+	cJSON *o;
+
+	if (!term || !job_id_valid(term)) {
+		snprintf(err, errlen, "search for a job id or a task id ([A-Za-z0-9._:-], 1 to 128 "
+			 "bytes)");
+		return NULL;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "term", term);
+	snprintf(key, sizeof(key), "%s:job:%s", q->prefix, term);
+	if (!(rep = cmd(q, err, errlen, 2, exists)))
+		goto fail;
+	if (num(rep) == 1) {
+		freeReplyObject(rep);
+		cJSON_AddStringToObject(o, "by", "job");
+		cJSON_AddStringToObject(o, "jobId", term);
+		cJSON_AddNullToObject(o, "taskId");
+		return o;
+	}
+	freeReplyObject(rep);
+	snprintf(key, sizeof(key), "%s:task:%s", q->prefix, term);
+	if (!(rep = cmd(q, err, errlen, 3, hget)))
+		goto fail;
+	if (rep->type == REDIS_REPLY_STRING && job_id_valid(rep->str)) {
+		cJSON_AddStringToObject(o, "by", "task");
+		cJSON_AddStringToObject(o, "jobId", rep->str);
+		cJSON_AddStringToObject(o, "taskId", term);
+		freeReplyObject(rep);
+		return o;
+	}
+	freeReplyObject(rep);
+	{ /* the task hash expired or never was: a completion event names it */
+		const char *keys[] = {key};
+		const char *args[] = {needle, cap, "1"};
+		queue_key(q, key, sizeof(key), "results");
+		snprintf(needle, sizeof(needle), "\"taskId\":\"%s\"", term);
+		snprintf(cap, sizeof(cap), "%d", 10000);
+		if (!(rep = eval(q, err, errlen, &lua_admin_find, 1, keys, 3, args)))
+			goto fail;
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+		    rep->element[0]->type == REDIS_REPLY_STRING) {
+			cJSON *ev = cJSON_ParseWithLength(rep->element[0]->str, rep->element[0]->len);
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "jobId");
+			if (cJSON_IsString(id) && job_id_valid(id->valuestring)) {
+				cJSON_AddStringToObject(o, "by", "event");
+				cJSON_AddStringToObject(o, "jobId", id->valuestring);
+				cJSON_AddStringToObject(o, "taskId", term);
+				cJSON_Delete(ev);
+				freeReplyObject(rep);
+				return o;
+			}
+			cJSON_Delete(ev);
+		}
+		freeReplyObject(rep);
+	}
+	cJSON_AddStringToObject(o, "by", "id");
+	cJSON_AddStringToObject(o, "jobId", term);
+	cJSON_AddNullToObject(o, "taskId");
+	return o;
+fail:
+	cJSON_Delete(o);
+	return NULL;
+}
+
+cJSON *views_job_descriptor(struct queue *q, const char *job_id, size_t max_bytes, char *err,
+			    size_t errlen)
+{
+	char key[400];
+	const char *argv[] = {"HGET", key, "raw"};
+	struct rconn_bulk b;
+	cJSON *v;
+	char *copy;
+
+	snprintf(key, sizeof(key), "%s:job:%s", q->prefix, job_id);
+	memset(&b, 0, sizeof(b));
+	if (rconn_bulk_bounded(q->r, 3, argv, NULL, max_bytes, &b) != 0) {
+		snprintf(err, errlen, "Redis unreachable");
+		rconn_bulk_free(&b);
+		return NULL;
+	}
+	if (b.type != REDIS_REPLY_STRING) {
+		rconn_bulk_free(&b);
+		return cJSON_CreateNull();
+	}
+	{ /* over max_bytes: its head only */
+		const char *src = b.kept ? b.data : b.head;
+		size_t n = b.kept ? b.len : b.head_len;
+		copy = util_xmalloc(n + 1);
+		memcpy(copy, src, n);
+		copy[n] = '\0';
+		util_utf8_fix_end(copy);
+	}
+	util_utf8_sanitize(copy);
+	v = cJSON_CreateString(copy);
+	free(copy);
+	rconn_bulk_free(&b);
+	return v;
+}

@@ -1,0 +1,71 @@
+/* views.h — the operator page's paged views of a pool and its search box (worker/web.c):
+ * jobs waiting (the queue from its consuming end, the delayed set), tasks in flight (with
+ * their next poll), uncertain jobs (with the time left in their window), completions and
+ * dead letters per minute for the live chart, the createTask slots in use, and "where is
+ * job X" by job id or task id. Reads only: plain commands or read-only scripts
+ * (common/ops/lua/admin_*.lua), each bounded by its page size. docs/operations.md gives
+ * the JSON.
+ *
+ * Every function takes a connected struct queue and returns a new cJSON the caller
+ * deletes, or NULL with err filled (Redis unreachable or refused).
+ *
+ * Must not: write, or read a whole key whose size producers control (descriptors are
+ * summarized by a script: id, type, size). */
+#ifndef KIE_VIEWS_H
+#define KIE_VIEWS_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "pool/queue.h"
+
+#define VIEWS_PAGE_MAX 200      /* entries of one page at most */
+#define VIEWS_MINUTES_MAX 60    /* the live chart's span at most */
+#define VIEWS_RATES_SCAN 2000   /* events and dead letters read for it at most, each (as
+				 * admin_stats's rates: ~30 ms of Redis for 2 x 2000 1-KiB entries) */
+
+/* Jobs that wait: delayed = 0, <p>:queue from its consuming end (position 0 is claimed
+ * next); 1, <p>:delayed earliest due first. {"from", "length" (LLEN queue),
+ * "delayedSize", "offset", "now", "entries": [{"position", "jobId" (null when the
+ * descriptor has none), "type", "bytes", "dueAt" (delayed)}]}. */
+cJSON *views_queued(struct queue *q, int delayed, long offset, long limit, char *err,
+		    size_t errlen);
+
+/* Tasks being polled, <p>:poll:due by next poll: {"total", "notPromoted" (LLEN
+ * <p>:polling), "offset", "now", "entries": [{"taskId", "jobId", "type", "createdAt",
+ * "ageMs", "polls", "nextPollAt", "nextPollInMs" (negative: overdue, or a poller holds
+ * it), and "kieState", "status", "copyTries" when the task hash has them}]}. */
+cJSON *views_in_flight(struct queue *q, long offset, long limit, char *err, size_t errlen);
+
+/* Jobs whose createTask outcome is unknown, <p>:uncertain by the end of their window:
+ * {"total", "offset", "now", "entries": [{"jobId", "windowEndsAt", "leftMs", "type",
+ * "attempts", "workerId", "error", "updatedAt"}]}. */
+cJSON *views_uncertain(struct queue *q, long offset, long limit, char *err, size_t errlen);
+
+/* Completions, failures and dead letters per minute over the last `minutes` whole minutes
+ * and the current one (admin_rates_minutes.lua): {"minutes", "capped", "points":
+ * [{"minute": "2026-11-24T12:03", "t": epoch seconds, "completed", "failed", "dead"}]},
+ * one point per minute, oldest first, zeros included. */
+cJSON *views_rates_minutes(struct queue *q, long minutes, char *err, size_t errlen);
+
+/* The account's createTask slots in use now: {"used": calls logged in the window ending
+ * now, "reserved": calls reserved for later, "limit", "windowMs"}; account_id as
+ * admin_stats takes it (NULL or "": {"used": null}). */
+cJSON *views_create_slots(struct queue *q, const char *account_prefix, const char *account_id,
+			  long limit, long window_ms, char *err, size_t errlen);
+
+/* Which job a search term names: a job id with a job hash ("by": "job"), a task id with a
+ * task hash ("task") or named by a completion event ("event"), else the term itself as a
+ * job id ("id": the job page then says where it is, or that it is unknown). {"term",
+ * "by", "jobId", "taskId" (null unless found by task)}. The term must be a job id's
+ * characters (job_id_valid); NULL with err otherwise. */
+cJSON *views_search(struct queue *q, const char *term, char *err, size_t errlen);
+
+/* The descriptor a job hash keeps (its `raw` field, while the pool holds it: uncertain,
+ * and from routing on once the scheduling issue keeps it) as a string, at most max_bytes
+ * kept (a longer one gives its first RCONN_HEAD_BYTES); null when the hash has none. NULL with err when Redis failed. */
+cJSON *views_job_descriptor(struct queue *q, const char *job_id, size_t max_bytes, char *err,
+			    size_t errlen);
+
+#endif
