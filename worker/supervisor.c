@@ -11,6 +11,8 @@
 #include "core/util.h"
 #include "core/util.h"
 #include "kie/kie_client.h"
+#include "pool/balance.h"
+#include "pool/budget.h"
 #include "pool/finalize.h"
 #include "pool/queue.h"
 #include "worker.h"
@@ -124,6 +126,7 @@ void *supervisor_main(void *arg)
 	long beat_ms = cfg->heartbeat_ttl_ms / 3, beat_failures = 0;
 	unsigned long drops_seen = 0;
 	struct kie_client *kie = NULL;
+	struct balance_prober balance;
 	/* the runners' consumers, then the callback consumer (its claimed callbacks) */
 	int nbeat = w->nconsumers;
 	char (*slot_ids)[JOB_ID_MAX + 1] = util_xcalloc((size_t)nbeat, sizeof(*slot_ids));
@@ -140,6 +143,7 @@ void *supervisor_main(void *arg)
 	q.dead_max = cfg->dead_max;
 	q.reply_max = cfg->reply_max;
 	q.reply_ttl_s = cfg->reply_ttl_s;
+	balance_prober_init(&balance, &w->accounts);
 
 	/* runs until the hard stop: the heartbeat must outlive the grace period */
 	while (!w->hard_stop) {
@@ -191,6 +195,15 @@ void *supervisor_main(void *arg)
 				log_info(NULL, NULL, "%ld retr%s due, back on the queue", moved,
 					 moved == 1 ? "y" : "ies");
 			credit_probe(w, &q, &kie);
+			{ /* credits: lost reservations healed; each account's balance, pool-wide
+			   * at most once a minute (budget.h, balance.h) */
+				long healed = 0;
+				if (budget_heal(&q, util_now_ms(), BUDGET_HEAL_AGE_MS, &healed) == 0 &&
+				    healed)
+					log_info(NULL, NULL, "%ld budget reservation(s) of jobs with "
+						 "nothing in flight released", healed);
+				balance_tick(&balance, &q, &w->accounts, cfg, now);
+			}
 		}
 		if (!w->stopping)
 			worker_nap(w, 50); /* ended early by the drain's decision to stop */
@@ -198,6 +211,7 @@ void *supervisor_main(void *arg)
 			util_sleep_ms(5); /* main joins us right after its release at exit */
 	}
 	kie_client_free(kie);
+	balance_prober_free(&balance);
 	rconn_close(&rc);
 	free(slot_ids);
 	free(slot_ptrs);
