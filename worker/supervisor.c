@@ -203,6 +203,7 @@ void *supervisor_main(void *arg)
 					log_info(NULL, NULL, "%ld budget reservation(s) of jobs with "
 						 "nothing in flight released", healed);
 				balance_tick(&balance, &q, &w->accounts, cfg, now);
+				budget_gauges(&q, cfg->daily_credit_budget, util_now_ms());
 			}
 		}
 		if (!w->stopping)

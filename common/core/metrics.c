@@ -2,6 +2,7 @@
 #include "core/metrics.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -292,8 +293,31 @@ void metrics_balance(const char *account, double balance, int64_t at_ms)
 	atomic_store(&balance_at_ms[i], at_ms);
 }
 
+static pthread_mutex_t budget_mu = PTHREAD_MUTEX_INITIALIZER;
+static char budget_names[METRICS_BUDGET_GROUPS_MAX + 1][72];
+static double budget_total[METRICS_BUDGET_GROUPS_MAX + 1], budget_used[METRICS_BUDGET_GROUPS_MAX + 1];
+static int nbudgets = -1; /* -1: never set (not rendered) */
+
+void metrics_budgets(const char *const *groups, const double *budget, const double *used,
+		     int n)
+{
+	if (n > METRICS_BUDGET_GROUPS_MAX + 1)
+		n = METRICS_BUDGET_GROUPS_MAX + 1;
+	pthread_mutex_lock(&budget_mu);
+	for (int i = 0; i < n; i++) {
+		util_strlcpy(budget_names[i], groups[i], sizeof(budget_names[i]));
+		budget_total[i] = budget[i];
+		budget_used[i] = used[i];
+	}
+	nbudgets = n;
+	pthread_mutex_unlock(&budget_mu);
+}
+
 void metrics_reset(void)
 {
+	pthread_mutex_lock(&budget_mu);
+	nbudgets = -1;
+	pthread_mutex_unlock(&budget_mu);
 	for (int t = 0; t < NTYPES; t++)
 		for (int a = 0; a < NACCTS; a++)
 			atomic_store(&credits_milli[t][a], 0);
@@ -453,6 +477,20 @@ static void render_credits(struct out *o)
 			put(o, "kie_account_balance{account=\"%s\"} %.3f\n",
 			    metrics_escape_label(acct_names[a], aa, sizeof(aa)),
 			    atomic_load(&balance_value[a]));
+	pthread_mutex_lock(&budget_mu);
+	if (nbudgets >= 0) {
+		head(o, "kie_budget_credits", "gauge", "Daily credit budgets: group=\"(pool)\" is "
+		     "KIE_DAILY_CREDIT_BUDGET (0: none), the others kie budget set's.");
+		for (int i = 0; i < nbudgets; i++)
+			put(o, "kie_budget_credits{group=\"%s\"} %.3f\n",
+			    metrics_escape_label(budget_names[i], aa, sizeof(aa)), budget_total[i]);
+		head(o, "kie_budget_used_credits", "gauge", "Credits spent and reserved against "
+		     "those budgets today (UTC), pool-wide.");
+		for (int i = 0; i < nbudgets; i++)
+			put(o, "kie_budget_used_credits{group=\"%s\"} %.3f\n",
+			    metrics_escape_label(budget_names[i], aa, sizeof(aa)), budget_used[i]);
+	}
+	pthread_mutex_unlock(&budget_mu);
 	head(o, "kie_account_balance_time_seconds", "gauge", "When that balance was read (epoch "
 	     "seconds).");
 	for (int a = 0; a < naccts; a++) {

@@ -171,6 +171,15 @@ void metrics_credits(const char *type, const char *account, double credits);
  * Redis (balance.h); rendered once known. */
 void metrics_balance(const char *account, double balance, int64_t at_ms);
 
+/* kie_budget_credits{group} and kie_budget_used_credits{group} (spent + reserved today,
+ * UTC): group "(pool)" for KIE_DAILY_CREDIT_BUDGET (budget 0: none), then each group with
+ * a budget, at most METRICS_BUDGET_GROUPS_MAX. Replaces the whole set; names are copied.
+ * Set every few seconds by the supervisor (budget.h), it takes a lock: never call it on
+ * a hot path. */
+#define METRICS_BUDGET_GROUPS_MAX 32
+void metrics_budgets(const char *const *groups, const double *budget, const double *used,
+		     int n);
+
 /* --- liveness (GET /healthz) --- */
 
 /* The supervisor's loop turned (monotonic clock). */

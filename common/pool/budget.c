@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/metrics.h"
 #include "core/util.h"
 #include "lua_scripts.h"
 #include "redis/script.h"
@@ -138,4 +139,52 @@ int budget_release(struct queue *q, const char *job_id, int64_t now_ms, double *
 	if (rep && rep->type == REDIS_REPLY_STRING)
 		*credits = strtod(rep->str, NULL);
 	return done(q, rep);
+}
+
+int budget_gauges(struct queue *q, long pool_budget, int64_t now_ms)
+{
+	char gkey[128], dkey[160], today[16], f[BUDGET_GROUP_MAX + 16];
+	const char *names[METRICS_BUDGET_GROUPS_MAX + 1];
+	double budget[METRICS_BUDGET_GROUPS_MAX + 1], used[METRICS_BUDGET_GROUPS_MAX + 1];
+	redisReply *g, *d;
+	int n = 0;
+
+	queue_key(q, gkey, sizeof(gkey), "budget:group");
+	budget_day(now_ms, 0, today, sizeof(today));
+	budget_day_key(q, today, dkey, sizeof(dkey));
+	g = rconn_cmd(q->r, "HGETALL %s", gkey);
+	d = rconn_cmd(q->r, "HGETALL %s", dkey);
+	if (!g || g->type != REDIS_REPLY_ARRAY || !d || d->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(g);
+		return done(q, d);
+	}
+	/* the figure of field name in today's hash */
+#define FIG(name, out) do { \
+		out = 0; \
+		for (size_t k_ = 0; k_ + 1 < d->elements; k_ += 2) \
+			if (d->element[k_]->str && strcmp(d->element[k_]->str, (name)) == 0) \
+				out = strtod(d->element[k_ + 1]->str, NULL); \
+	} while (0)
+	double spent, reserved;
+	FIG("spent", spent);
+	FIG("reserved", reserved);
+	names[n] = "(pool)";
+	budget[n] = (double)pool_budget;
+	used[n++] = spent + reserved;
+	for (size_t i = 0; i + 1 < g->elements && n <= METRICS_BUDGET_GROUPS_MAX; i += 2) {
+		if (!g->element[i]->str || !g->element[i + 1]->str)
+			continue;
+		names[n] = g->element[i]->str;
+		budget[n] = strtod(g->element[i + 1]->str, NULL);
+		snprintf(f, sizeof(f), "spent|%s", names[n]);
+		FIG(f, spent);
+		snprintf(f, sizeof(f), "reserved|%s", names[n]);
+		FIG(f, reserved);
+		used[n++] = spent + reserved;
+	}
+#undef FIG
+	metrics_budgets(names, budget, used, n);
+	freeReplyObject(g);
+	freeReplyObject(d);
+	return 0;
 }

@@ -54,4 +54,8 @@ int budget_heal(struct queue *q, int64_t now_ms, long age_ms, long *healed);
  * 0 or -1. */
 int budget_release(struct queue *q, const char *job_id, int64_t now_ms, double *credits);
 
+/* Reads today's budget figures (the pool's: KIE_DAILY_CREDIT_BUDGET = pool_budget, and
+ * each group's with a budget) into metrics_budgets(). 0 or -1 (Redis). */
+int budget_gauges(struct queue *q, long pool_budget, int64_t now_ms);
+
 #endif

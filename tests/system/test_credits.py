@@ -213,8 +213,12 @@ def test_worker_runs_with_an_accounts_file_and_shares_one_balance_query(
     account(fake_kie, "b", token="tok-b", credits=777)
     path = accounts_file(tmpdir_path, f"# pool accounts\nmain {TOKEN}\nbyok tok-b\n")
     ports = [free_port() for _ in range(3)]
+    r.hset(f"{PREFIX}:budget:group", "acme", 50)
+    r.hset(f"{PREFIX}:budget:{utc_day()}", mapping={"spent": 30, "reserved": 6,
+                                                    "spent|acme": 20, "reserved|acme": 4})
     ws = [workers(redis_server.url, fake_kie.url, KIE_API_TOKEN="", KIE_ACCOUNTS_FILE=path,
-                  KIE_HTTP_ADDR=f"127.0.0.1:{p}") for p in ports]
+                  KIE_HTTP_ADDR=f"127.0.0.1:{p}", KIE_DAILY_CREDIT_BUDGET=500)
+          for p in ports]
     r.lpush(f"{PREFIX}:queue", json.dumps({"v": 1, "id": "acc-1", "type": "raw", "input": {
         "prompt": "a coat", "imageUrls": ["https://img.example.com/c.png"]}}))
     wait_for(lambda: r.lrange(f"{PREFIX}:results", 0, -1), 30, what="the job's event")
@@ -230,6 +234,12 @@ def test_worker_runs_with_an_accounts_file_and_shares_one_balance_query(
         return all(set(g) == {"main", "byok"} for g in seen) and seen
     seen = wait_for(all_known, 20, interval=0.1, what="every worker's balance gauges")
     assert all(g["byok"] == 777 for g in seen)
+    # the budgets' gauges: the pool's and the group's, today's use
+    text = metrics(ports[0])
+    assert 'kie_budget_credits{group="(pool)"} 500.000' in text, text
+    assert 'kie_budget_used_credits{group="(pool)"} 36.000' in text
+    assert 'kie_budget_credits{group="acme"} 50.000' in text
+    assert 'kie_budget_used_credits{group="acme"} 24.000' in text
     assert all(g["main"] in (1000000, want["main"]) for g in seen)
     acc = fake_kie.stats()["accounts"]
     # one query per account for the whole pool within the minute
