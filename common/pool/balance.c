@@ -63,8 +63,18 @@ static void probe(struct balance_prober *b, struct queue *q, const struct accoun
 	char key[128], fc[128], fa[128], v[64], at[32];
 	int64_t now = util_now_ms();
 
-	if (!b->clients[i])
-		b->clients[i] = accounts_client(a, i, cfg);
+	if (!b->clients[i]) {
+		/* a short timeout: a stop waits for a query in flight (BALANCE_TIMEOUT_MS) */
+		struct kie_client_opts ko = {
+			.base_url = cfg->kie_base_url, .token = a->v[i].token,
+			.user_agent = cfg->kie_user_agent, .default_model = cfg->kie_model,
+			.connect_timeout_ms = cfg->connect_timeout_ms < BALANCE_TIMEOUT_MS
+						      ? cfg->connect_timeout_ms : BALANCE_TIMEOUT_MS,
+			.timeout_ms = cfg->http_timeout_ms < BALANCE_TIMEOUT_MS ? cfg->http_timeout_ms
+										: BALANCE_TIMEOUT_MS,
+		};
+		b->clients[i] = kie_client_new(&ko);
+	}
 	if (!b->clients[i])
 		return;
 	if (kie_client_credits(b->clients[i], &credits, &kerr) != 0) {

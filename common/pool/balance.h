@@ -18,6 +18,7 @@
 #include "pool/queue.h"
 
 #define BALANCE_LEASE_MS 60000L  /* one balance query per account per this, pool-wide */
+#define BALANCE_TIMEOUT_MS 10000L /* one balance query may take this long */
 #define BALANCE_CHECK_MS 1000L   /* at most this often a worker looks (its lease, or the value) */
 
 /* One thread's prober: a KIE client per account, made on first use. */
