@@ -114,5 +114,7 @@ int cli_cmd_pause(int argc, char **argv, int resume);
 int cli_cmd_stats(int argc, char **argv);
 int cli_cmd_job(int argc, char **argv);
 int cli_cmd_dead(int argc, char **argv);
+int cli_cmd_spend(int argc, char **argv);
+int cli_cmd_budget(int argc, char **argv);
 
 #endif

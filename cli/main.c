@@ -1,5 +1,5 @@
 /* main.c — `kie`, the one-shot command-line tool: dispatches to its commands (task.c:
- * KIE tasks; pause.c, stats.c, dead.c: the pool). */
+ * KIE tasks; pause.c, stats.c, dead.c: the pool; credits.c: spend and budgets). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +29,8 @@ static const char main_help[] =
 	"                     task, attempts, owner, events, dead letters\n"
 	"  dead list|show|retry|purge   the dead letters: read them, replay them (atomically,\n"
 	"                     one job, all, or --type/--reason/--older-than), delete them\n"
+	"  spend [--by type|group|account] [--days N]   credits spent per UTC day\n"
+	"  budget set GROUP CREDITS | budget list   daily credit budgets per group\n"
 	"Configuration comes from the environment (KIE_API_TOKEN, KIE_BASE_URL, R2_*, ...)\n"
 	"and, on every command but callback, from --SETTING VALUE over it (--redis-url URL,\n"
 	"or by its name: --REDIS_URL URL); secrets only from the environment or their _FILE.\n"
@@ -68,6 +70,8 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "stats") == 0) rc = cli_cmd_stats(sub_argc, sub_argv);
 	else if (strcmp(cmd, "job") == 0) rc = cli_cmd_job(sub_argc, sub_argv);
 	else if (strcmp(cmd, "dead") == 0) rc = cli_cmd_dead(sub_argc, sub_argv);
+	else if (strcmp(cmd, "spend") == 0) rc = cli_cmd_spend(sub_argc, sub_argv);
+	else if (strcmp(cmd, "budget") == 0) rc = cli_cmd_budget(sub_argc, sub_argv);
 	else {
 		fprintf(stderr, "kie: unknown command \"%s\" (see kie --help)\n", cmd);
 		rc = EXIT_USAGE;

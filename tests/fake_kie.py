@@ -35,8 +35,19 @@ Forced refusals: until refuse_creates_until_ms (epoch ms) every createTask answe
 refuse_code, 429 (rate limited) or 455 (maintenance), counted in creates_refused_429 /
 creates_refused_455.
 
-Each successful task costs one credit; with none left createTask answers 402 (recordInfo
-and the other endpoints keep working).
+Credits and accounts (issue 20): a task's cost is set per model when it is created
+(model_credits: nano-banana 4, nano-banana-edit 6, nano-banana-pro 18 by default) and
+charged to its account when it succeeds (a failed task costs 0); recordInfo and the
+callback of a final task say so in creditsConsumed, or, with credit_names "old", in
+consumeCredits with the balance in remainedCredits. A createTask whose account's balance
+is below the model's cost answers 402 (recordInfo and the other endpoints keep working);
+GET /api/v1/chat/credit answers the account's balance. Every token is an account of its
+own: the start-up --token is "default" (its balance is the config key credits); POST
+/_fake/account {"name","token","credits"} adds another or changes one (credits: the new
+balance, a refill). Each account has its own createTask and recordInfo limits (the same
+create_limit/query_limit settings, its own sliding logs). Stats: accounts (name ->
+{credits, charged_total, charged_by_model, charged_by_job, tasks_charged, creates_total,
+creates_refused_402, creates_refused_429, credit_requests, max_creates_in_any_window}).
 
 Stats (GET /_fake/stats): counters (creates_total, creates_by_job, creates_refused_429,
 creates_refused_455, creates_refused_402, record_info_total, record_info_refused_429,
@@ -211,7 +222,8 @@ class State:
                     "refuse_code": 429, "credits": a.credits, "token": a.token,
                     "create_http500_rate": 0.0, "seed": 0, "task_id_style": "plain",
                     "fail_next_file_http500": 0, "big_file_bytes": 300000,
-                    "drop_next_create": 0, "callback_retry_ms": 200}
+                    "drop_next_create": 0, "callback_retry_ms": 200,
+                    "model_credits": dict(MODEL_CREDITS), "credit_names": "new"}
         self.tasks = {}
         self.counter = 0
         self.creates = SlidingLog()   # createTask calls that created a task
@@ -233,6 +245,9 @@ class State:
                       "file_redirects": 0, "file_downloads_503": 0,
                       "record_info_last_task_id": None}
         self.bigerr_served = set()
+        self.accounts = {}
+        self.current = None  # the account of the request being answered
+        add_account(self, "default", None, None)
 
     def epoch_ms(self, mono):
         return int((mono + self.epoch_offset) * 1000)
@@ -251,7 +266,7 @@ class State:
             t["completeTime"] = t["createTime"] + t["duration_ms"]
             t["updateTime"] = t["completeTime"]
             if t["state"] == "success":
-                self.cfg["credits"] -= 1
+                charge(self, t)
             if t.get("callBackUrl"):
                 asyncio.get_event_loop().create_task(send_callback(self, t))
         elif elapsed >= t["duration_ms"] // 3:
@@ -267,7 +282,7 @@ def kie(code, msg, data=None):
     return body
 
 
-def record(t, port, host="127.0.0.1"):
+def record(t, port, host="127.0.0.1", st=None):
     d = {"taskId": t["taskId"], "model": t["model"], "state": t["state"],
          "param": t["param"], "resultJson": "", "failCode": "", "failMsg": "",
          "costTime": None, "completeTime": t.get("completeTime"),
@@ -285,6 +300,8 @@ def record(t, port, host="127.0.0.1"):
         d["failCode"] = "501"
         d["failMsg"] = "generation failed (fake)"
         d["costTime"] = t["duration_ms"]
+    if t["state"] in ("success", "fail") and st is not None:
+        d.update(credit_fields(st, t))
     return d
 
 
@@ -313,12 +330,12 @@ async def send_callback(st, t):
             "param": t["param"], "resultJson": record(t, port, st.files_host)["resultJson"],
             "costTime": t["duration_ms"] / 1000.0, "completeTime": t["completeTime"],
             "createTime": t["createTime"], "updateTime": t["updateTime"],
-            "creditsConsumed": 1})
+            **credit_fields(st, t)})
     else:
         body = kie(501, "generation failed", {
             "taskId": t["taskId"], "model": t["model"], "state": "fail",
             "failCode": "501", "failMsg": "generation failed (fake)",
-            "completeTime": t["completeTime"], "creditsConsumed": 0})
+            "completeTime": t["completeTime"], **credit_fields(st, t)})
     raw = json.dumps(body).encode()
     path = url.path or "/"
     if url.query:
@@ -400,9 +417,131 @@ def config_error(upd):
               "callback_retry_ms"):
         if k in upd and not (number(upd[k]) and int(upd[k]) == upd[k]):
             return f"{k} must be an integer >= 0"
+    if "model_credits" in upd and not (isinstance(upd["model_credits"], dict) and all(
+            isinstance(k, str) and number(v) for k, v in upd["model_credits"].items())):
+        return "model_credits must map model names to numbers >= 0"
+    if "credit_names" in upd and upd["credit_names"] not in ("new", "old"):
+        return "credit_names must be new or old"
     if "task_id_style" in upd and upd["task_id_style"] not in ("plain", "slash", "long"):
         return "task_id_style must be plain, slash or long"
     return None
+
+
+# ---- credits and accounts (issue 20) ----
+
+MODELS = {"google/nano-banana-edit", "google/nano-banana", "google/nano-banana-pro"}
+MODEL_CREDITS = {"google/nano-banana": 4, "google/nano-banana-edit": 6,
+                 "google/nano-banana-pro": 18}
+
+
+class Account:
+    """One token: its balance, its own limiters' logs, what it was charged."""
+
+    def __init__(self, st, name, token, credits):
+        self.st, self.name, self.token, self.credits = st, name, token, credits
+        default = token is None
+        self.creates = st.creates if default else SlidingLog()
+        self.queries = st.queries if default else SlidingLog()
+        self.stats = {"charged_total": 0, "charged_by_model": {}, "charged_by_job": {},
+                      "tasks_charged": 0, "creates_total": 0, "creates_refused_402": 0,
+                      "creates_refused_429": 0, "credit_requests": 0}
+
+    def is_default(self):
+        return self.token is None
+
+    def balance(self):
+        return self.st.cfg["credits"] if self.is_default() else self.credits
+
+    def debit(self, amount):
+        if self.is_default():
+            self.st.cfg["credits"] -= amount
+        else:
+            self.credits -= amount
+
+
+def add_account(st, name, token, credits):
+    st.accounts[name] = Account(st, name, token, credits)
+    return st.accounts[name]
+
+
+def account_for(st, authorization):
+    """The account whose token the Authorization header carries, or None."""
+    if authorization == "Bearer " + st.cfg["token"]:
+        return st.accounts["default"]
+    for a in st.accounts.values():
+        if not a.is_default() and authorization == "Bearer " + a.token:
+            return a
+    return None
+
+
+def model_cost(st, model):
+    return st.cfg["model_credits"].get(model, 0)
+
+
+def charge(st, t):
+    """A task succeeded: its account pays its cost."""
+    a = st.accounts.get(t.get("account", "default")) or st.accounts["default"]
+    cost = t.get("cost", 1)
+    a.debit(cost)
+    s = a.stats
+    s["charged_total"] += cost
+    s["tasks_charged"] += 1
+    s["charged_by_model"][t["model"]] = s["charged_by_model"].get(t["model"], 0) + cost
+    key = t.get("jobId") or "-"
+    s["charged_by_job"][key] = s["charged_by_job"].get(key, 0) + cost
+
+
+def credit_fields(st, t):
+    """What a final task's record and callback say it cost (0 for a failure)."""
+    cost = t.get("cost", 1) if t["state"] == "success" else 0
+    if st.cfg["credit_names"] == "old":
+        a = st.accounts.get(t.get("account", "default")) or st.accounts["default"]
+        return {"consumeCredits": cost, "remainedCredits": a.balance()}
+    return {"creditsConsumed": cost}
+
+
+def account_control(st, body):
+    """POST /_fake/account {"name", "token", "credits"}: adds an account or changes one
+    (the default one: its credits only)."""
+    try:
+        upd = json.loads(body or b"{}")
+        assert isinstance(upd, dict) and isinstance(upd.get("name"), str) and upd["name"]
+    except (ValueError, AssertionError):
+        return 400, "application/json", b'{"error":"a JSON object with a name is required"}'
+    credits = upd.get("credits")
+    if credits is not None and not (isinstance(credits, (int, float)) and
+                                    not isinstance(credits, bool)):
+        return 400, "application/json", b'{"error":"credits must be a number"}'
+    a = st.accounts.get(upd["name"])
+    if a is None:
+        tok = upd.get("token")
+        if not isinstance(tok, str) or not tok or tok == st.cfg["token"] or any(
+                x.token == tok for x in st.accounts.values()):
+            return 400, "application/json", b'{"error":"a new account needs a token of its own"}'
+        a = add_account(st, upd["name"], tok, credits if credits is not None else 1000000)
+    elif credits is not None:
+        if a.is_default():
+            st.cfg["credits"] = credits
+        else:
+            a.credits = credits
+    return 200, "application/json", json.dumps(
+        {"name": a.name, "credits": a.balance()}).encode()
+
+
+def validate_model_input(model, inp):
+    """validate_input for nano-banana-edit; nano-banana takes no reference images,
+    nano-banana-pro 0..8 as image_input."""
+    if model == MODEL:
+        return validate_input(inp)
+    if not isinstance(inp, dict):
+        return "input must be an object"
+    if model == "google/nano-banana" and "image_urls" in inp:
+        return "input.image_urls is not a field of google/nano-banana"
+    if model == "google/nano-banana-pro":
+        imgs = inp.get("image_input", [])
+        if not isinstance(imgs, list) or len(imgs) > 8:
+            return "input.image_input must hold 0 to 8 URLs"
+    return validate_input(dict(inp, image_urls=["https://x/y.png"]))
 
 
 class Handler:
@@ -452,7 +591,8 @@ class Handler:
             return 404, "application/json", json.dumps(kie(404, "not found")).encode()
         if not headers.get("user-agent"):
             return 403, "text/plain", b"error code: 1010"
-        if headers.get("authorization") != "Bearer " + st.cfg["token"]:
+        st.current = account_for(st, headers.get("authorization"))
+        if st.current is None:
             return 401, "application/json", json.dumps(
                 kie(401, "Unauthorized: invalid or missing API key")).encode()
         if st.cfg["hang_next_ms"]:
@@ -487,10 +627,11 @@ class Handler:
         if path == "/api/v1/jobs/recordInfo":
             st.stats["record_info_total"] += 1
             now, window = time.monotonic(), st.window("query_window_s", 1)
-            if st.queries.full(now, window, st.cfg["query_limit"]):
+            queries = st.current.queries
+            if queries.full(now, window, st.cfg["query_limit"]):
                 st.stats["record_info_refused_429"] += 1
                 return 200, kie(429, "rate limited")
-            st.queries.add(now, window)
+            queries.add(now, window)
             st.record_info_times_ms.append(st.epoch_ms(now))
             if st.cfg["fail_next_record_info_http500"]:
                 st.cfg["fail_next_record_info_http500"] -= 1
@@ -503,9 +644,10 @@ class Handler:
             if not t:
                 return 200, kie(404, "task not found")
             return 200, kie(200, "success", record(st.task_view(t), st.files_port,
-                                                   st.files_host))
+                                                   st.files_host, st))
         if path == "/api/v1/chat/credit":
-            return 200, kie(200, "success", st.cfg["credits"])
+            st.current.stats["credit_requests"] += 1
+            return 200, kie(200, "success", st.current.balance())
         try:
             req = json.loads(body or b"{}")
         except ValueError:
@@ -523,9 +665,9 @@ class Handler:
             return 200, kie(400, "malformed JSON body")
         if not isinstance(req, dict) or not isinstance(req.get("model"), str):
             return 200, kie(422, "model is required")
-        if req["model"] != MODEL:
+        if req["model"] not in MODELS:
             return 200, kie(404, f"model {req['model']} not found")
-        err = validate_input(req.get("input"))
+        err = validate_model_input(req["model"], req.get("input"))
         if err:
             return 200, kie(422, err)
         prompt = req["input"]["prompt"]
@@ -539,12 +681,16 @@ class Handler:
             return 200, kie(code, "rate limited (fake: refusing until "
                             f"{st.cfg['refuse_creates_until_ms']})" if code == 429 else
                             "service under maintenance (fake)")
-        if st.creates.full(now, window, st.cfg["create_limit"]):
+        acct = st.current
+        if acct.creates.full(now, window, st.cfg["create_limit"]):
             st.stats["creates_refused_429"] += 1
+            acct.stats["creates_refused_429"] += 1
             st.create_refused_times_ms.append(st.epoch_ms(now))
             return 200, kie(429, "rate limited: too many createTask requests")
-        if st.cfg["credits"] <= 0:
+        cost = model_cost(st, req["model"])
+        if acct.balance() < cost or acct.balance() <= 0:
             st.stats["creates_refused_402"] += 1
+            acct.stats["creates_refused_402"] += 1
             return 200, kie(402, "insufficient credits")
         fail500 = False
         inject = False
@@ -560,7 +706,8 @@ class Handler:
                 return 500, kie(500, "internal error (fake)")
             st.stats["creates_http500_created"] += 1
             fail500 = True
-        st.creates.add(now, window)
+        acct.creates.add(now, window)
+        acct.stats["creates_total"] += 1
         st.create_times_ms.append(st.epoch_ms(now))
         st.counter += 1
         tid = f"task_google_{now_ms()}{st.counter:06d}"
@@ -577,7 +724,8 @@ class Handler:
         t = {"taskId": tid, "model": req["model"], "state": "waiting",
              "param": json.dumps(req), "createTime": now_ms(), "updateTime": now_ms(),
              "duration_ms": int(slow.group(1)) if slow else st.cfg["task_ms"],
-             "will_fail": "[fake:fail]" in prompt, "callBackUrl": cb, "jobId": job_id}
+             "will_fail": "[fake:fail]" in prompt, "callBackUrl": cb, "jobId": job_id,
+             "account": acct.name, "cost": cost}
         kinds = re.search(r"\[fake:results=([a-z,]+)\]", prompt)
         if kinds:
             t["results"] = [k for k in kinds.group(1).split(",") if k]
@@ -606,6 +754,9 @@ class Handler:
             out["credits"] = st.cfg["credits"]
             out["max_creates_in_any_window"] = st.creates.max_in_window
             out["max_queries_in_any_second"] = st.queries.max_in_window
+            out["accounts"] = {a.name: dict(a.stats, credits=a.balance(),
+                                            max_creates_in_any_window=a.creates.max_in_window)
+                               for a in st.accounts.values()}
             if not query.get("brief"):
                 out["tasks"] = {k: {"state": st.task_view(v)["state"], "jobId": v["jobId"],
                                     "request": json.loads(v["param"])}
@@ -631,6 +782,8 @@ class Handler:
                 st.rnd = random.Random(upd["seed"])
             st.cfg.update(upd)
             return 200, "application/json", json.dumps(st.cfg).encode()
+        if path == "/_fake/account" and method == "POST":
+            return account_control(st, body)
         if path == "/_fake/reset" and method == "POST":
             st.reset()
             return 200, "application/json", b'{"ok":true}'

@@ -165,12 +165,24 @@ int main(int argc, char **argv)
 
 	memset(&W, 0, sizeof(W));
 	W.cfg = &cfg;
-	if (config_require(&cfg, "KIE_API_TOKEN", err, sizeof(err)) != 0 ||
+	if (accounts_load(&cfg, &W.accounts, err, sizeof(err)) != 0 ||
 	    config_redis_addr(&cfg, &W.redis, err, sizeof(err)) != 0 ||
 	    web_settings_ok(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kie-worker: configuration error: %s\n", err);
 		config_free(&cfg);
 		return 2;
+	}
+	if (!*cfg.kie_api_token) {
+		/* KIE_ACCOUNTS_FILE: until each job's account picks its client, every thread
+		 * uses the default account's token (issue 20's wiring replaces this) */
+		free(cfg.kie_api_token);
+		cfg.kie_api_token = util_strdup(W.accounts.v[0].token);
+	}
+	{
+		const char *aliases[ACCOUNTS_MAX];
+		for (int i = 0; i < W.accounts.n; i++)
+			aliases[i] = W.accounts.v[i].alias;
+		metrics_set_accounts(aliases, W.accounts.n);
 	}
 	W.prompts = prompts_load(cfg.prompts_dir, err, sizeof(err));
 	if (!W.prompts) {
@@ -379,6 +391,7 @@ int main(int argc, char **argv)
 	free(W.consumers);
 	free(W.blocking);
 	prompts_free(W.prompts);
+	accounts_free(&W.accounts);
 	http_global_cleanup();
 	redis_tls_cleanup();
 	config_free(&cfg);

@@ -11,6 +11,8 @@
 #include "core/util.h"
 #include "core/util.h"
 #include "kie/kie_client.h"
+#include "pool/balance.h"
+#include "pool/budget.h"
 #include "pool/finalize.h"
 #include "pool/queue.h"
 #include "worker.h"
@@ -47,6 +49,37 @@ static void credit_probe(struct worker *w, struct queue *q, struct kie_client **
 	}
 	if (queue_pause_clear(q, "credits", &cleared) == 0 && cleared)
 		log_info(NULL, NULL, "credits are back (balance %.0f): the pool resumes", credits);
+}
+
+/* The credits thread: each account's balance (asked of KIE by one worker of the pool at
+ * most once a minute, balance.h) and today's budget figures, for the gauges; a thread of
+ * its own so that a slow KIE never delays the heartbeat. The first look comes
+ * CREDITS_FIRST_MS after start. */
+#define CREDITS_FIRST_MS 5000
+static void *credits_main(void *arg)
+{
+	struct worker *w = arg;
+	const struct config *cfg = w->cfg;
+	struct rconn rc;
+	struct queue q;
+	struct balance_prober b;
+	int64_t start = util_monotonic_ms();
+
+	rconn_init(&rc, &w->redis, 5000, &w->stopping, "credits");
+	queue_init(&q, &rc, cfg->redis_prefix, w->id, cfg->record_ttl_s, cfg->results_max);
+	balance_prober_init(&b, &w->accounts);
+	while (!w->stopping) {
+		int64_t now = util_monotonic_ms();
+		if (now - start >= CREDITS_FIRST_MS) {
+			balance_tick(&b, &q, &w->accounts, cfg, now);
+			budget_gauges(&q, cfg->daily_credit_budget, util_now_ms());
+		}
+		worker_nap(w, cfg->recovery_interval_ms < BALANCE_CHECK_MS
+				      ? cfg->recovery_interval_ms : BALANCE_CHECK_MS);
+	}
+	balance_prober_free(&b);
+	rconn_close(&rc);
+	return NULL;
 }
 
 /* Uncertain jobs whose window ended without their task: KIE_UNCERTAIN_POLICY decides. */
@@ -124,6 +157,8 @@ void *supervisor_main(void *arg)
 	long beat_ms = cfg->heartbeat_ttl_ms / 3, beat_failures = 0;
 	unsigned long drops_seen = 0;
 	struct kie_client *kie = NULL;
+	pthread_t credits_th;
+	int credits_started = 0;
 	/* the runners' consumers, then the callback consumer (its claimed callbacks) */
 	int nbeat = w->nconsumers;
 	char (*slot_ids)[JOB_ID_MAX + 1] = util_xcalloc((size_t)nbeat, sizeof(*slot_ids));
@@ -140,6 +175,10 @@ void *supervisor_main(void *arg)
 	q.dead_max = cfg->dead_max;
 	q.reply_max = cfg->reply_max;
 	q.reply_ttl_s = cfg->reply_ttl_s;
+	/* the balance query may take KIE_HTTP_TIMEOUT_MS: never on the heartbeat's thread */
+	credits_started = pthread_create(&credits_th, NULL, credits_main, w) == 0;
+	if (!credits_started)
+		log_warn(NULL, NULL, "cannot start the credits thread: no balance or budget gauges");
 
 	/* runs until the hard stop: the heartbeat must outlive the grace period */
 	while (!w->hard_stop) {
@@ -191,6 +230,13 @@ void *supervisor_main(void *arg)
 				log_info(NULL, NULL, "%ld retr%s due, back on the queue", moved,
 					 moved == 1 ? "y" : "ies");
 			credit_probe(w, &q, &kie);
+			{ /* lost budget reservations healed (budget.h) */
+				long healed = 0;
+				if (budget_heal(&q, util_now_ms(), BUDGET_HEAL_AGE_MS, &healed) == 0 &&
+				    healed)
+					log_info(NULL, NULL, "%ld budget reservation(s) of jobs with "
+						 "nothing in flight released", healed);
+			}
 		}
 		if (!w->stopping)
 			worker_nap(w, 50); /* ended early by the drain's decision to stop */
@@ -198,6 +244,8 @@ void *supervisor_main(void *arg)
 			util_sleep_ms(5); /* main joins us right after its release at exit */
 	}
 	kie_client_free(kie);
+	if (credits_started)
+		pthread_join(credits_th, NULL);
 	rconn_close(&rc);
 	free(slot_ids);
 	free(slot_ptrs);

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "config/config.h"
+#include "kie/accounts.h"
 #include "kie/job.h"
 #include "kie/kie_client.h"
 #include "kie/lifecycle.h"
@@ -34,6 +35,7 @@ struct worker {
 	struct job_parse_opts parse_opts;
 	size_t max_keep;                 /* largest descriptor a runner reads whole */
 	char account_id[17];             /* limiter.h: SHA-256(token), first 16 hex */
+	struct accounts accounts;        /* KIE_ACCOUNTS_FILE or KIE_API_TOKEN; v[0] default */
 	volatile sig_atomic_t stopping;  /* take no new work */
 	volatile sig_atomic_t hard_stop; /* grace is over: give up waiting on Redis */
 	atomic_int inflight;             /* jobs and polls being handled right now */

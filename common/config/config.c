@@ -21,7 +21,7 @@
  * and CIDR blocks (client_addr_list_parse). CFG_ADDR_POLICY: an address policy
  * (netaddr_policy_parse). */
 enum cfg_type { CFG_STR, CFG_INT, CFG_URL, CFG_ENUM, CFG_FILE, CFG_REDIS_URL, CFG_SENTINELS,
-		CFG_LISTEN, CFG_PATH, CFG_ADDRS, CFG_ADDR_POLICY };
+		CFG_LISTEN, CFG_PATH, CFG_ADDRS, CFG_ADDR_POLICY, CFG_MODEL_CREDITS };
 
 #define CONFIG_SHOWN_MAX 64 /* bytes of a refused value quoted in a message */
 
@@ -205,6 +205,19 @@ static const struct cfg_entry table[] = {
 	 "while paused for credits (402), how often one worker asks KIE for the balance"},
 	{"account-prefix", "KIE_ACCOUNT_PREFIX", CFG_STR, "kie:account", 0, 0, NULL,
 	 S(account_prefix), 0, "prefix of the per-account limiter keys (shared across pools)"},
+	{"accounts-file", "KIE_ACCOUNTS_FILE", CFG_STR, "", 0, 0, NULL, S(kie_accounts_file), 0,
+	 "several KIE accounts: a file of \"alias token\" lines (the first is the default; "
+	 "'#' comments), or a folder of token files named by alias; \"\" = KIE_API_TOKEN is "
+	 "the one account, \"default\" (set one of the two)"},
+	{"daily-credit-budget", "KIE_DAILY_CREDIT_BUDGET", CFG_INT, "0", 0, 1000000000000L, NULL,
+	 S(daily_credit_budget), 0, "credits the pool may spend per UTC day, all accounts "
+	 "together: a job whose estimate would pass it waits (over_budget) for the next day; "
+	 "0 = no budget (kie budget set GROUP CREDITS: per group)"},
+	{"model-credits", "KIE_MODEL_CREDITS", CFG_MODEL_CREDITS,
+	 "google/nano-banana=4,google/nano-banana-edit=4,google/nano-banana-pro=18", 0, 0, NULL,
+	 S(model_credits), 0, "estimated credits of one task per model (model=credits,...), "
+	 "reserved against the budgets before createTask until 3 successful tasks of the model "
+	 "give an observed average; a model not listed: the largest value"},
 	{"record-ttl-s", "KIE_RECORD_TTL_S", CFG_INT, "604800", 60, 31536000, NULL, S(record_ttl_s), 0,
 	 "job and task records in Redis expire this long after they finish"},
 	{"results-max", "KIE_RESULTS_MAX", CFG_INT, "10000", 1, 100000000, NULL, S(results_max), 0,
@@ -397,6 +410,90 @@ static int path_ok(const char *v)
 	return 1;
 }
 
+#define MODEL_CREDITS_MAX 1000000.0
+
+/* Walks "model=credits,..." calling fn for each entry (or only checking when fn is NULL).
+ * 0, or -1 with why filled. */
+static int model_credits_walk(const char *v, void (*fn)(const char *model, size_t len,
+							double credits, void *arg),
+			      void *arg, char *why, size_t whylen)
+{
+	const char *p = v;
+	int n = 0;
+
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		char num[32], model[128];
+		char *end;
+		double c;
+
+		if (!eq || eq == p || (size_t)(eq - p) >= sizeof(model) ||
+		    len - (size_t)(eq - p) - 1 >= sizeof(num) || len - (size_t)(eq - p) - 1 == 0) {
+			snprintf(why, whylen, "entry %d is not model=credits", n + 1);
+			return -1;
+		}
+		memcpy(model, p, (size_t)(eq - p));
+		model[eq - p] = '\0';
+		memcpy(num, eq + 1, len - (size_t)(eq - p) - 1);
+		num[len - (size_t)(eq - p) - 1] = '\0';
+		for (const char *q = model; *q; q++)
+			if (*q <= ' ' || *q >= 0x7f) {
+				snprintf(why, whylen, "entry %d: the model has a space or a byte that is "
+					 "not printable ASCII", n + 1);
+				return -1;
+			}
+		errno = 0;
+		c = strtod(num, &end);
+		if (num[strspn(num, "0123456789.")] != '\0' || *end != '\0' || errno ||
+		    !(c >= 0) || c > MODEL_CREDITS_MAX) {
+			snprintf(why, whylen, "entry %d (%s): the credits are not a number from 0 to "
+				 "%.0f (digits and a '.')", n + 1, model, MODEL_CREDITS_MAX);
+			return -1;
+		}
+		if (fn)
+			fn(p, (size_t)(eq - p), c, arg);
+		n++;
+		p += len;
+		if (*p == ',') {
+			p++;
+			if (!*p) {
+				snprintf(why, whylen, "a trailing ','");
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+struct model_lookup {
+	const char *model;
+	double found, largest;
+	int has;
+};
+
+static void model_lookup_fn(const char *model, size_t len, double credits, void *arg)
+{
+	struct model_lookup *l = arg;
+	if (credits > l->largest)
+		l->largest = credits;
+	if (!l->has && strlen(l->model) == len && memcmp(l->model, model, len) == 0) {
+		l->found = credits;
+		l->has = 1;
+	}
+}
+
+double config_model_credits(const struct config *cfg, const char *model)
+{
+	struct model_lookup l = {.model = model ? model : "", .found = 0, .largest = 0};
+	char why[160];
+	if (model_credits_walk(cfg->model_credits ? cfg->model_credits : "", model_lookup_fn, &l,
+			       why, sizeof(why)) != 0)
+		return 0; /* checked when set: not reached */
+	return l.has ? l.found : l.largest;
+}
+
 static int apply(struct config *cfg, const struct cfg_entry *e, const char *value,
 		 char *err, size_t errlen)
 {
@@ -506,6 +603,15 @@ static int apply(struct config *cfg, const struct cfg_entry *e, const char *valu
 			*target = secret;
 		}
 		break;
+	case CFG_MODEL_CREDITS: {
+		char why[200];
+		if (model_credits_walk(value, NULL, NULL, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: %s (expected model=credits,..., such as "
+				 "google/nano-banana=4,google/nano-banana-edit=4)", e->env, why);
+			return -1;
+		}
+		break;
+	}
 	case CFG_STR:
 		break;
 	}

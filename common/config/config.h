@@ -83,6 +83,10 @@ struct config {
 	long rate_backoff_max_ms;
 	long credit_probe_ms;
 	char *account_prefix;
+	/* accounts, spend and budgets (docs/protocol.md, "Credits, spend and budgets") */
+	char *kie_accounts_file;  /* "" = KIE_API_TOKEN is the one account (accounts.h) */
+	long daily_credit_budget; /* the pool's credits per UTC day; 0 = no budget */
+	char *model_credits;      /* KIE_MODEL_CREDITS: model=credits,... (estimates) */
 	/* records and event lists */
 	long record_ttl_s;
 	long results_max;
@@ -170,6 +174,11 @@ const char *config_url_masked(const char *url, char *out, size_t outlen);
 struct rconn_addr;
 int config_redis_addr(const struct config *cfg, struct rconn_addr *out, char *err,
 		      size_t errlen);
+
+/* The estimated credits of one task of model, from KIE_MODEL_CREDITS
+ * ("model=credits,..."): the model's entry, else the largest entry (a model not listed
+ * is not assumed cheap). */
+double config_model_credits(const struct config *cfg, const char *model);
 
 /* Which metadata store the settings select: "fs" or "r2" (resolves "auto"). */
 const char *config_metadata_store(const struct config *cfg);

@@ -2,6 +2,7 @@
 #include "core/metrics.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -251,8 +252,79 @@ static void hist_reset(struct hist *h)
 	atomic_store(&h->sum_us, 0);
 }
 
+/* ---- credits: accounts are strings too (registered at start) ---- */
+
+#define NACCTS (METRICS_ACCOUNTS_MAX + 1) /* the registered aliases, then "unknown" */
+static char acct_names[METRICS_ACCOUNTS_MAX][72];
+static int naccts;
+static atomic_ulong credits_milli[NTYPES][NACCTS];
+static _Atomic double balance_value[NACCTS];
+static _Atomic int64_t balance_at_ms[NACCTS]; /* 0: not known */
+
+void metrics_set_accounts(const char *const *aliases, int n)
+{
+	naccts = n < METRICS_ACCOUNTS_MAX ? n : METRICS_ACCOUNTS_MAX;
+	for (int i = 0; i < naccts; i++)
+		util_strlcpy(acct_names[i], aliases[i], sizeof(acct_names[i]));
+}
+
+static int acct_index(const char *alias)
+{
+	for (int i = 0; alias && i < naccts; i++)
+		if (strcmp(alias, acct_names[i]) == 0)
+			return i;
+	return NACCTS - 1;
+}
+
+void metrics_credits(const char *type, const char *account, double credits)
+{
+	if (!(credits > 0) || credits > 1e12)
+		return;
+	atomic_fetch_add_explicit(&credits_milli[type_index(type)][acct_index(account)],
+				  (unsigned long)llround(credits * 1000.0), memory_order_relaxed);
+}
+
+void metrics_balance(const char *account, double balance, int64_t at_ms)
+{
+	int i = acct_index(account);
+	if (!isfinite(balance) || at_ms <= 0)
+		return;
+	atomic_store(&balance_value[i], balance);
+	atomic_store(&balance_at_ms[i], at_ms);
+}
+
+static pthread_mutex_t budget_mu = PTHREAD_MUTEX_INITIALIZER;
+static char budget_names[METRICS_BUDGET_GROUPS_MAX + 1][72];
+static double budget_total[METRICS_BUDGET_GROUPS_MAX + 1], budget_used[METRICS_BUDGET_GROUPS_MAX + 1];
+static int nbudgets = -1; /* -1: never set (not rendered) */
+
+void metrics_budgets(const char *const *groups, const double *budget, const double *used,
+		     int n)
+{
+	if (n > METRICS_BUDGET_GROUPS_MAX + 1)
+		n = METRICS_BUDGET_GROUPS_MAX + 1;
+	pthread_mutex_lock(&budget_mu);
+	for (int i = 0; i < n; i++) {
+		util_strlcpy(budget_names[i], groups[i], sizeof(budget_names[i]));
+		budget_total[i] = budget[i];
+		budget_used[i] = used[i];
+	}
+	nbudgets = n;
+	pthread_mutex_unlock(&budget_mu);
+}
+
 void metrics_reset(void)
 {
+	pthread_mutex_lock(&budget_mu);
+	nbudgets = -1;
+	pthread_mutex_unlock(&budget_mu);
+	for (int t = 0; t < NTYPES; t++)
+		for (int a = 0; a < NACCTS; a++)
+			atomic_store(&credits_milli[t][a], 0);
+	for (int a = 0; a < NACCTS; a++) {
+		atomic_store(&balance_value[a], 0.0);
+		atomic_store(&balance_at_ms[a], 0);
+	}
 	atomic_ulong *flat[] = {&M.retries, &M.recoveries};
 	for (int e = 0; e < METRICS_EP_N; e++) {
 		for (int c = 0; c < NCODE_LABELS; c++)
@@ -377,6 +449,59 @@ static void hist_lines(struct out *o, const char *name, const char *label, const
 	}
 }
 
+/* kie_credits_consumed_total (every registered type x account, then "unknown"s seen)
+ * and the balances known */
+static void render_credits(struct out *o)
+{
+	char ta[256], aa[256];
+
+	head(o, "kie_credits_consumed_total", "counter", "Credits KIE charged for the tasks "
+	     "this worker finalized, by job type and account.");
+	for (int t = 0; t <= ntypes; t++) {
+		int ti = t < ntypes ? t : NTYPES - 1;
+		for (int a = 0; a <= naccts; a++) {
+			int ai = a < naccts ? a : NACCTS - 1;
+			unsigned long m = get(&credits_milli[ti][ai]);
+			if ((t == ntypes || a == naccts) && !m)
+				continue; /* "unknown" only once it counted */
+			metrics_escape_label(t < ntypes ? type_names[t] : "unknown", ta, sizeof(ta));
+			metrics_escape_label(a < naccts ? acct_names[a] : "unknown", aa, sizeof(aa));
+			put(o, "kie_credits_consumed_total{type=\"%s\",account=\"%s\"} %lu.%03lu\n",
+			    ta, aa, m / 1000, m % 1000);
+		}
+	}
+	head(o, "kie_account_balance", "gauge", "The account's credits, as KIE last answered "
+	     "GET /api/v1/chat/credit (one worker of the pool asks, at most once a minute).");
+	for (int a = 0; a < naccts; a++)
+		if (atomic_load(&balance_at_ms[a]) > 0)
+			put(o, "kie_account_balance{account=\"%s\"} %.3f\n",
+			    metrics_escape_label(acct_names[a], aa, sizeof(aa)),
+			    atomic_load(&balance_value[a]));
+	pthread_mutex_lock(&budget_mu);
+	if (nbudgets >= 0) {
+		head(o, "kie_budget_credits", "gauge", "Daily credit budgets: group=\"(pool)\" is "
+		     "KIE_DAILY_CREDIT_BUDGET (0: none), the others kie budget set's.");
+		for (int i = 0; i < nbudgets; i++)
+			put(o, "kie_budget_credits{group=\"%s\"} %.3f\n",
+			    metrics_escape_label(budget_names[i], aa, sizeof(aa)), budget_total[i]);
+		head(o, "kie_budget_used_credits", "gauge", "Credits spent and reserved against "
+		     "those budgets today (UTC), pool-wide.");
+		for (int i = 0; i < nbudgets; i++)
+			put(o, "kie_budget_used_credits{group=\"%s\"} %.3f\n",
+			    metrics_escape_label(budget_names[i], aa, sizeof(aa)), budget_used[i]);
+	}
+	pthread_mutex_unlock(&budget_mu);
+	head(o, "kie_account_balance_time_seconds", "gauge", "When that balance was read (epoch "
+	     "seconds).");
+	for (int a = 0; a < naccts; a++) {
+		int64_t at = atomic_load(&balance_at_ms[a]);
+		if (at > 0)
+			put(o, "kie_account_balance_time_seconds{account=\"%s\"} %lld.%03lld\n",
+			    metrics_escape_label(acct_names[a], aa, sizeof(aa)),
+			    (long long)(at / 1000), (long long)(at % 1000));
+	}
+}
+
 static void render_counters(struct out *o)
 {
 	char code[16], secs[48];
@@ -427,6 +552,7 @@ static void render_counters(struct out *o)
 		seconds_value(secs, sizeof(secs), atomic_load(&M.lim_wait_us[i]));
 		put(o, "kie_limiter_wait_seconds_total{limiter=\"%s\"} %s\n", lim_names[i], secs);
 	}
+	render_credits(o);
 	head(o, "kie_api_request_duration_seconds", "histogram", "KIE API call latency.");
 	for (int e = 0; e < METRICS_EP_N; e++)
 		hist_lines(o, "kie_api_request_duration_seconds", "endpoint", ep_names[e],

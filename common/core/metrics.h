@@ -156,6 +156,30 @@ void metrics_claim_to_task(double seconds);
 /* A task's recording to its finalization (completion event or failure). */
 void metrics_task_to_completion(double seconds);
 
+/* --- credits (docs/protocol.md, "Credits, spend and budgets") --- */
+
+/* The label values of `account` (the pool's account aliases, v[0] the default), copied,
+ * registered once at start before any thread counts. At most METRICS_ACCOUNTS_MAX; an
+ * alias not registered counts as "unknown". */
+#define METRICS_ACCOUNTS_MAX 64
+void metrics_set_accounts(const char *const *aliases, int n);
+/* kie_credits_consumed_total{type,account}: a task's final cost as this process
+ * finalized it (kept in thousandths of a credit). */
+void metrics_credits(const char *type, const char *account, double credits);
+/* kie_account_balance{account} and kie_account_balance_time_seconds{account} (epoch s):
+ * the last balance known, read from KIE by this worker or by another and shared through
+ * Redis (balance.h); rendered once known. */
+void metrics_balance(const char *account, double balance, int64_t at_ms);
+
+/* kie_budget_credits{group} and kie_budget_used_credits{group} (spent + reserved today,
+ * UTC): group "(pool)" for KIE_DAILY_CREDIT_BUDGET (budget 0: none), then each group with
+ * a budget, at most METRICS_BUDGET_GROUPS_MAX. Replaces the whole set; names are copied.
+ * Set every few seconds by the supervisor (budget.h), it takes a lock: never call it on
+ * a hot path. */
+#define METRICS_BUDGET_GROUPS_MAX 32
+void metrics_budgets(const char *const *groups, const double *budget, const double *used,
+		     int n);
+
 /* --- liveness (GET /healthz) --- */
 
 /* The supervisor's loop turned (monotonic clock). */

@@ -1095,34 +1095,39 @@ int kie_client_wait(struct kie_client *c, const char *task_id, long attempts, lo
 	return -1;
 }
 
-int kie_client_credits(struct kie_client *c, double *credits, struct kie_error *err)
+int kie_parse_credit_response(long http_status, const char *body, size_t len,
+			      double *credits, struct kie_error *err)
 {
-	struct http_response resp;
 	cJSON *root;
-	int rc;
 	double v;
-
-	double start_s = metrics_now_s();
+	int rc = 0;
 
 	clear_err(err);
-	rc = kie_call(c, KIE_OP_OTHER, "GET", "/api/v1/chat/credit", NULL, &resp, err);
-	if (rc != 0)
-		goto out;
-	root = parse_envelope(KIE_OP_OTHER, resp.status, resp.body.data ? resp.body.data : "",
-			      resp.body.len, "credit", err);
-	if (!root) {
-		rc = -1;
-		goto out;
-	}
+	root = parse_envelope(KIE_OP_OTHER, http_status, body, len, "credit", err);
+	if (!root)
+		return -1;
 	if (!json_num(root, "data", &v)) {
-		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, resp.status, 200,
+		set_err(err, KIE_ERR_RETRYABLE, HTTP_TRANSPORT_OK, http_status, 200,
 			"credit: data is not a number");
 		rc = -1;
 	} else {
 		*credits = v;
 	}
 	cJSON_Delete(root);
-out:
+	return rc;
+}
+
+int kie_client_credits(struct kie_client *c, double *credits, struct kie_error *err)
+{
+	struct http_response resp;
+	int rc;
+	double start_s = metrics_now_s();
+
+	clear_err(err);
+	rc = kie_call(c, KIE_OP_OTHER, "GET", "/api/v1/chat/credit", NULL, &resp, err);
+	if (rc == 0)
+		rc = kie_parse_credit_response(resp.status, resp.body.data ? resp.body.data : "",
+					       resp.body.len, credits, err);
 	count_call(METRICS_EP_CREDIT, rc, err, start_s);
 	http_response_free(&resp);
 	return rc;

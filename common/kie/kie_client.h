@@ -88,9 +88,11 @@ struct kie_result {
 	char *fail_code;
 	char *error;           /* failMsg, or a sentence; NULL on success */
 	int has_credits;
-	double credits;        /* creditsConsumed / consumeCredits */
+	double credits;        /* the task's cost: creditsConsumed, else consumeCredits (the
+				* older name); a failed task's is usually 0 */
 	int has_remaining;
-	double remaining_credits;
+	double remaining_credits; /* remainedCredits: the account's balance after the task,
+				   * never a cost */
 	int has_cost_time;
 	double cost_time_ms;
 	int64_t create_time_ms, complete_time_ms, update_time_ms; /* 0 when absent */
@@ -159,6 +161,13 @@ int kie_parse_task_response(long http_status, const char *body, size_t len,
 int kie_parse_callback(const char *body, size_t len, struct kie_result *out,
 		       struct kie_error *err);
 
+/* Reads a GET /api/v1/chat/credit answer: {"code":200,"data":<credits>} (a number or a
+ * numeric string; it may be negative or fractional). 0 with *credits set, or -1 (err:
+ * the envelope's class — 401/402/433 account —, or retryable for a data that is not a
+ * number). */
+int kie_parse_credit_response(long http_status, const char *body, size_t len,
+			      double *credits, struct kie_error *err);
+
 /* Serializes a result as the normalized JSON object
  * {taskId, success, state, resultUrls, error, credits, costTime (ms), updateTime}.
  * Returns a new string (caller frees). */
@@ -208,7 +217,7 @@ int kie_client_get_task(struct kie_client *c, const char *task_id, struct kie_re
 /* Polls until success/fail or attempts run out (then -1, class retryable, "timed out"). */
 int kie_client_wait(struct kie_client *c, const char *task_id, long attempts,
 		    long interval_ms, struct kie_result *out, struct kie_error *err);
-/* GET /api/v1/chat/credit. */
+/* GET /api/v1/chat/credit: the account's balance (kie_parse_credit_response). */
 int kie_client_credits(struct kie_client *c, double *credits, struct kie_error *err);
 
 #endif

@@ -28,6 +28,31 @@ def lua_path(name):
         if os.path.basename(f) == name + ".lua":
             return f
     raise FileNotFoundError(f"no script {name}.lua in common/*/lua/")
+
+
+def lua_expanded(path):
+    """A script's bytes as scripts/embed-lua.sh embeds them: each line that is exactly
+    `--#include NAME.lua` replaced by NAME.lua of the lib/ folder beside the script, or of
+    any common/*/lua/lib/."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if b"\n--#include " not in b"\n" + data:
+        return data
+    out = []
+    for line in data.split(b"\n"):
+        if line.startswith(b"--#include "):
+            name = line[len(b"--#include "):].decode()
+            here = os.path.join(os.path.dirname(path), "lib", name)
+            found = [here] if os.path.isfile(here) else sorted(
+                glob.glob(os.path.join(ROOT, "common", "*", "lua", "lib", name)))
+            if not found:
+                raise FileNotFoundError(f"{path}: no lib/{name} to include")
+            with open(found[0], "rb") as f:
+                lib = f.read()
+            out.append(lib[:-1] if lib.endswith(b"\n") else lib)
+        else:
+            out.append(line)
+    return b"\n".join(out)
 PY = "/usr/bin/python3"
 TOKEN = "test-token"
 

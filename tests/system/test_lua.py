@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import redis
 
-from conftest import LUA_FILES, lua_path
+from conftest import LUA_FILES, lua_expanded, lua_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FILES = LUA_FILES
@@ -129,13 +129,14 @@ def test_key_check_can_fail():
 
 
 def test_embedded_scripts_are_the_files(tmp_path):
-    """scripts/embed-lua.sh: each script's bytes as in its file and its SHA1."""
+    """scripts/embed-lua.sh: each script's bytes as in its file (its --#include lines
+    expanded) and its SHA1."""
     subprocess.run([os.path.join(ROOT, "scripts", "embed-lua.sh"), str(tmp_path)] + FILES,
                    check=True)
     gen = (tmp_path / "lua_scripts.c").read_text()
     for f in FILES:
         name = os.path.basename(f)[:-4]
-        data = open(f, "rb").read()
+        data = lua_expanded(f)
         m = re.search(r"static const char src_%s\[\] = \{(.*?)\};" % name, gen, re.S)
         assert m, name
         body = bytes(int(x, 16) for x in re.findall(r"0x([0-9a-f]{2})", m.group(1)))

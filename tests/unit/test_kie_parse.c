@@ -413,6 +413,77 @@ static void callback_failure_and_credits_consumed(void **state)
 	kie_result_free(&r);
 }
 
+/* The cost under each of its names, in recordInfo and in callbacks: creditsConsumed
+ * first, consumeCredits (the older name) when it is absent or unusable; remainedCredits
+ * is the balance and never read as a cost */
+static void credits_under_every_name(void **state)
+{
+	static const struct {
+		const char *fields; /* inside data, after the state */
+		int has;
+		double credits;
+		int has_rem;
+		double rem;
+	} cases[] = {
+		{"\"creditsConsumed\":6", 1, 6, 0, 0},
+		{"\"consumeCredits\":4.5", 1, 4.5, 0, 0},
+		{"\"creditsConsumed\":6,\"consumeCredits\":9", 1, 6, 0, 0},
+		{"\"consumeCredits\":9,\"creditsConsumed\":6", 1, 6, 0, 0},
+		{"\"creditsConsumed\":\"x\",\"consumeCredits\":3", 1, 3, 0, 0},
+		{"\"creditsConsumed\":\"2.5\"", 1, 2.5, 0, 0},
+		{"\"remainedCredits\":997", 0, 0, 1, 997},
+		{"\"consumeCredits\":4,\"remainedCredits\":996", 1, 4, 1, 996},
+		{"\"creditsConsumed\":null", 0, 0, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int cb = 0; cb < 2; cb++) {
+			char body[512];
+			struct kie_result r;
+			struct kie_error e;
+			snprintf(body, sizeof(body), "{\"code\":200,\"msg\":\"success\",\"data\":{"
+				 "\"taskId\":\"t1\",\"state\":\"success\",%s}}", cases[i].fields);
+			if (cb)
+				assert_int_equal(kie_parse_callback(body, strlen(body), &r, &e), 0);
+			else
+				assert_int_equal(kie_parse_task_response(200, body, strlen(body), &r,
+									 &e), 0);
+			if (r.has_credits != cases[i].has || r.has_remaining != cases[i].has_rem ||
+			    (r.has_credits && r.credits != cases[i].credits) ||
+			    (r.has_remaining && r.remaining_credits != cases[i].rem))
+				fail_msg("case %zu (%s): has %d credits %g, remaining %d %g", i,
+					 cb ? "callback" : "recordInfo", r.has_credits, r.credits,
+					 r.has_remaining, r.remaining_credits);
+			kie_result_free(&r);
+		}
+	}
+}
+
+static void credit_answer(void **state)
+{
+	struct kie_error e;
+	double c = -7;
+
+	assert_int_equal(kie_parse_credit_response(200, S("{\"code\":200,\"msg\":\"success\","
+						    "\"data\":1234}"), &c, &e), 0);
+	assert_true(c == 1234);
+	assert_int_equal(kie_parse_credit_response(200, S("{\"code\":200,\"data\":\"12.5\"}"), &c,
+						   &e), 0);
+	assert_true(c == 12.5);
+	assert_int_equal(kie_parse_credit_response(200, S("{\"code\":200,\"data\":-3}"), &c, &e),
+			 0);
+	assert_true(c == -3);
+	c = 5;
+	assert_int_equal(kie_parse_credit_response(200, S("{\"code\":200,\"data\":{\"x\":1}}"), &c,
+						   &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_RETRYABLE);
+	assert_true(c == 5); /* untouched */
+	assert_int_equal(kie_parse_credit_response(200, S("{\"code\":401,\"msg\":\"bad key\"}"),
+						   &c, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_ACCOUNT);
+	assert_int_equal(kie_parse_credit_response(500, S("oops"), &c, &e), -1);
+	assert_int_equal(e.cls, KIE_ERR_RETRYABLE);
+}
+
 /* A callback may report a task still on its way: it is no failure ("KIE code 200:
  * success" was the error before); the caller decides what to do with it */
 static void callback_in_progress_keeps_its_state(void **state)
@@ -681,6 +752,8 @@ int main(void)
 		cmocka_unit_test(body_code_out_of_range_is_not_a_verdict),
 		cmocka_unit_test(callback_seed_example_seconds_to_ms),
 		cmocka_unit_test(callback_failure_and_credits_consumed),
+		cmocka_unit_test(credits_under_every_name),
+		cmocka_unit_test(credit_answer),
 		cmocka_unit_test(callback_in_progress_keeps_its_state),
 		cmocka_unit_test(callback_task_id_locations),
 		cmocka_unit_test(utf8_cut_at_code_point_boundaries),
