@@ -71,6 +71,7 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/lua_scripts.o
 # the Redis scripts, one file per atomic step beside the module that owns it
 # (common/<subsystem>/lua/), embedded by scripts/embed-lua.sh
 LUA_SRC    := $(sort $(wildcard common/*/lua/*.lua))
+LUA_INC    := $(sort $(wildcard common/*/lua/include/*.lua))
 WORKER_SRC := $(wildcard worker/*.c)
 WORKER_OBJ := $(WORKER_SRC:%.c=$(B)/%.o) $(B)/gen/web_assets.o
 CLI_SRC    := $(wildcard cli/*.c)
@@ -88,7 +89,7 @@ deps:
 # records who does); a changed .lua regenerates it and rebuilds those
 # (explicit grouped targets, not a pattern rule: -MP's empty rule for a missing header
 # would otherwise count as making it)
-$(B)/gen/lua_scripts.c $(B)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC)
+$(B)/gen/lua_scripts.c $(B)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC) $(LUA_INC)
 	$(call say,GEN,$(B)/gen/lua_scripts.c)./scripts/embed-lua.sh $(B)/gen $(LUA_SRC)
 
 $(B)/gen/lua_scripts.o: $(B)/gen/lua_scripts.c
@@ -189,7 +190,7 @@ FUZZ_MAXLEN_fuzz_client_addr    := 4096
 FUZZ_MAXLEN_fuzz_admin          := 4096
 FUZZ_MAXLEN_fuzz_endpoint       := 4096
 
-$(FB)/gen/lua_scripts.c $(FB)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC)
+$(FB)/gen/lua_scripts.c $(FB)/gen/lua_scripts.h &: scripts/embed-lua.sh $(LUA_SRC) $(LUA_INC)
 	$(call say,GEN,$(FB)/gen/lua_scripts.c)./scripts/embed-lua.sh $(FB)/gen $(LUA_SRC)
 
 $(FB)/gen/lua_scripts.o: $(FB)/gen/lua_scripts.c

@@ -4,6 +4,7 @@ polling and stopped at the end of the test."""
 import glob
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,6 +29,47 @@ def lua_path(name):
         if os.path.basename(f) == name + ".lua":
             return f
     raise FileNotFoundError(f"no script {name}.lua in common/*/lua/")
+
+
+def task_finalized(r, prefix, task_id, job_id=None):
+    """Whether the worker finalized task_id: its trimmed task hash says so (a task without a
+    job, a job's duplicate, a dead job's task), or — a job's own task, whose hash goes with
+    its finalization (docs/protocol.md section 2) — its job hash is final and names it."""
+    def s(v):
+        return v.decode() if isinstance(v, bytes) else v
+    if r.hget(f"{prefix}:task:{task_id}", "finalizedAt"):
+        return True
+    if not job_id:
+        return False
+    st, tid = r.hmget(f"{prefix}:job:{job_id}", "state", "taskId")
+    return s(st) in ("completed", "failed") and s(tid) == task_id
+
+
+INCLUDE = re.compile(r"--#include ([a-z0-9_]+\.lua)")
+
+
+def lua_text(name_or_path):
+    """The script as the binaries embed it and Redis knows it (its SHA1 is over this):
+    each line `--#include NAME.lua` replaced by include/NAME.lua beside the script, every
+    line ending in a newline — what scripts/embed-lua.sh's awk writes."""
+    path = name_or_path if os.sep in name_or_path else lua_path(name_or_path)
+    out = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for ln in lines:
+        m = INCLUDE.fullmatch(ln)
+        if m:
+            with open(os.path.join(os.path.dirname(path), "include", m.group(1)),
+                      encoding="utf-8") as f:
+                inc = f.read().split("\n")
+            if inc and inc[-1] == "":
+                inc.pop()
+            out.extend(inc)
+        else:
+            out.append(ln)
+    return "".join(ln + "\n" for ln in out)
 PY = "/usr/bin/python3"
 TOKEN = "test-token"
 
