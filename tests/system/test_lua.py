@@ -539,11 +539,18 @@ def test_poll_next(r):
     r.zadd(f"{P}:poll:due", {"t2": 1550})
     out = run(r, "poll_next", keys, [100, 0, 1600, 9000])
     assert out[0] == b"t1" and r.zscore(f"{P}:poll:due", "t1") == 9000  # leased
-    # claimed and read in one step (a task first seen gets createdAt, a poll counted);
-    # next: the due time of the task after it
+    # claimed and read in one step (a task moved from <p>:polling got its createdAt when
+    # moved, a poll counted); next: the due time of the task after it
     assert int(out[1]) == 1550 and len(out) == 13
-    assert out[5] == b"1600" and out[6] == b"1" and r.hget(f"{P}:task:t1", "polls") == b"1"
-    r.hset(f"{P}:task:t2", mapping={"jobId": "j2", "record": "{}", "copyResult": "{}"})
+    assert out[5] == b"1000" and out[6] == b"1" and r.hget(f"{P}:task:t1", "polls") == b"1"
+    # an id without a task hash (a job's own task finalized, put back by a race) is
+    # dropped, not polled as a task nobody owns
+    out = run(r, "poll_next", keys, [100, 0, 1600, 9000])
+    assert out == [None, b"1600"] and r.zscore(f"{P}:poll:due", "t2") is None
+    assert not r.exists(f"{P}:task:t2")
+    r.zadd(f"{P}:poll:due", {"t2": 1550})
+    r.hset(f"{P}:task:t2", mapping={"jobId": "j2", "record": "{}", "copyResult": "{}",
+                                    "createdAt": 5})
     out = run(r, "poll_next", keys, [100, 0, 1600, 9000])
     assert out[0] == b"t2" and int(out[1]) == 9000 and out[2] == b"j2" and out[12] == b"1"
 
