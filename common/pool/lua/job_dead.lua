@@ -54,8 +54,8 @@ end
 redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1]))
 redis.call('HINCRBY', KEYS[5], 'dead', 1)
 if ARGV[7] ~= '' then
-  local ev = ARGV[7]
-  if ARGV[3] == '1' then ev = emit_times(KEYS[3], ev) end
+  -- KEYS[3] is the job's hash whenever there is an event (a descriptor that names an id)
+  local ev = emit_times(KEYS[3], ARGV[7])
   emit(KEYS[6], reply, ev, ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[13]), ARGV[14])
 end
 return 1 + skipped
