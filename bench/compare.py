@@ -330,7 +330,7 @@ class AppRoute(threading.Thread):
                          "verified": False, "receivedAt": int(time.time() * 1000),
                          "body": body.decode()}
                 r.lpush("kie:callbacks", json.dumps(entry, separators=(",", ":")))
-                received.append(entry["receivedAt"])
+                received.append((tid, time.time() * 1000))
                 out = b'{"code":200,"msg":"success"}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -397,15 +397,24 @@ def run_latency(a, jobs, tmp, callbacks=True, timeout_s=None):
             app = AppRoute(srv.client())
             app.start()
             extra["KIE_CALLBACK_URL"] = app.url
-        env = base_env(srv.url, fake.url, d, **s3.env(), KIE_LOG_LEVEL="warn",
+        env = base_env(srv.url, fake.url, d, **s3.env(),
+                       KIE_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warn"),
                        KIE_COPY_ALLOW_PRIVATE="1", **extra)
         for k in ("KIE_POLL_INITIAL_MS", "KIE_POLL_MAX_MS", "KIE_CREATE_LIMIT",
                   "KIE_CREATE_WINDOW_MS", "KIE_POLL_RATE"):
             env.pop(k, None)  # KIE's real cadence and limits
-        pipe = r.pipeline()
-        for i in range(jobs):
-            pipe.lpush("kie:queue", gen_image_job(i))
-        pipe.execute()
+        # the producer: 20 jobs per 10 s, one every 500 ms (--latency-rate 0: all at once;
+        # then the account's limiter lets 20 createTask through together, the 20 tasks end
+        # together, and their confirmations queue behind KIE's 10 recordInfo/s)
+        def produce():
+            for i in range(jobs):
+                r.lpush("kie:queue", gen_image_job(i))
+                if a.latency_rate > 0:
+                    time.sleep(1 / a.latency_rate)
+        if a.latency_rate <= 0:
+            produce()
+        else:
+            threading.Thread(target=produce, daemon=True).start()
         timeout = timeout_s or 60 + jobs * 0.8
         with open(logpath, "w") as log:
             t0 = time.monotonic()
@@ -433,6 +442,14 @@ def run_latency(a, jobs, tmp, callbacks=True, timeout_s=None):
         if missing or len(tasks) != jobs or bad:
             raise BenchError(f"latency: {len(tasks)} tasks for {jobs} jobs, {len(missing)} "
                              f"without an event, {len(bad)} events not completed with copies")
+        if app:  # where the time goes: KIE's callback reaching the app, then the worker
+            pushed = dict(app.received)
+            to_app = [pushed[t] - tasks[t]["completeTime"] for t in pushed if t in tasks]
+            to_ev = [clock.arrived[t][0] - pushed[t] for t in pushed if t in clock.arrived]
+            if to_app and to_ev:
+                print(f"  completeTime -> app push: p50 {pct(to_app, 50):.0f} ms, p90 "
+                      f"{pct(to_app, 90):.0f}; app push -> event: p50 {pct(to_ev, 50):.0f}, "
+                      f"p90 {pct(to_ev, 90):.0f}", file=sys.stderr)
         return {"jobs": jobs, "lat_ms": lat, "callbacks": callbacks, "log": logpath,
                 "app_posts": len(app.received) if app else 0,
                 "record_info": fake.stats()["record_info_total"]}
@@ -444,6 +461,8 @@ def run_latency(a, jobs, tmp, callbacks=True, timeout_s=None):
             tail = ""
         raise BenchError(f"{e}\n--- kie-worker log (tail) ---\n{tail}") from None
     finally:
+        if os.environ.get("BENCH_KEEP_LOG"):
+            shutil.copy(logpath, os.environ["BENCH_KEEP_LOG"])
         if clock:
             clock.stop()
         if app:
@@ -499,7 +518,14 @@ def run_memory(a, jobs, tmp, timeout_s=None):
                 per_key[kind] = per_key.get(kind, 0) + (r.memory_usage(k, samples=0) or 0)
         lists = sum(r.memory_usage(k, samples=0) or 0 for k in ("kie:results",)
                     if r.exists(k))
-        mem1 = r.info("memory")["used_memory"]
+        info1 = r.info("memory")
+        mem1 = info1["used_memory"]
+        if os.environ.get("BENCH_MEM_DEBUG"):
+            kinds = {}
+            for k in r.scan_iter("*", count=1000):
+                kk = (k.decode() if isinstance(k, bytes) else k).split(":")[:2]
+                kinds[":".join(kk)] = kinds.get(":".join(kk), 0) + (r.memory_usage(k, samples=0) or 0)
+            print("keys:", kinds, {k: v for k, v in info1.items() if "clients" in k or "scripts" in k or "overhead" in k or "dataset" in k}, file=sys.stderr)
         return {"jobs": jobs, "job_b": per_key.get("job", 0) / jobs,
                 "task_b": per_key.get("task", 0) / jobs,
                 "used_b": (mem1 - mem0 - lists) / jobs, "results_b": lists / jobs}
@@ -579,6 +605,9 @@ def main():
     ap.add_argument("--latency-jobs", type=int, default=120,
                     help="jobs of each latency run, at KIE's real limits (0: none)")
     ap.add_argument("--latency-task-ms", type=int, default=300)
+    ap.add_argument("--latency-rate", type=float, default=2.0,
+                    help="jobs per second the latency run's producer pushes (KIE's 20 per "
+                         "10 s; 0: all at once)")
     ap.add_argument("--memory-jobs", type=int, default=1000,
                     help="jobs of the memory run (0: none)")
     ap.add_argument("--skip-throughput", action="store_true")
@@ -609,7 +638,7 @@ def main():
         with tempfile.TemporaryDirectory(prefix="kie-bench-") as tmp:
             results, trips, lats, mem = [], [], [], None
             if a.latency_jobs and "kie-worker" in systems:
-                for cb in (True, False):
+                for cb in (True, False)[:1 if os.environ.get("BENCH_CB_ONLY") else 2]:
                     print(f"latency run ({'callbacks pushed by the app route' if cb else 'polling only'}): "
                           f"{a.latency_jobs} jobs at KIE's limits ...", file=sys.stderr, flush=True)
                     lats.append(run_latency(a, a.latency_jobs, tmp, callbacks=cb))
@@ -637,7 +666,9 @@ def main():
         return 1
     print(f"\n{machine_facts()}.")
     if lats:
-        print(f"\nLatency: {a.latency_jobs} generate_image jobs through kie-worker (release "
+        print(f"\nLatency: {a.latency_jobs} generate_image jobs "
+              + (f"pushed at {a.latency_rate:g}/s" if a.latency_rate > 0 else "pushed at once")
+              + " through kie-worker (release "
               "build, defaults: 4 runners, 2 pollers) at KIE's real limits (the KIE fake: 20 "
               f"createTask per 10 s, 10 recordInfo/s), tasks of {a.latency_task_ms} ms, result "
               "copies on (S3 fake), every server on loopback. From the task's completeTime "

@@ -23,6 +23,13 @@ struct poller {
 	int64_t next_pause_log;
 };
 
+/* The task's next poll at due_ms; this process's pollers wake by then (a kick). */
+static void reschedule(struct poller *p, const char *task_id, int64_t due_ms)
+{
+	if (queue_poll_reschedule(&p->io.q, task_id, due_ms) == 0)
+		worker_poll_kick(p->w, due_ms);
+}
+
 static void finalize_or_retry(struct poller *p, const char *task_id, const struct task_record *t,
 			      const struct kie_result *res)
 {
@@ -33,7 +40,7 @@ static void finalize_or_retry(struct poller *p, const char *task_id, const struc
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id,
 			 "finalization failed, retrying in %ld ms: %s", p->w->policy.poll_initial_ms,
 			 err);
-		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
+		reschedule(p, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
 	}
 }
 
@@ -49,8 +56,9 @@ static void copy_round(struct poller *p, const char *task_id, const struct task_
 				&finalized, &next, err, sizeof(err)) != 0) {
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id,
 			 "copy round failed, retrying in %ld ms: %s", p->w->policy.poll_initial_ms, err);
-		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
+		reschedule(p, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
 	} else if (!finalized) {
+		worker_poll_kick(p->w, next); /* finalize_copy_round rescheduled it */
 		log_debug(t->job_id[0] ? t->job_id : NULL, task_id, "copies to retry in %lld ms",
 			  (long long)(next - util_now_ms()));
 	}
@@ -64,7 +72,7 @@ static void begin_copies(struct poller *p, const char *task_id, const struct tas
 	if (finalize_begin_copies(&p->io.q, task_id, res, err, sizeof(err)) != 0) {
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id, "%s; polling again in %ld ms", err,
 			 p->w->policy.poll_initial_ms);
-		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
+		reschedule(p, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
 		return;
 	}
 	copy_round(p, task_id, t);
@@ -92,7 +100,7 @@ static void poll_one(struct poller *p, const char *task_id, struct task_record *
 	}
 	/* a recordInfo slot; a stop gives the task back at once */
 	if (query_slot(p, task_id) != 0) {
-		queue_poll_reschedule(&p->io.q, task_id, util_now_ms());
+		reschedule(p, task_id, util_now_ms());
 		return;
 	}
 	memset(&res, 0, sizeof(res));
@@ -121,8 +129,7 @@ static void poll_one(struct poller *p, const char *task_id, struct task_record *
 		else
 			log_debug(t.job_id[0] ? t.job_id : NULL, task_id, "state %s after %lld ms",
 				  kie_task_state_str(res.state), (long long)elapsed);
-		queue_poll_reschedule(&p->io.q, task_id,
-				      now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
+		reschedule(p, task_id, now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
 		break;
 	case POLL_PAUSE: {
 		/* new tasks stop; this one exists and is paid for, so it stays polled at its
@@ -136,8 +143,7 @@ static void poll_one(struct poller *p, const char *task_id, struct task_record *
 				  credits ? " until credits are back" : " for a while", kerr.message);
 			p->next_pause_log = util_monotonic_ms() + 10000;
 		}
-		queue_poll_reschedule(&p->io.q, task_id,
-				      now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
+		reschedule(p, task_id, now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
 		break;
 	}
 	case POLL_TIMEOUT: {
@@ -244,6 +250,10 @@ void *poller_main(void *arg)
 		worker_done(p.w);
 		queue_task_record_free(&t);
 		free(task_id);
+		/* the next task was kicked when this one was claimed: a waiting poller took it
+		 * if there was one, else this one looks now. A task due later, or made due by
+		 * this process since (kicked too), wakes it then: it does not ask Redis now */
+		worker_poll_wait(p.w, -1); /* (due was kicked already: not set again) */
 	}
 out:
 	worker_io_close(&p.io);

@@ -65,9 +65,10 @@ struct worker {
  * written: the runner's hand-off, the callback consumer, a poller that saw more due
  * tasks than it took): the waiting pollers wake by then. Call it after the Redis write. */
 void worker_poll_kick(struct worker *w, int64_t due_ms);
-/* An idle poller waits until due_ms (epoch ms: the earliest due time poll_next.lua
- * reported, or -1 for none), the earliest kick, WORKER_POLL_WAIT_CAP_MS, or a stop,
- * whichever comes first. */
+/* An idle poller waits until the process's earliest wake-up time — due_ms (epoch ms:
+ * the earliest due time poll_next.lua reported, or -1 for none) or a kick, whichever is
+ * earlier; the first poller to reach it takes it, the others sleep on —,
+ * WORKER_POLL_WAIT_CAP_MS, or a stop. */
 void worker_poll_wait(struct worker *w, int64_t due_ms);
 
 /* Sleeps up to ms, or less when worker_wake() is called (the pool went idle, stopping).

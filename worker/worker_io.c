@@ -97,10 +97,13 @@ void worker_poll_kick(struct worker *w, int64_t due_ms)
 
 void worker_poll_wait(struct worker *w, int64_t due_ms)
 {
-	int64_t cap = util_now_ms() + WORKER_POLL_WAIT_CAP_MS;
-	int64_t until = due_ms >= 0 && due_ms < cap ? due_ms : cap;
+	int64_t until = util_now_ms() + WORKER_POLL_WAIT_CAP_MS;
 
 	pthread_mutex_lock(&w->poll_mu);
+	/* the due time it saw becomes the process's one wake-up time: the first poller to
+	 * reach it looks, the others sleep on (no herd of pollers per due task) */
+	if (due_ms >= 0 && due_ms < w->poll_kick_ms)
+		w->poll_kick_ms = due_ms;
 	while (!w->stopping) {
 		int64_t now = util_now_ms(), t = until;
 		struct timespec ts;
