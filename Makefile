@@ -8,7 +8,8 @@
 #   make SANITIZER=address,undefined  sanitized build into build/san/
 #   make fuzz       libFuzzer targets (clang) into build/fuzz/, each run FUZZ_SECONDS (300)
 #   make fuzz-smoke each target 8 s, as part of make test (fuzz/README.md)
-#   make bench      kie-worker against a BullMQ worker, release build (docs/performance.md);
+#   make bench      latency (issue 18), memory per finished job, and kie-worker against a
+#                   BullMQ worker (medians of 3), release build (docs/performance.md);
 #                   BENCH_JOBS=5000 for more jobs, BENCH_ARGS='--configs 4x2' for more options
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -245,10 +246,10 @@ demo: deps all
 	./scripts/demo.sh
 
 # not part of make test: it measures, it does not check behaviour (bench/compare.py)
-BENCH_JOBS ?= 2000
+BENCH_JOBS ?= 5000
 bench: deps
 	@$(MAKE) --no-print-directory SANITIZER= all
-	KIE_BIN_DIR=$(CURDIR)/build $(PYTHON) bench/compare.py --jobs $(BENCH_JOBS) $(BENCH_ARGS)
+	KIE_BIN_DIR=$(CURDIR)/build $(PYTHON) bench/compare.py --jobs $(BENCH_JOBS) --commandstats $(BENCH_ARGS)
 
 # `make install [PREFIX=/usr/local] [DESTDIR=]`: the binaries, their man pages, the systemd
 # template unit (ExecStart pointed at $(BINDIR)), the env file example and the LICENSE

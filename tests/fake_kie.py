@@ -56,7 +56,8 @@ query as decoded), credits, and max_creates_in_any_window /
 max_queries_in_any_second: the most createTask calls that created a task within any
 create_window_s, and the most recordInfo calls let through within any query_window_s
 (1 s and 10 s when a window is 0), kept as calls arrive over the whole run. Without
-?brief=1 also: tasks (id -> state, jobId and request: the createTask body KIE received),
+?brief=1 also: tasks (id -> state, jobId, request: the createTask body KIE received,
+createTime and completeTime, epoch ms),
 create_times_ms (epoch-ms arrivals of createTask calls that created
 a task), create_refused_times_ms (those refused with 429/455) and record_info_times_ms
 (recordInfo calls let through), the last 20,000 of each.
@@ -256,14 +257,26 @@ class State:
         w = self.cfg[key]
         return w if w > 0 else fallback
 
+    def finish_on_time(self, t):
+        """Calls task_view at createTime + duration (again if the loop's timer woke early)."""
+        left = t["createTime"] + t["duration_ms"] - now_ms()
+        if left > 0:
+            asyncio.get_event_loop().call_later(left / 1000, self.finish_on_time, t)
+        else:
+            self.task_view(t)
+
     def task_view(self, t):
-        """Moves a task along waiting -> generating -> success/fail by elapsed time."""
-        elapsed = now_ms() - t["createTime"]
+        """Moves a task along waiting -> generating -> success/fail by elapsed time. A
+        timer set at createTask calls it at createTime + duration, as KIE finishes a task
+        whoever asks: completeTime is the moment of the transition, and the callback goes
+        out then (a poll that comes first makes the same transition)."""
+        now = now_ms()
+        elapsed = now - t["createTime"]
         if t["state"] in ("success", "fail"):
             return t
         if elapsed >= t["duration_ms"]:
             t["state"] = "fail" if t["will_fail"] else "success"
-            t["completeTime"] = t["createTime"] + t["duration_ms"]
+            t["completeTime"] = now
             t["updateTime"] = t["completeTime"]
             if t["state"] == "success":
                 charge(self, t)
@@ -736,11 +749,10 @@ class Handler:
         st.stats["creates_total"] += 1
         key = job_id or "-"
         st.stats["creates_by_job"][key] = st.stats["creates_by_job"].get(key, 0) + 1
-        if cb and t["duration_ms"] <= 0:
+        if t["duration_ms"] <= 0:
             st.task_view(t)
-        elif cb:
-            asyncio.get_event_loop().call_later(t["duration_ms"] / 1000 + 0.01,
-                                                st.task_view, t)
+        else:  # on time, with or without a callback URL (completeTime: the transition)
+            st.finish_on_time(t)
         if fail500:
             return 500, kie(500, "internal error (fake)")
         return 200, kie(200, "success", {"taskId": tid})
@@ -759,7 +771,9 @@ class Handler:
                                for a in st.accounts.values()}
             if not query.get("brief"):
                 out["tasks"] = {k: {"state": st.task_view(v)["state"], "jobId": v["jobId"],
-                                    "request": json.loads(v["param"])}
+                                    "request": json.loads(v["param"]),
+                                    "createTime": v["createTime"],
+                                    "completeTime": v.get("completeTime")}
                                 for k, v in st.tasks.items()}
                 out["create_times_ms"] = list(st.create_times_ms)
                 out["create_refused_times_ms"] = list(st.create_refused_times_ms)

@@ -85,6 +85,7 @@ static int to_copies(struct cbc *c, const char *task_id, const struct kie_result
 		snprintf(err, errlen, "Redis refused the poll schedule");
 		return -1;
 	}
+	worker_poll_kick(c->w, util_now_ms()); /* a poller of this process takes it now */
 	return 0;
 }
 
@@ -107,20 +108,31 @@ static void drop_log(struct cbc *c, const char *job_id, const char *task_id, con
 }
 
 /* Records a task KIE's record tied to job_id, as its task (or its duplicate, or the task
- * of a job dead-lettered meanwhile), with the job's own pending metadata record. 0, or
- * -1 (Redis: try again). */
+ * of a job dead-lettered meanwhile), with the pending metadata record rebuilt from the
+ * job's descriptor (raw, kept in its hash from createTask on), and hands it to the
+ * pollers. 0, or -1 (Redis: try again). */
 static int adopt(struct cbc *c, const char *job_id, const char *task_id)
 {
 	struct uncertain_job u;
 	enum record_outcome ro;
+	char err[600], *rec = NULL;
 
 	if (queue_uncertain_get(&c->io.q, job_id, &u) != 0)
 		return -1;
+	if (u.raw) {
+		rec = worker_pending_from_raw(c->w, u.raw, u.raw_len, task_id, err, sizeof(err));
+		if (!rec)
+			log_warn(job_id, task_id, "the adopted task's record cannot be rebuilt from "
+				 "its job's descriptor (%s): finalization writes what it has", err);
+	}
 	if (queue_record_task(&c->io.q, job_id, task_id, u.type[0] ? u.type : NULL, u.reply_to,
-			      NULL, u.meta, u.attempts, 1, &ro) != 0) {
+			      rec, u.meta, u.attempts, 1, &ro) != 0) {
+		free(rec);
 		queue_uncertain_free(&u);
 		return -1;
 	}
+	free(rec);
+	worker_poll_kick(c->w, util_now_ms() + c->w->policy.poll_initial_ms);
 	log_info(job_id, task_id, "task %s from its callback%s",
 		 ro == RECORD_DUPLICATE ? "recorded as a duplicate of the job's task"
 		 : ro == RECORD_DEAD ? "adopted into a job already dead-lettered (collected, no "
@@ -188,6 +200,7 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 				rc = 1;
 				goto out;
 			}
+			worker_poll_kick(c->w, util_now_ms());
 			res = METRICS_CBH_TO_POLLER;
 			log_debug(task_job, task_id, "unverified callback: the task is polled now");
 			goto out;

@@ -268,6 +268,9 @@ int main(int argc, char **argv)
 	 * as the last job ends, and a stop unblocks the runners' BLMOVEs (worker_unblock) */
 	pthread_mutex_init(&W.wake_mu, NULL);
 	pthread_cond_init(&W.wake_cv, NULL);
+	pthread_mutex_init(&W.poll_mu, NULL);
+	pthread_cond_init(&W.poll_cv, NULL);
+	W.poll_kick_ms = INT64_MAX;
 	W.blocking_max = (int)cfg.concurrency + 1;
 	W.blocking = util_xcalloc((size_t)W.blocking_max, sizeof(*W.blocking));
 	for (long i = 0; i < cfg.concurrency; i++)

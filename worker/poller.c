@@ -1,5 +1,7 @@
 /* poller.c — a poller thread: take due task ids from <prefix>:poll:due (leased, so a
- * dead poller's tasks come due again), query recordInfo at KIE's cadence, finalize. */
+ * dead poller's tasks come due again), query recordInfo at KIE's cadence, finalize.
+ * Idle, it waits until the earliest due time it knows or a kick from this process
+ * (worker_poll_wait): no fixed interval between a task made due and its poll. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,13 @@ struct poller {
 	int64_t next_pause_log;
 };
 
+/* The task's next poll at due_ms; this process's pollers wake by then (a kick). */
+static void reschedule(struct poller *p, const char *task_id, int64_t due_ms)
+{
+	if (queue_poll_reschedule(&p->io.q, task_id, due_ms) == 0)
+		worker_poll_kick(p->w, due_ms);
+}
+
 static void finalize_or_retry(struct poller *p, const char *task_id, const struct task_record *t,
 			      const struct kie_result *res)
 {
@@ -31,7 +40,7 @@ static void finalize_or_retry(struct poller *p, const char *task_id, const struc
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id,
 			 "finalization failed, retrying in %ld ms: %s", p->w->policy.poll_initial_ms,
 			 err);
-		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
+		reschedule(p, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
 	}
 }
 
@@ -47,8 +56,9 @@ static void copy_round(struct poller *p, const char *task_id, const struct task_
 				&finalized, &next, err, sizeof(err)) != 0) {
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id,
 			 "copy round failed, retrying in %ld ms: %s", p->w->policy.poll_initial_ms, err);
-		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
+		reschedule(p, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
 	} else if (!finalized) {
+		worker_poll_kick(p->w, next); /* finalize_copy_round rescheduled it */
 		log_debug(t->job_id[0] ? t->job_id : NULL, task_id, "copies to retry in %lld ms",
 			  (long long)(next - util_now_ms()));
 	}
@@ -62,31 +72,35 @@ static void begin_copies(struct poller *p, const char *task_id, const struct tas
 	if (finalize_begin_copies(&p->io.q, task_id, res, err, sizeof(err)) != 0) {
 		log_warn(t->job_id[0] ? t->job_id : NULL, task_id, "%s; polling again in %ld ms", err,
 			 p->w->policy.poll_initial_ms);
-		queue_poll_reschedule(&p->io.q, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
+		reschedule(p, task_id, util_now_ms() + p->w->policy.poll_initial_ms);
 		return;
 	}
 	copy_round(p, task_id, t);
 }
 
-static void poll_one(struct poller *p, const char *task_id)
+/* The task t was claimed and read with (poll_next.lua); a recordInfo slot is taken here
+ * only when KIE must be asked. */
+static int query_slot(struct poller *p, const char *task_id);
+
+static void poll_one(struct poller *p, const char *task_id, struct task_record *tr)
 {
-	struct task_record t;
+	struct task_record t = *tr;
 	struct kie_result res;
 	struct kie_error kerr;
 	int64_t now, elapsed;
 	int rc, done;
 
-	if (queue_task_get(&p->io.q, task_id, 1, &t) != 0)
-		return; /* Redis gone: the lease expires and the task comes due again */
 	if (t.finalized) { /* finalized elsewhere (e.g. a callback): just stop polling it */
 		queue_finalize(&p->io.q, task_id, NULL, "completed", "", NULL, &done);
-		queue_task_record_free(&t);
 		return;
 	}
 	if (t.copying) { /* its end is known: no recordInfo, the copies go on */
-		limiter_unuse(&p->query);
 		copy_round(p, task_id, &t);
-		queue_task_record_free(&t);
+		return;
+	}
+	/* a recordInfo slot; a stop gives the task back at once */
+	if (query_slot(p, task_id) != 0) {
+		reschedule(p, task_id, util_now_ms());
 		return;
 	}
 	memset(&res, 0, sizeof(res));
@@ -115,8 +129,7 @@ static void poll_one(struct poller *p, const char *task_id)
 		else
 			log_debug(t.job_id[0] ? t.job_id : NULL, task_id, "state %s after %lld ms",
 				  kie_task_state_str(res.state), (long long)elapsed);
-		queue_poll_reschedule(&p->io.q, task_id,
-				      now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
+		reschedule(p, task_id, now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
 		break;
 	case POLL_PAUSE: {
 		/* new tasks stop; this one exists and is paid for, so it stays polled at its
@@ -130,8 +143,7 @@ static void poll_one(struct poller *p, const char *task_id)
 				  credits ? " until credits are back" : " for a while", kerr.message);
 			p->next_pause_log = util_monotonic_ms() + 10000;
 		}
-		queue_poll_reschedule(&p->io.q, task_id,
-				      now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
+		reschedule(p, task_id, now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
 		break;
 	}
 	case POLL_TIMEOUT: {
@@ -148,7 +160,6 @@ static void poll_one(struct poller *p, const char *task_id)
 	}
 	}
 	kie_result_free(&res);
-	queue_task_record_free(&t);
 }
 
 /* A recordInfo slot for the task this poller has claimed (limiter_acquire's loop): a
@@ -216,32 +227,33 @@ void *poller_main(void *arg)
 	}
 	while (!p.w->stopping) {
 		char *task_id = NULL;
+		struct task_record t;
 		int64_t now = util_now_ms(), due = -1;
 
-		/* one step: promote what <p>:polling holds, claim the earliest due task and
-		 * lease it; a step Redis refuses (OOM, MISCONF, ...) is tried again after a
-		 * pause, not in a loop */
+		/* one step: promote what <p>:polling holds, claim the earliest due task, lease
+		 * it and read its hash; a step Redis refuses (OOM, MISCONF, ...) is tried again
+		 * after a pause, not in a loop */
 		if (queue_poll_next(&p.io.q, 100, now + p.w->policy.poll_initial_ms, now,
-				    now + p.lease_ms, &task_id, &due) != 0) {
+				    now + p.lease_ms, &task_id, &due, &t) != 0) {
 			worker_nap(p.w, 250);
 			continue;
 		}
-		if (!task_id) {
-			int64_t wait = due < 0 ? 200 : due - now;
-			worker_nap(p.w, wait < 5 ? 5 : wait > 200 ? 200 : wait);
+		if (!task_id) { /* until the next due time, a kick, or the cap */
+			worker_poll_wait(p.w, due);
 			continue;
 		}
-		/* then a recordInfo slot; a stop gives the task back at once */
-		if (query_slot(&p, task_id) != 0) {
-			queue_poll_reschedule(&p.io.q, task_id, util_now_ms());
-			free(task_id);
-			break;
-		}
+		if (due >= 0) /* more due: a waiting poller may take the next one meanwhile */
+			worker_poll_kick(p.w, due);
 		atomic_fetch_add(&p.w->inflight, 1);
-		poll_one(&p, task_id);
+		poll_one(&p, task_id, &t);
 		atomic_fetch_add(&p.w->polls_done, 1);
 		worker_done(p.w);
+		queue_task_record_free(&t);
 		free(task_id);
+		/* the next task was kicked when this one was claimed: a waiting poller took it
+		 * if there was one, else this one looks now. A task due later, or made due by
+		 * this process since (kicked too), wakes it then: it does not ask Redis now */
+		worker_poll_wait(p.w, -1); /* (due was kicked already: not set again) */
 	}
 out:
 	worker_io_close(&p.io);

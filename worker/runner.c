@@ -133,40 +133,6 @@ static char *assign_id(struct runner *r, const char *raw, size_t len, const char
 	return s;
 }
 
-/* The metadata record of the task req creates (task_id NULL: before createTask). */
-static void fill_metadata(const struct runner *r, const struct job *j, const char *prompt,
-			  const struct kie_task_request *req, const char *task_id,
-			  struct task_metadata *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->task_id = task_id;
-	m->job_id = j->id;
-	m->type = job_type_str(j->type);
-	m->model = req->model ? req->model : r->w->cfg->kie_model;
-	m->prompt = prompt;
-	m->image_urls = req->image_urls;
-	m->n_images = req->n_images;
-	m->character = j->character;
-	m->ratio = req->ratio ? req->ratio : KIE_DEFAULT_RATIO;
-	m->output_format = req->output_format ? req->output_format : "png";
-}
-
-/* The pending record of the task about to be created, "taskId": null, kept in the job
- * hash by queue_job_creating for whoever records that task (caller frees). */
-static char *pending_template(const struct runner *r, const struct job *j, const char *prompt,
-			      const struct kie_task_request *req)
-{
-	struct task_metadata m;
-	cJSON *rec;
-	char *s;
-
-	fill_metadata(r, j, prompt, req, NULL, &m);
-	rec = metadata_pending(&m, util_now_ms());
-	s = cJSON_PrintUnformatted(rec);
-	cJSON_Delete(rec);
-	return s;
-}
-
 /* Writes the pending record unless a record is stored already (a finalization that got
  * there first, or an earlier write): create-if-absent, so it never replaces a final one. */
 static void save_pending(struct runner *r, const struct job *j, const char *task_id,
@@ -194,7 +160,7 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 	char *rec_json;
 	enum record_outcome ro = RECORD_SAME;
 
-	fill_metadata(r, j, prompt, req, task_id, &m);
+	worker_task_metadata(r->w, j, prompt, req, task_id, &m);
 	rec = metadata_pending(&m, util_now_ms());
 	rec_json = cJSON_PrintUnformatted(rec);
 	/* a task recorded now is handed to the pollers in the same step */
@@ -207,6 +173,9 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 			  "by hand", j->id);
 		goto out;
 	}
+	/* this process's pollers wake when it is due (a callback may make it due sooner) */
+	if (!already_recorded)
+		worker_poll_kick(r->w, util_now_ms() + r->w->policy.poll_initial_ms);
 	save_pending(r, j, task_id, rec);
 	if (ro == RECORD_DUPLICATE) {
 		log_warn(j->id, task_id, "the job already has another task: this one is recorded as "
@@ -218,12 +187,15 @@ static void handoff(struct runner *r, const char *raw, size_t len, const struct 
 			 "and collected without an event");
 		goto out;
 	}
-	if (already_recorded && queue_handoff_to_polling(&r->io.q, raw, len, j->id, task_id) != 0)
+	if (already_recorded && queue_handoff_to_polling(&r->io.q, raw, len, j->id, task_id) != 0) {
 		log_error(j->id, task_id, "could not hand the task to the pollers (Redis down at "
 			  "shutdown); the job stays claimed and recovery resumes it");
-	else
-		log_info(j->id, task_id, "%s task (%s, attempt %ld); polling",
-			 already_recorded ? "resumed" : "created", job_type_str(j->type), attempts);
+		goto out;
+	}
+	if (already_recorded)
+		worker_poll_kick(r->w, util_now_ms() + r->w->policy.poll_initial_ms);
+	log_info(j->id, task_id, "%s task (%s, attempt %ld); polling",
+		 already_recorded ? "resumed" : "created", job_type_str(j->type), attempts);
 out:
 	free(rec_json);
 	cJSON_Delete(rec);
@@ -318,7 +290,7 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 	struct kie_task_request req;
 	struct kie_error kerr;
 	struct job_decision d;
-	char err[600], *prompt = NULL, *task_id = NULL, *owned = NULL, *pending = NULL;
+	char err[600], *prompt = NULL, *task_id = NULL, *owned = NULL;
 	const char *raw = b->data;
 	size_t len = b->len;
 	long attempt = 0, max_attempts;
@@ -401,7 +373,6 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		to_dead(r, raw, len, j, c.epoch, err, "prompt", c.attempts, c.may_have_task);
 		goto out;
 	}
-	pending = pending_template(r, j, prompt, &req);
 
 	max_attempts = j->max_attempts ? j->max_attempts : cfg->job_max_attempts;
 	for (;;) {
@@ -417,7 +388,9 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		if (r->create.waits)
 			log_debug(j->id, NULL, "waited for a createTask slot (%ld sleeps, %ld for a "
 				  "backoff)", r->create.waits, r->create.blocked_waits);
-		if (queue_job_creating(&r->io.q, j->id, c.epoch, pending, &attempt, &fenced,
+		/* the descriptor kept in the job hash: an adoption rebuilds the pending
+		 * record from it (issue 18: the job hash holds no pending record) */
+		if (queue_job_creating(&r->io.q, j->id, c.epoch, raw, len, &attempt, &fenced,
 				       &paused) != 0)
 			goto out;
 		if (paused) { /* paused while this runner waited for its slot: create nothing */
@@ -476,7 +449,6 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 	}
 out:
 	publish_slot(r, NULL, 0);
-	free(pending);
 	free(task_id);
 	free(prompt);
 	free(owned);

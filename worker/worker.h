@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "kie/accounts.h"
@@ -52,7 +53,25 @@ struct worker {
 	pthread_cond_t wake_cv;          /*   ends every nap at once */
 	struct rconn **blocking;         /* connections that block in BLMOVE (runners, the */
 	int nblocking, blocking_max;     /*   callback consumer), under wake_mu */
+	pthread_mutex_t poll_mu;         /* idle pollers wait on poll_cv (worker_poll_wait) */
+	pthread_cond_t poll_cv;          /*   until a due time or a kick (worker_poll_kick) */
+	int64_t poll_kick_ms;            /* earliest due time kicked, not yet reached by a */
+					 /*   waiting poller; INT64_MAX: none */
 };
+
+/* The longest an idle poller waits without looking at <p>:poll:due: what this process
+ * does not kick (a task made due by another worker, a producer's push onto <p>:polling)
+ * is seen at most this late (docs/protocol.md section 4). */
+#define WORKER_POLL_WAIT_CAP_MS 1000
+/* Something in this process made a task due at due_ms (epoch ms, the clock of the score
+ * written: the runner's hand-off, the callback consumer, a poller that saw more due
+ * tasks than it took): the waiting pollers wake by then. Call it after the Redis write. */
+void worker_poll_kick(struct worker *w, int64_t due_ms);
+/* An idle poller waits until the process's earliest wake-up time — due_ms (epoch ms:
+ * the earliest due time poll_next.lua reported, or -1 for none) or a kick, whichever is
+ * earlier; the first poller to reach it takes it, the others sleep on —,
+ * WORKER_POLL_WAIT_CAP_MS, or a stop. */
+void worker_poll_wait(struct worker *w, int64_t due_ms);
 
 /* Sleeps up to ms, or less when worker_wake() is called (the pool went idle, stopping).
  * Threads nap with it wherever a stop should not wait for the nap to end. */
@@ -89,6 +108,17 @@ int worker_io_open(struct worker *w, struct worker_io *io, const char *who,
 void worker_limiter(struct worker *w, struct worker_io *io, struct limiter *l, int create,
 		    const char *member);
 void worker_io_close(struct worker_io *io);
+
+/* The metadata record of the task req creates for job j (task_id NULL: before
+ * createTask); pointers into j, prompt and req (pending.c). */
+void worker_task_metadata(const struct worker *w, const struct job *j, const char *prompt,
+			  const struct kie_task_request *req, const char *task_id,
+			  struct task_metadata *m);
+/* The pending metadata record (JSON, caller frees) of the task task_id created for the
+ * job of descriptor raw — what the runner that created it wrote; NULL with err when the
+ * descriptor no longer parses or builds a prompt. */
+char *worker_pending_from_raw(const struct worker *w, const char *raw, size_t len,
+			      const char *task_id, char *err, size_t errlen);
 
 /* Thread entry points; arg is the struct worker. */
 void *runner_main(void *arg);

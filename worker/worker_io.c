@@ -80,6 +80,47 @@ void worker_wake(struct worker *w)
 	pthread_mutex_lock(&w->wake_mu);
 	pthread_cond_broadcast(&w->wake_cv);
 	pthread_mutex_unlock(&w->wake_mu);
+	pthread_mutex_lock(&w->poll_mu);
+	pthread_cond_broadcast(&w->poll_cv);
+	pthread_mutex_unlock(&w->poll_mu);
+}
+
+void worker_poll_kick(struct worker *w, int64_t due_ms)
+{
+	pthread_mutex_lock(&w->poll_mu);
+	if (due_ms < w->poll_kick_ms) { /* an earlier kick pending already covers this one */
+		w->poll_kick_ms = due_ms;
+		pthread_cond_broadcast(&w->poll_cv);
+	}
+	pthread_mutex_unlock(&w->poll_mu);
+}
+
+void worker_poll_wait(struct worker *w, int64_t due_ms)
+{
+	int64_t until = util_now_ms() + WORKER_POLL_WAIT_CAP_MS;
+
+	pthread_mutex_lock(&w->poll_mu);
+	/* the due time it saw becomes the process's one wake-up time: the first poller to
+	 * reach it looks, the others sleep on (no herd of pollers per due task) */
+	if (due_ms >= 0 && due_ms < w->poll_kick_ms)
+		w->poll_kick_ms = due_ms;
+	while (!w->stopping) {
+		int64_t now = util_now_ms(), t = until;
+		struct timespec ts;
+		if (w->poll_kick_ms <= now) { /* a kicked task is due: this poller looks */
+			w->poll_kick_ms = INT64_MAX;
+			break;
+		}
+		if (w->poll_kick_ms < t)
+			t = w->poll_kick_ms;
+		if (now >= t)
+			break;
+		/* due times are epoch ms: CLOCK_REALTIME, the condition variable's clock */
+		ts.tv_sec = (time_t)(t / 1000);
+		ts.tv_nsec = (long)(t % 1000) * 1000000L;
+		pthread_cond_timedwait(&w->poll_cv, &w->poll_mu, &ts);
+	}
+	pthread_mutex_unlock(&w->poll_mu);
 }
 
 void worker_done(struct worker *w)

@@ -183,7 +183,7 @@ int finalize_task_copies(struct queue *q, struct metadata_store *ms, const char 
 	int rc;
 
 	*finalized_now = 0;
-	if (queue_task_get(q, task_id, 0, &t) != 0) {
+	if (queue_task_get(q, task_id, &t) != 0) {
 		snprintf(err, errlen, "reading the task record: %s", q->err);
 		return -1;
 	}
@@ -208,15 +208,22 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 		rc = 0;
 		goto out;
 	}
-	/* 1. metadata: merge into the stored record, completed with every field of the
-	 * pending record kept in Redis (rebuilt from it when the store has none: the pending
-	 * write is the runner's last step, after the task is recorded) */
-	g = metadata_store_get(ms, task_id, &rec, err, errlen);
-	if (g < 0)
-		goto out;
+	/* 1. metadata: the pending record kept in Redis with the result merged in, written
+	 * once. The stored record is read back only when Redis keeps none (a task pushed by
+	 * a producer, an adoption whose descriptor was gone) or for a job's duplicate task
+	 * (its request fields may come from its job's task's record): the store holds
+	 * nothing the pending record lacks — the runner's create-if-absent write of that
+	 * same record, or an earlier try of this same finalization */
+	pending = t.record ? cJSON_Parse(t.record) : NULL;
+	if (cJSON_IsObject(pending) && !t.duplicate_of[0]) {
+		g = 1;
+	} else {
+		g = metadata_store_get(ms, task_id, &rec, err, errlen);
+		if (g < 0)
+			goto out;
+	}
 	if (g == 1)
 		rec = cJSON_CreateObject();
-	pending = t.record ? cJSON_Parse(t.record) : NULL;
 	metadata_complete(rec, cJSON_IsObject(pending) ? pending : NULL, task_id, t.job_id);
 	if (t.duplicate_of[0])
 		complete_from(ms, rec, t.duplicate_of);
@@ -366,7 +373,7 @@ int finalize_copy_round(struct queue *q, struct metadata_store *ms, struct copie
 	*next_ms = 0;
 	memset(&t, 0, sizeof(t));
 	if (queue_task_copies_get(q, task_id, &tc) != 0 ||
-	    (!known && queue_task_get(q, task_id, 0, &t) != 0)) {
+	    (!known && queue_task_get(q, task_id, &t) != 0)) {
 		snprintf(err, errlen, "reading the task's copies: Redis refused or is unreachable");
 		goto out;
 	}

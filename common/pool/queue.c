@@ -262,14 +262,15 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 	return ok_reply(rep);
 }
 
-int queue_job_creating(struct queue *q, const char *job_id, long epoch,
-		       const char *pending_json, long *attempts, int *fenced, int *paused)
+int queue_job_creating(struct queue *q, const char *job_id, long epoch, const char *raw,
+		       size_t len, long *attempts, int *fenced, int *paused)
 {
 	/* returns the attempt number, -1 when the job is not this consumer's any more, -2
 	 * when the pool is paused */
 	char key[300], pause[128], now[32], ep[32];
 	const char *keys[] = {key, pause};
-	const char *args[] = {now, q->worker_id, ep, pending_json ? pending_json : ""};
+	const char *args[] = {now, q->worker_id, ep, raw ? raw : ""};
+	size_t lens[4];
 	redisReply *rep;
 
 	*fenced = *paused = 0;
@@ -277,7 +278,9 @@ int queue_job_creating(struct queue *q, const char *job_id, long epoch,
 	queue_key(q, pause, sizeof(pause), "pause");
 	now_str(now, sizeof(now));
 	snprintf(ep, sizeof(ep), "%ld", epoch);
-	rep = eval(q, &lua_job_creating, 2, keys, 4, args, NULL);
+	for (int i = 0; i < 4; i++)
+		lens[i] = i == 3 ? (raw ? len : 0) : strlen(args[i]);
+	rep = eval(q, &lua_job_creating, 2, keys, 4, args, lens);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		if (rep->integer == -2)
 			*paused = 1;
@@ -830,27 +833,58 @@ int queue_job_not_created(struct queue *q, const char *job_id, long epoch)
 	return ok_reply(eval(q, &lua_job_not_created, 1, keys, 3, args, NULL));
 }
 
-int queue_poll_next(struct queue *q, int limit, int64_t first_due_ms, int64_t now_ms,
-		    int64_t lease_until_ms, char **task_id, int64_t *due_ms)
+/* The fields of task_get.lua's reply (poll_next.lua's after its first two) into out. */
+static void task_fields(redisReply **e, struct task_record *out)
 {
-	char poll[128], due[128], lim[16], first[32], now[32], lease[32];
-	const char *keys[] = {poll, due};
+	long long v;
+	if (e[0]->type == REDIS_REPLY_STRING)
+		util_strlcpy(out->job_id, e[0]->str, sizeof(out->job_id));
+	if (e[1]->type == REDIS_REPLY_STRING)
+		util_strlcpy(out->type, e[1]->str, sizeof(out->type));
+	if (e[2]->type == REDIS_REPLY_STRING)
+		util_strlcpy(out->reply_to, e[2]->str, sizeof(out->reply_to));
+	if (e[3]->type == REDIS_REPLY_STRING && util_parse_ll(e[3]->str, &v) == 0)
+		out->created_at_ms = v;
+	if (e[4]->type == REDIS_REPLY_STRING && util_parse_ll(e[4]->str, &v) == 0)
+		out->polls = (long)v;
+	if (e[5]->type == REDIS_REPLY_STRING && util_parse_ll(e[5]->str, &v) == 0)
+		out->attempts = (long)v;
+	out->finalized = e[6]->type == REDIS_REPLY_STRING;
+	if (e[7]->type == REDIS_REPLY_STRING && e[7]->len)
+		out->record = util_strdup(e[7]->str);
+	if (e[8]->type == REDIS_REPLY_STRING && e[8]->len)
+		out->job_meta = util_strdup(e[8]->str);
+	if (e[9]->type == REDIS_REPLY_STRING)
+		util_strlcpy(out->duplicate_of, e[9]->str, sizeof(out->duplicate_of));
+	out->copying = e[10]->type == REDIS_REPLY_STRING;
+}
+
+int queue_poll_next(struct queue *q, int limit, int64_t first_due_ms, int64_t now_ms,
+		    int64_t lease_until_ms, char **task_id, int64_t *due_ms,
+		    struct task_record *t)
+{
+	char poll[128], due[128], tpre[128], lim[16], first[32], now[32], lease[32];
+	const char *keys[] = {poll, due, tpre};
 	const char *args[] = {lim, first, now, lease};
 	redisReply *rep;
 
 	*task_id = NULL;
 	*due_ms = -1;
+	memset(t, 0, sizeof(*t));
 	queue_key(q, poll, sizeof(poll), "polling");
 	queue_key(q, due, sizeof(due), "poll:due");
+	queue_key(q, tpre, sizeof(tpre), "task:");
 	snprintf(lim, sizeof(lim), "%d", limit);
 	snprintf(first, sizeof(first), "%lld", (long long)first_due_ms);
 	snprintf(now, sizeof(now), "%lld", (long long)now_ms);
 	snprintf(lease, sizeof(lease), "%lld", (long long)lease_until_ms);
-	rep = eval(q, &lua_poll_next, 2, keys, 4, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+	rep = eval(q, &lua_poll_next, 3, keys, 4, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2) {
 		const redisReply *e = rep->element[1];
-		if (rep->element[0]->type == REDIS_REPLY_STRING)
+		if (rep->element[0]->type == REDIS_REPLY_STRING && rep->elements == 13) {
 			*task_id = util_strdup(rep->element[0]->str);
+			task_fields(rep->element + 2, t);
+		}
 		if (e->type == REDIS_REPLY_STRING)
 			*due_ms = (int64_t)strtoll(e->str, NULL, 10);
 		else if (e->type == REDIS_REPLY_INTEGER)
@@ -874,41 +908,17 @@ void queue_task_record_free(struct task_record *t)
 	t->record = t->job_meta = NULL;
 }
 
-int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct task_record *out)
+int queue_task_get(struct queue *q, const char *task_id, struct task_record *out)
 {
-	char key[KIE_TASK_ID_MAX_BYTES + 200], now[32];
+	char key[KIE_TASK_ID_MAX_BYTES + 200];
 	const char *keys[] = {key};
-	const char *args[] = {now, count_poll ? "1" : "0"};
 	redisReply *rep;
 
 	memset(out, 0, sizeof(*out));
 	key2(q, key, sizeof(key), "task", task_id);
-	now_str(now, sizeof(now));
-	rep = eval(q, &lua_task_get, 1, keys, 2, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 11) {
-		redisReply **e = rep->element;
-		long long v;
-		if (e[0]->type == REDIS_REPLY_STRING)
-			util_strlcpy(out->job_id, e[0]->str, sizeof(out->job_id));
-		if (e[1]->type == REDIS_REPLY_STRING)
-			util_strlcpy(out->type, e[1]->str, sizeof(out->type));
-		if (e[2]->type == REDIS_REPLY_STRING)
-			util_strlcpy(out->reply_to, e[2]->str, sizeof(out->reply_to));
-		if (e[3]->type == REDIS_REPLY_STRING && util_parse_ll(e[3]->str, &v) == 0)
-			out->created_at_ms = v;
-		if (e[4]->type == REDIS_REPLY_STRING && util_parse_ll(e[4]->str, &v) == 0)
-			out->polls = (long)v;
-		if (e[5]->type == REDIS_REPLY_STRING && util_parse_ll(e[5]->str, &v) == 0)
-			out->attempts = (long)v;
-		out->finalized = e[6]->type == REDIS_REPLY_STRING;
-		if (e[7]->type == REDIS_REPLY_STRING && e[7]->len)
-			out->record = util_strdup(e[7]->str);
-		if (e[8]->type == REDIS_REPLY_STRING && e[8]->len)
-			out->job_meta = util_strdup(e[8]->str);
-		if (e[9]->type == REDIS_REPLY_STRING)
-			util_strlcpy(out->duplicate_of, e[9]->str, sizeof(out->duplicate_of));
-		out->copying = e[10]->type == REDIS_REPLY_STRING;
-	}
+	rep = eval(q, &lua_task_get, 1, keys, 0, NULL, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 11)
+		task_fields(rep->element, out);
 	return ok_reply(rep);
 }
 
@@ -1307,7 +1317,8 @@ int queue_poll_due_by(struct queue *q, const char *task_id, int64_t due_ms)
 {
 	char due[128];
 	queue_key(q, due, sizeof(due), "poll:due");
-	return ok_reply(rconn_cmd(q->r, "ZADD %s LT %lld %s", due, (long long)due_ms, task_id));
+	/* XX: only a task still being polled (a finalized one is not brought back) */
+	return ok_reply(rconn_cmd(q->r, "ZADD %s XX LT %lld %s", due, (long long)due_ms, task_id));
 }
 
 int queue_callback_lookup(struct queue *q, const char *task_id, const char *job_id,
@@ -1316,7 +1327,7 @@ int queue_callback_lookup(struct queue *q, const char *task_id, const char *job_
 {
 	char tkey[KIE_TASK_ID_MAX_BYTES + 200], jkey[300], stats[128];
 	const char *keys[] = {tkey, jkey, stats};
-	const char *args[] = {job_id ? "1" : "0"};
+	const char *args[] = {job_id ? "1" : "0", task_id, job_id ? job_id : ""};
 	redisReply *rep;
 
 	*verdict = CALLBACK_UNOWNED;
@@ -1326,7 +1337,7 @@ int queue_callback_lookup(struct queue *q, const char *task_id, const char *job_
 	key2(q, tkey, sizeof(tkey), "task", task_id);
 	key2(q, jkey, sizeof(jkey), "job", job_id ? job_id : "-");
 	queue_key(q, stats, sizeof(stats), "stats");
-	rep = eval(q, &lua_callback_lookup, 3, keys, 1, args, NULL);
+	rep = eval(q, &lua_callback_lookup, 3, keys, 3, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING) {
 		const char *v = rep->element[0]->str;

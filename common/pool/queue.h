@@ -124,11 +124,11 @@ int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t
 		    const char *meta, int has_callback, struct job_claim *out);
 
 /* State creating, attempts + 1 (*attempts) — only while owned (*fenced = 1 if not) and
- * while the pool is not paused (*paused = 1 if it is; nothing written). pending_json:
- * the pending metadata record of the task about to be created ("taskId": null; NULL for
- * none), kept in the job hash (pending) for whoever records that task (an adoption). */
-int queue_job_creating(struct queue *q, const char *job_id, long epoch,
-		       const char *pending_json, long *attempts, int *fenced, int *paused);
+ * while the pool is not paused (*paused = 1 if it is; nothing written). raw/len: the
+ * job's descriptor (NULL for none), kept in the job hash (raw) for whoever records the
+ * task about to be created (an adoption rebuilds its pending metadata record from it). */
+int queue_job_creating(struct queue *q, const char *job_id, long epoch, const char *raw,
+		       size_t len, long *attempts, int *fenced, int *paused);
 
 enum record_outcome {
 	RECORD_RECORDED,  /* the job's task now */
@@ -141,8 +141,8 @@ enum record_outcome {
 /* Records a created task on the job and creates the task record, owner or not. Retried
  * through reconnects and error replies until done or the hard stop. push: 1 puts the
  * task onto <p>:polling in the same step (else queue_handoff_to_polling does); a
- * duplicate is always pushed. record_json NULL: the task record takes the job's pending
- * record (queue_job_creating). */
+ * duplicate is always pushed. record_json: the task's pending metadata record (NULL:
+ * the job's pending, kept by older versions). */
 int queue_record_task(struct queue *q, const char *job_id, const char *task_id,
 		      const char *type, const char *reply_to, const char *record_json,
 		      const char *job_meta_json, long attempts, int push, enum record_outcome *out);
@@ -242,12 +242,16 @@ int queue_pause_clear(struct queue *q, const char *kind, int *cleared);
 int queue_pause_probe_lock(struct queue *q, long ms, int *got);
 
 /* --- polling --- */
+struct task_record;
 /* One poller step (poll_next.lua): moves up to limit task ids from <p>:polling into
  * <p>:poll:due (first poll at first_due_ms), then claims the earliest task due by now_ms,
- * leasing it until lease_until_ms: *task_id (new string, caller frees) or NULL. *due_ms
- * is the earliest due time seen, -1 when nothing is polled. */
+ * leasing it until lease_until_ms, and reads its task hash into *t counting one poll
+ * (queue_task_record_free() it): *task_id (new string, caller frees) or NULL. *due_ms
+ * is the earliest due time of a task not claimed (the next one after the claimed one),
+ * -1 when there is none. */
 int queue_poll_next(struct queue *q, int limit, int64_t first_due_ms, int64_t now_ms,
-		    int64_t lease_until_ms, char **task_id, int64_t *due_ms);
+		    int64_t lease_until_ms, char **task_id, int64_t *due_ms,
+		    struct task_record *t);
 /* Sets the next poll time of a task still being polled (no-op once finalized). */
 int queue_poll_reschedule(struct queue *q, const char *task_id, int64_t due_ms);
 
@@ -264,8 +268,8 @@ struct task_record {
 	char duplicate_of[256]; /* a second task of its job: collected, no job event */
 	int copying;            /* its success is saved for the result copies (copyResult) */
 };
-/* Reads <p>:task:<id> (creating createdAt if missing) and counts one poll. */
-int queue_task_get(struct queue *q, const char *task_id, int count_poll, struct task_record *out);
+/* Reads <p>:task:<id>, read only (all fields empty when it is not there). */
+int queue_task_get(struct queue *q, const char *task_id, struct task_record *out);
 void queue_task_record_free(struct task_record *t);
 
 /* --- finalization: once per task --- */

@@ -4,6 +4,7 @@ polling and stopped at the end of the test."""
 import glob
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -53,6 +54,27 @@ def lua_expanded(path):
         else:
             out.append(line)
     return b"\n".join(out)
+
+
+def task_finalized(r, prefix, task_id, job_id=None):
+    """Whether the worker finalized task_id: its trimmed task hash says so (a task without a
+    job, a job's duplicate, a dead job's task), or — a job's own task, whose hash goes with
+    its finalization (docs/protocol.md section 2) — its job hash is final and names it."""
+    def s(v):
+        return v.decode() if isinstance(v, bytes) else v
+    if r.hget(f"{prefix}:task:{task_id}", "finalizedAt"):
+        return True
+    if not job_id:
+        return False
+    st, tid = r.hmget(f"{prefix}:job:{job_id}", "state", "taskId")
+    return s(st) in ("completed", "failed") and s(tid) == task_id
+
+
+def lua_text(name_or_path):
+    """The script as the binaries embed it and Redis knows it (its SHA1 is over this), as
+    text: lua_expanded() of a script named or given by path."""
+    path = name_or_path if os.sep in name_or_path else lua_path(name_or_path)
+    return lua_expanded(path).decode("utf-8")
 PY = "/usr/bin/python3"
 TOKEN = "test-token"
 

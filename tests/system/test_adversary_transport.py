@@ -7,7 +7,7 @@ comes back unknown: the job is uncertain and its callback adopts the one task. C
 the fake (creates_by_job)."""
 import json
 
-from conftest import FakeKie, free_port, wait_for
+from conftest import FakeKie, free_port, task_finalized, wait_for
 from test_callbacks import wait_listening
 from test_worker import PREFIX, dead, events, job, wait_events
 
@@ -48,7 +48,7 @@ def test_create_dropped_unanswered_is_never_sent_again(redis_server, r, tmpdir_p
         # adopted from its callback: the one task KIE made is the job's
         task = next(t for t, v in stats["tasks"].items() if v["jobId"] == "dropped-1")
         assert done[0]["taskId"] == task
-        assert r.hget(f"{PREFIX}:task:{task}", "finalizedAt")
+        assert task_finalized(r, PREFIX, task, "dropped-1")
         assert dead(r) == []
         assert stats["callbacks_sent"] >= 1
         assert len(events(r)) == 2, json.dumps(events(r))[:2000]

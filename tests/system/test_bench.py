@@ -55,3 +55,26 @@ def test_bench_fails_loudly_when_work_is_missing(node_ready, tmpdir_path, monkey
     a = types.SimpleNamespace(task_ms=100, poll_initial_ms=100, runners=2, pollers=1)
     with pytest.raises(compare.BenchError, match=r"0 of 3 completions"):
         compare.run_system("bullmq", a, 3, tmpdir_path, timeout_s=8)
+
+
+@pytest.mark.parametrize("callbacks", [True, False], ids=["callbacks", "polling"])
+def test_bench_latency_run_measures_every_job(callbacks, tmpdir_path):
+    """make bench's latency run (issue 18) with a few jobs: every task's completeTime is
+    matched with its event's arrival; one recordInfo per job either way (an unverified
+    callback's task is confirmed by the poller's one call)."""
+    a = types.SimpleNamespace(latency_task_ms=300, latency_rate=4.0)
+    o = compare.run_latency(a, 4, tmpdir_path, callbacks=callbacks, timeout_s=60)
+    assert len(o["lat_ms"]) == 4 and all(x > 0 for x in o["lat_ms"]), o
+    assert o["record_info"] == 4, o
+    if callbacks:
+        assert o["app_posts"] >= 4, o
+        # the poll interval is 2.5 s: an event this soon came by the callback's kick
+        assert max(o["lat_ms"]) < 2000, o["lat_ms"]
+    else:
+        assert o["app_posts"] == 0 and min(o["lat_ms"]) > 1000, o["lat_ms"]
+
+
+def test_bench_memory_run_counts_what_finished_jobs_leave(tmpdir_path):
+    a = types.SimpleNamespace(task_ms=100, poll_initial_ms=100, runners=4, pollers=2)
+    o = compare.run_memory(a, 5, tmpdir_path)
+    assert o["jobs"] == 5 and 0 < o["job_b"] <= 300 and o["task_b"] == 0, o

@@ -227,7 +227,9 @@ def test_stats_job_show_dead_show_purge_pause(workers, redis_server, r, fake_kie
     # job show
     j = kie_json(["job", "show", "s-1"], env)
     assert j["state"] == "completed"
-    assert j["job"]["taskId"] and j["task"]["jobId"] == "s-1"
+    # a finished job's task hash went with its finalization (the record is in the store,
+    # docs/protocol.md section 2): the job hash names the task and when it finished
+    assert j["job"]["taskId"] and j["job"]["finishedAt"] and j["task"] is None
     assert [e["event"] for e in j["events"]] == ["job.completed"]
     q = kie_json(["job", "show", "q-0"], env)  # in the queue: no job hash yet
     assert q["state"] == "unknown" and q["status"] == "queued" and q["queue"]["in"] == "queue"

@@ -159,8 +159,7 @@ def test_transient_500s_are_retried_without_holding_up_other_jobs(redis_server, 
     data = open(ev["storedUrls"][0], "rb").read()
     stats = fake_kie.stats()
     assert sha(data) == stats["files_sha256"]["png"]
-    assert stats["file_downloads_500"] == 4
-    assert r.hget(f"{PREFIX}:task:{ev['taskId']}", "copyTries") == "4"
+    assert stats["file_downloads_500"] == 4  # four rounds (copyTries goes with the task hash)
     one_task_each(fake_kie, "cp-slow", *others)
 
 

@@ -11,20 +11,18 @@ import threading
 
 import pytest
 
-from conftest import LUA_FILES, lua_path, wait_for
+from conftest import LUA_FILES, lua_text, wait_for
 from test_worker import PREFIX, dead, events, job, wait_events
 
 def script_sha(name):
     """The SHA1 an EVALSHA of <name>.lua carries: the step's mark on the wire."""
-    with open(lua_path(name), "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest().encode()
+    return hashlib.sha1(lua_text(name).encode()).hexdigest().encode()
 
 
 def load_scripts(r):
     """SCRIPT LOAD every step, so the first EVALSHA of each runs (not a NOSCRIPT reply)."""
     for f in LUA_FILES:
-        with open(f, encoding="utf-8") as fh:
-            r.script_load(fh.read())
+        r.script_load(lua_text(f))
 
 
 class ReplyDropper:
@@ -112,14 +110,14 @@ class ReplyDropper:
 
 # (step, a byte string only that step's command carries: its script's SHA1 in EVALSHA).
 # The task is recorded and handed to the pollers in one step (record_task.lua); a
-# poller's promote, claim and lease are one step (poll_next.lua, idle steps included).
+# poller's promote, claim, lease and the read of the task hash are one step
+# (poll_next.lua, idle steps included: there is no separate task_get step any more).
 STEPS = [
     ("claim (BLMOVE)", b"BLMOVE"),
     ("claim the job", script_sha("job_claim")),
     ("mark creating", script_sha("job_creating")),
     ("record the task and hand off", script_sha("record_task")),
-    ("claim a poll", script_sha("poll_next")),
-    ("read the task", script_sha("task_get")),
+    ("claim and read a poll", script_sha("poll_next")),
     ("finalize", script_sha("finalize")),
 ]
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import redis
 
-from conftest import LUA_FILES, lua_expanded, lua_path
+from conftest import LUA_FILES, lua_expanded, lua_path, lua_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FILES = LUA_FILES
@@ -18,8 +18,7 @@ P = "{kie}"  # a Cluster-style prefix: every key in one slot
 
 
 def src(name):
-    with open(lua_path(name), encoding="utf-8") as f:
-        return f.read()
+    return lua_text(name)  # includes expanded: what Redis runs
 
 
 @pytest.fixture
@@ -99,6 +98,19 @@ def key_problems(name, text):
     # a key built inside the script: string concatenation with ':' or a prefix argument
     if re.search(r"\.\.\s*'[^']*:", c) or re.search(r"'[^']*:'\s*\.\.", c):
         probs.append("builds a key name with '..' (pass it in KEYS)")
+    # a key named by data: only KEYS[i] .. <one value>, KEYS[i] declared a prefix (its
+    # header line says "prefix"), so the key keeps the prefix's hash tag and slot — as a
+    # keyed command's first argument or a local such an argument is taken from
+    prefixes = set(int(n) for n in re.findall(r"^-- KEYS\[(\d+)\][^\n]*\bprefix\b", h, re.M))
+    named = [f.strip() for cmd, f in KEYED.findall(c) if ".." in f] + \
+        [m.strip() for m in re.findall(r"\b\w+\s*=\s*(KEYS\[\d+\]\s*\.\.[^\n]*)", c)]
+    for expr in named:
+        m = re.fullmatch(r"KEYS\[(\d+)\]\s*\.\.\s*(ARGV\[\d+\]|[A-Za-z_]\w*(\[\w+\])?)", expr)
+        if not m:
+            probs.append(f"{expr!r}: a key named by data is KEYS[i] .. <one value>")
+        elif int(m.group(1)) not in prefixes:
+            probs.append(f"builds a key from KEYS[{m.group(1)}], which its header does not "
+                         "declare a prefix")
     if re.search(r"prefix", c, re.I):
         probs.append("mentions a prefix in code (keys must come from KEYS)")
     # the first argument of every keyed command is KEYS[...] or a local taken from KEYS
@@ -114,9 +126,23 @@ def key_problems(name, text):
 
 @pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f) for f in FILES])
 def test_script_declares_its_keys(path):
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    assert key_problems(os.path.basename(path), text) == []
+    assert key_problems(os.path.basename(path), lua_text(path)) == []
+
+
+def test_a_data_named_key_is_a_declared_prefix_and_one_value():
+    """The one way a script may name a key by data (docs/architecture.md, "Redis
+    scripts"): KEYS[i] .. value, KEYS[i] declared a prefix in the header."""
+    head = ("-- x.lua — test\n-- KEYS[1] <p>:task:  prefix of task hashes\n"
+            "-- KEYS[2] <p>:poll:due  zset\n-- ARGV[1] id\n-- Returns 1.\n")
+    ok = head + ("local id = ARGV[1]\nredis.call('HGET', KEYS[1] .. id, 'x')\n"
+                 "local t = KEYS[1] .. ARGV[1]\nredis.call('HGET', t, 'y')\nreturn 1\n")
+    assert key_problems("x.lua", ok) == []
+    for bad in ("redis.call('HGET', KEYS[2] .. ARGV[1], 'x')",     # not a prefix
+                "redis.call('HGET', KEYS[1] .. ARGV[1] .. ':x', 'x')",  # more than a value
+                "redis.call('HGET', KEYS[1] .. ARGV[1] .. ARGV[1], 'x')",
+                "redis.call('HGET', 'kie:' .. KEYS[1], 'x')",
+                "redis.call('HGET', 'kie:task:' .. ARGV[1], 'x')"):
+        assert key_problems("x.lua", head + bad + "\nreturn 1\n") != [], bad
 
 
 def test_key_check_can_fail():
@@ -194,18 +220,51 @@ def test_job_claim(r):
     assert out[0] == b"claimed" and out[7] == b"1"
 
 
+def test_events_carry_the_jobs_times_and_a_finished_job_keeps_little(r):
+    """emit.lua: every event gets queuedAt and startedAt (epoch ms) from the job hash when
+    set, before finishedAt; finalize.lua leaves the job hash only what the guarantees and
+    `kie job show` need (docs/protocol.md section 2), and no task hash."""
+    job = f"{P}:job:j1"
+    r.hset(job, mapping={"state": "polling", "taskId": "t1", "queuedAt": 1000,
+                         "startedAt": 1500, "raw": "x" * 400, "jobMeta": '{"u":1}',
+                         "owner": "c#0", "epoch": 3, "lease": 9, "replyTo": "", "attempts": 1,
+                         "createdAt": 900, "type": "raw", "callback": "1",
+                         "workerId": "c#0", "error": "e"})
+    r.hset(f"{P}:task:t1", mapping={"jobId": "j1", "record": "y" * 600, "copy:0": "u"})
+    ev = '{"v":1,"status":"completed","attempts":1,"finishedAt":"2026-01-01T00:00:00.000Z"}'
+    assert run(r, "finalize", finalize_keys(), [ev, "completed", 2000, f"{P}:events", 100, "1",
+                                                "t1", 60]) == 1
+    got = json.loads(r.lindex(f"{P}:results", 0))
+    assert got["queuedAt"] == 1000 and got["startedAt"] == 1500
+    assert list(got)[-3:] == ["queuedAt", "startedAt", "finishedAt"]
+    assert not r.exists(f"{P}:task:t1")
+    assert set(r.hkeys(job)) == {b"state", b"taskId", b"attempts", b"createdAt", b"updatedAt",
+                                 b"finishedAt", b"queuedAt", b"startedAt", b"type"}
+    assert r.memory_usage(job) <= 300
+    # a dead job's event too (job_dead.lua), and no times when the hash has none (or junk)
+    r.hset(f"{P}:job:j2", mapping={"owner": "c#0", "epoch": 1, "queuedAt": "1x"})
+    r.lpush(f"{P}:processing:c#0", "d")
+    dev = '{"v":1,"status":"dead","finishedAt":"2026-01-01T00:00:00.000Z"}'
+    run(r, "job_dead", [f"{P}:processing:c#0", f"{P}:dead", f"{P}:job:j2", f"{P}:recoveries",
+                        f"{P}:stats", f"{P}:results"],
+        ["d", "{}", "1", 5, "why", 60, dev, f"{P}:events", 100, 100, 1, "c#0", 10, 60])
+    assert r.lindex(f"{P}:results", 0) == dev.encode()
+    assert r.hget(f"{P}:job:j2", "finishedAt") == b"5"
+
+
 def test_job_creating_is_fenced(r):
     job, pause = f"{P}:job:j1", f"{P}:pause"
     r.hset(job, mapping={"owner": "c#0", "epoch": 2, "state": "queued"})
     assert run(r, "job_creating", [job, pause], [123, "c#0", 2, ""]) == 1
-    assert not r.hexists(job, "pending")
-    # the pending record of the task about to be created is kept for its adopter
-    assert run(r, "job_creating", [job, pause], [124, "c#0", 2, '{"taskId":null}']) == 2
+    assert not r.hexists(job, "raw")
+    # the descriptor is kept for its adopter, which rebuilds the pending record from it;
+    # no pending record in the job hash
+    assert run(r, "job_creating", [job, pause], [124, "c#0", 2, '{"v":1}']) == 2
     assert r.hget(job, "state") == b"creating" and r.hget(job, "attempts") == b"2"
-    assert r.hget(job, "pending") == b'{"taskId":null}'
+    assert r.hget(job, "raw") == b'{"v":1}' and not r.hexists(job, "pending")
     assert run(r, "job_creating", [job, pause], [125, "c#0", 1, "x"]) == -1  # an older epoch
     assert run(r, "job_creating", [job, pause], [125, "c#9", 2, "x"]) == -1
-    assert r.hget(job, "attempts") == b"2" and r.hget(job, "pending") == b'{"taskId":null}'
+    assert r.hget(job, "attempts") == b"2" and r.hget(job, "raw") == b'{"v":1}'
     # paused meanwhile: nothing written, the runner gives the job back
     r.set(pause, '{"kind":"operator"}')
     assert run(r, "job_creating", [job, pause], [126, "c#0", 2, "x"]) == -2
@@ -250,9 +309,11 @@ def test_record_task_adopts_an_uncertain_job(r):
     args = ["t1", "j1", 1000, "raw", "", "", "", 1, "1", 0, "", "cb#0"]
     assert run(r, "record_task", record_keys(), args) == b"recorded"
     j = r.hgetall(f"{P}:job:j1")
-    assert b"raw" not in j and b"uncertainUntil" not in j and j[b"state"] == b"polling"
+    # the descriptor stays until the final state (finalize.lua drops it)
+    assert j[b"raw"] == b"x" and b"uncertainUntil" not in j and j[b"state"] == b"polling"
     assert r.zcard(f"{P}:uncertain") == 0
-    assert r.lrange(f"{P}:polling", 0, -1) == [b"t1"]
+    # straight into <p>:poll:due at ARGV[10]: a callback's ZADD XX LT then finds it
+    assert r.zscore(f"{P}:poll:due", "t1") == 0 and r.llen(f"{P}:polling") == 0
     assert r.hget(f"{P}:stats", "adopted") == b"1"
 
 
@@ -276,13 +337,17 @@ def test_finalize_once(r):
     msg = ps.get_message(timeout=2)
     assert msg and msg["data"] == ev.encode()
     assert r.hget(f"{P}:job:j1", "state") == b"completed"
-    assert r.hget(f"{P}:task:t1", "finalizedAt") == b"777"
-    assert 0 < r.ttl(f"{P}:task:t1") <= 60 and 0 < r.ttl(f"{P}:job:j1") <= 60
+    # the job's own task hash goes: the job hash (final, taskId t1) is the once-only mark
+    assert not r.exists(f"{P}:task:t1")
+    assert r.hget(f"{P}:job:j1", "taskId") == b"t1"
+    assert r.hget(f"{P}:job:j1", "finishedAt") == b"777"
+    assert 0 < r.ttl(f"{P}:job:j1") <= 60
     assert r.zcard(f"{P}:poll:due") == 0
     assert r.hget(f"{P}:stats", "completed") == b"1"
-    # twice: nothing more
+    # twice: nothing more, and no task hash made again
     assert run(r, "finalize", finalize_keys(reply=reply), args) == 0
     assert r.llen(f"{P}:results") == 1 and r.llen(reply) == 1
+    assert not r.exists(f"{P}:task:t1")
     # a replyTo of another type is skipped, the rest goes on
     r.hset(f"{P}:task:t2", "jobId", "j2")
     r.set(f"{P}:replies:bad", "x")
@@ -466,13 +531,28 @@ def test_pool_idle_rechecks_the_workers(r):
 
 
 def test_poll_next(r):
-    keys = [f"{P}:polling", f"{P}:poll:due"]
+    keys = [f"{P}:polling", f"{P}:poll:due", f"{P}:task:"]
     assert run(r, "poll_next", keys, [100, 500, 1000, 9000]) == [None, -1]
     r.lpush(f"{P}:polling", "t1")
     out = run(r, "poll_next", keys, [100, 1500, 1000, 9000])  # moved, due later
     assert out[0] is None and int(out[1]) == 1500 and r.llen(f"{P}:polling") == 0
+    r.zadd(f"{P}:poll:due", {"t2": 1550})
     out = run(r, "poll_next", keys, [100, 0, 1600, 9000])
     assert out[0] == b"t1" and r.zscore(f"{P}:poll:due", "t1") == 9000  # leased
+    # claimed and read in one step (a task moved from <p>:polling got its createdAt when
+    # moved, a poll counted); next: the due time of the task after it
+    assert int(out[1]) == 1550 and len(out) == 13
+    assert out[5] == b"1000" and out[6] == b"1" and r.hget(f"{P}:task:t1", "polls") == b"1"
+    # an id without a task hash (a job's own task finalized, put back by a race) is
+    # dropped, not polled as a task nobody owns
+    out = run(r, "poll_next", keys, [100, 0, 1600, 9000])
+    assert out == [None, b"1600"] and r.zscore(f"{P}:poll:due", "t2") is None
+    assert not r.exists(f"{P}:task:t2")
+    r.zadd(f"{P}:poll:due", {"t2": 1550})
+    r.hset(f"{P}:task:t2", mapping={"jobId": "j2", "record": "{}", "copyResult": "{}",
+                                    "createdAt": 5})
+    out = run(r, "poll_next", keys, [100, 0, 1600, 9000])
+    assert out[0] == b"t2" and int(out[1]) == 9000 and out[2] == b"j2" and out[12] == b"1"
 
 
 
@@ -497,8 +577,9 @@ def test_may_have_task_mark_at_every_exit(r):
                          "pending": '{"taskId":null,"type":"raw"}'})
     assert run(r, "job_uncertain", uncertain_keys(), [raw, 1, "c#0", 2, 60000, "500", "j1"]) == 1
     assert r.hget(job, "mayHaveTask") == b"1" and r.hget(job, "raw") == raw
-    # the window ends, policy dead: dead letter and event; the mark and the pending record
-    # stay on the job (a late callback adopts into it, a retry is refused)
+    # the window ends, policy dead: dead letter and event; the mark and the descriptor
+    # stay on the job (a late callback adopts into it and rebuilds its record from raw; a
+    # retry is refused)
     r.zadd(f"{P}:uncertain", {"j1": 1})
     entry = b'{"jobId":"j1","source":"uncertain","mayHaveTask":true}'
     out = run(r, "uncertain_resolve", resolve_keys(), ["j1", "0", entry, "may have been created",
@@ -506,7 +587,7 @@ def test_may_have_task_mark_at_every_exit(r):
                                                        f"{P}:events", 100, 100])
     assert out == 2 and r.hget(job, "state") == b"dead"
     assert r.hget(job, "mayHaveTask") == b"1" and r.hexists(job, "pending")
-    assert not r.hexists(job, "raw")
+    assert r.hget(job, "raw") == raw
     dkeys = [f"{P}:dead", f"{P}:queue", f"{P}:recoveries", f"{P}:stats", job]
     # a retry is refused whatever the entry's source says: the job hash carries the mark
     recov = b'{"jobId":"j1","source":"recovery"}'
@@ -553,7 +634,7 @@ def test_adoption_takes_the_jobs_pending_record_and_a_dead_job_gets_no_event(r):
     j = r.hgetall(job)
     assert j[b"state"] == b"dead" and j[b"taskId"] == b"t1" and b"mayHaveTask" not in j
     assert r.hget(f"{P}:task:t1", "record") == pending.encode()
-    assert r.lrange(f"{P}:polling", 0, -1) == [b"t1"]
+    assert r.zscore(f"{P}:poll:due", "t1") == 0
     # finalized: no job.completed after the job.dead, the job untouched but its pending
     # record dropped (the record is in the store now)
     ev = '{"event":"job.completed"}'
@@ -562,6 +643,9 @@ def test_adoption_takes_the_jobs_pending_record_and_a_dead_job_gets_no_event(r):
     assert out == 4
     assert r.llen(f"{P}:results") == 0 and r.hget(job, "state") == b"dead"
     assert r.hget(f"{P}:task:t1", "finalizedAt") == b"777" and not r.hexists(job, "pending")
+    # its task hash is trimmed to its once-only mark, with the TTL
+    assert set(r.hkeys(f"{P}:task:t1")) == {b"finalizedAt", b"status", b"jobId", b"createdAt"}
+    assert 0 < r.ttl(f"{P}:task:t1") <= 60
     assert r.hget(f"{P}:stats", "dead_tasks_collected") == b"1"
     assert run(r, "finalize", finalize_keys(), [ev, "completed", 778, f"{P}:events", 100, "1",
                                                 "t1", 60]) == 0
@@ -577,7 +661,7 @@ def test_adoption_takes_the_jobs_pending_record_and_a_dead_job_gets_no_event(r):
 def test_callback_lookup_costs_no_write_but_a_count(r):
     def look(task, job):
         keys = [f"{P}:task:{task}", f"{P}:job:{job or '-'}", f"{P}:stats"]
-        return run(r, "callback_lookup", keys, ["1" if job else "0"])
+        return run(r, "callback_lookup", keys, ["1" if job else "0", task, job or ""])
     # forged: an unknown task naming no job, or a job that does not exist: counted, and no
     # task hash is made for it
     assert look("forged1", None) == [b"unowned", None, b"0"]
@@ -593,6 +677,12 @@ def test_callback_lookup_costs_no_write_but_a_count(r):
     r.hset(f"{P}:task:t1", "finalizedAt", 5)
     assert look("t1", None) == [b"recorded", b"j1", b"1"]
     assert r.hget(f"{P}:stats", "callbacks_unowned") == b"2"
+    # a job's own task finalized: no task hash left, the job hash says it (no adoption,
+    # no recordInfo); another task of that job is still one to confirm
+    r.hset(f"{P}:job:j5", mapping={"state": "completed", "taskId": "t5"})
+    assert look("t5", "j5") == [b"recorded", b"j5", b"1"]
+    assert look("t6", "j5") == [b"adopt", None, b"0"]
+    assert not r.exists(f"{P}:task:t5")
 
 # --- the operator's scripts (kie stats, job show, dead retry/purge) and the metrics ---
 
@@ -773,7 +863,7 @@ def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, worke
                                                        "imageUrl": "https://a.b/c.png"}}))
     push([f"a{i}" for i in range(5)])
     wait_for(lambda: c.llen("kie:results") == 5, 30, what="5 events")
-    loaded = {f: hashlib.sha1(open(f, "rb").read()).hexdigest() for f in FILES}
+    loaded = {f: hashlib.sha1(lua_text(f).encode()).hexdigest() for f in FILES}
     seen = c.script_exists(*loaded.values())
     assert any(seen), "the worker loaded no script"
     c.script_flush()

@@ -1,11 +1,16 @@
 -- finalize.lua — finalizes a task once, whoever sees its end first: marks it finalized
 -- (unless it already was), emits the completion event to <p>:results, replyTo and
--- <p>:events, stops polling it, and sets its job's state. Every key written is
--- type-checked first (a script cannot be rolled back); a replyTo key of another type is
--- skipped. A job already dead-lettered (its task adopted after the uncertain window's
--- policy made it dead) gets no event and keeps its state: the task is collected, as a
--- duplicate is — no job.completed after a job.dead. The job's pending metadata record
--- (written by job_creating.lua) is dropped: the record is in the store now.
+-- <p>:events (emit.lua, with the job's queuedAt and startedAt), stops polling it, and sets
+-- its job's state. Every key written is type-checked first (a script cannot be rolled
+-- back); a replyTo key of another type is skipped. A job already dead-lettered (its task
+-- adopted after the uncertain window's policy made it dead) gets no event and keeps its
+-- state: the task is collected, as a duplicate is — no job.completed after a job.dead.
+-- What stays after the end (docs/protocol.md section 2): a job's own task hash is
+-- deleted — the record is in the store, and the job hash (final state, taskId this task)
+-- is what makes a later finalization of the task a no-op; the job hash keeps only what
+-- `kie job show` and a duplicate descriptor's claim read. A task without a job, a job's
+-- duplicate task and a dead job's task keep a trimmed hash (jobId, duplicateOf,
+-- createdAt, finalizedAt, status) for the TTL: their once-only mark.
 -- KEYS[1] <p>:task:<taskId>        task hash
 -- KEYS[2] <p>:job:<jobId>          job hash (any key when ARGV[6] is '0')
 -- KEYS[3] <p>:results              list of completion events, newest first
@@ -24,49 +29,65 @@
 -- ARGV[10] KIE_REPLY_TTL_S: and expires this long after each push
 -- Returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped, 4
 -- finalized now without an event: the job is dead.
+--#include emit.lua
 
--- the event into the job's replyTo list, capped and expiring: nobody else trims it
-local function reply_push(key, ev, max, ttl)
-  if redis.call('LPUSH', key, ev) > max then redis.call('LTRIM', key, 0, max - 1) end
-  redis.call('EXPIRE', key, ttl)
+-- the once-only mark of a task that keeps no more than that
+local function task_trim(task, ttl)
+  local t = redis.call('HMGET', task, 'jobId', 'duplicateOf', 'createdAt', 'finalizedAt')
+  redis.call('DEL', task)
+  local f = {'finalizedAt', t[4], 'status', ARGV[2]}
+  if t[1] then f[#f + 1] = 'jobId' f[#f + 1] = t[1] end
+  if t[2] then f[#f + 1] = 'duplicateOf' f[#f + 1] = t[2] end
+  if t[3] then f[#f + 1] = 'createdAt' f[#f + 1] = t[3] end
+  redis.call('HSET', task, unpack(f))
+  redis.call('EXPIRE', task, ttl)
 end
-local function keytype_ok(k, want)
-  local t = redis.call('TYPE', k)['ok']
-  return t == want or t == 'none', t
-end
-local function need(k, want)
-  local ok, t = keytype_ok(k, want)
-  if not ok then error(k .. ' holds a ' .. t .. ', not a ' .. want) end
-end
--- KEYS[1] needs no check: the first write (HSETNX) is to it
+
 need(KEYS[3], 'list') need(KEYS[4], 'zset') need(KEYS[5], 'hash')
-if ARGV[6] == '1' then need(KEYS[2], 'hash') end
+local job = ARGV[6] == '1'
+if job then
+  need(KEYS[2], 'hash')
+  local j = redis.call('HMGET', KEYS[2], 'state', 'taskId')
+  -- the job's own task, finalized before: its hash is gone, the job hash tells
+  if (j[1] == 'completed' or j[1] == 'failed') and j[2] == ARGV[7] then
+    redis.call('ZREM', KEYS[4], ARGV[7])
+    return 0
+  end
+end
 local reply, skipped = KEYS[6], 0
 if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 2 end
+-- the first write: a task hash of another type fails here, before anything is written
 if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then
   redis.call('ZREM', KEYS[4], ARGV[7])
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('ZREM', KEYS[4], ARGV[7])
-if ARGV[6] == '1' then
+if job then
   if redis.call('HGET', KEYS[2], 'state') == 'dead' then
+    task_trim(KEYS[1], ARGV[8])
     redis.call('HDEL', KEYS[2], 'pending')
     redis.call('HINCRBY', KEYS[5], 'dead_tasks_collected', 1)
     return 4
   end
-  redis.call('HSET', KEYS[2], 'state', ARGV[2], 'updatedAt', ARGV[3], 'taskId', ARGV[7])
-  redis.call('HDEL', KEYS[2], 'pending')
+  redis.call('DEL', KEYS[1])
+  -- written anew rather than trimmed: a hash that once held a long value (raw, jobMeta)
+  -- stays in Redis's larger encoding; a fresh one of short values is a listpack
+  local keep = {'attempts', 'type', 'createdAt', 'queuedAt', 'startedAt'}
+  local v = redis.call('HMGET', KEYS[2], unpack(keep))
+  local f = {'state', ARGV[2], 'taskId', ARGV[7], 'updatedAt', ARGV[3], 'finishedAt', ARGV[3]}
+  for i, name in ipairs(keep) do
+    if v[i] then f[#f + 1] = name f[#f + 1] = v[i] end
+  end
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], unpack(f))
   redis.call('EXPIRE', KEYS[2], ARGV[8])
+else
+  task_trim(KEYS[1], ARGV[8])
 end
 if ARGV[1] ~= '' then
-  local max = tonumber(ARGV[5])
-  if redis.call('LPUSH', KEYS[3], ARGV[1]) > max then
-    redis.call('LTRIM', KEYS[3], 0, max - 1)
-  end
-  if reply then reply_push(reply, ARGV[1], tonumber(ARGV[9]), ARGV[10]) end
-  redis.call('PUBLISH', ARGV[4], ARGV[1])
+  local ev = ARGV[1]
+  if job then ev = emit_times(KEYS[2], ev) end
+  emit(KEYS[3], reply, ev, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[9]), ARGV[10])
   redis.call('HINCRBY', KEYS[5], ARGV[2], 1)
 else
   redis.call('HINCRBY', KEYS[5], 'duplicate_tasks_collected', 1)

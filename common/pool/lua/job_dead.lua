@@ -1,6 +1,7 @@
 -- job_dead.lua — releases the claimed descriptor into the dead letters with its reason;
 -- with a job (ARGV[3] '1', owner only) the job's state becomes dead and its completion
--- event is emitted (to <p>:results, replyTo and <p>:events). Every key written is
+-- event is emitted (emit.lua: to <p>:results, replyTo and <p>:events, with the job's
+-- queuedAt and startedAt). Every key written is
 -- type-checked first: a script cannot be rolled back; a replyTo key of another type is
 -- skipped rather than failing half-way.
 -- KEYS[1] <p>:processing:<cid>     the consumer's processing list
@@ -27,19 +28,7 @@
 -- Returns 1 done, 2 done but replyTo skipped, 0 the copy was not held any more, -1 the
 -- copy was released but the job is another consumer's (fenced): no entry.
 
--- the event into the job's replyTo list, capped and expiring: nobody else trims it
-local function reply_push(key, ev, max, ttl)
-  if redis.call('LPUSH', key, ev) > max then redis.call('LTRIM', key, 0, max - 1) end
-  redis.call('EXPIRE', key, ttl)
-end
-local function keytype_ok(k, want)
-  local t = redis.call('TYPE', k)['ok']
-  return t == want or t == 'none', t
-end
-local function need(k, want)
-  local ok, t = keytype_ok(k, want)
-  if not ok then error(k .. ' holds a ' .. t .. ', not a ' .. want) end
-end
+--#include emit.lua
 need(KEYS[2], 'list') need(KEYS[3], 'hash') need(KEYS[5], 'hash') need(KEYS[6], 'list')
 local reply, skipped = KEYS[7], 0
 if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 1 end
@@ -55,18 +44,18 @@ if n > max then
   redis.call('HINCRBY', KEYS[5], 'dead_dropped', n - max)
 end
 if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4])
-  redis.call('HDEL', KEYS[3], 'owner', 'lease', 'raw')
+  redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4],
+    'finishedAt', ARGV[4])
+  -- raw stays until the hash expires: a task adopted after the job.dead (a createTask of
+  -- unknown outcome) rebuilds its pending record from it
+  redis.call('HDEL', KEYS[3], 'owner', 'lease')
   redis.call('EXPIRE', KEYS[3], ARGV[6])
 end
 redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1]))
 redis.call('HINCRBY', KEYS[5], 'dead', 1)
 if ARGV[7] ~= '' then
-  local rmax = tonumber(ARGV[9])
-  if redis.call('LPUSH', KEYS[6], ARGV[7]) > rmax then
-    redis.call('LTRIM', KEYS[6], 0, rmax - 1)
-  end
-  if reply then reply_push(reply, ARGV[7], tonumber(ARGV[13]), ARGV[14]) end
-  redis.call('PUBLISH', ARGV[8], ARGV[7])
+  -- KEYS[3] is the job's hash whenever there is an event (a descriptor that names an id)
+  local ev = emit_times(KEYS[3], ARGV[7])
+  emit(KEYS[6], reply, ev, ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[13]), ARGV[14])
 end
 return 1 + skipped

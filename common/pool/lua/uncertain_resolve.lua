@@ -1,6 +1,6 @@
 -- uncertain_resolve.lua — ends the window of a job still uncertain without a task:
 -- ARGV[2] '1' puts its kept descriptor back at the consuming end of the queue, else it
--- goes to the dead letters with its completion event. Acts only while the job is still
+-- goes to the dead letters with its completion event (emit.lua). Acts only while the job is still
 -- uncertain without a task (the C side read it first; this re-checks).
 -- KEYS[1] <p>:job:<jobId>          job hash
 -- KEYS[2] <p>:uncertain            zset of uncertain job ids
@@ -23,19 +23,7 @@
 -- ARGV[12] KIE_REPLY_TTL_S: and expires this long after each push
 -- Returns 0 nothing to do (it just leaves KEYS[2]), 1 requeued, 2 dead.
 
--- the event into the job's replyTo list, capped and expiring: nobody else trims it
-local function reply_push(key, ev, max, ttl)
-  if redis.call('LPUSH', key, ev) > max then redis.call('LTRIM', key, 0, max - 1) end
-  redis.call('EXPIRE', key, ttl)
-end
-local function keytype_ok(k, want)
-  local t = redis.call('TYPE', k)['ok']
-  return t == want or t == 'none', t
-end
-local function need(k, want)
-  local ok, t = keytype_ok(k, want)
-  if not ok then error(k .. ' holds a ' .. t .. ', not a ' .. want) end
-end
+--#include emit.lua
 need(KEYS[1], 'hash') need(KEYS[3], 'list') need(KEYS[4], 'list') need(KEYS[5], 'hash')
 need(KEYS[6], 'list')
 local reply = KEYS[7]
@@ -43,7 +31,9 @@ if reply and not keytype_ok(reply, 'list') then reply = nil end
 local j = redis.call('HMGET', KEYS[1], 'state', 'taskId', 'raw')
 redis.call('ZREM', KEYS[2], ARGV[1])
 if j[1] ~= 'uncertain' or (j[2] and j[2] ~= '') or not j[3] then return 0 end
-redis.call('HDEL', KEYS[1], 'raw', 'uncertainUntil')
+-- a dead job keeps its descriptor until its hash expires: a task adopted after the
+-- job.dead rebuilds its pending record from it
+redis.call('HDEL', KEYS[1], 'uncertainUntil')
 if ARGV[2] == '1' then
   redis.call('RPUSH', KEYS[3], j[3])
   redis.call('HSET', KEYS[1], 'state', 'queued', 'error', ARGV[4], 'updatedAt', ARGV[5])
@@ -55,13 +45,10 @@ if n > max then
   redis.call('LTRIM', KEYS[4], 0, max - 1)
   redis.call('HINCRBY', KEYS[5], 'dead_dropped', n - max)
 end
-redis.call('HSET', KEYS[1], 'state', 'dead', 'error', ARGV[4], 'updatedAt', ARGV[5])
+redis.call('HSET', KEYS[1], 'state', 'dead', 'error', ARGV[4], 'updatedAt', ARGV[5],
+  'finishedAt', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('HINCRBY', KEYS[5], 'dead', 1)
-local rmax = tonumber(ARGV[9])
-if redis.call('LPUSH', KEYS[6], ARGV[7]) > rmax then
-  redis.call('LTRIM', KEYS[6], 0, rmax - 1)
-end
-if reply then reply_push(reply, ARGV[7], tonumber(ARGV[11]), ARGV[12]) end
-redis.call('PUBLISH', ARGV[8], ARGV[7])
+emit(KEYS[6], reply, emit_times(KEYS[1], ARGV[7]), ARGV[8], tonumber(ARGV[9]),
+  tonumber(ARGV[11]), ARGV[12])
 return 2
