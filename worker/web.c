@@ -285,6 +285,33 @@ static int lock(struct web *w)
 
 /* ---- the API ---- */
 
+/* A search Redis could not answer (a finished job's task hash is gone, its event trimmed
+ * off <p>:results): the task's metadata record in the store names its job. One store read,
+ * outside the Redis lock; nothing in Redis is kept for it (docs/protocol.md section 2). */
+static void search_in_store(struct web *w, cJSON *res, const char *term)
+{
+	const cJSON *by = cJSON_GetObjectItemCaseSensitive(res, "by"), *id;
+	cJSON *rec = NULL;
+	char err[512];
+	int got;
+
+	if (!cJSON_IsString(by) || strcmp(by->valuestring, "id") != 0)
+		return;
+	pthread_mutex_lock(&w->store_lock);
+	if (!w->store)
+		w->store = metadata_store_open(w->cfg, err, sizeof(err));
+	got = w->store ? metadata_store_get(w->store, term, &rec, err, sizeof(err)) : -1;
+	pthread_mutex_unlock(&w->store_lock);
+	id = got == 0 ? cJSON_GetObjectItemCaseSensitive(rec, "jobId") : NULL;
+	if (cJSON_IsString(id) && job_id_valid(id->valuestring)) {
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "by", cJSON_CreateString("record"));
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "jobId",
+						       cJSON_CreateString(id->valuestring));
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "taskId", cJSON_CreateString(term));
+	}
+	cJSON_Delete(rec);
+}
+
 static const char *arg(struct MHD_Connection *c, const char *name)
 {
 	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
@@ -443,6 +470,8 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 	pthread_mutex_unlock(&w->lock);
 	if (!res)
 		return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err);
+	if (strcmp(what, "search") == 0)
+		search_in_store(w, res, arg(c, "q"));
 	rc = answer_json(c, found ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, res);
 	cJSON_Delete(res);
 	return rc;

@@ -70,6 +70,77 @@ def task_finalized(r, prefix, task_id, job_id=None):
     return s(st) in ("completed", "failed") and s(tid) == task_id
 
 
+def keyed_call_problems(text):
+    """Every keyed redis.call's first argument is KEYS[n], a local assigned from KEYS, or
+    a parameter of a local function that every call passes such a value at that position
+    (the included functions take their keys as parameters)."""
+    code = "\n".join(re.sub(r"\s--.*$", "", ln) for ln in text.split("\n")
+                     if not ln.lstrip().startswith("--"))
+    fns = {m.group(1): [a.strip() for a in m.group(2).split(",")]
+           for m in re.finditer(r"local function (\w+)\(([^)]*)\)", code)}
+
+    def calls(fn):
+        out = []
+        for m in re.finditer(rf"(?<!function )\b{fn}\(", code):
+            depth, i, args, cur = 1, m.end(), [], ""
+            while depth:
+                ch = code[i]
+                if ch == "(":
+                    depth += 1
+                elif ch == ")":
+                    depth -= 1
+                if depth == 1 and ch == ",":
+                    args.append(cur.strip())
+                    cur = ""
+                elif depth:
+                    cur += ch
+                i += 1
+            args.append(cur.strip())
+            out.append(args)
+        return out
+
+    def keyed(expr, seen=frozenset()):
+        expr = expr.strip()
+        if re.fullmatch(r"KEYS\[\d+\]", expr) or expr == "nil":
+            return True
+        if re.fullmatch(r"KEYS\[[^\]]+\]", expr):
+            return True  # KEYS[8 + 2 * i]: test_lua.py checks the header declares the range
+        if re.match(r"KEYS\[\d+\]\s*\.\.", expr):
+            return True  # a key named by data: test_lua.py checks it is KEYS[i] .. <one value>
+        parts = re.split(r"\s+or\s+", expr)
+        if len(parts) > 1:
+            return all(keyed(p, seen) for p in parts)
+        if not re.fullmatch(r"[A-Za-z_]\w*", expr):
+            return False
+        if expr in seen:
+            return True
+        seen = seen | {expr}
+        if re.search(rf"for _, {expr} in ipairs\(\{{KEYS", code):
+            return True
+        for lhs, rhs in re.findall(r"^\s*(?:local\s+)?(\w+(?:\s*,\s*\w+)+)\s*=(?!=)\s*(.+?)\s*$",
+                                   code, re.M):  # local a, b = KEYS[1], KEYS[2]
+            names = [n.strip() for n in lhs.split(",")]
+            vals = [v.strip() for v in rhs.split(",")]
+            if expr in names and len(vals) == len(names):
+                return keyed(vals[names.index(expr)], seen | {expr})
+        sources = [m.group(1) for m in
+                   re.finditer(rf"^\s*(?:local\s+)?{expr}\s*=(?!=)\s*(.+?)\s*$", code, re.M)]
+        for fn, params in fns.items():
+            if expr in params:
+                pos = params.index(expr)
+                cs = calls(fn)
+                if not cs:  # never called here: it touches nothing
+                    sources.append("nil")
+                sources += [a[pos] if len(a) > pos else "?" for a in cs]
+        return bool(sources) and all(keyed(x, seen) for x in sources)
+
+    probs = []
+    for cmd, first in re.findall(r"redis\.p?call\(\s*'([A-Za-z]+)'\s*,\s*([^,)]+)", code):
+        if cmd.upper() not in ("TIME", "PUBLISH") and not keyed(first.strip()):
+            probs.append(f"{cmd} on {first.strip()!r}, not taken from KEYS")
+    return probs
+
+
 def lua_text(name_or_path):
     """The script as the binaries embed it and Redis knows it (its SHA1 is over this), as
     text: lua_expanded() of a script named or given by path."""

@@ -10,7 +10,7 @@ import re
 import pytest
 import redis
 
-from conftest import LUA_FILES, ROOT, lua_expanded, lua_path
+from conftest import LUA_FILES, ROOT, keyed_call_problems as _problems, lua_expanded, lua_path
 
 P = "{kie}"
 TODAY, YDAY = "20250102", "20250101"
@@ -59,65 +59,6 @@ def day(r, d=TODAY):
 
 
 # --- the key rule, over the expanded text ---
-
-def _problems(text):
-    """Every keyed redis.call's first argument is KEYS[n], a local assigned from KEYS, or
-    a parameter of a local function that every call passes such a value at that position
-    (the included functions take their keys as parameters)."""
-    code = "\n".join(re.sub(r"\s--.*$", "", ln) for ln in text.split("\n")
-                     if not ln.lstrip().startswith("--"))
-    fns = {m.group(1): [a.strip() for a in m.group(2).split(",")]
-           for m in re.finditer(r"local function (\w+)\(([^)]*)\)", code)}
-
-    def calls(fn):
-        out = []
-        for m in re.finditer(rf"(?<!function )\b{fn}\(", code):
-            depth, i, args, cur = 1, m.end(), [], ""
-            while depth:
-                ch = code[i]
-                if ch == "(":
-                    depth += 1
-                elif ch == ")":
-                    depth -= 1
-                if depth == 1 and ch == ",":
-                    args.append(cur.strip())
-                    cur = ""
-                elif depth:
-                    cur += ch
-                i += 1
-            args.append(cur.strip())
-            out.append(args)
-        return out
-
-    def keyed(expr, seen=frozenset()):
-        expr = expr.strip()
-        if re.fullmatch(r"KEYS\[\d+\]", expr) or expr == "nil":
-            return True
-        parts = re.split(r"\s+or\s+", expr)
-        if len(parts) > 1:
-            return all(keyed(p, seen) for p in parts)
-        if not re.fullmatch(r"[A-Za-z_]\w*", expr):
-            return False
-        if expr in seen:
-            return True
-        seen = seen | {expr}
-        sources = [m.group(1) for m in
-                   re.finditer(rf"^\s*(?:local\s+)?{expr}\s*=(?!=)\s*(.+?)\s*$", code, re.M)]
-        for fn, params in fns.items():
-            if expr in params:
-                pos = params.index(expr)
-                cs = calls(fn)
-                if not cs:  # never called here: it touches nothing
-                    sources.append("nil")
-                sources += [a[pos] if len(a) > pos else "?" for a in cs]
-        return bool(sources) and all(keyed(x, seen) for x in sources)
-
-    probs = []
-    for cmd, first in re.findall(r"redis\.p?call\(\s*'([A-Za-z]+)'\s*,\s*([^,)]+)", code):
-        if cmd.upper() not in ("TIME", "PUBLISH") and not keyed(first.strip()):
-            probs.append(f"{cmd} on {first.strip()!r}, not taken from KEYS")
-    return probs
-
 
 INCLUDERS = [f for f in LUA_FILES if b"\n--#include " in b"\n" + open(f, "rb").read()]
 

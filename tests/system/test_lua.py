@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import redis
 
-from conftest import LUA_FILES, lua_expanded, lua_path, lua_text
+from conftest import LUA_FILES, keyed_call_problems, lua_expanded, lua_path, lua_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FILES = LUA_FILES
@@ -54,26 +54,6 @@ def code(text):
 # --- static checks: keys come from KEYS only, and every KEYS index used is declared ---
 
 KEYED = re.compile(r"redis\.p?call\(\s*'([A-Za-z]+)'\s*,\s*([^,)]+)")
-NO_KEY = {"TIME", "PUBLISH"}
-
-
-def from_keys(ident, c, seen=frozenset()):
-    """ident is assigned only from KEYS, is a loop over KEYS, or is the first parameter
-    of local functions every call of which passes such a value."""
-    if re.search(rf"\b{ident}\b[^\n]*=\s*KEYS\[", c) or \
-            re.search(rf"for _, {ident} in ipairs\(\{{KEYS", c):
-        return True
-    fns = [f for f in re.findall(rf"local function (\w+)\({ident}\b", c) if f not in seen]
-    if not fns:
-        return False
-    for fn in fns:
-        calls = re.findall(rf"(?<!function )\b{fn}\(([^,)]+)", c)
-        if not calls or not all(
-                a.strip().startswith("KEYS[") or
-                (re.fullmatch(r"\w+", a.strip()) and from_keys(a.strip(), c, seen | {fn}))
-                for a in calls):
-            return False
-    return True
 
 
 def key_problems(name, text):
@@ -96,7 +76,12 @@ def key_problems(name, text):
             and "ARGV" not in re.sub(r"ARGV\[\d+\]", "", h):
         probs.append(f"uses ARGV {sorted(argv_used - argv_decl)} its header does not declare")
     # a key built inside the script: string concatenation with ':' or a prefix argument
-    if re.search(r"\.\.\s*'[^']*:", c) or re.search(r"'[^']*:'\s*\.\.", c):
+    # (a field name such as 'type:' .. t is no key: only what reaches a key position counts)
+    firsts = [f.strip() for _, f in KEYED.findall(c)]
+    built = [f for f in firsts if ".." in f and not f.startswith("KEYS[")] + \
+        [rhs for lhs, rhs in re.findall(r"\b(\w+)\s*=\s*([^\n=][^\n]*\.\.[^\n]*)", c)
+         if lhs in firsts and not rhs.strip().startswith("KEYS[")]
+    if built:
         probs.append("builds a key name with '..' (pass it in KEYS)")
     # a key named by data: only KEYS[i] .. <one value>, KEYS[i] declared a prefix (its
     # header line says "prefix"), so the key keeps the prefix's hash tag and slot — as a
@@ -113,14 +98,9 @@ def key_problems(name, text):
                          "declare a prefix")
     if re.search(r"prefix", c, re.I):
         probs.append("mentions a prefix in code (keys must come from KEYS)")
-    # the first argument of every keyed command is KEYS[...] or a local taken from KEYS
-    for cmd, first in KEYED.findall(c):
-        first = first.strip()
-        if cmd.upper() in NO_KEY or first.startswith("KEYS["):
-            continue
-        if re.fullmatch(r"[A-Za-z_]\w*", first) and from_keys(first, c):
-            continue
-        probs.append(f"{cmd} on {first!r}, which is not taken from KEYS")
+    # the first argument of every keyed command is KEYS[...], a local taken from KEYS, or
+    # a parameter of a local function (an included one's too) every call passes such a value
+    probs += keyed_call_problems(text)
     return probs
 
 

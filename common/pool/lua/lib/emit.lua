@@ -1,7 +1,7 @@
 -- emit.lua — (included by scripts/embed-lua.sh where a script says `--#include emit.lua`)
 -- the one emission of a completion event, shared by finalize.lua, job_dead.lua and
 -- uncertain_resolve.lua, and the key type checks they make before their first write.
--- emit_times(job, ev): ev with the job's times spliced in before "finishedAt":
+-- emit_times(kjob, ev): ev with the job's times spliced in before "finishedAt":
 -- "queuedAt" and "startedAt" (epoch ms) from the job hash fields of those names when set
 -- (digits only). emit(results, reply, ev, chan, max, rmax, rttl): LPUSHes ev onto results
 -- (capped at max), onto reply when given (capped at rmax, expiring rttl s after the push:
@@ -18,8 +18,8 @@ local function emit_reply(reply, ev, rmax, rttl)
   if redis.call('LPUSH', reply, ev) > rmax then redis.call('LTRIM', reply, 0, rmax - 1) end
   redis.call('EXPIRE', reply, rttl)
 end
-local function emit_times(job, ev)
-  local t = redis.call('HMGET', job, 'queuedAt', 'startedAt')
+local function emit_times(kjob, ev)
+  local t = redis.call('HMGET', kjob, 'queuedAt', 'startedAt')
   local add = ''
   if t[1] and string.match(t[1], '^%d+$') then add = string.format('"queuedAt":%s,', t[1]) end
   if t[2] and string.match(t[2], '^%d+$') then
