@@ -43,7 +43,8 @@ void limiter_init(struct limiter *l, struct rconn *r, const char *account_prefix
 int limiter_try(struct limiter *l, long *wait_ms, int *blocked)
 {
 	char limit[32], window[32], late[32];
-	const char *keys[2], *args[5];
+	const char *keys[2], *args[6];
+	char burst[32];
 	redisReply *rep;
 	int rc = -1, fresh = 0;
 
@@ -59,7 +60,9 @@ int limiter_try(struct limiter *l, long *wait_ms, int *blocked)
 	keys[0] = l->log_key; keys[1] = l->state_key;
 	args[0] = limit; args[1] = window; args[2] = l->member; args[3] = late;
 	args[4] = fresh ? "1" : "0";
-	rep = script_run(l->r, &lua_limiter_acquire, 0, 2, keys, 5, args, NULL);
+	snprintf(burst, sizeof(burst), "%ld", l->burst);
+	args[5] = burst;
+	rep = script_run(l->r, &lua_limiter_acquire, 0, 2, keys, 6, args, NULL);
 	if (!rep)
 		return -1;
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {

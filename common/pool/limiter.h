@@ -31,6 +31,8 @@ struct limiter {
 	long limit;           /* calls per window */
 	long window_ms;       /* the window plus the margin */
 	long late_ms;         /* a reservation woken later than this is made anew */
+	long burst;           /* 0: the window alone; b: also at most b calls per
+			       * b x window/limit (paced slots; set after limiter_init) */
 	long backoff_base_ms, backoff_max_ms;
 	char member_prefix[180];
 	unsigned long seq;
