@@ -155,6 +155,10 @@ void metrics_limiter_wait(enum metrics_limiter l, double seconds);
 void metrics_claim_to_task(double seconds);
 /* A task's recording to its finalization (completion event or failure). */
 void metrics_task_to_completion(double seconds);
+/* kie_queue_wait_seconds{priority}: a job's wait from queuedAt to its pick. */
+void metrics_wait(long priority, double seconds);
+/* A job ended cancelled by this worker's routing (its cancel came first). */
+void metrics_cancelled(void);
 
 /* --- liveness (GET /healthz) --- */
 

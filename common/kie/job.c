@@ -493,7 +493,7 @@ struct job *job_parse(const char *bytes, size_t len, const struct job_parse_opts
 		/* 2^53: the largest epoch ms a double (JavaScript's number) holds exactly */
 		if (get_int(root, "", "priority", 0, JOB_PRIORITY_MAX, &j->priority, NULL, err,
 			    errlen) ||
-		    get_str(root, "", "group", 1, JOB_GROUP_MAX, &j->group, err, errlen) ||
+		    get_str(root, "", "group", 0, JOB_GROUP_MAX, &j->group, err, errlen) ||
 		    get_int(root, "", "notBefore", 0, 9007199254740992L, &nb, NULL, err, errlen))
 			goto fail;
 		j->not_before_ms = nb;
