@@ -376,6 +376,8 @@ static void route(struct runner *r, const struct rconn_bulk *b, int leftover)
 	if (sched_route(&r->io.q, raw, len, &in, &c) != 0)
 		goto out;
 	switch (c.outcome) {
+	case CLAIM_NOT_HELD:
+		goto out;
 	case CLAIM_QUEUED:
 	case CLAIM_DELAYED:
 		log_debug(j->id, NULL, "%s (priority %ld, group %s)", queue_claim_outcome_str(c.outcome),

@@ -229,16 +229,16 @@ static redisReply *eval_must(struct queue *q, const struct script *script, int n
 static const char *const claim_names[] = {"claimed", "takeover", "has_task", "finished",
 					  "owned", "uncertain", "too_many_recoveries", "paused",
 					  "queued", "delayed", "cancelled", "queued_already",
-					  "started"};
+					  "started", "not_held"};
 
 const char *queue_claim_outcome_str(enum claim_outcome c)
 {
-	return (unsigned)c <= CLAIM_STARTED ? claim_names[c] : "?";
+	return (unsigned)c <= CLAIM_NOT_HELD ? claim_names[c] : "?";
 }
 
 int queue_claim_outcome_parse(const char *s, enum claim_outcome *out)
 {
-	for (int i = 0; i <= CLAIM_STARTED; i++)
+	for (int i = 0; i <= CLAIM_NOT_HELD; i++)
 		if (strcmp(s, claim_names[i]) == 0) {
 			*out = (enum claim_outcome)i;
 			return 0;

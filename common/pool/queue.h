@@ -118,6 +118,7 @@ enum claim_outcome {
 	CLAIM_CANCELLED,       /* routed: a cancel came first; it ended cancelled */
 	CLAIM_QUEUED_ALREADY,  /* the job is queued already: this descriptor is a duplicate */
 	CLAIM_STARTED,         /* started: owned, state creating, attempts + 1 */
+	CLAIM_NOT_HELD,        /* the consumer's copy was released already (a lost reply) */
 };
 const char *queue_claim_outcome_str(enum claim_outcome c);
 /* The outcome named s (a script's answer); -1 when unknown. */

@@ -33,6 +33,11 @@ end
 if st == 'completed' or st == 'failed' or st == 'cancelled' then return out('finished') end
 if task ~= '' then return out('has_task') end
 if owner ~= '' and owner ~= ARGV[1] and lease > now then return out('owned') end
+-- run again after its reply was lost: this consumer started it already
+if owner == ARGV[1] and st == 'creating' and redis.call('HEXISTS', KEYS[1], 'claimedAt') == 1
+    and not g then
+  return out('started')
+end
 if st == 'uncertain' then return out('uncertain') end
 if redis.call('EXISTS', KEYS[2]) == 1 then return out('paused') end
 epoch = epoch + 1

@@ -45,7 +45,8 @@
 -- ARGV[18] TTL of a finished job hash (s)
 -- Returns {outcome, epoch, attempts, state before, taskId, owner before, recoveries,
 -- mayHaveTask}; outcome: queued | delayed | cancelled | claimed | takeover | has_task |
--- finished | owned | uncertain | queued_already | too_many_recoveries. queued, delayed
+-- finished | owned | uncertain | queued_already | too_many_recoveries | not_held (the
+-- descriptor is not in the consumer's list: a run whose reply was lost released it). queued, delayed
 -- and cancelled release the descriptor; claimed, takeover and too_many_recoveries make
 -- this consumer the job's owner; the others write nothing.
 local SPAN = 1e12
@@ -55,6 +56,10 @@ local nows = string.format('%d', now)
 local id = ARGV[2]
 local j = redis.call('HMGET', KEYS[1], 'state', 'owner', 'epoch', 'lease', 'taskId',
   'attempts', 'createdAt', 'mayHaveTask', 'queuedAt')
+-- run again after its reply was lost: the first run released the copy already
+if not redis.call('LPOS', KEYS[3], ARGV[1]) then
+  return {'not_held', 0, '0', j[1] or '', j[5] or '', j[2] or '', 0, '0'}
+end
 local st, owner, epoch = j[1] or '', j[2] or '', tonumber(j[3] or '0') or 0
 local lease, task, att = tonumber(j[4] or '0') or 0, j[5] or '', j[6] or '0'
 local rec = tonumber(redis.call('HGET', KEYS[2], redis.sha1hex(ARGV[1])) or '0') or 0
