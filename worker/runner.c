@@ -25,13 +25,31 @@
 
 struct runner {
 	struct worker *w;
-	int slot;                /* consumer slot: <workerId>#<slot>, w->slots[slot] */
+	int cslot;               /* consumer slot: <workerId>#<cslot>, w->slots[cslot]; -1: router */
 	struct worker_io io;
 	struct limiter create;   /* the account's createTask limit, shared pool-wide */
 	int64_t next_refusal_log;
 	long refusals_quiet;
 	int saw_pause;           /* a step found the pool paused: read the pause next turn */
+	int slot;                /* the createTask slot before a pick: SLOT_* */
 };
+
+/* A runner takes its createTask slot before it picks (sched.h): reserved and confirmed
+ * (SLOT_GRANTED), or reserved and due within RUNNER_PICK_LEAD_MS (SLOT_PENDING: the pick
+ * and the start run meanwhile, so createTask leaves close to the time the limiter logged;
+ * limiter_acquire() confirms it right before the call). */
+enum { SLOT_NONE = 0, SLOT_PENDING, SLOT_GRANTED };
+#define RUNNER_PICK_LEAD_MS 100
+
+/* Gives back a slot taken and not used for a createTask. */
+static void slot_release(struct runner *r)
+{
+	if (r->slot == SLOT_PENDING)
+		limiter_cancel(&r->create);
+	else if (r->slot == SLOT_GRANTED)
+		limiter_unuse(&r->create);
+	r->slot = SLOT_NONE;
+}
 
 static uint32_t rnd32(void)
 {
@@ -255,9 +273,9 @@ static void refused(struct runner *r, const struct job *j, long epoch,
 static void publish_slot(struct runner *r, const char *job_id, long epoch)
 {
 	struct runner_slot *sl;
-	if (r->slot < 0)
+	if (r->cslot < 0)
 		return; /* the router owns a job only for the step right after its route */
-	sl = &r->w->slots[r->slot];
+	sl = &r->w->slots[r->cslot];
 	pthread_mutex_lock(&sl->mu);
 	util_strlcpy(sl->job_id, job_id ? job_id : "", sizeof(sl->job_id));
 	sl->epoch = epoch;
@@ -440,7 +458,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 	const char *raw = pk->raw;
 	size_t len = pk->raw_len;
 	long attempt = 0, max_attempts;
-	int fenced = 0, paused = 0, slot_held = 1;
+	int fenced = 0, paused = 0, again = 0;
 	double claimed_s = metrics_now_s(); /* kie_claim_to_task_seconds */
 
 	j = job_parse(raw, len, &r->w->parse_opts, err, sizeof(err));
@@ -499,7 +517,16 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 	max_attempts = j->max_attempts ? j->max_attempts : cfg->job_max_attempts;
 	for (;;) {
 		int rc;
-		if (!slot_held) {
+		if (r->slot == SLOT_PENDING) {
+			/* the slot reserved before the pick: sleep the rest, confirm it */
+			if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
+				r->slot = SLOT_NONE; /* dropped by limiter_acquire */
+				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_UNATTEMPT, 0, NULL);
+				goto out;
+			}
+			r->slot = SLOT_GRANTED;
+		}
+		if (again) {
 			/* after a 429/455: a slot again, the job still this runner's */
 			if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
 				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_FRONT, 0, NULL);
@@ -524,7 +551,8 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 				goto out;
 			}
 		}
-		slot_held = 0;
+		r->slot = SLOT_NONE; /* spent on this createTask */
+		again = 1;
 		free(task_id);
 		task_id = NULL;
 		rc = kie_client_create_task(r->io.kie, &req, &task_id, &kerr);
@@ -565,8 +593,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		break; /* not reached: the loop above waits those out */
 	}
 out:
-	if (slot_held)
-		limiter_unuse(&r->create); /* the slot was not used for a createTask */
+	slot_release(r); /* a slot not used for a createTask goes back */
 	publish_slot(r, NULL, 0);
 	free(pending);
 	free(task_id);
@@ -606,8 +633,8 @@ void *runner_main(void *arg)
 	int64_t next_pause_check = 0;
 
 	r.w = arg;
-	r.slot = atomic_fetch_add(&r.w->next_slot, 1);
-	queue_consumer_id(cid, sizeof(cid), r.w->id, r.slot);
+	r.cslot = atomic_fetch_add(&r.w->next_slot, 1);
+	queue_consumer_id(cid, sizeof(cid), r.w->id, r.cslot);
 	if (worker_io_open(r.w, &r.io, "runner", cid) != 0)
 		goto out;
 	worker_limiter(r.w, &r.io, &r.create, 1, cid);
@@ -647,10 +674,18 @@ void *runner_main(void *arg)
 		rconn_bulk_free(&b);
 		leftover_delay_ms = 0;
 		/* a slot of the account's limit first (paced: docs/protocol.md, "Rate limits") */
-		if (limiter_acquire(&r.create, &r.w->stopping, NULL) != 0)
+		switch (limiter_reserve(&r.create, &r.w->stopping, RUNNER_PICK_LEAD_MS)) {
+		case 0:
+			r.slot = SLOT_GRANTED;
+			break;
+		case 1:
+			r.slot = SLOT_PENDING;
+			break;
+		default:
 			continue;
+		}
 		if (sched_pick(&r.io.q, r.w->cfg->sched_reserve, &pk) != 0) {
-			limiter_unuse(&r.create);
+			slot_release(&r);
 			worker_nap(r.w, 100);
 			continue;
 		}
@@ -662,14 +697,14 @@ void *runner_main(void *arg)
 			worker_done(r.w);
 			break;
 		case SCHED_PAUSED:
-			limiter_unuse(&r.create);
+			slot_release(&r);
 			r.saw_pause = 1;
 			break;
 		case SCHED_EMPTY: {
 			/* nothing ready: the slot goes back; wait for a route's wake token, the
 			 * earliest notBefore, or a second */
 			long wait = 1000;
-			limiter_unuse(&r.create);
+			slot_release(&r);
 			r.io.q.check_own = 1; /* idle: look for a leftover before the next pick */
 			if (pk.next_due_ms > 0) {
 				int64_t until = pk.next_due_ms - util_now_ms();
@@ -680,7 +715,7 @@ void *runner_main(void *arg)
 			break;
 		}
 		default:
-			limiter_unuse(&r.create);
+			slot_release(&r);
 			break;
 		}
 		sched_pick_free(&pk);
@@ -701,7 +736,7 @@ void *router_main(void *arg)
 	long leftover_delay_ms = 0;
 
 	r.w = arg;
-	r.slot = -1;
+	r.cslot = -1;
 	queue_router_consumer_id(cid, sizeof(cid), r.w->id);
 	if (worker_io_open(r.w, &r.io, "router", cid) != 0)
 		goto out;

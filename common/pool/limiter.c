@@ -154,6 +154,37 @@ static void zrem_member(struct limiter *l, char *member)
 	member[0] = '\0';
 }
 
+int limiter_reserve(struct limiter *l, const volatile sig_atomic_t *stop, long lead_ms)
+{
+	l->waits = l->blocked_waits = 0;
+	for (;;) {
+		long wait = 0;
+		int blocked = 0, rc;
+		if (stop && *stop) {
+			limiter_cancel(l);
+			return -1;
+		}
+		rc = limiter_try(l, &wait, &blocked);
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			util_sleep_ms(100);
+			continue;
+		}
+		if (!blocked && wait <= lead_ms)
+			return 1; /* close enough: the caller prepares, limiter_acquire() confirms */
+		l->waits++;
+		l->blocked_waits += blocked;
+		for (int64_t end = util_monotonic_ms() + wait - (blocked ? -2 : lead_ms);
+		     !(stop && *stop);) {
+			int64_t left = end - util_monotonic_ms();
+			if (left <= 0)
+				break;
+			util_sleep_ms(left < 100 ? left : 100);
+		}
+	}
+}
+
 void limiter_cancel(struct limiter *l)
 {
 	zrem_member(l, l->member);

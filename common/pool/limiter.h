@@ -63,6 +63,13 @@ int limiter_try(struct limiter *l, long *wait_ms, int *blocked);
  * until then. *waited_ms (may be NULL) is the time slept. */
 int limiter_acquire(struct limiter *l, const volatile sig_atomic_t *stop, long *waited_ms);
 
+/* Like limiter_acquire(), but returns 1 as soon as the reserved slot is at most lead_ms
+ * away, its reservation kept pending: the caller prepares its call (the scheduler's
+ * pick), then limiter_acquire() sleeps the rest and confirms, or limiter_cancel() drops
+ * it. 0: granted already; -1: *stop was set (the reservation is dropped). Spending the
+ * preparation before the slot keeps the call's send time close to the time logged. */
+int limiter_reserve(struct limiter *l, const volatile sig_atomic_t *stop, long lead_ms);
+
 /* Drops the pending reservation, if any (a caller that gives up). */
 void limiter_cancel(struct limiter *l);
 /* Takes back the slot the last limiter_acquire() granted, when it was not used. */

@@ -65,7 +65,7 @@ end
 local picks = tonumber(redis.call('HGET', KEYS[4], 'picks') or '0') or 0
 local capped = redis.call('HLEN', KEYS[12]) > 0
 -- capped groups with room again get their parked jobs back, at their old place
-if capped and redis.call('ZCARD', KEYS[10]) > 0 then
+if redis.call('ZCARD', KEYS[10]) > 0 then
   for _, g in ipairs(redis.call('ZRANGE', KEYS[10], 0, 7)) do
     local lim = tonumber(redis.call('HGET', KEYS[12], g) or '0') or 0
     local inf = tonumber(redis.call('HGET', KEYS[7], g) or '0') or 0
