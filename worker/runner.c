@@ -32,6 +32,8 @@ struct runner {
 	long refusals_quiet;
 	int saw_pause;           /* a step found the pool paused: read the pause next turn */
 	int slot;                /* the createTask slot before a pick: SLOT_* */
+	int idle;                /* the last pick found nothing: wait for a wake first */
+	int64_t next_due_ms;     /* then: the earliest delayed job's due time (0: none) */
 };
 
 /* A runner takes its createTask slot before it picks (sched.h): reserved and confirmed
@@ -39,7 +41,7 @@ struct runner {
  * and the start run meanwhile, so createTask leaves close to the time the limiter logged;
  * limiter_acquire() confirms it right before the call). */
 enum { SLOT_NONE = 0, SLOT_PENDING, SLOT_GRANTED };
-#define RUNNER_PICK_LEAD_MS 100
+#define RUNNER_PICK_LEAD_MS 250
 
 /* Gives back a slot taken and not used for a createTask. */
 static void slot_release(struct runner *r)
@@ -633,6 +635,7 @@ void *runner_main(void *arg)
 	int64_t next_pause_check = 0;
 
 	r.w = arg;
+	r.idle = 1; /* until there is work */
 	r.cslot = atomic_fetch_add(&r.w->next_slot, 1);
 	queue_consumer_id(cid, sizeof(cid), r.w->id, r.cslot);
 	if (worker_io_open(r.w, &r.io, "runner", cid) != 0)
@@ -673,6 +676,26 @@ void *runner_main(void *arg)
 		}
 		rconn_bulk_free(&b);
 		leftover_delay_ms = 0;
+		/* idle: no slot is reserved (it would be wasted, and later ones queue behind it)
+		 * until a route's wake token, the earliest notBefore, or a second's look finds
+		 * work */
+		if (r.idle) {
+			long wait = 1000, ready = 0;
+			int woken = 0;
+			if (r.next_due_ms > 0) {
+				int64_t until = r.next_due_ms - util_now_ms();
+				if (until < wait)
+					wait = until > 0 ? (long)until : 1;
+			}
+			if (sched_wait(&r.io.q, wait, &woken) != 0)
+				continue;
+			if (!woken && !(r.next_due_ms > 0 && util_now_ms() >= r.next_due_ms) &&
+			    (sched_ready(&r.io.q, &ready) != 0 || ready == 0)) {
+				r.io.q.check_own = 1; /* idle: look for a leftover */
+				continue;
+			}
+			r.idle = 0;
+		}
 		/* a slot of the account's limit first (paced: docs/protocol.md, "Rate limits") */
 		switch (limiter_reserve(&r.create, &r.w->stopping, RUNNER_PICK_LEAD_MS)) {
 		case 0:
@@ -689,6 +712,19 @@ void *runner_main(void *arg)
 			worker_nap(r.w, 100);
 			continue;
 		}
+		if (pk.outcome == SCHED_EMPTY) {
+			/* keep the slot a moment (no longer than a late wake may, late_ms): a job
+			 * routed meanwhile takes it; a slot given back is lost to the log, which
+			 * only grows at its end */
+			int woken = 0;
+			if (sched_wait(&r.io.q, r.create.late_ms, &woken) == 0 && woken) {
+				sched_pick_free(&pk);
+				if (sched_pick(&r.io.q, r.w->cfg->sched_reserve, &pk) != 0) {
+					slot_release(&r);
+					continue;
+				}
+			}
+		}
 		switch (pk.outcome) {
 		case SCHED_PICKED:
 			atomic_fetch_add(&r.w->inflight, 1);
@@ -700,20 +736,13 @@ void *runner_main(void *arg)
 			slot_release(&r);
 			r.saw_pause = 1;
 			break;
-		case SCHED_EMPTY: {
-			/* nothing ready: the slot goes back; wait for a route's wake token, the
-			 * earliest notBefore, or a second */
-			long wait = 1000;
+		case SCHED_EMPTY:
+			/* nothing ready: the slot goes back, and the runner waits (above) */
 			slot_release(&r);
-			r.io.q.check_own = 1; /* idle: look for a leftover before the next pick */
-			if (pk.next_due_ms > 0) {
-				int64_t until = pk.next_due_ms - util_now_ms();
-				if (until < wait)
-					wait = until > 0 ? (long)until : 1;
-			}
-			sched_wait(&r.io.q, wait);
+			r.idle = 1;
+			r.next_due_ms = pk.next_due_ms;
+			r.io.q.check_own = 1;
 			break;
-		}
 		default:
 			slot_release(&r);
 			break;

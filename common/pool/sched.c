@@ -274,17 +274,34 @@ int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_p
 	}
 }
 
-int sched_wait(struct queue *q, long timeout_ms)
+int sched_wait(struct queue *q, long timeout_ms, int *woken)
 {
 	char wake[300], tmo[32];
 	const char *argv[3] = {"BLPOP", wake, tmo};
 	redisReply *rep;
 
+	*woken = 0;
 	skey(q, wake, sizeof(wake), "wake");
 	if (timeout_ms < 10)
 		timeout_ms = 10;
 	snprintf(tmo, sizeof(tmo), "%.3f", (double)timeout_ms / 1000.0);
 	rep = rconn_argv(q->r, 3, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY)
+		*woken = 1;
+	return done(rep);
+}
+
+int sched_ready(struct queue *q, long *n)
+{
+	char ready[300];
+	const char *argv[2] = {"ZCARD", ready};
+	redisReply *rep;
+
+	*n = 0;
+	skey(q, ready, sizeof(ready), "ready");
+	rep = rconn_argv(q->r, 2, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*n = (long)rep->integer;
 	return done(rep);
 }
 

@@ -77,8 +77,10 @@ enum sched_put_mode { SCHED_PUT_FRONT, SCHED_PUT_UNATTEMPT, SCHED_PUT_RETRY };
 int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_pick *p,
 	      long epoch, enum sched_put_mode mode, int64_t due_ms, const char *error);
 
-/* Waits up to timeout_ms for a wake token (BLPOP <S>:wake). */
-int sched_wait(struct queue *q, long timeout_ms);
+/* Waits up to timeout_ms for a wake token (BLPOP <S>:wake); *woken = 1 when one came. */
+int sched_wait(struct queue *q, long timeout_ms, int *woken);
+/* *n = the jobs ready now (ZCARD <S>:ready): an idle runner's look after a quiet wait. */
+int sched_ready(struct queue *q, long *n);
 
 /* Settings kie_cancel and kie_position read from <S>:state (the events channel, caps,
  * TTLs, the createTask rate), and the Functions library loaded when missing or of
