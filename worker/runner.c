@@ -41,7 +41,7 @@ struct runner {
  * and the start run meanwhile, so createTask leaves close to the time the limiter logged;
  * limiter_acquire() confirms it right before the call). */
 enum { SLOT_NONE = 0, SLOT_PENDING, SLOT_GRANTED };
-#define RUNNER_PICK_LEAD_MS 250
+#define RUNNER_PICK_LEAD_MS 250 /* at most; half a slot's spacing when that is less */
 
 /* Gives back a slot taken and not used for a createTask. */
 static void slot_release(struct runner *r)
@@ -631,11 +631,18 @@ void *runner_main(void *arg)
 	struct runner r;
 	memset(&r, 0, sizeof(r));
 	char cid[160];
-	long leftover_delay_ms = 0;
+	long leftover_delay_ms = 0, lead_ms;
 	int64_t next_pause_check = 0;
 
 	r.w = arg;
 	r.idle = 1; /* until there is work */
+	{
+		const struct config *cfg = r.w->cfg;
+		long spacing = (cfg->create_window_ms + cfg->limit_margin_ms) / cfg->create_limit;
+		lead_ms = spacing / 2 < RUNNER_PICK_LEAD_MS ? spacing / 2 : RUNNER_PICK_LEAD_MS;
+		if (lead_ms < 20)
+			lead_ms = 20;
+	}
 	r.cslot = atomic_fetch_add(&r.w->next_slot, 1);
 	queue_consumer_id(cid, sizeof(cid), r.w->id, r.cslot);
 	if (worker_io_open(r.w, &r.io, "runner", cid) != 0)
@@ -689,15 +696,20 @@ void *runner_main(void *arg)
 			}
 			if (sched_wait(&r.io.q, wait, &woken) != 0)
 				continue;
-			if (!woken && !(r.next_due_ms > 0 && util_now_ms() >= r.next_due_ms) &&
-			    (sched_ready(&r.io.q, &ready) != 0 || ready == 0)) {
-				r.io.q.check_own = 1; /* idle: look for a leftover */
-				continue;
+			if (!woken && !(r.next_due_ms > 0 && util_now_ms() >= r.next_due_ms)) {
+				int64_t due = 0;
+				if (sched_ready(&r.io.q, &ready, &due) != 0)
+					continue;
+				r.next_due_ms = due;
+				if (ready == 0 && (due == 0 || due > util_now_ms())) {
+					r.io.q.check_own = 1; /* idle: look for a leftover */
+					continue;
+				}
 			}
 			r.idle = 0;
 		}
 		/* a slot of the account's limit first (paced: docs/protocol.md, "Rate limits") */
-		switch (limiter_reserve(&r.create, &r.w->stopping, RUNNER_PICK_LEAD_MS)) {
+		switch (limiter_reserve(&r.create, &r.w->stopping, lead_ms)) {
 		case 0:
 			r.slot = SLOT_GRANTED;
 			break;

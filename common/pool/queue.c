@@ -557,7 +557,8 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	char proc[300], dead[128], jkey[300], rec[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts, may_have_task);
-	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, reply_to};
+	char infl[160];
+	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, infl, reply_to};
 	char ep[32];
 	const char *args[] = {raw, entry, job_id && epoch ? "1" : "0", now, reason, ttl,
 			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max, ep,
@@ -579,7 +580,8 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	lens[0] = len;
 	for (int i = 1; i < 14; i++)
 		lens[i] = strlen(args[i]);
-	rep = eval(q, &lua_job_dead, reply_to && *reply_to ? 7 : 6, keys, 14, args, lens);
+	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
+	rep = eval(q, &lua_job_dead, reply_to && *reply_to ? 8 : 7, keys, 14, args, lens);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2 && reply_skipped)
 		*reply_skipped = 1;
 	free(entry);
@@ -688,7 +690,8 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	char *entry = create ? util_strdup("") : dead_entry(q, u->raw ? u->raw : "", u->raw_len,
 							     job_id, reason, "uncertain",
 							     u->attempts, 1);
-	const char *keys[] = {jkey, unc, queue, dead, stats, ed.results, u->reply_to};
+	char infl[160];
+	const char *keys[] = {jkey, unc, queue, dead, stats, ed.results, infl, u->reply_to};
 	const char *args[] = {job_id, create ? "1" : "0", entry, reason, now, ttl,
 			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max,
 			      ed.reply_max, ed.reply_ttl};
@@ -703,7 +706,8 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	rep = eval(q, &lua_uncertain_resolve, u->reply_to[0] ? 7 : 6, keys, 12, args, NULL);
+	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
+	rep = eval(q, &lua_uncertain_resolve, u->reply_to[0] ? 8 : 7, keys, 12, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*acted = (int)rep->integer;
 	free(entry);
@@ -903,7 +907,8 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	 * 4 finalized now without an event (the job is dead) */
 	char tkey[KIE_TASK_ID_MAX_BYTES + 200], jkey[300], due[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
-	const char *keys[6] = {tkey, jkey, ed.results, due, stats, reply_to};
+	char infl[160];
+	const char *keys[7] = {tkey, jkey, ed.results, due, stats, infl, reply_to};
 	const char *args[] = {event_json ? event_json : "", status, now, ed.chan, ed.max,
 			      job_id && *job_id ? "1" : "0", task_id, ttl, ed.reply_max,
 			      ed.reply_ttl};
@@ -917,7 +922,8 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 6 : 5, keys, 10, args, NULL);
+	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
+	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 7 : 6, keys, 10, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		*done = rep->integer == 4 ? 2 : rep->integer != 0;
 		if (rep->integer == 3)

@@ -291,17 +291,26 @@ int sched_wait(struct queue *q, long timeout_ms, int *woken)
 	return done(rep);
 }
 
-int sched_ready(struct queue *q, long *n)
+int sched_ready(struct queue *q, long *n, int64_t *next_due_ms)
 {
-	char ready[300];
-	const char *argv[2] = {"ZCARD", ready};
+	char ready[300], delayed[300];
+	const char *argv[6] = {"ZCARD", ready};
 	redisReply *rep;
 
 	*n = 0;
+	*next_due_ms = 0;
 	skey(q, ready, sizeof(ready), "ready");
+	skey(q, delayed, sizeof(delayed), "delayed");
 	rep = rconn_argv(q->r, 2, argv, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*n = (long)rep->integer;
+	if (done(rep) != 0)
+		return -1;
+	argv[0] = "ZRANGE"; argv[1] = delayed; argv[2] = "0"; argv[3] = "0";
+	argv[4] = "WITHSCORES";
+	rep = rconn_argv(q->r, 5, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+		*next_due_ms = str_ll(rep->element[1]);
 	return done(rep);
 }
 

@@ -79,8 +79,9 @@ int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_p
 
 /* Waits up to timeout_ms for a wake token (BLPOP <S>:wake); *woken = 1 when one came. */
 int sched_wait(struct queue *q, long timeout_ms, int *woken);
-/* *n = the jobs ready now (ZCARD <S>:ready): an idle runner's look after a quiet wait. */
-int sched_ready(struct queue *q, long *n);
+/* *n = the jobs ready now (ZCARD <S>:ready) and *next_due_ms the earliest delayed job's
+ * due time (0: none): an idle runner's look after a quiet wait. */
+int sched_ready(struct queue *q, long *n, int64_t *next_due_ms);
 
 /* Settings kie_cancel and kie_position read from <S>:state (the events channel, caps,
  * TTLs, the createTask rate), and the Functions library loaded when missing or of

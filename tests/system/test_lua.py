@@ -278,6 +278,31 @@ def test_pick_rule(r):
     assert pick(r) == [b"paused"]
 
 
+def test_final_states_give_back_the_groups_in_flight_slot(r):
+    """finalize, job_dead and uncertain_resolve end a started job's in-flight count."""
+    infl = f"{P}:sched:default:inflight"
+    r.hset(infl, "g", 3)
+    r.hset(f"{P}:job:j1", mapping={"state": "polling", "inflight": "g"})
+    r.hset(f"{P}:task:t1", "jobId", "j1")
+    run(r, "finalize", finalize_keys(), ["{}", "completed", 1, f"{P}:events", 100, "1", "t1",
+                                          60, 10, 60])
+    assert r.hget(infl, "g") == b"2" and not r.hexists(f"{P}:job:j1", "inflight")
+    run(r, "finalize", finalize_keys(), ["{}", "completed", 1, f"{P}:events", 100, "1", "t1",
+                                          60, 10, 60])
+    assert r.hget(infl, "g") == b"2"  # once
+    proc = f"{P}:processing:c#0"
+    r.lpush(proc, "raw")
+    r.hset(f"{P}:job:j2", mapping={"owner": "c#0", "epoch": 1, "inflight": "g"})
+    run(r, "job_dead", [proc, f"{P}:dead", f"{P}:job:j2", f"{P}:recoveries", f"{P}:stats",
+                        f"{P}:results", infl], ["raw", "{}", "1", 1, "x", 60, "", f"{P}:events",
+                                                100, 10, 1, "c#0", 10, 60])
+    assert r.hget(infl, "g") == b"1"
+    r.hset(f"{P}:job:j3", mapping={"state": "uncertain", "raw": "{}", "inflight": "g"})
+    run(r, "uncertain_resolve", resolve_keys("j3"), ["j3", "1", "{}", "why", 5, 60, "",
+                                                     f"{P}:events", 100, 100])
+    assert not r.hexists(infl, "g")
+
+
 def test_job_start_and_sched_put(r):
     """job_start.lua claims a picked job (fencing as the claim table) and sched_put.lua
     gives it back: front at its old place, retry into delayed."""
@@ -406,7 +431,8 @@ def test_record_task_adopts_an_uncertain_job(r):
 
 
 def finalize_keys(task="t1", job="j1", reply=None):
-    k = [f"{P}:task:{task}", f"{P}:job:{job}", f"{P}:results", f"{P}:poll:due", f"{P}:stats"]
+    k = [f"{P}:task:{task}", f"{P}:job:{job}", f"{P}:results", f"{P}:poll:due", f"{P}:stats",
+         f"{P}:sched:default:inflight"]
     return k + ([reply] if reply else [])
 
 
@@ -465,7 +491,8 @@ def test_retry_and_dead(r):
     # dead: entry, state, event; fenced when another consumer owns it
     r.lpush(proc, raw)
     r.hset(f"{P}:job:j1", mapping={"owner": "c#0", "epoch": 4})
-    dkeys = [proc, f"{P}:dead", f"{P}:job:j1", f"{P}:recoveries", f"{P}:stats", f"{P}:results"]
+    dkeys = [proc, f"{P}:dead", f"{P}:job:j1", f"{P}:recoveries", f"{P}:stats", f"{P}:results",
+             f"{P}:sched:default:inflight"]
     ev = '{"status":"dead"}'
     out = run(r, "job_dead", dkeys, [raw, '{"reason":"bad"}', "1", 1, "bad", 60, ev,
                                      f"{P}:events", 100, 2, 4, "c#0"])
@@ -501,7 +528,7 @@ def test_reply_lists_are_capped_and_expire(r):
     r.lpush(proc, raw)
     r.hset(f"{P}:job:jd", mapping={"owner": "c#0", "epoch": 1})
     dkeys = [proc, f"{P}:dead", f"{P}:job:jd", f"{P}:recoveries", f"{P}:stats",
-             f"{P}:results", reply]
+             f"{P}:results", f"{P}:sched:default:inflight", reply]
     assert run(r, "job_dead", dkeys, [raw, "{}", "1", 1, "x", 60, "d", f"{P}:events", 100,
                                       100, 1, "c#0", 2, 500]) == 1
     assert r.lrange(reply, 0, -1) == [b"d", b"f2"] and 400 < r.ttl(reply) <= 500
@@ -637,7 +664,7 @@ def uncertain_keys(job="j1", cid="c#0"):
 
 def resolve_keys(job="j1"):
     return [f"{P}:job:{job}", f"{P}:uncertain", f"{P}:queue", f"{P}:dead", f"{P}:stats",
-            f"{P}:results"]
+            f"{P}:results", f"{P}:sched:default:inflight"]
 
 
 def test_may_have_task_mark_at_every_exit(r):

@@ -11,7 +11,8 @@
 -- KEYS[3] <p>:results              list of completion events, newest first
 -- KEYS[4] <p>:poll:due             zset of task ids being polled
 -- KEYS[5] <p>:stats                hash of counters
--- KEYS[6] replyTo list (optional)
+-- KEYS[6] <p>:sched:<acct>:inflight  hash group -> jobs in flight (i19)
+-- KEYS[7] replyTo list (optional)
 -- ARGV[1] the completion event ('' for a job's duplicate task: no event, no job update)
 -- ARGV[2] status: completed | failed
 -- ARGV[3] now (epoch ms)
@@ -41,7 +42,7 @@ end
 -- KEYS[1] needs no check: the first write (HSETNX) is to it
 need(KEYS[3], 'list') need(KEYS[4], 'zset') need(KEYS[5], 'hash')
 if ARGV[6] == '1' then need(KEYS[2], 'hash') end
-local reply, skipped = KEYS[6], 0
+local reply, skipped = KEYS[7], 0
 if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 2 end
 if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then
   redis.call('ZREM', KEYS[4], ARGV[7])
@@ -51,6 +52,12 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('ZREM', KEYS[4], ARGV[7])
 if ARGV[6] == '1' then
+  -- i19: the job's group gives back its in-flight slot (per-group caps, sched.h)
+  local ig = redis.call('HGET', KEYS[2], 'inflight')
+  if ig then
+    redis.call('HDEL', KEYS[2], 'inflight')
+    if redis.call('HINCRBY', KEYS[6], ig, -1) <= 0 then redis.call('HDEL', KEYS[6], ig) end
+  end
   if redis.call('HGET', KEYS[2], 'state') == 'dead' then
     redis.call('HDEL', KEYS[2], 'pending')
     redis.call('HINCRBY', KEYS[5], 'dead_tasks_collected', 1)

@@ -149,6 +149,8 @@ local tag = ''
 if nb > now then
   outcome = 'delayed'
   redis.call('ZADD', KEYS[5], nb, id)
+  -- an idle runner looks once, and learns when to look again
+  if redis.call('LLEN', KEYS[13]) == 0 then redis.call('LPUSH', KEYS[13], '1') end
 else
   -- start-time fair queuing: a job's tag is max(V_p, the group's last tag) + 1000/weight
   local w = tonumber(redis.call('HGET', KEYS[12], g) or '1') or 1
