@@ -34,6 +34,7 @@ struct runner {
 	int slot;                /* the createTask slot before a pick: SLOT_* */
 	int idle;                /* the last pick found nothing: wait for a wake first */
 	int64_t next_due_ms;     /* then: the earliest delayed job's due time (0: none) */
+	long parked_groups;      /* then: groups with jobs parked at their cap */
 };
 
 /* A runner takes its createTask slot before it picks (sched.h): reserved and confirmed
@@ -41,6 +42,7 @@ struct runner {
  * and the start run meanwhile, so createTask leaves close to the time the limiter logged;
  * limiter_acquire() confirms it right before the call). */
 enum { SLOT_NONE = 0, SLOT_PENDING, SLOT_GRANTED };
+#define RUNNER_PARKED_LOOK_MS 200 /* an idle runner's look when jobs wait at a cap */
 #define RUNNER_PICK_LEAD_MS 250 /* at most; half a slot's spacing when that is less */
 
 /* Gives back a slot taken and not used for a createTask. */
@@ -687,7 +689,8 @@ void *runner_main(void *arg)
 		 * until a route's wake token, the earliest notBefore, or a second's look finds
 		 * work */
 		if (r.idle) {
-			long wait = 1000, ready = 0;
+			/* groups parked at their cap get their jobs back in a pick: look often */
+			long wait = r.parked_groups ? RUNNER_PARKED_LOOK_MS : 1000, ready = 0;
 			int woken = 0;
 			if (r.next_due_ms > 0) {
 				int64_t until = r.next_due_ms - util_now_ms();
@@ -698,10 +701,11 @@ void *runner_main(void *arg)
 				continue;
 			if (!woken && !(r.next_due_ms > 0 && util_now_ms() >= r.next_due_ms)) {
 				int64_t due = 0;
-				if (sched_ready(&r.io.q, &ready, &due) != 0)
+				if (sched_ready(&r.io.q, &ready, &due, &r.parked_groups) != 0)
 					continue;
 				r.next_due_ms = due;
-				if (ready == 0 && (due == 0 || due > util_now_ms())) {
+				if (ready == 0 && r.parked_groups == 0 &&
+				    (due == 0 || due > util_now_ms())) {
 					r.io.q.check_own = 1; /* idle: look for a leftover */
 					continue;
 				}
@@ -753,6 +757,7 @@ void *runner_main(void *arg)
 			slot_release(&r);
 			r.idle = 1;
 			r.next_due_ms = pk.next_due_ms;
+			r.parked_groups = pk.parked_groups;
 			r.io.q.check_own = 1;
 			break;
 		default:

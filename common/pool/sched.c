@@ -179,6 +179,8 @@ int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out)
 			out->outcome = SCHED_EMPTY;
 			if (rep->elements > 1)
 				out->next_due_ms = str_ll(e[1]);
+			if (rep->elements > 2)
+				out->parked_groups = (long)str_ll(e[2]);
 		} else if (strcmp(o, "picked") == 0 && rep->elements == 7 &&
 			   e[2]->type == REDIS_REPLY_STRING) {
 			out->outcome = SCHED_PICKED;
@@ -291,19 +293,27 @@ int sched_wait(struct queue *q, long timeout_ms, int *woken)
 	return done(rep);
 }
 
-int sched_ready(struct queue *q, long *n, int64_t *next_due_ms)
+int sched_ready(struct queue *q, long *n, int64_t *next_due_ms, long *parked_groups)
 {
-	char ready[300], delayed[300];
+	char ready[300], delayed[300], parked[300];
 	const char *argv[6] = {"ZCARD", ready};
 	redisReply *rep;
 
 	*n = 0;
 	*next_due_ms = 0;
+	*parked_groups = 0;
 	skey(q, ready, sizeof(ready), "ready");
 	skey(q, delayed, sizeof(delayed), "delayed");
+	skey(q, parked, sizeof(parked), "parkedGroups");
 	rep = rconn_argv(q->r, 2, argv, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*n = (long)rep->integer;
+	if (done(rep) != 0)
+		return -1;
+	argv[1] = parked;
+	rep = rconn_argv(q->r, 2, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*parked_groups = (long)rep->integer;
 	if (done(rep) != 0)
 		return -1;
 	argv[0] = "ZRANGE"; argv[1] = delayed; argv[2] = "0"; argv[3] = "0";

@@ -59,6 +59,7 @@ struct sched_pick {
 	long long queued_at_ms;
 	char tag[32];
 	long long next_due_ms;  /* SCHED_EMPTY: the earliest delayed job's due time, 0: none */
+	long parked_groups;     /* SCHED_EMPTY: groups with jobs parked at their cap */
 };
 enum { SCHED_PICKED = 0, SCHED_EMPTY, SCHED_PAUSED, SCHED_AGAIN };
 /* The pick rule (pick.lua) for q's consumer, which holds a createTask slot; reserve_k:
@@ -79,9 +80,10 @@ int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_p
 
 /* Waits up to timeout_ms for a wake token (BLPOP <S>:wake); *woken = 1 when one came. */
 int sched_wait(struct queue *q, long timeout_ms, int *woken);
-/* *n = the jobs ready now (ZCARD <S>:ready) and *next_due_ms the earliest delayed job's
- * due time (0: none): an idle runner's look after a quiet wait. */
-int sched_ready(struct queue *q, long *n, int64_t *next_due_ms);
+/* *n = the jobs ready now (ZCARD <S>:ready), *next_due_ms the earliest delayed job's
+ * due time (0: none), *parked_groups the groups waiting at their cap: an idle runner's
+ * look after a quiet wait. */
+int sched_ready(struct queue *q, long *n, int64_t *next_due_ms, long *parked_groups);
 
 /* Settings kie_cancel and kie_position read from <S>:state (the events channel, caps,
  * TTLs, the createTask rate), and the Functions library loaded when missing or of

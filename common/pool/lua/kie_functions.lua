@@ -111,21 +111,22 @@ local function cancel(KEYS, ARGV)
 end
 
 -- picks per second: the account's rate, or the pool's measured pace over the last
--- minute when lower (5 s buckets written by pick.lua)
+-- minute when lower (5 s buckets written by pick.lua: count, bucket number, first pick)
 local function pace(KEYS, now)
   local limit = conf(KEYS, 'createLimit', 20) / conf(KEYS, 'createWindowMs', 10000) * 1000
   local b = math.floor(now / 5000)
   local n, first = 0, nil
   for k = 0, 11 do
     local bt = tonumber(redis.call('HGET', KEYS[6], 'bt' .. k) or '') or -1
-    if bt > b - 12 and bt < b then
+    if bt > b - 12 and bt <= b then
       n = n + (tonumber(redis.call('HGET', KEYS[6], 'b' .. k) or '0') or 0)
-      if not first or bt < first then first = bt end
+      local f = tonumber(redis.call('HGET', KEYS[6], 'bf' .. k) or '') or now
+      if not first or f < first then first = f end
     end
   end
-  if not first or n == 0 then return limit end
-  local measured = n / ((b - first) * 5)
-  return math.min(limit, measured)
+  -- too short a run to measure (a few picks, or under 3 s): the account's rate
+  if not first or n < 5 or now - first < 3000 then return limit end
+  return math.min(limit, (n - 1) * 1000 / (now - first))
 end
 
 local function position(KEYS, ARGV)

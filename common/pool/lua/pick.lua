@@ -24,8 +24,8 @@
 -- KEYS[15] <p>:sched:<acct>:wake         list: a token wakes an idle runner
 -- ARGV[1] K: every K-th pick is reserved for a waiting lower priority (0: never)
 -- Returns {'picked', jobId, descriptor, priority, group, queuedAt, tag} | {'empty',
--- next due (epoch ms, 0: none)} | {'paused'} | {'again'} (many parked in one go: call
--- again).
+-- next due (epoch ms, 0: none), groups with parked jobs} | {'paused'} | {'again'} (many
+-- parked in one go: call again).
 local SPAN = 1e12
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -98,7 +98,7 @@ end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #head == 0 then
   local d = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  return {'empty', d[2] and tonumber(d[2]) or 0}
+  return {'empty', d[2] and tonumber(d[2]) or 0, redis.call('ZCARD', KEYS[10])}
 end
 local top = 9 - math.floor(tonumber(head[2]) / SPAN)
 local lvl = top
@@ -156,7 +156,8 @@ for _ = 1, 32 do
         if redis.call('HGET', KEYS[4], 'bt' .. (b % 12)) == fmt(b) then
           redis.call('HINCRBY', KEYS[4], 'b' .. (b % 12), 1)
         else
-          redis.call('HSET', KEYS[4], 'b' .. (b % 12), 1, 'bt' .. (b % 12), fmt(b))
+          redis.call('HSET', KEYS[4], 'b' .. (b % 12), 1, 'bt' .. (b % 12), fmt(b),
+            'bf' .. (b % 12), fmt(now))
         end
         redis.call('HINCRBY', KEYS[7], g, 1)
         redis.call('HSET', KEYS[8], id, g)
