@@ -193,7 +193,9 @@ def test_cancel_queued_jobs_at_random_moments(redis_server, r, fake_kie, workers
             answers[j] = json.loads(p.stdout)["result"]
         else:
             answers[j] = cancel(r, j, f"{PREFIX}:replies:c")["result"]
-    assert set(answers.values()) == {"cancelled"}, answers
+    # "remembered": its descriptor was still on its way through <p>:queue (not routed yet)
+    assert set(answers.values()) <= {"cancelled", "remembered"}, answers
+    assert "cancelled" in answers.values()
     evs = wait_events(r, 101, timeout=60)
     by = {}
     for e in evs:
