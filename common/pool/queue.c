@@ -281,12 +281,12 @@ static int record_task(struct queue *q, const char *job_id, const char *task_id,
 		       size_t len, enum record_outcome *out)
 {
 	char jkey[300], tkey[KIE_TASK_ID_MAX_BYTES + 200], unc[128], poll[128], stats[128];
-	char due[128], proc[300], rec[128], now[32], att[32], first[32];
+	char due[128], proc[300], rec[128], now[32], att[32], first[32], chan[128];
 	const char *keys[] = {jkey, tkey, unc, poll, stats, due, proc, rec};
 	const char *args[] = {task_id, job_id, now, type ? type : "", reply_to ? reply_to : "",
 			      record_json ? record_json : "", job_meta_json ? job_meta_json : "",
-			      att, mode, first, raw ? raw : "", q->worker_id};
-	size_t lens[12];
+			      att, mode, first, raw ? raw : "", q->worker_id, chan};
+	size_t lens[13];
 	int64_t t = util_now_ms();
 	redisReply *rep;
 
@@ -302,9 +302,10 @@ static int record_task(struct queue *q, const char *job_id, const char *task_id,
 	snprintf(now, sizeof(now), "%lld", (long long)t);
 	snprintf(first, sizeof(first), "%lld", (long long)(t + q->poll_initial_ms));
 	snprintf(att, sizeof(att), "%ld", attempts);
-	for (int i = 0; i < 12; i++)
+	queue_key(q, chan, sizeof(chan), "events"); /* i19: job.started */
+	for (int i = 0; i < 13; i++)
 		lens[i] = i == 10 ? (raw ? len : 0) : strlen(args[i]);
-	rep = eval_must(q, &lua_record_task, 8, keys, 12, args, lens);
+	rep = eval_must(q, &lua_record_task, 8, keys, 13, args, lens);
 	if (rep && rep->type == REDIS_REPLY_STRING) {
 		if (strcmp(rep->str, "same") == 0)
 			*out = RECORD_SAME;

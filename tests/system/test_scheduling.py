@@ -365,3 +365,32 @@ def test_group_cap_is_never_exceeded(redis_server, r, fake_kie, workers):
     p = run_kie(["stats", "--json"], env)
     sched = json.loads(p.stdout)["schedule"]
     assert sched["limits"] == {"capped2": 2, "capped3": 3} and sched["weights"] == {"free": 4}
+
+
+def test_job_started_event_and_the_wait_in_the_job_hash(redis_server, r, fake_kie, workers):
+    """job.started (task id, queuedAt, startedAt) is published on <p>:events when the task
+    is recorded, before the job's completion event; the job hash keeps queuedAt and
+    startedAt; <p>:results and replyTo keep one completion event per job."""
+    fake_kie.config(task_ms=300)
+    ps = r.pubsub()
+    ps.subscribe(f"{PREFIX}:events")
+    wait_for(lambda: ps.get_message(timeout=0.1), 5, what="the subscription")
+    workers(redis_server.url, fake_kie.url)
+    t0 = now_ms()
+    push(r, [job("st-1", replyTo=f"{PREFIX}:replies:st", meta={"u": 1})])
+    seen = []
+
+    def got_completion():
+        m = ps.get_message(timeout=0.1)
+        if m and m["type"] == "message":
+            seen.append(json.loads(m["data"]))
+        return any(e["event"] == "job.completed" for e in seen)
+    wait_for(got_completion, 30, what="the events")
+    assert [e["event"] for e in seen] == ["job.started", "job.completed"], seen
+    st = seen[0]
+    h = r.hgetall(f"{PREFIX}:job:st-1")
+    assert st["taskId"] == h["taskId"] and st["meta"] == {"u": 1}
+    assert t0 <= st["queuedAt"] <= st["startedAt"] <= now_ms()
+    assert int(h["queuedAt"]) == st["queuedAt"] and int(h["startedAt"]) == st["startedAt"]
+    assert r.llen(f"{PREFIX}:replies:st") == 1 and r.llen(f"{PREFIX}:results") == 1
+    ps.close()
