@@ -242,6 +242,7 @@ def test_pick_rule(r):
     group's jobs are parked, every K-th pick serves a lower priority, delayed jobs come due,
     a pause picks nothing."""
     assert pick(r)[0] == b"empty"
+    r.hset(f"{P}:group:limit", "big", 2)  # a cap: in-flight counts are kept
     for i in range(4):
         route(r, f"big{i}", group="big")
     route(r, "small0", group="small")
@@ -251,8 +252,7 @@ def test_pick_rule(r):
     assert got[0] == b"hi" and set(got[1:]) == {b"big0", b"small0"}
     assert r.llen(f"{P}:processing:c#0") == 3 and r.hget(f"{S}:picked", "hi") == b""
     assert pick(r)[1] == b"big1"
-    # a cap: big has 2 in flight (big0, big1 picked), its cap is 2: parked, nothing ready
-    r.hset(f"{P}:group:limit", "big", 2)
+    # big has 2 in flight (big0, big1 picked), its cap is 2: parked, nothing ready
     assert pick(r)[0] in (b"again", b"empty")
     assert r.zcard(f"{S}:parked") == 2 and r.zcard(f"{S}:ready") == 0
     r.hincrby(f"{S}:inflight", "big", -1)  # one of them ended
@@ -306,6 +306,7 @@ def test_final_states_give_back_the_groups_in_flight_slot(r):
 def test_job_start_and_sched_put(r):
     """job_start.lua claims a picked job (fencing as the claim table) and sched_put.lua
     gives it back: front at its old place, retry into delayed."""
+    r.hset(f"{P}:group:limit", "g", 5)  # a cap: in-flight counts are kept
     route(r, "s1", group="g")
     out = pick(r)
     keys = [f"{P}:job:s1", f"{P}:pause", f"{S}:inflight", f"{S}:picked"]

@@ -62,7 +62,11 @@ for _, id in ipairs(due) do
   end
 end
 
-local picks = tonumber(redis.call('HGET', KEYS[4], 'picks') or '0') or 0
+local bk = math.floor(now / 5000)
+-- one read of the scalar state: picks, the pace bucket, each level's virtual time
+local sv = redis.call('HMGET', KEYS[4], 'picks', 'bt' .. (bk % 12), 'v0', 'v1', 'v2', 'v3',
+  'v4', 'v5', 'v6', 'v7', 'v8', 'v9')
+local picks = tonumber(sv[1] or '0') or 0
 local capped = redis.call('HLEN', KEYS[12]) > 0
 -- capped groups with room again get their parked jobs back, at their old place
 if redis.call('ZCARD', KEYS[10]) > 0 then
@@ -117,8 +121,9 @@ if k > 0 and (picks + 1) % k == 0 then
 end
 
 -- the candidate: the head of the level, parking jobs of groups at their cap
-for _ = 1, 32 do
-  local id, sc = level_head(lvl)
+for i = 1, 32 do
+  local id, sc
+  if i == 1 and lvl == top then id, sc = head[1], head[2] else id, sc = level_head(lvl) end
   if not id then
     if lvl == top then return {'again'} end
     lvl = top -- the reserved level emptied (parked): serve the top
@@ -144,23 +149,24 @@ for _ = 1, 32 do
         redis.call('HINCRBY', KEYS[4], 'n' .. p, -1)
         if redis.call('HINCRBY', KEYS[6], g, -1) <= 0 then redis.call('HDEL', KEYS[6], g) end
         local tgn = tonumber(tg)
-        local v = tonumber(redis.call('HGET', KEYS[4], 'v' .. p) or '0') or 0
-        if tgn > v then redis.call('HSET', KEYS[4], 'v' .. p, tg) end
-        -- the group's last tag at p: nothing of it is left there, forget it
-        if redis.call('HGET', KEYS[5], p .. '|' .. g) == tg then
-          redis.call('HDEL', KEYS[5], p .. '|' .. g)
-        end
-        redis.call('HSET', KEYS[4], 'picks', picks + 1, 's' .. p, picks + 1)
-        -- the pace: picks per 5 s bucket over the last minute (kie_position's ETA)
-        local b = math.floor(now / 5000)
-        if redis.call('HGET', KEYS[4], 'bt' .. (b % 12)) == fmt(b) then
-          redis.call('HINCRBY', KEYS[4], 'b' .. (b % 12), 1)
+        -- V_p moves to the tag picked; the pace: picks per 5 s bucket over the last
+        -- minute (kie_position's ETA)
+        local w = {'picks', picks + 1, 's' .. p, picks + 1}
+        if tgn > (tonumber(sv[3 + p] or '0') or 0) then w[#w + 1] = 'v' .. p w[#w + 1] = tg end
+        if sv[2] == fmt(bk) then
+          redis.call('HINCRBY', KEYS[4], 'b' .. (bk % 12), 1)
         else
-          redis.call('HSET', KEYS[4], 'b' .. (b % 12), 1, 'bt' .. (b % 12), fmt(b),
-            'bf' .. (b % 12), fmt(now))
+          w[#w + 1] = 'b' .. (bk % 12) w[#w + 1] = 1
+          w[#w + 1] = 'bt' .. (bk % 12) w[#w + 1] = fmt(bk)
+          w[#w + 1] = 'bf' .. (bk % 12) w[#w + 1] = fmt(now)
         end
-        redis.call('HINCRBY', KEYS[7], g, 1)
-        redis.call('HSET', KEYS[8], id, g)
+        redis.call('HSET', KEYS[4], unpack(w))
+        -- in-flight counts are kept while caps exist (a cap set later counts the jobs
+        -- started after it)
+        if capped then
+          redis.call('HINCRBY', KEYS[7], g, 1)
+          redis.call('HSET', KEYS[8], id, g)
+        end
         redis.call('LPUSH', KEYS[14], raw)
         -- more to do: wake the next idle runner
         if redis.call('ZCARD', KEYS[1]) > 0 and redis.call('LLEN', KEYS[15]) == 0 then

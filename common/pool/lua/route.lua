@@ -78,11 +78,6 @@ if pg then
   redis.call('HDEL', KEYS[11], id)
   if redis.call('HINCRBY', KEYS[10], pg, -1) <= 0 then redis.call('HDEL', KEYS[10], pg) end
 end
-local reply = KEYS[17]
-if reply then
-  local rt = redis.call('TYPE', reply)['ok']
-  if rt ~= 'list' and rt ~= 'none' then reply = nil end
-end
 local base = {'type', ARGV[6], 'replyTo', ARGV[7], 'jobMeta', ARGV[8], 'callback', ARGV[9],
   'priority', ARGV[10], 'group', ARGV[11], 'updatedAt', nows}
 if not j[7] then base[#base + 1] = 'createdAt' base[#base + 1] = nows end
@@ -93,6 +88,11 @@ if st == 'dead' then redis.call('PERSIST', KEYS[1]) end
 
 -- cancelled before it arrived: it ends here, never reaching KIE
 if redis.call('EXISTS', KEYS[14]) == 1 and st ~= 'creating' then
+  local reply = KEYS[17]
+  if reply then
+    local rt = redis.call('TYPE', reply)['ok']
+    if rt ~= 'list' and rt ~= 'none' then reply = nil end
+  end
   redis.call('DEL', KEYS[14])
   base[#base + 1] = 'state' base[#base + 1] = 'cancelled'
   base[#base + 1] = 'finishedAt' base[#base + 1] = nows
