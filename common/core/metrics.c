@@ -492,6 +492,17 @@ static void render_pool(struct out *o, const struct metrics_pool *p)
 	put(o, "kie_queue_head_wait_seconds %.3f\n", p->has_head ? p->head_wait_s : 0.0);
 	head(o, "kie_scrape_redis_seconds", "gauge", "How long reading the pool from Redis took.");
 	put(o, "kie_scrape_redis_seconds %.6f\n", p->scrape_s);
+	if (!p->has_sched)
+		return;
+	head(o, "kie_queued_jobs", "gauge", "Jobs ready in the scheduling structure, by "
+	     "priority (pool-wide).");
+	for (int i = 9; i >= 0; i--)
+		put(o, "kie_queued_jobs{priority=\"%d\"} %lld\n", i, p->queued_prio[i]);
+	head(o, "kie_delayed_jobs", "gauge", "Jobs waiting for their notBefore or a retry.");
+	put(o, "kie_delayed_jobs %lld\n", p->sched_delayed);
+	head(o, "kie_jobs_cancelled_total", "counter", "Jobs ended cancelled (kie_cancel, or a "
+	     "cancel that came before its job), pool-wide.");
+	put(o, "kie_jobs_cancelled_total %lld\n", p->cancelled_total);
 }
 
 int metrics_render(struct dbuf *out, const struct metrics_pool *pool)

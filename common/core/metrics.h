@@ -118,6 +118,10 @@ struct metrics_pool {
 	int has_head;                /* the queue is not empty: head_wait_s is set */
 	double head_wait_s;          /* how long its consuming end has held the same entry */
 	double scrape_s;             /* how long the Redis read took */
+	int has_sched;               /* the scheduling structure was read (sched.h) */
+	long long queued_prio[10];   /* ready jobs by priority 0..9 */
+	long long sched_delayed;     /* jobs waiting for notBefore or a retry */
+	long long cancelled_total;   /* <p>:stats cancelled */
 };
 
 /* --- recording (hot path) --- */
