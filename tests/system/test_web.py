@@ -77,6 +77,11 @@ def test_api_reads_and_guarded_actions(workers, redis_server, r, fake_kie):
     assert http("GET", base + "nope.js")[0] == 404
     d = json.loads(http("GET", base + "api/dead?reason=kie_rejected")[2])
     assert [e["jobId"] for e in d["entries"]] == ["w-1"]
+    # the scheduling structure, and one job's place (issue 19; the page shows it later)
+    sc = json.loads(http("GET", base + "api/schedule")[2])
+    assert sc["ready"] == 0 and sc["topGroups"] == [] and sc["oldestWaitMs"] is None
+    assert json.loads(http("GET", base + "api/schedule?id=w-1")[2])["state"] == "dead"
+    assert http("GET", base + "api/schedule?id=bad%20id")[0] == 400
     assert http("GET", base + "api/dead?reason=bogus")[0] == 400
     j = http("GET", base + "api/job?id=w-1")
     assert j[0] == 200 and json.loads(j[2])["state"] == "dead"
