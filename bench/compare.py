@@ -7,6 +7,7 @@ fake (tests/fake_s3.py). Prints a Markdown table ready to paste into docs/perfor
 usage: bench/compare.py [--jobs 2000] [--task-ms 100] [--configs 16x4,10x10]
                         [--systems kie-worker,bullmq] [--round-trips 300] [--repeat 3]
                         [--latency-jobs 120] [--memory-jobs 1000]
+       bench/compare.py --groups 1,100,10000 [--group-picks 2000]   (the pick's cost)
 
 Each configuration RxP runs kie-worker with R runners and P pollers, and BullMQ with
 concurrency R+P (one run per distinct R+P): the same number of jobs' HTTP and store calls
@@ -371,6 +372,8 @@ class EventClock(threading.Thread):
             if m and m["type"] == "message":
                 at = time.time() * 1000
                 ev = json.loads(m["data"])
+                if ev.get("event") == "job.started":  # not a completion: issue 19's start
+                    continue
                 self.arrived[ev.get("taskId")] = (at, ev)
 
     def stop(self):
@@ -594,6 +597,83 @@ def row(o):
             f"{o['record_info'] / n:.2f} | {o['s3_requests'] / n:.2f} |")
 
 
+# --- issue 19: the pick's Redis cost by the number of groups ---
+
+def lua_src(name):
+    for sub in ("pool",):
+        path = os.path.join(ROOT, "common", sub, "lua", name + ".lua")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+    raise BenchError(f"no script {name}.lua")
+
+
+def groups_run(groups, jobs_per_group_min, picks, tmp):
+    """The scheduling scripts alone against a real redis-server: route.lua queues jobs over
+    G groups (at least jobs_per_group_min each, and at least 2 * picks in all), then
+    pick.lua + job_start.lua run `picks` times as a runner would (the processing list
+    emptied between picks, as the runner's hand-off does). Returns Redis's own µs per
+    call of each script (INFO commandstats: the script and the commands it ran) and the
+    ready set's size. The worker's calls, without the worker: the script's cost is what
+    grows with G, if anything does."""
+    d = tempfile.mkdtemp(dir=tmp, prefix="groups-")
+    srv = RedisServer(d)
+    try:
+        r = srv.client()
+        P, S = "kie", "kie:sched:default"
+        route, pick, start = (r.register_script(lua_src(n))
+                              for n in ("route", "pick", "job_start"))
+        n = max(2 * picks, groups * jobs_per_group_min)
+        proc = "kie:processing:bench#router"
+        for i in range(n):
+            jid, g = f"b{i}", f"user{i % groups}"
+            raw = json.dumps({"v": 1, "id": jid, "group": g})
+            r.lpush(proc, raw)
+            route(keys=[f"{P}:job:{jid}", f"{P}:recoveries", proc, f"{S}:ready",
+                        f"{S}:delayed", f"{S}:items", f"{S}:state", f"{S}:gtag",
+                        f"{S}:gcount", f"{S}:inflight", f"{S}:picked", f"{P}:group:weight",
+                        f"{S}:wake", f"{P}:cancel:{jid}", f"{P}:stats", f"{P}:results"],
+                  args=[raw, jid, "bench#router", 5000, 3, "raw", "", "", "0", 5, g, 0, "0",
+                        f"{P}:events", 1000, 1000, 3600, 600])
+        route_stats = r.info("commandstats")
+        r.config_resetstat()
+        runner = "kie:processing:bench#0"
+        pk = [f"{S}:ready", f"{S}:delayed", f"{S}:items", f"{S}:state", f"{S}:gtag",
+              f"{S}:gcount", f"{S}:inflight", f"{S}:picked", f"{S}:parked",
+              f"{S}:parkedGroups", f"{P}:group:weight", f"{P}:group:limit", f"{P}:pause",
+              runner, f"{S}:wake"]
+        for _ in range(picks):
+            out = pick(keys=pk, args=[10])
+            jid = out[1] if isinstance(out[1], str) else out[1].decode()
+            start(keys=[f"{P}:job:{jid}", f"{P}:pause", f"{S}:inflight", f"{S}:picked"],
+                  args=["bench#0", 5000, jid, ""])
+            r.delete(runner)
+        cs = r.info("commandstats")
+        ev = cs.get("cmdstat_evalsha", {})
+        rev = route_stats.get("cmdstat_evalsha", {})
+        return {"groups": groups, "queued": n, "route_us": rev.get("usec_per_call", 0),
+                "pick_and_start_us": ev.get("usec", 0) / max(1, picks),
+                "calls": ev.get("calls", 0)}
+    finally:
+        srv.stop()
+
+
+def print_groups(spec, picks):
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kie-bench-groups-") as tmp:
+        for g in (int(x) for x in spec.split(",")):
+            print(f"groups run: {g} group(s) ...", file=sys.stderr, flush=True)
+            rows.append(groups_run(g, 2, picks, tmp))
+    print("\nThe pick's Redis cost by the number of groups (route.lua, then pick.lua + "
+          f"job_start.lua {picks} times; Redis's µs inside the scripts, INFO "
+          "commandstats):\n")
+    print("| groups | jobs queued | route µs/job | pick + start µs/job |")
+    print("|---|---|---|---|")
+    for o in rows:
+        print(f"| {o['groups']} | {o['queued']} | {o['route_us']:.1f} | "
+              f"{o['pick_and_start_us']:.1f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("BENCH_JOBS", 2000)))
@@ -617,7 +697,17 @@ def main():
     ap.add_argument("--memory-jobs", type=int, default=1000,
                     help="jobs of the memory run (0: none)")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--groups", default="",
+                    help="only the scheduling run: e.g. 1,100,10000 groups (pick's cost)")
+    ap.add_argument("--group-picks", type=int, default=2000)
     a = ap.parse_args()
+    if a.groups:
+        try:
+            print_groups(a.groups, a.group_picks)
+        except BenchError as e:
+            print(f"bench failed: {e}", file=sys.stderr)
+            return 1
+        return 0
     systems = a.systems.split(",")
     for s in systems:
         if s not in SYSTEMS:

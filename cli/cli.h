@@ -116,5 +116,13 @@ int cli_cmd_job(int argc, char **argv);
 int cli_cmd_dead(int argc, char **argv);
 int cli_cmd_spend(int argc, char **argv);
 int cli_cmd_budget(int argc, char **argv);
+/* sched.c: kie group weight|limit, kie job cancel, and the scheduling parts of kie stats
+ * ("schedule": sched_view_stats) and kie job show ("schedule": kie_position) */
+int cli_cmd_group(int argc, char **argv);
+int cli_cmd_job_cancel(int argc, char **argv);
+void cli_sched_add_stats(struct queue *q, cJSON *s);
+void cli_sched_print_stats(const cJSON *s);
+void cli_sched_add_position(struct queue *q, const char *job_id, cJSON *s);
+void cli_sched_print_position(const cJSON *s);
 
 #endif

@@ -27,6 +27,8 @@ static const char main_help[] =
 	"  stats              the pool: depths, workers and their jobs, rates, pause, limiter\n"
 	"  job show JOB_ID    one job: queued, in flight, uncertain, dead or finished; its\n"
 	"                     task, attempts, owner, events, dead letters\n"
+	"  job cancel JOB_ID  cancel a job still queued or delayed (it never reaches KIE)\n"
+	"  group weight|limit GROUP N   a group's share of the slots, or its cap in flight\n"
 	"  dead list|show|retry|purge   the dead letters: read them, replay them (atomically,\n"
 	"                     one job, all, or --type/--reason/--older-than), delete them\n"
 	"  spend [--by type|group|account] [--days N]   credits spent per UTC day\n"
@@ -68,7 +70,10 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "pause") == 0) rc = cli_cmd_pause(sub_argc, sub_argv, 0);
 	else if (strcmp(cmd, "resume") == 0) rc = cli_cmd_pause(sub_argc, sub_argv, 1);
 	else if (strcmp(cmd, "stats") == 0) rc = cli_cmd_stats(sub_argc, sub_argv);
+	else if (strcmp(cmd, "job") == 0 && sub_argc > 0 && strcmp(sub_argv[0], "cancel") == 0)
+		rc = cli_cmd_job_cancel(sub_argc, sub_argv);
 	else if (strcmp(cmd, "job") == 0) rc = cli_cmd_job(sub_argc, sub_argv);
+	else if (strcmp(cmd, "group") == 0) rc = cli_cmd_group(sub_argc, sub_argv);
 	else if (strcmp(cmd, "dead") == 0) rc = cli_cmd_dead(sub_argc, sub_argv);
 	else if (strcmp(cmd, "spend") == 0) rc = cli_cmd_spend(sub_argc, sub_argv);
 	else if (strcmp(cmd, "budget") == 0) rc = cli_cmd_budget(sub_argc, sub_argv);

@@ -109,6 +109,8 @@ int cli_cmd_stats(int argc, char **argv)
 	if (*c.cfg.kie_api_token)
 		limiter_account_id(c.cfg.kie_api_token, acct);
 	s = admin_stats(&q, c.cfg.account_prefix, acct, err, sizeof(err));
+	if (s)
+		cli_sched_add_stats(&q, s); /* i19: "schedule" */
 	if (!s) {
 		fprintf(stderr, "kie: %s\n", err);
 		code = EXIT_REDIS;
@@ -116,6 +118,7 @@ int cli_cmd_stats(int argc, char **argv)
 		cli_print_json(s);
 	} else {
 		print_stats(s);
+		cli_sched_print_stats(s);
 	}
 	cJSON_Delete(s);
 	rconn_close(&rc);
@@ -259,6 +262,7 @@ int cli_cmd_job(int argc, char **argv)
 		code = EXIT_REDIS;
 		goto out;
 	}
+	cli_sched_add_position(&q, o.pos[1], s); /* i19: "schedule" (kie_position) */
 	if (cli_has(&o, "json"))
 		cli_print_json(s);
 	if (!found) {
@@ -274,6 +278,7 @@ int cli_cmd_job(int argc, char **argv)
 	if (!cli_has(&o, "json")) {
 		const cJSON *ev, *it;
 		print_status(o.pos[1], s);
+		cli_sched_print_position(s);
 		if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(s, "job")))
 			print_fields("job record", cJSON_GetObjectItemCaseSensitive(s, "job"));
 		if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(s, "task")))

@@ -236,7 +236,7 @@ class State:
         self.record_info_times_ms = collections.deque(maxlen=TIMES_KEPT)
         self.http500_flip = 0
         self.rnd = random.Random(0)
-        self.stats = {"creates_http500": 0, "creates_http500_created": 0,"creates_total": 0, "creates_by_job": {}, "creates_refused_429": 0,
+        self.stats = {"creates_http500": 0, "creates_http500_created": 0,"creates_total": 0, "creates_by_job": {}, "create_ms_by_job": {}, "creates_refused_429": 0,
                       "creates_refused_455": 0, "creates_refused_402": 0,
                       "record_info_total": 0, "record_info_refused_429": 0,
                       "requests_total": 0, "callbacks_sent": 0,
@@ -749,6 +749,8 @@ class Handler:
         st.stats["creates_total"] += 1
         key = job_id or "-"
         st.stats["creates_by_job"][key] = st.stats["creates_by_job"].get(key, 0) + 1
+        # when each job's (first) task was created, epoch ms: the scheduling tests' clock
+        st.stats["create_ms_by_job"].setdefault(key, st.epoch_ms(now))
         if t["duration_ms"] <= 0:
             st.task_view(t)
         else:  # on time, with or without a callback URL (completeTime: the transition)

@@ -255,12 +255,15 @@ int main(int argc, char **argv)
 		 drain ? ", drain mode" : "");
 
 	W.slots = util_xcalloc((size_t)cfg.concurrency, sizeof(*W.slots));
-	W.nconsumers = (int)cfg.concurrency + (cfg.callback_consumer ? 1 : 0);
+	/* the runners, the callback consumer, the router */
+	W.nconsumers = (int)cfg.concurrency + (cfg.callback_consumer ? 1 : 0) + 1;
 	W.consumers = util_xcalloc((size_t)W.nconsumers, sizeof(char *));
 	for (int i = 0; i < W.nconsumers; i++) {
 		W.consumers[i] = util_xmalloc(160);
 		if (i < cfg.concurrency)
 			queue_consumer_id(W.consumers[i], 160, W.id, i);
+		else if (i == W.nconsumers - 1)
+			queue_router_consumer_id(W.consumers[i], 160, W.id);
 		else
 			queue_callback_consumer_id(W.consumers[i], 160, W.id);
 	}
@@ -271,12 +274,12 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&W.poll_mu, NULL);
 	pthread_cond_init(&W.poll_cv, NULL);
 	W.poll_kick_ms = INT64_MAX;
-	W.blocking_max = (int)cfg.concurrency + 1;
+	W.blocking_max = (int)cfg.concurrency + 2; /* + the callback consumer, the router */
 	W.blocking = util_xcalloc((size_t)W.blocking_max, sizeof(*W.blocking));
 	for (long i = 0; i < cfg.concurrency; i++)
 		pthread_mutex_init(&W.slots[i].mu, NULL);
-	/* + the callback consumer */
-	long nthreads = cfg.concurrency + cfg.pollers + (cfg.callback_consumer ? 1 : 0);
+	/* + the callback consumer, + the router */
+	long nthreads = cfg.concurrency + cfg.pollers + (cfg.callback_consumer ? 1 : 0) + 1;
 	pthread_t *th = util_xcalloc((size_t)nthreads, sizeof(pthread_t));
 	pthread_t sup;
 	if (pthread_create(&sup, NULL, supervisor_main, &W) != 0) {
@@ -286,7 +289,8 @@ int main(int argc, char **argv)
 	for (long i = 0; i < nthreads; i++) {
 		void *(*fn)(void *) = i < cfg.concurrency ? runner_main
 				      : i < cfg.concurrency + cfg.pollers ? poller_main
-									  : callbacks_main;
+				      : i == nthreads - 1 ? router_main
+							 : callbacks_main;
 		if (pthread_create(&th[i], NULL, fn, &W) != 0) {
 			log_error(NULL, NULL, "cannot start thread %ld: %s", i, strerror(errno));
 			W.stopping = 1;

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "pool/queue.h"
 #include "store/metadata.h"
 #include "lua_scripts.h"
 
@@ -141,6 +142,43 @@ static redisReply *list_workers(struct metrics_http *m, int *wrongtype)
 	return NULL;
 }
 
+/* The scheduling structure's gauges (pool/sched.h): one HMGET of its state (ready jobs by
+ * priority), ZCARD of the delayed set, the pool's cancelled count. */
+static void sched_scrape(struct metrics_http *m, struct metrics_pool *p)
+{
+	char *state = pool_key(m, "sched:" SCHED_ACCOUNT_NAME ":state", NULL);
+	char *delayed = pool_key(m, "sched:" SCHED_ACCOUNT_NAME ":delayed", NULL);
+	char *stats = pool_key(m, "stats", NULL);
+	const char *hm[12] = {"HMGET", state, "n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7",
+			      "n8", "n9"};
+	redisReply *rep = rconn_argv(&m->rc, 12, hm, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 10) {
+		p->has_sched = 1;
+		for (int i = 0; i < 10; i++) {
+			const redisReply *e = rep->element[i];
+			p->queued_prio[i] = e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10)
+									  : 0;
+		}
+	}
+	freeReplyObject(rep);
+	hm[0] = "ZCARD";
+	hm[1] = delayed;
+	rep = rconn_argv(&m->rc, 2, hm, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		p->sched_delayed = rep->integer;
+	freeReplyObject(rep);
+	hm[0] = "HGET";
+	hm[1] = stats;
+	hm[2] = "cancelled";
+	rep = rconn_argv(&m->rc, 3, hm, NULL);
+	if (rep && rep->type == REDIS_REPLY_STRING)
+		p->cancelled_total = strtoll(rep->str, NULL, 10);
+	freeReplyObject(rep);
+	free(state);
+	free(delayed);
+	free(stats);
+}
+
 /* Reads the pool into m->pool; the caller holds the lock. Two round trips: the consumers
  * of <p>:workers, then metrics_scrape.lua with every key it reads. */
 static void scrape(struct metrics_http *m)
@@ -198,6 +236,7 @@ static void scrape(struct metrics_http *m)
 		return; /* redis_up 0 */
 	}
 	p->redis_up = 1;
+	sched_scrape(m, p);
 	for (int i = 0; i < METRICS_Q_N; i++)
 		p->queue[i] = elem_ll(rep, (size_t)i);
 	p->workers_alive = elem_ll(rep, 7);

@@ -16,6 +16,7 @@
 #include "kie/lifecycle.h"
 #include "pool/finalize.h"
 #include "pool/queue.h"
+#include "pool/sched.h"
 #include "store/metadata.h"
 #include "worker.h"
 
@@ -24,13 +25,35 @@
 
 struct runner {
 	struct worker *w;
-	int slot;                /* consumer slot: <workerId>#<slot>, w->slots[slot] */
+	int cslot;               /* consumer slot: <workerId>#<cslot>, w->slots[cslot]; -1: router */
 	struct worker_io io;
 	struct limiter create;   /* the account's createTask limit, shared pool-wide */
 	int64_t next_refusal_log;
 	long refusals_quiet;
 	int saw_pause;           /* a step found the pool paused: read the pause next turn */
+	int slot;                /* the createTask slot before a pick: SLOT_* */
+	int idle;                /* the last pick found nothing: wait for a wake first */
+	int64_t next_due_ms;     /* then: the earliest delayed job's due time (0: none) */
+	long parked_groups;      /* then: groups with jobs parked at their cap */
 };
+
+/* A runner takes its createTask slot before it picks (sched.h): reserved and confirmed
+ * (SLOT_GRANTED), or reserved and due within RUNNER_PICK_LEAD_MS (SLOT_PENDING: the pick
+ * and the start run meanwhile, so createTask leaves close to the time the limiter logged;
+ * limiter_acquire() confirms it right before the call). */
+enum { SLOT_NONE = 0, SLOT_PENDING, SLOT_GRANTED };
+#define RUNNER_PARKED_LOOK_MS 200 /* an idle runner's look when jobs wait at a cap */
+#define RUNNER_PICK_LEAD_MS 250 /* at most; half a slot's spacing when that is less */
+
+/* Gives back a slot taken and not used for a createTask. */
+static void slot_release(struct runner *r)
+{
+	if (r->slot == SLOT_PENDING)
+		limiter_cancel(&r->create);
+	else if (r->slot == SLOT_GRANTED)
+		limiter_unuse(&r->create);
+	r->slot = SLOT_NONE;
+}
 
 static uint32_t rnd32(void)
 {
@@ -225,7 +248,10 @@ static void refused(struct runner *r, const struct job *j, long epoch,
 /* The supervisor renews the lease of the job this runner owns (job_id NULL: none). */
 static void publish_slot(struct runner *r, const char *job_id, long epoch)
 {
-	struct runner_slot *sl = &r->w->slots[r->slot];
+	struct runner_slot *sl;
+	if (r->cslot < 0)
+		return; /* the router owns a job only for the step right after its route */
+	sl = &r->w->slots[r->cslot];
 	pthread_mutex_lock(&sl->mu);
 	util_strlcpy(sl->job_id, job_id ? job_id : "", sizeof(sl->job_id));
 	sl->epoch = epoch;
@@ -239,10 +265,12 @@ static void duplicate(struct runner *r, const char *raw, size_t len, const struc
 {
 	char why[700];
 	/* not a second descriptor but this job's own, back from a dead worker (or a lost
-	 * reply) after its task was finished — by a callback, say: nothing to do */
-	if (c->outcome == CLAIM_FINISHED && (leftover || c->recoveries > 0)) {
-		log_info(j->id, c->task_id[0] ? c->task_id : NULL, "recovered descriptor of a job "
-			 "that finished as %s meanwhile: released", c->state);
+	 * reply, or a pick whose job was cancelled or taken meanwhile) after it finished or
+	 * was queued again: nothing to do */
+	if ((c->outcome == CLAIM_FINISHED || c->outcome == CLAIM_QUEUED_ALREADY) &&
+	    (leftover || c->recoveries > 0)) {
+		log_info(j->id, c->task_id[0] ? c->task_id : NULL, "descriptor of a job that is "
+			 "%s meanwhile: released", c->state[0] ? c->state : "handled");
 		queue_release_copy(&r->io.q, raw, len);
 		return;
 	}
@@ -255,6 +283,10 @@ static void duplicate(struct runner *r, const char *raw, size_t len, const struc
 	case CLAIM_OWNED:
 		snprintf(why, sizeof(why), "duplicate: job %s is being run by %s; this copy "
 			 "creates nothing", j->id, c->owner);
+		break;
+	case CLAIM_QUEUED_ALREADY:
+		snprintf(why, sizeof(why), "duplicate: job %s is queued already; this copy "
+			 "creates nothing", j->id);
 		break;
 	default:
 		snprintf(why, sizeof(why), "duplicate: job %s is waiting for the task of a "
@@ -282,20 +314,19 @@ static void uncertain(struct runner *r, const char *raw, size_t len, const struc
 		metrics_job(job_type_str(j->type), METRICS_JOB_UNCERTAIN);
 }
 
-static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
+/* Routing (the router's descriptors from <p>:queue, and a runner's leftovers): the
+ * descriptor is parsed and checked, then route.lua queues it in the scheduling structure
+ * or applies the ownership table (docs/protocol.md, section 3). */
+static void route(struct runner *r, const struct rconn_bulk *b, int leftover)
 {
 	const struct config *cfg = r->w->cfg;
 	struct job *j;
 	struct job_claim c;
+	struct sched_route_in in;
 	struct kie_task_request req;
-	struct kie_error kerr;
-	struct job_decision d;
-	char err[600], *prompt = NULL, *task_id = NULL, *owned = NULL;
+	char err[600], *prompt = NULL, *owned = NULL;
 	const char *raw = b->data;
 	size_t len = b->len;
-	long attempt = 0, max_attempts;
-	int fenced = 0, paused = 0;
-	double claimed_s = metrics_now_s(); /* kie_claim_to_task_seconds */
 
 	if (!b->kept) { /* never read whole: its size, hash and head go to the dead letters */
 		snprintf(err, sizeof(err), "descriptor is %zu bytes; the limit is %ld "
@@ -323,91 +354,182 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		raw = owned;
 		len = nlen;
 	}
-	/* one owner per job id: everything below acts only while this consumer owns it */
-	if (queue_job_claim(&r->io.q, j->id, raw, len, cfg->heartbeat_ttl_ms, cfg->max_recoveries,
-			    job_type_str(j->type), j->reply_to, j->meta_raw,
-			    j->callback_final != NULL, &c) != 0)
-		goto out;
 	prompt = job_build_prompt(j, r->w->prompts, err, sizeof(err));
-	if (prompt) {
-		job_to_request(j, prompt, &req);
-		req.callback_url = j->callback_final;
-	}
+	memset(&in, 0, sizeof(in));
+	in.job_id = j->id;
+	in.type = job_type_str(j->type);
+	in.reply_to = j->reply_to;
+	in.meta = j->meta_raw;
+	in.has_callback = j->callback_final != NULL;
+	in.priority = j->priority;
+	in.group = j->group;
+	in.not_before_ms = j->not_before_ms;
+	in.own = prompt == NULL; /* claimed, to be dead-lettered below */
+	in.lease_ms = cfg->heartbeat_ttl_ms;
+	in.max_recoveries = cfg->max_recoveries;
+	if (sched_route(&r->io.q, raw, len, &in, &c) != 0)
+		goto out;
 	switch (c.outcome) {
-	case CLAIM_PAUSED:
-		queue_unclaim(&r->io.q, raw, len, NULL, 0);
-		r->saw_pause = 1;
+	case CLAIM_NOT_HELD:
+		goto out;
+	case CLAIM_QUEUED:
+	case CLAIM_DELAYED:
+		log_debug(j->id, NULL, "%s (priority %ld, group %s)", queue_claim_outcome_str(c.outcome),
+			  j->priority, j->group ? j->group : "default");
+		goto out;
+	case CLAIM_CANCELLED:
+		log_info(j->id, NULL, "cancelled before it arrived: it ends cancelled, no task");
+		metrics_cancelled();
 		goto out;
 	case CLAIM_FINISHED:
 	case CLAIM_OWNED:
 	case CLAIM_UNCERTAIN:
+	case CLAIM_QUEUED_ALREADY:
 		duplicate(r, raw, len, j, &c, leftover);
 		goto out;
 	case CLAIM_HAS_TASK: /* recorded before its worker died: never create again */
-		if (prompt)
+		if (prompt) {
+			job_to_request(j, prompt, &req);
+			req.callback_url = j->callback_final;
 			handoff(r, raw, len, j, prompt, &req, c.task_id, c.attempts, 1);
-		else
+		} else {
 			queue_handoff_to_polling(&r->io.q, raw, len, j->id, c.task_id);
+		}
 		goto out;
-	case CLAIM_OK:
 	case CLAIM_TAKEOVER:
-	case CLAIM_TOO_MANY_RECOVERIES:
-		break;
-	}
-	publish_slot(r, j->id, c.epoch);
-	/* a createTask may have gone out: uncertain first, whatever limit fires (the claim
-	 * script answers takeover before too_many_recoveries) */
-	if (c.outcome == CLAIM_TAKEOVER) {
+		/* a createTask may have gone out: uncertain first, whatever limit fires (the
+		 * route script answers takeover before too_many_recoveries) */
 		uncertain(r, raw, len, j, c.epoch, "the job's last worker stopped during createTask "
 			  "(it died, or lost Redis): a task may exist");
 		goto out;
-	}
-	if (c.outcome == CLAIM_TOO_MANY_RECOVERIES) {
+	case CLAIM_TOO_MANY_RECOVERIES:
 		snprintf(err, sizeof(err), "recovered from %ld dead workers (limit %ld, "
 			 "KIE_MAX_RECOVERIES): this job may be what kills them", c.recoveries,
 			 cfg->max_recoveries);
 		to_dead(r, raw, len, j, c.epoch, err, "recovery", c.attempts, c.may_have_task);
 		goto out;
+	case CLAIM_OK: /* claimed because its prompt cannot be built */
+		to_dead(r, raw, len, j, c.epoch, err, "prompt", c.attempts, c.may_have_task);
+		goto out;
+	default:
+		goto out;
 	}
+out:
+	free(prompt);
+	free(owned);
+	job_free(j);
+}
+
+/* A picked job (pick.lua put its descriptor into this runner's list), with this runner's
+ * createTask slot already taken: start it (job_start.lua), create its task, record it. */
+static void run_picked(struct runner *r, const struct sched_pick *pk)
+{
+	const struct config *cfg = r->w->cfg;
+	struct job *j = NULL;
+	struct job_claim c;
+	struct kie_task_request req;
+	struct kie_error kerr;
+	struct job_decision d;
+	char err[600], *prompt = NULL, *task_id = NULL;
+	const char *raw = pk->raw;
+	size_t len = pk->raw_len;
+	long attempt = 0, max_attempts;
+	int fenced = 0, paused = 0, again = 0;
+	double claimed_s = metrics_now_s(); /* kie_claim_to_task_seconds */
+
+	j = job_parse(raw, len, &r->w->parse_opts, err, sizeof(err));
+	if (j)
+		prompt = job_build_prompt(j, r->w->prompts, err, sizeof(err));
+	if (prompt) {
+		job_to_request(j, prompt, &req);
+		req.callback_url = j->callback_final;
+	}
+	/* the job hash keeps the descriptor (raw) from routing on: an adoption rebuilds the
+	 * pending record from it (issue 18: the job hash holds no pending record) */
+	if (sched_start(&r->io.q, pk->job_id, cfg->heartbeat_ttl_ms, &c) != 0)
+		goto out; /* stays in this runner's list: handled as a leftover */
+	if (!j) { /* cannot happen unless the settings changed since it was routed */
+		if (c.outcome == CLAIM_STARTED || c.outcome == CLAIM_TAKEOVER)
+			to_dead(r, raw, len, NULL, 0, err, "parse", 0, 0);
+		else
+			queue_release_copy(&r->io.q, raw, len);
+		goto out;
+	}
+	switch (c.outcome) {
+	case CLAIM_STARTED:
+		break;
+	case CLAIM_PAUSED:
+		sched_put(&r->io.q, raw, len, pk, 0, SCHED_PUT_FRONT, 0, NULL);
+		r->saw_pause = 1;
+		goto out;
+	case CLAIM_FINISHED:
+	case CLAIM_OWNED:
+	case CLAIM_UNCERTAIN:
+		/* cancelled, or run by another copy, since it was queued: nothing to do */
+		log_info(j->id, NULL, "picked, but the job is %s%s%s meanwhile: released",
+			 c.state[0] ? c.state : "taken", c.owner[0] ? " by " : "", c.owner);
+		queue_release_copy(&r->io.q, raw, len);
+		goto out;
+	case CLAIM_HAS_TASK:
+		if (prompt)
+			handoff(r, raw, len, j, prompt, &req, c.task_id, c.attempts, 1);
+		else
+			queue_handoff_to_polling(&r->io.q, raw, len, j->id, c.task_id);
+		goto out;
+	case CLAIM_TAKEOVER:
+		uncertain(r, raw, len, j, c.epoch, "the job's last worker stopped during createTask "
+			  "(it died, or lost Redis): a task may exist");
+		goto out;
+	default:
+		goto out;
+	}
+	publish_slot(r, j->id, c.epoch);
+	if (pk->queued_at_ms > 0)
+		metrics_wait(pk->priority, (double)(util_now_ms() - pk->queued_at_ms) / 1000.0);
 	if (!prompt) {
 		to_dead(r, raw, len, j, c.epoch, err, "prompt", c.attempts, c.may_have_task);
 		goto out;
 	}
-
+	attempt = c.attempts;
 	max_attempts = j->max_attempts ? j->max_attempts : cfg->job_max_attempts;
 	for (;;) {
 		int rc;
-		/* a slot of the account's limit first: the job stays claimed (and its lease
-		 * alive) while it waits, and waiting spends no attempt */
-		if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
-			/* stopping before createTask: the job goes back, and its ownership with
-			 * it, so the next worker does not find it held by a stopped one */
-			queue_unclaim(&r->io.q, raw, len, j->id, c.epoch);
-			goto out;
+		if (r->slot == SLOT_PENDING) {
+			/* the slot reserved before the pick: sleep the rest, confirm it */
+			if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
+				r->slot = SLOT_NONE; /* dropped by limiter_acquire */
+				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_UNATTEMPT, 0, NULL);
+				goto out;
+			}
+			r->slot = SLOT_GRANTED;
 		}
-		if (r->create.waits)
-			log_debug(j->id, NULL, "waited for a createTask slot (%ld sleeps, %ld for a "
-				  "backoff)", r->create.waits, r->create.blocked_waits);
-		/* the descriptor kept in the job hash: an adoption rebuilds the pending
-		 * record from it (issue 18: the job hash holds no pending record) */
-		if (queue_job_creating(&r->io.q, j->id, c.epoch, raw, len, &attempt, &fenced,
-				       &paused) != 0)
-			goto out;
-		if (paused) { /* paused while this runner waited for its slot: create nothing */
-			log_info(j->id, NULL, "the pool was paused before createTask: the job goes "
-				 "back to the queue");
-			limiter_unuse(&r->create);
-			queue_unclaim(&r->io.q, raw, len, j->id, c.epoch);
-			r->saw_pause = 1;
-			goto out;
+		if (again) {
+			/* after a 429/455: a slot again, the job still this runner's */
+			if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
+				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_FRONT, 0, NULL);
+				goto out;
+			}
+			if (queue_job_creating(&r->io.q, j->id, c.epoch, raw, len, &attempt,
+					       &fenced, &paused) != 0)
+				goto out;
+			if (paused) {
+				log_info(j->id, NULL, "the pool was paused before createTask: the job "
+					 "goes back to the queue");
+				limiter_unuse(&r->create);
+				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_FRONT, 0, NULL);
+				r->saw_pause = 1;
+				goto out;
+			}
+			if (fenced) {
+				log_warn(j->id, NULL, "the job was taken over by another worker (this "
+					 "one lost its lease); this copy is released and creates nothing");
+				limiter_unuse(&r->create);
+				queue_release_copy(&r->io.q, raw, len);
+				goto out;
+			}
 		}
-		if (fenced) { /* another consumer took the job over: it creates, not us */
-			log_warn(j->id, NULL, "the job was taken over by another worker (this one "
-				 "lost its lease); this copy is released and creates nothing");
-			limiter_unuse(&r->create);
-			queue_release_copy(&r->io.q, raw, len);
-			goto out;
-		}
+		r->slot = SLOT_NONE; /* spent on this createTask */
+		again = 1;
 		free(task_id);
 		task_id = NULL;
 		rc = kie_client_create_task(r->io.kie, &req, &task_id, &kerr);
@@ -424,8 +546,8 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		break;
 	case JOB_ACT_RETRY:
 		log_warn(j->id, NULL, "%s", d.reason);
-		if (queue_retry_later(&r->io.q, raw, len, j->id, c.epoch, util_now_ms() + d.delay_ms,
-				      d.reason) == 0)
+		if (sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_RETRY,
+			      util_now_ms() + d.delay_ms, d.reason) == 0)
 			metrics_job(job_type_str(j->type), METRICS_JOB_RETRIED);
 		break;
 	case JOB_ACT_PAUSE: {
@@ -435,7 +557,7 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 			  credits ? " (until a credit probe sees credits, or kie resume)" : "");
 		queue_pause_set(&r->io.q, credits ? "credits" : "account",
 				credits ? 0 : d.pause_ms, kerr.message, NULL);
-		queue_requeue_front(&r->io.q, raw, len, j->id, c.epoch);
+		sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_UNATTEMPT, 0, NULL);
 		break;
 	}
 	case JOB_ACT_UNCERTAIN:
@@ -448,10 +570,10 @@ static void process(struct runner *r, const struct rconn_bulk *b, int leftover)
 		break; /* not reached: the loop above waits those out */
 	}
 out:
+	slot_release(r); /* a slot not used for a createTask goes back */
 	publish_slot(r, NULL, 0);
 	free(task_id);
 	free(prompt);
-	free(owned);
 	job_free(j);
 }
 
@@ -475,17 +597,28 @@ static int leftover_wait(struct runner *r, const char *cid, int leftover, long *
 	return r->w->stopping ? -1 : 0;
 }
 
+/* A runner: the createTask slot first, then the pick rule — so the job that goes is the
+ * one the rule names at the moment the slot frees. Its own leftovers (a pick whose reply
+ * was lost, a release that failed) are routed again first. */
 void *runner_main(void *arg)
 {
 	struct runner r;
 	memset(&r, 0, sizeof(r));
 	char cid[160];
-	long leftover_delay_ms = 0;
+	long leftover_delay_ms = 0, lead_ms;
 	int64_t next_pause_check = 0;
 
 	r.w = arg;
-	r.slot = atomic_fetch_add(&r.w->next_slot, 1);
-	queue_consumer_id(cid, sizeof(cid), r.w->id, r.slot);
+	r.idle = 1; /* until there is work */
+	{
+		const struct config *cfg = r.w->cfg;
+		long spacing = (cfg->create_window_ms + cfg->limit_margin_ms) / cfg->create_limit;
+		lead_ms = spacing / 2 < RUNNER_PICK_LEAD_MS ? spacing / 2 : RUNNER_PICK_LEAD_MS;
+		if (lead_ms < 20)
+			lead_ms = 20;
+	}
+	r.cslot = atomic_fetch_add(&r.w->next_slot, 1);
+	queue_consumer_id(cid, sizeof(cid), r.w->id, r.cslot);
 	if (worker_io_open(r.w, &r.io, "runner", cid) != 0)
 		goto out;
 	worker_limiter(r.w, &r.io, &r.create, 1, cid);
@@ -493,10 +626,10 @@ void *runner_main(void *arg)
 	while (!r.w->stopping) {
 		long pause_ms = 0;
 		struct rconn_bulk b;
-		int leftover = 0;
+		struct sched_pick pk;
 
 		/* the pause is read at most every RUNNER_PAUSE_CHECK_MS while not paused; the
-		 * claim script reads it again, so a job claimed meanwhile goes back untouched */
+		 * pick reads it again, so no job is picked after it */
 		if (r.saw_pause)
 			next_pause_check = 0;
 		r.saw_pause = 0;
@@ -508,6 +641,137 @@ void *runner_main(void *arg)
 			}
 			next_pause_check = util_monotonic_ms() + RUNNER_PAUSE_CHECK_MS;
 		}
+		if (queue_leftover(&r.io.q, r.w->max_keep, &b) != 0)
+			continue;
+		if (b.type == REDIS_REPLY_STRING) {
+			if (leftover_wait(&r, cid, 1, &leftover_delay_ms) != 0) {
+				rconn_bulk_free(&b);
+				break;
+			}
+			atomic_fetch_add(&r.w->inflight, 1);
+			route(&r, &b, 1);
+			atomic_fetch_add(&r.w->jobs_done, 1);
+			worker_done(r.w);
+			rconn_bulk_free(&b);
+			continue;
+		}
+		rconn_bulk_free(&b);
+		leftover_delay_ms = 0;
+		/* idle: no slot is reserved (it would be wasted, and later ones queue behind it)
+		 * until a route's wake token, the earliest notBefore, or a second's look finds
+		 * work */
+		if (r.idle) {
+			/* groups parked at their cap get their jobs back in a pick: look often */
+			long wait = r.parked_groups ? RUNNER_PARKED_LOOK_MS : 1000, ready = 0;
+			int woken = 0;
+			if (r.next_due_ms > 0) {
+				int64_t until = r.next_due_ms - util_now_ms();
+				if (until < wait)
+					wait = until > 0 ? (long)until : 1;
+			}
+			if (sched_wait(&r.io.q, wait, &woken) != 0)
+				continue;
+			if (!woken && !(r.next_due_ms > 0 && util_now_ms() >= r.next_due_ms)) {
+				int64_t due = 0;
+				if (sched_ready(&r.io.q, &ready, &due, &r.parked_groups) != 0)
+					continue;
+				r.next_due_ms = due;
+				if (ready == 0 && r.parked_groups == 0 &&
+				    (due == 0 || due > util_now_ms())) {
+					r.io.q.check_own = 1; /* idle: look for a leftover */
+					continue;
+				}
+			}
+			r.idle = 0;
+		}
+		/* a slot of the account's limit first (paced: docs/protocol.md, "Rate limits") */
+		switch (limiter_reserve(&r.create, &r.w->stopping, lead_ms)) {
+		case 0:
+			r.slot = SLOT_GRANTED;
+			break;
+		case 1:
+			r.slot = SLOT_PENDING;
+			break;
+		default:
+			continue;
+		}
+		if (sched_pick(&r.io.q, r.w->cfg->sched_reserve, &pk) != 0) {
+			slot_release(&r);
+			worker_nap(r.w, 100);
+			continue;
+		}
+		if (pk.outcome == SCHED_EMPTY) {
+			/* keep the slot a moment (no longer than a late wake may, late_ms): a job
+			 * routed meanwhile takes it; a slot given back is lost to the log, which
+			 * only grows at its end */
+			int woken = 0;
+			if (sched_wait(&r.io.q, r.create.late_ms, &woken) == 0 && woken) {
+				sched_pick_free(&pk);
+				if (sched_pick(&r.io.q, r.w->cfg->sched_reserve, &pk) != 0) {
+					slot_release(&r);
+					continue;
+				}
+			}
+		}
+		switch (pk.outcome) {
+		case SCHED_PICKED:
+			atomic_fetch_add(&r.w->inflight, 1);
+			run_picked(&r, &pk);
+			atomic_fetch_add(&r.w->jobs_done, 1);
+			worker_done(r.w);
+			break;
+		case SCHED_PAUSED:
+			slot_release(&r);
+			r.saw_pause = 1;
+			break;
+		case SCHED_EMPTY:
+			/* nothing ready: the slot goes back, and the runner waits (above) */
+			slot_release(&r);
+			r.idle = 1;
+			r.next_due_ms = pk.next_due_ms;
+			r.parked_groups = pk.parked_groups;
+			r.io.q.check_own = 1;
+			break;
+		default:
+			slot_release(&r);
+			break;
+		}
+		sched_pick_free(&pk);
+	}
+	worker_blocking(r.w, &r.io.rc, 0);
+out:
+	worker_io_close(&r.io);
+	return NULL;
+}
+
+/* The router: BLMOVE <p>:queue -> <p>:processing:<workerId>#router, then route.lua. Its
+ * list is recovered like any consumer's (it is heartbeated with the runners). */
+void *router_main(void *arg)
+{
+	struct runner r;
+	memset(&r, 0, sizeof(r));
+	char cid[160];
+	long leftover_delay_ms = 0;
+
+	r.w = arg;
+	r.cslot = -1;
+	queue_router_consumer_id(cid, sizeof(cid), r.w->id);
+	if (worker_io_open(r.w, &r.io, "router", cid) != 0)
+		goto out;
+	{
+		const struct config *cfg = r.w->cfg;
+		struct sched_settings st = {cfg->results_max, cfg->reply_max, cfg->reply_ttl_s,
+					    cfg->record_ttl_s, cfg->cancel_ttl_s, cfg->create_limit,
+					    cfg->create_window_ms};
+		if (sched_setup(&r.io.q, &st) != 0)
+			log_error(NULL, NULL, "kie_cancel and kie_position are not available: %s",
+				  r.io.q.err);
+	}
+	worker_blocking(r.w, &r.io.rc, 1);
+	while (!r.w->stopping) {
+		struct rconn_bulk b;
+		int leftover = 0;
+
 		if (queue_claim(&r.io.q, 1.0, r.w->max_keep, &b, &leftover) != 0 ||
 		    b.type != REDIS_REPLY_STRING)
 			continue;
@@ -515,10 +779,7 @@ void *runner_main(void *arg)
 			rconn_bulk_free(&b); /* stays listed: the release at exit returns it */
 			break;
 		}
-		atomic_fetch_add(&r.w->inflight, 1);
-		process(&r, &b, leftover);
-		atomic_fetch_add(&r.w->jobs_done, 1);
-		worker_done(r.w);
+		route(&r, &b, leftover);
 		rconn_bulk_free(&b);
 	}
 	worker_blocking(r.w, &r.io.rc, 0);

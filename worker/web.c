@@ -21,6 +21,7 @@
 #include "ops/admin.h"
 #include "ops/audit.h"
 #include "ops/views.h"
+#include "ops/sched_view.h"
 #include "pool/limiter.h"
 #include "pool/queue.h"
 #include "store/metadata.h"
@@ -463,9 +464,19 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 		res = views_search(&w->q, term, err, sizeof(err));
 	} else if (strcmp(what, "record") == 0) {
 		return api_record(w, c, arg(c, "task"));
+	} else if (strcmp(what, "schedule") == 0) {
+		/* i19: the scheduling structure (sched_view.h); with ?id=, one job's place */
+		const char *id = arg(c, "id");
+		if (id && !job_id_valid(id))
+			return error(c, MHD_HTTP_BAD_REQUEST, "id must be a job id ([A-Za-z0-9._:-], "
+				     "1 to 128 bytes)");
+		if (lock(w) != 0)
+			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+		res = id ? sched_view_position(&w->q, id, err, sizeof(err))
+			 : sched_view_stats(&w->q, 10, err, sizeof(err));
 	} else {
 		return error(c, MHD_HTTP_NOT_FOUND, "no such API (stats, dead, completions, job, "
-			     "queued, inflight, uncertain, audit, rates, search, record)");
+			     "queued, inflight, uncertain, audit, rates, search, record, schedule)");
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (!res)

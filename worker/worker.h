@@ -44,7 +44,8 @@ struct worker {
 	atomic_int next_slot;            /* runners take consumer slots 0..concurrency-1 */
 	/* the consumer ids this process runs, heartbeated and never recovered by it: the
 	 * runners' "<id>#0".."<id>#<concurrency-1>", then the callback consumer's "<id>#cb"
-	 * when it runs (every other "<id>#*" is a previous process's, recovered when stale) */
+	 * when it runs, then the router's "<id>#router" (every other "<id>#*" is a previous
+	 * process's, recovered when stale) */
 	char **consumers;
 	int nconsumers;
 	atomic_int next_poller;
@@ -122,6 +123,7 @@ char *worker_pending_from_raw(const struct worker *w, const char *raw, size_t le
 
 /* Thread entry points; arg is the struct worker. */
 void *runner_main(void *arg);
+void *router_main(void *arg);
 void *poller_main(void *arg);
 void *supervisor_main(void *arg);
 void *callbacks_main(void *arg);

@@ -44,11 +44,12 @@ void worker_limiter(struct worker *w, struct worker_io *io, struct limiter *l, i
 		    const char *member)
 {
 	const struct config *cfg = w->cfg;
-	if (create)
+	if (create) {
 		limiter_init(l, &io->rc, cfg->account_prefix, w->account_id, "create",
 			     cfg->create_limit, cfg->create_window_ms, cfg->limit_margin_ms,
 			     cfg->rate_backoff_ms, cfg->rate_backoff_max_ms, member);
-	else
+		l->burst = cfg->create_burst; /* paced: the scheduler's slot every window/limit */
+	} else
 		limiter_init(l, &io->rc, cfg->account_prefix, w->account_id, "query",
 			     /* a 1 s window would lose a quarter to the default margin */
 			     cfg->poll_rate, 1000,

@@ -191,6 +191,15 @@ static const struct cfg_entry table[] = {
 	 "same KIE account"},
 	{"create-window-ms", "KIE_CREATE_WINDOW_MS", CFG_INT, "10000", 100, 3600000, NULL,
 	 S(create_window_ms), 0, "the createTask limit's window"},
+	{"create-burst", "KIE_CREATE_BURST", CFG_INT, "2", 0, 100000, NULL, S(create_burst), 0,
+	 "createTask slots are paced: at most this many per this many x (window / limit), so "
+	 "they spread across the window and a newly active group waits one slot, not a window; "
+	 "0: the window alone"},
+	{"sched-reserve", "KIE_SCHED_RESERVE", CFG_INT, "10", 0, 1000, NULL, S(sched_reserve), 0,
+	 "every this many picks goes to a lower priority that is waiting (the least recently "
+	 "served one), so no job waits for ever; 0: strict priorities"},
+	{"cancel-ttl-s", "KIE_CANCEL_TTL_S", CFG_INT, "86400", 1, 31536000, NULL,
+	 S(cancel_ttl_s), 0, "a cancel that arrives before its job is remembered this long"},
 	{"poll-rate", "KIE_POLL_RATE", CFG_INT, "10", 1, 10000, NULL, S(poll_rate), 0,
 	 "recordInfo calls per second, pool-wide per account"},
 	{"limit-margin-ms", "KIE_LIMIT_MARGIN_MS", CFG_INT, "250", 0, 60000, NULL,

@@ -77,6 +77,9 @@ struct config {
 	/* KIE account limits, shared by every worker of one KIE account */
 	long create_limit;
 	long create_window_ms;
+	long create_burst;        /* paced createTask slots (limiter.h burst) */
+	long sched_reserve;       /* every K-th pick serves a waiting lower priority */
+	long cancel_ttl_s;        /* an early cancel's marker lives this long */
 	long poll_rate;
 	long limit_margin_ms;
 	long rate_backoff_ms;

@@ -69,6 +69,8 @@ static struct {
 	struct hist api_hist[METRICS_EP_N];
 	struct hist claim_hist;
 	struct hist done_hist;
+	struct hist wait_hist[10];   /* by priority 0..9: pick minus queuedAt */
+	atomic_ulong cancelled;      /* jobs this process ended cancelled (a cancel first) */
 	atomic_llong last_tick_ms;
 	atomic_llong last_redis_attempt_ms;
 } M = {
@@ -76,6 +78,10 @@ static struct {
 		     {api_bounds, NB(api_bounds), {0}, 0}},
 	.claim_hist = {claim_bounds, NB(claim_bounds), {0}, 0},
 	.done_hist = {done_bounds, NB(done_bounds), {0}, 0},
+#define WAIT_H {claim_bounds, NB(claim_bounds), {0}, 0}
+	.wait_hist = {WAIT_H, WAIT_H, WAIT_H, WAIT_H, WAIT_H, WAIT_H, WAIT_H, WAIT_H, WAIT_H,
+		      WAIT_H},
+#undef WAIT_H
 };
 
 static void inc(atomic_ulong *c)
@@ -219,6 +225,17 @@ void metrics_claim_to_task(double seconds)
 	observe(&M.claim_hist, seconds);
 }
 
+void metrics_wait(long priority, double seconds)
+{
+	if (priority >= 0 && priority <= 9)
+		observe(&M.wait_hist[priority], seconds < 0 ? 0 : seconds);
+}
+
+void metrics_cancelled(void)
+{
+	inc(&M.cancelled);
+}
+
 void metrics_task_to_completion(double seconds)
 {
 	observe(&M.done_hist, seconds);
@@ -325,7 +342,9 @@ void metrics_reset(void)
 		atomic_store(&balance_value[a], 0.0);
 		atomic_store(&balance_at_ms[a], 0);
 	}
-	atomic_ulong *flat[] = {&M.retries, &M.recoveries};
+	atomic_ulong *flat[] = {&M.retries, &M.recoveries, &M.cancelled};
+	for (int p = 0; p <= 9; p++)
+		hist_reset(&M.wait_hist[p]);
 	for (int e = 0; e < METRICS_EP_N; e++) {
 		for (int c = 0; c < NCODE_LABELS; c++)
 			atomic_store(&M.api[e][c], 0);
@@ -563,6 +582,17 @@ static void render_counters(struct out *o)
 	head(o, "kie_task_to_completion_seconds", "histogram", "From a task's recording to its "
 	     "finalization.");
 	hist_lines(o, "kie_task_to_completion_seconds", "", NULL, &M.done_hist);
+	head(o, "kie_queue_wait_seconds", "histogram", "From a job's queuedAt to its pick, by "
+	     "priority (the wait under the account's limit).");
+	for (int p = 0; p <= 9; p++) {
+		char pv[4];
+		snprintf(pv, sizeof(pv), "%d", p);
+		hist_lines(o, "kie_queue_wait_seconds", "priority", pv, &M.wait_hist[p]);
+	}
+	head(o, "kie_jobs_cancelled_by_route_total", "counter", "Jobs this worker ended "
+	     "cancelled when they arrived (their cancel came first); kie_pool_cancelled_total "
+	     "counts every cancel.");
+	put(o, "kie_jobs_cancelled_by_route_total %lu\n", atomic_load(&M.cancelled));
 }
 
 static void render_pool(struct out *o, const struct metrics_pool *p)
@@ -588,6 +618,17 @@ static void render_pool(struct out *o, const struct metrics_pool *p)
 	put(o, "kie_queue_head_wait_seconds %.3f\n", p->has_head ? p->head_wait_s : 0.0);
 	head(o, "kie_scrape_redis_seconds", "gauge", "How long reading the pool from Redis took.");
 	put(o, "kie_scrape_redis_seconds %.6f\n", p->scrape_s);
+	if (!p->has_sched)
+		return;
+	head(o, "kie_queued_jobs", "gauge", "Jobs ready in the scheduling structure, by "
+	     "priority (pool-wide).");
+	for (int i = 9; i >= 0; i--)
+		put(o, "kie_queued_jobs{priority=\"%d\"} %lld\n", i, p->queued_prio[i]);
+	head(o, "kie_delayed_jobs", "gauge", "Jobs waiting for their notBefore or a retry.");
+	put(o, "kie_delayed_jobs %lld\n", p->sched_delayed);
+	head(o, "kie_jobs_cancelled_total", "counter", "Jobs ended cancelled (kie_cancel, or a "
+	     "cancel that came before its job), pool-wide.");
+	put(o, "kie_jobs_cancelled_total %lld\n", p->cancelled_total);
 }
 
 int metrics_render(struct dbuf *out, const struct metrics_pool *pool)

@@ -118,6 +118,10 @@ struct metrics_pool {
 	int has_head;                /* the queue is not empty: head_wait_s is set */
 	double head_wait_s;          /* how long its consuming end has held the same entry */
 	double scrape_s;             /* how long the Redis read took */
+	int has_sched;               /* the scheduling structure was read (sched.h) */
+	long long queued_prio[10];   /* ready jobs by priority 0..9 */
+	long long sched_delayed;     /* jobs waiting for notBefore or a retry */
+	long long cancelled_total;   /* <p>:stats cancelled */
 };
 
 /* --- recording (hot path) --- */
@@ -155,6 +159,10 @@ void metrics_limiter_wait(enum metrics_limiter l, double seconds);
 void metrics_claim_to_task(double seconds);
 /* A task's recording to its finalization (completion event or failure). */
 void metrics_task_to_completion(double seconds);
+/* kie_queue_wait_seconds{priority}: a job's wait from queuedAt to its pick. */
+void metrics_wait(long priority, double seconds);
+/* A job ended cancelled by this worker's routing (its cancel came first). */
+void metrics_cancelled(void);
 
 /* --- credits (docs/protocol.md, "Credits, spend and budgets") --- */
 

@@ -51,11 +51,26 @@ int job_id_valid(const char *s)
 	return 1;
 }
 
+int job_group_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > JOB_GROUP_MAX)
+		return 0;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || c == ':' || c == '@'))
+			return 0;
+	}
+	return 1;
+}
+
 void job_free(struct job *j)
 {
 	if (!j)
 		return;
 	free(j->id);
+	free(j->group);
 	free(j->description);
 	free(j->pose);
 	free(j->prompt);
@@ -213,7 +228,7 @@ static int check_fields(const cJSON *o, const char *where, const char *const *al
 
 static const char *const top_fields[] = {"v", "id", "type", "input", "ratio", "outputFormat",
 					 "character", "callbackUrl", "replyTo", "maxAttempts",
-					 "meta", NULL};
+					 "meta", "priority", "group", "notBefore", NULL};
 static const char *const input_fields[][8] = {
 	[JOB_GENERATE_IMAGE] = {"description", "imageUrl", "imageUrls", "extractTopOnly",
 				"wearMask", NULL},
@@ -472,6 +487,22 @@ struct job *job_parse(const char *bytes, size_t len, const struct job_parse_opts
 		goto fail;
 	if (j->reply_to && check_reply_to(j->reply_to, o->prefix, err, errlen))
 		goto fail;
+	j->priority = JOB_PRIORITY_DEFAULT;
+	{
+		long nb = 0;
+		/* 2^53: the largest epoch ms a double (JavaScript's number) holds exactly */
+		if (get_int(root, "", "priority", 0, JOB_PRIORITY_MAX, &j->priority, NULL, err,
+			    errlen) ||
+		    get_str(root, "", "group", 0, JOB_GROUP_MAX, &j->group, err, errlen) ||
+		    get_int(root, "", "notBefore", 0, 9007199254740992L, &nb, NULL, err, errlen))
+			goto fail;
+		j->not_before_ms = nb;
+	}
+	if (j->group && !job_group_valid(j->group)) {
+		snprintf(err, errlen, "group must be 1..%d characters of A-Z a-z 0-9 . _ : - @",
+			 JOB_GROUP_MAX);
+		goto fail;
+	}
 	if (j->type == JOB_EXTRACT_CLOTHING && j->ratio && strcmp(j->ratio, "1:1") != 0) {
 		char b[72];
 		snprintf(err, errlen, "ratio \"%s\": extract_clothing always produces 1:1",
@@ -649,6 +680,11 @@ char *job_to_json(const struct job *j)
 		cJSON_AddNumberToObject(o, "maxAttempts", (double)j->max_attempts);
 	if (j->meta_raw)
 		cJSON_AddRawToObject(o, "meta", j->meta_raw);
+	if (j->priority != JOB_PRIORITY_DEFAULT)
+		cJSON_AddNumberToObject(o, "priority", (double)j->priority);
+	add_opt(o, "group", j->group);
+	if (j->not_before_ms)
+		cJSON_AddNumberToObject(o, "notBefore", (double)j->not_before_ms);
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return s;

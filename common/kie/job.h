@@ -16,6 +16,9 @@
 #define JOB_ID_MAX 128
 #define JOB_REPLY_TO_MAX 256
 #define JOB_CHARACTER_MAX 256
+#define JOB_PRIORITY_DEFAULT 5
+#define JOB_PRIORITY_MAX 9
+#define JOB_GROUP_MAX 128
 #define JOB_CALLBACK_URL_MAX 2048 /* KIE's limit, with jobId added */
 /* A descriptor without an id gets '"id":"job_<24 hex>",' (36 bytes) written in after its
  * '{'; the size limit allows that much more for a descriptor that starts so. */
@@ -62,6 +65,10 @@ struct job {
 	char *meta_raw;          /* the "meta" object's bytes, minified but otherwise untouched
 				  * (64-bit integers, 1e999 and key order survive); NULL if none */
 	char *model_used;        /* the model createTask will name: input.model or KIE_MODEL */
+	/* scheduling (docs/protocol.md, "Who goes first") */
+	long priority;           /* 0..9, larger first; JOB_PRIORITY_DEFAULT when absent */
+	char *group;             /* the app's user or tenant; NULL: the shared default group */
+	long long not_before_ms; /* epoch ms before which no task is created; 0: none */
 };
 
 struct job_parse_opts {
@@ -99,5 +106,7 @@ char *job_to_json(const struct job *j);
 
 /* 1 when s is a valid job id ([A-Za-z0-9._:-], 1..128 bytes), else 0. */
 int job_id_valid(const char *s);
+/* 1 when s is a valid group name ([A-Za-z0-9._:@-], 1..128 bytes), else 0. */
+int job_group_valid(const char *s);
 
 #endif

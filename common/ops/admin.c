@@ -1035,6 +1035,18 @@ cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *acco
 			goto fail;
 		cJSON_AddNumberToObject(d, depths[i].name, (double)n);
 	}
+	{
+		/* i19: jobs routed into the scheduling structure (pool/sched.h) wait too */
+		long long items = count(q, "HLEN", "sched:" SCHED_ACCOUNT_NAME ":items", err, errlen);
+		long long later = count(q, "ZCARD", "sched:" SCHED_ACCOUNT_NAME ":delayed", err,
+					errlen);
+		cJSON *qd = cJSON_GetObjectItemCaseSensitive(d, "queue");
+		cJSON *dd = cJSON_GetObjectItemCaseSensitive(d, "delayed");
+		if (items < 0 || later < 0)
+			goto fail;
+		cJSON_SetNumberValue(qd, qd->valuedouble + (double)(items - later));
+		cJSON_SetNumberValue(dd, dd->valuedouble + (double)later);
+	}
 	w = workers_section(q, &in_flight, &processing, err, errlen);
 	if (!w)
 		goto fail;

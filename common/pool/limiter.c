@@ -43,7 +43,8 @@ void limiter_init(struct limiter *l, struct rconn *r, const char *account_prefix
 int limiter_try(struct limiter *l, long *wait_ms, int *blocked)
 {
 	char limit[32], window[32], late[32];
-	const char *keys[2], *args[5];
+	const char *keys[2], *args[6];
+	char burst[32];
 	redisReply *rep;
 	int rc = -1, fresh = 0;
 
@@ -59,7 +60,9 @@ int limiter_try(struct limiter *l, long *wait_ms, int *blocked)
 	keys[0] = l->log_key; keys[1] = l->state_key;
 	args[0] = limit; args[1] = window; args[2] = l->member; args[3] = late;
 	args[4] = fresh ? "1" : "0";
-	rep = script_run(l->r, &lua_limiter_acquire, 0, 2, keys, 5, args, NULL);
+	snprintf(burst, sizeof(burst), "%ld", l->burst);
+	args[5] = burst;
+	rep = script_run(l->r, &lua_limiter_acquire, 0, 2, keys, 6, args, NULL);
 	if (!rep)
 		return -1;
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
@@ -149,6 +152,37 @@ static void zrem_member(struct limiter *l, char *member)
 	if (rep)
 		freeReplyObject(rep);
 	member[0] = '\0';
+}
+
+int limiter_reserve(struct limiter *l, const volatile sig_atomic_t *stop, long lead_ms)
+{
+	l->waits = l->blocked_waits = 0;
+	for (;;) {
+		long wait = 0;
+		int blocked = 0, rc;
+		if (stop && *stop) {
+			limiter_cancel(l);
+			return -1;
+		}
+		rc = limiter_try(l, &wait, &blocked);
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			util_sleep_ms(100);
+			continue;
+		}
+		if (!blocked && wait <= lead_ms)
+			return 1; /* close enough: the caller prepares, limiter_acquire() confirms */
+		l->waits++;
+		l->blocked_waits += blocked;
+		for (int64_t end = util_monotonic_ms() + wait - (blocked ? -2 : lead_ms);
+		     !(stop && *stop);) {
+			int64_t left = end - util_monotonic_ms();
+			if (left <= 0)
+				break;
+			util_sleep_ms(left < 100 ? left : 100);
+		}
+	}
 }
 
 void limiter_cancel(struct limiter *l)

@@ -31,6 +31,8 @@ struct limiter {
 	long limit;           /* calls per window */
 	long window_ms;       /* the window plus the margin */
 	long late_ms;         /* a reservation woken later than this is made anew */
+	long burst;           /* 0: the window alone; b: also at most b calls per
+			       * b x window/limit (paced slots; set after limiter_init) */
 	long backoff_base_ms, backoff_max_ms;
 	char member_prefix[180];
 	unsigned long seq;
@@ -60,6 +62,13 @@ int limiter_try(struct limiter *l, long *wait_ms, int *blocked);
  * when granted, -1 when *stop was set (the reservation is dropped) or Redis was lost
  * until then. *waited_ms (may be NULL) is the time slept. */
 int limiter_acquire(struct limiter *l, const volatile sig_atomic_t *stop, long *waited_ms);
+
+/* Like limiter_acquire(), but returns 1 as soon as the reserved slot is at most lead_ms
+ * away, its reservation kept pending: the caller prepares its call (the scheduler's
+ * pick), then limiter_acquire() sleeps the rest and confirms, or limiter_cancel() drops
+ * it. 0: granted already; -1: *stop was set (the reservation is dropped). Spending the
+ * preparation before the slot keeps the call's send time close to the time logged. */
+int limiter_reserve(struct limiter *l, const volatile sig_atomic_t *stop, long lead_ms);
 
 /* Drops the pending reservation, if any (a caller that gives up). */
 void limiter_cancel(struct limiter *l);

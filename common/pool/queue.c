@@ -82,6 +82,34 @@ static void now_str(char *out, size_t n)
 	snprintf(out, n, "%lld", (long long)util_now_ms());
 }
 
+/* The oldest descriptor in list dst, read only when one can be there (check_own, or a
+ * lost connection since the last look); out->type REDIS_REPLY_NIL when none. */
+static int own_leftover(struct queue *q, const char *dst, size_t max_keep,
+			struct rconn_bulk *out)
+{
+	const char *argv[3];
+	memset(out, 0, sizeof(*out));
+	out->type = REDIS_REPLY_NIL;
+	if (q->check_own || q->r->drops != q->drops_seen) {
+		unsigned long drops = q->r->drops;
+		argv[0] = "LINDEX"; argv[1] = dst; argv[2] = "-1";
+		if (rconn_bulk_bounded(q->r, 3, argv, NULL, max_keep, out) != 0)
+			return -1;
+		if (out->type == REDIS_REPLY_NIL) {
+			q->check_own = 0;
+			q->drops_seen = drops;
+		}
+	}
+	return 0;
+}
+
+int queue_leftover(struct queue *q, size_t max_keep, struct rconn_bulk *out)
+{
+	char dst[300];
+	key2(q, dst, sizeof(dst), "processing", q->worker_id);
+	return own_leftover(q, dst, max_keep, out);
+}
+
 static int claim_list(struct queue *q, const char *src_name, const char *dst_kind,
 		      double timeout_s, size_t max_keep, struct rconn_bulk *out, int *leftover)
 {
@@ -98,19 +126,11 @@ static int claim_list(struct queue *q, const char *src_name, const char *dst_kin
 	 * It is read at start, after either of those, and after an idle BLMOVE timeout
 	 * (cheap then), until found empty; back-to-back claims under load skip it. Both
 	 * reads stream the value (rconn_bulk_bounded): an oversized one is never held. */
-	if (q->check_own || q->r->drops != q->drops_seen) {
-		unsigned long drops = q->r->drops;
-		argv[0] = "LINDEX"; argv[1] = dst; argv[2] = "-1";
-		if (rconn_bulk_bounded(q->r, 3, argv, NULL, max_keep, out) != 0)
-			return -1;
-		if (out->type == REDIS_REPLY_STRING) {
-			*leftover = 1;
-			return 0;
-		}
-		if (out->type == REDIS_REPLY_NIL) {
-			q->check_own = 0;
-			q->drops_seen = drops;
-		}
+	if (own_leftover(q, dst, max_keep, out) != 0)
+		return -1;
+	if (out->type == REDIS_REPLY_STRING) {
+		*leftover = 1;
+		return 0;
 	}
 
 	snprintf(tmo, sizeof(tmo), "%.3f", timeout_s);
@@ -207,59 +227,23 @@ static redisReply *eval_must(struct queue *q, const struct script *script, int n
 }
 
 static const char *const claim_names[] = {"claimed", "takeover", "has_task", "finished",
-					  "owned", "uncertain", "too_many_recoveries", "paused"};
+					  "owned", "uncertain", "too_many_recoveries", "paused",
+					  "queued", "delayed", "cancelled", "queued_already",
+					  "started", "not_held"};
 
 const char *queue_claim_outcome_str(enum claim_outcome c)
 {
-	return (unsigned)c <= CLAIM_PAUSED ? claim_names[c] : "?";
+	return (unsigned)c <= CLAIM_NOT_HELD ? claim_names[c] : "?";
 }
 
-int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t len,
-		    long lease_ms, long max_recoveries, const char *type, const char *reply_to,
-		    const char *meta, int has_callback, struct job_claim *out)
+int queue_claim_outcome_parse(const char *s, enum claim_outcome *out)
 {
-	/* KEYS: job, recoveries. ARGV: cid, lease_ms, sha1(descriptor), max recoveries, type,
-	 * replyTo, meta, has callback. Returns {outcome, epoch, attempts, state, taskId, owner,
-	 * recoveries, mayHaveTask}. One owner per job id: a live lease, a recorded task, a
-	 * finished job or an uncertain one all keep a second descriptor from creating
-	 * anything. */
-	char jkey[300], rec[128], pause[128], sha[41], lease[32], maxr[32];
-	const char *keys[] = {jkey, rec, pause};
-	const char *args[] = {q->worker_id, lease, sha, maxr, type, reply_to ? reply_to : "",
-			      meta ? meta : "", has_callback ? "1" : "0"};
-	redisReply *rep;
-
-	memset(out, 0, sizeof(*out));
-	key2(q, jkey, sizeof(jkey), "job", job_id);
-	queue_key(q, rec, sizeof(rec), "recoveries");
-	queue_key(q, pause, sizeof(pause), "pause");
-	crypto_sha1_hex(raw, len, sha);
-	snprintf(lease, sizeof(lease), "%ld", lease_ms);
-	snprintf(maxr, sizeof(maxr), "%ld", max_recoveries);
-	rep = eval(q, &lua_job_claim, 3, keys, 8, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 8) {
-		redisReply **e = rep->element;
-		long long v;
-		for (int i = 0; i <= CLAIM_PAUSED; i++)
-			if (e[0]->type == REDIS_REPLY_STRING && strcmp(e[0]->str, claim_names[i]) == 0)
-				out->outcome = (enum claim_outcome)i;
-		out->epoch = (long)e[1]->integer;
-		if (e[2]->type == REDIS_REPLY_STRING && util_parse_ll(e[2]->str, &v) == 0)
-			out->attempts = (long)v;
-		if (e[3]->type == REDIS_REPLY_STRING)
-			util_strlcpy(out->state, e[3]->str, sizeof(out->state));
-		if (e[4]->type == REDIS_REPLY_STRING)
-			util_strlcpy(out->task_id, e[4]->str, sizeof(out->task_id));
-		if (e[5]->type == REDIS_REPLY_STRING)
-			util_strlcpy(out->owner, e[5]->str, sizeof(out->owner));
-		out->recoveries = (long)e[6]->integer;
-		out->may_have_task = e[7]->type == REDIS_REPLY_STRING && strcmp(e[7]->str, "1") == 0;
-	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
-		freeReplyObject(rep);
-		snprintf(q->err, sizeof(q->err), "unexpected reply to the claim");
-		return -1;
-	}
-	return ok_reply(rep);
+	for (int i = 0; i <= CLAIM_NOT_HELD; i++)
+		if (strcmp(s, claim_names[i]) == 0) {
+			*out = (enum claim_outcome)i;
+			return 0;
+		}
+	return -1;
 }
 
 int queue_job_creating(struct queue *q, const char *job_id, long epoch, const char *raw,
@@ -300,12 +284,12 @@ static int record_task(struct queue *q, const char *job_id, const char *task_id,
 		       size_t len, enum record_outcome *out)
 {
 	char jkey[300], tkey[KIE_TASK_ID_MAX_BYTES + 200], unc[128], poll[128], stats[128];
-	char due[128], proc[300], rec[128], now[32], att[32], first[32];
+	char due[128], proc[300], rec[128], now[32], att[32], first[32], chan[128];
 	const char *keys[] = {jkey, tkey, unc, poll, stats, due, proc, rec};
 	const char *args[] = {task_id, job_id, now, type ? type : "", reply_to ? reply_to : "",
 			      record_json ? record_json : "", job_meta_json ? job_meta_json : "",
-			      att, mode, first, raw ? raw : "", q->worker_id};
-	size_t lens[12];
+			      att, mode, first, raw ? raw : "", q->worker_id, chan};
+	size_t lens[13];
 	int64_t t = util_now_ms();
 	redisReply *rep;
 
@@ -321,9 +305,10 @@ static int record_task(struct queue *q, const char *job_id, const char *task_id,
 	snprintf(now, sizeof(now), "%lld", (long long)t);
 	snprintf(first, sizeof(first), "%lld", (long long)(t + q->poll_initial_ms));
 	snprintf(att, sizeof(att), "%ld", attempts);
-	for (int i = 0; i < 12; i++)
+	queue_key(q, chan, sizeof(chan), "events"); /* i19: job.started */
+	for (int i = 0; i < 13; i++)
 		lens[i] = i == 10 ? (raw ? len : 0) : strlen(args[i]);
-	rep = eval_must(q, &lua_record_task, 8, keys, 12, args, lens);
+	rep = eval_must(q, &lua_record_task, 8, keys, 13, args, lens);
 	if (rep && rep->type == REDIS_REPLY_STRING) {
 		if (strcmp(rep->str, "same") == 0)
 			*out = RECORD_SAME;
@@ -576,7 +561,8 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	char proc[300], dead[128], jkey[300], rec[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts, may_have_task);
-	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, reply_to};
+	char infl[160];
+	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, infl, reply_to};
 	char ep[32];
 	const char *args[] = {raw, entry, job_id && epoch ? "1" : "0", now, reason, ttl,
 			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max, ep,
@@ -598,7 +584,8 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	lens[0] = len;
 	for (int i = 1; i < 14; i++)
 		lens[i] = strlen(args[i]);
-	rep = eval(q, &lua_job_dead, reply_to && *reply_to ? 7 : 6, keys, 14, args, lens);
+	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
+	rep = eval(q, &lua_job_dead, reply_to && *reply_to ? 8 : 7, keys, 14, args, lens);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2 && reply_skipped)
 		*reply_skipped = 1;
 	free(entry);
@@ -707,7 +694,8 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	char *entry = create ? util_strdup("") : dead_entry(q, u->raw ? u->raw : "", u->raw_len,
 							     job_id, reason, "uncertain",
 							     u->attempts, 1);
-	const char *keys[] = {jkey, unc, queue, dead, stats, ed.results, u->reply_to};
+	char infl[160];
+	const char *keys[] = {jkey, unc, queue, dead, stats, ed.results, infl, u->reply_to};
 	const char *args[] = {job_id, create ? "1" : "0", entry, reason, now, ttl,
 			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max,
 			      ed.reply_max, ed.reply_ttl};
@@ -722,7 +710,8 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	rep = eval(q, &lua_uncertain_resolve, u->reply_to[0] ? 7 : 6, keys, 12, args, NULL);
+	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
+	rep = eval(q, &lua_uncertain_resolve, u->reply_to[0] ? 8 : 7, keys, 12, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*acted = (int)rep->integer;
 	free(entry);
@@ -929,7 +918,8 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	 * 4 finalized now without an event (the job is dead) */
 	char tkey[KIE_TASK_ID_MAX_BYTES + 200], jkey[300], due[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
-	const char *keys[6] = {tkey, jkey, ed.results, due, stats, reply_to};
+	char infl[160];
+	const char *keys[7] = {tkey, jkey, ed.results, due, stats, infl, reply_to};
 	const char *args[] = {event_json ? event_json : "", status, now, ed.chan, ed.max,
 			      job_id && *job_id ? "1" : "0", task_id, ttl, ed.reply_max,
 			      ed.reply_ttl};
@@ -943,7 +933,8 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	event_dest_init(q, &ed);
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 6 : 5, keys, 10, args, NULL);
+	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
+	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 7 : 6, keys, 10, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		*done = rep->integer == 4 ? 2 : rep->integer != 0;
 		if (rep->integer == 3)
@@ -957,6 +948,11 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot)
 {
 	snprintf(out, outlen, "%s#%d", worker_id, slot);
+}
+
+void queue_router_consumer_id(char *out, size_t outlen, const char *worker_id)
+{
+	snprintf(out, outlen, "%s#router", worker_id);
 }
 
 void queue_callback_consumer_id(char *out, size_t outlen, const char *worker_id)
@@ -1193,31 +1189,32 @@ int queue_pool_idle(struct queue *q, int with_callbacks, int *idle)
 	 * when <p>:workers changed in between, and the list is read again */
 	*idle = 0;
 	for (int tries = 0; tries < 5; tries++) {
-		char **ids, base[7][128];
+		char **ids, base[8][128];
 		size_t n;
 		const char **keys, **args;
 		char (*kbuf)[300];
 		static const char *const names[] = {"queue", "polling", "poll:due", "delayed",
-						    "workers", "uncertain", "callbacks"};
+						    "workers", "uncertain", "callbacks",
+						    "sched:" SCHED_ACCOUNT_NAME ":items"};
 		redisReply *rep;
 		long long left = -1;
 
 		if (workers_list(q, &ids, &n) != 0)
 			return -1;
-		keys = util_xcalloc(7 + n, sizeof(char *));
+		keys = util_xcalloc(8 + n, sizeof(char *));
 		args = util_xcalloc(n + 1, sizeof(char *));
 		kbuf = util_xcalloc(n + 1, sizeof(*kbuf));
-		for (int i = 0; i < 7; i++) {
+		for (int i = 0; i < 8; i++) {
 			queue_key(q, base[i], sizeof(base[i]), names[i]);
 			keys[i] = base[i];
 		}
 		args[0] = with_callbacks ? "1" : "0";
 		for (size_t i = 0; i < n; i++) {
 			key2(q, kbuf[i], sizeof(kbuf[i]), "processing", ids[i]);
-			keys[7 + i] = kbuf[i];
+			keys[8 + i] = kbuf[i];
 			args[1 + i] = ids[i];
 		}
-		rep = eval(q, &lua_pool_idle, (int)(7 + n), keys, (int)(n + 1), args, NULL);
+		rep = eval(q, &lua_pool_idle, (int)(8 + n), keys, (int)(n + 1), args, NULL);
 		if (rep && rep->type == REDIS_REPLY_INTEGER)
 			left = rep->integer;
 		free(kbuf);

@@ -35,6 +35,9 @@
 #include "kie/kie_client.h"
 #include "redis/rconn.h"
 
+/* the scheduling structure's account (sched.h): one KIE account per pool today */
+#define SCHED_ACCOUNT_NAME "default"
+
 struct queue {
 	struct rconn *r;
 	char prefix[64];
@@ -77,6 +80,11 @@ void queue_key(const struct queue *q, char *out, size_t outlen, const char *suff
 int queue_claim(struct queue *q, double timeout_s, size_t max_keep, struct rconn_bulk *out,
 		int *leftover);
 
+/* Only the leftover part of queue_claim(): the oldest descriptor already in the
+ * consumer's processing list (out->type REDIS_REPLY_STRING), read when one can be there;
+ * REDIS_REPLY_NIL otherwise. A runner picks (sched.h) rather than BLMOVEs. */
+int queue_leftover(struct queue *q, size_t max_keep, struct rconn_bulk *out);
+
 /* The callback consumer's claim: <p>:callbacks -> <p>:callbacks:processing:<cid>, with
  * leftovers as in queue_claim(); released with queue_callback_release(). */
 int queue_callback_claim(struct queue *q, double timeout_s, size_t max_keep,
@@ -104,8 +112,17 @@ enum claim_outcome {
 	CLAIM_UNCERTAIN,       /* waiting for its task to be adopted: a duplicate */
 	CLAIM_TOO_MANY_RECOVERIES, /* owns it; it was taken back from too many dead workers */
 	CLAIM_PAUSED,          /* the pool was paused after the runner looked: put it back */
+	/* routing and starting (sched.h) */
+	CLAIM_QUEUED,          /* routed: queued in the scheduling structure */
+	CLAIM_DELAYED,         /* routed: waits for its notBefore */
+	CLAIM_CANCELLED,       /* routed: a cancel came first; it ended cancelled */
+	CLAIM_QUEUED_ALREADY,  /* the job is queued already: this descriptor is a duplicate */
+	CLAIM_STARTED,         /* started: owned, state creating, attempts + 1 */
+	CLAIM_NOT_HELD,        /* the consumer's copy was released already (a lost reply) */
 };
 const char *queue_claim_outcome_str(enum claim_outcome c);
+/* The outcome named s (a script's answer); -1 when unknown. */
+int queue_claim_outcome_parse(const char *s, enum claim_outcome *out);
 
 struct job_claim {
 	enum claim_outcome outcome;
@@ -117,12 +134,6 @@ struct job_claim {
 	long recoveries;
 	int may_have_task;  /* mayHaveTask: a createTask of unknown outcome, no task since */
 };
-/* Claims the job of a descriptor this consumer holds. Stores type, replyTo, meta and
- * whether KIE will call back, for adopting a task later without the descriptor. */
-int queue_job_claim(struct queue *q, const char *job_id, const char *raw, size_t len,
-		    long lease_ms, long max_recoveries, const char *type, const char *reply_to,
-		    const char *meta, int has_callback, struct job_claim *out);
-
 /* State creating, attempts + 1 (*attempts) — only while owned (*fenced = 1 if not) and
  * while the pool is not paused (*paused = 1 if it is; nothing written). raw/len: the
  * job's descriptor (NULL for none), kept in the job hash (raw) for whoever records the
@@ -326,6 +337,8 @@ int queue_stat_add(struct queue *q, const char *field, long n);
 /* --- supervision (q->worker_id is the process's worker id) --- */
 /* Writes the id of runner slot of worker_id: "<worker_id>#<slot>". */
 void queue_consumer_id(char *out, size_t outlen, const char *worker_id, int slot);
+/* Writes the router's id: "<worker_id>#router" (it routes <p>:queue, sched.h). */
+void queue_router_consumer_id(char *out, size_t outlen, const char *worker_id);
 /* Writes the callback consumer's id: "<worker_id>#cb". */
 void queue_callback_consumer_id(char *out, size_t outlen, const char *worker_id);
 /* Refreshes the heartbeats of the consumers cids[0..nconsumers-1] and, in the same step,

@@ -47,6 +47,19 @@ def test_the_documented_acl_users_run_a_job(redis_server, r, fake_kie, workers, 
                 ("LPUSH", "kie:callbacks", "x")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             app.execute_command(*cmd)
+    # the app's one-command reads and cancel (docs/protocol.md section 3a)
+    keys = ["kie:job:acl-1", "kie:cancel:acl-1", "kie:sched:default:ready",
+            "kie:sched:default:delayed", "kie:sched:default:items", "kie:sched:default:state",
+            "kie:sched:default:gcount", "kie:stats", "kie:results", "kie:sched:default:parked",
+            "app:replies:u1"]
+    pos = json.loads(app.execute_command("FCALL_RO", "kie_position", 11, *keys, "acl-1"))
+    assert pos["state"] == "completed"
+    with pytest.raises(redis.exceptions.ResponseError):  # a cancel writes: not the app's
+        app.execute_command("FCALL", "kie_cancel", 11, *keys, "acl-1")
+    wk = redis.Redis(port=redis_server.port, username="kie-worker",
+                     password=PASSWORDS["kie-worker"], decode_responses=True)
+    out = json.loads(wk.execute_command("FCALL", "kie_cancel", 11, *keys, "acl-1"))
+    assert out["result"] == "finished"
     metrics = wait_for(lambda: urllib.request.urlopen(
         f"http://127.0.0.1:{ops}/metrics", timeout=5).read().decode(), 10)
     assert "kie_redis_up 1" in metrics  # the pool's gauges were read under the ACL

@@ -213,11 +213,12 @@ def test_stats_job_show_dead_show_purge_pause(workers, redis_server, r, fake_kie
         r.lpush("kie:queue", desc(f"q-{i}"))
     time.sleep(0.5)  # runners look at the pause before each claim
     s = kie_json(["stats"], env)
-    assert s["depths"]["queue"] == r.llen("kie:queue") == 3
+    # routed into the scheduling structure: waiting all the same
+    assert s["depths"]["queue"] == 3 and s["schedule"]["queuedByPriority"] == {"5": 3}
     assert s["pause"]["paused"] is True and s["pause"]["kind"] == "operator"
     assert s["pause"]["reason"] == "KIE incident #42" and s["pause"]["remainingMs"] == -1
-    # 4 runners and the callback consumer (slot 4)
-    assert len(s["workers"]) == 5 and all(x["alive"] for x in s["workers"])
+    # 4 runners, the callback consumer and the router
+    assert len(s["workers"]) == 6 and all(x["alive"] for x in s["workers"])
     assert s["counters"]["completed"] >= 1 and s["rates"]["completedPerMin"] > 0
     assert s["limiter"]["account"] and "create" in s["limiter"]
     human = run_kie(["stats"], env)
@@ -231,8 +232,9 @@ def test_stats_job_show_dead_show_purge_pause(workers, redis_server, r, fake_kie
     # docs/protocol.md section 2): the job hash names the task and when it finished
     assert j["job"]["taskId"] and j["job"]["finishedAt"] and j["task"] is None
     assert [e["event"] for e in j["events"]] == ["job.completed"]
-    q = kie_json(["job", "show", "q-0"], env)  # in the queue: no job hash yet
-    assert q["state"] == "unknown" and q["status"] == "queued" and q["queue"]["in"] == "queue"
+    q = kie_json(["job", "show", "q-0"], env)  # routed: queued in the structure
+    assert q["state"] == "queued" and q["status"] == "queued"
+    assert q["schedule"]["position"] in (0, 1, 2) and q["schedule"]["eta"] > 0
     p = run_kie(["job", "show", "no-such"], env)
     assert p.returncode == 9 and "unknown job no-such" in p.stderr
 

@@ -37,7 +37,12 @@ def create_limit_run(redis_server, r, fake_kie, workers, window_s, margin_ms, fi
     push(r, [job(f"lim-{i}", maxAttempts=1) for i in range(n)])
     opts = dict(KIE_WORKER_CONCURRENCY=32, KIE_WORKER_POLLERS=2, KIE_LOG_LEVEL="warn",
                 KIE_CREATE_LIMIT=limit, KIE_CREATE_WINDOW_MS=int(window_s * 1000),
-                KIE_POLL_RATE=int(100 / window_s), KIE_LIMIT_MARGIN_MS=margin_ms)
+                KIE_POLL_RATE=int(100 / window_s), KIE_LIMIT_MARGIN_MS=margin_ms,
+                # the window alone: paced slots (the default, KIE_CREATE_BURST=2) spread
+                # the same limit / (window + margin) evenly, so a window of the check
+                # counts 19 or 18 of 20 instead of one whole burst (test_scheduling.py
+                # checks the pacing)
+                KIE_CREATE_BURST=limit)
     for _ in range(3):
         workers(redis_server.url, fake_kie.url, **opts)
     evs = wait_events(r, n, timeout=n / limit * (window_s + margin_ms / 1000) + 90)
@@ -175,43 +180,38 @@ def test_maintenance_455_waits_and_limiter_keys_hold_no_token(redis_server, r, f
 
 
 def test_pause_stops_a_runner_waiting_for_its_create_slot(redis_server, r, fake_kie, workers):
-    """A job claimed before the pause, its runner asleep in the limiter: when its slot comes,
-    job_creating sees the pause and the job goes back untouched (no createTask, no attempt
-    spent). Counted at the fake."""
+    """Runners asleep in the limiter hold a createTask slot, not a job (the slot comes
+    first, then the pick): when their slots come after a pause, the pick sees the pause and
+    no job is taken (no createTask, no attempt spent). Counted at the fake."""
     w = workers(redis_server.url, fake_kie.url, KIE_CREATE_LIMIT=1, KIE_CREATE_WINDOW_MS=2000,
                 KIE_WORKER_CONCURRENCY=3)
     push(r, [job(f"pw-{i}") for i in range(3)])
     wait_for(lambda: fake_kie.stats()["creates_total"] == 1, 20, what="the first task")
-    # the other two are claimed and wait for a slot of the 1-per-4-s limit
-    wait_for(lambda: all(r.hget(f"{PREFIX}:job:pw-{i}", "owner") or
-                         r.hget(f"{PREFIX}:job:pw-{i}", "taskId") for i in range(3)), 10,
-             what="all three jobs claimed")
-    p = run_kie(["pause", "--reason", "stop now"], base_env(redis_server.url))
-    assert p.returncode == 0, p.stderr
-    # wait past the slots the two runners reserved (the limiter's log, Redis's clock)
     log = [k for k in r.keys("kie:account:*") if k.endswith(":create")]
     assert len(log) == 1
+    # the other runners reserve their slots of the 1-per-2-s limit
+    wait_for(lambda: r.zcard(log[0]) >= 3, 10, what="three reservations")
+    p = run_kie(["pause", "--reason", "stop now"], base_env(redis_server.url))
+    assert p.returncode == 0, p.stderr
+    # wait past the slots the runners reserved (the limiter's log, Redis's clock)
     last = max(score for _, score in r.zrange(log[0], 0, -1, withscores=True))
     wait_for(lambda: (lambda t: t[0] * 1000 + t[1] // 1000)(r.time()) > last + 1000, 60,
              interval=0.2, what="the reserved slots to pass")
-    wait_for(lambda: w.log().count("the pool was paused before createTask") == 2, 10,
-             what="both runners giving their job back")
     assert fake_kie.stats()["creates_total"] == 1
     waiting = [f"pw-{i}" for i in range(3)
                if r.hget(f"{PREFIX}:job:pw-{i}", "taskId") is None]
     assert len(waiting) == 2
-    # back in the queue (or passing through an idle runner's hands, which puts it back)
-    held = r.lrange(f"{PREFIX}:queue", 0, -1)
-    for k in r.keys(f"{PREFIX}:processing:*"):
-        held += r.lrange(k, 0, -1)
+    # still queued in the scheduling structure, untouched
     for jid in waiting:
-        assert any(jid in d for d in held), (jid, held)
+        assert r.zscore(f"{PREFIX}:sched:default:ready", jid) is not None
         assert r.hget(f"{PREFIX}:job:{jid}", "attempts") in (None, "0")
-        assert r.hget(f"{PREFIX}:job:{jid}", "state") != "creating"
+        assert r.hget(f"{PREFIX}:job:{jid}", "state") == "queued"
+    assert all(r.llen(k) == 0 for k in r.keys(f"{PREFIX}:processing:*"))
     p = run_kie(["resume"], base_env(redis_server.url))
     assert p.returncode == 0, p.stderr
     wait_events(r, 3, timeout=30)
     assert fake_kie.stats()["creates_by_job"] == {f"pw-{i}": 1 for i in range(3)}
+    assert w.proc.poll() is None
 
 
 def test_operator_pause_stops_new_jobs_and_polling_goes_on(redis_server, r, fake_kie, workers,
@@ -230,10 +230,13 @@ def test_operator_pause_stops_new_jobs_and_polling_goes_on(redis_server, r, fake
     # the task that exists is still collected ...
     ev = wait_events(r, 1, timeout=30)[0]
     assert ev["jobId"] == "before-pause" and ev["status"] == "completed"
-    # ... while the new job waits in the queue (a runner that ignored the pause would
-    # take it at once from its BLMOVE: half a second shows it stays)
+    # ... while the new job waits, routed into the scheduling structure (a runner that
+    # ignored the pause would pick it at once: half a second shows it stays)
+    wait_for(lambda: r.zscore(f"{PREFIX}:sched:default:ready", "during-pause") is not None,
+             10, what="the job routed")
     time.sleep(0.5)
-    assert r.llen(f"{PREFIX}:queue") == 1 and fake_kie.stats()["creates_total"] == 1
+    assert r.hget(f"{PREFIX}:job:during-pause", "state") == "queued"
+    assert fake_kie.stats()["creates_total"] == 1
     p = run_kie(["resume"], env)
     assert p.returncode == 0 and "deploying the new prompt set" in p.stdout, p.stdout
     evs = wait_events(r, 2, timeout=30)

@@ -22,7 +22,9 @@ def script_sha(name):
 def load_scripts(r):
     """SCRIPT LOAD every step, so the first EVALSHA of each runs (not a NOSCRIPT reply)."""
     for f in LUA_FILES:
-        r.script_load(lua_text(f))
+        text = lua_text(f)
+        if not text.startswith("#!lua name="):  # a Functions library, not a script
+            r.script_load(text)
 
 
 class ReplyDropper:
@@ -109,13 +111,16 @@ class ReplyDropper:
 
 
 # (step, a byte string only that step's command carries: its script's SHA1 in EVALSHA).
-# The task is recorded and handed to the pollers in one step (record_task.lua); a
-# poller's promote, claim, lease and the read of the task hash are one step
-# (poll_next.lua, idle steps included: there is no separate task_get step any more).
+# The router's BLMOVE and route.lua queue the job; a runner's pick.lua takes it (the
+# createTask slot first) and job_start.lua claims it and marks it creating. The task is
+# recorded and handed to the pollers in one step (record_task.lua); a poller's promote,
+# claim, lease and the read of the task hash are one step (poll_next.lua, idle steps
+# included: there is no separate task_get step any more).
 STEPS = [
-    ("claim (BLMOVE)", b"BLMOVE"),
-    ("claim the job", script_sha("job_claim")),
-    ("mark creating", script_sha("job_creating")),
+    ("route (BLMOVE)", b"BLMOVE"),
+    ("route the job", script_sha("route")),
+    ("pick", script_sha("pick")),
+    ("start the job", script_sha("job_start")),
     ("record the task and hand off", script_sha("record_task")),
     ("claim and read a poll", script_sha("poll_next")),
     ("finalize", script_sha("finalize")),

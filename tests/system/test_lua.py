@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 import redis
@@ -158,46 +159,221 @@ def now_ms(r):
     return s * 1000 + us // 1000
 
 
-def test_job_claim(r):
-    job, rec, pause = f"{P}:job:j1", f"{P}:recoveries", f"{P}:pause"
-    args = ["c#0", 5000, "ab" * 20, 3, "raw", "", "", "0"]
-    out = run(r, "job_claim", [job, rec, pause], args)
-    assert out[0] == b"claimed" and out[1] == 1 and out[3] == b"queued"
-    h = r.hgetall(job)
-    assert h[b"owner"] == b"c#0" and h[b"epoch"] == b"1" and h[b"state"] == b"queued"
-    assert int(h[b"lease"]) > now_ms(r) and b"createdAt" in h
-    # a second consumer while the lease lives: owned, nothing written
-    out = run(r, "job_claim", [job, rec, pause], ["c#1"] + args[1:])
-    assert out[0] == b"owned" and out[5] == b"c#0" and r.hget(job, "owner") == b"c#0"
-    # a recorded task wins over everything but a finished state
-    r.hset(job, "taskId", "t1")
-    assert run(r, "job_claim", [job, rec, pause], args)[0] == b"has_task"
-    r.hset(job, "state", "completed")
-    assert run(r, "job_claim", [job, rec, pause], args)[0] == b"finished"
-    # a pause set after the runner looked: put back untouched
-    r.set(pause, "{}")
-    assert run(r, "job_claim", [f"{P}:job:j2", rec, pause], args)[0] == b"paused"
-    assert not r.exists(f"{P}:job:j2")
-    r.delete(pause)
-    # taken back from too many dead workers
-    r.hset(rec, "cd" * 20, 4)
-    out = run(r, "job_claim", [f"{P}:job:j3", rec, pause], ["c#0", 5000, "cd" * 20, 3, "raw",
-                                                             "", "", "0"])
-    assert out[0] == b"too_many_recoveries" and out[6] == 4
-    # the last owner stopped inside createTask
-    r.hset(f"{P}:job:j4", mapping={"state": "creating", "owner": "gone#0", "lease": 1})
-    assert run(r, "job_claim", [f"{P}:job:j4", rec, pause], args)[0] == b"takeover"
-    # ... even past the recovery limit: its createTask may have gone out, so it goes
-    # uncertain rather than to the dead letters as if nothing had been sent
-    r.hset(f"{P}:job:j5", mapping={"state": "creating", "owner": "gone#1", "lease": 1})
-    out = run(r, "job_claim", [f"{P}:job:j5", rec, pause], ["c#0", 5000, "cd" * 20, 3, "raw",
-                                                             "", "", "0"])
-    assert out[0] == b"takeover" and out[6] == 4 and out[7] == b"0"
-    assert r.hget(f"{P}:job:j5", "state") == b"creating"
-    # the mark of a createTask of unknown outcome comes back with the claim
-    r.hset(f"{P}:job:j6", mapping={"state": "queued", "mayHaveTask": "1"})
-    out = run(r, "job_claim", [f"{P}:job:j6", rec, pause], args)
-    assert out[0] == b"claimed" and out[7] == b"1"
+S = f"{P}:sched:default"
+
+
+def route_keys(jid, proc=f"{P}:processing:c#router", reply=None):
+    k = [f"{P}:job:{jid}", f"{P}:recoveries", proc, f"{S}:ready", f"{S}:delayed",
+         f"{S}:items", f"{S}:state", f"{S}:gtag", f"{S}:gcount", f"{S}:inflight",
+         f"{S}:picked", f"{P}:group:weight", f"{S}:wake", f"{P}:cancel:{jid}", f"{P}:stats",
+         f"{P}:results"]
+    return k + ([reply] if reply else [])
+
+
+def route(r, jid, raw=None, prio=5, group="", nb=0, own="0", cid="c#router", reply=None,
+          maxrec=3):
+    raw = raw or json.dumps({"v": 1, "id": jid})
+    proc = f"{P}:processing:{cid}"
+    r.lpush(proc, raw)
+    out = run(r, "route", route_keys(jid, proc, reply),
+              [raw, jid, cid, 5000, maxrec, "raw", reply or "", "", "0", prio, group, nb, own,
+               f"{P}:events", 100, 100, 3600, 600])
+    return out
+
+
+PICK_KEYS = [f"{S}:ready", f"{S}:delayed", f"{S}:items", f"{S}:state", f"{S}:gtag",
+             f"{S}:gcount", f"{S}:inflight", f"{S}:picked", f"{S}:parked",
+             f"{S}:parkedGroups", f"{P}:group:weight", f"{P}:group:limit", f"{P}:pause",
+             f"{P}:processing:c#0", f"{S}:wake"]
+
+
+def pick(r, k=0):
+    return run(r, "pick", PICK_KEYS, [k])
+
+
+def test_route_outcomes(r):
+    """route.lua: one case per outcome (the ownership table, queued, delayed, cancelled)."""
+    out = route(r, "q1")
+    assert out[0] == b"queued" and r.zscore(f"{S}:ready", "q1") == 4e12 + 1000
+    h = r.hgetall(f"{P}:job:q1")
+    assert h[b"state"] == b"queued" and b"queuedAt" in h and b"raw" in h and b"owner" not in h
+    assert r.llen(f"{P}:processing:c#router") == 0 and r.llen(f"{S}:wake") == 1
+    # a second descriptor of a queued job: a duplicate, nothing written
+    assert route(r, "q1")[0] == b"queued_already"
+    r.delete(f"{P}:processing:c#router")
+    # run again after its reply was lost: the copy is not held, nothing to do
+    raw = json.dumps({"v": 1, "id": "q9"})
+    assert run(r, "route", route_keys("q9"), [raw, "q9", "c#router", 5000, 3, "raw", "", "",
+                                               "0", 5, "", 0, "0", "e", 1, 1, 1, 1])[0] == \
+        b"not_held"
+    assert not r.exists(f"{P}:job:q9")
+    # notBefore in the future: delayed
+    out = route(r, "d1", nb=now_ms(r) + 60000)
+    assert out[0] == b"delayed" and r.zscore(f"{S}:delayed", "d1") is not None
+    assert r.hget(f"{P}:job:d1", "state") == b"delayed"
+    # an early cancel: the job ends cancelled with its event, never queued
+    r.set(f"{P}:cancel:c1", "1")
+    out = route(r, "c1", reply=f"{P}:replies:u1")
+    assert out[0] == b"cancelled" and r.hget(f"{P}:job:c1", "state") == b"cancelled"
+    ev = json.loads(r.lindex(f"{P}:results", 0))
+    assert ev["event"] == "job.cancelled" and ev["jobId"] == "c1" and ev["taskId"] is None
+    assert json.loads(r.lindex(f"{P}:replies:u1", 0)) == ev
+    assert not r.exists(f"{P}:cancel:c1") and r.zscore(f"{S}:ready", "c1") is None
+    # the ownership table
+    r.hset(f"{P}:job:f1", "state", "completed")
+    assert route(r, "f1")[0] == b"finished"
+    r.hset(f"{P}:job:t1", mapping={"state": "polling", "taskId": "tk"})
+    assert route(r, "t1")[0] == b"has_task"
+    r.hset(f"{P}:job:o1", mapping={"state": "creating", "owner": "x#0",
+                                   "lease": now_ms(r) + 60000})
+    assert route(r, "o1")[0] == b"owned"
+    r.hset(f"{P}:job:u1", "state", "uncertain")
+    assert route(r, "u1")[0] == b"uncertain"
+    r.hset(f"{P}:job:k1", mapping={"state": "creating", "owner": "gone#0", "lease": 1})
+    out = route(r, "k1")
+    assert out[0] == b"takeover" and r.hget(f"{P}:job:k1", "owner") == b"c#router"
+    raw = json.dumps({"v": 1, "id": "m1"})
+    r.hset(f"{P}:recoveries", hashlib.sha1(raw.encode()).hexdigest(), 4)
+    assert route(r, "m1", raw=raw)[0] == b"too_many_recoveries"
+    out = route(r, "b1", own="1")
+    assert out[0] == b"claimed" and r.hget(f"{P}:job:b1", "owner") == b"c#router"
+    # picked by a runner that died: routed again, its group's in-flight slot comes back
+    r.hset(f"{S}:picked", "p1", "g")
+    r.hset(f"{S}:inflight", "g", 1)
+    assert route(r, "p1", group="g")[0] == b"queued"
+    assert not r.hexists(f"{S}:picked", "p1") and not r.hexists(f"{S}:inflight", "g")
+
+
+def test_pick_rule(r):
+    """pick.lua: priority first, groups take turns (start-time fair queuing), a capped
+    group's jobs are parked, every K-th pick serves a lower priority, delayed jobs come due,
+    a pause picks nothing."""
+    assert pick(r)[0] == b"empty"
+    r.hset(f"{P}:group:limit", "big", 2)  # a cap: in-flight counts are kept
+    for i in range(4):
+        route(r, f"big{i}", group="big")
+    route(r, "small0", group="small")
+    route(r, "hi", prio=9)
+    got = [pick(r)[1] for _ in range(3)]
+    # the priority-9 job first; then the small group's first job before big's second
+    assert got[0] == b"hi" and set(got[1:]) == {b"big0", b"small0"}
+    assert r.llen(f"{P}:processing:c#0") == 3 and r.hget(f"{S}:picked", "hi") == b""
+    assert pick(r)[1] == b"big1"
+    # big has 2 in flight (big0, big1 picked), its cap is 2: parked, nothing ready
+    assert pick(r)[0] in (b"again", b"empty")
+    assert r.zcard(f"{S}:parked") == 2 and r.zcard(f"{S}:ready") == 0
+    r.hincrby(f"{S}:inflight", "big", -1)  # one of them ended
+    out = pick(r)
+    assert out[0] == b"picked" and out[1] == b"big2" and r.zcard(f"{S}:parked") == 1
+    r.delete(f"{P}:group:limit")
+    assert pick(r)[1] == b"big3"
+    # the reserved share: every 2nd pick goes to the lower level
+    for i in range(4):
+        route(r, f"h{i}", prio=9)
+    route(r, "low", prio=0)
+    got = [pick(r, k=2)[1] for _ in range(3)]
+    assert b"low" in got[:2], got
+    # notBefore: delayed until due, then ready
+    route(r, "later", nb=now_ms(r) + 300)
+    r.delete(f"{S}:ready")
+    out = pick(r)
+    assert out[0] == b"empty" and int(out[1]) > now_ms(r)
+    time.sleep(0.35)
+    assert pick(r)[1] == b"later"
+    route(r, "p")
+    r.set(f"{P}:pause", "{}")
+    assert pick(r) == [b"paused"]
+
+
+def test_final_states_give_back_the_groups_in_flight_slot(r):
+    """finalize, job_dead and uncertain_resolve end a started job's in-flight count."""
+    infl = f"{P}:sched:default:inflight"
+    r.hset(infl, "g", 3)
+    r.hset(f"{P}:job:j1", mapping={"state": "polling", "inflight": "g"})
+    r.hset(f"{P}:task:t1", "jobId", "j1")
+    run(r, "finalize", finalize_keys(), ["{}", "completed", 1, f"{P}:events", 100, "1", "t1",
+                                          60, 10, 60])
+    assert r.hget(infl, "g") == b"2" and not r.hexists(f"{P}:job:j1", "inflight")
+    run(r, "finalize", finalize_keys(), ["{}", "completed", 1, f"{P}:events", 100, "1", "t1",
+                                          60, 10, 60])
+    assert r.hget(infl, "g") == b"2"  # once
+    proc = f"{P}:processing:c#0"
+    r.lpush(proc, "raw")
+    r.hset(f"{P}:job:j2", mapping={"owner": "c#0", "epoch": 1, "inflight": "g"})
+    run(r, "job_dead", [proc, f"{P}:dead", f"{P}:job:j2", f"{P}:recoveries", f"{P}:stats",
+                        f"{P}:results", infl], ["raw", "{}", "1", 1, "x", 60, "", f"{P}:events",
+                                                100, 10, 1, "c#0", 10, 60])
+    assert r.hget(infl, "g") == b"1"
+    r.hset(f"{P}:job:j3", mapping={"state": "uncertain", "raw": "{}", "inflight": "g"})
+    run(r, "uncertain_resolve", resolve_keys("j3"), ["j3", "1", "{}", "why", 5, 60, "",
+                                                     f"{P}:events", 100, 100])
+    assert not r.hexists(infl, "g")
+
+
+def test_job_start_and_sched_put(r):
+    """job_start.lua claims a picked job (fencing as the claim table) and sched_put.lua
+    gives it back: front at its old place, retry into delayed."""
+    r.hset(f"{P}:group:limit", "g", 5)  # a cap: in-flight counts are kept
+    route(r, "s1", group="g")
+    out = pick(r)
+    keys = [f"{P}:job:s1", f"{P}:pause", f"{S}:inflight", f"{S}:picked"]
+    st = run(r, "job_start", keys, ["c#0", 5000, "s1", ""])
+    assert st[0] == b"started" and st[2] == 1
+    h = r.hgetall(f"{P}:job:s1")
+    assert h[b"state"] == b"creating" and h[b"owner"] == b"c#0" and h[b"inflight"] == b"g"
+    # run again after a lost reply: started, not a takeover
+    assert run(r, "job_start", keys, ["c#0", 5000, "s1", ""])[0] == b"started"
+    put_keys = [f"{P}:processing:c#0", f"{P}:job:s1", f"{S}:ready", f"{S}:delayed",
+                f"{S}:items", f"{S}:state", f"{S}:gcount", f"{S}:inflight", f"{P}:stats",
+                f"{S}:wake", f"{P}:recoveries"]
+    raw, tag = out[2], out[6]
+    assert run(r, "sched_put", put_keys, [raw, "s1", "c#0", "9", "front", 0, "", 1, 5, "g",
+                                          out[5], tag]) == -1  # fenced: another epoch
+    r.lpush(f"{P}:processing:c#0", raw)
+    assert run(r, "sched_put", put_keys, [raw, "s1", "c#0", h[b"epoch"], "retry",
+                                          now_ms(r) + 1000, "boom", 1, 5, "g", out[5], tag]) == 1
+    h = r.hgetall(f"{P}:job:s1")
+    assert h[b"state"] == b"retry_wait" and b"owner" not in h and b"inflight" not in h
+    assert r.zscore(f"{S}:delayed", "s1") is not None and not r.hexists(f"{S}:inflight", "g")
+    # a cancelled job is not started: the group's slot taken by the pick comes back
+    route(r, "s2", group="g")
+    pick(r)
+    r.hset(f"{P}:job:s2", "state", "cancelled")
+    out = run(r, "job_start", [f"{P}:job:s2", f"{P}:pause", f"{S}:inflight", f"{S}:picked"],
+              ["c#0", 5000, "s2", ""])
+    assert out[0] == b"finished" and not r.hexists(f"{S}:inflight", "g")
+
+
+def fcall(r, name, jid, reply=None):
+    keys = [f"{P}:job:{jid}", f"{P}:cancel:{jid}", f"{S}:ready", f"{S}:delayed", f"{S}:items",
+            f"{S}:state", f"{S}:gcount", f"{P}:stats", f"{P}:results", f"{S}:parked",
+            reply or f"{P}:job:{jid}"]
+    return json.loads(r.execute_command("FCALL", name, len(keys), *keys, jid))
+
+
+def test_functions_cancel_and_position(r):
+    """kie_functions.lua: every answer of kie_cancel, and kie_position's position."""
+    r.execute_command("FUNCTION", "LOAD", "REPLACE", src("kie_functions"))
+    r.hset(f"{S}:state", "chan", f"{P}:events")
+    for i in range(3):
+        route(r, f"a{i}")
+    pos = fcall(r, "kie_position", "a2")
+    assert pos["state"] == "queued" and pos["position"] == 2 and pos["eta"] > now_ms(r)
+    assert fcall(r, "kie_cancel", "nobody")["result"] == "remembered"
+    assert r.ttl(f"{P}:cancel:nobody") > 0
+    assert fcall(r, "kie_position", "nobody")["state"] == "cancel_remembered"
+    out = fcall(r, "kie_cancel", "a1")
+    assert out["result"] == "cancelled" and r.zscore(f"{S}:ready", "a1") is None
+    assert fcall(r, "kie_position", "a2")["position"] == 1
+    assert json.loads(r.lindex(f"{P}:results", 0))["event"] == "job.cancelled"
+    assert fcall(r, "kie_cancel", "a1")["result"] == "finished"
+    r.hset(f"{P}:job:a3", mapping={"state": "polling", "taskId": "t"})
+    assert fcall(r, "kie_cancel", "a3")["result"] == "started"
+    route(r, "a4", reply=f"{P}:replies:u")
+    out = fcall(r, "kie_cancel", "a4")
+    assert out["result"] == "reply_to_needed" and out["replyTo"] == f"{P}:replies:u"
+    assert fcall(r, "kie_cancel", "a4", reply=f"{P}:replies:u")["result"] == "cancelled"
+    assert r.llen(f"{P}:replies:u") == 1
 
 
 def test_events_carry_the_jobs_times_and_a_finished_job_keeps_little(r):
@@ -298,7 +474,8 @@ def test_record_task_adopts_an_uncertain_job(r):
 
 
 def finalize_keys(task="t1", job="j1", reply=None):
-    k = [f"{P}:task:{task}", f"{P}:job:{job}", f"{P}:results", f"{P}:poll:due", f"{P}:stats"]
+    k = [f"{P}:task:{task}", f"{P}:job:{job}", f"{P}:results", f"{P}:poll:due", f"{P}:stats",
+         f"{P}:sched:default:inflight"]
     return k + ([reply] if reply else [])
 
 
@@ -361,7 +538,8 @@ def test_retry_and_dead(r):
     # dead: entry, state, event; fenced when another consumer owns it
     r.lpush(proc, raw)
     r.hset(f"{P}:job:j1", mapping={"owner": "c#0", "epoch": 4})
-    dkeys = [proc, f"{P}:dead", f"{P}:job:j1", f"{P}:recoveries", f"{P}:stats", f"{P}:results"]
+    dkeys = [proc, f"{P}:dead", f"{P}:job:j1", f"{P}:recoveries", f"{P}:stats", f"{P}:results",
+             f"{P}:sched:default:inflight"]
     ev = '{"status":"dead"}'
     out = run(r, "job_dead", dkeys, [raw, '{"reason":"bad"}', "1", 1, "bad", 60, ev,
                                      f"{P}:events", 100, 2, 4, "c#0"])
@@ -397,7 +575,7 @@ def test_reply_lists_are_capped_and_expire(r):
     r.lpush(proc, raw)
     r.hset(f"{P}:job:jd", mapping={"owner": "c#0", "epoch": 1})
     dkeys = [proc, f"{P}:dead", f"{P}:job:jd", f"{P}:recoveries", f"{P}:stats",
-             f"{P}:results", reply]
+             f"{P}:results", f"{P}:sched:default:inflight", reply]
     assert run(r, "job_dead", dkeys, [raw, "{}", "1", 1, "x", 60, "d", f"{P}:events", 100,
                                       100, 1, "c#0", 2, 500]) == 1
     assert r.lrange(reply, 0, -1) == [b"d", b"f2"] and 400 < r.ttl(reply) <= 500
@@ -492,7 +670,7 @@ def test_recover_dead_consumers_only(r):
 
 def test_pool_idle_rechecks_the_workers(r):
     keys = [f"{P}:queue", f"{P}:polling", f"{P}:poll:due", f"{P}:delayed", f"{P}:workers",
-            f"{P}:uncertain", f"{P}:callbacks"]
+            f"{P}:uncertain", f"{P}:callbacks", f"{P}:sched:default:items"]
     proc = [f"{P}:processing:a#0"]
     r.sadd(f"{P}:workers", "a#0")
     assert run(r, "pool_idle", keys + proc, ["1", "a#0"]) == 0
@@ -506,6 +684,9 @@ def test_pool_idle_rechecks_the_workers(r):
     r.lpush(f"{P}:callbacks", "{}")
     assert run(r, "pool_idle", keys + proc, ["1", "a#0"]) == 1
     assert run(r, "pool_idle", keys + proc, ["0", "a#0"]) == 0
+    r.hset(f"{P}:sched:default:items", "j9", "5\t\t1\t1000\t{}")  # a scheduled job
+    assert run(r, "pool_idle", keys + proc, ["0", "a#0"]) == 1
+    r.delete(f"{P}:sched:default:items")
     r.sadd(f"{P}:workers", "b#0")  # joined after the list was read
     assert run(r, "pool_idle", keys + proc, ["0", "a#0"]) == -1
 
@@ -545,7 +726,7 @@ def uncertain_keys(job="j1", cid="c#0"):
 
 def resolve_keys(job="j1"):
     return [f"{P}:job:{job}", f"{P}:uncertain", f"{P}:queue", f"{P}:dead", f"{P}:stats",
-            f"{P}:results"]
+            f"{P}:results", f"{P}:sched:default:inflight"]
 
 
 def test_may_have_task_mark_at_every_exit(r):
@@ -843,7 +1024,8 @@ def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, worke
                                                        "imageUrl": "https://a.b/c.png"}}))
     push([f"a{i}" for i in range(5)])
     wait_for(lambda: c.llen("kie:results") == 5, 30, what="5 events")
-    loaded = {f: hashlib.sha1(lua_text(f).encode()).hexdigest() for f in FILES}
+    loaded = {f: hashlib.sha1(lua_text(f).encode()).hexdigest() for f in FILES
+              if not lua_text(f).startswith("#!lua name=")}
     seen = c.script_exists(*loaded.values())
     assert any(seen), "the worker loaded no script"
     c.script_flush()
@@ -851,7 +1033,8 @@ def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, worke
     push([f"b{i}" for i in range(5)])
     wait_for(lambda: c.llen("kie:results") == 10, 30, what="5 more events")
     byname = dict(zip(loaded, c.script_exists(*loaded.values())))
-    for name in ("job_claim", "record_task", "poll_next", "finalize", "limiter_acquire"):
+    for name in ("route", "pick", "job_start", "record_task", "poll_next", "finalize",
+                 "limiter_acquire"):
         assert byname[lua_path(name)], name
     stats = fake_kie.stats()
     assert stats["creates_total"] == 10

@@ -152,34 +152,42 @@ def test_pool_gauges_while_paused(redis_server, r, fake_kie, workers):
     n = 7
     for i in range(n):
         r.lpush(f"{PREFIX}:queue", job(i))
+    r.lpush(f"{PREFIX}:queue", job(n, priority=9))
 
     def gauges():
         s, _ = scrape(port)
         return s
-    wait_for(lambda: val(gauges(), "kie_queue_jobs", queue="queue") == n, 10,
-             what=f"kie_queue_jobs{{queue=queue}} == {n}")
+    # routed while paused: the jobs wait in the scheduling structure, by priority
+    wait_for(lambda: val(gauges(), "kie_queued_jobs", priority="5") == n, 10,
+             what=f"kie_queued_jobs{{priority=5}} == {n}")
     s = gauges()
+    assert val(s, "kie_queued_jobs", priority="9") == 1
+    assert val(s, "kie_queue_jobs", queue="queue") == 0
     assert val(s, "kie_paused", kind="operator") == 1
     assert val(s, "kie_paused", kind="credits") == 0
     assert val(s, "kie_paused", kind="account") == 0
     assert val(s, "kie_workers_alive") == 1
     assert val(s, "kie_queue_jobs", queue="processing") == 0
-    assert val(s, "kie_queue_head_wait_seconds") >= 0
+    assert val(s, "kie_jobs_cancelled_total") == 0
     assert fake_kie.stats()["creates_total"] == 0
-    # the same entry stays at the consuming end while paused: its wait grows
-    first = val(s, "kie_queue_head_wait_seconds")
-    wait_for(lambda: val(gauges(), "kie_queue_head_wait_seconds") > first + 1.0, 10,
-             what="the head wait to grow")
+    p = run_kie(["job", "cancel", json.loads(job(0))["id"]], env)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    wait_for(lambda: val(gauges(), "kie_jobs_cancelled_total") == 1, 10, what="the cancel")
+    assert val(gauges(), "kie_queued_jobs", priority="5") == n - 1
 
     p = run_kie(["resume"], env)
     assert p.returncode == 0, p.stderr
-    wait_for(lambda: r.llen(f"{PREFIX}:results") == n, 60, what=f"{n} completion events")
-    wait_for(lambda: val(gauges(), "kie_queue_jobs", queue="queue") == 0, 10,
-             what="the queue gauge back to 0")
+    wait_for(lambda: r.llen(f"{PREFIX}:results") == n + 1, 60, what=f"{n + 1} events")
+    wait_for(lambda: val(gauges(), "kie_queued_jobs", priority="5") == 0, 10,
+             what="the queued gauge back to 0")
     s = gauges()
     assert all(val(s, "kie_paused", kind=k) == 0 for k in ("operator", "credits", "account"))
     assert val(s, "kie_queue_head_wait_seconds") == 0
     assert val(s, "kie_jobs_total", type="raw", outcome="completed") == n
+    # the wait from queuedAt to the pick, by priority: the paused time is in it
+    assert val(s, "kie_queue_wait_seconds_count", priority="5") == n - 1
+    assert val(s, "kie_queue_wait_seconds_count", priority="9") == 1
+    assert val(s, "kie_queue_wait_seconds_bucket", priority="9", le="0.1") == 0
 
 
 def test_readyz_follows_redis_and_healthz_does_not(redis_server, r, fake_kie, workers):

@@ -213,8 +213,9 @@ def test_readonly_node_every_thread_reconnects_without_spinning(redis_server, r,
             return {c["id"] for c in r.client_list()
                     if c["id"] != str(me) and c["id"] != me and not set(c["flags"]) & set("MS")}
         before = worker_conns()
-        # 4 runners, 2 pollers, the callback consumer and the supervisor hold one each
-        assert len(before) == 8, r.client_list()
+        # 4 runners, 2 pollers, the callback consumer, the router and the supervisor hold
+        # one each
+        assert len(before) == 9, r.client_list()
         conns_before = r.info("stats")["total_connections_received"]
         lines_before = len(w.log().splitlines())
 

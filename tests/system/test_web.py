@@ -77,6 +77,11 @@ def test_api_reads_and_guarded_actions(workers, redis_server, r, fake_kie):
     assert http("GET", base + "nope.js")[0] == 404
     d = json.loads(http("GET", base + "api/dead?reason=kie_rejected")[2])
     assert [e["jobId"] for e in d["entries"]] == ["w-1"]
+    # the scheduling structure, and one job's place (issue 19; the page shows it later)
+    sc = json.loads(http("GET", base + "api/schedule")[2])
+    assert sc["ready"] == 0 and sc["topGroups"] == [] and sc["oldestWaitMs"] is None
+    assert json.loads(http("GET", base + "api/schedule?id=w-1")[2])["state"] == "dead"
+    assert http("GET", base + "api/schedule?id=bad%20id")[0] == 400
     assert http("GET", base + "api/dead?reason=bogus")[0] == 400
     j = http("GET", base + "api/job?id=w-1")
     assert j[0] == 200 and json.loads(j[2])["state"] == "dead"
@@ -245,7 +250,9 @@ def test_page_in_headless_chromium(workers, redis_server, r, fake_kie, browser, 
     browser.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
     btn = rows["retry-me"].find_element(By.CSS_SELECTOR, "button.retry")
     btn.click()
-    wait_for(lambda: desc("retry-me") in r.lrange("kie:queue", 0, -1), 10, interval=0.1,
+    # back in the queue, and routed from there into the scheduling structure (paused)
+    wait_for(lambda: desc("retry-me") in r.lrange("kie:queue", 0, -1) or
+             r.hget("kie:job:retry-me", "state") == "queued", 10, interval=0.1,
              what="retry-me back in the queue")
     assert all("retry-me" not in e for e in r.lrange("kie:dead", 0, -1))
     wait_for(lambda: "retried" in browser.find_element(By.ID, "message").text, 10,

@@ -16,7 +16,8 @@
 -- KEYS[3] <p>:results              list of completion events, newest first
 -- KEYS[4] <p>:poll:due             zset of task ids being polled
 -- KEYS[5] <p>:stats                hash of counters
--- KEYS[6] replyTo list (optional)
+-- KEYS[6] <p>:sched:<acct>:inflight  hash group -> jobs in flight (i19)
+-- KEYS[7] replyTo list (optional)
 -- ARGV[1] the completion event ('' for a job's duplicate task: no event, no job update)
 -- ARGV[2] status: completed | failed
 -- ARGV[3] now (epoch ms)
@@ -54,7 +55,7 @@ if job then
     return 0
   end
 end
-local reply, skipped = KEYS[6], 0
+local reply, skipped = KEYS[7], 0
 if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 2 end
 -- the first write: a task hash of another type fails here, before anything is written
 if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then
@@ -63,6 +64,12 @@ if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then
 end
 redis.call('ZREM', KEYS[4], ARGV[7])
 if job then
+  -- i19: the job's group gives back its in-flight slot (per-group caps, sched.h)
+  local ig = redis.call('HGET', KEYS[2], 'inflight')
+  if ig then
+    redis.call('HDEL', KEYS[2], 'inflight')
+    if redis.call('HINCRBY', KEYS[6], ig, -1) <= 0 then redis.call('HDEL', KEYS[6], ig) end
+  end
   if redis.call('HGET', KEYS[2], 'state') == 'dead' then
     task_trim(KEYS[1], ARGV[8])
     redis.call('HDEL', KEYS[2], 'pending')
@@ -72,11 +79,11 @@ if job then
   redis.call('DEL', KEYS[1])
   -- written anew rather than trimmed: a hash that once held a long value (raw, jobMeta)
   -- stays in Redis's larger encoding; a fresh one of short values is a listpack
-  local keep = {'attempts', 'type', 'createdAt', 'queuedAt', 'startedAt'}
+  local keep = {'attempts', 'type', 'group', 'createdAt', 'queuedAt', 'startedAt'}
   local v = redis.call('HMGET', KEYS[2], unpack(keep))
   local f = {'state', ARGV[2], 'taskId', ARGV[7], 'updatedAt', ARGV[3], 'finishedAt', ARGV[3]}
   for i, name in ipairs(keep) do
-    if v[i] then f[#f + 1] = name f[#f + 1] = v[i] end
+    if v[i] and v[i] ~= '' then f[#f + 1] = name f[#f + 1] = v[i] end
   end
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], unpack(f))

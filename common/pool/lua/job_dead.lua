@@ -10,7 +10,8 @@
 -- KEYS[4] <p>:recoveries           hash sha1(descriptor) -> count
 -- KEYS[5] <p>:stats                hash of counters
 -- KEYS[6] <p>:results              list of completion events, newest first
--- KEYS[7] replyTo list (optional)
+-- KEYS[7] <p>:sched:<acct>:inflight  hash group -> jobs in flight (i19)
+-- KEYS[8] replyTo list (optional)
 -- ARGV[1] the claimed descriptor
 -- ARGV[2] the dead-letter entry (JSON)
 -- ARGV[3] '1' the job's state becomes dead, '0' leave the job hash alone
@@ -30,7 +31,7 @@
 
 --#include emit.lua
 need(KEYS[2], 'list') need(KEYS[3], 'hash') need(KEYS[5], 'hash') need(KEYS[6], 'list')
-local reply, skipped = KEYS[7], 0
+local reply, skipped = KEYS[8], 0
 if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 1 end
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 if ARGV[11] ~= '0' then
@@ -44,6 +45,12 @@ if n > max then
   redis.call('HINCRBY', KEYS[5], 'dead_dropped', n - max)
 end
 if ARGV[3] == '1' then
+  -- i19: the job's group gives back its in-flight slot (per-group caps, sched.h)
+  local ig = redis.call('HGET', KEYS[3], 'inflight')
+  if ig then
+    redis.call('HDEL', KEYS[3], 'inflight')
+    if redis.call('HINCRBY', KEYS[7], ig, -1) <= 0 then redis.call('HDEL', KEYS[7], ig) end
+  end
   redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4],
     'finishedAt', ARGV[4])
   -- raw stays until the hash expires: a task adopted after the job.dead (a createTask of

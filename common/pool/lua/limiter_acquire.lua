@@ -9,6 +9,9 @@
 -- ARGV[3] member (the caller's reservation)
 -- ARGV[4] late_ms: a reservation woken later than this is made anew
 -- ARGV[5] '1' when the member is new (no reservation to look up), else '0'
+-- ARGV[6] burst: '0' no pacing; b > 0: besides the window, at most b calls per b x
+--         (window / limit), so the calls are spread across the window instead of spent
+--         at its start (the scheduler's fairness needs a slot every window/limit)
 -- Returns {granted 0|1, wait_ms, blocked 0|1}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -37,6 +40,12 @@ if n > 0 then
   if n >= limit then
     local e = tonumber(redis.call('ZRANGE', KEYS[1], n - limit, n - limit,
       'WITHSCORES')[2]) + window
+    if e > at then at = e end
+  end
+  local b = tonumber(ARGV[6] or '0') or 0
+  if b > 0 and n >= b then
+    local e = tonumber(redis.call('ZRANGE', KEYS[1], n - b, n - b, 'WITHSCORES')[2]) +
+      math.ceil(b * window / limit)
     if e > at then at = e end
   end
 end

@@ -33,6 +33,7 @@
 -- ARGV[10] first poll time (epoch ms; with 'h' and '1')
 -- ARGV[11] the claimed descriptor (with 'h')
 -- ARGV[12] consumer id (with 'h')
+-- ARGV[13] the events channel (<p>:events; i19: job.started is published there)
 -- Returns 'recorded' | 'same' | 'duplicate' | 'dead' (recorded on a dead job: collected
 -- without an event).
 local j = redis.call('HMGET', KEYS[1], 'taskId', 'state', 'owner', 'pending')
@@ -49,7 +50,19 @@ if outcome == 'recorded' and j[2] == 'dead' then
   drop[#drop + 1] = 'mayHaveTask'
   redis.call('HINCRBY', KEYS[5], 'tasks_created', 1)
 elseif outcome == 'recorded' then
-  redis.call('HSET', KEYS[1], 'taskId', ARGV[1], 'state', 'polling', 'updatedAt', ARGV[3])
+  redis.call('HSET', KEYS[1], 'taskId', ARGV[1], 'state', 'polling', 'updatedAt', ARGV[3],
+    'startedAt', ARGV[3])
+  -- i19: job.started (the task exists: an app's "queued" becomes "generating"), published
+  -- on <p>:events only: <p>:results and replyTo lists keep one completion event per job
+  if ARGV[13] and ARGV[13] ~= '' then
+    local qa = redis.call('HGET', KEYS[1], 'queuedAt')
+    local ev = string.format(
+      [[{"v":1,"event":"job.started","status":"started","jobId":%s,"taskId":%s,]] ..
+      [["type":%s,"attempts":%d,"queuedAt":%s,"startedAt":%s,"finishedAt":null,"meta":%s}]],
+      cjson.encode(ARGV[2]), cjson.encode(ARGV[1]), cjson.encode(ARGV[4]),
+      tonumber(ARGV[8]) or 0, qa or 'null', ARGV[3], ARGV[7] ~= '' and ARGV[7] or 'null')
+    redis.call('PUBLISH', ARGV[13], ev)
+  end
   drop[#drop + 1] = 'mayHaveTask'
   if j[2] == 'uncertain' then
     drop[#drop + 1] = 'uncertainUntil'

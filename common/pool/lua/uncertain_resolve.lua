@@ -8,7 +8,8 @@
 -- KEYS[4] <p>:dead                 list of dead letters
 -- KEYS[5] <p>:stats                hash of counters
 -- KEYS[6] <p>:results              list of completion events
--- KEYS[7] replyTo list (optional)
+-- KEYS[7] <p>:sched:<acct>:inflight  hash group -> jobs in flight (i19)
+-- KEYS[8] replyTo list (optional)
 -- ARGV[1] jobId
 -- ARGV[2] '1' create again, '0' dead
 -- ARGV[3] the dead-letter entry (JSON; '' with create)
@@ -26,7 +27,7 @@
 --#include emit.lua
 need(KEYS[1], 'hash') need(KEYS[3], 'list') need(KEYS[4], 'list') need(KEYS[5], 'hash')
 need(KEYS[6], 'list')
-local reply = KEYS[7]
+local reply = KEYS[8]
 if reply and not keytype_ok(reply, 'list') then reply = nil end
 local j = redis.call('HMGET', KEYS[1], 'state', 'taskId', 'raw')
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -34,6 +35,12 @@ if j[1] ~= 'uncertain' or (j[2] and j[2] ~= '') or not j[3] then return 0 end
 -- a dead job keeps its descriptor until its hash expires: a task adopted after the
 -- job.dead rebuilds its pending record from it
 redis.call('HDEL', KEYS[1], 'uncertainUntil')
+-- i19: the job's group gives back its in-flight slot (per-group caps, sched.h)
+local ig = redis.call('HGET', KEYS[1], 'inflight')
+if ig then
+  redis.call('HDEL', KEYS[1], 'inflight')
+  if redis.call('HINCRBY', KEYS[7], ig, -1) <= 0 then redis.call('HDEL', KEYS[7], ig) end
+end
 if ARGV[2] == '1' then
   redis.call('RPUSH', KEYS[3], j[3])
   redis.call('HSET', KEYS[1], 'state', 'queued', 'error', ARGV[4], 'updatedAt', ARGV[5])

@@ -1,0 +1,468 @@
+/* sched.c — the arguments of the scheduling scripts (route, pick, job_start, sched_put)
+ * and of the "kie" Functions library; sched.h has the key layout. */
+#include "pool/sched.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "lua_scripts.h"
+
+/* <p>:sched:<acct>:<name> */
+static void skey(const struct queue *q, char *out, size_t n, const char *name)
+{
+	snprintf(out, n, "%s:sched:%s:%s", q->prefix, SCHED_ACCOUNT, name);
+}
+
+static void pkey(const struct queue *q, char *out, size_t n, const char *kind, const char *id)
+{
+	if (id)
+		snprintf(out, n, "%s:%s:%s", q->prefix, kind, id);
+	else
+		snprintf(out, n, "%s:%s", q->prefix, kind);
+}
+
+/* Runs a script; an error reply is logged once per 10 s and goes into q->err. */
+static redisReply *run(struct queue *q, const struct script *s, int nkeys, const char **keys,
+		       int nargs, const char **args, const size_t *lens)
+{
+	redisReply *rep = script_run(q->r, s, 1, nkeys, keys, nargs, args, lens);
+	if (rep && rep->type == REDIS_REPLY_ERROR) {
+		int64_t now = util_monotonic_ms();
+		if (now >= q->next_err_log) {
+			log_error(NULL, NULL, "Redis script error (%s): %s", s->name, rep->str);
+			q->next_err_log = now + 10000;
+		}
+		snprintf(q->err, sizeof(q->err), "Redis refused the step: %s", rep->str);
+	} else if (!rep) {
+		snprintf(q->err, sizeof(q->err), "Redis unreachable");
+	}
+	if (!rep || rep->type == REDIS_REPLY_ERROR)
+		q->check_own = 1; /* a release may not have happened */
+	return rep;
+}
+
+static int done(redisReply *rep)
+{
+	int ok = rep && rep->type != REDIS_REPLY_ERROR;
+	if (rep)
+		freeReplyObject(rep);
+	return ok ? 0 : -1;
+}
+
+static long long str_ll(const redisReply *e)
+{
+	long long v = 0;
+	if (e->type == REDIS_REPLY_INTEGER)
+		return e->integer;
+	if (e->type == REDIS_REPLY_STRING && util_parse_ll(e->str, &v) == 0)
+		return v;
+	return 0;
+}
+
+static void copy_str(const redisReply *e, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (e->type == REDIS_REPLY_STRING)
+		util_strlcpy(out, e->str, n);
+}
+
+int sched_route(struct queue *q, const char *raw, size_t len, const struct sched_route_in *in,
+		struct job_claim *out)
+{
+	char k[17][300], lease[32], maxr[32], prio[8], nb[32], rmax[32], rpmax[32], rttl[32],
+		ttl[32];
+	const char *keys[17];
+	const char *args[18];
+	size_t lens[18];
+	int nkeys = 16;
+	redisReply *rep;
+	static const char *const names[] = {"ready", "delayed", "items", "state", "gtag",
+					    "gcount", "inflight", "picked"};
+
+	memset(out, 0, sizeof(*out));
+	pkey(q, k[0], sizeof(k[0]), "job", in->job_id);
+	pkey(q, k[1], sizeof(k[1]), "recoveries", NULL);
+	pkey(q, k[2], sizeof(k[2]), "processing", q->worker_id);
+	for (int i = 0; i < 8; i++)
+		skey(q, k[3 + i], sizeof(k[3 + i]), names[i]);
+	pkey(q, k[11], sizeof(k[11]), "group:weight", NULL);
+	skey(q, k[12], sizeof(k[12]), "wake");
+	pkey(q, k[13], sizeof(k[13]), "cancel", in->job_id);
+	pkey(q, k[14], sizeof(k[14]), "stats", NULL);
+	pkey(q, k[15], sizeof(k[15]), "results", NULL);
+	if (in->reply_to && *in->reply_to) {
+		util_strlcpy(k[16], in->reply_to, sizeof(k[16]));
+		nkeys = 17;
+	}
+	for (int i = 0; i < 17; i++)
+		keys[i] = k[i];
+	snprintf(lease, sizeof(lease), "%ld", in->lease_ms);
+	snprintf(maxr, sizeof(maxr), "%ld", in->max_recoveries);
+	snprintf(prio, sizeof(prio), "%ld", in->priority);
+	snprintf(nb, sizeof(nb), "%lld", in->not_before_ms);
+	snprintf(rmax, sizeof(rmax), "%ld", q->results_max);
+	snprintf(rpmax, sizeof(rpmax), "%ld", q->reply_max);
+	snprintf(rttl, sizeof(rttl), "%ld", q->reply_ttl_s);
+	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
+	char chan[128];
+	pkey(q, chan, sizeof(chan), "events", NULL);
+	args[0] = raw; args[1] = in->job_id; args[2] = q->worker_id; args[3] = lease;
+	args[4] = maxr; args[5] = in->type; args[6] = in->reply_to ? in->reply_to : "";
+	args[7] = in->meta ? in->meta : ""; args[8] = in->has_callback ? "1" : "0";
+	args[9] = prio; args[10] = in->group ? in->group : ""; args[11] = nb;
+	args[12] = in->own ? "1" : "0"; args[13] = chan; args[14] = rmax; args[15] = rpmax;
+	args[16] = rttl; args[17] = ttl;
+	for (int i = 0; i < 18; i++)
+		lens[i] = i == 0 ? len : strlen(args[i]);
+	rep = run(q, &lua_route, nkeys, keys, 18, args, lens);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 8 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING &&
+	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
+		redisReply **e = rep->element;
+		out->epoch = (long)str_ll(e[1]);
+		out->attempts = (long)str_ll(e[2]);
+		copy_str(e[3], out->state, sizeof(out->state));
+		copy_str(e[4], out->task_id, sizeof(out->task_id));
+		copy_str(e[5], out->owner, sizeof(out->owner));
+		out->recoveries = (long)str_ll(e[6]);
+		out->may_have_task = e[7]->type == REDIS_REPLY_STRING && strcmp(e[7]->str, "1") == 0;
+	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
+		freeReplyObject(rep);
+		snprintf(q->err, sizeof(q->err), "unexpected reply to route");
+		return -1;
+	}
+	return done(rep);
+}
+
+void sched_pick_free(struct sched_pick *p)
+{
+	free(p->raw);
+	p->raw = NULL;
+}
+
+int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out)
+{
+	char k[15][300], kk[32];
+	const char *keys[15];
+	const char *args[1] = {kk};
+	redisReply *rep;
+	static const char *const names[] = {"ready", "delayed", "items", "state", "gtag",
+					    "gcount", "inflight", "picked", "parked",
+					    "parkedGroups"};
+
+	memset(out, 0, sizeof(*out));
+	out->outcome = SCHED_AGAIN;
+	for (int i = 0; i < 10; i++)
+		skey(q, k[i], sizeof(k[i]), names[i]);
+	pkey(q, k[10], sizeof(k[10]), "group:weight", NULL);
+	pkey(q, k[11], sizeof(k[11]), "group:limit", NULL);
+	pkey(q, k[12], sizeof(k[12]), "pause", NULL);
+	pkey(q, k[13], sizeof(k[13]), "processing", q->worker_id);
+	skey(q, k[14], sizeof(k[14]), "wake");
+	for (int i = 0; i < 15; i++)
+		keys[i] = k[i];
+	snprintf(kk, sizeof(kk), "%ld", reserve_k);
+	rep = run(q, &lua_pick, 15, keys, 1, args, NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING)
+		goto out;
+	{
+		redisReply **e = rep->element;
+		const char *o = e[0]->str;
+		if (strcmp(o, "paused") == 0) {
+			out->outcome = SCHED_PAUSED;
+		} else if (strcmp(o, "empty") == 0) {
+			out->outcome = SCHED_EMPTY;
+			if (rep->elements > 1)
+				out->next_due_ms = str_ll(e[1]);
+			if (rep->elements > 2)
+				out->parked_groups = (long)str_ll(e[2]);
+		} else if (strcmp(o, "picked") == 0 && rep->elements == 7 &&
+			   e[2]->type == REDIS_REPLY_STRING) {
+			out->outcome = SCHED_PICKED;
+			copy_str(e[1], out->job_id, sizeof(out->job_id));
+			out->raw = util_xmalloc(e[2]->len + 1);
+			memcpy(out->raw, e[2]->str, e[2]->len);
+			out->raw[e[2]->len] = '\0';
+			out->raw_len = e[2]->len;
+			out->priority = (long)str_ll(e[3]);
+			copy_str(e[4], out->group, sizeof(out->group));
+			out->queued_at_ms = str_ll(e[5]);
+			copy_str(e[6], out->tag, sizeof(out->tag));
+		}
+	}
+out:
+	return done(rep);
+}
+
+int sched_start(struct queue *q, const char *job_id, long lease_ms,
+		struct job_claim *out)
+{
+	char k[4][300], lease[32];
+	const char *keys[4] = {k[0], k[1], k[2], k[3]};
+	const char *args[3] = {q->worker_id, lease, job_id};
+	redisReply *rep;
+
+	memset(out, 0, sizeof(*out));
+	pkey(q, k[0], sizeof(k[0]), "job", job_id);
+	pkey(q, k[1], sizeof(k[1]), "pause", NULL);
+	skey(q, k[2], sizeof(k[2]), "inflight");
+	skey(q, k[3], sizeof(k[3]), "picked");
+	snprintf(lease, sizeof(lease), "%ld", lease_ms);
+	rep = run(q, &lua_job_start, 4, keys, 3, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 7 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING &&
+	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
+		redisReply **e = rep->element;
+		out->epoch = (long)str_ll(e[1]);
+		out->attempts = (long)str_ll(e[2]);
+		copy_str(e[3], out->state, sizeof(out->state));
+		copy_str(e[4], out->task_id, sizeof(out->task_id));
+		copy_str(e[5], out->owner, sizeof(out->owner));
+		out->may_have_task = e[6]->type == REDIS_REPLY_STRING && strcmp(e[6]->str, "1") == 0;
+	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
+		freeReplyObject(rep);
+		snprintf(q->err, sizeof(q->err), "unexpected reply to job_start");
+		return -1;
+	}
+	return done(rep);
+}
+
+int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_pick *p,
+	      long epoch, enum sched_put_mode mode, int64_t due_ms, const char *error)
+{
+	char k[11][300], ep[32], due[32], now[32], prio[8], qa[32];
+	const char *keys[11];
+	const char *args[12];
+	size_t lens[12];
+	static const char *const modes[] = {"front", "unattempt", "retry"};
+	static const char *const names[] = {"ready", "delayed", "items", "state", "gcount",
+					    "inflight"};
+
+	pkey(q, k[0], sizeof(k[0]), "processing", q->worker_id);
+	pkey(q, k[1], sizeof(k[1]), "job", p->job_id);
+	for (int i = 0; i < 6; i++)
+		skey(q, k[2 + i], sizeof(k[2 + i]), names[i]);
+	pkey(q, k[8], sizeof(k[8]), "stats", NULL);
+	skey(q, k[9], sizeof(k[9]), "wake");
+	pkey(q, k[10], sizeof(k[10]), "recoveries", NULL);
+	for (int i = 0; i < 11; i++)
+		keys[i] = k[i];
+	snprintf(ep, sizeof(ep), "%ld", epoch);
+	snprintf(due, sizeof(due), "%lld", (long long)due_ms);
+	snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+	snprintf(prio, sizeof(prio), "%ld", p->priority);
+	snprintf(qa, sizeof(qa), "%lld", p->queued_at_ms);
+	args[0] = raw; args[1] = p->job_id; args[2] = q->worker_id; args[3] = ep;
+	args[4] = modes[mode]; args[5] = due; args[6] = error ? error : ""; args[7] = now;
+	args[8] = prio; args[9] = p->group; args[10] = qa; args[11] = p->tag[0] ? p->tag : "0";
+	for (int i = 0; i < 12; i++)
+		lens[i] = i == 0 ? len : strlen(args[i]);
+	/* it must happen: a job left out of the structure would wait in a list for ever */
+	for (long backoff = 100;; backoff = backoff < 2500 ? backoff * 2 : 5000) {
+		redisReply *rep = run(q, &lua_sched_put, 11, keys, 12, args, lens);
+		if (!rep || rep->type != REDIS_REPLY_ERROR)
+			return done(rep);
+		freeReplyObject(rep);
+		for (long t = 0; t < backoff; t += 50) {
+			if (q->r->stop && *q->r->stop)
+				return -1;
+			util_sleep_ms(50);
+		}
+	}
+}
+
+int sched_wait(struct queue *q, long timeout_ms, int *woken)
+{
+	char wake[300], tmo[32];
+	const char *argv[3] = {"BLPOP", wake, tmo};
+	redisReply *rep;
+
+	*woken = 0;
+	skey(q, wake, sizeof(wake), "wake");
+	if (timeout_ms < 10)
+		timeout_ms = 10;
+	snprintf(tmo, sizeof(tmo), "%.3f", (double)timeout_ms / 1000.0);
+	rep = rconn_argv(q->r, 3, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY)
+		*woken = 1;
+	return done(rep);
+}
+
+int sched_ready(struct queue *q, long *n, int64_t *next_due_ms, long *parked_groups)
+{
+	char ready[300], delayed[300], parked[300];
+	const char *argv[6] = {"ZCARD", ready};
+	redisReply *rep;
+
+	*n = 0;
+	*next_due_ms = 0;
+	*parked_groups = 0;
+	skey(q, ready, sizeof(ready), "ready");
+	skey(q, delayed, sizeof(delayed), "delayed");
+	skey(q, parked, sizeof(parked), "parkedGroups");
+	rep = rconn_argv(q->r, 2, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*n = (long)rep->integer;
+	if (done(rep) != 0)
+		return -1;
+	argv[1] = parked;
+	rep = rconn_argv(q->r, 2, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		*parked_groups = (long)rep->integer;
+	if (done(rep) != 0)
+		return -1;
+	argv[0] = "ZRANGE"; argv[1] = delayed; argv[2] = "0"; argv[3] = "0";
+	argv[4] = "WITHSCORES";
+	rep = rconn_argv(q->r, 5, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+		*next_due_ms = str_ll(rep->element[1]);
+	return done(rep);
+}
+
+int sched_functions_load(struct queue *q)
+{
+	const char *argv[4] = {"FCALL_RO", "kie_version", "0", NULL};
+	redisReply *rep = rconn_argv(q->r, 3, argv, NULL);
+	int ok = rep && rep->type == REDIS_REPLY_STRING &&
+		 strcmp(rep->str, SCHED_FUNCTIONS_VERSION) == 0;
+	if (rep)
+		freeReplyObject(rep);
+	if (!rep)
+		return -1;
+	if (ok)
+		return 0;
+	argv[0] = "FUNCTION"; argv[1] = "LOAD"; argv[2] = "REPLACE";
+	argv[3] = lua_kie_functions.src;
+	{
+		size_t lens[4] = {8, 4, 7, lua_kie_functions.len};
+		rep = rconn_argv(q->r, 4, argv, lens);
+	}
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		snprintf(q->err, sizeof(q->err), "FUNCTION LOAD failed: %s (Redis 7 is needed for "
+			 "kie_cancel and kie_position)", rep ? rep->str : "Redis unreachable");
+		if (rep)
+			freeReplyObject(rep);
+		return -1;
+	}
+	freeReplyObject(rep);
+	return 0;
+}
+
+int sched_setup(struct queue *q, const struct sched_settings *s)
+{
+	char state[300], chan[128], v[7][32];
+	const char *argv[16];
+	const long vals[7] = {s->results_max, s->reply_max, s->reply_ttl_s, s->record_ttl_s,
+			      s->cancel_ttl_s, s->create_limit, s->create_window_ms};
+	static const char *const names[7] = {"resultsMax", "replyMax", "replyTtlS", "recordTtlS",
+					     "cancelTtlS", "createLimit", "createWindowMs"};
+	redisReply *rep;
+	int n = 0;
+
+	skey(q, state, sizeof(state), "state");
+	pkey(q, chan, sizeof(chan), "events", NULL);
+	argv[n++] = "HSET";
+	argv[n++] = state;
+	argv[n++] = "chan";
+	argv[n++] = chan;
+	for (int i = 0; i < 6; i++) { /* 16 argv: the window goes in a second command */
+		snprintf(v[i], sizeof(v[i]), "%ld", vals[i]);
+		argv[n++] = names[i];
+		argv[n++] = v[i];
+	}
+	rep = rconn_argv_retry(q->r, n, argv, NULL);
+	if (done(rep) != 0)
+		return -1;
+	snprintf(v[6], sizeof(v[6]), "%ld", vals[6]);
+	argv[2] = names[6];
+	argv[3] = v[6];
+	rep = rconn_argv_retry(q->r, 4, argv, NULL);
+	if (done(rep) != 0)
+		return -1;
+	return sched_functions_load(q);
+}
+
+void sched_function_keys(const struct queue *q, const char *job_id, const char *reply_to,
+			 char buf[11][300], const char *keys[11])
+{
+	pkey(q, buf[0], 300, "job", job_id);
+	pkey(q, buf[1], 300, "cancel", job_id);
+	skey(q, buf[2], 300, "ready");
+	skey(q, buf[3], 300, "delayed");
+	skey(q, buf[4], 300, "items");
+	skey(q, buf[5], 300, "state");
+	skey(q, buf[6], 300, "gcount");
+	pkey(q, buf[7], 300, "stats", NULL);
+	pkey(q, buf[8], 300, "results", NULL);
+	skey(q, buf[9], 300, "parked");
+	util_strlcpy(buf[10], reply_to && *reply_to ? reply_to : buf[0], 300);
+	for (int i = 0; i < 11; i++)
+		keys[i] = buf[i];
+}
+
+/* FCALL[_RO] name 11 keys... job_id; loads the library once when Redis does not know it. */
+static int fcall(struct queue *q, const char *cmd, const char *name, const char *job_id,
+		 const char *reply_to, char **json)
+{
+	char buf[11][300];
+	const char *keys[11], *argv[15];
+	redisReply *rep = NULL;
+
+	*json = NULL;
+	sched_function_keys(q, job_id, reply_to, buf, keys);
+	argv[0] = cmd; argv[1] = name; argv[2] = "11";
+	for (int i = 0; i < 11; i++)
+		argv[3 + i] = keys[i];
+	argv[14] = job_id;
+	for (int tries = 0; tries < 2; tries++) {
+		rep = rconn_argv_retry(q->r, 15, argv, NULL);
+		if (!rep) {
+			snprintf(q->err, sizeof(q->err), "Redis unreachable");
+			return -1;
+		}
+		if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "Function not found") &&
+		    tries == 0) {
+			freeReplyObject(rep);
+			rep = NULL;
+			if (sched_functions_load(q) != 0)
+				return -1;
+			continue;
+		}
+		break;
+	}
+	if (rep->type != REDIS_REPLY_STRING) {
+		snprintf(q->err, sizeof(q->err), "%s: %s", name,
+			 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+		freeReplyObject(rep);
+		return -1;
+	}
+	*json = util_strdup(rep->str);
+	freeReplyObject(rep);
+	return 0;
+}
+
+int sched_cancel(struct queue *q, const char *job_id, char **json)
+{
+	char jkey[300], reply[300] = "";
+	const char *argv[3] = {"HGET", jkey, "replyTo"};
+	redisReply *rep;
+
+	pkey(q, jkey, sizeof(jkey), "job", job_id);
+	rep = rconn_argv_retry(q->r, 3, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_STRING)
+		util_strlcpy(reply, rep->str, sizeof(reply));
+	if (rep)
+		freeReplyObject(rep);
+	/* the function re-checks the replyTo it is given against the job's */
+	return fcall(q, "FCALL", "kie_cancel", job_id, reply, json);
+}
+
+int sched_position(struct queue *q, const char *job_id, char **json)
+{
+	return fcall(q, "FCALL_RO", "kie_position", job_id, NULL, json);
+}
