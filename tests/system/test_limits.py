@@ -61,7 +61,10 @@ def create_limit_run(redis_server, r, fake_kie, workers, window_s, margin_ms, fi
         counts.append(sum(1 for t in times if lo <= t < hi))
         k += 1
     assert len(counts) >= 10
-    used = min(counts) / limit
+    # every full window after the first: in the first, the routers are still moving the
+    # backlog into the scheduling structure while the runners pick (on a loaded 2-core
+    # machine it counted 18 of 20); from the second on the structure holds the backlog
+    used = min(counts[1:]) / limit
     overall = (n - limit) / ((times[-1] - t0) / w * limit)
     save_figure(figure, {"jobs": n, "workers": 3, "runners": 96, "window_s": window_s,
                          "full_windows": len(counts), "min_per_window": min(counts),
