@@ -8,6 +8,7 @@
 #include "core/util.h"
 #include "kie/job.h"
 #include "lua_scripts.h"
+#include "pool/sched.h"
 
 /* rep, or NULL (err filled, rep freed) for a lost connection or an error reply. */
 static redisReply *ok(struct queue *q, redisReply *rep, char *err, size_t errlen)
@@ -102,53 +103,111 @@ static long long length(struct queue *q, const char *command, const char *suffix
 	return n;
 }
 
-cJSON *views_queued(struct queue *q, int delayed, long offset, long limit, char *err,
-		    size_t errlen)
+/* A string reply as a number (null when empty or not a number). */
+static cJSON *num_or_null_str(const redisReply *r)
 {
-	char queue[300], dl[300], off[32], lim[32];
-	const char *keys[] = {queue, dl};
-	const char *args[] = {delayed ? "delayed" : "queue", off, lim};
-	redisReply *rep;
-	cJSON *o, *arr;
-	int64_t now = redis_now_ms(q);
+	return r && r->type == REDIS_REPLY_STRING && r->len ? num_or_null(r) : cJSON_CreateNull();
+}
 
-	queue_key(q, queue, sizeof(queue), "queue");
-	queue_key(q, dl, sizeof(dl), "delayed");
+cJSON *views_queued(struct queue *q, const char *from, int priority, const char *group,
+		    long offset, long limit, char *err, size_t errlen)
+{
+	char k[5][300], off[32], lim[32], prio[8], scan[32], g[VIEWS_GROUP_MAX + 2];
+	const char *keys[] = {k[0], k[1], k[2], k[3], k[4]};
+	const char *args[] = {from, off, lim, prio, g, scan};
+	redisReply *rep;
+	cJSON *o, *arr, *counts, *first_ready = NULL;
+	int64_t now = redis_now_ms(q);
+	static const char *const names[] = {"ready", "delayed", "items", "parked"};
+
+	for (int i = 0; i < 4; i++)
+		snprintf(k[i], sizeof(k[i]), "%s:sched:%s:%s", q->prefix, SCHED_ACCOUNT_NAME,
+			 names[i]);
+	queue_key(q, k[4], sizeof(k[4]), "queue");
 	snprintf(off, sizeof(off), "%ld", offset);
 	snprintf(lim, sizeof(lim), "%ld", limit);
-	rep = eval(q, err, errlen, &lua_admin_queue_page, 2, keys, 3, args);
+	if (priority >= 0)
+		snprintf(prio, sizeof(prio), "%d", priority);
+	else
+		prio[0] = '\0';
+	/* "(default)" names the default group, stored as "" ("\1" to the script) */
+	if (group && strcmp(group, "(default)") == 0)
+		util_strlcpy(g, "\1", sizeof(g));
+	else
+		util_strlcpy(g, group ? group : "", sizeof(g));
+	snprintf(scan, sizeof(scan), "%d", VIEWS_SCAN_MAX);
+	rep = eval(q, err, errlen, &lua_admin_sched_page, 5, keys, 6, args);
 	if (!rep)
 		return NULL;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 || (rep->elements - 2) % 4) {
-		snprintf(err, errlen, "unexpected reply to admin_queue_page.lua");
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 6 || (rep->elements - 6) % 8) {
+		snprintf(err, errlen, "unexpected reply to admin_sched_page.lua");
 		freeReplyObject(rep);
 		return NULL;
 	}
 	o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "from", delayed ? "delayed" : "queue");
-	cJSON_AddNumberToObject(o, "length", (double)num(rep->element[0]));
-	cJSON_AddNumberToObject(o, "delayedSize", (double)num(rep->element[1]));
+	cJSON_AddStringToObject(o, "from", from);
+	counts = cJSON_AddObjectToObject(o, "counts");
+	cJSON_AddNumberToObject(counts, "ready", (double)num(rep->element[0]));
+	cJSON_AddNumberToObject(counts, "delayed", (double)num(rep->element[1]));
+	cJSON_AddNumberToObject(counts, "parked", (double)num(rep->element[2]));
+	cJSON_AddNumberToObject(counts, "notRouted", (double)num(rep->element[3]));
+	cJSON_AddNumberToObject(o, "matched", (double)num(rep->element[4]));
+	cJSON_AddBoolToObject(o, "capped", num(rep->element[5]) != 0);
 	cJSON_AddNumberToObject(o, "offset", (double)offset);
 	cJSON_AddNumberToObject(o, "now", (double)now);
 	arr = cJSON_AddArrayToObject(o, "entries");
-	for (size_t i = 2, k = 0; i + 3 < rep->elements; i += 4, k++) {
+	for (size_t i = 6; i + 7 < rep->elements; i += 8) {
 		cJSON *e = cJSON_CreateObject();
-		const redisReply *id = rep->element[i];
-		cJSON_AddNumberToObject(e, "position", (double)(offset + (long)k));
+		const redisReply *id = rep->element[i], *gr = rep->element[i + 2];
 		if (id->type == REDIS_REPLY_STRING && id->len)
 			cJSON_AddItemToObject(e, "jobId", str_or_null(id));
 		else
 			cJSON_AddNullToObject(e, "jobId");
-		if (rep->element[i + 1]->type == REDIS_REPLY_STRING && rep->element[i + 1]->len)
-			cJSON_AddItemToObject(e, "type", str_or_null(rep->element[i + 1]));
+		cJSON_AddItemToObject(e, "priority", num_or_null_str(rep->element[i + 1]));
+		if (gr->type == REDIS_REPLY_STRING && gr->len)
+			cJSON_AddItemToObject(e, "group", str_or_null(gr));
+		else
+			cJSON_AddStringToObject(e, "group", "(default)");
+		cJSON_AddItemToObject(e, "queuedAt", num_or_null_str(rep->element[i + 3]));
+		if (rep->element[i + 4]->type == REDIS_REPLY_STRING && rep->element[i + 4]->len)
+			cJSON_AddItemToObject(e, "type", str_or_null(rep->element[i + 4]));
 		else
 			cJSON_AddNullToObject(e, "type");
-		cJSON_AddNumberToObject(e, "bytes", (double)num(rep->element[i + 2]));
-		if (delayed)
-			cJSON_AddItemToObject(e, "dueAt", num_or_null(rep->element[i + 3]));
+		cJSON_AddNumberToObject(e, "bytes", (double)num(rep->element[i + 5]));
+		cJSON_AddNumberToObject(e, "position", (double)num(rep->element[i + 6]));
+		if (strcmp(from, "delayed") == 0)
+			cJSON_AddItemToObject(e, "dueAt", num_or_null_str(rep->element[i + 7]));
+		if (!first_ready && strcmp(from, "ready") == 0 && cJSON_IsString(
+			    cJSON_GetObjectItemCaseSensitive(e, "jobId")))
+			first_ready = e;
 		cJSON_AddItemToArray(arr, e);
 	}
 	freeReplyObject(rep);
+	/* the ETA of each ready job: its place over the pace kie_position measures (one
+	 * FCALL_RO for the page; without the Functions library, no ETA) */
+	if (first_ready) {
+		char *json = NULL;
+		cJSON *pos = NULL;
+		const cJSON *pace;
+		const char *jid = cJSON_GetObjectItemCaseSensitive(first_ready, "jobId")->valuestring;
+		if (sched_position(q, jid, &json) == 0)
+			pos = cJSON_Parse(json);
+		free(json);
+		pace = cJSON_GetObjectItemCaseSensitive(pos, "pace");
+		if (cJSON_IsNumber(pace) && pace->valuedouble > 0) {
+			cJSON *e;
+			cJSON_AddNumberToObject(o, "pace", pace->valuedouble);
+			cJSON_ArrayForEach(e, arr) {
+				double p = cJSON_GetNumberValue(
+					cJSON_GetObjectItemCaseSensitive(e, "position"));
+				cJSON_AddNumberToObject(e, "eta", (double)now + (p + 1) * 1000.0 /
+								  pace->valuedouble);
+			}
+		} else {
+			cJSON_AddNullToObject(o, "pace");
+		}
+		cJSON_Delete(pos);
+	}
 	return o;
 }
 

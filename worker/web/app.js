@@ -406,20 +406,113 @@ async function confirmBulk() {
 
 // ---- queued, in flight, uncertain, audit ----
 
+function queuedQuery() {
+  const q = new URLSearchParams({ from: $('q-from').value, limit: String(PAGE),
+    offset: String(offsets.queued) });
+  if ($('q-prio').value) q.set('priority', $('q-prio').value);
+  if ($('q-group').value.trim()) q.set('group', $('q-group').value.trim());
+  return 'queued?' + q.toString();
+}
+
+async function cancelJob(id) {
+  if (needToken()) return;
+  try {
+    const r = await post('job/cancel', { jobId: id });
+    const why = { cancelled: 'cancelled: it never reached KIE (a job.cancelled event was emitted)',
+      started: 'not cancelled: its createTask was sent (KIE cannot cancel a task)',
+      finished: 'not cancelled: it had finished', remembered: 'not seen yet: the cancel is remembered',
+      reply_to_needed: 'not cancelled: retry (its replyTo changed)' };
+    say(id + ': ' + (why[r.result] || r.result), r.result !== 'cancelled' && r.result !== 'remembered');
+    refresh();
+  } catch (e) { say('cancel ' + id + ' failed: ' + e.message, true); }
+}
+
+async function setGroup(group, what) {
+  if (needToken()) return;
+  const v = $('g-' + what + '-' + group);
+  const n = v ? Number(v.value) : NaN;
+  if (!Number.isInteger(n) || n < 0) { say(what + ' must be a whole number (0 removes it)', true); return; }
+  try {
+    const body = { group };
+    body[what] = n;
+    await post('group/' + what, body);
+    say('group ' + group + ': ' + what + ' ' + (n ? 'set to ' + n : 'removed'));
+    refresh();
+  } catch (e) { say('group ' + what + ' failed: ' + e.message, true); }
+}
+
+function renderGroups(sum) {
+  const prios = $('queued-prios');
+  prios.replaceChildren();
+  const byp = sum.queuedByPriority || {};
+  for (let p = 9; p >= 0; p--) {
+    if (!byp[p]) continue;
+    const c = el('div', null, 'card');
+    c.append(el('div', byp[p], 'n'), el('div', 'priority ' + p, 'l'));
+    prios.append(c);
+  }
+  const ow = el('div', null, 'card');
+  ow.append(el('div', typeof sum.oldestWaitMs === 'number' ? age(sum.oldestWaitMs) : '-', 'n'),
+    el('div', 'oldest wait (next 100)', 'l'));
+  prios.append(ow);
+  const tb = $('groups').tBodies[0];
+  // not rebuilt while the operator edits a weight or a limit
+  if (tb.contains(document.activeElement)) return;
+  tb.replaceChildren();
+  for (const g of sum.topGroups || []) {
+    const tr = el('tr');
+    const name = g.group === '(default)' ? '' : g.group;
+    const acts = el('td');
+    if (actions && name) {
+      for (const what of ['weight', 'limit']) {
+        const i = el('input');
+        i.id = 'g-' + what + '-' + name;
+        i.type = 'number';
+        i.min = '0';
+        i.size = 5;
+        i.className = 'num';
+        i.value = what === 'weight' ? g.weight : (g.limit || 0);
+        i.setAttribute('aria-label', what + ' of group ' + name);
+        const b = el('button', 'set ' + what);
+        b.type = 'button';
+        b.addEventListener('click', () => setGroup(name, what));
+        acts.append(i, b);
+      }
+    }
+    tr.append(td(g.group), td(g.queued), td(g.inFlight), td(g.weight),
+      td(g.limit === null || g.limit === undefined ? 'none' : g.limit), acts);
+    tb.append(tr);
+  }
+}
+
 async function loadQueued() {
   const from = $('q-from').value;
-  const d = await getJson('queued?from=' + from + '&limit=' + PAGE + '&offset=' + offsets.queued);
-  const total = from === 'delayed' ? d.delayedSize : d.length;
-  $('queued-count').textContent = '(' + d.length + ' in the queue, ' + d.delayedSize +
-    ' waiting for a retry)';
-  renderPager('queued-pager', 'queued', total, d.entries.length);
+  const d = await getJson(queuedQuery());
+  const c = d.counts || {};
+  $('queued-count').textContent = '(' + c.ready + ' ready, ' + c.delayed + ' delayed, ' +
+    c.parked + ' parked at a group limit' + (c.notRouted ? ', ' + c.notRouted + ' not yet routed' : '') +
+    (typeof d.pace === 'number' ? '; ' + d.pace.toFixed(2) + ' picks/s' : '') + ')';
+  if (d.summary) renderGroups(d.summary);
+  renderPager('queued-pager', 'queued', d.matched, d.entries.length);
   const tb = $('queued').tBodies[0];
   tb.replaceChildren();
   for (const e of d.entries) {
     const tr = el('tr');
     if (e.jobId) tr.dataset.job = e.jobId;
-    tr.append(td(e.position), td(jobLink(e.jobId)), td(e.type || '-'), td(e.bytes + ' B'),
-      td(typeof e.dueAt === 'number' ? timeEl(e.dueAt) : '-'));
+    const when = typeof e.dueAt === 'number' ? timeEl(e.dueAt)
+      : (typeof e.eta === 'number' ? timeEl(e.eta) : '-');
+    const acts = el('td');
+    if (actions && e.jobId && from !== 'queue') {
+      const b = el('button', 'Cancel');
+      b.type = 'button';
+      b.className = 'cancel-job';
+      b.setAttribute('aria-label', 'cancel job ' + e.jobId);
+      b.addEventListener('click', () => cancelJob(e.jobId));
+      acts.append(b);
+    }
+    tr.append(td(e.position), td(jobLink(e.jobId)), td(e.priority), td(e.group),
+      td(e.type || '-'), td(typeof e.queuedAt === 'number' ? age(d.now - e.queuedAt) : '-'),
+      td(when), acts);
     tb.append(tr);
   }
 }
@@ -494,7 +587,7 @@ async function loadAudit() {
 
 const TIME_LABELS = {
   queuedAt: 'queued', createdAt: 'job record created', claimedAt: 'claimed',
-  startedAt: 'task created (started)', updatedAt: 'last change', retryAt: 'retry due',
+  startedAt: 'task created at KIE (started)', updatedAt: 'last change', retryAt: 'retry due',
   retriedAt: 'retried by an operator', uncertainUntil: 'uncertain window ends',
   finishedAt: 'finished', lease: 'lease ends',
 };
@@ -517,6 +610,15 @@ async function loadJob(id) {
   if (j.error && !j.job) where.push(j.error);
   if (j.status === 'unknown') where.push('Redis knows nothing of this job: never pushed, its records expired, or in the part of a long queue not scanned.');
   if (j.queue && j.queue.in) where.push('waits in ' + j.queue.in + (j.queue.dueAt ? ', due ' + new Date(j.queue.dueAt).toLocaleString() : ''));
+  const sc = j.schedule;
+  if (sc && typeof sc.position === 'number') {
+    where.push('position ' + sc.position + ' at priority ' + sc.priority + ' in group ' +
+      (sc.group || '(default)') + (typeof sc.eta === 'number' ? ', expected to start about ' +
+      new Date(sc.eta).toLocaleString() : ''));
+  }
+  const cb = $('job-cancel');
+  cb.hidden = !(actions && (j.state === 'queued' || j.state === 'delayed'));
+  cb.onclick = () => cancelJob(id);
   if (typeof j.uncertainLeftMs === 'number') where.push(age(j.uncertainLeftMs) + ' left in its uncertain window');
   $('job-where').textContent = where.join(' · ');
 
@@ -527,7 +629,8 @@ async function loadJob(id) {
   // the timeline: every time the records hold, oldest first
   const rows = [];
   const addT = (v, what) => {
-    const ms = typeof v === 'number' ? v : (typeof v === 'string' ? Date.parse(v) : NaN);
+    const ms = typeof v === 'number' ? v : (typeof v === 'string'
+      ? (/^\d{10,}$/.test(v) ? Number(v) : Date.parse(v)) : NaN);
     if (isFinite(ms) && ms > 0) rows.push([ms, what]);
   };
   for (const [k, v] of Object.entries(job)) {
@@ -726,8 +829,10 @@ function init() {
     $(id).addEventListener('change', () => { offsets.dead = 0; shownDead = ''; refresh(); });
   }
   $('dead-filter').addEventListener('submit', e => { e.preventDefault(); offsets.dead = 0; refresh(); });
-  $('queued-filter').addEventListener('submit', e => e.preventDefault());
-  $('q-from').addEventListener('change', () => { offsets.queued = 0; refresh(); });
+  $('queued-filter').addEventListener('submit', e => { e.preventDefault(); offsets.queued = 0; refresh(); });
+  for (const id of ['q-from', 'q-prio']) {
+    $(id).addEventListener('change', () => { offsets.queued = 0; refresh(); });
+  }
   window.addEventListener('hashchange', () => { shownDead = ''; ratesAt = 0; refresh(); });
   window.addEventListener('resize', () => {
     for (const [name, c] of Object.entries(charts)) {
