@@ -22,6 +22,7 @@
 #include "ops/audit.h"
 #include "ops/views.h"
 #include "ops/sched_view.h"
+#include "pool/history.h"
 #include "pool/limiter.h"
 #include "pool/queue.h"
 #include "pool/sched.h"
@@ -495,6 +496,26 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 				res = NULL;
 			}
 		}
+	} else if (strcmp(what, "history") == 0) {
+		/* i21: the history counters (views_history): ?minutes=N[&step=S] or ?days=N */
+		long n, step, days = arg(c, "days") != NULL;
+		if ((days ? admin_count_arg("days", arg(c, "days"), 30, 1, HISTORY_DAYS, &n, err,
+					    sizeof(err))
+			  : admin_count_arg("minutes", arg(c, "minutes"), 60, 1, HISTORY_MINUTES, &n,
+					    err, sizeof(err))) != 0 ||
+		    admin_count_arg("step", arg(c, "step"), 1, 1, 1440, &step, err, sizeof(err)) != 0)
+			return error(c, MHD_HTTP_BAD_REQUEST, err);
+		if (lock(w) != 0)
+			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+		res = views_history(&w->q, (int)days, n, step, err, sizeof(err));
+		if (res) {
+			/* what the charts draw the counts against */
+			cJSON_AddNumberToObject(res, "createLimitPerMinute",
+						(double)w->cfg->create_limit * 60000.0 /
+							(double)w->cfg->create_window_ms);
+			cJSON_AddNumberToObject(res, "dailyCreditBudget",
+						(double)w->cfg->daily_credit_budget);
+		}
 	} else if (strcmp(what, "search") == 0) {
 		const char *term = arg(c, "q");
 		if (!term || !job_id_valid(term))
@@ -517,7 +538,7 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 			 : sched_view_stats(&w->q, 10, err, sizeof(err));
 	} else {
 		return error(c, MHD_HTTP_NOT_FOUND, "no such API (stats, dead, completions, job, "
-			     "queued, inflight, uncertain, audit, rates, search, record, schedule)");
+			     "queued, inflight, uncertain, audit, rates, history, search, record, schedule)");
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (!res)

@@ -76,4 +76,13 @@ cJSON *views_search(struct queue *q, const char *term, char *err, size_t errlen)
 cJSON *views_job_descriptor(struct queue *q, const char *job_id, size_t max_bytes, char *err,
 			    size_t errlen);
 
+/* The history counters (pool/history.h, lib/history.lua) of the last n minutes (days 0,
+ * n 1..HISTORY_MINUTES) or the last n UTC days (days 1, n 1..HISTORY_DAYS), the current
+ * one included, summed by step periods per point: {"unit": "minute"|"day", "step",
+ * "now", "boundsMs": the buckets' bounds, "points": [{"t" (epoch s, the first period),
+ * "completed", "failed", "dead", "cancelled", "created", "refused", "waitP50",
+ * "waitP95", "genP50", "genP95" (ms: the bound of the bucket holding it; null when none),
+ * "wait", "gen" ({"<le>": n}), "credits" (days: <p>:spend:<day>'s total)}]}. */
+cJSON *views_history(struct queue *q, int days, long n, long step, char *err, size_t errlen);
+
 #endif

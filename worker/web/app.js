@@ -11,7 +11,9 @@ const TYPING_PAUSE_MS = 5000; // auto-refresh waits this long after the last key
                               // and while a list is open or a bulk action awaits its confirm
 const PAGE = 50;
 const RATES_EVERY_MS = 6000; // the charts' reads (api/rates)
-const SLOT_SAMPLES = 50;      // the createTask chart keeps this many samples (5 min at 6 s)
+const SLOT_SAMPLES = 50;
+const HISTORY_EVERY_MS = 30000; // the history charts' reads (api/history)
+const HISTORY_STEP = 10;        // the 48 h charts: one point per 10 minutes      // the createTask chart keeps this many samples (5 min at 6 s)
 
 let token = '';          // the operator token: this tab's memory only
 let operatorName = '';
@@ -20,6 +22,7 @@ let shownThumbs = '';    // the completions already drawn (their images are not 
 let shownDead = '';      // the dead letters drawn: unchanged rows are not rebuilt under a click
 let lastKeyAt = 0;
 let ratesAt = 0;
+let historyAt = 0;
 let busy = false;
 const offsets = { dead: 0, queued: 0, inflight: 0, uncertain: 0, audit: 0 };
 const charts = {};
@@ -246,6 +249,63 @@ function renderRates(r) {
     }, [slots.t.slice(), slots.used.slice(), slots.limit.slice()]);
   } else {
     $('chart-slots').textContent = 'No KIE account on this worker: nothing to draw.';
+  }
+}
+
+// ---- history (the counters in Redis: 48 h by the minute, 90 days by the day) ----
+
+function renderHistory(h, d) {
+  const pts = h.points || [];
+  const t = pts.map(p => p.t);
+  const step = h.step || 1;
+  $('chart-hist-throughput').dataset.points = JSON.stringify(
+    pts.map(p => [p.t, p.completed, p.failed, p.dead, p.cancelled]));
+  drawChart('hist-throughput', {
+    scales: { x: { time: true } },
+    series: [{ label: 'time' },
+      { label: 'completed', stroke: '#2e7d32', width: 2 },
+      { label: 'failed', stroke: '#b3261e', width: 2 },
+      { label: 'dead letters', stroke: '#7b3fa0', width: 2, dash: [6, 4] },
+      { label: 'cancelled', stroke: '#8a6d00', width: 1 }],
+    axes: [{ label: 'time (your zone)' }, { label: 'jobs per ' + step + ' min', size: 60 }],
+  }, [t, pts.map(p => p.completed), pts.map(p => p.failed), pts.map(p => p.dead),
+    pts.map(p => p.cancelled)]);
+  const sec = v => (typeof v === 'number' ? v / 1000 : null);
+  $('chart-hist-latency').dataset.points = JSON.stringify(
+    pts.map(p => [p.t, p.waitP50, p.waitP95, p.genP50, p.genP95]));
+  drawChart('hist-latency', {
+    scales: { x: { time: true } },
+    series: [{ label: 'time' },
+      { label: 'wait p50', stroke: '#1f5fa8', width: 2 },
+      { label: 'wait p95', stroke: '#1f5fa8', width: 1, dash: [4, 4] },
+      { label: 'generation p50', stroke: '#2e7d32', width: 2 },
+      { label: 'generation p95', stroke: '#2e7d32', width: 1, dash: [4, 4] }],
+    axes: [{ label: 'time (your zone)' }, { label: 'seconds (bucket bound)', size: 70 }],
+  }, [t, pts.map(p => sec(p.waitP50)), pts.map(p => sec(p.waitP95)),
+    pts.map(p => sec(p.genP50)), pts.map(p => sec(p.genP95))]);
+  const lim = (h.createLimitPerMinute || 0) * step;
+  $('chart-hist-created').dataset.points = JSON.stringify(
+    pts.map(p => [p.t, p.created, p.refused, lim]));
+  drawChart('hist-created', {
+    scales: { x: { time: true } },
+    series: [{ label: 'time' },
+      { label: 'createTask calls that made a task', stroke: '#1f5fa8', width: 2 },
+      { label: '429/455 refusals', stroke: '#b3261e', width: 2 },
+      { label: "the account's limit", stroke: '#555', width: 1, dash: [4, 4] }],
+    axes: [{ label: 'time (your zone)' }, { label: 'calls per ' + step + ' min', size: 70 }],
+  }, [t, pts.map(p => p.created), pts.map(p => p.refused), pts.map(() => lim)]);
+  if (d) {
+    const dp = d.points || [];
+    const budget = d.dailyCreditBudget || 0;
+    $('chart-hist-credits').dataset.points = JSON.stringify(
+      dp.map(p => [p.t, p.credits, budget]));
+    drawChart('hist-credits', {
+      scales: { x: { time: true } },
+      series: [{ label: 'day (UTC)' },
+        { label: 'credits spent', stroke: '#1f5fa8', width: 2 },
+        { label: budget ? 'daily budget' : 'no daily budget', stroke: '#b3261e', width: 1, dash: [4, 4] }],
+      axes: [{ label: 'day (UTC, your zone)' }, { label: 'credits per day', size: 70 }],
+    }, [dp.map(p => p.t), dp.map(p => p.credits), dp.map(() => (budget || null))]);
   }
 }
 
@@ -753,6 +813,12 @@ async function refresh() {
         fresh ? getJson('rates?minutes=15') : null]);
       renderCompletions(Array.isArray(c) ? c : []);
       if (rates) { ratesAt = Date.now(); renderRates(rates); }
+      if (Date.now() - historyAt >= HISTORY_EVERY_MS) {
+        const [h, d] = await Promise.all([getJson('history?minutes=2880&step=' + HISTORY_STEP),
+          getJson('history?days=30')]);
+        historyAt = Date.now();
+        renderHistory(h, d);
+      }
     } else if (r.view === 'dead') {
       renderDead(await getJson(deadQuery()));
     } else if (r.view === 'queued') {
@@ -788,7 +854,7 @@ function init() {
   $('token').addEventListener('input', e => { token = e.target.value.trim(); });
   $('operator-name').addEventListener('input', e => { operatorName = e.target.value.trim(); });
   document.addEventListener('keydown', () => { lastKeyAt = Date.now(); }, true);
-  $('btn-refresh').addEventListener('click', () => { ratesAt = 0; refresh(); });
+  $('btn-refresh').addEventListener('click', () => { ratesAt = 0; historyAt = 0; refresh(); });
   $('search-form').addEventListener('submit', async e => {
     e.preventDefault();
     const term = $('search').value.trim();
@@ -833,7 +899,7 @@ function init() {
   for (const id of ['q-from', 'q-prio']) {
     $(id).addEventListener('change', () => { offsets.queued = 0; refresh(); });
   }
-  window.addEventListener('hashchange', () => { shownDead = ''; ratesAt = 0; refresh(); });
+  window.addEventListener('hashchange', () => { shownDead = ''; ratesAt = 0; historyAt = 0; refresh(); });
   window.addEventListener('resize', () => {
     for (const [name, c] of Object.entries(charts)) {
       c.setSize({ width: chartWidth($('chart-' + name)), height: 200 });

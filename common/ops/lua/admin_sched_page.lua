@@ -96,26 +96,31 @@ if from == 'queue' then
   return out
 end
 
-local key = from == 'delayed' and KEYS[2] or (from == 'parked' and KEYS[4] or KEYS[1])
+local function zrange(a, b)
+  if from == 'delayed' then return redis.call('ZRANGE', KEYS[2], a, b, 'WITHSCORES') end
+  if from == 'parked' then return redis.call('ZRANGE', KEYS[4], a, b, 'WITHSCORES') end
+  return redis.call('ZRANGE', KEYS[1], a, b, 'WITHSCORES')
+end
+local size = from == 'delayed' and counts[2] or (from == 'parked' and counts[3] or counts[1])
 local function idof(m)
   if from == 'parked' then return string.match(m, '\1[^\1]*\1(.*)$') or m end
   return m
 end
 
 if fprio == nil and fgroup == nil then
-  local page = redis.call('ZRANGE', key, off, off + lim - 1, 'WITHSCORES')
+  local page = zrange(off, off + lim - 1)
   for i = 1, #page, 2 do
     local id = idof(page[i])
     add(id, item_of(id), off + (i - 1) / 2, from == 'delayed' and page[i + 1] or nil)
   end
-  out[5] = from == 'delayed' and counts[2] or (from == 'parked' and counts[3] or counts[1])
+  out[5] = size
   return out
 end
 
 -- filtered: walk the set in order, at most cap members
 local CHUNK, seen, matched, rank = 500, 0, 0, 0
 while seen < cap do
-  local page = redis.call('ZRANGE', key, rank, rank + CHUNK - 1, 'WITHSCORES')
+  local page = zrange(rank, rank + CHUNK - 1)
   if #page == 0 then break end
   for i = 1, #page, 2 do
     local id = idof(page[i])
@@ -133,5 +138,5 @@ while seen < cap do
   if #page / 2 < CHUNK then break end
 end
 out[5] = matched
-if seen >= cap and rank < n('ZCARD', key) then out[6] = 1 end
+if seen >= cap and rank < size then out[6] = 1 end
 return out
