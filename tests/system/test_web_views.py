@@ -474,6 +474,81 @@ def test_live_charts_match_the_counts(workers, redis_server, r, fake_kie, browse
     assert w.stop() == 0
 
 
+def hist_totals(r):
+    """The minute hashes' fields summed (lib/history.lua)."""
+    tot = {}
+    for k in r.keys("kie:hist:m:*"):
+        for f, v in r.hgetall(k).items():
+            tot[f] = tot.get(f, 0) + int(v)
+    return tot
+
+
+def test_history_charts_match_the_counters(workers, redis_server, r, fake_kie, browser):
+    """Issue 21: a run with completions, failures, dead letters, a cancel and a 429 burst
+    writes the history counters (per minute and per day, bounded by their TTLs) in the
+    scripts that count, and the 48 h / 30-day charts draw points that match them."""
+    from selenium.webdriver.common.by import By
+    fake_kie.config(refuse_creates_until_ms=now_ms() + 1500, refuse_code=429)
+    w, base = start_page_worker(workers, redis_server, fake_kie)
+    for i in range(5):
+        r.lpush("kie:queue", desc(f"ok-{i}"))
+    for i in range(2):
+        r.lpush("kie:queue", desc(f"bad-{i}", prompt="[fake:fail] a coat"))
+    r.lpush("kie:queue", json.dumps({"v": 1, "id": "dl-1", "type": "nope", "input": {}}))
+    r.lpush("kie:queue", sdesc("later-1", not_before=now_ms() + 3600000))
+    wait_for(lambda: r.llen("kie:results") == 8 and r.llen("kie:dead") == 1, 40,
+             what="7 completion events and a dead letter")
+    st, c = post(base, "job/cancel", {"jobId": "later-1"})
+    assert st == 200 and c["result"] == "cancelled"
+    stats = fake_kie.stats()
+    assert stats["creates_refused_429"] >= 1  # the burst happened
+    tot = hist_totals(r)
+    assert (tot.get("completed"), tot.get("failed"), tot.get("dead"), tot.get("cancelled")) == \
+        (5, 2, 1, 1), tot
+    assert tot["created"] == 7 and tot["refused"] == stats["creates_refused_429"], tot
+    assert sum(v for f, v in tot.items() if f.startswith("wait:")) == 7
+    assert sum(v for f, v in tot.items() if f.startswith("gen:")) == 7
+    # bounded: every history hash expires (48 h by the minute, 90 days by the day)
+    for k in r.keys("kie:hist:m:*"):
+        assert 172000 < r.ttl(k) <= 172800
+    day = r.keys("kie:hist:d:*")
+    assert len(day) >= 1 and all(7776000 - 100 < r.ttl(k) <= 7776000 for k in day)
+    assert sum(int(r.hget(k, "completed") or 0) for k in day) == 5
+    # the API's series
+    st, h = get(base, "history?minutes=60")
+    assert st == 200 and len(h["points"]) == 60
+    assert sum(p["completed"] for p in h["points"]) == 5
+    assert sum(p["refused"] for p in h["points"]) == tot["refused"]
+    assert any(p["waitP95"] is not None and p["genP50"] is not None for p in h["points"])
+    assert get(base, "history?minutes=2881")[0] == 400
+    st, d = get(base, "history?days=90")
+    assert st == 200 and len(d["points"]) == 90 and d["points"][-1]["completed"] == 5
+    # the charts: drawn, their points the counters'
+    go(browser, base, "#/")
+
+    def pts(name):
+        p = browser.find_element(By.ID, "chart-" + name).get_attribute("data-points")
+        return json.loads(p) if p else None
+    wait_for(lambda: pts("hist-throughput") and pts("hist-credits"), 20, interval=0.2,
+             what="the history charts")
+    tp = pts("hist-throughput")
+    assert len(tp) == 288  # 48 h by 10 minutes
+    assert [sum(p[i] for p in tp) for i in (1, 2, 3, 4)] == [5, 2, 1, 1]
+    cr = pts("hist-created")
+    assert sum(p[1] for p in cr) == 7 and sum(p[2] for p in cr) == tot["refused"]
+    assert all(p[3] > 0 for p in cr)  # the limit line
+    lat = pts("hist-latency")
+    assert any(p[2] is not None for p in lat) and any(p[4] is not None for p in lat)
+    assert len(pts("hist-credits")) == 30
+    for name in ("hist-throughput", "hist-latency", "hist-created", "hist-credits"):
+        assert browser.find_elements(By.CSS_SELECTOR, f"#chart-{name} canvas"), name
+    figs = browser.find_element(By.ID, "view-overview").text
+    assert "per 10 minutes" in figs and "seconds" in figs and "Credits spent per UTC day" in figs
+    assert browser.get_log("browser") == []
+    shot(browser, "history")
+    assert w.stop() == 0
+
+
 def seed_every_view(r, base):
     """A pool with something on every view, each with producer-controlled markup."""
     t = now_ms()
