@@ -49,7 +49,6 @@ void worker_limiter(struct worker *w, struct worker_io *io, struct limiter *l, i
 			     cfg->create_limit, cfg->create_window_ms, cfg->limit_margin_ms,
 			     cfg->rate_backoff_ms, cfg->rate_backoff_max_ms, member);
 		l->burst = cfg->create_burst; /* paced: the scheduler's slot every window/limit */
-		util_strlcpy(l->hist_prefix, cfg->redis_prefix, sizeof(l->hist_prefix)); /* i21 */
 	} else
 		limiter_init(l, &io->rc, cfg->account_prefix, w->account_id, "query",
 			     /* a 1 s window would lose a quarter to the default margin */

@@ -9,7 +9,6 @@
 #include "core/metrics.h"
 #include "core/util.h"
 #include "lua_scripts.h"
-#include "pool/history.h"
 
 /* The scripts are common/pool/lua/limiter_acquire.lua and limiter_penalize.lua. */
 
@@ -198,8 +197,8 @@ void limiter_unuse(struct limiter *l)
 
 long limiter_penalize(struct limiter *l, const char *why, int *first)
 {
-	char base[32], max[32], hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
-	const char *keys[4], *args[3];
+	char base[32], max[32];
+	const char *keys[2], *args[3];
 	redisReply *rep;
 	long ms = 0;
 
@@ -208,11 +207,7 @@ long limiter_penalize(struct limiter *l, const char *why, int *first)
 	snprintf(max, sizeof(max), "%ld", l->backoff_max_ms);
 	keys[0] = l->log_key; keys[1] = l->state_key;
 	args[0] = base; args[1] = max; args[2] = why;
-	/* i21: the refusal counted in the pool's history */
-	history_keys(l->hist_prefix, util_now_ms(), hmin, hday);
-	keys[2] = hmin; keys[3] = hday;
-	rep = script_run(l->r, &lua_limiter_penalize, 1, l->hist_prefix[0] ? 4 : 2, keys, 3, args,
-			 NULL);
+	rep = script_run(l->r, &lua_limiter_penalize, 1, 2, keys, 3, args, NULL);
 	if (!rep)
 		return 0;
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {

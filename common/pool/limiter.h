@@ -42,8 +42,6 @@ struct limiter {
 	int metric;           /* enum metrics_limiter: which limit this is, for its counters */
 	long waits;           /* times a caller had to sleep */
 	long blocked_waits;   /* of which because of a 429/455 backoff */
-	char hist_prefix[160]; /* i21: the pool whose history counters count this limiter's
-				* refusals (pool/history.h); "" none. Set after limiter_init */
 };
 
 /* Writes the account id of token (16 lowercase hex digits and a NUL) into out. */

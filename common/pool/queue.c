@@ -817,14 +817,15 @@ int queue_pause_probe_lock(struct queue *q, long ms, int *got)
 
 int queue_job_not_created(struct queue *q, const char *job_id, long epoch)
 {
-	char key[300], now[32], ep[32];
-	const char *keys[] = {key};
+	char key[300], now[32], ep[32], hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
+	const char *keys[] = {key, hmin, hday};
 	const char *args[] = {now, q->worker_id, ep};
 
 	key2(q, key, sizeof(key), "job", job_id);
 	now_str(now, sizeof(now));
 	snprintf(ep, sizeof(ep), "%ld", epoch);
-	return ok_reply(eval(q, &lua_job_not_created, 1, keys, 3, args, NULL));
+	history_keys(q->prefix, util_now_ms(), hmin, hday); /* i21: the refusal counted */
+	return ok_reply(eval(q, &lua_job_not_created, 3, keys, 3, args, NULL));
 }
 
 /* The fields of task_get.lua's reply (poll_next.lua's after its first two) into out. */

@@ -4,20 +4,15 @@
 -- Reservations not yet due are dropped (their holders ask again).
 -- KEYS[1] <ap>:{<account>}:<name>         zset member -> reserved call time (ms)
 -- KEYS[2] <ap>:{<account>}:<name>:state   hash blockedUntil, backoffMs, penalties, ...
--- KEYS[3] <p>:hist:m:<minute>           optional (i21): the refusal is counted in the
--- KEYS[4] <p>:hist:d:<yyyymmdd>         pool's history counters (lib/history.lua)
 -- ARGV[1] base backoff in ms
 -- ARGV[2] longest backoff in ms
 -- ARGV[3] the reason (KIE's message)
 -- Returns {pause_ms, started 0|1}.
---#include history.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local st = redis.call('HMGET', KEYS[2], 'blockedUntil', 'backoffMs')
 local untl = tonumber(st[1] or '0') or 0
 local b = tonumber(st[2] or '0') or 0
--- i21: every refusal is counted in the history (a 429 within a pause too)
-if KEYS[4] then hist_add(KEYS[3], KEYS[4], {'refused'}) end
 if untl > now then return {untl - now, 0} end
 local base, max = tonumber(ARGV[1]), tonumber(ARGV[2])
 if b > 0 and now - untl < 2 * b then b = math.min(b * 2, max) else b = base end

@@ -1,6 +1,6 @@
 -- history.lua — the history counters (docs/protocol.md, "History"), included with
 -- `--#include history.lua` by the scripts that already count (one marked call each:
--- finalize, record_task, job_dead, kie_cancel, limiter_penalize). Every key is a
+-- finalize, record_task, job_dead, kie_cancel, job_not_created). Every key is a
 -- parameter its caller took from KEYS (pool/history.h builds them from the caller's
 -- clock):
 --   kmin  <p>:hist:m:<epoch minute>   HASH, expires 48 h after its first write
