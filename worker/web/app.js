@@ -276,10 +276,10 @@ function renderHistory(h, d) {
   drawChart('hist-latency', {
     scales: { x: { time: true } },
     series: [{ label: 'time' },
-      { label: 'wait p50', stroke: '#1f5fa8', width: 2 },
-      { label: 'wait p95', stroke: '#1f5fa8', width: 1, dash: [4, 4] },
-      { label: 'generation p50', stroke: '#2e7d32', width: 2 },
-      { label: 'generation p95', stroke: '#2e7d32', width: 1, dash: [4, 4] }],
+      { label: 'wait p50', stroke: '#1f5fa8', width: 2, spanGaps: true, points: { show: true, size: 6 } },
+      { label: 'wait p95', stroke: '#1f5fa8', width: 1, dash: [4, 4], spanGaps: true, points: { show: true, size: 6 } },
+      { label: 'generation p50', stroke: '#2e7d32', width: 2, spanGaps: true, points: { show: true, size: 6 } },
+      { label: 'generation p95', stroke: '#2e7d32', width: 1, dash: [4, 4], spanGaps: true, points: { show: true, size: 6 } }],
     axes: [{ label: 'time (your zone)' }, { label: 'seconds (bucket bound)', size: 70 }],
   }, [t, pts.map(p => sec(p.waitP50)), pts.map(p => sec(p.waitP95)),
     pts.map(p => sec(p.genP50)), pts.map(p => sec(p.genP95))]);
