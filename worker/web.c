@@ -22,8 +22,10 @@
 #include "ops/audit.h"
 #include "ops/views.h"
 #include "ops/sched_view.h"
+#include "pool/history.h"
 #include "pool/limiter.h"
 #include "pool/queue.h"
+#include "pool/sched.h"
 #include "store/metadata.h"
 #include "web_assets.h"
 
@@ -137,6 +139,19 @@ static int host_allowed(const struct web *w, const char *host, size_t len)
 		if (strlen(w->hosts[i]) == len && strncasecmp(w->hosts[i], host, len) == 0)
 			return 1;
 	return 0;
+}
+
+/* A group name as descriptors give it (docs/protocol.md): 1..128 of A-Z a-z 0-9 . _ : - @ */
+static int web_group_valid(const char *g)
+{
+	size_t n = strlen(g);
+	if (n == 0 || n > 128)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-@",
+			    g[i]))
+			return 0;
+	return 1;
 }
 
 struct web_request {
@@ -391,7 +406,11 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 			cJSON *d = views_job_descriptor(&w->q, id, WEB_DESCRIPTOR_MAX_BYTES, err,
 							sizeof(err));
 			if (d) {
+				/* i21: a queued or delayed job's place and ETA (kie_position) */
+				char perr[300];
+				cJSON *pos = sched_view_position(&w->q, id, perr, sizeof(perr));
 				cJSON_AddItemToObject(res, "descriptor", d);
+				cJSON_AddItemToObject(res, "schedule", pos ? pos : cJSON_CreateNull());
 			} else {
 				cJSON_Delete(res);
 				res = NULL;
@@ -422,14 +441,37 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 		    admin_count_arg("offset", arg(c, "offset"), 0, 0, 1000000000L, &offset, err,
 				    sizeof(err)) != 0)
 			return error(c, MHD_HTTP_BAD_REQUEST, err);
-		if (from && strcmp(from, "queue") != 0 && strcmp(from, "delayed") != 0)
-			return error(c, MHD_HTTP_BAD_REQUEST, "from must be queue or delayed");
+		const char *prio = arg(c, "priority"), *group = arg(c, "group");
+		long p = -1;
+		if (what[0] == 'q') {
+			if (from && strcmp(from, "ready") != 0 && strcmp(from, "delayed") != 0 &&
+			    strcmp(from, "parked") != 0 && strcmp(from, "queue") != 0)
+				return error(c, MHD_HTTP_BAD_REQUEST, "from must be ready, delayed, "
+					     "parked or queue");
+			if (prio && *prio && admin_count_arg("priority", prio, 0, 0, 9, &p, err,
+							     sizeof(err)) != 0)
+				return error(c, MHD_HTTP_BAD_REQUEST, err);
+			if (group && *group && strcmp(group, "(default)") != 0 &&
+			    !web_group_valid(group))
+				return error(c, MHD_HTTP_BAD_REQUEST, "group must be 1 to 128 of "
+					     "A-Z a-z 0-9 . _ : - @, or (default)");
+		}
 		if (lock(w) != 0)
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
-		if (what[0] == 'q')
-			res = views_queued(&w->q, from && strcmp(from, "delayed") == 0, offset, limit,
-					   err, sizeof(err));
-		else if (what[0] == 'i')
+		if (what[0] == 'q') {
+			/* i21: the scheduling structure, by priority and group (sched_view.h) */
+			res = views_queued(&w->q, from ? from : "ready", prio && *prio ? (int)p : -1,
+					   group, offset, limit, err, sizeof(err));
+			if (res) {
+				cJSON *sum = sched_view_stats(&w->q, 20, err, sizeof(err));
+				if (sum) {
+					cJSON_AddItemToObject(res, "summary", sum);
+				} else {
+					cJSON_Delete(res);
+					res = NULL;
+				}
+			}
+		} else if (what[0] == 'i')
 			res = views_in_flight(&w->q, offset, limit, err, sizeof(err));
 		else if (what[0] == 'u')
 			res = views_uncertain(&w->q, offset, limit, err, sizeof(err));
@@ -454,6 +496,26 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 				res = NULL;
 			}
 		}
+	} else if (strcmp(what, "history") == 0) {
+		/* i21: the history counters (views_history): ?minutes=N[&step=S] or ?days=N */
+		long n, step, days = arg(c, "days") != NULL;
+		if ((days ? admin_count_arg("days", arg(c, "days"), 30, 1, HISTORY_DAYS, &n, err,
+					    sizeof(err))
+			  : admin_count_arg("minutes", arg(c, "minutes"), 60, 1, HISTORY_MINUTES, &n,
+					    err, sizeof(err))) != 0 ||
+		    admin_count_arg("step", arg(c, "step"), 1, 1, 1440, &step, err, sizeof(err)) != 0)
+			return error(c, MHD_HTTP_BAD_REQUEST, err);
+		if (lock(w) != 0)
+			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+		res = views_history(&w->q, (int)days, n, step, err, sizeof(err));
+		if (res) {
+			/* what the charts draw the counts against */
+			cJSON_AddNumberToObject(res, "createLimitPerMinute",
+						(double)w->cfg->create_limit * 60000.0 /
+							(double)w->cfg->create_window_ms);
+			cJSON_AddNumberToObject(res, "dailyCreditBudget",
+						(double)w->cfg->daily_credit_budget);
+		}
 	} else if (strcmp(what, "search") == 0) {
 		const char *term = arg(c, "q");
 		if (!term || !job_id_valid(term))
@@ -476,7 +538,7 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 			 : sched_view_stats(&w->q, 10, err, sizeof(err));
 	} else {
 		return error(c, MHD_HTTP_NOT_FOUND, "no such API (stats, dead, completions, job, "
-			     "queued, inflight, uncertain, audit, rates, search, record, schedule)");
+			     "queued, inflight, uncertain, audit, rates, history, search, record, schedule)");
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (!res)
@@ -564,6 +626,84 @@ static long dead_matching(struct web *w, const struct admin_body *b, char *err, 
 	return n;
 }
 
+/* i21: the scheduling actions (pool/sched.h): "job/cancel" {"jobId"} is FCALL kie_cancel
+ * (as `kie job cancel`); "group/weight" {"group", "weight": 0..1000} and "group/limit"
+ * {"group", "limit": 0..100000} are `kie group weight|limit` (0 removes the setting). The
+ * headers were checked (refuse_action); each done action is in the audit list. */
+static enum MHD_Result api_post_sched(struct web *w, struct MHD_Connection *c,
+				      const char *what, const cJSON *in, const char *who,
+				      const char *ip)
+{
+	char err[512] = "", aerr[300];
+	cJSON *res = NULL, *detail = cJSON_CreateObject(), *it;
+	enum MHD_Result rc;
+	unsigned status = MHD_HTTP_BAD_REQUEST;
+	const char *name = strcmp(what, "job/cancel") == 0 ? "jobId" : "group";
+	const char *num_name = strcmp(what, "group/weight") == 0 ? "weight" : "limit";
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(in, name);
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(in, num_name);
+	int cancel = name[0] == 'j';
+
+	cJSON_ArrayForEach(it, in)
+		if (strcmp(it->string, name) != 0 && (cancel || strcmp(it->string, num_name) != 0)) {
+			snprintf(err, sizeof(err), "unknown field \"%.60s\"", it->string);
+			util_utf8_sanitize(err);
+			goto out;
+		}
+	if (!cJSON_IsString(id) || !(cancel ? job_id_valid(id->valuestring)
+					    : web_group_valid(id->valuestring))) {
+		snprintf(err, sizeof(err), cancel ? "jobId must be a job id ([A-Za-z0-9._:-], 1 to "
+			 "128 bytes)" : "group must be 1 to 128 of A-Z a-z 0-9 . _ : - @");
+		goto out;
+	}
+	if (!cancel && (!cJSON_IsNumber(n) || n->valuedouble != (double)(long)n->valuedouble ||
+			n->valuedouble < 0 || n->valuedouble > (num_name[0] == 'w' ? 1000 : 100000))) {
+		snprintf(err, sizeof(err), "%s must be a whole number from 0 (remove it) to %d",
+			 num_name, num_name[0] == 'w' ? 1000 : 100000);
+		goto out;
+	}
+	status = MHD_HTTP_SERVICE_UNAVAILABLE;
+	if (lock(w) != 0) {
+		snprintf(err, sizeof(err), "busy; try again");
+		goto out;
+	}
+	cJSON_AddStringToObject(detail, name, id->valuestring);
+	if (cancel) {
+		char *json = NULL;
+		if (sched_cancel(&w->q, id->valuestring, &json) == 0)
+			res = cJSON_Parse(json);
+		free(json);
+		if (!res)
+			snprintf(err, sizeof(err), "cancel: %s", w->q.err);
+		else
+			cJSON_AddItemToObject(detail, "result", cJSON_Duplicate(
+				cJSON_GetObjectItemCaseSensitive(res, "result"), 1));
+	} else if (sched_view_set(&w->q, id->valuestring, num_name[0] == 'l',
+				  (long)n->valuedouble, err, sizeof(err)) == 0) {
+		res = cJSON_CreateObject();
+		cJSON_AddStringToObject(res, "group", id->valuestring);
+		cJSON_AddNumberToObject(res, num_name, n->valuedouble);
+		cJSON_AddNumberToObject(detail, num_name, n->valuedouble);
+	}
+	if (res && audit_add(&w->q, who, ip, what, detail, aerr, sizeof(aerr)) != 0)
+		log_warn(NULL, NULL, "operator page (%s): %s done, but not recorded in the audit "
+			 "list: %s", ip, what, aerr);
+	pthread_mutex_unlock(&w->lock);
+	if (res) {
+		char *d = cJSON_PrintUnformatted(detail);
+		log_info(cancel ? id->valuestring : NULL, NULL, "operator page (%s, %s): %s %s", ip,
+			 who, what, d ? d : "");
+		free(d);
+	}
+out:
+	cJSON_Delete(detail);
+	if (!res)
+		return error(c, status, err);
+	rc = answer_json(c, MHD_HTTP_OK, res);
+	cJSON_Delete(res);
+	return rc;
+}
+
 static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const char *what,
 				const struct dbuf *body)
 {
@@ -579,6 +719,20 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 	unsigned status = MHD_HTTP_SERVICE_UNAVAILABLE;
 	int unknown;
 
+	if (strcmp(what, "job/cancel") == 0 || strcmp(what, "group/weight") == 0 ||
+	    strcmp(what, "group/limit") == 0) {
+		if (ci && ci->client_addr && client_addr_from_sockaddr(ci->client_addr, &ca) == 0)
+			client_addr_str(&ca, ip, sizeof(ip));
+		audit_who(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Kie-Operator"),
+			  w->cfg->admin_token, who, sizeof(who));
+		if (!cJSON_IsObject(in)) {
+			cJSON_Delete(in);
+			return error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+		}
+		rc = api_post_sched(w, c, what, in, who, ip);
+		cJSON_Delete(in);
+		return rc;
+	}
 	/* every field checked, with its type, before anything is done (admin.h) */
 	why = admin_body_parse(what, in, &b, &unknown);
 	if (why) {

@@ -8,6 +8,8 @@
 #include "core/util.h"
 #include "kie/job.h"
 #include "lua_scripts.h"
+#include "pool/history.h"
+#include "pool/sched.h"
 
 /* rep, or NULL (err filled, rep freed) for a lost connection or an error reply. */
 static redisReply *ok(struct queue *q, redisReply *rep, char *err, size_t errlen)
@@ -102,53 +104,111 @@ static long long length(struct queue *q, const char *command, const char *suffix
 	return n;
 }
 
-cJSON *views_queued(struct queue *q, int delayed, long offset, long limit, char *err,
-		    size_t errlen)
+/* A string reply as a number (null when empty or not a number). */
+static cJSON *num_or_null_str(const redisReply *r)
 {
-	char queue[300], dl[300], off[32], lim[32];
-	const char *keys[] = {queue, dl};
-	const char *args[] = {delayed ? "delayed" : "queue", off, lim};
-	redisReply *rep;
-	cJSON *o, *arr;
-	int64_t now = redis_now_ms(q);
+	return r && r->type == REDIS_REPLY_STRING && r->len ? num_or_null(r) : cJSON_CreateNull();
+}
 
-	queue_key(q, queue, sizeof(queue), "queue");
-	queue_key(q, dl, sizeof(dl), "delayed");
+cJSON *views_queued(struct queue *q, const char *from, int priority, const char *group,
+		    long offset, long limit, char *err, size_t errlen)
+{
+	char k[5][300], off[32], lim[32], prio[8], scan[32], g[VIEWS_GROUP_MAX + 2];
+	const char *keys[] = {k[0], k[1], k[2], k[3], k[4]};
+	const char *args[] = {from, off, lim, prio, g, scan};
+	redisReply *rep;
+	cJSON *o, *arr, *counts, *first_ready = NULL;
+	int64_t now = redis_now_ms(q);
+	static const char *const names[] = {"ready", "delayed", "items", "parked"};
+
+	for (int i = 0; i < 4; i++)
+		snprintf(k[i], sizeof(k[i]), "%s:sched:%s:%s", q->prefix, SCHED_ACCOUNT_NAME,
+			 names[i]);
+	queue_key(q, k[4], sizeof(k[4]), "queue");
 	snprintf(off, sizeof(off), "%ld", offset);
 	snprintf(lim, sizeof(lim), "%ld", limit);
-	rep = eval(q, err, errlen, &lua_admin_queue_page, 2, keys, 3, args);
+	if (priority >= 0)
+		snprintf(prio, sizeof(prio), "%d", priority);
+	else
+		prio[0] = '\0';
+	/* "(default)" names the default group, stored as "" ("\1" to the script) */
+	if (group && strcmp(group, "(default)") == 0)
+		util_strlcpy(g, "\1", sizeof(g));
+	else
+		util_strlcpy(g, group ? group : "", sizeof(g));
+	snprintf(scan, sizeof(scan), "%d", VIEWS_SCAN_MAX);
+	rep = eval(q, err, errlen, &lua_admin_sched_page, 5, keys, 6, args);
 	if (!rep)
 		return NULL;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 || (rep->elements - 2) % 4) {
-		snprintf(err, errlen, "unexpected reply to admin_queue_page.lua");
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 6 || (rep->elements - 6) % 8) {
+		snprintf(err, errlen, "unexpected reply to admin_sched_page.lua");
 		freeReplyObject(rep);
 		return NULL;
 	}
 	o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "from", delayed ? "delayed" : "queue");
-	cJSON_AddNumberToObject(o, "length", (double)num(rep->element[0]));
-	cJSON_AddNumberToObject(o, "delayedSize", (double)num(rep->element[1]));
+	cJSON_AddStringToObject(o, "from", from);
+	counts = cJSON_AddObjectToObject(o, "counts");
+	cJSON_AddNumberToObject(counts, "ready", (double)num(rep->element[0]));
+	cJSON_AddNumberToObject(counts, "delayed", (double)num(rep->element[1]));
+	cJSON_AddNumberToObject(counts, "parked", (double)num(rep->element[2]));
+	cJSON_AddNumberToObject(counts, "notRouted", (double)num(rep->element[3]));
+	cJSON_AddNumberToObject(o, "matched", (double)num(rep->element[4]));
+	cJSON_AddBoolToObject(o, "capped", num(rep->element[5]) != 0);
 	cJSON_AddNumberToObject(o, "offset", (double)offset);
 	cJSON_AddNumberToObject(o, "now", (double)now);
 	arr = cJSON_AddArrayToObject(o, "entries");
-	for (size_t i = 2, k = 0; i + 3 < rep->elements; i += 4, k++) {
+	for (size_t i = 6; i + 7 < rep->elements; i += 8) {
 		cJSON *e = cJSON_CreateObject();
-		const redisReply *id = rep->element[i];
-		cJSON_AddNumberToObject(e, "position", (double)(offset + (long)k));
+		const redisReply *id = rep->element[i], *gr = rep->element[i + 2];
 		if (id->type == REDIS_REPLY_STRING && id->len)
 			cJSON_AddItemToObject(e, "jobId", str_or_null(id));
 		else
 			cJSON_AddNullToObject(e, "jobId");
-		if (rep->element[i + 1]->type == REDIS_REPLY_STRING && rep->element[i + 1]->len)
-			cJSON_AddItemToObject(e, "type", str_or_null(rep->element[i + 1]));
+		cJSON_AddItemToObject(e, "priority", num_or_null_str(rep->element[i + 1]));
+		if (gr->type == REDIS_REPLY_STRING && gr->len)
+			cJSON_AddItemToObject(e, "group", str_or_null(gr));
+		else
+			cJSON_AddStringToObject(e, "group", "(default)");
+		cJSON_AddItemToObject(e, "queuedAt", num_or_null_str(rep->element[i + 3]));
+		if (rep->element[i + 4]->type == REDIS_REPLY_STRING && rep->element[i + 4]->len)
+			cJSON_AddItemToObject(e, "type", str_or_null(rep->element[i + 4]));
 		else
 			cJSON_AddNullToObject(e, "type");
-		cJSON_AddNumberToObject(e, "bytes", (double)num(rep->element[i + 2]));
-		if (delayed)
-			cJSON_AddItemToObject(e, "dueAt", num_or_null(rep->element[i + 3]));
+		cJSON_AddNumberToObject(e, "bytes", (double)num(rep->element[i + 5]));
+		cJSON_AddNumberToObject(e, "position", (double)num(rep->element[i + 6]));
+		if (strcmp(from, "delayed") == 0)
+			cJSON_AddItemToObject(e, "dueAt", num_or_null_str(rep->element[i + 7]));
+		if (!first_ready && strcmp(from, "ready") == 0 && cJSON_IsString(
+			    cJSON_GetObjectItemCaseSensitive(e, "jobId")))
+			first_ready = e;
 		cJSON_AddItemToArray(arr, e);
 	}
 	freeReplyObject(rep);
+	/* the ETA of each ready job: its place over the pace kie_position measures (one
+	 * FCALL_RO for the page; without the Functions library, no ETA) */
+	if (first_ready) {
+		char *json = NULL;
+		cJSON *pos = NULL;
+		const cJSON *pace;
+		const char *jid = cJSON_GetObjectItemCaseSensitive(first_ready, "jobId")->valuestring;
+		if (sched_position(q, jid, &json) == 0)
+			pos = cJSON_Parse(json);
+		free(json);
+		pace = cJSON_GetObjectItemCaseSensitive(pos, "pace");
+		if (cJSON_IsNumber(pace) && pace->valuedouble > 0) {
+			cJSON *e;
+			cJSON_AddNumberToObject(o, "pace", pace->valuedouble);
+			cJSON_ArrayForEach(e, arr) {
+				double p = cJSON_GetNumberValue(
+					cJSON_GetObjectItemCaseSensitive(e, "position"));
+				cJSON_AddNumberToObject(e, "eta", (double)now + (p + 1) * 1000.0 /
+								  pace->valuedouble);
+			}
+		} else {
+			cJSON_AddNullToObject(o, "pace");
+		}
+		cJSON_Delete(pos);
+	}
 	return o;
 }
 
@@ -504,4 +564,168 @@ cJSON *views_job_descriptor(struct queue *q, const char *job_id, size_t max_byte
 	free(copy);
 	rconn_bulk_free(&b);
 	return v;
+}
+
+/* The bounds of lib/history.lua's buckets (ms), for the percentiles. */
+static const long hist_bounds[] = {1000, 2000, 5000, 10000, 20000, 30000, 60000, 120000,
+				   300000, 600000, 1200000, 3600000, 10800000};
+#define HIST_NB (sizeof(hist_bounds) / sizeof(hist_bounds[0]))
+
+/* The q-quantile of a histogram (counts per bound, the last one "inf"): the bound of the
+ * bucket that holds it, 2 x the last bound for "inf"; -1 when empty. */
+static double quantile(const long long *h, double qq)
+{
+	long long total = 0, run = 0;
+	for (size_t i = 0; i <= HIST_NB; i++)
+		total += h[i];
+	if (total == 0)
+		return -1;
+	for (size_t i = 0; i <= HIST_NB; i++) {
+		run += h[i];
+		if ((double)run >= qq * (double)total)
+			return i < HIST_NB ? (double)hist_bounds[i] : 2.0 * (double)hist_bounds[HIST_NB - 1];
+	}
+	return -1;
+}
+
+/* Index of a bucket field's bound ("1000", "inf"), or -1. */
+static int bucket_index(const char *le)
+{
+	long long v;
+	if (strcmp(le, "inf") == 0)
+		return (int)HIST_NB;
+	if (util_parse_ll(le, &v) != 0)
+		return -1;
+	for (size_t i = 0; i < HIST_NB; i++)
+		if (hist_bounds[i] == v)
+			return (int)i;
+	return -1;
+}
+
+static void add_quantile(cJSON *p, const char *name, const long long *h, double qq)
+{
+	double v = quantile(h, qq);
+	if (v < 0)
+		cJSON_AddNullToObject(p, name);
+	else
+		cJSON_AddNumberToObject(p, name, v);
+}
+
+cJSON *views_history(struct queue *q, int days, long n, long step, char *err, size_t errlen)
+{
+	static const char *const counts[] = {"completed", "failed", "dead", "cancelled",
+					     "created", "refused"};
+	int64_t now = redis_now_ms(q);
+	long nkeys = days ? 2 * n : n;
+	char **keys = util_xcalloc((size_t)nkeys, sizeof(char *));
+	const char *args[] = {days ? "1" : "0"};
+	redisReply *rep;
+	cJSON *o = NULL, *arr, *bounds;
+	int64_t first = days ? now / 86400000 - (n - 1) : now / 60000 - (n - 1);
+
+	for (long i = 0; i < n; i++) {
+		char k[HISTORY_KEY_MAX];
+		if (days) {
+			history_day_key(q->prefix, (first + i) * 86400, k);
+			keys[2 * i] = util_strdup(k);
+			/* <p>:spend:<yyyymmdd>: the day part of the history key */
+			{
+				char s[HISTORY_KEY_MAX + 16];
+				snprintf(s, sizeof(s), "%s:spend:%s", q->prefix, strrchr(k, ':') + 1);
+				keys[2 * i + 1] = util_strdup(s);
+			}
+		} else {
+			history_minute_key(q->prefix, first + i, k);
+			keys[i] = util_strdup(k);
+		}
+	}
+	rep = eval(q, err, errlen, &lua_admin_hist_read, (int)nkeys, (const char **)keys, 1, args);
+	for (long i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	if (!rep)
+		return NULL;
+	if (rep->type != REDIS_REPLY_ARRAY || (long)rep->elements != nkeys) {
+		snprintf(err, errlen, "unexpected reply to admin_hist_read.lua");
+		freeReplyObject(rep);
+		return NULL;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "unit", days ? "day" : "minute");
+	cJSON_AddNumberToObject(o, "step", (double)step);
+	cJSON_AddNumberToObject(o, "now", (double)now);
+	bounds = cJSON_AddArrayToObject(o, "boundsMs");
+	for (size_t i = 0; i < HIST_NB; i++)
+		cJSON_AddItemToArray(bounds, cJSON_CreateNumber((double)hist_bounds[i]));
+	arr = cJSON_AddArrayToObject(o, "points");
+	/* step > 1: consecutive periods summed into one point (the 48 h chart: 10 minutes) */
+	for (long i = 0; i < n; i += step) {
+		cJSON *p = cJSON_CreateObject(), *raw;
+		long long c[6] = {0}, wait[HIST_NB + 1] = {0}, gen[HIST_NB + 1] = {0};
+		double credits = 0;
+		int has_credits = 0;
+		for (long s = i; s < i + step && s < n; s++) {
+			const redisReply *h = rep->element[days ? 2 * s : s];
+			for (size_t k = 0; h->type == REDIS_REPLY_ARRAY && k + 1 < h->elements; k += 2) {
+				const char *f = h->element[k]->str;
+				long long v = num(h->element[k + 1]);
+				int b;
+				if (!f)
+					continue;
+				for (size_t x = 0; x < 6; x++)
+					if (strcmp(f, counts[x]) == 0)
+						c[x] += v;
+				if (strncmp(f, "wait:", 5) == 0 && (b = bucket_index(f + 5)) >= 0)
+					wait[b] += v;
+				if (strncmp(f, "gen:", 4) == 0 && (b = bucket_index(f + 4)) >= 0)
+					gen[b] += v;
+			}
+			if (days) {
+				const redisReply *sp = rep->element[2 * s + 1];
+				if (sp->type == REDIS_REPLY_ARRAY && sp->elements == 2 &&
+				    sp->element[1]->type == REDIS_REPLY_STRING) {
+					credits += strtod(sp->element[1]->str, NULL);
+					has_credits = 1;
+				}
+			}
+		}
+		cJSON_AddNumberToObject(p, "t", (double)((first + i) * (days ? 86400 : 60)));
+		for (size_t x = 0; x < 6; x++)
+			cJSON_AddNumberToObject(p, counts[x], (double)c[x]);
+		add_quantile(p, "waitP50", wait, 0.5);
+		add_quantile(p, "waitP95", wait, 0.95);
+		add_quantile(p, "genP50", gen, 0.5);
+		add_quantile(p, "genP95", gen, 0.95);
+		raw = cJSON_AddObjectToObject(p, "wait");
+		for (size_t b = 0; b <= HIST_NB; b++) {
+			char le[24];
+			if (!wait[b])
+				continue;
+			if (b < HIST_NB)
+				snprintf(le, sizeof(le), "%ld", hist_bounds[b]);
+			else
+				snprintf(le, sizeof(le), "inf");
+			cJSON_AddNumberToObject(raw, le, (double)wait[b]);
+		}
+		raw = cJSON_AddObjectToObject(p, "gen");
+		for (size_t b = 0; b <= HIST_NB; b++) {
+			char le[24];
+			if (!gen[b])
+				continue;
+			if (b < HIST_NB)
+				snprintf(le, sizeof(le), "%ld", hist_bounds[b]);
+			else
+				snprintf(le, sizeof(le), "inf");
+			cJSON_AddNumberToObject(raw, le, (double)gen[b]);
+		}
+		if (days) {
+			if (has_credits)
+				cJSON_AddNumberToObject(p, "credits", credits);
+			else
+				cJSON_AddNumberToObject(p, "credits", 0);
+		}
+		cJSON_AddItemToArray(arr, p);
+	}
+	freeReplyObject(rep);
+	return o;
 }

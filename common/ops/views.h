@@ -25,12 +25,20 @@
 #define VIEWS_RATES_SCAN 2000   /* events and dead letters read for it at most, each (as
 				 * admin_stats's rates: ~30 ms of Redis for 2 x 2000 1-KiB entries) */
 
-/* Jobs that wait: delayed = 0, <p>:queue from its consuming end (position 0 is claimed
- * next); 1, <p>:delayed earliest due first. {"from", "length" (LLEN queue),
- * "delayedSize", "offset", "now", "entries": [{"position", "jobId" (null when the
- * descriptor has none), "type", "bytes", "dueAt" (delayed)}]}. */
-cJSON *views_queued(struct queue *q, int delayed, long offset, long limit, char *err,
-		    size_t errlen);
+#define VIEWS_SCAN_MAX 20000   /* members walked at most by a filtered queued page */
+#define VIEWS_GROUP_MAX 128
+
+/* Jobs that wait, from the account's scheduling structure (pool/sched.h, the script
+ * admin_sched_page.lua): from "ready" (in the order they go: position 0 is picked next),
+ * "delayed" (earliest due first), "parked" (at their group's cap, by group) or "queue"
+ * (<p>:queue, not yet routed, from its consuming end); priority 0..9 or -1 for any,
+ * group NULL/"" for any ("(default)": the default group). {"from", "counts": {"ready",
+ * "delayed", "parked", "notRouted"}, "matched", "capped" (a filtered walk stopped at
+ * VIEWS_SCAN_MAX), "offset", "now", "pace" (ready: picks/s, kie_position's),
+ * "entries": [{"jobId", "priority", "group", "queuedAt", "type", "bytes", "position",
+ * "dueAt" (delayed), "eta" (ready, epoch ms)}]}. */
+cJSON *views_queued(struct queue *q, const char *from, int priority, const char *group,
+		    long offset, long limit, char *err, size_t errlen);
 
 /* Tasks being polled, <p>:poll:due by next poll: {"total", "notPromoted" (LLEN
  * <p>:polling), "offset", "now", "entries": [{"taskId", "jobId", "type", "createdAt",
@@ -67,5 +75,14 @@ cJSON *views_search(struct queue *q, const char *term, char *err, size_t errlen)
  * kept (a longer one gives its first RCONN_HEAD_BYTES); null when the hash has none. NULL with err when Redis failed. */
 cJSON *views_job_descriptor(struct queue *q, const char *job_id, size_t max_bytes, char *err,
 			    size_t errlen);
+
+/* The history counters (pool/history.h, lib/history.lua) of the last n minutes (days 0,
+ * n 1..HISTORY_MINUTES) or the last n UTC days (days 1, n 1..HISTORY_DAYS), the current
+ * one included, summed by step periods per point: {"unit": "minute"|"day", "step",
+ * "now", "boundsMs": the buckets' bounds, "points": [{"t" (epoch s, the first period),
+ * "completed", "failed", "dead", "cancelled", "created", "refused", "waitP50",
+ * "waitP95", "genP50", "genP95" (ms: the bound of the bucket holding it; null when none),
+ * "wait", "gen" ({"<le>": n}), "credits" (days: <p>:spend:<day>'s total)}]}. */
+cJSON *views_history(struct queue *q, int days, long n, long step, char *err, size_t errlen);
 
 #endif

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "lua_scripts.h"
+#include "pool/history.h"
 
 void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char *worker_id,
 		long record_ttl_s, long results_max)
@@ -285,7 +286,8 @@ static int record_task(struct queue *q, const char *job_id, const char *task_id,
 {
 	char jkey[300], tkey[KIE_TASK_ID_MAX_BYTES + 200], unc[128], poll[128], stats[128];
 	char due[128], proc[300], rec[128], now[32], att[32], first[32], chan[128];
-	const char *keys[] = {jkey, tkey, unc, poll, stats, due, proc, rec};
+	char hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
+	const char *keys[] = {jkey, tkey, unc, poll, stats, due, proc, rec, hmin, hday};
 	const char *args[] = {task_id, job_id, now, type ? type : "", reply_to ? reply_to : "",
 			      record_json ? record_json : "", job_meta_json ? job_meta_json : "",
 			      att, mode, first, raw ? raw : "", q->worker_id, chan};
@@ -308,7 +310,8 @@ static int record_task(struct queue *q, const char *job_id, const char *task_id,
 	queue_key(q, chan, sizeof(chan), "events"); /* i19: job.started */
 	for (int i = 0; i < 13; i++)
 		lens[i] = i == 10 ? (raw ? len : 0) : strlen(args[i]);
-	rep = eval_must(q, &lua_record_task, 8, keys, 13, args, lens);
+	history_keys(q->prefix, t, hmin, hday); /* i21 */
+	rep = eval_must(q, &lua_record_task, 10, keys, 13, args, lens);
 	if (rep && rep->type == REDIS_REPLY_STRING) {
 		if (strcmp(rep->str, "same") == 0)
 			*out = RECORD_SAME;
@@ -562,7 +565,8 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	struct event_dest ed;
 	char *entry = dead_entry(q, raw, len, job_id, reason, source, attempts, may_have_task);
 	char infl[160];
-	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, infl, reply_to};
+	char hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
+	const char *keys[] = {proc, dead, jkey, rec, stats, ed.results, infl, hmin, hday, reply_to};
 	char ep[32];
 	const char *args[] = {raw, entry, job_id && epoch ? "1" : "0", now, reason, ttl,
 			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max, ep,
@@ -585,7 +589,8 @@ int queue_dead(struct queue *q, const char *raw, size_t len, const char *job_id,
 	for (int i = 1; i < 14; i++)
 		lens[i] = strlen(args[i]);
 	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
-	rep = eval(q, &lua_job_dead, reply_to && *reply_to ? 8 : 7, keys, 14, args, lens);
+	history_keys(q->prefix, util_now_ms(), hmin, hday); /* i21 */
+	rep = eval(q, &lua_job_dead, reply_to && *reply_to ? 10 : 9, keys, 14, args, lens);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2 && reply_skipped)
 		*reply_skipped = 1;
 	free(entry);
@@ -812,14 +817,15 @@ int queue_pause_probe_lock(struct queue *q, long ms, int *got)
 
 int queue_job_not_created(struct queue *q, const char *job_id, long epoch)
 {
-	char key[300], now[32], ep[32];
-	const char *keys[] = {key};
+	char key[300], now[32], ep[32], hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
+	const char *keys[] = {key, hmin, hday};
 	const char *args[] = {now, q->worker_id, ep};
 
 	key2(q, key, sizeof(key), "job", job_id);
 	now_str(now, sizeof(now));
 	snprintf(ep, sizeof(ep), "%ld", epoch);
-	return ok_reply(eval(q, &lua_job_not_created, 1, keys, 3, args, NULL));
+	history_keys(q->prefix, util_now_ms(), hmin, hday); /* i21: the refusal counted */
+	return ok_reply(eval(q, &lua_job_not_created, 3, keys, 3, args, NULL));
 }
 
 /* The fields of task_get.lua's reply (poll_next.lua's after its first two) into out. */
@@ -919,7 +925,8 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	char tkey[KIE_TASK_ID_MAX_BYTES + 200], jkey[300], due[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	char infl[160];
-	const char *keys[7] = {tkey, jkey, ed.results, due, stats, infl, reply_to};
+	char hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
+	const char *keys[9] = {tkey, jkey, ed.results, due, stats, infl, hmin, hday, reply_to};
 	const char *args[] = {event_json ? event_json : "", status, now, ed.chan, ed.max,
 			      job_id && *job_id ? "1" : "0", task_id, ttl, ed.reply_max,
 			      ed.reply_ttl};
@@ -934,7 +941,8 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
 	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
-	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 7 : 6, keys, 10, args, NULL);
+	history_keys(q->prefix, util_now_ms(), hmin, hday); /* i21 */
+	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 9 : 8, keys, 10, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		*done = rep->integer == 4 ? 2 : rep->integer != 0;
 		if (rep->integer == 3)

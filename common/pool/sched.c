@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "lua_scripts.h"
+#include "pool/history.h"
 
 /* <p>:sched:<acct>:<name> */
 static void skey(const struct queue *q, char *out, size_t n, const char *name)
@@ -409,18 +410,22 @@ void sched_function_keys(const struct queue *q, const char *job_id, const char *
 static int fcall(struct queue *q, const char *cmd, const char *name, const char *job_id,
 		 const char *reply_to, char **json)
 {
-	char buf[11][300];
-	const char *keys[11], *argv[15];
+	char buf[11][300], hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
+	const char *keys[11], *argv[17];
 	redisReply *rep = NULL;
 
 	*json = NULL;
 	sched_function_keys(q, job_id, reply_to, buf, keys);
-	argv[0] = cmd; argv[1] = name; argv[2] = "11";
+	/* i21: + the history counters' keys (kie_cancel's optional KEYS[12], KEYS[13]) */
+	history_keys(q->prefix, util_now_ms(), hmin, hday);
+	argv[0] = cmd; argv[1] = name; argv[2] = "13";
 	for (int i = 0; i < 11; i++)
 		argv[3 + i] = keys[i];
-	argv[14] = job_id;
+	argv[14] = hmin;
+	argv[15] = hday;
+	argv[16] = job_id;
 	for (int tries = 0; tries < 2; tries++) {
-		rep = rconn_argv_retry(q->r, 15, argv, NULL);
+		rep = rconn_argv_retry(q->r, 17, argv, NULL);
 		if (!rep) {
 			snprintf(q->err, sizeof(q->err), "Redis unreachable");
 			return -1;

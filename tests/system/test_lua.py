@@ -475,7 +475,7 @@ def test_record_task_adopts_an_uncertain_job(r):
 
 def finalize_keys(task="t1", job="j1", reply=None):
     k = [f"{P}:task:{task}", f"{P}:job:{job}", f"{P}:results", f"{P}:poll:due", f"{P}:stats",
-         f"{P}:sched:default:inflight"]
+         f"{P}:sched:default:inflight", f"{P}:hist:m:1", f"{P}:hist:d:19700101"]  # i21
     return k + ([reply] if reply else [])
 
 
@@ -575,7 +575,8 @@ def test_reply_lists_are_capped_and_expire(r):
     r.lpush(proc, raw)
     r.hset(f"{P}:job:jd", mapping={"owner": "c#0", "epoch": 1})
     dkeys = [proc, f"{P}:dead", f"{P}:job:jd", f"{P}:recoveries", f"{P}:stats",
-             f"{P}:results", f"{P}:sched:default:inflight", reply]
+             f"{P}:results", f"{P}:sched:default:inflight", f"{P}:hist:m:1",
+             f"{P}:hist:d:19700101", reply]  # i21: the history counters' keys
     assert run(r, "job_dead", dkeys, [raw, "{}", "1", 1, "x", 60, "d", f"{P}:events", 100,
                                       100, 1, "c#0", 2, 500]) == 1
     assert r.lrange(reply, 0, -1) == [b"d", b"f2"] and 400 < r.ttl(reply) <= 500

@@ -14,6 +14,7 @@ from conftest import run_kie, base_env, wait_for
 from test_web import ADMIN_TOKEN, browser, dead_entry, desc, http, start_page_worker  # noqa: F401
 
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+TYPES = ["raw", "raw"]
 GOOD = {"Content-Type": "application/json", "Authorization": "Bearer " + ADMIN_TOKEN}
 
 
@@ -24,6 +25,18 @@ def now_ms():
 def iso(ms):
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (ms % 1000)
+
+
+def sdesc(job_id, type_="raw", priority=None, group=None, not_before=None, prompt="a red coat"):
+    """A descriptor with the scheduling fields of issue 19."""
+    d = json.loads(desc(job_id, type_=type_, prompt=prompt))
+    if priority is not None:
+        d["priority"] = priority
+    if group is not None:
+        d["group"] = group
+    if not_before is not None:
+        d["notBefore"] = not_before
+    return json.dumps(d)
 
 
 def dead_compact(*a, **kw):
@@ -110,18 +123,53 @@ def test_views_api_search_record_audit_and_guard(workers, redis_server, r, fake_
     r.set("kie:pause", json.dumps({"kind": "operator", "reason": "t", "since": iso(now_ms()),
                                    "by": "test"}))
     w, base = start_page_worker(workers, redis_server, fake_kie)
+    # routed into the scheduling structure (the router runs while paused): by priority,
+    # then the groups' turns; a job with notBefore waits delayed
     for i in range(7):
-        r.lpush("kie:queue", desc(f"q-{i}", type_=f"t{i}"))
-    r.zadd("kie:delayed", {desc("later-1"): now_ms() + 3600000})
-    st, q = get(base, "queued?limit=3&offset=2")
-    assert st == 200 and q["length"] == 7 and q["delayedSize"] == 1
-    assert [(e["position"], e["jobId"], e["type"]) for e in q["entries"]] == [
-        (2, "q-2", "t2"), (3, "q-3", "t3"), (4, "q-4", "t4")]
-    assert q["entries"][0]["bytes"] == len(desc("q-2", type_="t2"))
+        r.lpush("kie:queue", sdesc(f"q-{i}", type_=TYPES[i % 2], priority=9 if i < 2 else 5,
+                                   group="acme" if i % 2 else None))
+    r.lpush("kie:queue", sdesc("later-1", not_before=now_ms() + 3600000))
+    wait_for(lambda: r.zcard("kie:sched:default:ready") == 7 and
+             r.zcard("kie:sched:default:delayed") == 1, 20,
+             what=lambda: f"routed: {r.keys('kie:*')} {r.zcard('kie:sched:default:ready')} {r.zcard('kie:sched:default:delayed')} {r.lrange('kie:dead', 0, -1)}")
+    st, q = get(base, "queued?limit=3&offset=0")
+    assert st == 200 and q["counts"] == {"ready": 7, "delayed": 1, "parked": 0, "notRouted": 0}
+    assert q["matched"] == 7
+    assert [(e["position"], e["jobId"], e["priority"], e["type"]) for e in q["entries"]] == [
+        (0, "q-0", 9, "raw"), (1, "q-1", 9, "raw"), (2, "q-2", 5, "raw")]
+    assert q["entries"][1]["group"] == "acme" and q["entries"][0]["group"] == "(default)"
+    assert q["entries"][0]["bytes"] == len(sdesc("q-0", type_="raw", priority=9))
+    assert q["entries"][0]["eta"] >= q["now"] and q["pace"] > 0
+    assert q["summary"]["queuedByPriority"] == {"9": 2, "5": 5}
+    # one group at priority 5: positions stay the whole set's
+    st, q = get(base, "queued?priority=5&group=acme")
+    assert [e["jobId"] for e in q["entries"]] == ["q-3", "q-5"] and q["matched"] == 2
+    assert all(e["position"] >= 2 for e in q["entries"])
+    st, q = get(base, "queued?group=(default)&offset=1&limit=1")
+    assert q["matched"] == 4 and len(q["entries"]) == 1
     st, q = get(base, "queued?from=delayed")
     assert [e["jobId"] for e in q["entries"]] == ["later-1"] and q["entries"][0]["dueAt"] > now_ms()
     assert get(base, "queued?from=elsewhere")[0] == 400
     assert get(base, "queued?limit=201")[0] == 400
+    assert get(base, "queued?priority=10")[0] == 400
+    assert get(base, "queued?group=%3Cx%3E")[0] == 400
+    # cancel and group settings from the page: behind the token, in the audit list
+    assert post(base, "job/cancel", {"jobId": "q-6"}, Authorization="Bearer wrong")[0] == 401
+    assert post(base, "job/cancel", {"jobId": "q-6", "x": 1})[0] == 400
+    st, c = post(base, "job/cancel", {"jobId": "q-6"}, **{"X-Kie-Operator": "ana"})
+    assert st == 200 and c["result"] == "cancelled" and r.hget("kie:job:q-6", "state") == "cancelled"
+    assert get(base, "queued")[1]["counts"]["ready"] == 6
+    st, g = post(base, "group/weight", {"group": "acme", "weight": 3})
+    assert st == 200 and r.hget("kie:group:weight", "acme") == "3"
+    assert post(base, "group/limit", {"group": "acme", "limit": -1})[0] == 400
+    assert post(base, "group/limit", {"group": "acme", "limit": 2})[0] == 200
+    assert r.hget("kie:group:limit", "acme") == "2"
+    st, j = get(base, "job?id=q-5")
+    assert j["schedule"]["position"] is not None and j["schedule"]["group"] == "acme"
+    a = get(base, "audit")[1]["entries"]
+    assert [e["action"] for e in a[:3]] == ["group/limit", "group/weight", "job/cancel"]
+    assert a[2]["jobId"] == "q-6" and a[2]["result"] == "cancelled" and a[2]["who"].startswith("ana")
+    r.delete("kie:audit")
 
     # in flight and uncertain, with the time to the next poll and left in the window
     t0 = now_ms()
@@ -258,6 +306,48 @@ def test_search_by_task_id_opens_the_job_page(workers, redis_server, r, fake_kie
     assert w.stop() == 0
 
 
+def test_cancel_from_the_queued_view_ends_the_job_cancelled(workers, redis_server, r, fake_kie,
+                                                           browser):
+    """Issue 21: a cancel from the page ends a queued job with job.cancelled; its
+    neighbour stays queued; nothing reaches KIE; the audit list has it."""
+    from selenium.webdriver.common.by import By
+    r.set("kie:pause", json.dumps({"kind": "operator", "reason": "t", "since": iso(now_ms()),
+                                   "by": "test"}))
+    w, base = start_page_worker(workers, redis_server, fake_kie)
+    r.lpush("kie:queue", sdesc("keep-1", priority=7, group="shop-2"))
+    r.lpush("kie:queue", sdesc("gone-1", priority=3, group="shop-2"))
+    wait_for(lambda: r.zcard("kie:sched:default:ready") == 2, 20, what="routed")
+    go(browser, base, "#/queued")
+    wait_for(lambda: len(rows(browser, "queued")) == 2, 15, interval=0.2, what="two rows")
+    # read-only until the token is given: the buttons are there, the worker says no
+    browser.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
+    browser.find_element(By.ID, "operator-name").send_keys("ana")
+    wait_for(lambda: browser.find_elements(
+        By.CSS_SELECTOR, "#queued tr[data-job='gone-1'] button.cancel-job"), 15, interval=0.2,
+        what="the cancel button")
+    cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#queued tr[data-job='gone-1'] td")]
+    assert cells[:4] == ["1", "gone-1", "3", "shop-2"], cells
+    click(browser, "#queued tr[data-job='gone-1'] button.cancel-job")
+    wait_for(lambda: r.hget("kie:job:gone-1", "state") == "cancelled", 15, what="cancelled")
+    evs = [json.loads(e) for e in r.lrange("kie:results", 0, -1)]
+    assert [(e["jobId"], e["event"], e["status"]) for e in evs] == [
+        ("gone-1", "job.cancelled", "cancelled")]
+    wait_for(lambda: "gone-1: cancelled" in browser.find_element(By.ID, "message").text, 10,
+             interval=0.2, what="the message")
+    wait_for(lambda: [t.get_attribute("data-job") for t in rows(browser, "queued")] == ["keep-1"],
+             15, interval=0.2, what="the row gone")
+    a = json.loads(r.lindex("kie:audit", 0))
+    assert (a["action"], a["jobId"], a["result"]) == ("job/cancel", "gone-1", "cancelled")
+    assert a["who"].startswith("ana (token ")
+    shot(browser, "queued-cancel")
+    # resumed: the other job runs, the cancelled one never reaches KIE
+    r.delete("kie:pause")
+    wait_for(lambda: r.hget("kie:job:keep-1", "state") == "completed", 30, what="keep-1")
+    assert fake_kie.stats()["creates_by_job"] == {"keep-1": 1}
+    assert browser.get_log("browser") == []
+    assert w.stop() == 0
+
+
 def test_retry_all_matching_with_three_workers_creates_each_job_once(
         workers, redis_server, r, fake_kie, browser):
     from selenium.webdriver.common.by import By
@@ -384,15 +474,93 @@ def test_live_charts_match_the_counts(workers, redis_server, r, fake_kie, browse
     assert w.stop() == 0
 
 
+def hist_totals(r):
+    """The minute hashes' fields summed (lib/history.lua)."""
+    tot = {}
+    for k in r.keys("kie:hist:m:*"):
+        for f, v in r.hgetall(k).items():
+            tot[f] = tot.get(f, 0) + int(v)
+    return tot
+
+
+def test_history_charts_match_the_counters(workers, redis_server, r, fake_kie, browser):
+    """Issue 21: a run with completions, failures, dead letters, a cancel and a 429 burst
+    writes the history counters (per minute and per day, bounded by their TTLs) in the
+    scripts that count, and the 48 h / 30-day charts draw points that match them."""
+    from selenium.webdriver.common.by import By
+    fake_kie.config(refuse_creates_until_ms=now_ms() + 1500, refuse_code=429)
+    w, base = start_page_worker(workers, redis_server, fake_kie)
+    for i in range(5):
+        r.lpush("kie:queue", desc(f"ok-{i}"))
+    for i in range(2):
+        r.lpush("kie:queue", desc(f"bad-{i}", prompt="[fake:fail] a coat"))
+    r.lpush("kie:queue", json.dumps({"v": 1, "id": "dl-1", "type": "nope", "input": {}}))
+    r.lpush("kie:queue", sdesc("later-1", not_before=now_ms() + 3600000))
+    wait_for(lambda: r.llen("kie:results") == 8 and r.llen("kie:dead") == 1, 40,
+             what="7 completion events and a dead letter")
+    st, c = post(base, "job/cancel", {"jobId": "later-1"})
+    assert st == 200 and c["result"] == "cancelled"
+    stats = fake_kie.stats()
+    assert stats["creates_refused_429"] >= 1  # the burst happened
+    tot = hist_totals(r)
+    assert (tot.get("completed"), tot.get("failed"), tot.get("dead"), tot.get("cancelled")) == \
+        (5, 2, 1, 1), tot
+    assert tot["created"] == 7 and tot["refused"] == stats["creates_refused_429"], tot
+    assert sum(v for f, v in tot.items() if f.startswith("wait:")) == 7
+    assert sum(v for f, v in tot.items() if f.startswith("gen:")) == 7
+    # bounded: every history hash expires (48 h by the minute, 90 days by the day)
+    for k in r.keys("kie:hist:m:*"):
+        assert 172000 < r.ttl(k) <= 172800
+    day = r.keys("kie:hist:d:*")
+    assert len(day) >= 1 and all(7776000 - 100 < r.ttl(k) <= 7776000 for k in day)
+    assert sum(int(r.hget(k, "completed") or 0) for k in day) == 5
+    # the API's series
+    st, h = get(base, "history?minutes=60")
+    assert st == 200 and len(h["points"]) == 60
+    assert sum(p["completed"] for p in h["points"]) == 5
+    assert sum(p["refused"] for p in h["points"]) == tot["refused"]
+    assert any(p["waitP95"] is not None and p["genP50"] is not None for p in h["points"])
+    assert get(base, "history?minutes=2881")[0] == 400
+    st, d = get(base, "history?days=90")
+    assert st == 200 and len(d["points"]) == 90 and d["points"][-1]["completed"] == 5
+    # the charts: drawn, their points the counters'
+    go(browser, base, "#/")
+
+    def pts(name):
+        p = browser.find_element(By.ID, "chart-" + name).get_attribute("data-points")
+        return json.loads(p) if p else None
+    wait_for(lambda: pts("hist-throughput") and pts("hist-credits"), 20, interval=0.2,
+             what="the history charts")
+    tp = pts("hist-throughput")
+    assert len(tp) == 288  # 48 h by 10 minutes
+    assert [sum(p[i] for p in tp) for i in (1, 2, 3, 4)] == [5, 2, 1, 1]
+    cr = pts("hist-created")
+    assert sum(p[1] for p in cr) == 7 and sum(p[2] for p in cr) == tot["refused"]
+    assert all(p[3] > 0 for p in cr)  # the limit line
+    lat = pts("hist-latency")
+    assert any(p[2] is not None for p in lat) and any(p[4] is not None for p in lat)
+    assert len(pts("hist-credits")) == 30
+    for name in ("hist-throughput", "hist-latency", "hist-created", "hist-credits"):
+        assert browser.find_elements(By.CSS_SELECTOR, f"#chart-{name} canvas"), name
+    figs = browser.find_element(By.ID, "view-overview").text
+    assert "per 10 minutes" in figs and "seconds" in figs and "Credits spent per UTC day" in figs
+    assert browser.get_log("browser") == []
+    shot(browser, "history")
+    assert w.stop() == 0
+
+
 def seed_every_view(r, base):
     """A pool with something on every view, each with producer-controlled markup."""
     t = now_ms()
     post(base, "pause", {"reason": "maintenance " + XSS, "for": "1h"},
          **{"X-Kie-Operator": "ana"})
     for i in range(4):
-        r.lpush("kie:queue", desc(f"queued-{i}", type_="generate_image"))
-    r.lpush("kie:queue", json.dumps({"v": 1, "id": "xss-q", "type": XSS, "input": {"prompt": XSS}}))
-    r.zadd("kie:delayed", {desc("retry-later"): t + 3600000})
+        r.lpush("kie:queue", sdesc(f"queued-{i}", priority=4 + i, group="shop-1"))
+    r.lpush("kie:queue", sdesc("retry-later", not_before=t + 3600000))
+    # an item as a producer-controlled writer could leave it (type and group are markup)
+    r.hset("kie:sched:default:items", "xss-q", f"5\t{XSS}\t{t}\t999\t" + json.dumps(
+        {"v": 1, "id": "xss-q", "type": XSS, "input": {"prompt": XSS}}))
+    r.zadd("kie:sched:default:ready", {"xss-q": 4e12 + 999})
     for i in range(3):
         r.lpush("kie:dead", dead_entry(f"dead-{i}", "gave up after 3 attempts; last error: "
                                        "connection refused", desc(f"dead-{i}", "generate_image")))

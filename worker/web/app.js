@@ -11,7 +11,9 @@ const TYPING_PAUSE_MS = 5000; // auto-refresh waits this long after the last key
                               // and while a list is open or a bulk action awaits its confirm
 const PAGE = 50;
 const RATES_EVERY_MS = 6000; // the charts' reads (api/rates)
-const SLOT_SAMPLES = 50;      // the createTask chart keeps this many samples (5 min at 6 s)
+const SLOT_SAMPLES = 50;
+const HISTORY_EVERY_MS = 30000; // the history charts' reads (api/history)
+const HISTORY_STEP = 10;        // the 48 h charts: one point per 10 minutes      // the createTask chart keeps this many samples (5 min at 6 s)
 
 let token = '';          // the operator token: this tab's memory only
 let operatorName = '';
@@ -20,6 +22,7 @@ let shownThumbs = '';    // the completions already drawn (their images are not 
 let shownDead = '';      // the dead letters drawn: unchanged rows are not rebuilt under a click
 let lastKeyAt = 0;
 let ratesAt = 0;
+let historyAt = 0;
 let busy = false;
 const offsets = { dead: 0, queued: 0, inflight: 0, uncertain: 0, audit: 0 };
 const charts = {};
@@ -249,6 +252,63 @@ function renderRates(r) {
   }
 }
 
+// ---- history (the counters in Redis: 48 h by the minute, 90 days by the day) ----
+
+function renderHistory(h, d) {
+  const pts = h.points || [];
+  const t = pts.map(p => p.t);
+  const step = h.step || 1;
+  $('chart-hist-throughput').dataset.points = JSON.stringify(
+    pts.map(p => [p.t, p.completed, p.failed, p.dead, p.cancelled]));
+  drawChart('hist-throughput', {
+    scales: { x: { time: true } },
+    series: [{ label: 'time' },
+      { label: 'completed', stroke: '#2e7d32', width: 2 },
+      { label: 'failed', stroke: '#b3261e', width: 2 },
+      { label: 'dead letters', stroke: '#7b3fa0', width: 2, dash: [6, 4] },
+      { label: 'cancelled', stroke: '#8a6d00', width: 1 }],
+    axes: [{ label: 'time (your zone)' }, { label: 'jobs per ' + step + ' min', size: 60 }],
+  }, [t, pts.map(p => p.completed), pts.map(p => p.failed), pts.map(p => p.dead),
+    pts.map(p => p.cancelled)]);
+  const sec = v => (typeof v === 'number' ? v / 1000 : null);
+  $('chart-hist-latency').dataset.points = JSON.stringify(
+    pts.map(p => [p.t, p.waitP50, p.waitP95, p.genP50, p.genP95]));
+  drawChart('hist-latency', {
+    scales: { x: { time: true } },
+    series: [{ label: 'time' },
+      { label: 'wait p50', stroke: '#1f5fa8', width: 2, spanGaps: true, points: { show: true, size: 6 } },
+      { label: 'wait p95', stroke: '#1f5fa8', width: 1, dash: [4, 4], spanGaps: true, points: { show: true, size: 6 } },
+      { label: 'generation p50', stroke: '#2e7d32', width: 2, spanGaps: true, points: { show: true, size: 6 } },
+      { label: 'generation p95', stroke: '#2e7d32', width: 1, dash: [4, 4], spanGaps: true, points: { show: true, size: 6 } }],
+    axes: [{ label: 'time (your zone)' }, { label: 'seconds (bucket bound)', size: 70 }],
+  }, [t, pts.map(p => sec(p.waitP50)), pts.map(p => sec(p.waitP95)),
+    pts.map(p => sec(p.genP50)), pts.map(p => sec(p.genP95))]);
+  const lim = (h.createLimitPerMinute || 0) * step;
+  $('chart-hist-created').dataset.points = JSON.stringify(
+    pts.map(p => [p.t, p.created, p.refused, lim]));
+  drawChart('hist-created', {
+    scales: { x: { time: true } },
+    series: [{ label: 'time' },
+      { label: 'createTask calls that made a task', stroke: '#1f5fa8', width: 2 },
+      { label: '429/455 refusals', stroke: '#b3261e', width: 2 },
+      { label: "the account's limit", stroke: '#555', width: 1, dash: [4, 4] }],
+    axes: [{ label: 'time (your zone)' }, { label: 'calls per ' + step + ' min', size: 70 }],
+  }, [t, pts.map(p => p.created), pts.map(p => p.refused), pts.map(() => lim)]);
+  if (d) {
+    const dp = d.points || [];
+    const budget = d.dailyCreditBudget || 0;
+    $('chart-hist-credits').dataset.points = JSON.stringify(
+      dp.map(p => [p.t, p.credits, budget]));
+    drawChart('hist-credits', {
+      scales: { x: { time: true } },
+      series: [{ label: 'day (UTC)' },
+        { label: 'credits spent', stroke: '#1f5fa8', width: 2 },
+        { label: budget ? 'daily budget' : 'no daily budget', stroke: '#b3261e', width: 1, dash: [4, 4] }],
+      axes: [{ label: 'day (UTC, your zone)' }, { label: 'credits per day', size: 70 }],
+    }, [dp.map(p => p.t), dp.map(p => p.credits), dp.map(() => (budget || null))]);
+  }
+}
+
 function renderCompletions(list) {
   const key = JSON.stringify(list.map(e => [e.jobId, e.taskId, e.status]));
   if (key === shownThumbs) return;
@@ -406,20 +466,113 @@ async function confirmBulk() {
 
 // ---- queued, in flight, uncertain, audit ----
 
+function queuedQuery() {
+  const q = new URLSearchParams({ from: $('q-from').value, limit: String(PAGE),
+    offset: String(offsets.queued) });
+  if ($('q-prio').value) q.set('priority', $('q-prio').value);
+  if ($('q-group').value.trim()) q.set('group', $('q-group').value.trim());
+  return 'queued?' + q.toString();
+}
+
+async function cancelJob(id) {
+  if (needToken()) return;
+  try {
+    const r = await post('job/cancel', { jobId: id });
+    const why = { cancelled: 'cancelled: it never reached KIE (a job.cancelled event was emitted)',
+      started: 'not cancelled: its createTask was sent (KIE cannot cancel a task)',
+      finished: 'not cancelled: it had finished', remembered: 'not seen yet: the cancel is remembered',
+      reply_to_needed: 'not cancelled: retry (its replyTo changed)' };
+    say(id + ': ' + (why[r.result] || r.result), r.result !== 'cancelled' && r.result !== 'remembered');
+    refresh();
+  } catch (e) { say('cancel ' + id + ' failed: ' + e.message, true); }
+}
+
+async function setGroup(group, what) {
+  if (needToken()) return;
+  const v = $('g-' + what + '-' + group);
+  const n = v ? Number(v.value) : NaN;
+  if (!Number.isInteger(n) || n < 0) { say(what + ' must be a whole number (0 removes it)', true); return; }
+  try {
+    const body = { group };
+    body[what] = n;
+    await post('group/' + what, body);
+    say('group ' + group + ': ' + what + ' ' + (n ? 'set to ' + n : 'removed'));
+    refresh();
+  } catch (e) { say('group ' + what + ' failed: ' + e.message, true); }
+}
+
+function renderGroups(sum) {
+  const prios = $('queued-prios');
+  prios.replaceChildren();
+  const byp = sum.queuedByPriority || {};
+  for (let p = 9; p >= 0; p--) {
+    if (!byp[p]) continue;
+    const c = el('div', null, 'card');
+    c.append(el('div', byp[p], 'n'), el('div', 'priority ' + p, 'l'));
+    prios.append(c);
+  }
+  const ow = el('div', null, 'card');
+  ow.append(el('div', typeof sum.oldestWaitMs === 'number' ? age(sum.oldestWaitMs) : '-', 'n'),
+    el('div', 'oldest wait (next 100)', 'l'));
+  prios.append(ow);
+  const tb = $('groups').tBodies[0];
+  // not rebuilt while the operator edits a weight or a limit
+  if (tb.contains(document.activeElement)) return;
+  tb.replaceChildren();
+  for (const g of sum.topGroups || []) {
+    const tr = el('tr');
+    const name = g.group === '(default)' ? '' : g.group;
+    const acts = el('td');
+    if (actions && name) {
+      for (const what of ['weight', 'limit']) {
+        const i = el('input');
+        i.id = 'g-' + what + '-' + name;
+        i.type = 'number';
+        i.min = '0';
+        i.size = 5;
+        i.className = 'num';
+        i.value = what === 'weight' ? g.weight : (g.limit || 0);
+        i.setAttribute('aria-label', what + ' of group ' + name);
+        const b = el('button', 'set ' + what);
+        b.type = 'button';
+        b.addEventListener('click', () => setGroup(name, what));
+        acts.append(i, b);
+      }
+    }
+    tr.append(td(g.group), td(g.queued), td(g.inFlight), td(g.weight),
+      td(g.limit === null || g.limit === undefined ? 'none' : g.limit), acts);
+    tb.append(tr);
+  }
+}
+
 async function loadQueued() {
   const from = $('q-from').value;
-  const d = await getJson('queued?from=' + from + '&limit=' + PAGE + '&offset=' + offsets.queued);
-  const total = from === 'delayed' ? d.delayedSize : d.length;
-  $('queued-count').textContent = '(' + d.length + ' in the queue, ' + d.delayedSize +
-    ' waiting for a retry)';
-  renderPager('queued-pager', 'queued', total, d.entries.length);
+  const d = await getJson(queuedQuery());
+  const c = d.counts || {};
+  $('queued-count').textContent = '(' + c.ready + ' ready, ' + c.delayed + ' delayed, ' +
+    c.parked + ' parked at a group limit' + (c.notRouted ? ', ' + c.notRouted + ' not yet routed' : '') +
+    (typeof d.pace === 'number' ? '; ' + d.pace.toFixed(2) + ' picks/s' : '') + ')';
+  if (d.summary) renderGroups(d.summary);
+  renderPager('queued-pager', 'queued', d.matched, d.entries.length);
   const tb = $('queued').tBodies[0];
   tb.replaceChildren();
   for (const e of d.entries) {
     const tr = el('tr');
     if (e.jobId) tr.dataset.job = e.jobId;
-    tr.append(td(e.position), td(jobLink(e.jobId)), td(e.type || '-'), td(e.bytes + ' B'),
-      td(typeof e.dueAt === 'number' ? timeEl(e.dueAt) : '-'));
+    const when = typeof e.dueAt === 'number' ? timeEl(e.dueAt)
+      : (typeof e.eta === 'number' ? timeEl(e.eta) : '-');
+    const acts = el('td');
+    if (actions && e.jobId && from !== 'queue') {
+      const b = el('button', 'Cancel');
+      b.type = 'button';
+      b.className = 'cancel-job';
+      b.setAttribute('aria-label', 'cancel job ' + e.jobId);
+      b.addEventListener('click', () => cancelJob(e.jobId));
+      acts.append(b);
+    }
+    tr.append(td(e.position), td(jobLink(e.jobId)), td(e.priority), td(e.group),
+      td(e.type || '-'), td(typeof e.queuedAt === 'number' ? age(d.now - e.queuedAt) : '-'),
+      td(when), acts);
     tb.append(tr);
   }
 }
@@ -494,7 +647,7 @@ async function loadAudit() {
 
 const TIME_LABELS = {
   queuedAt: 'queued', createdAt: 'job record created', claimedAt: 'claimed',
-  startedAt: 'task created (started)', updatedAt: 'last change', retryAt: 'retry due',
+  startedAt: 'task created at KIE (started)', updatedAt: 'last change', retryAt: 'retry due',
   retriedAt: 'retried by an operator', uncertainUntil: 'uncertain window ends',
   finishedAt: 'finished', lease: 'lease ends',
 };
@@ -517,6 +670,15 @@ async function loadJob(id) {
   if (j.error && !j.job) where.push(j.error);
   if (j.status === 'unknown') where.push('Redis knows nothing of this job: never pushed, its records expired, or in the part of a long queue not scanned.');
   if (j.queue && j.queue.in) where.push('waits in ' + j.queue.in + (j.queue.dueAt ? ', due ' + new Date(j.queue.dueAt).toLocaleString() : ''));
+  const sc = j.schedule;
+  if (sc && typeof sc.position === 'number') {
+    where.push('position ' + sc.position + ' at priority ' + sc.priority + ' in group ' +
+      (sc.group || '(default)') + (typeof sc.eta === 'number' ? ', expected to start about ' +
+      new Date(sc.eta).toLocaleString() : ''));
+  }
+  const cb = $('job-cancel');
+  cb.hidden = !(actions && (j.state === 'queued' || j.state === 'delayed'));
+  cb.onclick = () => cancelJob(id);
   if (typeof j.uncertainLeftMs === 'number') where.push(age(j.uncertainLeftMs) + ' left in its uncertain window');
   $('job-where').textContent = where.join(' · ');
 
@@ -527,7 +689,8 @@ async function loadJob(id) {
   // the timeline: every time the records hold, oldest first
   const rows = [];
   const addT = (v, what) => {
-    const ms = typeof v === 'number' ? v : (typeof v === 'string' ? Date.parse(v) : NaN);
+    const ms = typeof v === 'number' ? v : (typeof v === 'string'
+      ? (/^\d{10,}$/.test(v) ? Number(v) : Date.parse(v)) : NaN);
     if (isFinite(ms) && ms > 0) rows.push([ms, what]);
   };
   for (const [k, v] of Object.entries(job)) {
@@ -650,6 +813,12 @@ async function refresh() {
         fresh ? getJson('rates?minutes=15') : null]);
       renderCompletions(Array.isArray(c) ? c : []);
       if (rates) { ratesAt = Date.now(); renderRates(rates); }
+      if (Date.now() - historyAt >= HISTORY_EVERY_MS) {
+        const [h, d] = await Promise.all([getJson('history?minutes=2880&step=' + HISTORY_STEP),
+          getJson('history?days=30')]);
+        historyAt = Date.now();
+        renderHistory(h, d);
+      }
     } else if (r.view === 'dead') {
       renderDead(await getJson(deadQuery()));
     } else if (r.view === 'queued') {
@@ -685,7 +854,7 @@ function init() {
   $('token').addEventListener('input', e => { token = e.target.value.trim(); });
   $('operator-name').addEventListener('input', e => { operatorName = e.target.value.trim(); });
   document.addEventListener('keydown', () => { lastKeyAt = Date.now(); }, true);
-  $('btn-refresh').addEventListener('click', () => { ratesAt = 0; refresh(); });
+  $('btn-refresh').addEventListener('click', () => { ratesAt = 0; historyAt = 0; refresh(); });
   $('search-form').addEventListener('submit', async e => {
     e.preventDefault();
     const term = $('search').value.trim();
@@ -726,9 +895,11 @@ function init() {
     $(id).addEventListener('change', () => { offsets.dead = 0; shownDead = ''; refresh(); });
   }
   $('dead-filter').addEventListener('submit', e => { e.preventDefault(); offsets.dead = 0; refresh(); });
-  $('queued-filter').addEventListener('submit', e => e.preventDefault());
-  $('q-from').addEventListener('change', () => { offsets.queued = 0; refresh(); });
-  window.addEventListener('hashchange', () => { shownDead = ''; ratesAt = 0; refresh(); });
+  $('queued-filter').addEventListener('submit', e => { e.preventDefault(); offsets.queued = 0; refresh(); });
+  for (const id of ['q-from', 'q-prio']) {
+    $(id).addEventListener('change', () => { offsets.queued = 0; refresh(); });
+  }
+  window.addEventListener('hashchange', () => { shownDead = ''; ratesAt = 0; historyAt = 0; refresh(); });
   window.addEventListener('resize', () => {
     for (const [name, c] of Object.entries(charts)) {
       c.setSize({ width: chartWidth($('chart-' + name)), height: 200 });

@@ -17,7 +17,9 @@
 -- KEYS[4] <p>:poll:due             zset of task ids being polled
 -- KEYS[5] <p>:stats                hash of counters
 -- KEYS[6] <p>:sched:<acct>:inflight  hash group -> jobs in flight (i19)
--- KEYS[7] replyTo list (optional)
+-- KEYS[7] <p>:hist:m:<minute>      history, this minute (i21, lib/history.lua)
+-- KEYS[8] <p>:hist:d:<yyyymmdd>    history, this day (i21)
+-- KEYS[9] replyTo list (optional)
 -- ARGV[1] the completion event ('' for a job's duplicate task: no event, no job update)
 -- ARGV[2] status: completed | failed
 -- ARGV[3] now (epoch ms)
@@ -31,6 +33,7 @@
 -- Returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped, 4
 -- finalized now without an event: the job is dead.
 --#include emit.lua
+--#include history.lua
 
 -- the once-only mark of a task that keeps no more than that
 local function task_trim(task, ttl)
@@ -55,7 +58,7 @@ if job then
     return 0
   end
 end
-local reply, skipped = KEYS[7], 0
+local reply, skipped = KEYS[9], 0
 if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 2 end
 -- the first write: a task hash of another type fails here, before anything is written
 if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then
@@ -96,6 +99,9 @@ if ARGV[1] ~= '' then
   if job then ev = emit_times(KEYS[2], ev) end
   emit(KEYS[3], reply, ev, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[9]), ARGV[10])
   redis.call('HINCRBY', KEYS[5], ARGV[2], 1)
+  -- i21: the history counters: the final state, and a job's generation time
+  hist_add(KEYS[7], KEYS[8], hist_fields(ARGV[2], 'gen',
+    job and redis.call('HGET', KEYS[2], 'startedAt') or nil, ARGV[3]))
 else
   redis.call('HINCRBY', KEYS[5], 'duplicate_tasks_collected', 1)
 end

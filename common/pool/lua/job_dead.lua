@@ -11,7 +11,9 @@
 -- KEYS[5] <p>:stats                hash of counters
 -- KEYS[6] <p>:results              list of completion events, newest first
 -- KEYS[7] <p>:sched:<acct>:inflight  hash group -> jobs in flight (i19)
--- KEYS[8] replyTo list (optional)
+-- KEYS[8] <p>:hist:m:<minute>      history, this minute (i21, lib/history.lua)
+-- KEYS[9] <p>:hist:d:<yyyymmdd>    history, this day (i21)
+-- KEYS[10] replyTo list (optional)
 -- ARGV[1] the claimed descriptor
 -- ARGV[2] the dead-letter entry (JSON)
 -- ARGV[3] '1' the job's state becomes dead, '0' leave the job hash alone
@@ -30,8 +32,9 @@
 -- copy was released but the job is another consumer's (fenced): no entry.
 
 --#include emit.lua
+--#include history.lua
 need(KEYS[2], 'list') need(KEYS[3], 'hash') need(KEYS[5], 'hash') need(KEYS[6], 'list')
-local reply, skipped = KEYS[8], 0
+local reply, skipped = KEYS[10], 0
 if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 1 end
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 if ARGV[11] ~= '0' then
@@ -60,6 +63,8 @@ if ARGV[3] == '1' then
 end
 redis.call('HDEL', KEYS[4], redis.sha1hex(ARGV[1]))
 redis.call('HINCRBY', KEYS[5], 'dead', 1)
+-- i21: the history counters
+hist_add(KEYS[8], KEYS[9], {'dead'})
 if ARGV[7] ~= '' then
   -- KEYS[3] is the job's hash whenever there is an event (a descriptor that names an id)
   local ev = emit_times(KEYS[3], ARGV[7])

@@ -20,13 +20,16 @@
 -- KEYS[9] <p>:results                    list of completion events
 -- KEYS[10] <p>:sched:<acct>:parked       zset "group\1score\1jobId": jobs of capped groups
 -- KEYS[11] the job's replyTo list (when it has one; else any key, e.g. KEYS[1] again)
+-- KEYS[12] <p>:hist:m:<minute>         optional (i21): kie_cancel counts a cancel in the
+-- KEYS[13] <p>:hist:d:<yyyymmdd>       history counters (lib/history.lua)
 -- ARGV[1] jobId
 -- Returns (each function) a JSON object as a string: kie_cancel {"result": cancelled |
 -- started | finished | remembered | reply_to_needed, "jobId", "state", "replyTo"?};
 -- kie_position {"jobId", "state", "position", "eta", "priority", "group", "queuedAt",
 -- "startedAt", "pace"}; kie_version the library's version.
-local VERSION = '1'
+local VERSION = '2'
 local SPAN = 1e12
+--#include history.lua
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -89,6 +92,8 @@ local function cancel(KEYS, ARGV)
   redis.call('HDEL', KEYS[1], 'owner', 'lease', 'raw')
   redis.call('EXPIRE', KEYS[1], conf(KEYS, 'recordTtlS', 604800))
   redis.call('HINCRBY', KEYS[8], 'cancelled', 1)
+  -- i21: the history counters (when the caller gave their keys)
+  if KEYS[13] then hist_add(KEYS[12], KEYS[13], {'cancelled'}) end
   -- i19: the job.cancelled event, emitted as job_dead.lua emits (one marked copy until
   -- the shared event include lands; route.lua has the same block)
   local ev = string.format(

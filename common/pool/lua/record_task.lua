@@ -19,6 +19,8 @@
 -- KEYS[6] <p>:poll:due             zset of task ids being polled (used with 'h' and '1')
 -- KEYS[7] <p>:processing:<cid>     the consumer's processing list (used with 'h')
 -- KEYS[8] <p>:recoveries           hash sha1(descriptor) -> count (used with 'h')
+-- KEYS[9] <p>:hist:m:<minute>      history, this minute (i21, lib/history.lua)
+-- KEYS[10] <p>:hist:d:<yyyymmdd>   history, this day (i21)
 -- ARGV[1] taskId
 -- ARGV[2] jobId
 -- ARGV[3] now (epoch ms)
@@ -36,6 +38,7 @@
 -- ARGV[13] the events channel (<p>:events; i19: job.started is published there)
 -- Returns 'recorded' | 'same' | 'duplicate' | 'dead' (recorded on a dead job: collected
 -- without an event).
+--#include history.lua
 local j = redis.call('HMGET', KEYS[1], 'taskId', 'state', 'owner', 'pending')
 local cur = j[1]
 local outcome = 'recorded'
@@ -71,6 +74,11 @@ elseif outcome == 'recorded' then
   redis.call('HINCRBY', KEYS[5], 'tasks_created', 1)
 end
 if #drop > 0 then redis.call('HDEL', KEYS[1], unpack(drop)) end
+-- i21: the history counters: a task created, and its job's wait (queued -> task)
+if outcome == 'recorded' then
+  hist_add(KEYS[9], KEYS[10], hist_fields('created', 'wait',
+    redis.call('HGET', KEYS[1], 'queuedAt'), ARGV[3]))
+end
 -- the task hash may exist without its job (a callback that came first read it)
 local t = redis.call('HMGET', KEYS[2], 'jobId', 'createdAt')
 if not t[1] and not final then
