@@ -321,6 +321,9 @@ int cli_cmd_budget(int argc, char **argv)
 		rc_exit = EXIT_REDIS;
 		goto out;
 	}
+	/* jobs waiting over_budget go back now that there may be room (the workers look
+	 * every second too) */
+	budget_unpark(&q, SCHED_ACCOUNT_NAME, c.cfg.daily_credit_budget, util_now_ms(), NULL);
 	if (cli_has(&o, "json")) {
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "group", o.pos[1]);
