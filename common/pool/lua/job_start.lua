@@ -71,8 +71,9 @@ if KEYS[8] then -- without the budget keys (tools, tests): no reservation
     ARGV[5], ARGV[6], tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0, now)
   if bud[1] == 0 then
     local r = out('over_budget')
+    local which = bud[2] == 'group' and ('group ' .. ARGV[5]) or 'pool'
     r[8] = string.format('%s budget: %.6g of %.6g credits used today (UTC), this job ~%.6g',
-      bud[2], bud[3], bud[4], bud[5])
+      which, bud[3], bud[4], bud[5])
     r[9] = string.format('%.6g', bud[5])
     return r
   end
