@@ -6,6 +6,7 @@ within the stated bound; a descriptor naming an unknown account is dead-lettered
 any KIE call; a kill -9 between reservation and settlement leaks no reservation.
 Paid tasks are counted at the fake (creates_by_job, charged_*), not in log lines."""
 import json
+import re
 
 from conftest import base_env, run_kie, wait_for
 
@@ -110,7 +111,14 @@ def test_group_budget_parks_its_jobs_over_budget_and_a_raise_releases_them(
     assert "group g budget" in (r.hget(f"{PREFIX}:job:{parked[0]}", "budgetWait") or "")
     assert r.llen(f"{PREFIX}:dead") == 0
     c = run_kie(["job", "show", parked[0]], env)
-    assert "over_budget" in c.stdout, c.stdout
+    assert ": over_budget — " in c.stdout and "group g budget" in c.stdout, c.stdout
+    # the operator's view: today's spend, each account, the groups against their budgets
+    c = run_kie(["stats"], env)
+    assert "spend today" in c.stdout and "40 jobs over_budget" in c.stdout, c.stdout
+    assert re.search(r"account default\s+spent 9\d\.00", c.stdout), c.stdout
+    assert re.search(r"group\s+g\s+spent 60\.00\s+budget 60\.00", c.stdout), c.stdout
+    js = json.loads(run_kie(["stats", "--json"], env).stdout)["spend"]
+    assert js["overBudget"] == 40 and js["accounts"]["default"]["spent"] == 90
     # a raise to 15 tasks' worth: 5 more go, the rest still wait
     assert run_kie(["budget", "set", "g", "90"], env).returncode == 0
     wait_for(lambda: states(r, g).count("completed") == 15, 30, what="5 more of g")
