@@ -144,6 +144,7 @@ def test_pool_budget_across_3_workers_x_16_runners_holds_within_the_bound(
         return all(x in ("completed", "over_budget") for x in s) and s
     s = wait_for(quiet, 40, what="every job completed or over_budget")
     charged = fake_kie.stats()["accounts"]["default"]["charged_total"]
+    print(f"pool budget 60, estimate 5, cost 6: charged {charged}, created {created(fake_kie, ids)}")
     assert charged <= 60 + (6 - 5) * 48, charged
     assert s.count("over_budget") >= 30 - (60 + 48) // 6
     assert created(fake_kie, ids) == s.count("completed")
