@@ -122,6 +122,11 @@ int cli_cmd_group(int argc, char **argv);
 int cli_cmd_job_cancel(int argc, char **argv);
 void cli_sched_add_stats(struct queue *q, cJSON *s);
 void cli_sched_print_stats(const cJSON *s);
+/* kie stats' spend lines (cli/credits.c): today's spend against the pool's budget, each
+ * account's spend and balance, the top groups against their budgets, the jobs waiting
+ * over_budget — into s as "spend", and printed from it. */
+void cli_credits_add_stats(struct queue *q, const struct config *cfg, cJSON *s);
+void cli_credits_print_stats(const cJSON *s);
 void cli_sched_add_position(struct queue *q, const char *job_id, cJSON *s);
 void cli_sched_print_position(const cJSON *s);
 

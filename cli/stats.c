@@ -111,6 +111,8 @@ int cli_cmd_stats(int argc, char **argv)
 	s = admin_stats(&q, c.cfg.account_prefix, acct, err, sizeof(err));
 	if (s)
 		cli_sched_add_stats(&q, s); /* i19: "schedule" */
+	if (s)
+		cli_credits_add_stats(&q, &c.cfg, s); /* i20-wire: "spend" */
 	if (!s) {
 		fprintf(stderr, "kie: %s\n", err);
 		code = EXIT_REDIS;
@@ -119,6 +121,7 @@ int cli_cmd_stats(int argc, char **argv)
 	} else {
 		print_stats(s);
 		cli_sched_print_stats(s);
+		cli_credits_print_stats(s);
 	}
 	cJSON_Delete(s);
 	rconn_close(&rc);
@@ -183,7 +186,11 @@ static void print_status(const char *id, const cJSON *s)
 	cli_put(stdout, id, 0);
 	if (strcmp(status, "queued") == 0) {
 		const char *in = cli_jstr(qu, "in");
-		if (in && strcmp(in, "queue") == 0) {
+		if (strcmp(state, "over_budget") == 0) { /* i20-wire */
+			printf(": over_budget — waits, no attempt spent, until the budget has room "
+			       "(kie budget set) or the UTC day turns: ");
+			cli_put(stdout, OR(cli_jstr(job, "budgetWait")), 300);
+		} else if (in && strcmp(in, "queue") == 0) {
 			printf(": queued — in the queue, waiting to be claimed");
 		} else if (in && strcmp(in, "delayed") == 0) {
 			util_iso8601((int64_t)cli_jnum(qu, "dueAt"), ts);

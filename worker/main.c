@@ -15,6 +15,7 @@
 #include "core/util.h"
 #include "net/http.h"
 #include "pool/limiter.h"
+#include "pool/finalize.h"
 #include "pool/queue.h"
 #include "redis/redis_tls.h"
 #include "store/metadata.h"
@@ -183,6 +184,7 @@ int main(int argc, char **argv)
 		for (int i = 0; i < W.accounts.n; i++)
 			aliases[i] = W.accounts.v[i].alias;
 		metrics_set_accounts(aliases, W.accounts.n);
+		finalize_set_default_account(W.accounts.v[0].alias); /* i20-wire */
 	}
 	W.prompts = prompts_load(cfg.prompts_dir, err, sizeof(err));
 	if (!W.prompts) {

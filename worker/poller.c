@@ -91,7 +91,7 @@ static void poll_one(struct poller *p, const char *task_id, struct task_record *
 	int rc, done;
 
 	if (t.finalized) { /* finalized elsewhere (e.g. a callback): just stop polling it */
-		queue_finalize(&p->io.q, task_id, NULL, "completed", "", NULL, &done);
+		queue_finalize(&p->io.q, task_id, NULL, "completed", "", NULL, NULL, &done);
 		return;
 	}
 	if (t.copying) { /* its end is known: no recordInfo, the copies go on */

@@ -14,6 +14,7 @@
 #include "kie/job.h"
 #include "kie/kie_client.h"
 #include "kie/lifecycle.h"
+#include "pool/budget.h"
 #include "pool/finalize.h"
 #include "pool/queue.h"
 #include "pool/sched.h"
@@ -327,6 +328,7 @@ static void route(struct runner *r, const struct rconn_bulk *b, int leftover)
 	char err[600], *prompt = NULL, *owned = NULL;
 	const char *raw = b->data;
 	size_t len = b->len;
+	int unknown_account = 0;
 
 	if (!b->kept) { /* never read whole: its size, hash and head go to the dead letters */
 		snprintf(err, sizeof(err), "descriptor is %zu bytes; the limit is %ld "
@@ -355,6 +357,15 @@ static void route(struct runner *r, const struct rconn_bulk *b, int leftover)
 		len = nlen;
 	}
 	prompt = job_build_prompt(j, r->w->prompts, err, sizeof(err));
+	/* i20-wire: a descriptor naming an account the pool does not have is claimed here
+	 * and dead-lettered below with that reason (no KIE call) */
+	if (accounts_find(&r->w->accounts, j->account) < 0) {
+		snprintf(err, sizeof(err), "unknown account \"%s\": the pool has no account of "
+			 "that alias (KIE_ACCOUNTS_FILE)", j->account);
+		free(prompt);
+		prompt = NULL;
+		unknown_account = 1;
+	}
 	memset(&in, 0, sizeof(in));
 	in.job_id = j->id;
 	in.type = job_type_str(j->type);
@@ -408,8 +419,9 @@ static void route(struct runner *r, const struct rconn_bulk *b, int leftover)
 			 cfg->max_recoveries);
 		to_dead(r, raw, len, j, c.epoch, err, "recovery", c.attempts, c.may_have_task);
 		goto out;
-	case CLAIM_OK: /* claimed because its prompt cannot be built */
-		to_dead(r, raw, len, j, c.epoch, err, "prompt", c.attempts, c.may_have_task);
+	case CLAIM_OK: /* claimed because its prompt cannot be built, or its account */
+		to_dead(r, raw, len, j, c.epoch, err, unknown_account ? "account" : "prompt",
+			c.attempts, c.may_have_task);
 		goto out;
 	default:
 		goto out;
@@ -435,6 +447,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 	size_t len = pk->raw_len;
 	long attempt = 0, max_attempts;
 	int fenced = 0, paused = 0, again = 0;
+	int give_back = 0; /* i20-wire: no task was made: the budget reservation goes back */
 	double claimed_s = metrics_now_s(); /* kie_claim_to_task_seconds */
 
 	j = job_parse(raw, len, &r->w->parse_opts, err, sizeof(err));
@@ -446,8 +459,18 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 	}
 	/* the job hash keeps the descriptor (raw) from routing on: an adoption rebuilds the
 	 * pending record from it (issue 18: the job hash holds no pending record) */
-	if (sched_start(&r->io.q, pk->job_id, cfg->heartbeat_ttl_ms, &c) != 0)
-		goto out; /* stays in this runner's list: handled as a leftover */
+	/* i20-wire: the job's estimate is reserved against today's budgets with the slot */
+	{
+		struct sched_budget_in bin = {pk->group, j ? j->model_used : "",
+					      r->w->accounts.v[0].alias,
+					      j ? config_model_credits(cfg, j->model_used) : 0.0,
+					      cfg->daily_credit_budget};
+		int ai = j ? accounts_find(&r->w->accounts, j->account) : 0;
+		if (ai > 0)
+			bin.account = r->w->accounts.v[ai].alias;
+		if (sched_start(&r->io.q, pk->job_id, cfg->heartbeat_ttl_ms, &bin, &c) != 0)
+			goto out; /* stays in this runner's list: handled as a leftover */
+	}
 	if (!j) { /* cannot happen unless the settings changed since it was routed */
 		if (c.outcome == CLAIM_STARTED || c.outcome == CLAIM_TAKEOVER)
 			to_dead(r, raw, len, NULL, 0, err, "parse", 0, 0);
@@ -462,6 +485,14 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		sched_put(&r->io.q, raw, len, pk, 0, SCHED_PUT_FRONT, 0, NULL);
 		r->saw_pause = 1;
 		goto out;
+	case CLAIM_OVER_BUDGET: { /* i20-wire: it waits, not dead, no attempt spent */
+		struct sched_pick park = *pk;
+		park.budget_est = c.budget_est;
+		log_info(j->id, NULL, "over budget (%s): the job waits until the budget has room "
+			 "or the UTC day turns", c.budget_why);
+		sched_put(&r->io.q, raw, len, &park, 0, SCHED_PUT_OVER_BUDGET, 0, c.budget_why);
+		goto out;
+	}
 	case CLAIM_FINISHED:
 	case CLAIM_OWNED:
 	case CLAIM_UNCERTAIN:
@@ -488,6 +519,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		metrics_wait(pk->priority, (double)(util_now_ms() - pk->queued_at_ms) / 1000.0);
 	if (!prompt) {
 		to_dead(r, raw, len, j, c.epoch, err, "prompt", c.attempts, c.may_have_task);
+		give_back = 1;
 		goto out;
 	}
 	attempt = c.attempts;
@@ -499,6 +531,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 			if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
 				r->slot = SLOT_NONE; /* dropped by limiter_acquire */
 				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_UNATTEMPT, 0, NULL);
+				give_back = 1;
 				goto out;
 			}
 			r->slot = SLOT_GRANTED;
@@ -507,6 +540,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 			/* after a 429/455: a slot again, the job still this runner's */
 			if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
 				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_FRONT, 0, NULL);
+				give_back = 1;
 				goto out;
 			}
 			if (queue_job_creating(&r->io.q, j->id, c.epoch, raw, len, &attempt,
@@ -518,6 +552,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 				limiter_unuse(&r->create);
 				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_FRONT, 0, NULL);
 				r->saw_pause = 1;
+				give_back = 1;
 				goto out;
 			}
 			if (fenced) {
@@ -549,6 +584,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		if (sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_RETRY,
 			      util_now_ms() + d.delay_ms, d.reason) == 0)
 			metrics_job(job_type_str(j->type), METRICS_JOB_RETRIED);
+		give_back = 1;
 		break;
 	case JOB_ACT_PAUSE: {
 		/* 402: until credits are back (the supervisor asks KIE); 401/433: for a while */
@@ -558,6 +594,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		queue_pause_set(&r->io.q, credits ? "credits" : "account",
 				credits ? 0 : d.pause_ms, kerr.message, NULL);
 		sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_UNATTEMPT, 0, NULL);
+		give_back = 1;
 		break;
 	}
 	case JOB_ACT_UNCERTAIN:
@@ -565,11 +602,18 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		break;
 	case JOB_ACT_DEAD:
 		to_dead(r, raw, len, j, c.epoch, d.reason, "kie", attempt, c.may_have_task);
+		give_back = !c.may_have_task;
 		break;
 	case JOB_ACT_BACKOFF:
 		break; /* not reached: the loop above waits those out */
 	}
 out:
+	if (give_back) { /* i20-wire */
+		double back = 0;
+		if (budget_release(&r->io.q, j->id, util_now_ms(), &back) != 0)
+			log_warn(j->id, NULL, "the budget reservation was not given back (%s); the "
+				 "recovery sweep releases it", r->io.q.err);
+	}
 	slot_release(r); /* a slot not used for a createTask goes back */
 	publish_slot(r, NULL, 0);
 	free(task_id);

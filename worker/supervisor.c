@@ -73,6 +73,10 @@ static void *credits_main(void *arg)
 		if (now - start >= CREDITS_FIRST_MS) {
 			balance_tick(&b, &q, &w->accounts, cfg, now);
 			budget_gauges(&q, cfg->daily_credit_budget, util_now_ms());
+			/* i20-wire: jobs over budget go back once their budget has room (a raise,
+			 * or a new UTC day) */
+			budget_unpark(&q, SCHED_ACCOUNT_NAME, cfg->daily_credit_budget,
+				      util_now_ms(), NULL);
 		}
 		worker_nap(w, cfg->recovery_interval_ms < BALANCE_CHECK_MS
 				      ? cfg->recovery_interval_ms : BALANCE_CHECK_MS);

@@ -10,6 +10,7 @@
 #include "core/crypto.h"
 #include "core/json_strict.h"
 #include "core/util.h"
+#include "kie/accounts.h"
 #include "net/netaddr.h"
 
 static const char *const type_names[] = {"generate_image", "model_pose", "extract_clothing",
@@ -71,6 +72,7 @@ void job_free(struct job *j)
 		return;
 	free(j->id);
 	free(j->group);
+	free(j->account);
 	free(j->description);
 	free(j->pose);
 	free(j->prompt);
@@ -228,7 +230,8 @@ static int check_fields(const cJSON *o, const char *where, const char *const *al
 
 static const char *const top_fields[] = {"v", "id", "type", "input", "ratio", "outputFormat",
 					 "character", "callbackUrl", "replyTo", "maxAttempts",
-					 "meta", "priority", "group", "notBefore", NULL};
+					 "meta", "priority", "group", "notBefore", "account",
+					 NULL};
 static const char *const input_fields[][8] = {
 	[JOB_GENERATE_IMAGE] = {"description", "imageUrl", "imageUrls", "extractTopOnly",
 				"wearMask", NULL},
@@ -494,6 +497,8 @@ struct job *job_parse(const char *bytes, size_t len, const struct job_parse_opts
 		if (get_int(root, "", "priority", 0, JOB_PRIORITY_MAX, &j->priority, NULL, err,
 			    errlen) ||
 		    get_str(root, "", "group", 0, JOB_GROUP_MAX, &j->group, err, errlen) ||
+		    get_str(root, "", "account", 0, ACCOUNT_ALIAS_MAX, &j->account, err,
+			    errlen) ||
 		    get_int(root, "", "notBefore", 0, 9007199254740992L, &nb, NULL, err, errlen))
 			goto fail;
 		j->not_before_ms = nb;
@@ -501,6 +506,12 @@ struct job *job_parse(const char *bytes, size_t len, const struct job_parse_opts
 	if (j->group && !job_group_valid(j->group)) {
 		snprintf(err, errlen, "group must be 1..%d characters of A-Z a-z 0-9 . _ : - @",
 			 JOB_GROUP_MAX);
+		goto fail;
+	}
+	/* the alias's charset here; whether the pool has it is the router's check */
+	if (j->account && !accounts_alias_valid(j->account)) {
+		snprintf(err, errlen, "account must be 1..%d characters of A-Z a-z 0-9 . _ - "
+			 "(not starting with '.')", ACCOUNT_ALIAS_MAX);
 		goto fail;
 	}
 	if (j->type == JOB_EXTRACT_CLOTHING && j->ratio && strcmp(j->ratio, "1:1") != 0) {
@@ -683,6 +694,7 @@ char *job_to_json(const struct job *j)
 	if (j->priority != JOB_PRIORITY_DEFAULT)
 		cJSON_AddNumberToObject(o, "priority", (double)j->priority);
 	add_opt(o, "group", j->group);
+	add_opt(o, "account", j->account);
 	if (j->not_before_ms)
 		cJSON_AddNumberToObject(o, "notBefore", (double)j->not_before_ms);
 	s = cJSON_PrintUnformatted(o);

@@ -69,6 +69,7 @@ struct job {
 	long priority;           /* 0..9, larger first; JOB_PRIORITY_DEFAULT when absent */
 	char *group;             /* the app's user or tenant; NULL: the shared default group */
 	long long not_before_ms; /* epoch ms before which no task is created; 0: none */
+	char *account;           /* the KIE account's alias (accounts.h); NULL: the default */
 };
 
 struct job_parse_opts {

@@ -141,6 +141,32 @@ int budget_release(struct queue *q, const char *job_id, int64_t now_ms, double *
 	return done(q, rep);
 }
 
+int budget_unpark(struct queue *q, const char *acct, long pool_budget, int64_t now_ms,
+		  long *woken)
+{
+	static const char *const names[] = {"overBudget", "overBudgetEst", "ready", "state",
+					    "items"};
+	char k[8][300], today[16], pool[32], most[16];
+	const char *keys[8] = {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]};
+	const char *args[2] = {pool, most};
+	redisReply *rep;
+
+	if (woken)
+		*woken = 0;
+	for (int i = 0; i < 5; i++)
+		snprintf(k[i], sizeof(k[i]), "%s:sched:%s:%s", q->prefix, acct, names[i]);
+	budget_day(now_ms, 0, today, sizeof(today));
+	budget_day_key(q, today, k[5], sizeof(k[5]));
+	queue_key(q, k[6], sizeof(k[6]), "budget:group");
+	snprintf(k[7], sizeof(k[7]), "%s:sched:%s:wake", q->prefix, acct);
+	snprintf(pool, sizeof(pool), "%ld", pool_budget);
+	snprintf(most, sizeof(most), "%d", 1000);
+	rep = script_run(q->r, &lua_budget_unpark, 1, 8, keys, 2, args, NULL);
+	if (woken && rep && rep->type == REDIS_REPLY_INTEGER)
+		*woken = (long)rep->integer;
+	return done(q, rep);
+}
+
 int budget_gauges(struct queue *q, long pool_budget, int64_t now_ms)
 {
 	char gkey[128], dkey[160], today[16], f[BUDGET_GROUP_MAX + 16];

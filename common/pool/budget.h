@@ -54,6 +54,14 @@ int budget_heal(struct queue *q, int64_t now_ms, long age_ms, long *healed);
  * 0 or -1. */
 int budget_release(struct queue *q, const char *job_id, int64_t now_ms, double *credits);
 
+/* Jobs waiting over_budget in account acct's scheduling structure (<p>:sched:<acct>:
+ * overBudget) go back to its ready set while today's budgets have room for them
+ * (budget_unpark.lua; pool_budget: KIE_DAILY_CREDIT_BUDGET). *woken (may be NULL) counts
+ * them. Called after `kie budget set` and every second by each worker: a new UTC day
+ * releases them within a second. 0 or -1 (q->err). */
+int budget_unpark(struct queue *q, const char *acct, long pool_budget, int64_t now_ms,
+		  long *woken);
+
 /* Reads today's budget figures (the pool's: KIE_DAILY_CREDIT_BUDGET = pool_budget, and
  * each group's with a budget) into metrics_budgets(). 0 or -1 (Redis). */
 int budget_gauges(struct queue *q, long pool_budget, int64_t now_ms);

@@ -1,5 +1,6 @@
 /* finalize.c — metadata first, then the once-only event; see finalize.h. */
 #include "pool/finalize.h"
+#include "pool/budget.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,14 @@
 #include "core/util.h"
 
 /* storedUrls and copyErrors of an event (see finalize.h). */
+/* the alias a task's cost is counted under when its job hash names none (finalize.h) */
+static const char *finalize_default_account = "";
+
+void finalize_set_default_account(const char *alias)
+{
+	finalize_default_account = alias ? alias : "";
+}
+
 static void add_copies(cJSON *o, const struct finalize_copies *c, int max_urls)
 {
 	cJSON *su = cJSON_AddArrayToObject(o, "storedUrls");
@@ -202,6 +211,8 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 	char *event = NULL;
 	const char *status = r->success ? "completed" : "failed";
 	int rc = -1, g;
+	struct queue_cost cost;
+	char today[16], yday[16];
 
 	*finalized_now = 0;
 	if (t.finalized) { /* someone else got there first: a no-op */
@@ -238,8 +249,19 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 	if (!t.duplicate_of[0])
 		event = finalize_event_json_copies(status, t.job_id, task_id, t.type, r, copies,
 						   NULL, t.attempts, t.job_meta);
+	/* i20-wire: the cost, settled and counted in the same step */
+	budget_day(util_now_ms(), 0, today, sizeof(today));
+	budget_day(util_now_ms(), 1, yday, sizeof(yday));
+	cost.known = r->has_credits;
+	cost.credits = r->has_credits ? r->credits : 0;
+	cost.type = t.type;
+	cost.account = finalize_default_account;
+	cost.today = today;
+	cost.yday = yday;
+	cost.groups_max = SPEND_GROUPS_MAX;
+	cost.ttl_s = SPEND_TTL_S;
 	if (queue_finalize(q, task_id, t.duplicate_of[0] ? NULL : t.job_id, status, event,
-			   t.reply_to, finalized_now) != 0) {
+			   t.reply_to, &cost, finalized_now) != 0) {
 		snprintf(err, errlen, "emitting the event: %s", q->err);
 		goto out;
 	}
@@ -251,6 +273,8 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 			metrics_job(t.type, r->success ? METRICS_JOB_COMPLETED : METRICS_JOB_FAILED);
 		if (t.created_at_ms > 0)
 			metrics_task_to_completion((double)(util_now_ms() - t.created_at_ms) / 1000.0);
+		if (r->has_credits) /* i20-wire: kie_credits_consumed_total{type,account} */
+			metrics_credits(t.type, finalize_default_account, r->credits);
 	}
 	if (*finalized_now == 1)
 		log_info(t.job_id[0] ? t.job_id : NULL, task_id, "task %s: %zu result URL(s)%s%s",

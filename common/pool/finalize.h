@@ -51,6 +51,11 @@ char *finalize_event_json_copies(const char *status, const char *job_id, const c
 				 const struct finalize_copies *copies, const char *error,
 				 long attempts, const char *job_meta_json);
 
+/* The account alias a task's cost is counted under (spend counters, the
+ * kie_credits_consumed_total metric) when its job hash names none: the pool's default
+ * account. Set once at start, before any thread finalizes; alias must outlive them. */
+void finalize_set_default_account(const char *alias);
+
 /* Finalizes task_id with result r. Returns 0 when done (by this call or an earlier one;
  * *finalized_now tells which: 1 this call, 2 this call but without an event because the
  * job was dead-lettered before its task was adopted, 0 earlier), -1 when the metadata

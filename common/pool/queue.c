@@ -230,16 +230,16 @@ static redisReply *eval_must(struct queue *q, const struct script *script, int n
 static const char *const claim_names[] = {"claimed", "takeover", "has_task", "finished",
 					  "owned", "uncertain", "too_many_recoveries", "paused",
 					  "queued", "delayed", "cancelled", "queued_already",
-					  "started", "not_held"};
+					  "started", "not_held", "over_budget"};
 
 const char *queue_claim_outcome_str(enum claim_outcome c)
 {
-	return (unsigned)c <= CLAIM_NOT_HELD ? claim_names[c] : "?";
+	return (unsigned)c <= CLAIM_OVER_BUDGET ? claim_names[c] : "?";
 }
 
 int queue_claim_outcome_parse(const char *s, enum claim_outcome *out)
 {
-	for (int i = 0; i <= CLAIM_NOT_HELD; i++)
+	for (int i = 0; i <= CLAIM_OVER_BUDGET; i++)
 		if (strcmp(s, claim_names[i]) == 0) {
 			*out = (enum claim_outcome)i;
 			return 0;
@@ -918,18 +918,24 @@ int queue_task_get(struct queue *q, const char *task_id, struct task_record *out
 }
 
 int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
-		   const char *status, const char *event_json, const char *reply_to, int *done)
+		   const char *status, const char *event_json, const char *reply_to,
+		   const struct queue_cost *cost, int *done)
 {
 	/* returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped,
 	 * 4 finalized now without an event (the job is dead) */
 	char tkey[KIE_TASK_ID_MAX_BYTES + 200], jkey[300], due[128], stats[128], now[32], ttl[32];
 	struct event_dest ed;
 	char infl[160];
-	char hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
-	const char *keys[9] = {tkey, jkey, ed.results, due, stats, infl, hmin, hday, reply_to};
-	const char *args[] = {event_json ? event_json : "", status, now, ed.chan, ed.max,
-			      job_id && *job_id ? "1" : "0", task_id, ttl, ed.reply_max,
-			      ed.reply_ttl};
+	char hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX]; /* i21 */
+	/* i20-wire: the cost's keys and arguments */
+	char ck[7][200], cr[40], gmax[24], sttl[24], name[64];
+	const char *keys[16] = {tkey, jkey, ed.results, due, stats, infl, hmin, hday,
+				reply_to ? reply_to : "", ck[0], ck[1], ck[2], ck[3], ck[4],
+				ck[5], ck[6]};
+	const char *args[17] = {event_json ? event_json : "", status, now, ed.chan, ed.max,
+				job_id && *job_id ? "1" : "0", task_id, ttl, ed.reply_max,
+				ed.reply_ttl, cr, "", "", "", "", gmax, sttl};
+	int nkeys = reply_to && *reply_to ? 9 : 8;
 	redisReply *rep;
 
 	*done = 0;
@@ -942,7 +948,31 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
 	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
 	history_keys(q->prefix, util_now_ms(), hmin, hday); /* i21 */
-	rep = eval(q, &lua_finalize, reply_to && *reply_to ? 9 : 8, keys, 10, args, NULL);
+	if (cost) {
+		snprintf(name, sizeof(name), "budget:%s", cost->today);
+		queue_key(q, ck[0], sizeof(ck[0]), name);
+		snprintf(name, sizeof(name), "budget:%s", cost->yday);
+		queue_key(q, ck[1], sizeof(ck[1]), name);
+		queue_key(q, ck[2], sizeof(ck[2]), "budget:group");
+		queue_key(q, ck[3], sizeof(ck[3]), "budget:models");
+		queue_key(q, ck[4], sizeof(ck[4]), "budget:open");
+		snprintf(name, sizeof(name), "spend:%s", cost->today);
+		queue_key(q, ck[5], sizeof(ck[5]), name);
+		snprintf(name, sizeof(name), "spend:%s:groups", cost->today);
+		queue_key(q, ck[6], sizeof(ck[6]), name);
+		if (cost->known)
+			snprintf(cr, sizeof(cr), "%.17g", cost->credits);
+		else
+			cr[0] = '\0';
+		snprintf(gmax, sizeof(gmax), "%ld", cost->groups_max);
+		snprintf(sttl, sizeof(sttl), "%ld", cost->ttl_s);
+		args[11] = cost->today;
+		args[12] = cost->yday;
+		args[13] = cost->type ? cost->type : "";
+		args[14] = cost->account ? cost->account : "";
+		nkeys = 16;
+	}
+	rep = eval(q, &lua_finalize, nkeys, keys, cost ? 17 : 10, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		*done = rep->integer == 4 ? 2 : rep->integer != 0;
 		if (rep->integer == 3)

@@ -119,6 +119,8 @@ enum claim_outcome {
 	CLAIM_QUEUED_ALREADY,  /* the job is queued already: this descriptor is a duplicate */
 	CLAIM_STARTED,         /* started: owned, state creating, attempts + 1 */
 	CLAIM_NOT_HELD,        /* the consumer's copy was released already (a lost reply) */
+	CLAIM_OVER_BUDGET,     /* not started: its estimate would pass a budget (job_claim's
+				* budget_why); it waits over_budget (sched_put's park) */
 };
 const char *queue_claim_outcome_str(enum claim_outcome c);
 /* The outcome named s (a script's answer); -1 when unknown. */
@@ -133,6 +135,8 @@ struct job_claim {
 	char owner[160];    /* the owner before the claim */
 	long recoveries;
 	int may_have_task;  /* mayHaveTask: a createTask of unknown outcome, no task since */
+	char budget_why[160]; /* CLAIM_OVER_BUDGET: which budget, used of budget, estimate */
+	double budget_est;  /* CLAIM_OVER_BUDGET: the job's estimate */
 };
 /* State creating, attempts + 1 (*attempts) — only while owned (*fenced = 1 if not) and
  * while the pool is not paused (*paused = 1 if it is; nothing written). raw/len: the
@@ -290,8 +294,21 @@ void queue_task_record_free(struct task_record *t);
  * and sets the job's state. *done is 1 when this call finalized, 0 when already done,
  * 2 when it finalized a task of a job already dead-lettered: no event, the job stays
  * dead (no job.completed after a job.dead). */
+/* The task's cost (i20-wire): the job's budget reservation is settled with it and it is
+ * counted in the day's spend counters, in the same step (docs/protocol.md, "Credits,
+ * spend and budgets"). today/yday: UTC days yyyymmdd (budget_day). */
+struct queue_cost {
+	int known;              /* KIE said creditsConsumed */
+	double credits;
+	const char *type;       /* the task's type, account: its alias (when the job has none) */
+	const char *account;
+	const char *today, *yday;
+	long groups_max, ttl_s; /* SPEND_GROUPS_MAX, SPEND_TTL_S */
+};
+/* cost NULL: no cost counted (stopping a finalized task's polling). */
 int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
-		   const char *status, const char *event_json, const char *reply_to, int *done);
+		   const char *status, const char *event_json, const char *reply_to,
+		   const struct queue_cost *cost, int *done);
 
 /* --- result copies (copies.h; finalize.c runs the rounds) ---
  * Fields of <p>:task:<id> while its result files are copied: copyResult (the success

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "lua_scripts.h"
+#include "pool/budget.h"
 #include "pool/history.h"
 
 /* <p>:sched:<acct>:<name> */
@@ -201,11 +202,11 @@ out:
 }
 
 int sched_start(struct queue *q, const char *job_id, long lease_ms,
-		struct job_claim *out)
+		const struct sched_budget_in *b, struct job_claim *out)
 {
-	char k[4][300], lease[32];
-	const char *keys[4] = {k[0], k[1], k[2], k[3]};
-	const char *args[3] = {q->worker_id, lease, job_id};
+	char k[8][300], lease[32], today[16], est[32], pool[32];
+	const char *keys[8] = {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]};
+	const char *args[9] = {q->worker_id, lease, job_id, today, "", "", est, pool, ""};
 	redisReply *rep;
 
 	memset(out, 0, sizeof(*out));
@@ -213,9 +214,22 @@ int sched_start(struct queue *q, const char *job_id, long lease_ms,
 	pkey(q, k[1], sizeof(k[1]), "pause", NULL);
 	skey(q, k[2], sizeof(k[2]), "inflight");
 	skey(q, k[3], sizeof(k[3]), "picked");
+	/* i20-wire: the budget reservation's keys and arguments */
+	budget_day(util_now_ms(), 0, today, sizeof(today));
+	budget_day_key(q, today, k[4], sizeof(k[4]));
+	pkey(q, k[5], sizeof(k[5]), "budget:group", NULL);
+	pkey(q, k[6], sizeof(k[6]), "budget:models", NULL);
+	pkey(q, k[7], sizeof(k[7]), "budget:open", NULL);
+	snprintf(est, sizeof(est), "%.6g", b ? b->est_credits : 0.0);
+	snprintf(pool, sizeof(pool), "%ld", b ? b->pool_budget : 0L);
+	if (b) {
+		args[4] = b->group ? b->group : "";
+		args[5] = b->model ? b->model : "";
+		args[8] = b->account ? b->account : "";
+	}
 	snprintf(lease, sizeof(lease), "%ld", lease_ms);
-	rep = run(q, &lua_job_start, 4, keys, 3, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 7 &&
+	rep = run(q, &lua_job_start, 8, keys, 9, args, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 7 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING &&
 	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
 		redisReply **e = rep->element;
@@ -225,6 +239,10 @@ int sched_start(struct queue *q, const char *job_id, long lease_ms,
 		copy_str(e[4], out->task_id, sizeof(out->task_id));
 		copy_str(e[5], out->owner, sizeof(out->owner));
 		out->may_have_task = e[6]->type == REDIS_REPLY_STRING && strcmp(e[6]->str, "1") == 0;
+		if (rep->elements > 8) {
+			copy_str(e[7], out->budget_why, sizeof(out->budget_why));
+			out->budget_est = e[8]->type == REDIS_REPLY_STRING ? strtod(e[8]->str, NULL) : 0;
+		}
 	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
 		freeReplyObject(rep);
 		snprintf(q->err, sizeof(q->err), "unexpected reply to job_start");
@@ -236,11 +254,12 @@ int sched_start(struct queue *q, const char *job_id, long lease_ms,
 int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_pick *p,
 	      long epoch, enum sched_put_mode mode, int64_t due_ms, const char *error)
 {
-	char k[11][300], ep[32], due[32], now[32], prio[8], qa[32];
-	const char *keys[11];
-	const char *args[12];
-	size_t lens[12];
-	static const char *const modes[] = {"front", "unattempt", "retry"};
+	char k[13][300], est[32], ep[32], due[32], now[32], prio[8], qa[32];
+	const char *keys[13];
+	const char *args[14];
+	size_t lens[14];
+	static const char *const modes[] = {"front", "unattempt", "retry",
+					    "over_budget"};
 	static const char *const names[] = {"ready", "delayed", "items", "state", "gcount",
 					    "inflight"};
 
@@ -251,7 +270,9 @@ int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_p
 	pkey(q, k[8], sizeof(k[8]), "stats", NULL);
 	skey(q, k[9], sizeof(k[9]), "wake");
 	pkey(q, k[10], sizeof(k[10]), "recoveries", NULL);
-	for (int i = 0; i < 11; i++)
+	skey(q, k[11], sizeof(k[11]), "overBudget");
+	skey(q, k[12], sizeof(k[12]), "overBudgetEst");
+	for (int i = 0; i < 13; i++)
 		keys[i] = k[i];
 	snprintf(ep, sizeof(ep), "%ld", epoch);
 	snprintf(due, sizeof(due), "%lld", (long long)due_ms);
@@ -261,11 +282,14 @@ int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_p
 	args[0] = raw; args[1] = p->job_id; args[2] = q->worker_id; args[3] = ep;
 	args[4] = modes[mode]; args[5] = due; args[6] = error ? error : ""; args[7] = now;
 	args[8] = prio; args[9] = p->group; args[10] = qa; args[11] = p->tag[0] ? p->tag : "0";
-	for (int i = 0; i < 12; i++)
+	snprintf(est, sizeof(est), "%.6g", p->budget_est);
+	args[12] = mode == SCHED_PUT_OVER_BUDGET ? (error ? error : "") : "";
+	args[13] = est;
+	for (int i = 0; i < 14; i++)
 		lens[i] = i == 0 ? len : strlen(args[i]);
 	/* it must happen: a job left out of the structure would wait in a list for ever */
 	for (long backoff = 100;; backoff = backoff < 2500 ? backoff * 2 : 5000) {
-		redisReply *rep = run(q, &lua_sched_put, 11, keys, 12, args, lens);
+		redisReply *rep = run(q, &lua_sched_put, 13, keys, 14, args, lens);
 		if (!rep || rep->type != REDIS_REPLY_ERROR)
 			return done(rep);
 		freeReplyObject(rep);

@@ -60,6 +60,7 @@ struct sched_pick {
 	char tag[32];
 	long long next_due_ms;  /* SCHED_EMPTY: the earliest delayed job's due time, 0: none */
 	long parked_groups;     /* SCHED_EMPTY: groups with jobs parked at their cap */
+	double budget_est;      /* sched_put's over_budget: the job's estimate (i20-wire) */
 };
 enum { SCHED_PICKED = 0, SCHED_EMPTY, SCHED_PAUSED, SCHED_AGAIN };
 /* The pick rule (pick.lua) for q's consumer, which holds a createTask slot; reserve_k:
@@ -70,10 +71,20 @@ void sched_pick_free(struct sched_pick *p);
 /* Starts a picked job (job_start.lua): out->outcome CLAIM_STARTED (owner, state
  * creating, attempts + 1: out->attempts), CLAIM_TAKEOVER, CLAIM_HAS_TASK, CLAIM_FINISHED,
  * CLAIM_OWNED, CLAIM_UNCERTAIN or CLAIM_PAUSED. pending_json: see queue_job_creating. */
+/* The budget reservation job_start.lua makes with the slot (lua/lib/budget.lua): the
+ * job's group, its model and configured estimate, the pool's budget, the account alias. */
+struct sched_budget_in {
+	const char *group, *model, *account;
+	double est_credits;     /* KIE_MODEL_CREDITS' estimate of model */
+	long pool_budget;       /* KIE_DAILY_CREDIT_BUDGET, 0: none */
+};
+/* b NULL: no reservation (tests, tools). CLAIM_OVER_BUDGET: not started, out->budget_why
+ * says which budget; park it with sched_put(..., SCHED_PUT_OVER_BUDGET, ...). */
 int sched_start(struct queue *q, const char *job_id, long lease_ms,
-		struct job_claim *out);
+		const struct sched_budget_in *b, struct job_claim *out);
 
-enum sched_put_mode { SCHED_PUT_FRONT, SCHED_PUT_UNATTEMPT, SCHED_PUT_RETRY };
+enum sched_put_mode { SCHED_PUT_FRONT, SCHED_PUT_UNATTEMPT, SCHED_PUT_RETRY,
+		      SCHED_PUT_OVER_BUDGET };
 /* Gives a picked job back (sched_put.lua): epoch 0 when not started (not owned). */
 int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_pick *p,
 	      long epoch, enum sched_put_mode mode, int64_t due_ms, const char *error);

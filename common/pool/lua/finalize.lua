@@ -19,7 +19,15 @@
 -- KEYS[6] <p>:sched:<acct>:inflight  hash group -> jobs in flight (i19)
 -- KEYS[7] <p>:hist:m:<minute>      history, this minute (i21, lib/history.lua)
 -- KEYS[8] <p>:hist:d:<yyyymmdd>    history, this day (i21)
--- KEYS[9] replyTo list (optional)
+-- KEYS[9] replyTo list ('' or absent: none)
+-- KEYS[10] <p>:budget:<today>          (i20-wire, the cost block below: KEYS[10..16] all
+--                                      or none; none: no cost counted)
+-- KEYS[11] <p>:budget:<yesterday>
+-- KEYS[12] <p>:budget:group
+-- KEYS[13] <p>:budget:models
+-- KEYS[14] <p>:budget:open
+-- KEYS[15] <p>:spend:<today>
+-- KEYS[16] <p>:spend:<today>:groups
 -- ARGV[1] the completion event ('' for a job's duplicate task: no event, no job update)
 -- ARGV[2] status: completed | failed
 -- ARGV[3] now (epoch ms)
@@ -30,10 +38,20 @@
 -- ARGV[8] TTL of finished task and job hashes (s)
 -- ARGV[9] KIE_REPLY_MAX: the replyTo list keeps at most this many events
 -- ARGV[10] KIE_REPLY_TTL_S: and expires this long after each push
+-- ARGV[11] the task's creditsConsumed ('' KIE did not say: the reservation's estimate
+--          counts) (i20-wire, with KEYS[10..16])
+-- ARGV[12] today (yyyymmdd, UTC)
+-- ARGV[13] yesterday
+-- ARGV[14] the task's type (when the job hash has none)
+-- ARGV[15] its account's alias (when the job hash has none)
+-- ARGV[16] most groups named a day (1000)
+-- ARGV[17] the spend counters' TTL (s)
 -- Returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped, 4
 -- finalized now without an event: the job is dead.
 --#include emit.lua
 --#include history.lua
+--#include budget.lua
+--#include spend.lua
 
 -- the once-only mark of a task that keeps no more than that
 local function task_trim(task, ttl)
@@ -59,6 +77,7 @@ if job then
   end
 end
 local reply, skipped = KEYS[9], 0
+if reply == '' then reply = nil end
 if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 2 end
 -- the first write: a task hash of another type fails here, before anything is written
 if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then
@@ -66,6 +85,23 @@ if redis.call('HSETNX', KEYS[1], 'finalizedAt', ARGV[3]) == 0 then
   return 0
 end
 redis.call('ZREM', KEYS[4], ARGV[7])
+-- >>> i20-wire: the task's cost, once: the job's budget reservation is settled with it
+-- (lib/budget.lua) and it is counted in the day's spend by type, account and group
+-- (lib/spend.lua). A job's duplicate task has no reservation: counted in the spend only.
+if KEYS[16] then
+  local credits = tonumber(ARGV[11])
+  local ty, acct, grp, model = ARGV[14], ARGV[15], '', ''
+  if job then
+    local jf = redis.call('HMGET', KEYS[2], 'type', 'account', 'group', 'model')
+    ty, acct, grp, model = jf[1] or ty, jf[2] or acct, jf[3] or '', jf[4] or ''
+    local jid = redis.call('HGET', KEYS[1], 'jobId') or ''
+    credits = budget_settle(KEYS[2], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], jid,
+      ARGV[12], ARGV[13], grp, model, credits)
+  end
+  spend_add(KEYS[15], KEYS[16], credits or 0, ty, acct, grp, tonumber(ARGV[16]) or 1000,
+    tonumber(ARGV[17]) or 7776000)
+end
+-- <<< i20-wire
 if job then
   -- i19: the job's group gives back its in-flight slot (per-group caps, sched.h)
   local ig = redis.call('HGET', KEYS[2], 'inflight')

@@ -11,9 +11,23 @@
 -- ARGV[1] consumer id
 -- ARGV[2] lease in ms (Redis's clock)
 -- ARGV[3] jobId
+-- KEYS[5] <p>:budget:<yyyymmdd>          today's (UTC) budget figures (i20-wire: the
+--                                        budget block below, with KEYS[6..8], ARGV[4..9])
+-- KEYS[6] <p>:budget:group               group -> daily budget
+-- KEYS[7] <p>:budget:models              observed costs per model
+-- KEYS[8] <p>:budget:open                open reservations
+-- ARGV[4] today (yyyymmdd)
+-- ARGV[5] group ('' none)
+-- ARGV[6] model
+-- ARGV[7] its configured estimate (KIE_MODEL_CREDITS)
+-- ARGV[8] KIE_DAILY_CREDIT_BUDGET (0 none)
+-- ARGV[9] the account's alias
 -- Returns {outcome, epoch, attempts, state before, taskId, owner before, mayHaveTask};
--- outcome: started | takeover | has_task | finished | owned | uncertain | paused. started
--- and takeover make this consumer the owner (takeover: the job goes uncertain next).
+-- outcome: started | takeover | has_task | finished | owned | uncertain | paused |
+-- over_budget (then an 8th element says which budget, a 9th the estimate; the job is not started and waits
+-- over_budget: sched_put's 'over_budget'). started and takeover make this consumer the
+-- owner (takeover: the job goes uncertain next).
+--#include budget.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local j = redis.call('HMGET', KEYS[1], 'state', 'owner', 'epoch', 'lease', 'taskId',
@@ -49,6 +63,24 @@ if st == 'creating' then
   redis.call('HSET', KEYS[1], unpack(f))
   return out('takeover')
 end
+-- >>> i20-wire: the budget reservation, with the createTask slot (docs/protocol.md,
+-- "Credits, spend and budgets"): a job whose estimate would pass the pool's or its group's
+-- budget today is not started and spends no attempt
+if KEYS[8] then -- without the budget keys (tools, tests): no reservation
+  local bud = budget_reserve(KEYS[1], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[3], ARGV[4],
+    ARGV[5], ARGV[6], tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0, now)
+  if bud[1] == 0 then
+    local r = out('over_budget')
+    local which = bud[2] == 'group' and ('group ' .. ARGV[5]) or 'pool'
+    r[8] = string.format('%s budget: %.6g of %.6g credits used today (UTC), this job ~%.6g',
+      which, bud[3], bud[4], bud[5])
+    r[9] = string.format('%.6g', bud[5])
+    return r
+  end
+  f[#f + 1] = 'model' f[#f + 1] = ARGV[6]
+  f[#f + 1] = 'account' f[#f + 1] = ARGV[9]
+end
+-- <<< i20-wire
 att = att + 1
 f[#f + 1] = 'state' f[#f + 1] = 'creating'
 f[#f + 1] = 'attempts' f[#f + 1] = att

@@ -15,11 +15,15 @@
 -- KEYS[9] <p>:stats                      hash of counters
 -- KEYS[10] <p>:sched:<acct>:wake         list: a token wakes an idle runner
 -- KEYS[11] <p>:recoveries                hash sha1(descriptor) -> count
+-- KEYS[12] <p>:sched:<acct>:overBudget   zset jobId -> its ready score (i20-wire)
+-- KEYS[13] <p>:sched:<acct>:overBudgetEst hash jobId -> "group\testimate" (i20-wire)
 -- ARGV[1] the claimed descriptor
 -- ARGV[2] jobId
 -- ARGV[3] consumer id
 -- ARGV[4] epoch of its claim ('0': the runner does not own the job)
--- ARGV[5] 'front' | 'unattempt' | 'retry'
+-- ARGV[5] 'front' | 'unattempt' | 'retry' | 'over_budget' (job_start said its estimate
+--         would pass a budget: it waits in KEYS[12], state over_budget, until
+--         budget_unpark.lua finds room)
 -- ARGV[6] due (epoch ms; with 'retry')
 -- ARGV[7] the error retried ('' for none)
 -- ARGV[8] now (epoch ms)
@@ -27,6 +31,8 @@
 -- ARGV[10] group
 -- ARGV[11] queuedAt (epoch ms)
 -- ARGV[12] tag
+-- ARGV[13] over_budget: which budget (the job hash's budgetWait)
+-- ARGV[14] over_budget: the job's estimate
 -- Returns 1, 0 when the copy was not held any more, -1 when the copy was released but
 -- the job is another consumer's (fenced).
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
@@ -47,6 +53,13 @@ if mode == 'retry' then
   f[#f + 1] = 'retryAt' f[#f + 1] = ARGV[6]
   redis.call('HDEL', KEYS[11], redis.sha1hex(ARGV[1]))
   redis.call('HINCRBY', KEYS[9], 'retries', 1)
+elseif mode == 'over_budget' then
+  -- >>> i20-wire: parked until its budget has room (budget_unpark.lua)
+  redis.call('ZADD', KEYS[12], (9 - p) * 1e12 + tonumber(tag), id)
+  redis.call('HSET', KEYS[13], id, g .. '\t' .. (ARGV[14] or '0'))
+  f[#f + 1] = 'state' f[#f + 1] = 'over_budget'
+  f[#f + 1] = 'budgetWait' f[#f + 1] = ARGV[13] or ''
+  -- <<< i20-wire
 else
   redis.call('ZADD', KEYS[3], (9 - p) * 1e12 + tonumber(tag), id)
   redis.call('HINCRBY', KEYS[6], 'n' .. p, 1)
