@@ -124,7 +124,7 @@ int accounts_parse(const char *text, size_t len, const char *source, struct acco
 		if (le > p && le[-1] == '\r')
 			le--;
 		snprintf(where, sizeof(where), "%s line %ld", source, line);
-		if (memchr(p, '\0', (size_t)(le - p))) {
+		if (le > p && memchr(p, '\0', (size_t)(le - p))) {
 			snprintf(err, errlen, "%s: a NUL byte", where);
 			goto fail;
 		}
