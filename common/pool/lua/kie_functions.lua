@@ -27,9 +27,11 @@
 -- started | finished | remembered | reply_to_needed, "jobId", "state", "replyTo"?};
 -- kie_position {"jobId", "state", "position", "eta", "priority", "group", "queuedAt",
 -- "startedAt", "pace"}; kie_version the library's version.
-local VERSION = '2'
+local VERSION = '3'
 local SPAN = 1e12
 --#include history.lua
+-- emit(): the one emission of an event (lib/emit.lua), shared with the scripts
+--#include emit.lua
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -68,10 +70,7 @@ local function cancel(KEYS, ARGV)
   if reply ~= '' and KEYS[11] ~= reply then
     return answer('reply_to_needed', {replyTo = reply})
   end
-  if reply ~= '' then
-    local rt = redis.call('TYPE', KEYS[11])['ok']
-    if rt ~= 'list' and rt ~= 'none' then reply = '' end
-  end
+  if reply ~= '' and not keytype_ok(KEYS[11], 'list') then reply = '' end
   -- out of the structure (ready, delayed, or parked at its group's cap)
   local it = redis.call('HGET', KEYS[5], id)
   if it then
@@ -94,23 +93,17 @@ local function cancel(KEYS, ARGV)
   redis.call('HINCRBY', KEYS[8], 'cancelled', 1)
   -- i21: the history counters (when the caller gave their keys)
   if KEYS[13] then hist_add(KEYS[12], KEYS[13], {'cancelled'}) end
-  -- i19: the job.cancelled event, emitted as job_dead.lua emits (one marked copy until
-  -- the shared event include lands; route.lua has the same block)
+  -- the job.cancelled event, emitted by lib/emit.lua as every event is
   local ev = string.format(
     [[{"v":1,"event":"job.cancelled","status":"cancelled","jobId":%s,"taskId":null,]] ..
     [["type":%s,"error":"cancelled before it started","attempts":%d,"queuedAt":%s,]] ..
     [["startedAt":null,"finishedAt":%s,"meta":%s}]],
     cjson.encode(id), cjson.encode(j[6] or ''), tonumber(j[9] or '0') or 0,
     j[5] or 'null', nows, (j[7] or '') ~= '' and j[7] or 'null')
-  local rmax = conf(KEYS, 'resultsMax', 10000)
-  if redis.call('LPUSH', KEYS[9], ev) > rmax then redis.call('LTRIM', KEYS[9], 0, rmax - 1) end
-  if reply ~= '' then
-    local max = conf(KEYS, 'replyMax', 1000)
-    if redis.call('LPUSH', KEYS[11], ev) > max then redis.call('LTRIM', KEYS[11], 0, max - 1) end
-    redis.call('EXPIRE', KEYS[11], conf(KEYS, 'replyTtlS', 604800))
-  end
-  local chan = redis.call('HGET', KEYS[6], 'chan')
-  if chan then redis.call('PUBLISH', chan, ev) end
+  -- no channel written yet (no worker started since the keys were made): nobody listens
+  emit(KEYS[9], reply ~= '' and KEYS[11] or nil, ev, redis.call('HGET', KEYS[6], 'chan') or '',
+    conf(KEYS, 'resultsMax', 10000), conf(KEYS, 'replyMax', 1000),
+    conf(KEYS, 'replyTtlS', 604800))
   st = 'cancelled'
   return answer('cancelled')
 end

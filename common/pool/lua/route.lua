@@ -49,6 +49,7 @@
 -- descriptor is not in the consumer's list: a run whose reply was lost released it). queued, delayed
 -- and cancelled release the descriptor; claimed, takeover and too_many_recoveries make
 -- this consumer the job's owner; the others write nothing.
+--#include emit.lua
 local SPAN = 1e12
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -89,10 +90,7 @@ if st == 'dead' then redis.call('PERSIST', KEYS[1]) end
 -- cancelled before it arrived: it ends here, never reaching KIE
 if redis.call('EXISTS', KEYS[14]) == 1 and st ~= 'creating' then
   local reply = KEYS[17]
-  if reply then
-    local rt = redis.call('TYPE', reply)['ok']
-    if rt ~= 'list' and rt ~= 'none' then reply = nil end
-  end
+  if reply and not keytype_ok(reply, 'list') then reply = nil end
   redis.call('DEL', KEYS[14])
   base[#base + 1] = 'state' base[#base + 1] = 'cancelled'
   base[#base + 1] = 'finishedAt' base[#base + 1] = nows
@@ -102,23 +100,15 @@ if redis.call('EXISTS', KEYS[14]) == 1 and st ~= 'creating' then
   redis.call('LREM', KEYS[3], 1, ARGV[1])
   redis.call('HDEL', KEYS[2], redis.sha1hex(ARGV[1]))
   redis.call('HINCRBY', KEYS[15], 'cancelled', 1)
-  -- i19: the job.cancelled event, emitted as job_dead.lua emits (one marked copy until
-  -- the shared event include lands; kie_functions.lua's cancel has the same block)
+  -- the job.cancelled event, emitted by lib/emit.lua as every event is (kie_functions.lua's
+  -- cancel writes the same event)
   local ev = string.format(
     [[{"v":1,"event":"job.cancelled","status":"cancelled","jobId":%s,"taskId":null,]] ..
     [["type":%s,"error":"cancelled before it started","attempts":%d,"queuedAt":%s,]] ..
     [["startedAt":null,"finishedAt":%s,"meta":%s}]],
     cjson.encode(id), cjson.encode(ARGV[6]), tonumber(att) or 0, queued_at, nows,
     ARGV[8] ~= '' and ARGV[8] or 'null')
-  local rmax = tonumber(ARGV[15])
-  if redis.call('LPUSH', KEYS[16], ev) > rmax then redis.call('LTRIM', KEYS[16], 0, rmax - 1) end
-  if reply then
-    if redis.call('LPUSH', reply, ev) > tonumber(ARGV[16]) then
-      redis.call('LTRIM', reply, 0, tonumber(ARGV[16]) - 1)
-    end
-    redis.call('EXPIRE', reply, ARGV[17])
-  end
-  redis.call('PUBLISH', ARGV[14], ev)
+  emit(KEYS[16], reply, ev, ARGV[14], tonumber(ARGV[15]), tonumber(ARGV[16]), ARGV[17])
   return out('cancelled')
 end
 
