@@ -101,7 +101,11 @@ local function cancel(KEYS, ARGV)
     cjson.encode(id), cjson.encode(j[6] or ''), tonumber(j[9] or '0') or 0,
     j[5] or 'null', nows, (j[7] or '') ~= '' and j[7] or 'null')
   -- no channel written yet (no worker started since the keys were made): nobody listens
-  emit(KEYS[9], reply ~= '' and KEYS[11] or nil, ev, redis.call('HGET', KEYS[6], 'chan') or '',
+  local rk = nil
+  if reply ~= '' then
+    rk = KEYS[11]
+  end
+  emit(KEYS[9], rk, ev, redis.call('HGET', KEYS[6], 'chan') or '',
     conf(KEYS, 'resultsMax', 10000), conf(KEYS, 'replyMax', 1000),
     conf(KEYS, 'replyTtlS', 604800))
   st = 'cancelled'
