@@ -66,11 +66,11 @@ local function cancel(KEYS, ARGV)
       ((j[2] or '') ~= '' and (tonumber(j[3] or '0') or 0) > now) then
     return answer('started')
   end
-  local reply = j[8] or ''
-  if reply ~= '' and KEYS[11] ~= reply then
-    return answer('reply_to_needed', {replyTo = reply})
+  local reply_to = j[8] or ''
+  if reply_to ~= '' and KEYS[11] ~= reply_to then
+    return answer('reply_to_needed', {replyTo = reply_to})
   end
-  if reply ~= '' and not keytype_ok(KEYS[11], 'list') then reply = '' end
+  if reply_to ~= '' and not keytype_ok(KEYS[11], 'list') then reply_to = '' end
   -- out of the structure (ready, delayed, or parked at its group's cap)
   local it = redis.call('HGET', KEYS[5], id)
   if it then
@@ -102,7 +102,7 @@ local function cancel(KEYS, ARGV)
     j[5] or 'null', nows, (j[7] or '') ~= '' and j[7] or 'null')
   -- no channel written yet (no worker started since the keys were made): nobody listens
   local rk = nil
-  if reply ~= '' then
+  if reply_to ~= '' then
     rk = KEYS[11]
   end
   emit(KEYS[9], rk, ev, redis.call('HGET', KEYS[6], 'chan') or '',
