@@ -39,7 +39,7 @@ static size_t entry_max(const struct config *cfg)
 struct cbc {
 	struct worker *w;
 	struct worker_io io;
-	struct limiter query;
+	struct limiter *queries; /* i20-accounts: one per account */
 	int64_t next_drop_log;  /* entries dropped for want of a job: one line a second */
 	long drops_quiet;
 };
@@ -58,13 +58,19 @@ static char *job_id_from_param(const char *param)
 
 /* Confirms a callback's task with recordInfo. 0 with *res filled and *job_id from KIE's
  * own record (may stay NULL), 1 to try again later, -1 not a task KIE knows. */
-static int confirm(struct cbc *c, const char *task_id, struct kie_result *res, char **job_id)
+static int confirm(struct cbc *c, const char *task_id, const char *job_hint,
+		   struct kie_result *res, char **job_id)
 {
 	struct kie_error kerr;
+	struct task_record t; /* i20-accounts: the entry's job's account asks */
+	int ai;
 
-	if (limiter_acquire(&c->query, &c->w->stopping, NULL) != 0)
+	memset(&t, 0, sizeof(t));
+	util_strlcpy(t.job_id, job_hint ? job_hint : "", sizeof(t.job_id));
+	ai = worker_task_account(c->w, &c->io.q, &t);
+	if (limiter_acquire(&c->queries[ai], &c->w->stopping, NULL) != 0)
 		return 1;
-	if (kie_client_get_task(c->io.kie, task_id, res, &kerr) != 0) {
+	if (kie_client_get_task(c->io.kies[ai], task_id, res, &kerr) != 0) {
 		log_warn(NULL, task_id, "callback not confirmed by recordInfo (%s): %s",
 			 kie_err_class_str(kerr.cls), kerr.message);
 		return kerr.cls == KIE_ERR_PERMANENT ? -1 : 1;
@@ -207,7 +213,7 @@ static int handle(struct cbc *c, const char *raw, size_t len)
 		}
 		from_kie = 0; /* signed: the body is taken as KIE's word */
 	} else { /* CALLBACK_ADOPT: KIE's record must name the entry's job */
-		int k = confirm(c, task_id, &kr, &kie_job);
+		int k = confirm(c, task_id, job_id, &kr, &kie_job);
 		if (k != 0) {
 			res = k > 0 ? METRICS_CBH_RETRY : METRICS_CBH_UNKNOWN_TASK;
 			rc = k > 0 ? 1 : 0;
@@ -294,7 +300,9 @@ void *callbacks_main(void *arg)
 	if (worker_io_open(c.w, &c.io, "callbacks", cid) != 0)
 		goto out;
 	snprintf(member, sizeof(member), "%s/callbacks", c.w->id);
-	worker_limiter(c.w, &c.io, &c.query, 0, member);
+	c.queries = util_xcalloc((size_t)c.w->accounts.n, sizeof(*c.queries));
+	for (int a = 0; a < c.w->accounts.n; a++)
+		worker_limiter_acct(c.w, &c.io, &c.queries[a], 0, member, a);
 	worker_blocking(c.w, &c.io.rc, 1);
 	while (!c.w->stopping) {
 		struct rconn_bulk b;
@@ -326,5 +334,6 @@ void *callbacks_main(void *arg)
 	worker_blocking(c.w, &c.io.rc, 0);
 out:
 	worker_io_close(&c.io);
+	free(c.queries);
 	return NULL;
 }

@@ -64,6 +64,27 @@ static int join_until(pthread_t t, int64_t deadline_ms)
 	return pthread_timedjoin_np(t, NULL, &ts);
 }
 
+/* i20-accounts: with several accounts, no job waits in any account's structure (the
+ * default one's, <p>:sched:default, is queue_pool_idle's). 1 idle, 0 not or unknown. */
+static int accounts_idle(struct queue *q)
+{
+	for (int i = 0; W.accounts.n > 1 && i < W.accounts.n; i++) {
+		char key[300];
+		const char *argv[2] = {"HLEN", key};
+		redisReply *rep;
+		long long n = -1;
+		snprintf(key, sizeof(key), "%s:sched:%s:items", q->prefix, W.accounts.v[i].alias);
+		rep = rconn_argv(q->r, 2, argv, NULL);
+		if (rep && rep->type == REDIS_REPLY_INTEGER)
+			n = rep->integer;
+		if (rep)
+			freeReplyObject(rep);
+		if (n != 0)
+			return 0;
+	}
+	return 1;
+}
+
 enum { ARGS_OK, ARGS_HELP, ARGS_BAD };
 
 /* The command line, with glibc's getopt_long: --drain, --print-config, --help (-h), and
@@ -173,18 +194,13 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
-	if (!*cfg.kie_api_token) {
-		/* KIE_ACCOUNTS_FILE: until each job's account picks its client, every thread
-		 * uses the default account's token (issue 20's wiring replaces this) */
-		free(cfg.kie_api_token);
-		cfg.kie_api_token = util_strdup(W.accounts.v[0].token);
-	}
 	{
 		const char *aliases[ACCOUNTS_MAX];
 		for (int i = 0; i < W.accounts.n; i++)
 			aliases[i] = W.accounts.v[i].alias;
 		metrics_set_accounts(aliases, W.accounts.n);
 		finalize_set_default_account(W.accounts.v[0].alias); /* i20-wire */
+		finalize_set_multi_account(W.accounts.n > 1);       /* i20-accounts */
 	}
 	W.prompts = prompts_load(cfg.prompts_dir, err, sizeof(err));
 	if (!W.prompts) {
@@ -228,7 +244,7 @@ int main(int argc, char **argv)
 		.default_callback_url = cfg.kie_callback_url,
 	};
 	W.max_keep = (size_t)cfg.job_max_bytes + JOB_ID_SPLICE_BYTES;
-	limiter_account_id(cfg.kie_api_token, W.account_id);
+	util_strlcpy(W.account_id, W.accounts.v[0].id, sizeof(W.account_id));
 	W.policy = (struct lifecycle_policy){
 		.max_attempts = cfg.job_max_attempts, .retry_base_ms = cfg.retry_base_ms,
 		.account_pause_ms = cfg.account_pause_ms, .poll_initial_ms = cfg.poll_initial_ms,
@@ -329,7 +345,8 @@ int main(int argc, char **argv)
 		worker_nap(&W, DRAIN_CHECK_MS);
 		int idle = 0;
 		if (atomic_load(&W.inflight) == 0 &&
-		    queue_pool_idle(&q, (int)cfg.callback_consumer, &idle) == 0 && idle) {
+		    queue_pool_idle(&q, (int)cfg.callback_consumer, &idle) == 0 && idle &&
+		    accounts_idle(&q)) {
 			log_info(NULL, NULL, "drain: queue, polling list, uncertain jobs and "
 				 "in-flight work are empty; exiting");
 			W.stopping = 1;

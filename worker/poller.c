@@ -18,7 +18,8 @@
 struct poller {
 	struct worker *w;
 	struct worker_io io;
-	struct limiter query;    /* the account's recordInfo limit, shared pool-wide */
+	struct limiter *query;   /* the task's account's recordInfo limit (queries[i]) */
+	struct limiter *queries; /* i20-accounts: one per account, shared pool-wide */
 	int64_t lease_ms;
 	int64_t next_pause_log;
 };
@@ -88,7 +89,7 @@ static void poll_one(struct poller *p, const char *task_id, struct task_record *
 	struct kie_result res;
 	struct kie_error kerr;
 	int64_t now, elapsed;
-	int rc, done;
+	int rc, done, ai;
 
 	if (t.finalized) { /* finalized elsewhere (e.g. a callback): just stop polling it */
 		queue_finalize(&p->io.q, task_id, NULL, "completed", "", NULL, NULL, &done);
@@ -98,16 +99,19 @@ static void poll_one(struct poller *p, const char *task_id, struct task_record *
 		copy_round(p, task_id, &t);
 		return;
 	}
+	/* i20-accounts: the task's account's client and limiter */
+	ai = worker_task_account(p->w, &p->io.q, &t);
+	p->query = &p->queries[ai];
 	/* a recordInfo slot; a stop gives the task back at once */
 	if (query_slot(p, task_id) != 0) {
 		reschedule(p, task_id, util_now_ms());
 		return;
 	}
 	memset(&res, 0, sizeof(res));
-	rc = kie_client_get_task(p->io.kie, task_id, &res, &kerr);
+	rc = kie_client_get_task(p->io.kies[ai], task_id, &res, &kerr);
 	if (rc != 0 && lifecycle_is_rate_refusal(&kerr)) {
 		int first = 0;
-		long ms = limiter_penalize(&p->query, kerr.message, &first);
+		long ms = limiter_penalize(p->query, kerr.message, &first);
 		if (first)
 			log_warn(t.job_id[0] ? t.job_id : NULL, task_id, "KIE refused recordInfo (%s): "
 				 "the pool's polling waits %ld ms", kerr.message, ms);
@@ -135,11 +139,15 @@ static void poll_one(struct poller *p, const char *task_id, struct task_record *
 		/* new tasks stop; this one exists and is paid for, so it stays polled at its
 		 * cadence (a 402 does not stop recordInfo) */
 		int credits = kerr.code == 402 || kerr.http_status == 402, set = 0;
-		queue_pause_set(&p->io.q, credits ? "credits" : "account",
-				credits ? 0 : p->w->policy.account_pause_ms, kerr.message, &set);
+		/* i20-accounts: with several accounts, the task's account's pause only */
+		queue_acct_pause_set(&p->io.q, p->w->accounts.n > 1 ? p->w->accounts.v[ai].alias
+				     : NULL, credits ? "credits" : "account",
+				     credits ? 0 : p->w->policy.account_pause_ms, kerr.message, &set);
 		if (set || util_monotonic_ms() >= p->next_pause_log) {
 			log_error(t.job_id[0] ? t.job_id : NULL, task_id, "account-level error while "
-				  "polling: the pool takes no new jobs%s; polling goes on: %s",
+				  "polling: %s%s takes no new jobs%s; polling goes on: %s",
+				  p->w->accounts.n > 1 ? "account " : "the pool",
+				  p->w->accounts.n > 1 ? p->w->accounts.v[ai].alias : "",
 				  credits ? " until credits are back" : " for a while", kerr.message);
 			p->next_pause_log = util_monotonic_ms() + 10000;
 		}
@@ -172,7 +180,7 @@ static int query_slot(struct poller *p, const char *task_id)
 
 	while (!p->w->stopping) {
 		long wait = 0;
-		int blocked = 0, rc = limiter_try(&p->query, &wait, &blocked);
+		int blocked = 0, rc = limiter_try(p->query, &wait, &blocked);
 		int64_t end;
 		if (rc == 0)
 			return 0;
@@ -192,7 +200,7 @@ static int query_slot(struct poller *p, const char *task_id)
 			util_sleep_ms(left < 100 ? left : 100);
 		}
 	}
-	limiter_cancel(&p->query);
+	limiter_cancel(p->query);
 	return -1;
 }
 
@@ -223,7 +231,10 @@ void *poller_main(void *arg)
 		char member[200];
 		snprintf(member, sizeof(member), "%s/poller%d", p.w->id,
 			 atomic_fetch_add(&p.w->next_poller, 1));
-		worker_limiter(p.w, &p.io, &p.query, 0, member);
+		p.queries = util_xcalloc((size_t)p.w->accounts.n, sizeof(*p.queries));
+		for (int a = 0; a < p.w->accounts.n; a++)
+			worker_limiter_acct(p.w, &p.io, &p.queries[a], 0, member, a);
+		p.query = &p.queries[0];
 	}
 	while (!p.w->stopping) {
 		char *task_id = NULL;
@@ -257,5 +268,6 @@ void *poller_main(void *arg)
 	}
 out:
 	worker_io_close(&p.io);
+	free(p.queries);
 	return NULL;
 }

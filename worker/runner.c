@@ -24,18 +24,27 @@
 /* how long a runner trusts a "not paused" it read (docs/protocol.md, Pauses) */
 #define RUNNER_PAUSE_CHECK_MS 250
 
+/* i20-accounts: what a runner keeps of each account it serves */
+struct runner_acct {
+	struct limiter create;   /* the account's createTask limit, shared pool-wide */
+	int idle;                /* its last pick found nothing: wait for a wake first */
+	int64_t next_due_ms;     /* then: its earliest delayed job's due time (0: none) */
+	long parked_groups;      /* then: its groups with jobs parked at their cap */
+	int64_t pause_check;     /* monotonic ms: its pause is read again then */
+	int paused;              /* its pause was set at the last read */
+};
+
 struct runner {
 	struct worker *w;
 	int cslot;               /* consumer slot: <workerId>#<cslot>, w->slots[cslot]; -1: router */
 	struct worker_io io;
-	struct limiter create;   /* the account's createTask limit, shared pool-wide */
+	struct limiter *create;  /* the current account's createTask limit (accts[acct]) */
+	struct runner_acct *accts; /* i20-accounts: one per account (w->accounts' order) */
+	int nacct, acct;         /* how many; the one being served */
 	int64_t next_refusal_log;
 	long refusals_quiet;
 	int saw_pause;           /* a step found the pool paused: read the pause next turn */
 	int slot;                /* the createTask slot before a pick: SLOT_* */
-	int idle;                /* the last pick found nothing: wait for a wake first */
-	int64_t next_due_ms;     /* then: the earliest delayed job's due time (0: none) */
-	long parked_groups;      /* then: groups with jobs parked at their cap */
 };
 
 /* A runner takes its createTask slot before it picks (sched.h): reserved and confirmed
@@ -50,9 +59,9 @@ enum { SLOT_NONE = 0, SLOT_PENDING, SLOT_GRANTED };
 static void slot_release(struct runner *r)
 {
 	if (r->slot == SLOT_PENDING)
-		limiter_cancel(&r->create);
+		limiter_cancel(r->create);
 	else if (r->slot == SLOT_GRANTED)
-		limiter_unuse(&r->create);
+		limiter_unuse(r->create);
 	r->slot = SLOT_NONE;
 }
 
@@ -231,7 +240,7 @@ static void refused(struct runner *r, const struct job *j, long epoch,
 		    const struct kie_error *kerr)
 {
 	int first = 0;
-	long ms = limiter_penalize(&r->create, kerr->message, &first);
+	long ms = limiter_penalize(r->create, kerr->message, &first);
 	int64_t now = util_monotonic_ms();
 
 	queue_job_not_created(&r->io.q, j->id, epoch);
@@ -366,6 +375,12 @@ static void route(struct runner *r, const struct rconn_bulk *b, int leftover)
 		prompt = NULL;
 		unknown_account = 1;
 	}
+	/* i20-accounts: into its account's structure (several accounts: <p>:sched:<alias>) */
+	if (r->w->accounts.n > 1) {
+		int ai = accounts_find(&r->w->accounts, j->account);
+		util_strlcpy(r->io.q.sched_acct, r->w->accounts.v[ai < 0 ? 0 : ai].alias,
+			     sizeof(r->io.q.sched_acct));
+	}
 	memset(&in, 0, sizeof(in));
 	in.job_id = j->id;
 	in.type = job_type_str(j->type);
@@ -484,6 +499,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 	case CLAIM_PAUSED:
 		sched_put(&r->io.q, raw, len, pk, 0, SCHED_PUT_FRONT, 0, NULL);
 		r->saw_pause = 1;
+		r->accts[r->acct].pause_check = 0; /* i20-accounts */
 		goto out;
 	case CLAIM_OVER_BUDGET: { /* i20-wire: it waits, not dead, no attempt spent */
 		struct sched_pick park = *pk;
@@ -528,7 +544,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		int rc;
 		if (r->slot == SLOT_PENDING) {
 			/* the slot reserved before the pick: sleep the rest, confirm it */
-			if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
+			if (limiter_acquire(r->create, &r->w->stopping, NULL) != 0) {
 				r->slot = SLOT_NONE; /* dropped by limiter_acquire */
 				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_UNATTEMPT, 0, NULL);
 				give_back = 1;
@@ -538,7 +554,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		}
 		if (again) {
 			/* after a 429/455: a slot again, the job still this runner's */
-			if (limiter_acquire(&r->create, &r->w->stopping, NULL) != 0) {
+			if (limiter_acquire(r->create, &r->w->stopping, NULL) != 0) {
 				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_FRONT, 0, NULL);
 				give_back = 1;
 				goto out;
@@ -549,7 +565,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 			if (paused) {
 				log_info(j->id, NULL, "the pool was paused before createTask: the job "
 					 "goes back to the queue");
-				limiter_unuse(&r->create);
+				limiter_unuse(r->create);
 				sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_FRONT, 0, NULL);
 				r->saw_pause = 1;
 				give_back = 1;
@@ -558,7 +574,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 			if (fenced) {
 				log_warn(j->id, NULL, "the job was taken over by another worker (this "
 					 "one lost its lease); this copy is released and creates nothing");
-				limiter_unuse(&r->create);
+				limiter_unuse(r->create);
 				queue_release_copy(&r->io.q, raw, len);
 				goto out;
 			}
@@ -567,7 +583,7 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		again = 1;
 		free(task_id);
 		task_id = NULL;
-		rc = kie_client_create_task(r->io.kie, &req, &task_id, &kerr);
+		rc = kie_client_create_task(r->io.kies[r->acct], &req, &task_id, &kerr);
 		lifecycle_after_create(rc == 0 ? NULL : &kerr, attempt, max_attempts, &r->w->policy,
 				       rnd32(), &d);
 		if (d.action != JOB_ACT_BACKOFF)
@@ -591,8 +607,12 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 		int credits = kerr.code == 402 || kerr.http_status == 402;
 		log_error(j->id, NULL, "%s%s", d.reason,
 			  credits ? " (until a credit probe sees credits, or kie resume)" : "");
-		queue_pause_set(&r->io.q, credits ? "credits" : "account",
-				credits ? 0 : d.pause_ms, kerr.message, NULL);
+		/* i20-accounts: with several accounts, this account's pause only */
+		queue_acct_pause_set(&r->io.q, r->nacct > 1 ? r->io.q.sched_acct : NULL,
+				     credits ? "credits" : "account", credits ? 0 : d.pause_ms,
+				     kerr.message, NULL);
+		if (r->nacct > 1)
+			r->accts[r->acct].pause_check = 0;
 		sched_put(&r->io.q, raw, len, pk, c.epoch, SCHED_PUT_UNATTEMPT, 0, NULL);
 		give_back = 1;
 		break;
@@ -641,9 +661,106 @@ static int leftover_wait(struct runner *r, const char *cid, int leftover, long *
 	return r->w->stopping ? -1 : 0;
 }
 
+/* i20-accounts: serves account a next (its structure, its limiter). */
+static void use_account(struct runner *r, int a)
+{
+	r->acct = a;
+	r->create = &r->accts[a].create;
+	if (r->nacct > 1)
+		util_strlcpy(r->io.q.sched_acct, r->w->accounts.v[a].alias,
+			     sizeof(r->io.q.sched_acct));
+}
+
+/* i20-accounts: whether account a is paused (several accounts: <p>:pause:acct:<alias>,
+ * read at most every RUNNER_PAUSE_CHECK_MS; the pick reads it again). */
+static int account_paused(struct runner *r, int a)
+{
+	struct runner_acct *ra = &r->accts[a];
+	long ms = 0;
+	if (r->nacct < 2)
+		return 0; /* one account: the pool-wide pause is its pause */
+	if (util_monotonic_ms() < ra->pause_check)
+		return ra->paused;
+	if (queue_acct_pause_get(&r->io.q, r->w->accounts.v[a].alias, &ms, NULL, 0, NULL, 0) != 0)
+		return ra->paused;
+	ra->paused = ms != 0;
+	ra->pause_check = util_monotonic_ms() + RUNNER_PAUSE_CHECK_MS;
+	return ra->paused;
+}
+
+/* i20-accounts: the per-account choice. Returns the account whose structure the runner
+ * picks from next: one not paused and not idle, round robin after the last one served;
+ * when every one is idle, waits (up to a second, less when a delayed job falls due or
+ * groups wait at their cap) for a wake token on any of theirs, then looks at their
+ * structures. -1: nothing to do yet (the caller looks again). With one account this is
+ * exactly the single structure's wait. */
+static int choose_account(struct runner *r)
+{
+	const char *aliases[ACCOUNTS_MAX];
+	int idx[ACCOUNTS_MAX], n = 0, which = -1, woken = 0, found = -1;
+	long wait = 1000;
+
+	for (int k = 1; k <= r->nacct; k++) {
+		int a = (r->acct + k) % r->nacct;
+		if (!r->accts[a].idle && !account_paused(r, a))
+			return a;
+	}
+	for (int a = 0; a < r->nacct; a++) {
+		struct runner_acct *ra = &r->accts[a];
+		if (account_paused(r, a))
+			continue;
+		/* groups parked at their cap get their jobs back in a pick: look often */
+		if (ra->parked_groups && wait > RUNNER_PARKED_LOOK_MS)
+			wait = RUNNER_PARKED_LOOK_MS;
+		if (ra->next_due_ms > 0) {
+			int64_t until = ra->next_due_ms - util_now_ms();
+			if (until < wait)
+				wait = until > 0 ? (long)until : 1;
+		}
+		aliases[n] = r->nacct > 1 ? r->w->accounts.v[a].alias : "";
+		idx[n++] = a;
+	}
+	if (n == 0) { /* every account paused */
+		worker_nap(r->w, RUNNER_PAUSE_CHECK_MS);
+		return -1;
+	}
+	if (r->nacct == 1) {
+		if (sched_wait(&r->io.q, wait, &woken) != 0)
+			return -1;
+		which = woken ? 0 : -1;
+	} else if (sched_wait_any(&r->io.q, aliases, n, wait, &which) != 0) {
+		return -1;
+	}
+	if (which >= 0) {
+		r->accts[idx[which]].idle = 0;
+		return idx[which];
+	}
+	for (int i = 0; i < n; i++) {
+		struct runner_acct *ra = &r->accts[idx[i]];
+		int64_t due = 0;
+		long ready = 0;
+		if (ra->next_due_ms > 0 && util_now_ms() >= ra->next_due_ms) {
+			ra->idle = 0;
+		} else {
+			use_account(r, idx[i]);
+			if (sched_ready(&r->io.q, &ready, &due, &ra->parked_groups) != 0)
+				continue;
+			ra->next_due_ms = due;
+			if (ready > 0 || ra->parked_groups > 0 || (due > 0 && due <= util_now_ms()))
+				ra->idle = 0;
+		}
+		if (!ra->idle && found < 0)
+			found = idx[i];
+	}
+	if (found < 0)
+		r->io.q.check_own = 1; /* idle: look for a leftover */
+	return found;
+}
+
 /* A runner: the createTask slot first, then the pick rule — so the job that goes is the
  * one the rule names at the moment the slot frees. Its own leftovers (a pick whose reply
- * was lost, a release that failed) are routed again first. */
+ * was lost, a release that failed) are routed again first. With several accounts it
+ * serves each one's structure with that account's slot (choose_account). */
 void *runner_main(void *arg)
 {
 	struct runner r;
@@ -653,7 +770,6 @@ void *runner_main(void *arg)
 	int64_t next_pause_check = 0;
 
 	r.w = arg;
-	r.idle = 1; /* until there is work */
 	{
 		const struct config *cfg = r.w->cfg;
 		long spacing = (cfg->create_window_ms + cfg->limit_margin_ms) / cfg->create_limit;
@@ -663,14 +779,22 @@ void *runner_main(void *arg)
 	}
 	r.cslot = atomic_fetch_add(&r.w->next_slot, 1);
 	queue_consumer_id(cid, sizeof(cid), r.w->id, r.cslot);
+	r.nacct = r.w->accounts.n;
+	r.accts = util_xcalloc((size_t)r.nacct, sizeof(*r.accts));
 	if (worker_io_open(r.w, &r.io, "runner", cid) != 0)
 		goto out;
-	worker_limiter(r.w, &r.io, &r.create, 1, cid);
+	for (int a = 0; a < r.nacct; a++) {
+		r.accts[a].idle = 1; /* until there is work */
+		worker_limiter_acct(r.w, &r.io, &r.accts[a].create, 1, cid, a);
+	}
+	use_account(&r, 0);
 	worker_blocking(r.w, &r.io.rc, 1);
 	while (!r.w->stopping) {
 		long pause_ms = 0;
 		struct rconn_bulk b;
 		struct sched_pick pk;
+		struct runner_acct *ra;
+		int a;
 
 		/* the pause is read at most every RUNNER_PAUSE_CHECK_MS while not paused; the
 		 * pick reads it again, so no job is picked after it */
@@ -704,32 +828,13 @@ void *runner_main(void *arg)
 		/* idle: no slot is reserved (it would be wasted, and later ones queue behind it)
 		 * until a route's wake token, the earliest notBefore, or a second's look finds
 		 * work */
-		if (r.idle) {
-			/* groups parked at their cap get their jobs back in a pick: look often */
-			long wait = r.parked_groups ? RUNNER_PARKED_LOOK_MS : 1000, ready = 0;
-			int woken = 0;
-			if (r.next_due_ms > 0) {
-				int64_t until = r.next_due_ms - util_now_ms();
-				if (until < wait)
-					wait = until > 0 ? (long)until : 1;
-			}
-			if (sched_wait(&r.io.q, wait, &woken) != 0)
-				continue;
-			if (!woken && !(r.next_due_ms > 0 && util_now_ms() >= r.next_due_ms)) {
-				int64_t due = 0;
-				if (sched_ready(&r.io.q, &ready, &due, &r.parked_groups) != 0)
-					continue;
-				r.next_due_ms = due;
-				if (ready == 0 && r.parked_groups == 0 &&
-				    (due == 0 || due > util_now_ms())) {
-					r.io.q.check_own = 1; /* idle: look for a leftover */
-					continue;
-				}
-			}
-			r.idle = 0;
-		}
+		a = choose_account(&r);
+		if (a < 0)
+			continue;
+		use_account(&r, a);
+		ra = &r.accts[a];
 		/* a slot of the account's limit first (paced: docs/protocol.md, "Rate limits") */
-		switch (limiter_reserve(&r.create, &r.w->stopping, lead_ms)) {
+		switch (limiter_reserve(r.create, &r.w->stopping, lead_ms)) {
 		case 0:
 			r.slot = SLOT_GRANTED;
 			break;
@@ -749,7 +854,7 @@ void *runner_main(void *arg)
 			 * routed meanwhile takes it; a slot given back is lost to the log, which
 			 * only grows at its end */
 			int woken = 0;
-			if (sched_wait(&r.io.q, r.create.late_ms, &woken) == 0 && woken) {
+			if (sched_wait(&r.io.q, r.create->late_ms, &woken) == 0 && woken) {
 				sched_pick_free(&pk);
 				if (sched_pick(&r.io.q, r.w->cfg->sched_reserve, &pk) != 0) {
 					slot_release(&r);
@@ -767,13 +872,14 @@ void *runner_main(void *arg)
 		case SCHED_PAUSED:
 			slot_release(&r);
 			r.saw_pause = 1;
+			ra->pause_check = 0; /* i20-accounts: perhaps this account's */
 			break;
 		case SCHED_EMPTY:
 			/* nothing ready: the slot goes back, and the runner waits (above) */
 			slot_release(&r);
-			r.idle = 1;
-			r.next_due_ms = pk.next_due_ms;
-			r.parked_groups = pk.parked_groups;
+			ra->idle = 1;
+			ra->next_due_ms = pk.next_due_ms;
+			ra->parked_groups = pk.parked_groups;
 			r.io.q.check_own = 1;
 			break;
 		default:
@@ -785,6 +891,7 @@ void *runner_main(void *arg)
 	worker_blocking(r.w, &r.io.rc, 0);
 out:
 	worker_io_close(&r.io);
+	free(r.accts);
 	return NULL;
 }
 
@@ -807,9 +914,17 @@ void *router_main(void *arg)
 		struct sched_settings st = {cfg->results_max, cfg->reply_max, cfg->reply_ttl_s,
 					    cfg->record_ttl_s, cfg->cancel_ttl_s, cfg->create_limit,
 					    cfg->create_window_ms};
-		if (sched_setup(&r.io.q, &st) != 0)
-			log_error(NULL, NULL, "kie_cancel and kie_position are not available: %s",
-				  r.io.q.err);
+		/* i20-accounts: each account's structure holds the settings */
+		for (int a = 0; a < r.w->accounts.n; a++) {
+			if (r.w->accounts.n > 1)
+				util_strlcpy(r.io.q.sched_acct, r.w->accounts.v[a].alias,
+					     sizeof(r.io.q.sched_acct));
+			if (sched_setup(&r.io.q, &st) != 0) {
+				log_error(NULL, NULL, "kie_cancel and kie_position are not available: "
+					  "%s", r.io.q.err);
+				break;
+			}
+		}
 	}
 	worker_blocking(r.w, &r.io.rc, 1);
 	while (!r.w->stopping) {

@@ -17,38 +17,51 @@
 #include "pool/queue.h"
 #include "worker.h"
 
-/* While the pool is paused for credits: at most one probe per KIE_CREDIT_PROBE_MS
- * across the pool (a lock key), and the pause is lifted when the balance is positive. */
-static void credit_probe(struct worker *w, struct queue *q, struct kie_client **kie)
+/* While the pool (one account) or an account (several: <p>:pause:acct:<alias>) is paused
+ * for credits: at most one probe per KIE_CREDIT_PROBE_MS across the pool (a lock key),
+ * with that account's token, and the pause is lifted when the balance is positive.
+ * kie[] holds one client per account, made when first needed. */
+static void credit_probe_one(struct worker *w, struct queue *q, struct kie_client **kie,
+			     int a)
 {
 	const struct config *cfg = w->cfg;
+	/* i20-accounts: one account: the pool-wide pause, as before */
+	const char *alias = w->accounts.n > 1 ? w->accounts.v[a].alias : NULL;
+	const char *who = alias ? alias : "the pool";
 	long remaining = 0;
 	char kind[32];
 	int got = 0, cleared = 0;
 	double credits = 0;
 	struct kie_error kerr;
 
-	if (queue_pause_get(q, &remaining, kind, sizeof(kind), NULL, 0) != 0 || remaining == 0 ||
-	    strcmp(kind, "credits") != 0)
+	if (queue_acct_pause_get(q, alias, &remaining, kind, sizeof(kind), NULL, 0) != 0 ||
+	    remaining == 0 || strcmp(kind, "credits") != 0)
 		return;
-	if (queue_pause_probe_lock(q, cfg->credit_probe_ms, &got) != 0 || !got)
+	if (queue_acct_pause_probe_lock(q, alias, cfg->credit_probe_ms, &got) != 0 || !got)
 		return;
 	if (!*kie)
-		*kie = kie_client_from_config(cfg);
+		*kie = accounts_client(&w->accounts, a, cfg);
 	if (!*kie)
 		return;
 	if (kie_client_credits(*kie, &credits, &kerr) != 0) {
-		log_warn(NULL, NULL, "paused for credits; the balance query failed (%s); asking "
-			 "again in %ld ms", kerr.message, cfg->credit_probe_ms);
+		log_warn(NULL, NULL, "%s paused for credits; the balance query failed (%s); asking "
+			 "again in %ld ms", who, kerr.message, cfg->credit_probe_ms);
 		return;
 	}
 	if (credits <= 0) {
-		log_info(NULL, NULL, "paused for credits: the balance is %.0f; asking again in %ld ms",
-			 credits, cfg->credit_probe_ms);
+		log_info(NULL, NULL, "%s paused for credits: the balance is %.0f; asking again in "
+			 "%ld ms", who, credits, cfg->credit_probe_ms);
 		return;
 	}
-	if (queue_pause_clear(q, "credits", &cleared) == 0 && cleared)
-		log_info(NULL, NULL, "credits are back (balance %.0f): the pool resumes", credits);
+	if (queue_acct_pause_clear(q, alias, "credits", &cleared) == 0 && cleared)
+		log_info(NULL, NULL, "credits are back (balance %.0f): %s resumes%s", credits,
+			 alias ? "account" : "the pool", alias ? alias : "");
+}
+
+static void credit_probe(struct worker *w, struct queue *q, struct kie_client **kie)
+{
+	for (int a = 0; a < w->accounts.n && !w->stopping; a++)
+		credit_probe_one(w, q, &kie[a], a);
 }
 
 /* The credits thread: each account's balance (asked of KIE by one worker of the pool at
@@ -75,8 +88,10 @@ static void *credits_main(void *arg)
 			budget_gauges(&q, cfg->daily_credit_budget, util_now_ms());
 			/* i20-wire: jobs over budget go back once their budget has room (a raise,
 			 * or a new UTC day) */
-			budget_unpark(&q, SCHED_ACCOUNT_NAME, cfg->daily_credit_budget,
-				      util_now_ms(), NULL);
+			for (int a = 0; a < w->accounts.n; a++) /* i20-accounts: each structure */
+				budget_unpark(&q, w->accounts.n > 1 ? w->accounts.v[a].alias
+								    : SCHED_ACCOUNT_NAME,
+					      cfg->daily_credit_budget, util_now_ms(), NULL);
 		}
 		worker_nap(w, cfg->recovery_interval_ms < BALANCE_CHECK_MS
 				      ? cfg->recovery_interval_ms : BALANCE_CHECK_MS);
@@ -160,7 +175,7 @@ void *supervisor_main(void *arg)
 	int64_t next_beat = 0, next_recovery = 0, next_beat_log = 0, beating_since = -1;
 	long beat_ms = cfg->heartbeat_ttl_ms / 3, beat_failures = 0;
 	unsigned long drops_seen = 0;
-	struct kie_client *kie = NULL;
+	struct kie_client **kie = util_xcalloc((size_t)w->accounts.n, sizeof(*kie));
 	pthread_t credits_th;
 	int credits_started = 0;
 	/* the runners' consumers, then the callback consumer (its claimed callbacks) */
@@ -233,7 +248,7 @@ void *supervisor_main(void *arg)
 			if (moved)
 				log_info(NULL, NULL, "%ld retr%s due, back on the queue", moved,
 					 moved == 1 ? "y" : "ies");
-			credit_probe(w, &q, &kie);
+			credit_probe(w, &q, kie);
 			{ /* lost budget reservations healed (budget.h) */
 				long healed = 0;
 				if (budget_heal(&q, util_now_ms(), BUDGET_HEAL_AGE_MS, &healed) == 0 &&
@@ -247,7 +262,9 @@ void *supervisor_main(void *arg)
 		else
 			util_sleep_ms(5); /* main joins us right after its release at exit */
 	}
-	kie_client_free(kie);
+	for (int a = 0; a < w->accounts.n; a++)
+		kie_client_free(kie[a]);
+	free(kie);
 	if (credits_started)
 		pthread_join(credits_th, NULL);
 	rconn_close(&rc);

@@ -95,7 +95,9 @@ void worker_unblock(struct worker *w, struct rconn *via);
 struct worker_io {
 	struct rconn rc;
 	struct queue q;
-	struct kie_client *kie;
+	struct kie_client *kie;        /* the default account's: kies[0] */
+	struct kie_client **kies;      /* i20-accounts: one per account, in w->accounts' order */
+	int nkies;
 	struct metadata_store *ms;
 	struct copier *copier;  /* pollers only, NULL when KIE_COPY_RESULTS=0 (copies.h) */
 };
@@ -109,6 +111,13 @@ int worker_io_open(struct worker *w, struct worker_io *io, const char *who,
 void worker_limiter(struct worker *w, struct worker_io *io, struct limiter *l, int create,
 		    const char *member);
 void worker_io_close(struct worker_io *io);
+/* i20-accounts: the same limiter of account acct (an index into w->accounts). */
+void worker_limiter_acct(struct worker *w, struct worker_io *io, struct limiter *l,
+			 int create, const char *member, int acct);
+/* i20-accounts: the account of task t's job (t->account: its alias, "" for the default;
+ * read from the job hash only when the pool has several accounts); returns its index in
+ * w->accounts (0 when unknown). */
+int worker_task_account(struct worker *w, struct queue *q, struct task_record *t);
 
 /* The metadata record of the task req creates for job j (task_id NULL: before
  * createTask); pointers into j, prompt and req (pending.c). */

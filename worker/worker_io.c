@@ -1,4 +1,5 @@
 /* worker_io.c — the per-thread resources of runners and pollers (worker.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,7 +23,15 @@ int worker_io_open(struct worker *w, struct worker_io *io, const char *who,
 	io->q.reply_max = cfg->reply_max;
 	io->q.reply_ttl_s = cfg->reply_ttl_s;
 	io->q.poll_initial_ms = w->policy.poll_initial_ms;
-	io->kie = kie_client_from_config(cfg);
+	/* i20-accounts: one KIE client per account (kies[i] is account i's; kie the default) */
+	io->nkies = w->accounts.n;
+	io->kies = util_xcalloc((size_t)io->nkies, sizeof(*io->kies));
+	for (int i = 0; i < io->nkies; i++) {
+		io->kies[i] = accounts_client(&w->accounts, i, cfg);
+		if (!io->kies[i])
+			io->nkies = i; /* reported below */
+	}
+	io->kie = io->nkies == w->accounts.n ? io->kies[0] : NULL;
 	io->ms = metadata_store_open(cfg, err, sizeof(err));
 	if (!io->kie || !io->ms) {
 		log_error(NULL, NULL, "%s cannot start: %s", who, io->ms ? "no HTTP handle" : err);
@@ -36,21 +45,34 @@ void worker_io_close(struct worker_io *io)
 {
 	copies_free(io->copier);
 	metadata_store_free(io->ms);
-	kie_client_free(io->kie);
+	for (int i = 0; i < io->nkies; i++)
+		kie_client_free(io->kies[i]);
+	free(io->kies);
+	io->kies = NULL;
+	io->nkies = 0;
+	io->kie = NULL;
 	rconn_close(&io->rc);
 }
 
 void worker_limiter(struct worker *w, struct worker_io *io, struct limiter *l, int create,
 		    const char *member)
 {
+	worker_limiter_acct(w, io, l, create, member, 0);
+}
+
+void worker_limiter_acct(struct worker *w, struct worker_io *io, struct limiter *l,
+			 int create, const char *member, int acct)
+{
 	const struct config *cfg = w->cfg;
+	const char *id = acct > 0 && acct < w->accounts.n ? w->accounts.v[acct].id
+							    : w->account_id;
 	if (create) {
-		limiter_init(l, &io->rc, cfg->account_prefix, w->account_id, "create",
+		limiter_init(l, &io->rc, cfg->account_prefix, id, "create",
 			     cfg->create_limit, cfg->create_window_ms, cfg->limit_margin_ms,
 			     cfg->rate_backoff_ms, cfg->rate_backoff_max_ms, member);
 		l->burst = cfg->create_burst; /* paced: the scheduler's slot every window/limit */
 	} else
-		limiter_init(l, &io->rc, cfg->account_prefix, w->account_id, "query",
+		limiter_init(l, &io->rc, cfg->account_prefix, id, "query",
 			     /* a 1 s window would lose a quarter to the default margin */
 			     cfg->poll_rate, 1000,
 			     cfg->limit_margin_ms < 100 ? cfg->limit_margin_ms : 100, cfg->rate_backoff_ms,
@@ -166,4 +188,29 @@ void worker_unblock(struct worker *w, struct rconn *via)
 		freeReplyObject(rep);
 	}
 	free(ids);
+}
+
+/* i20-accounts */
+int worker_task_account(struct worker *w, struct queue *q, struct task_record *t)
+{
+	char key[300];
+	const char *argv[3] = {"HGET", key, "account"};
+	redisReply *rep;
+	int i;
+
+	t->account[0] = '\0';
+	if (w->accounts.n < 2 || !t->job_id[0])
+		return 0;
+	snprintf(key, sizeof(key), "%s:job:%s", q->prefix, t->job_id);
+	rep = rconn_argv(q->r, 3, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_STRING)
+		util_strlcpy(t->account, rep->str, sizeof(t->account));
+	if (rep)
+		freeReplyObject(rep);
+	i = accounts_find(&w->accounts, t->account);
+	if (i < 0) { /* an account the settings no longer have: the default's client */
+		t->account[0] = '\0';
+		i = 0;
+	}
+	return i;
 }

@@ -20,6 +20,33 @@ void finalize_set_default_account(const char *alias)
 	finalize_default_account = alias ? alias : "";
 }
 
+/* i20-accounts: several accounts: the job hash's account names a task's */
+static int finalize_multi_account;
+
+void finalize_set_multi_account(int on)
+{
+	finalize_multi_account = on;
+}
+
+/* The alias task t's cost is counted under: t's account, else (several accounts) its job
+ * hash's, else the default; into out. */
+static void task_account(struct queue *q, const struct task_record *t, char *out, size_t n)
+{
+	util_strlcpy(out, t->account[0] ? t->account : finalize_default_account, n);
+	if (finalize_multi_account && !t->account[0] && t->job_id[0]) {
+		char key[300];
+		const char *argv[3] = {"HGET", key, "account"};
+		redisReply *rep;
+		queue_key(q, key, sizeof(key), "job:");
+		util_strlcpy(key + strlen(key), t->job_id, sizeof(key) - strlen(key));
+		rep = rconn_argv(q->r, 3, argv, NULL);
+		if (rep && rep->type == REDIS_REPLY_STRING && rep->len > 0)
+			util_strlcpy(out, rep->str, n);
+		if (rep)
+			freeReplyObject(rep);
+	}
+}
+
 static void add_copies(cJSON *o, const struct finalize_copies *c, int max_urls)
 {
 	cJSON *su = cJSON_AddArrayToObject(o, "storedUrls");
@@ -212,7 +239,7 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 	const char *status = r->success ? "completed" : "failed";
 	int rc = -1, g;
 	struct queue_cost cost;
-	char today[16], yday[16];
+	char today[16], yday[16], acct[72];
 
 	*finalized_now = 0;
 	if (t.finalized) { /* someone else got there first: a no-op */
@@ -255,7 +282,8 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 	cost.known = r->has_credits;
 	cost.credits = r->has_credits ? r->credits : 0;
 	cost.type = t.type;
-	cost.account = finalize_default_account;
+	task_account(q, &t, acct, sizeof(acct)); /* i20-accounts */
+	cost.account = acct;
 	cost.today = today;
 	cost.yday = yday;
 	cost.groups_max = SPEND_GROUPS_MAX;
@@ -274,7 +302,7 @@ int finalize_task_read(struct queue *q, struct metadata_store *ms, const char *t
 		if (t.created_at_ms > 0)
 			metrics_task_to_completion((double)(util_now_ms() - t.created_at_ms) / 1000.0);
 		if (r->has_credits) /* i20-wire: kie_credits_consumed_total{type,account} */
-			metrics_credits(t.type, finalize_default_account, r->credits);
+			metrics_credits(t.type, acct, r->credits);
 	}
 	if (*finalized_now == 1)
 		log_info(t.job_id[0] ? t.job_id : NULL, task_id, "task %s: %zu result URL(s)%s%s",

@@ -55,6 +55,9 @@ char *finalize_event_json_copies(const char *status, const char *job_id, const c
  * kie_credits_consumed_total metric) when its job hash names none: the pool's default
  * account. Set once at start, before any thread finalizes; alias must outlive them. */
 void finalize_set_default_account(const char *alias);
+/* i20-accounts: on (the pool has several accounts): a task whose record names no account
+ * is counted under its job hash's account field (one Redis read more). */
+void finalize_set_multi_account(int on);
 
 /* Finalizes task_id with result r. Returns 0 when done (by this call or an earlier one;
  * *finalized_now tells which: 1 this call, 2 this call but without an event because the

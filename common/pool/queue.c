@@ -723,18 +723,35 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	return ok_reply(rep);
 }
 
+/* i20-accounts: "pause", or "pause:acct:<alias>" */
+static void pause_name(const char *alias, const char *base, char *out, size_t n)
+{
+	if (alias && *alias)
+		snprintf(out, n, "%s:%s", base, alias);
+	else
+		snprintf(out, n, "%s", base);
+}
+
 int queue_pause_set(struct queue *q, const char *kind, long ms, const char *reason, int *set)
 {
+	return queue_acct_pause_set(q, NULL, kind, ms, reason, set);
+}
+
+int queue_acct_pause_set(struct queue *q, const char *alias, const char *kind, long ms,
+			 const char *reason, int *set)
+{
 	/* An automatic pause never replaces an operator's (nor shortens it). */
-	char key[128], pms[32], ts[UTIL_ISO8601_SIZE], *val;
+	char key[200], pms[32], ts[UTIL_ISO8601_SIZE], *val;
 	const char *keys[] = {key};
 	const char *args[3];
 	cJSON *o = cJSON_CreateObject();
 	redisReply *rep;
 
+	char name[100];
 	if (set)
 		*set = 0;
-	queue_key(q, key, sizeof(key), "pause");
+	pause_name(alias, "pause:acct", name, sizeof(name));
+	queue_key(q, key, sizeof(key), alias && *alias ? name : "pause");
 	cJSON_AddStringToObject(o, "kind", kind);
 	cJSON_AddStringToObject(o, "reason", reason);
 	util_iso8601(util_now_ms(), ts);
@@ -756,17 +773,25 @@ int queue_pause_set(struct queue *q, const char *kind, long ms, const char *reas
 int queue_pause_get(struct queue *q, long *remaining_ms, char *kind, size_t kindlen,
 		    char *reason, size_t reasonlen)
 {
+	return queue_acct_pause_get(q, NULL, remaining_ms, kind, kindlen, reason, reasonlen);
+}
+
+int queue_acct_pause_get(struct queue *q, const char *alias, long *remaining_ms, char *kind,
+			 size_t kindlen, char *reason, size_t reasonlen)
+{
 	/* read-only: runs when Redis refuses writes (OOM) and on replicas */
-	char key[128];
+	char key[200];
 	const char *keys[] = {key};
 	redisReply *rep;
 
 	*remaining_ms = 0;
 	if (kind && kindlen)
 		kind[0] = '\0';
+	char name[100];
 	if (reason && reasonlen)
 		reason[0] = '\0';
-	queue_key(q, key, sizeof(key), "pause");
+	pause_name(alias, "pause:acct", name, sizeof(name));
+	queue_key(q, key, sizeof(key), alias && *alias ? name : "pause");
 	rep = eval(q, &lua_pause_get, 1, keys, 0, NULL, NULL);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 	    rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer != -2) {
@@ -788,14 +813,21 @@ int queue_pause_get(struct queue *q, long *remaining_ms, char *kind, size_t kind
 
 int queue_pause_clear(struct queue *q, const char *kind, int *cleared)
 {
-	char key[128];
+	return queue_acct_pause_clear(q, NULL, kind, cleared);
+}
+
+int queue_acct_pause_clear(struct queue *q, const char *alias, const char *kind, int *cleared)
+{
+	char key[200];
 	const char *keys[] = {key};
 	const char *args[] = {kind ? kind : ""};
 	redisReply *rep;
 
+	char name[100];
 	if (cleared)
 		*cleared = 0;
-	queue_key(q, key, sizeof(key), "pause");
+	pause_name(alias, "pause:acct", name, sizeof(name));
+	queue_key(q, key, sizeof(key), alias && *alias ? name : "pause");
 	rep = eval(q, &lua_pause_clear, 1, keys, 1, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && cleared)
 		*cleared = rep->integer == 1;
@@ -804,11 +836,18 @@ int queue_pause_clear(struct queue *q, const char *kind, int *cleared)
 
 int queue_pause_probe_lock(struct queue *q, long ms, int *got)
 {
-	char key[160];
+	return queue_acct_pause_probe_lock(q, NULL, ms, got);
+}
+
+int queue_acct_pause_probe_lock(struct queue *q, const char *alias, long ms, int *got)
+{
+	char key[200];
 	redisReply *rep;
 
+	char name[100];
 	*got = 0;
-	queue_key(q, key, sizeof(key), "pause:probe");
+	pause_name(alias, "pause:probe", name, sizeof(name));
+	queue_key(q, key, sizeof(key), name);
 	rep = rconn_cmd(q->r, "SET %s %s NX PX %ld", key, q->worker_id, ms);
 	if (rep && rep->type == REDIS_REPLY_STATUS)
 		*got = 1;

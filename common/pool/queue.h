@@ -56,6 +56,10 @@ struct queue {
 	char err[300];       /* why the last step failed: unreachable, or Redis's error reply */
 	int64_t next_err_log;
 	long errs_quiet;
+	/* i20-accounts: the account whose scheduling structure <p>:sched:<alias>:* the sched_*
+	 * steps use ("": SCHED_ACCOUNT_NAME); <S>:inflight stays the pool's (group caps count
+	 * across accounts) */
+	char sched_acct[72];
 };
 
 void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char *worker_id,
@@ -253,6 +257,14 @@ int queue_pause_get(struct queue *q, long *remaining_ms, char *kind, size_t kind
 		    char *reason, size_t reasonlen);
 /* Lifts the pause when its kind is kind (NULL: whatever it is). */
 int queue_pause_clear(struct queue *q, const char *kind, int *cleared);
+/* i20-accounts: the same on one account's pause <p>:pause:acct:<alias> (alias NULL or
+ * "": the pool-wide <p>:pause), and its credit probe's lock <p>:pause:probe:<alias>. */
+int queue_acct_pause_set(struct queue *q, const char *alias, const char *kind, long ms,
+			 const char *reason, int *set);
+int queue_acct_pause_get(struct queue *q, const char *alias, long *remaining_ms, char *kind,
+			 size_t kindlen, char *reason, size_t reasonlen);
+int queue_acct_pause_clear(struct queue *q, const char *alias, const char *kind, int *cleared);
+int queue_acct_pause_probe_lock(struct queue *q, const char *alias, long ms, int *got);
 /* One credit probe per ms across the pool: *got = 1 for the worker that may probe. */
 int queue_pause_probe_lock(struct queue *q, long ms, int *got);
 
@@ -282,6 +294,7 @@ struct task_record {
 	char *job_meta;         /* the job's "meta" JSON, or NULL; caller frees */
 	char duplicate_of[256]; /* a second task of its job: collected, no job event */
 	int copying;            /* its success is saved for the result copies (copyResult) */
+	char account[72];       /* i20-accounts: its job's account alias ("": the default) */
 };
 /* Reads <p>:task:<id>, read only (all fields empty when it is not there). */
 int queue_task_get(struct queue *q, const char *task_id, struct task_record *out);

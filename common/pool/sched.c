@@ -16,7 +16,10 @@
 /* <p>:sched:<acct>:<name> */
 static void skey(const struct queue *q, char *out, size_t n, const char *name)
 {
-	snprintf(out, n, "%s:sched:%s:%s", q->prefix, SCHED_ACCOUNT, name);
+	/* i20-accounts: q's account; the group caps' in-flight counts are the pool's */
+	const char *acct = q->sched_acct[0] && strcmp(name, "inflight") != 0 ? q->sched_acct
+									  : SCHED_ACCOUNT;
+	snprintf(out, n, "%s:sched:%s:%s", q->prefix, acct, name);
 }
 
 static void pkey(const struct queue *q, char *out, size_t n, const char *kind, const char *id)
@@ -78,9 +81,9 @@ int sched_route(struct queue *q, const char *raw, size_t len, const struct sched
 	char k[17][300], lease[32], maxr[32], prio[8], nb[32], rmax[32], rpmax[32], rttl[32],
 		ttl[32];
 	const char *keys[17];
-	const char *args[18];
-	size_t lens[18];
-	int nkeys = 16;
+	const char *args[19];
+	size_t lens[19];
+	int nkeys = 16, nargs = 18;
 	redisReply *rep;
 	static const char *const names[] = {"ready", "delayed", "items", "state", "gtag",
 					    "gcount", "inflight", "picked"};
@@ -118,9 +121,13 @@ int sched_route(struct queue *q, const char *raw, size_t len, const struct sched
 	args[9] = prio; args[10] = in->group ? in->group : ""; args[11] = nb;
 	args[12] = in->own ? "1" : "0"; args[13] = chan; args[14] = rmax; args[15] = rpmax;
 	args[16] = rttl; args[17] = ttl;
-	for (int i = 0; i < 18; i++)
+	if (q->sched_acct[0]) { /* i20-accounts: the job hash keeps its account */
+		args[18] = q->sched_acct;
+		nargs = 19;
+	}
+	for (int i = 0; i < nargs; i++)
 		lens[i] = i == 0 ? len : strlen(args[i]);
-	rep = run(q, &lua_route, nkeys, keys, 18, args, lens);
+	rep = run(q, &lua_route, nkeys, keys, nargs, args, lens);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 8 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING &&
 	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
@@ -148,8 +155,9 @@ void sched_pick_free(struct sched_pick *p)
 
 int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out)
 {
-	char k[15][300], kk[32];
-	const char *keys[15];
+	char k[16][300], kk[32];
+	const char *keys[16];
+	int nkeys = 15;
 	const char *args[1] = {kk};
 	redisReply *rep;
 	static const char *const names[] = {"ready", "delayed", "items", "state", "gtag",
@@ -165,10 +173,14 @@ int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out)
 	pkey(q, k[12], sizeof(k[12]), "pause", NULL);
 	pkey(q, k[13], sizeof(k[13]), "processing", q->worker_id);
 	skey(q, k[14], sizeof(k[14]), "wake");
-	for (int i = 0; i < 15; i++)
+	if (q->sched_acct[0]) { /* i20-accounts: the account's pause */
+		pkey(q, k[15], sizeof(k[15]), "pause:acct", q->sched_acct);
+		nkeys = 16;
+	}
+	for (int i = 0; i < nkeys; i++)
 		keys[i] = k[i];
 	snprintf(kk, sizeof(kk), "%ld", reserve_k);
-	rep = run(q, &lua_pick, 15, keys, 1, args, NULL);
+	rep = run(q, &lua_pick, nkeys, keys, 1, args, NULL);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING)
 		goto out;
@@ -204,8 +216,9 @@ out:
 int sched_start(struct queue *q, const char *job_id, long lease_ms,
 		const struct sched_budget_in *b, struct job_claim *out)
 {
-	char k[8][300], lease[32], today[16], est[32], pool[32];
-	const char *keys[8] = {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]};
+	char k[9][300], lease[32], today[16], est[32], pool[32];
+	const char *keys[9] = {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]};
+	int nkeys = 8;
 	const char *args[9] = {q->worker_id, lease, job_id, today, "", "", est, pool, ""};
 	redisReply *rep;
 
@@ -227,8 +240,12 @@ int sched_start(struct queue *q, const char *job_id, long lease_ms,
 		args[5] = b->model ? b->model : "";
 		args[8] = b->account ? b->account : "";
 	}
+	if (q->sched_acct[0]) { /* i20-accounts: the account's pause */
+		pkey(q, k[8], sizeof(k[8]), "pause:acct", q->sched_acct);
+		nkeys = 9;
+	}
 	snprintf(lease, sizeof(lease), "%ld", lease_ms);
-	rep = run(q, &lua_job_start, 8, keys, 9, args, NULL);
+	rep = run(q, &lua_job_start, nkeys, keys, 9, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 7 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING &&
 	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
@@ -475,11 +492,29 @@ static int fcall(struct queue *q, const char *cmd, const char *name, const char 
 	return 0;
 }
 
+/* i20-accounts: q's structure becomes the job's account's (the job hash's account field,
+ * written by routing when the pool has several accounts); *saved keeps q's own. */
+static void job_account(struct queue *q, const char *job_id, char saved[72])
+{
+	char jkey[300];
+	const char *argv[3] = {"HGET", jkey, "account"};
+	redisReply *rep;
+
+	util_strlcpy(saved, q->sched_acct, 72);
+	pkey(q, jkey, sizeof(jkey), "job", job_id);
+	rep = rconn_argv_retry(q->r, 3, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_STRING && rep->len > 0 && rep->len < 72)
+		util_strlcpy(q->sched_acct, rep->str, sizeof(q->sched_acct));
+	if (rep)
+		freeReplyObject(rep);
+}
+
 int sched_cancel(struct queue *q, const char *job_id, char **json)
 {
-	char jkey[300], reply[300] = "";
+	char jkey[300], reply[300] = "", saved[72];
 	const char *argv[3] = {"HGET", jkey, "replyTo"};
 	redisReply *rep;
+	int rc;
 
 	pkey(q, jkey, sizeof(jkey), "job", job_id);
 	rep = rconn_argv_retry(q->r, 3, argv, NULL);
@@ -487,11 +522,53 @@ int sched_cancel(struct queue *q, const char *job_id, char **json)
 		util_strlcpy(reply, rep->str, sizeof(reply));
 	if (rep)
 		freeReplyObject(rep);
+	job_account(q, job_id, saved);
 	/* the function re-checks the replyTo it is given against the job's */
-	return fcall(q, "FCALL", "kie_cancel", job_id, reply, json);
+	rc = fcall(q, "FCALL", "kie_cancel", job_id, reply, json);
+	util_strlcpy(q->sched_acct, saved, sizeof(q->sched_acct));
+	return rc;
 }
 
 int sched_position(struct queue *q, const char *job_id, char **json)
 {
-	return fcall(q, "FCALL_RO", "kie_position", job_id, NULL, json);
+	char saved[72];
+	int rc;
+
+	job_account(q, job_id, saved);
+	rc = fcall(q, "FCALL_RO", "kie_position", job_id, NULL, json);
+	util_strlcpy(q->sched_acct, saved, sizeof(q->sched_acct));
+	return rc;
+}
+
+/* i20-accounts */
+int sched_wait_any(struct queue *q, const char *const *accts, int n, long timeout_ms,
+		   int *which)
+{
+	char (*wake)[300] = util_xcalloc((size_t)n, sizeof(*wake)), tmo[32], saved[72];
+	const char **argv = util_xcalloc((size_t)n + 2, sizeof(char *));
+	redisReply *rep;
+
+	*which = -1;
+	util_strlcpy(saved, q->sched_acct, sizeof(saved));
+	argv[0] = "BLPOP";
+	for (int i = 0; i < n; i++) {
+		util_strlcpy(q->sched_acct, accts[i], sizeof(q->sched_acct));
+		skey(q, wake[i], sizeof(wake[i]), "wake");
+		argv[1 + i] = wake[i];
+	}
+	util_strlcpy(q->sched_acct, saved, sizeof(q->sched_acct));
+	if (timeout_ms < 10)
+		timeout_ms = 10;
+	snprintf(tmo, sizeof(tmo), "%.3f", (double)timeout_ms / 1000.0);
+	argv[n + 1] = tmo;
+	rep = rconn_argv(q->r, n + 2, argv, NULL);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING) {
+		for (int i = 0; i < n; i++)
+			if (strcmp(rep->element[0]->str, wake[i]) == 0)
+				*which = i;
+	}
+	free(argv);
+	free(wake);
+	return done(rep);
 }

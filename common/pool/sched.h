@@ -3,7 +3,9 @@
  * first"), its steps (route.lua, pick.lua, job_start.lua, sched_put.lua) and the Redis
  * Functions library "kie" (kie_cancel, kie_position: kie_functions.lua).
  *
- *   <S> = <p>:sched:<acct>, <acct> = "default" (one KIE account per pool today)
+ *   <S> = <p>:sched:<acct>, <acct> = "default" with one KIE account; with several
+ *         (KIE_ACCOUNTS_FILE), each account's alias (queue.sched_acct); <S>:inflight is
+ *         always <p>:sched:default:inflight (the group caps count across accounts)
  *   <S>:ready        ZSET  jobId -> (9 - priority) * 1e12 + start tag (smallest first)
  *   <S>:delayed      ZSET  jobId -> due (notBefore, or a retry's time), epoch ms
  *   <S>:items        HASH  jobId -> "prio\tgroup\tqueuedAt\ttag\tdescriptor"
@@ -91,6 +93,10 @@ int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_p
 
 /* Waits up to timeout_ms for a wake token (BLPOP <S>:wake); *woken = 1 when one came. */
 int sched_wait(struct queue *q, long timeout_ms, int *woken);
+/* i20-accounts: the same over the wake keys of the n accounts accts (aliases): *which is
+ * the index of the account whose token came, -1 when none came. */
+int sched_wait_any(struct queue *q, const char *const *accts, int n, long timeout_ms,
+		   int *which);
 /* *n = the jobs ready now (ZCARD <S>:ready), *next_due_ms the earliest delayed job's
  * due time (0: none), *parked_groups the groups waiting at their cap: an idle runner's
  * look after a quiet wait. */

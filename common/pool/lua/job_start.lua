@@ -16,6 +16,7 @@
 -- KEYS[6] <p>:budget:group               group -> daily budget
 -- KEYS[7] <p>:budget:models              observed costs per model
 -- KEYS[8] <p>:budget:open                open reservations
+-- KEYS[9] <p>:pause:acct:<acct>         (optional, i20-accounts) the account's pause
 -- ARGV[4] today (yyyymmdd)
 -- ARGV[5] group ('' none)
 -- ARGV[6] model
@@ -53,6 +54,9 @@ if owner == ARGV[1] and st == 'creating' and redis.call('HEXISTS', KEYS[1], 'cla
 end
 if st == 'uncertain' then return out('uncertain') end
 if redis.call('EXISTS', KEYS[2]) == 1 then return out('paused') end
+-- >>> i20-accounts
+if KEYS[9] and redis.call('EXISTS', KEYS[9]) == 1 then return out('paused') end
+-- <<<
 epoch = epoch + 1
 local nows = string.format('%d', now)
 local f = {'owner', ARGV[1], 'epoch', epoch, 'lease', string.format('%d', now + tonumber(ARGV[2])),

@@ -22,6 +22,7 @@
 -- KEYS[13] <p>:pause                     pool-wide pause
 -- KEYS[14] <p>:processing:<cid>          the runner's processing list
 -- KEYS[15] <p>:sched:<acct>:wake         list: a token wakes an idle runner
+-- KEYS[16] <p>:pause:acct:<acct>         (optional, i20-accounts) the account's pause
 -- ARGV[1] K: every K-th pick is reserved for a waiting lower priority (0: never)
 -- Returns {'picked', jobId, descriptor, priority, group, queuedAt, tag} | {'empty',
 -- next due (epoch ms, 0: none), groups with parked jobs} | {'paused'} | {'again'} (many
@@ -30,6 +31,9 @@ local SPAN = 1e12
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('EXISTS', KEYS[13]) == 1 then return {'paused'} end
+-- >>> i20-accounts: a paused account's jobs wait while the others run
+if KEYS[16] and redis.call('EXISTS', KEYS[16]) == 1 then return {'paused'} end
+-- <<<
 
 local function split(it)
   local p, g, q, tg, raw = string.match(it, '^(%d)\t([^\t]*)\t(%d*)\t(%d*)\t(.*)$')

@@ -43,6 +43,7 @@
 -- ARGV[16] KIE_REPLY_MAX
 -- ARGV[17] KIE_REPLY_TTL_S
 -- ARGV[18] TTL of a finished job hash (s)
+-- ARGV[19] (optional, i20-accounts) the account's alias, kept in the job hash
 -- Returns {outcome, epoch, attempts, state before, taskId, owner before, recoveries,
 -- mayHaveTask}; outcome: queued | delayed | cancelled | claimed | takeover | has_task |
 -- finished | owned | uncertain | queued_already | too_many_recoveries | not_held (the
@@ -84,6 +85,9 @@ local base = {'type', ARGV[6], 'replyTo', ARGV[7], 'jobMeta', ARGV[8], 'callback
 if not j[7] then base[#base + 1] = 'createdAt' base[#base + 1] = nows end
 local queued_at = j[9] or nows
 if not j[9] then base[#base + 1] = 'queuedAt' base[#base + 1] = nows end
+-- >>> i20-accounts: cancel, position and the pollers find the job's account
+if ARGV[19] and ARGV[19] ~= '' then base[#base + 1] = 'account' base[#base + 1] = ARGV[19] end
+-- <<<
 -- a dead job's hash expires: routed again, it is kept
 if st == 'dead' then redis.call('PERSIST', KEYS[1]) end
 

@@ -1,0 +1,81 @@
+"""test_accounts.py — several KIE accounts at run time (issue 20, part 3; docs/protocol.md,
+"Accounts"): each account's jobs go through its own scheduling structure, its own
+createTask limit and its own token; a 402 pauses that account only (its jobs wait,
+queued, no attempt spent, no dead letter) while the other runs at its full rate, and the
+credit probe, asked with that account's token, resumes it when the balance is back.
+Paid tasks are counted at the fake (per-account charged_by_job, creates_total)."""
+import json
+import os
+import time
+
+from conftest import TOKEN, wait_for
+
+PREFIX = "kie"
+EDIT = "google/nano-banana-edit"
+
+
+def desc(jid, account=None):
+    d = {"v": 1, "id": jid, "type": "raw",
+         "input": {"prompt": "a coat", "model": EDIT,
+                   "imageUrls": ["https://img.example.com/c.png"]}}
+    if account:
+        d["account"] = account
+    return json.dumps(d)
+
+
+def states(r, ids):
+    return [r.hget(f"{PREFIX}:job:{j}", "state") for j in ids]
+
+
+def test_two_accounts_one_answering_402_waits_while_the_other_runs_at_full_rate(
+        redis_server, r, fake_kie, workers, tmpdir_path):
+    # KIE's limit, short: 20 createTask per 2 s per account, at the fake and the worker
+    fake_kie.config(task_ms=50, create_limit=20, create_window_s=2)
+    # "byok": no credits (below one task's cost, 6): its createTask answers 402 (the probe
+    # resumes an account whose balance is positive: docs/protocol.md, "Pauses")
+    fake_kie._req("POST", "/_fake/account", {"name": "b", "token": "tok-b", "credits": 0})
+    path = os.path.join(tmpdir_path, "accounts")
+    with open(path, "w") as f:
+        f.write(f"main {TOKEN}\nbyok tok-b\n")
+    w = workers(redis_server.url, fake_kie.url, KIE_API_TOKEN="", KIE_ACCOUNTS_FILE=path,
+                KIE_CREATE_LIMIT=20, KIE_CREATE_WINDOW_MS=2000, KIE_WORKER_CONCURRENCY=8,
+                KIE_WORKER_POLLERS=4, KIE_CREDIT_PROBE_MS=300)
+    byok = [f"b-{i}" for i in range(6)]
+    main = [f"m-{i}" for i in range(40)]
+    r.lpush(f"{PREFIX}:queue", *[desc(j, "byok") for j in byok])
+    wait_for(lambda: r.exists(f"{PREFIX}:pause:acct:byok"), 15,
+             what="the 402 pausing account byok")
+    t0 = time.monotonic()
+    r.lpush(f"{PREFIX}:queue", *[desc(j) for j in main])
+    wait_for(lambda: all(s == "completed" for s in states(r, main)), 30,
+             what="the main account's jobs")
+    took = time.monotonic() - t0
+    # 40 at 20 per 2 s: ~4 s (the first slots at once); the paused account costs nothing
+    assert took < 7.0, took
+    acc = fake_kie.stats()["accounts"]
+    # every main task was created with main's token, none with byok's
+    assert sorted(acc["default"]["charged_by_job"]) == sorted(main)
+    assert acc["b"]["tasks_charged"] == 0
+    # the paused account's jobs wait: queued, no attempt spent, no dead letter, and it
+    # is that account's pause, not the pool's
+    assert r.exists(f"{PREFIX}:pause:acct:byok") and not r.exists(f"{PREFIX}:pause")
+    assert all(s == "queued" for s in states(r, byok)), states(r, byok)
+    assert all(int(r.hget(f"{PREFIX}:job:{j}", "attempts") or 0) == 0 for j in byok)
+    assert r.llen(f"{PREFIX}:dead") == 0
+    refused = acc["b"]["creates_refused_402"]
+    assert 1 <= refused <= 8  # one per runner at most before the pause is seen
+    # the fake's balance comes back: the probe (with byok's token) resumes the account
+    fake_kie._req("POST", "/_fake/account", {"name": "b", "credits": 1000})
+    wait_for(lambda: all(s == "completed" for s in states(r, byok)), 20,
+             what="the byok jobs after the refill")
+    acc = fake_kie.stats()["accounts"]
+    assert sorted(acc["b"]["charged_by_job"]) == sorted(byok)
+    assert acc["b"]["credit_requests"] >= 1
+    assert sorted(acc["default"]["charged_by_job"]) == sorted(main)
+    assert not r.exists(f"{PREFIX}:pause:acct:byok")
+    # the spend is counted under each task's own account
+    from test_spend_wiring import utc_day
+    day = r.hgetall(f"{PREFIX}:spend:{utc_day()}")
+    assert float(day.get("account:byok", 0)) == 6 * len(byok), day
+    assert float(day.get("account:main", 0)) == 6 * len(main), day
+    assert "tok-b" not in w.log()
