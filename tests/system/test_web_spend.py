@@ -195,3 +195,38 @@ def test_spend_view_shows_markup_as_text_and_fits_a_phone(workers, redis_server,
     assert unlabelled_controls(browser) == []
     shot(browser, "spend-phone")
     assert w.stop() == 0
+
+
+def test_history_counts_oversized_uncertain_dead_and_a_cancel_at_routing(
+        workers, redis_server, r, fake_kie):
+    """The three history counts part 2 left out: a descriptor too large to read
+    (dead_oversized.lua), an uncertain job dead by policy at its window's end
+    (uncertain_resolve.lua), and a cancel that came before the job was routed
+    (route.lua). Each counted once in the minute and the day hashes."""
+    from test_web_views import hist_totals
+    env = base_env(redis_server.url)
+    c = run_kie(["job", "cancel", "early-1"], env)  # not seen yet: remembered
+    assert c.returncode == 0, c.stderr
+    fake_kie.config(drop_next_create=1)  # KIE made the task; its answer was lost
+    w = workers(redis_server.url, fake_kie.url, KIE_JOB_MAX_BYTES="1024",
+                KIE_UNCERTAIN_WINDOW_MS="1000", KIE_UNCERTAIN_POLICY="dead",
+                KIE_RECOVERY_INTERVAL_MS="500")
+    r.lpush("kie:queue", desc("unsure-1", BANANA))
+    wait_for(lambda: r.hget("kie:job:unsure-1", "state") == "dead", 30,
+             what=lambda: f"unsure-1 dead by policy: {r.hgetall('kie:job:unsure-1')}")
+    r.lpush("kie:queue", json.dumps({"v": 1, "id": "big-1", "type": "raw",
+                                     "input": {"prompt": "x" * 2000}}))
+    r.lpush("kie:queue", desc("early-1", BANANA))
+    wait_for(lambda: r.hget("kie:job:early-1", "state") == "cancelled" and
+             r.llen("kie:dead") == 2, 30,
+             what=lambda: f"early-1 cancelled, 2 dead: {r.hgetall('kie:job:early-1')} "
+             f"{r.lrange('kie:dead', 0, -1)}")
+    assert fake_kie.stats()["creates_by_job"] == {"unsure-1": 1}
+    tot = hist_totals(r)
+    assert (tot.get("dead"), tot.get("cancelled")) == (2, 1), tot
+    day = {}
+    for k in r.keys("kie:hist:d:*"):
+        for f, v in r.hgetall(k).items():
+            day[f] = day.get(f, 0) + int(v)
+    assert (day.get("dead"), day.get("cancelled")) == (2, 1), day
+    assert w.stop() == 0

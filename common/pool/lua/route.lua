@@ -23,7 +23,9 @@
 -- KEYS[14] <p>:cancel:<jobId>            an early cancel's marker
 -- KEYS[15] <p>:stats                     hash of counters
 -- KEYS[16] <p>:results                   list of completion events
--- KEYS[17] replyTo list (optional)
+-- KEYS[17] <p>:hist:m:<minute>          history, this minute (i21, lib/history.lua)
+-- KEYS[18] <p>:hist:d:<yyyymmdd>        history, this day (i21)
+-- KEYS[19] replyTo list (optional)
 -- ARGV[1] the descriptor
 -- ARGV[2] jobId
 -- ARGV[3] consumer id (cid)
@@ -86,9 +88,12 @@ if not j[9] then base[#base + 1] = 'queuedAt' base[#base + 1] = nows end
 -- a dead job's hash expires: routed again, it is kept
 if st == 'dead' then redis.call('PERSIST', KEYS[1]) end
 
+-- i21: the history counters (a cancel at routing counts as cancelled)
+--#include history.lua
+
 -- cancelled before it arrived: it ends here, never reaching KIE
 if redis.call('EXISTS', KEYS[14]) == 1 and st ~= 'creating' then
-  local reply = KEYS[17]
+  local reply = KEYS[19]
   if reply then
     local rt = redis.call('TYPE', reply)['ok']
     if rt ~= 'list' and rt ~= 'none' then reply = nil end
@@ -102,6 +107,7 @@ if redis.call('EXISTS', KEYS[14]) == 1 and st ~= 'creating' then
   redis.call('LREM', KEYS[3], 1, ARGV[1])
   redis.call('HDEL', KEYS[2], redis.sha1hex(ARGV[1]))
   redis.call('HINCRBY', KEYS[15], 'cancelled', 1)
+  hist_add(KEYS[17], KEYS[18], {'cancelled'}) -- i21
   -- i19: the job.cancelled event, emitted as job_dead.lua emits (one marked copy until
   -- the shared event include lands; kie_functions.lua's cancel has the same block)
   local ev = string.format(
