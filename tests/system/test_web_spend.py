@@ -171,7 +171,8 @@ def test_spend_view_shows_markup_as_text_and_fits_a_phone(workers, redis_server,
     w, base = start_page_worker(workers, redis_server, fake_kie, KIE_DAILY_CREDIT_BUDGET="100")
     r.hset(f"kie:spend:{day}", mapping={"total": 30, "tasks": 5, f"account:{short}": 30})
     r.zadd(f"kie:spend:{day}:groups", {XSS: 30, "shop-1": 12})
-    r.hset("kie:budget:group", mapping={XSS: 50, "shop-1": 20})
+    # short's budget is used up: the credits thread's unpark leaves ob-1 waiting
+    r.hset("kie:budget:group", mapping={XSS: 50, "shop-1": 20, short: 1})
     r.hset(f"kie:budget:{day}", mapping={"spent": 30, "reserved": 12, f"spent|{XSS}": 30})
     r.hset("kie:balance", mapping={f"{short}|credits": 77, f"{short}|at": now_ms()})
     r.set(f"kie:pause:acct:{short}", json.dumps({"kind": "account", "reason": XSS,
