@@ -9,14 +9,16 @@ import json
 
 from conftest import base_env, run_kie, wait_for
 from test_web import ADMIN_TOKEN, browser, start_page_worker  # noqa: F401
-from test_web_views import XSS, go, iso, no_horizontal_scroll, now_ms, rows, shot, \
+from test_web_views import XSS, go, iso, no_horizontal_scroll, now_ms, shot, \
     unlabelled_controls
 from test_spend_wiring import BANANA, EDIT, desc, states, utc_day
 
 
 def cells(browser, table):
-    from selenium.webdriver.common.by import By
-    return [[c.text for c in tr.find_elements(By.TAG_NAME, "td")] for tr in rows(browser, table)]
+    """The rows' cell texts, read in one step (each refresh rebuilds the rows)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#' + arguments[0] + ' tbody tr')].map("
+        "tr => [...tr.cells].map(c => c.innerText))", table)
 
 
 def text(browser, id_):
@@ -178,6 +180,8 @@ def test_spend_view_shows_markup_as_text_and_fits_a_phone(workers, redis_server,
     r.set(f"kie:pause:acct:{short}", json.dumps({"kind": "account", "reason": XSS,
                                                 "since": iso(now_ms()), "by": XSS}))
     r.zadd("kie:sched:default:overBudget", {"ob-1": 1})
+    r.hset("kie:sched:default:items", "ob-1", f"5\t{short}\t{now_ms()}\t1\t" + json.dumps(
+        {"v": 1, "id": "ob-1", "type": "raw", "input": {"prompt": "a coat"}}))
     r.hset("kie:sched:default:overBudgetEst", "ob-1", f"{short}\t6")
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": 375, "height": 900, "deviceScaleFactor": 1, "mobile": True})
