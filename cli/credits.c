@@ -9,6 +9,7 @@
 
 #include "core/util.h"
 #include "kie/accounts.h"
+#include "ops/spend_view.h"
 #include "pool/budget.h"
 #include "cli.h"
 
@@ -349,105 +350,13 @@ out:
 
 #define OR(s) ((s) ? (s) : "-")
 
-/* field of an HGETALL reply, NULL when absent */
-static const char *hfield(const redisReply *h, const char *name)
-{
-	if (!h || h->type != REDIS_REPLY_ARRAY)
-		return NULL;
-	for (size_t i = 0; i + 1 < h->elements; i += 2)
-		if (h->element[i]->str && strcmp(h->element[i]->str, name) == 0)
-			return h->element[i + 1]->str;
-	return NULL;
-}
-
+/* the spend lines of kie stats: the read the operator page makes too (ops/spend_view.h) */
 void cli_credits_add_stats(struct queue *q, const struct config *cfg, cJSON *s)
 {
-	char day[16], sk[160], gk[170], bk[160], grk[128], balk[128], obk[200];
-	redisReply *sp, *gr, *bd, *bg, *bal;
-	long long over = 0;
-	cJSON *o, *acc, *grs;
-
-	budget_day(util_now_ms(), 0, day, sizeof(day));
-	spend_day_key(q, day, sk, sizeof(sk));
-	spend_groups_key(q, day, gk, sizeof(gk));
-	budget_day_key(q, day, bk, sizeof(bk));
-	queue_key(q, grk, sizeof(grk), "budget:group");
-	queue_key(q, balk, sizeof(balk), "balance");
-	snprintf(obk, sizeof(obk), "%s:sched:%s:overBudget", q->prefix, SCHED_ACCOUNT_NAME);
-	sp = rconn_cmd(q->r, "HGETALL %s", sk);
-	gr = rconn_cmd(q->r, "ZREVRANGE %s 0 4 WITHSCORES", gk);
-	bd = rconn_cmd(q->r, "HGETALL %s", bk);
-	bg = rconn_cmd(q->r, "HGETALL %s", grk);
-	bal = rconn_cmd(q->r, "HGETALL %s", balk);
-	{
-		redisReply *c = rconn_cmd(q->r, "ZCARD %s", obk);
-		if (c && c->type == REDIS_REPLY_INTEGER)
-			over = c->integer;
-		freeReplyObject(c);
-	}
-	o = cJSON_AddObjectToObject(s, "spend");
-	cJSON_AddStringToObject(o, "day", day);
-	cJSON_AddNumberToObject(o, "total", num(hfield(sp, "total")));
-	cJSON_AddNumberToObject(o, "tasks", num(hfield(sp, "tasks")));
-	cJSON_AddNumberToObject(o, "budget", (double)cfg->daily_credit_budget);
-	cJSON_AddNumberToObject(o, "spent", num(hfield(bd, "spent")));
-	cJSON_AddNumberToObject(o, "reserved", num(hfield(bd, "reserved")));
-	cJSON_AddNumberToObject(o, "overBudget", (double)over);
-	acc = cJSON_AddObjectToObject(o, "accounts");
-	/* every account seen today or with a balance known */
-	for (int pass = 0; pass < 2; pass++) {
-		const redisReply *h = pass == 0 ? sp : bal;
-		if (!h || h->type != REDIS_REPLY_ARRAY)
-			continue;
-		for (size_t i = 0; i + 1 < h->elements; i += 2) {
-			char alias[ACCOUNT_ALIAS_MAX + 1], f[ACCOUNT_ALIAS_MAX + 16];
-			const char *n = h->element[i]->str, *bar;
-			cJSON *a;
-			if (!n)
-				continue;
-			if (pass == 0) {
-				if (strncmp(n, "account:", 8) != 0)
-					continue;
-				util_strlcpy(alias, n + 8, sizeof(alias));
-			} else {
-				if (!(bar = strchr(n, '|')) || strcmp(bar, "|credits") != 0 ||
-				    (size_t)(bar - n) > ACCOUNT_ALIAS_MAX)
-					continue;
-				memcpy(alias, n, (size_t)(bar - n));
-				alias[bar - n] = '\0';
-			}
-			if (cJSON_GetObjectItemCaseSensitive(acc, alias))
-				continue;
-			a = cJSON_AddObjectToObject(acc, alias);
-			snprintf(f, sizeof(f), "account:%s", alias);
-			cJSON_AddNumberToObject(a, "spent", num(hfield(sp, f)));
-			snprintf(f, sizeof(f), "%s|credits", alias);
-			if (hfield(bal, f))
-				cJSON_AddNumberToObject(a, "balance", num(hfield(bal, f)));
-			else
-				cJSON_AddNullToObject(a, "balance");
-		}
-	}
-	grs = cJSON_AddArrayToObject(o, "topGroups");
-	for (size_t i = 0; gr && gr->type == REDIS_REPLY_ARRAY && i + 1 < gr->elements; i += 2) {
-		char f[BUDGET_GROUP_MAX + 16];
-		const char *g = gr->element[i]->str, *b;
-		cJSON *e = cJSON_CreateObject();
-		cJSON_AddStringToObject(e, "group", g ? g : "");
-		cJSON_AddNumberToObject(e, "spent", num(gr->element[i + 1]->str));
-		b = g ? hfield(bg, g) : NULL;
-		if (b) {
-			cJSON_AddNumberToObject(e, "budget", num(b));
-			snprintf(f, sizeof(f), "reserved|%s", g);
-			cJSON_AddNumberToObject(e, "reserved", num(hfield(bd, f)));
-		}
-		cJSON_AddItemToArray(grs, e);
-	}
-	freeReplyObject(sp);
-	freeReplyObject(gr);
-	freeReplyObject(bd);
-	freeReplyObject(bg);
-	freeReplyObject(bal);
+	char err[300];
+	cJSON *o = spend_view(q, cfg->daily_credit_budget, 0, err, sizeof(err));
+	if (o)
+		cJSON_AddItemToObject(s, "spend", o);
 }
 
 void cli_credits_print_stats(const cJSON *s)

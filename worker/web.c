@@ -22,6 +22,8 @@
 #include "ops/audit.h"
 #include "ops/views.h"
 #include "ops/sched_view.h"
+#include "ops/spend_view.h"
+#include "pool/budget.h"
 #include "pool/history.h"
 #include "pool/limiter.h"
 #include "pool/queue.h"
@@ -536,9 +538,15 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		res = id ? sched_view_position(&w->q, id, err, sizeof(err))
 			 : sched_view_stats(&w->q, 10, err, sizeof(err));
+	} else if (strcmp(what, "spend") == 0) {
+		/* i21: today's spend, budgets, accounts (balance, pauses), over_budget jobs */
+		if (lock(w) != 0)
+			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+		res = spend_view(&w->q, w->cfg->daily_credit_budget, 1, err, sizeof(err));
 	} else {
 		return error(c, MHD_HTTP_NOT_FOUND, "no such API (stats, dead, completions, job, "
-			     "queued, inflight, uncertain, audit, rates, history, search, record, schedule)");
+			     "queued, inflight, uncertain, audit, rates, history, search, record, "
+			     "schedule, spend)");
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (!res)
@@ -704,6 +712,65 @@ out:
 	return rc;
 }
 
+/* i21: "group/budget" {"group", "credits": 0..BUDGET_MAX} is `kie budget set` (0 removes
+ * the budget; the jobs waiting over_budget are looked at again at once). The headers were
+ * checked (refuse_action); each done action is in the audit list. */
+static enum MHD_Result api_post_budget(struct web *w, struct MHD_Connection *c,
+				       const cJSON *in, const char *who, const char *ip)
+{
+	char err[300] = "", aerr[300];
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(in, "group");
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(in, "credits"), *it;
+	cJSON *res = NULL, *detail;
+	enum MHD_Result rc;
+	long woken = 0;
+
+	cJSON_ArrayForEach(it, in)
+		if (strcmp(it->string, "group") != 0 && strcmp(it->string, "credits") != 0) {
+			snprintf(err, sizeof(err), "unknown field \"%.60s\"", it->string);
+			util_utf8_sanitize(err);
+			return error(c, MHD_HTTP_BAD_REQUEST, err);
+		}
+	if (!cJSON_IsString(g) || !budget_group_valid(g->valuestring)) {
+		snprintf(err, sizeof(err), "group must be 1 to %d of A-Z a-z 0-9 _ . : @ -",
+			 BUDGET_GROUP_MAX);
+		return error(c, MHD_HTTP_BAD_REQUEST, err);
+	}
+	if (!cJSON_IsNumber(n) || !(n->valuedouble >= 0) || n->valuedouble > BUDGET_MAX)
+		return error(c, MHD_HTTP_BAD_REQUEST, "credits must be a number from 0 (remove "
+			     "the budget) to 1e12");
+	if (lock(w) != 0)
+		return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
+	if (budget_group_set(&w->q, g->valuestring, n->valuedouble) != 0) {
+		snprintf(err, sizeof(err), "%s", w->q.err);
+		pthread_mutex_unlock(&w->lock);
+		return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err);
+	}
+	budget_unpark(&w->q, SCHED_ACCOUNT_NAME, w->cfg->daily_credit_budget, util_now_ms(),
+		      &woken);
+	detail = cJSON_CreateObject();
+	cJSON_AddStringToObject(detail, "group", g->valuestring);
+	if (n->valuedouble > 0)
+		cJSON_AddNumberToObject(detail, "budget", n->valuedouble);
+	else
+		cJSON_AddNullToObject(detail, "budget");
+	if (audit_add(&w->q, who, ip, "group/budget", detail, aerr, sizeof(aerr)) != 0)
+		log_warn(NULL, NULL, "operator page (%s): group/budget done, but not recorded in "
+			 "the audit list: %s", ip, aerr);
+	pthread_mutex_unlock(&w->lock);
+	{
+		char *d = cJSON_PrintUnformatted(detail);
+		log_info(NULL, NULL, "operator page (%s, %s): group/budget %s", ip, who, d ? d : "");
+		free(d);
+	}
+	res = cJSON_Duplicate(detail, 1);
+	cJSON_AddNumberToObject(res, "woken", (double)woken);
+	cJSON_Delete(detail);
+	rc = answer_json(c, MHD_HTTP_OK, res);
+	cJSON_Delete(res);
+	return rc;
+}
+
 static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const char *what,
 				const struct dbuf *body)
 {
@@ -720,7 +787,7 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 	int unknown;
 
 	if (strcmp(what, "job/cancel") == 0 || strcmp(what, "group/weight") == 0 ||
-	    strcmp(what, "group/limit") == 0) {
+	    strcmp(what, "group/limit") == 0 || strcmp(what, "group/budget") == 0) {
 		if (ci && ci->client_addr && client_addr_from_sockaddr(ci->client_addr, &ca) == 0)
 			client_addr_str(&ca, ip, sizeof(ip));
 		audit_who(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Kie-Operator"),
@@ -729,7 +796,8 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 			cJSON_Delete(in);
 			return error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
 		}
-		rc = api_post_sched(w, c, what, in, who, ip);
+		rc = strcmp(what, "group/budget") == 0 ? api_post_budget(w, c, in, who, ip)
+						       : api_post_sched(w, c, what, in, who, ip);
 		cJSON_Delete(in);
 		return rc;
 	}

@@ -601,7 +601,8 @@ int queue_dead_oversized(struct queue *q, const struct rconn_bulk *b, const char
 {
 	/* The descriptor is compared by length and head inside Redis, never sent back. */
 	char proc[300], dead[128], stats[128], n[32], max[32];
-	const char *keys[] = {proc, dead, stats};
+	char hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
+	const char *keys[] = {proc, dead, stats, hmin, hday};
 	char *entry = dead_entry_oversized(q, b, reason);
 	const char *args[] = {n, b->head, entry, max};
 	size_t lens[4];
@@ -612,11 +613,12 @@ int queue_dead_oversized(struct queue *q, const struct rconn_bulk *b, const char
 	queue_key(q, stats, sizeof(stats), "stats");
 	snprintf(n, sizeof(n), "%zu", b->len);
 	snprintf(max, sizeof(max), "%ld", q->dead_max);
+	history_keys(q->prefix, util_now_ms(), hmin, hday); /* i21 */
 	lens[0] = strlen(n);
 	lens[1] = b->head_len;
 	lens[2] = strlen(entry);
 	lens[3] = strlen(max);
-	rc = ok_reply(eval(q, &lua_dead_oversized, 3, keys, 4, args, lens));
+	rc = ok_reply(eval(q, &lua_dead_oversized, 5, keys, 4, args, lens));
 	free(entry);
 	return rc;
 }
@@ -699,8 +701,9 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	char *entry = create ? util_strdup("") : dead_entry(q, u->raw ? u->raw : "", u->raw_len,
 							     job_id, reason, "uncertain",
 							     u->attempts, 1);
-	char infl[160];
-	const char *keys[] = {jkey, unc, queue, dead, stats, ed.results, infl, u->reply_to};
+	char infl[160], hmin[HISTORY_KEY_MAX], hday[HISTORY_KEY_MAX];
+	const char *keys[] = {jkey, unc, queue, dead, stats, ed.results, infl, hmin, hday,
+			      u->reply_to};
 	const char *args[] = {job_id, create ? "1" : "0", entry, reason, now, ttl,
 			      event_json ? event_json : "", ed.chan, ed.max, ed.dead_max,
 			      ed.reply_max, ed.reply_ttl};
@@ -716,7 +719,8 @@ int queue_uncertain_resolve(struct queue *q, const char *job_id, const struct un
 	now_str(now, sizeof(now));
 	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
 	queue_key(q, infl, sizeof(infl), "sched:" SCHED_ACCOUNT_NAME ":inflight"); /* i19 */
-	rep = eval(q, &lua_uncertain_resolve, u->reply_to[0] ? 8 : 7, keys, 12, args, NULL);
+	history_keys(q->prefix, util_now_ms(), hmin, hday); /* i21: dead by policy counted */
+	rep = eval(q, &lua_uncertain_resolve, u->reply_to[0] ? 10 : 9, keys, 12, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER)
 		*acted = (int)rep->integer;
 	free(entry);

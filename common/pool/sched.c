@@ -78,12 +78,12 @@ static void copy_str(const redisReply *e, char *out, size_t n)
 int sched_route(struct queue *q, const char *raw, size_t len, const struct sched_route_in *in,
 		struct job_claim *out)
 {
-	char k[17][300], lease[32], maxr[32], prio[8], nb[32], rmax[32], rpmax[32], rttl[32],
+	char k[19][300], lease[32], maxr[32], prio[8], nb[32], rmax[32], rpmax[32], rttl[32],
 		ttl[32];
-	const char *keys[17];
+	const char *keys[19];
 	const char *args[19];
 	size_t lens[19];
-	int nkeys = 16, nargs = 18;
+	int nkeys = 18, nargs = 18;
 	redisReply *rep;
 	static const char *const names[] = {"ready", "delayed", "items", "state", "gtag",
 					    "gcount", "inflight", "picked"};
@@ -99,11 +99,12 @@ int sched_route(struct queue *q, const char *raw, size_t len, const struct sched
 	pkey(q, k[13], sizeof(k[13]), "cancel", in->job_id);
 	pkey(q, k[14], sizeof(k[14]), "stats", NULL);
 	pkey(q, k[15], sizeof(k[15]), "results", NULL);
+	history_keys(q->prefix, util_now_ms(), k[16], k[17]); /* i21: a cancel counted */
 	if (in->reply_to && *in->reply_to) {
-		util_strlcpy(k[16], in->reply_to, sizeof(k[16]));
-		nkeys = 17;
+		util_strlcpy(k[18], in->reply_to, sizeof(k[18]));
+		nkeys = 19;
 	}
-	for (int i = 0; i < 17; i++)
+	for (int i = 0; i < 19; i++)
 		keys[i] = k[i];
 	snprintf(lease, sizeof(lease), "%ld", in->lease_ms);
 	snprintf(maxr, sizeof(maxr), "%ld", in->max_recoveries);

@@ -166,7 +166,7 @@ def route_keys(jid, proc=f"{P}:processing:c#router", reply=None):
     k = [f"{P}:job:{jid}", f"{P}:recoveries", proc, f"{S}:ready", f"{S}:delayed",
          f"{S}:items", f"{S}:state", f"{S}:gtag", f"{S}:gcount", f"{S}:inflight",
          f"{S}:picked", f"{P}:group:weight", f"{S}:wake", f"{P}:cancel:{jid}", f"{P}:stats",
-         f"{P}:results"]
+         f"{P}:results", f"{P}:hist:m:1", f"{P}:hist:d:19700101"]  # i21: the history keys
     return k + ([reply] if reply else [])
 
 
@@ -727,7 +727,8 @@ def uncertain_keys(job="j1", cid="c#0"):
 
 def resolve_keys(job="j1"):
     return [f"{P}:job:{job}", f"{P}:uncertain", f"{P}:queue", f"{P}:dead", f"{P}:stats",
-            f"{P}:results", f"{P}:sched:default:inflight"]
+            f"{P}:results", f"{P}:sched:default:inflight", f"{P}:hist:m:1",
+            f"{P}:hist:d:19700101"]  # i21: the history keys
 
 
 def test_may_have_task_mark_at_every_exit(r):

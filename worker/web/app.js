@@ -620,6 +620,10 @@ function auditWhat(e) {
     parts.push(e.done + ' done of ' + e.selected + ' selected' +
       (e.refused ? ', ' + e.refused + ' refused' : '') + (e.gone ? ', ' + e.gone + ' gone' : ''));
   }
+  if (typeof e.group === 'string') parts.push('group ' + e.group);
+  if ('budget' in e) parts.push(e.budget ? 'budget ' + e.budget + ' credits a day' : 'budget removed');
+  if (typeof e.weight === 'number') parts.push('weight ' + e.weight);
+  if (typeof e.limit === 'number') parts.push('limit ' + e.limit);
   if (typeof e.reason === 'string') parts.push('reason: ' + e.reason);
   if ('forMs' in e) parts.push(e.forMs ? 'for ' + age(e.forMs) : 'until resumed');
   if (e.changed === false) parts.push('(no change)');
@@ -640,6 +644,123 @@ async function loadAudit() {
       tr.append(td(timeEl(e.at)), td(e.who), td(e.from), td(e.action), td(auditWhat(e), 'reason'));
     }
     tb.append(tr);
+  }
+}
+
+// ---- spend, budgets, accounts ----
+
+function credits(n) {
+  return typeof n === 'number' && isFinite(n) ? (Math.round(n * 100) / 100).toString() : '-';
+}
+
+function used(spent, reserved, budget) {
+  if (!(budget > 0)) return '-';
+  return Math.round(100 * ((spent || 0) + (reserved || 0)) / budget) + '%';
+}
+
+function pauseText(p) {
+  if (!p || typeof p !== 'object') return 'no';
+  const left = typeof p.ttlMs === 'number' && p.ttlMs >= 0 ? ', ' + age(p.ttlMs) + ' left' : '';
+  return 'yes (' + (p.kind || '?') + ')' + (p.reason ? ': ' + p.reason : '') + left;
+}
+
+function spendCard(n, label, id, warn) {
+  const c = el('div', null, 'card' + (warn ? ' warn' : ''));
+  const v = el('div', n, 'n');
+  v.id = id;
+  c.append(v, el('div', label, 'l'));
+  return c;
+}
+
+async function setBudget(e) {
+  e.preventDefault();
+  if (needToken()) return;
+  const group = $('b-group').value.trim();
+  const n = Number($('b-credits').value);
+  if (!group || $('b-credits').value === '' || !(n >= 0)) {
+    say('give a group and a number of credits (0 removes the budget)', true);
+    return;
+  }
+  try {
+    const r = await post('group/budget', { group, credits: n });
+    say('group ' + group + ': ' + (n ? 'budget ' + n + ' credits a day' : 'budget removed') +
+      (r.woken ? ' (' + r.woken + ' waiting jobs let go)' : ''));
+    $('b-credits').value = '';
+    refresh();
+  } catch (err) { say('budget failed: ' + err.message, true); }
+}
+
+async function loadSpend() {
+  const s = await getJson('spend');
+  const d = String(s.day || '');
+  $('spend-day').textContent = '(' + d.slice(0, 4) + '-' + d.slice(4, 6) + '-' + d.slice(6, 8) + ', UTC)';
+  $('nav-spend').textContent = s.overBudget || '';
+  const cards = $('spend-cards');
+  cards.replaceChildren();
+  const b = s.budget > 0 ? s.budget : 0;
+  const u = (s.spent || 0) + (s.reserved || 0);
+  cards.append(spendCard(credits(s.total), 'credits spent (' + s.tasks + ' tasks)', 'spend-total'),
+    spendCard(b ? credits(b) : 'none', 'pool budget a day', 'spend-budget'),
+    spendCard(credits(s.spent), 'spent against it', 'spend-spent'),
+    spendCard(credits(s.reserved), 'reserved (tasks in flight)', 'spend-reserved'),
+    spendCard(used(s.spent, s.reserved, b), 'of the budget used', 'spend-used', b && u >= 0.9 * b),
+    spendCard(s.overBudget, 'jobs over_budget', 'spend-over', s.overBudget > 0));
+  $('spend-meter').hidden = !b;
+  if (b) {
+    $('spend-meter').setAttribute('title', credits(s.spent) + ' spent + ' + credits(s.reserved) +
+      ' reserved of ' + credits(b));
+    $('spend-meter-spent').style.width = Math.min(100, 100 * (s.spent || 0) / b) + '%';
+    $('spend-meter-reserved').style.width = Math.max(0, Math.min(100 - Math.min(100, 100 * (s.spent || 0) / b), 100 * (s.reserved || 0) / b)) + '%';
+  }
+  $('spend-note').textContent = b ? '' : 'No pool budget: set KIE_DAILY_CREDIT_BUDGET on the workers.';
+
+  const at = $('accounts').tBodies[0];
+  at.replaceChildren();
+  const pool = s.pause;
+  for (const [alias, a] of Object.entries(s.accounts || {})) {
+    const tr = el('tr');
+    tr.dataset.account = alias;
+    const own = a.pause && typeof a.pause === 'object';
+    const paused = own ? pauseText(a.pause) : (pool && typeof pool === 'object' ? 'pool: ' + pauseText(pool) : 'no');
+    tr.append(td(alias), td(credits(a.spent)),
+      td(a.balance === null || a.balance === undefined ? 'unknown' : credits(a.balance)),
+      td(typeof a.balanceAt === 'number' ? timeEl(a.balanceAt) : '-'),
+      td(paused, own || (pool && typeof pool === 'object') ? 'bad' : ''));
+    at.append(tr);
+  }
+
+  const gt = $('spend-groups').tBodies[0];
+  gt.replaceChildren();
+  for (const g of s.topGroups || []) {
+    const tr = el('tr');
+    tr.append(td(g.group), td(credits(g.spent)),
+      td(typeof g.budget === 'number' ? credits(g.budget) : 'none'),
+      td(typeof g.reserved === 'number' ? credits(g.reserved) : '-'),
+      td(used(g.spent, g.reserved, g.budget)));
+    gt.append(tr);
+  }
+
+  const bt = $('budgets').tBodies[0];
+  $('budget-form').hidden = !actions;
+  if (!bt.contains(document.activeElement)) {
+    bt.replaceChildren();
+    for (const g of s.budgets || []) {
+      const tr = el('tr');
+      tr.append(td(g.group), td(credits(g.budget)), td(credits(g.spent)), td(credits(g.reserved)),
+        td(used(g.spent, g.reserved, g.budget), (g.spent + g.reserved) >= 0.9 * g.budget ? 'bad' : ''));
+      bt.append(tr);
+    }
+  }
+  $('no-budgets').hidden = (s.budgets || []).length > 0;
+
+  const wt = $('waiting').tBodies[0];
+  wt.replaceChildren();
+  $('waiting-count').textContent = '(' + (s.overBudget || 0) +
+    ((s.waiting || []).length < (s.overBudget || 0) ? ', the first ' + s.waiting.length + ' shown' : '') + ')';
+  for (const j of s.waiting || []) {
+    const tr = el('tr');
+    tr.append(td(jobLink(j.jobId)), td(j.group === '' ? '(default)' : j.group), td(credits(j.estimate)));
+    wt.append(tr);
   }
 }
 
@@ -778,7 +899,7 @@ function route() {
   const m = /^#\/job\/(.+)$/.exec(h);
   if (m) return { view: 'job', id: decodeURIComponent(m[1]) };
   const v = h.slice(2) || 'overview';
-  return { view: ['dead', 'queued', 'inflight', 'uncertain', 'audit'].includes(v) ? v : 'overview' };
+  return { view: ['dead', 'queued', 'inflight', 'uncertain', 'spend', 'audit'].includes(v) ? v : 'overview' };
 }
 
 function showView() {
@@ -829,6 +950,8 @@ async function refresh() {
       await loadUncertain();
     } else if (r.view === 'audit') {
       await loadAudit();
+    } else if (r.view === 'spend') {
+      await loadSpend();
     } else if (r.view === 'job') {
       await loadJob(r.id);
     }
@@ -887,6 +1010,7 @@ function init() {
       refresh();
     } catch (e) { say('resume failed: ' + e.message, true); }
   });
+  $('budget-form').addEventListener('submit', setBudget);
   $('btn-retry-all').addEventListener('click', () => bulk('retry'));
   $('btn-purge-all').addEventListener('click', () => bulk('purge'));
   $('btn-confirm').addEventListener('click', confirmBulk);

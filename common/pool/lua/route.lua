@@ -23,7 +23,9 @@
 -- KEYS[14] <p>:cancel:<jobId>            an early cancel's marker
 -- KEYS[15] <p>:stats                     hash of counters
 -- KEYS[16] <p>:results                   list of completion events
--- KEYS[17] replyTo list (optional)
+-- KEYS[17] <p>:hist:m:<minute>          history, this minute (i21, lib/history.lua)
+-- KEYS[18] <p>:hist:d:<yyyymmdd>        history, this day (i21)
+-- KEYS[19] replyTo list (optional)
 -- ARGV[1] the descriptor
 -- ARGV[2] jobId
 -- ARGV[3] consumer id (cid)
@@ -91,9 +93,12 @@ if ARGV[19] and ARGV[19] ~= '' then base[#base + 1] = 'account' base[#base + 1] 
 -- a dead job's hash expires: routed again, it is kept
 if st == 'dead' then redis.call('PERSIST', KEYS[1]) end
 
+-- i21: the history counters (a cancel at routing counts as cancelled)
+--#include history.lua
+
 -- cancelled before it arrived: it ends here, never reaching KIE
 if redis.call('EXISTS', KEYS[14]) == 1 and st ~= 'creating' then
-  local reply = KEYS[17]
+  local reply = KEYS[19]
   if reply and not keytype_ok(reply, 'list') then reply = nil end
   redis.call('DEL', KEYS[14])
   base[#base + 1] = 'state' base[#base + 1] = 'cancelled'
@@ -104,6 +109,7 @@ if redis.call('EXISTS', KEYS[14]) == 1 and st ~= 'creating' then
   redis.call('LREM', KEYS[3], 1, ARGV[1])
   redis.call('HDEL', KEYS[2], redis.sha1hex(ARGV[1]))
   redis.call('HINCRBY', KEYS[15], 'cancelled', 1)
+  hist_add(KEYS[17], KEYS[18], {'cancelled'}) -- i21
   -- the job.cancelled event, emitted by lib/emit.lua as every event is (kie_functions.lua's
   -- cancel writes the same event)
   local ev = string.format(

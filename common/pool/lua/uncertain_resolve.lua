@@ -9,7 +9,9 @@
 -- KEYS[5] <p>:stats                hash of counters
 -- KEYS[6] <p>:results              list of completion events
 -- KEYS[7] <p>:sched:<acct>:inflight  hash group -> jobs in flight (i19)
--- KEYS[8] replyTo list (optional)
+-- KEYS[8] <p>:hist:m:<minute>      history, this minute (i21, lib/history.lua)
+-- KEYS[9] <p>:hist:d:<yyyymmdd>    history, this day (i21)
+-- KEYS[10] replyTo list (optional)
 -- ARGV[1] jobId
 -- ARGV[2] '1' create again, '0' dead
 -- ARGV[3] the dead-letter entry (JSON; '' with create)
@@ -25,9 +27,10 @@
 -- Returns 0 nothing to do (it just leaves KEYS[2]), 1 requeued, 2 dead.
 
 --#include emit.lua
+--#include history.lua
 need(KEYS[1], 'hash') need(KEYS[3], 'list') need(KEYS[4], 'list') need(KEYS[5], 'hash')
 need(KEYS[6], 'list')
-local reply = KEYS[8]
+local reply = KEYS[10]
 if reply and not keytype_ok(reply, 'list') then reply = nil end
 local j = redis.call('HMGET', KEYS[1], 'state', 'taskId', 'raw')
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -56,6 +59,8 @@ redis.call('HSET', KEYS[1], 'state', 'dead', 'error', ARGV[4], 'updatedAt', ARGV
   'finishedAt', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('HINCRBY', KEYS[5], 'dead', 1)
+-- i21: the history counters (dead by policy)
+hist_add(KEYS[8], KEYS[9], {'dead'})
 emit(KEYS[6], reply, emit_times(KEYS[1], ARGV[7]), ARGV[8], tonumber(ARGV[9]),
   tonumber(ARGV[11]), ARGV[12])
 return 2
