@@ -313,7 +313,7 @@ static void search_in_store(struct web *w, cJSON *res, const char *term)
 	char err[512];
 	int got;
 
-	if (!cJSON_IsString(by) || strcmp(by->valuestring, "id") != 0)
+	if (!cJSON_IsString(by) || strcmp(by->valuestring, "id") != 0 || !job_id_valid(term))
 		return;
 	pthread_mutex_lock(&w->store_lock);
 	if (!w->store)
@@ -520,9 +520,9 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 		}
 	} else if (strcmp(what, "search") == 0) {
 		const char *term = arg(c, "q");
-		if (!term || !job_id_valid(term))
-			return error(c, MHD_HTTP_BAD_REQUEST, "q must be a job id or a task id "
-				     "([A-Za-z0-9._:-], 1 to 128 bytes)");
+		if (!term || !(job_id_valid(term) || job_group_valid(term)))
+			return error(c, MHD_HTTP_BAD_REQUEST, "q must be a job id, a task id or a "
+				     "group ([A-Za-z0-9._:@-], 1 to 128 bytes)");
 		if (lock(w) != 0)
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		res = views_search(&w->q, term, err, sizeof(err));

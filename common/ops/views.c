@@ -469,9 +469,9 @@ cJSON *views_search(struct queue *q, const char *term, char *err, size_t errlen)
 	redisReply *rep;
 	cJSON *o;
 
-	if (!term || !job_id_valid(term)) {
-		snprintf(err, errlen, "search for a job id or a task id ([A-Za-z0-9._:-], 1 to 128 "
-			 "bytes)");
+	if (!term || !(job_id_valid(term) || job_group_valid(term))) {
+		snprintf(err, errlen, "search for a job id, a task id or a group "
+			 "([A-Za-z0-9._:@-], 1 to 128 bytes)");
 		return NULL;
 	}
 	o = cJSON_CreateObject();
@@ -519,6 +519,21 @@ cJSON *views_search(struct queue *q, const char *term, char *err, size_t errlen)
 				return o;
 			}
 			cJSON_Delete(ev);
+		}
+		freeReplyObject(rep);
+	}
+	{ /* a group with jobs waiting in the structure: the page lists them (queued view) */
+		const char *hexists[] = {"HEXISTS", key, term};
+		snprintf(key, sizeof(key), "%s:sched:%s:gcount", q->prefix, SCHED_ACCOUNT_NAME);
+		if (!(rep = cmd(q, err, errlen, 3, hexists)))
+			goto fail;
+		if (num(rep) == 1) {
+			freeReplyObject(rep);
+			cJSON_AddStringToObject(o, "by", "group");
+			cJSON_AddStringToObject(o, "group", term);
+			cJSON_AddNullToObject(o, "jobId");
+			cJSON_AddNullToObject(o, "taskId");
+			return o;
 		}
 		freeReplyObject(rep);
 	}

@@ -312,6 +312,33 @@ def test_search_by_task_id_opens_the_job_page(workers, redis_server, r, fake_kie
     assert w.stop() == 0
 
 
+def test_search_by_group_lists_its_queued_jobs(workers, redis_server, r, fake_kie, browser):
+    """Issue 21: the search box takes a group (its charset has '@', which no job id has):
+    the queued view opens filtered by that group, with only its jobs."""
+    from selenium.webdriver.common.by import By
+    r.set("kie:pause", json.dumps({"kind": "operator", "reason": "t", "since": iso(now_ms()),
+                                   "by": "test"}))
+    w, base = start_page_worker(workers, redis_server, fake_kie)
+    for i in range(3):
+        r.lpush("kie:queue", sdesc(f"ana-{i}", group="ana@shop.example"))
+    r.lpush("kie:queue", sdesc("bob-0", group="bob@shop.example"))
+    wait_for(lambda: r.zcard("kie:sched:default:ready") == 4, 20, what="routed")
+    st, s = get(base, "search?q=ana@shop.example")
+    assert st == 200 and s["by"] == "group" and s["group"] == "ana@shop.example", s
+    st, s = get(base, "search?q=nobody@shop.example")
+    assert st == 404 or s["by"] == "id", s
+    go(browser, base, "#/")
+    box = browser.find_element(By.ID, "search")
+    box.send_keys("ana@shop.example")
+    click(browser, "#search-form button")
+    wait_for(lambda: browser.execute_script("return location.hash") == "#/queued", 10,
+             interval=0.1, what="the queued view")
+    wait_for(lambda: sorted(t.get_attribute("data-job") for t in rows(browser, "queued")) ==
+             ["ana-0", "ana-1", "ana-2"], 15, interval=0.2, what="the group's jobs only")
+    assert browser.get_log("browser") == []
+    assert w.stop() == 0
+
+
 def test_cancel_from_the_queued_view_ends_the_job_cancelled(workers, redis_server, r, fake_kie,
                                                            browser):
     """Issue 21: a cancel from the page ends a queued job with job.cancelled; its

@@ -984,6 +984,14 @@ function init() {
     if (!term) return;
     try {
       const r = await getJson('search?q=' + encodeURIComponent(term));
+      if (r.by === 'group') { // a group with jobs waiting: the queued view, filtered by it
+        say('group ' + term + ': its queued jobs');
+        $('q-group').value = term;
+        offsets.queued = 0;
+        location.hash = '#/queued';
+        $('search').blur();
+        return;
+      }
       if (!r.jobId) throw new Error(r.error || 'not found');
       say(r.by === 'task' || r.by === 'event' ? 'task ' + term + ' belongs to job ' + r.jobId : '');
       location.hash = '#/job/' + encodeURIComponent(r.jobId);
