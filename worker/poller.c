@@ -133,7 +133,14 @@ static void poll_one(struct poller *p, const char *task_id, struct task_record *
 		else
 			log_debug(t.job_id[0] ? t.job_id : NULL, task_id, "state %s after %lld ms",
 				  kie_task_state_str(res.state), (long long)elapsed);
-		reschedule(p, task_id, now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
+		if (rc == 0) { /* KIE's state beside the next due time (the page shows it) */
+			int64_t due = now + lifecycle_poll_delay_ms(elapsed, &p->w->policy);
+			if (queue_poll_reschedule_state(&p->io.q, task_id, due,
+							kie_task_state_str(res.state)) == 0)
+				worker_poll_kick(p->w, due);
+		} else {
+			reschedule(p, task_id, now + lifecycle_poll_delay_ms(elapsed, &p->w->policy));
+		}
 		break;
 	case POLL_PAUSE: {
 		/* new tasks stop; this one exists and is paid for, so it stays polled at its

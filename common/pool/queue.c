@@ -939,6 +939,19 @@ int queue_poll_reschedule(struct queue *q, const char *task_id, int64_t due_ms)
 	return ok_reply(rep);
 }
 
+int queue_poll_reschedule_state(struct queue *q, const char *task_id, int64_t due_ms,
+				const char *kie_state)
+{
+	char tkey[KIE_TASK_ID_MAX_BYTES + 200], due[128], at[32];
+	const char *keys[] = {tkey, due};
+	const char *args[] = {task_id, at, kie_state};
+
+	key2(q, tkey, sizeof(tkey), "task", task_id);
+	queue_key(q, due, sizeof(due), "poll:due");
+	snprintf(at, sizeof(at), "%lld", (long long)due_ms);
+	return ok_reply(eval(q, &lua_poll_state, 2, keys, 3, args, NULL));
+}
+
 void queue_task_record_free(struct task_record *t)
 {
 	free(t->record);

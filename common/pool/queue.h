@@ -281,6 +281,11 @@ int queue_poll_next(struct queue *q, int limit, int64_t first_due_ms, int64_t no
 		    struct task_record *t);
 /* Sets the next poll time of a task still being polled (no-op once finalized). */
 int queue_poll_reschedule(struct queue *q, const char *task_id, int64_t due_ms);
+/* The same, and KIE's state as the poll read it into the task hash (kieState: the page's
+ * In flight view), in one step (poll_state.lua); nothing is written for a task no longer
+ * polled. */
+int queue_poll_reschedule_state(struct queue *q, const char *task_id, int64_t due_ms,
+				const char *kie_state);
 
 struct task_record {
 	char job_id[256];

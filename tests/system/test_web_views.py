@@ -665,3 +665,25 @@ def test_every_view_shows_markup_as_text_and_fits_the_width(
     assert not browser.find_elements(By.CSS_SELECTOR, "a[href^='javascript']")
     assert browser.execute_script("return window.__xss") is None
     assert w.stop() == 0
+
+
+def test_in_flight_view_shows_kies_state_as_the_last_poll_read_it(workers, redis_server, r,
+                                                                  fake_kie):
+    """Issue 21: in-flight tasks with KIE's state. A task of 6 s polled every 300 ms: the
+    In flight view says "generating" (the fake's state after a third of the task) before
+    it ends; once finalized, no task hash is made again by a late reschedule."""
+    fake_kie.config(task_ms=6000)
+    w, base = start_page_worker(workers, redis_server, fake_kie, KIE_POLL_INITIAL_MS=100,
+                                KIE_POLL_MAX_MS=300)
+    r.lpush("kie:queue", sdesc("long-1"))
+
+    def state():
+        st, f = get(base, "inflight?limit=10&offset=0")
+        es = [e for e in f.get("entries", []) if e.get("jobId") == "long-1"]
+        return es[0].get("kieState") if es else None
+    wait_for(lambda: state() == "generating", 20, interval=0.2, what="generating shown")
+    wait_for(lambda: r.hget("kie:job:long-1", "state") == "completed", 30, what="completed")
+    task = r.hget("kie:job:long-1", "taskId")
+    time.sleep(1)  # a reschedule racing the finalization would show here
+    assert not r.exists(f"kie:task:{task}")
+    assert w.stop() == 0
