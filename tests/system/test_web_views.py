@@ -513,7 +513,7 @@ def hist_totals(r):
     tot = {}
     for k in r.keys("kie:hist:m:*"):
         for f, v in r.hgetall(k).items():
-            tot[f] = tot.get(f, 0) + int(v)
+            tot[f] = tot.get(f, 0) + (float(v) if f == "credits" else int(v))
     return tot
 
 
@@ -542,6 +542,8 @@ def test_history_charts_match_the_counters(workers, redis_server, r, fake_kie, b
     assert tot["created"] == 7 and tot["refused"] == stats["creates_refused_429"], tot
     assert sum(v for f, v in tot.items() if f.startswith("wait:")) == 7
     assert sum(v for f, v in tot.items() if f.startswith("gen:")) == 7
+    # credits per minute: what the fake charged (the 5 completed; a failed task costs 0)
+    assert tot.get("credits") == fake_kie.stats()["accounts"]["default"]["charged_total"] > 0, tot
     # bounded: every history hash expires (48 h by the minute, 90 days by the day)
     for k in r.keys("kie:hist:m:*"):
         assert 172000 < r.ttl(k) <= 172800

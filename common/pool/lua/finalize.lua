@@ -100,6 +100,7 @@ if KEYS[16] then
   end
   spend_add(KEYS[15], KEYS[16], credits or 0, ty, acct, grp, tonumber(ARGV[16]) or 1000,
     tonumber(ARGV[17]) or 7776000)
+  hist_add_credits(KEYS[7], KEYS[8], credits) -- i21: credits per minute and per day
 end
 -- <<< i20-wire
 if job then

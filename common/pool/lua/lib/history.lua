@@ -6,7 +6,8 @@
 --   kmin  <p>:hist:m:<epoch minute>   HASH, expires 48 h after its first write
 --   kday  <p>:hist:d:<yyyymmdd>       HASH (UTC day), expires 90 days after its first write
 -- Fields: completed, failed, dead, cancelled, created (createTask calls that made a
--- task), refused (429/455 answers), and the histograms wait:<le> (queued -> task created)
+-- task), refused (429/455 answers), credits (KIE's charge of the tasks finalized),
+-- and the histograms wait:<le> (queued -> task created)
 -- and gen:<le> (task created -> final state), <le> one of HIST_BOUNDS in ms or "inf".
 -- Bounded whatever the load: at most 2880 minute hashes and 91 day hashes of at most
 -- 6 + 2 x 14 fields each.
@@ -31,6 +32,15 @@ local function hist_add(kmin, kday, fields)
     redis.call('HINCRBY', kmin, f, 1)
     redis.call('HINCRBY', kday, f, 1)
   end
+  redis.call('EXPIRE', kmin, HIST_MIN_TTL, 'NX')
+  redis.call('EXPIRE', kday, HIST_DAY_TTL, 'NX')
+end
+
+-- Adds a task's credits (KIE's creditsConsumed) to the field credits of both hashes.
+local function hist_add_credits(kmin, kday, credits)
+  if not kmin or not kday or not credits or credits <= 0 then return end
+  redis.call('HINCRBYFLOAT', kmin, 'credits', credits)
+  redis.call('HINCRBYFLOAT', kday, 'credits', credits)
   redis.call('EXPIRE', kmin, HIST_MIN_TTL, 'NX')
   redis.call('EXPIRE', kday, HIST_DAY_TTL, 'NX')
 end
