@@ -16,6 +16,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "kie/accounts.h"
 #include "kie/job.h"
 #include "net/client_addr.h"
 #include "ops/admin.h"
@@ -193,8 +194,17 @@ struct web *web_start(const struct config *cfg, const struct rconn_addr *redis,
 	rconn_init(&w->rc, redis, 2000, stop, "web");
 	queue_init(&w->q, &w->rc, cfg->redis_prefix, "web", cfg->record_ttl_s, cfg->results_max);
 	w->q.dead_max = cfg->dead_max;
-	if (*cfg->kie_api_token)
+	if (*cfg->kie_api_token) {
 		limiter_account_id(cfg->kie_api_token, w->account_id);
+	} else { /* KIE_ACCOUNTS_FILE: the first account's limiter (the stats' limiter lines) */
+		struct accounts a;
+		char aerr[256];
+		if (accounts_load(cfg, &a, aerr, sizeof(aerr)) == 0) {
+			if (a.n > 0)
+				util_strlcpy(w->account_id, a.v[0].id, sizeof(w->account_id));
+			accounts_free(&a);
+		}
+	}
 	if (*cfg->admin_hosts)
 		hosts_parse(cfg->admin_hosts, w, err, errlen); /* checked above */
 	else

@@ -79,3 +79,33 @@ def test_two_accounts_one_answering_402_waits_while_the_other_runs_at_full_rate(
     assert float(day.get("account:byok", 0)) == 6 * len(byok), day
     assert float(day.get("account:main", 0)) == 6 * len(main), day
     assert "tok-b" not in w.log()
+
+
+def test_the_page_reads_the_first_accounts_limiter_with_an_accounts_file(
+        redis_server, r, fake_kie, workers, tmpdir_path):
+    """With KIE_ACCOUNTS_FILE (no KIE_API_TOKEN), the page's stats name the first account's
+    limiter and read its log: the createTask calls of its jobs are there."""
+    import hashlib
+    import json as _json
+    import urllib.request
+    from conftest import free_port, wait_for as _wait
+    path = os.path.join(tmpdir_path, "accounts")
+    with open(path, "w") as f:
+        f.write(f"main {TOKEN}\n")
+    port = free_port()
+    workers(redis_server.url, fake_kie.url, KIE_API_TOKEN="", KIE_ACCOUNTS_FILE=path,
+            KIE_HTTP_ADDR=f"127.0.0.1:{port}", KIE_ADMIN_PAGE="on")
+    r.lpush(f"{PREFIX}:queue", *[desc(f"p-{i}") for i in range(3)])
+    _wait(lambda: states(r, [f"p-{i}" for i in range(3)]) == ["completed"] * 3, 30,
+          what="three jobs")
+
+    def stats():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/api/stats") as resp:
+                return _json.loads(resp.read())
+        except OSError:
+            return None
+    _wait(lambda: stats() is not None, 20, what="the page")
+    lim = stats()["limiter"]
+    assert lim["account"] == hashlib.sha256(TOKEN.encode()).hexdigest()[:16], lim
+    assert lim["create"]["logEntries"] == 3, lim
