@@ -351,59 +351,36 @@ static int enum_has(const char *choices, const char *v)
 static int read_secret_file(const char *var, const char *path, char **out, char *err,
 			    size_t errlen)
 {
-	struct dbuf b;
-	char chunk[4096];
-	ssize_t n;
-	int fd, rc = -1;
+	char *data = NULL;
+	size_t len = 0;
+	int rc = -1;
 
-	dbuf_init(&b, CONFIG_SECRET_FILE_MAX_BYTES);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot read %s: %s", var, path, strerror(errno));
-		goto out;
+	if (util_read_file(path, CONFIG_SECRET_FILE_MAX_BYTES, var, &data, &len, err,
+			   errlen) != 0)
+		return -1;
+	if (len && data[len - 1] == '\n') {
+		data[--len] = '\0';
+		if (len && data[len - 1] == '\r')
+			data[--len] = '\0'; /* "\r\n" is one newline too */
 	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "%s: cannot read %s: %s", var, path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (dbuf_add(&b, chunk, (size_t)n) != 0) {
-			snprintf(err, errlen, "%s: %s is larger than %d bytes", var, path,
-				 CONFIG_SECRET_FILE_MAX_BYTES);
-			goto out;
-		}
-	}
-	if (b.len && b.data[b.len - 1] == '\n') {
-		b.data[--b.len] = '\0';
-		if (b.len && b.data[b.len - 1] == '\r')
-			b.data[--b.len] = '\0'; /* "\r\n" is one newline too */
-	}
-	if (b.len == 0) {
+	if (len == 0) {
 		snprintf(err, errlen, "%s: %s is empty", var, path);
 		goto out;
 	}
-	if (memchr(b.data, '\0', b.len)) {
+	if (memchr(data, '\0', len)) {
 		snprintf(err, errlen, "%s: %s has a NUL byte in it", var, path);
 		goto out;
 	}
-	if (strpbrk(b.data, "\r\n")) {
+	if (strpbrk(data, "\r\n")) {
 		snprintf(err, errlen, "%s: %s has more than one line (a secret is one line; one "
 			 "trailing newline is stripped)", var, path);
 		goto out;
 	}
-	*out = util_strdup(b.data);
+	*out = util_strdup(data);
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
-	if (b.data)
-		memset(b.data, 0, b.cap); /* the buffer held a secret */
-	dbuf_free(&b);
+	memset(data, 0, len + 1); /* it held a secret */
+	free(data);
 	return rc;
 }
 

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,4 +504,52 @@ void dbuf_free(struct dbuf *b)
 {
 	free(b->data);
 	dbuf_init(b, b->max_bytes);
+}
+
+/* Reads the whole file path, at most max bytes, into a new NUL-terminated string (*len its
+ * length; a NUL byte inside is the caller's to refuse). what names the setting in the
+ * error. The buffers it read through are wiped: the file may hold a secret. */
+int util_read_file(const char *path, size_t max, const char *what, char **out, size_t *len,
+		   char *err, size_t errlen)
+{
+	struct dbuf b;
+	char chunk[4096];
+	ssize_t n;
+	int fd, rc = -1;
+
+	dbuf_init(&b, max);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot read %s: %s", what, path, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: cannot read %s: %s", what, path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (dbuf_add(&b, chunk, (size_t)n) != 0) {
+			snprintf(err, errlen, "%s: %s is larger than %zu bytes", what, path, max);
+			goto out;
+		}
+	}
+	*out = util_xmalloc(b.len + 1);
+	if (b.len)
+		memcpy(*out, b.data, b.len);
+	(*out)[b.len] = '\0';
+	*len = b.len;
+	rc = 0;
+out:
+	memset(chunk, 0, sizeof(chunk));
+	if (fd >= 0)
+		close(fd);
+	if (b.data)
+		memset(b.data, 0, b.cap);
+	dbuf_free(&b);
+	return rc;
 }

@@ -96,4 +96,9 @@ void dbuf_free(struct dbuf *b);
 /* Copies src into dst[size] always NUL-terminated; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 
+/* Reads the whole file path (at most max bytes) into a new NUL-terminated string and its
+ * length; the buffers read through are wiped (secrets). -1 with err naming what and path. */
+int util_read_file(const char *path, size_t max, const char *what, char **out, size_t *len,
+		   char *err, size_t errlen);
+
 #endif

@@ -183,52 +183,6 @@ fail:
 	return -1;
 }
 
-/* Reads a whole file of at most max bytes into a new string (*len its length). */
-static int read_file(const char *path, size_t max, char **out, size_t *len, char *err,
-		     size_t errlen, const char *what)
-{
-	struct dbuf b;
-	char chunk[4096];
-	ssize_t n;
-	int fd, rc = -1;
-
-	dbuf_init(&b, max);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot read %s: %s", what, path, strerror(errno));
-		goto out;
-	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "%s: cannot read %s: %s", what, path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (dbuf_add(&b, chunk, (size_t)n) != 0) {
-			snprintf(err, errlen, "%s: %s is larger than %zu bytes", what, path, max);
-			goto out;
-		}
-	}
-	*out = util_xmalloc(b.len + 1);
-	if (b.len)
-		memcpy(*out, b.data, b.len);
-	(*out)[b.len] = '\0';
-	*len = b.len;
-	rc = 0;
-out:
-	memset(chunk, 0, sizeof(chunk));
-	if (fd >= 0)
-		close(fd);
-	if (b.data)
-		memset(b.data, 0, b.cap);
-	dbuf_free(&b);
-	return rc;
-}
-
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -285,8 +239,8 @@ static int load_dir(const char *dir, struct accounts *out, char *err, size_t err
 		const char *why;
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		snprintf(where, sizeof(where), "KIE_ACCOUNTS_FILE %s", path);
-		if (read_file(path, ACCOUNT_TOKEN_MAX + 2, &tok, &len, err, errlen,
-			      "KIE_ACCOUNTS_FILE") != 0)
+		if (util_read_file(path, ACCOUNT_TOKEN_MAX + 2, "KIE_ACCOUNTS_FILE", &tok, &len, err,
+			      errlen) != 0)
 			goto out;
 		if (len && tok[len - 1] == '\n')
 			tok[--len] = '\0';
@@ -352,8 +306,8 @@ int accounts_load(const struct config *cfg, struct accounts *out, char *err, siz
 	}
 	if (S_ISDIR(st.st_mode))
 		return load_dir(path, out, err, errlen);
-	if (read_file(path, ACCOUNTS_FILE_MAX_BYTES, &text, &len, err, errlen,
-		      "KIE_ACCOUNTS_FILE") != 0)
+	if (util_read_file(path, ACCOUNTS_FILE_MAX_BYTES, "KIE_ACCOUNTS_FILE", &text, &len, err,
+		      errlen) != 0)
 		return -1;
 	snprintf(source, sizeof(source), "KIE_ACCOUNTS_FILE %s", path);
 	rc = accounts_parse(text, len, source, out, err, errlen);

@@ -54,7 +54,7 @@ static redisReply *eval(struct queue *q, const struct script *s, int nkeys, cons
 		/* an error that repeats (OOM, READONLY, MISCONF) is logged once per 10 s */
 		int64_t now = util_monotonic_ms();
 		if (now >= q->next_err_log) {
-			log_error(NULL, NULL, "Redis script error: %s%s", rep->str,
+			log_error(NULL, NULL, "Redis script error (%s): %s%s", s->name, rep->str,
 				  q->errs_quiet ? " (repeated errors not logged)" : "");
 			q->next_err_log = now + 10000;
 			q->errs_quiet = 0;
@@ -68,6 +68,12 @@ static redisReply *eval(struct queue *q, const struct script *s, int nkeys, cons
 	if (!rep || rep->type == REDIS_REPLY_ERROR)
 		q->check_own = 1; /* a release may not have happened */
 	return rep;
+}
+
+redisReply *queue_eval(struct queue *q, const struct script *s, int nkeys, const char **keys,
+		       int nargs, const char **args, const size_t *arglens)
+{
+	return eval(q, s, nkeys, keys, nargs, args, arglens);
 }
 
 static int ok_reply(redisReply *rep)

@@ -280,6 +280,12 @@ int queue_poll_next(struct queue *q, int limit, int64_t first_due_ms, int64_t no
 		    int64_t lease_until_ms, char **task_id, int64_t *due_ms,
 		    struct task_record *t);
 /* Sets the next poll time of a task still being polled (no-op once finalized). */
+struct script;
+/* Runs a script (script_run: EVALSHA, EVAL on NOSCRIPT) for the modules beside this one
+ * (sched.c): an error reply is logged once per 10 s, goes into q->err and makes the
+ * consumer check what it owns; arglens NULL: C strings. */
+redisReply *queue_eval(struct queue *q, const struct script *s, int nkeys, const char **keys,
+		       int nargs, const char **args, const size_t *arglens);
 int queue_poll_reschedule(struct queue *q, const char *task_id, int64_t due_ms);
 /* The same, and KIE's state as the poll read it into the task hash (kieState: the page's
  * In flight view), in one step (poll_state.lua); nothing is written for a task no longer

@@ -30,26 +30,6 @@ static void pkey(const struct queue *q, char *out, size_t n, const char *kind, c
 		snprintf(out, n, "%s:%s", q->prefix, kind);
 }
 
-/* Runs a script; an error reply is logged once per 10 s and goes into q->err. */
-static redisReply *run(struct queue *q, const struct script *s, int nkeys, const char **keys,
-		       int nargs, const char **args, const size_t *lens)
-{
-	redisReply *rep = script_run(q->r, s, 1, nkeys, keys, nargs, args, lens);
-	if (rep && rep->type == REDIS_REPLY_ERROR) {
-		int64_t now = util_monotonic_ms();
-		if (now >= q->next_err_log) {
-			log_error(NULL, NULL, "Redis script error (%s): %s", s->name, rep->str);
-			q->next_err_log = now + 10000;
-		}
-		snprintf(q->err, sizeof(q->err), "Redis refused the step: %s", rep->str);
-	} else if (!rep) {
-		snprintf(q->err, sizeof(q->err), "Redis unreachable");
-	}
-	if (!rep || rep->type == REDIS_REPLY_ERROR)
-		q->check_own = 1; /* a release may not have happened */
-	return rep;
-}
-
 static int done(redisReply *rep)
 {
 	int ok = rep && rep->type != REDIS_REPLY_ERROR;
@@ -128,7 +108,7 @@ int sched_route(struct queue *q, const char *raw, size_t len, const struct sched
 	}
 	for (int i = 0; i < nargs; i++)
 		lens[i] = i == 0 ? len : strlen(args[i]);
-	rep = run(q, &lua_route, nkeys, keys, nargs, args, lens);
+	rep = queue_eval(q, &lua_route, nkeys, keys, nargs, args, lens);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 8 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING &&
 	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
@@ -181,7 +161,7 @@ int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out)
 	for (int i = 0; i < nkeys; i++)
 		keys[i] = k[i];
 	snprintf(kk, sizeof(kk), "%ld", reserve_k);
-	rep = run(q, &lua_pick, nkeys, keys, 1, args, NULL);
+	rep = queue_eval(q, &lua_pick, nkeys, keys, 1, args, NULL);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING)
 		goto out;
@@ -246,7 +226,7 @@ int sched_start(struct queue *q, const char *job_id, long lease_ms,
 		nkeys = 9;
 	}
 	snprintf(lease, sizeof(lease), "%ld", lease_ms);
-	rep = run(q, &lua_job_start, nkeys, keys, 9, args, NULL);
+	rep = queue_eval(q, &lua_job_start, nkeys, keys, 9, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 7 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING &&
 	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
@@ -307,7 +287,7 @@ int sched_put(struct queue *q, const char *raw, size_t len, const struct sched_p
 		lens[i] = i == 0 ? len : strlen(args[i]);
 	/* it must happen: a job left out of the structure would wait in a list for ever */
 	for (long backoff = 100;; backoff = backoff < 2500 ? backoff * 2 : 5000) {
-		redisReply *rep = run(q, &lua_sched_put, 13, keys, 14, args, lens);
+		redisReply *rep = queue_eval(q, &lua_sched_put, 13, keys, 14, args, lens);
 		if (!rep || rep->type != REDIS_REPLY_ERROR)
 			return done(rep);
 		freeReplyObject(rep);
