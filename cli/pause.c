@@ -6,18 +6,22 @@
 #include <cjson/cJSON.h>
 
 #include "core/util.h"
+#include "kie/accounts.h"
 #include "ops/admin.h"
 #include "pool/queue.h"
 #include "cli.h"
 
 static const char pause_help[] =
-	"usage: kie pause [--reason TEXT] [--for DURATION] [--json] [--SETTING VALUE ...]\n"
-	"       kie resume [--json] [--SETTING VALUE ...]\n"
+	"usage: kie pause [--account ALIAS] [--reason TEXT] [--for DURATION] [--json]\n"
+	"                 [--SETTING VALUE ...]\n"
+	"       kie resume [--account ALIAS] [--json] [--SETTING VALUE ...]\n"
 	"Pauses the pool that REDIS_URL and KIE_REDIS_PREFIX name: runners take no new jobs\n"
 	"(the queue keeps them); pollers go on collecting tasks that exist. The pause lasts\n"
 	"until `kie resume`, or for DURATION (500ms, 90s, 15m, 2h, 1d; a plain number is\n"
 	"seconds; 1 ms to a year); automatic pauses (401/402/433) never replace it. `kie\n"
 	"resume` lifts any pause, automatic ones too. Prints the pause it set or lifted.\n"
+	"  --account ALIAS  that account's pause only (<p>:pause:acct:ALIAS, KIE_ACCOUNTS_FILE):\n"
+	"           its jobs wait while the other accounts' run; resume lifts it (and a 402's)\n"
 	"  --json   one JSON object: pause {\"paused\",\"kind\",\"reason\",\"remainingMs\"}\n"
 	"           (-1: until lifted); resume {\"resumed\",\"was\"} (docs/cli.md)\n";
 
@@ -62,9 +66,10 @@ static void exact_duration(int64_t ms, char *out, size_t outlen)
 
 int cli_cmd_pause(int argc, char **argv, int resume)
 {
-	static const struct optspec pause_spec[] = {{"reason", 1}, {"for", 1}, {"json", 0},
-						    {"help", 0}, {NULL, 0}};
-	static const struct optspec resume_spec[] = {{"json", 0}, {"help", 0}, {NULL, 0}};
+	static const struct optspec pause_spec[] = {{"reason", 1}, {"for", 1}, {"account", 1},
+						    {"json", 0}, {"help", 0}, {NULL, 0}};
+	static const struct optspec resume_spec[] = {{"account", 1}, {"json", 0}, {"help", 0},
+						     {NULL, 0}};
 	struct opts o;
 	struct cli_ctx c;
 	struct rconn rc;
@@ -72,7 +77,7 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 	int64_t ms = 0;
 	long remaining = 0;
 	char kind[32], reason[512];
-	const char *why;
+	const char *why, *acct;
 	int rc_exit = EXIT_OK, done = 0, json;
 
 	if (cli_parse_opts(argc, argv, resume ? "resume" : "pause",
@@ -83,6 +88,12 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 		return cli_has(&o, "help") ? EXIT_OK : EXIT_USAGE;
 	}
 	json = cli_has(&o, "json");
+	acct = cli_opt(&o, "account");
+	if (acct && !accounts_alias_valid(acct)) {
+		fprintf(stderr, "kie: --account must be an account's alias (1 to 64 bytes of "
+			"[A-Za-z0-9_.-], not starting with '.'), as KIE_ACCOUNTS_FILE names it\n");
+		return EXIT_USAGE;
+	}
 	why = cli_opt(&o, "reason") ? cli_opt(&o, "reason") : "paused by an operator";
 	if (cli_opt(&o, "for") &&
 	    (util_parse_duration_ms(cli_opt(&o, "for"), 1000, ADMIN_PAUSE_MAX_MS, &ms) != 0 ||
@@ -98,7 +109,8 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
 	}
-	if (queue_pause_get(&q, &remaining, kind, sizeof(kind), reason, sizeof(reason)) != 0) {
+	if (queue_acct_pause_get(&q, acct, &remaining, kind, sizeof(kind), reason,
+				 sizeof(reason)) != 0) {
 		fprintf(stderr, "kie: %s\n", q.err);
 		rc_exit = EXIT_REDIS;
 		goto out;
@@ -111,7 +123,7 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 				printf("not paused\n");
 			goto out;
 		}
-		if (queue_pause_clear(&q, NULL, &done) != 0) {
+		if (queue_acct_pause_clear(&q, acct, NULL, &done) != 0) {
 			fprintf(stderr, "kie: %s\n", q.err);
 			rc_exit = EXIT_REDIS;
 			goto out;
@@ -119,19 +131,24 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 		{
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddBoolToObject(d, "changed", done);
+			if (acct)
+				cJSON_AddStringToObject(d, "account", acct);
 			cli_audit(&q, "resume", d);
 			cJSON_Delete(d);
 		}
 		if (json) {
 			print_json_resume(1, kind, reason);
 		} else {
-			printf("resumed (the pool was paused: %s: ", kind);
+			if (acct)
+				printf("resumed account %s (it was paused: %s: ", acct, kind);
+			else
+				printf("resumed (the pool was paused: %s: ", kind);
 			cli_put(stdout, reason, 300);
 			printf(")\n");
 		}
 		goto out;
 	}
-	if (queue_pause_set(&q, "operator", (long)ms, why, &done) != 0) {
+	if (queue_acct_pause_set(&q, acct, "operator", (long)ms, why, &done) != 0) {
 		fprintf(stderr, "kie: %s\n", q.err);
 		rc_exit = EXIT_REDIS;
 		goto out;
@@ -140,6 +157,8 @@ int cli_cmd_pause(int argc, char **argv, int resume)
 		cJSON *d = cJSON_CreateObject();
 		cJSON_AddBoolToObject(d, "changed", done);
 		cJSON_AddStringToObject(d, "reason", why);
+		if (acct)
+			cJSON_AddStringToObject(d, "account", acct);
 		if (ms)
 			cJSON_AddNumberToObject(d, "forMs", (double)ms);
 		else

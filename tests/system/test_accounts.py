@@ -109,3 +109,38 @@ def test_the_page_reads_the_first_accounts_limiter_with_an_accounts_file(
     lim = stats()["limiter"]
     assert lim["account"] == hashlib.sha256(TOKEN.encode()).hexdigest()[:16], lim
     assert lim["create"]["logEntries"] == 3, lim
+
+
+def test_kie_pause_account_pauses_that_account_alone(redis_server, r, fake_kie, workers,
+                                                     tmpdir_path):
+    """`kie pause --account byok`: byok's jobs wait (queued, no attempt, nothing at the
+    fake) while main's complete; the pool's own pause is not set; `kie resume --account
+    byok` lets them go, each created once with byok's token; both are in the audit list."""
+    from conftest import base_env, run_kie
+    fake_kie._req("POST", "/_fake/account", {"name": "b", "token": "tok-b", "credits": 1000})
+    path = os.path.join(tmpdir_path, "accounts")
+    with open(path, "w") as f:
+        f.write(f"main {TOKEN}\nbyok tok-b\n")
+    env = base_env(redis_server.url)
+    c = run_kie(["pause", "--account", "byok", "--reason", "t", "--json"], env)
+    assert c.returncode == 0, c.stderr
+    assert json.loads(c.stdout)["paused"] is True
+    assert r.exists(f"{PREFIX}:pause:acct:byok") and not r.exists(f"{PREFIX}:pause")
+    assert run_kie(["pause", "--account", ".bad"], env).returncode == 2
+    workers(redis_server.url, fake_kie.url, KIE_API_TOKEN="", KIE_ACCOUNTS_FILE=path,
+            KIE_WORKER_CONCURRENCY=4)
+    byok = [f"pb-{i}" for i in range(3)]
+    main = [f"pm-{i}" for i in range(5)]
+    r.lpush(f"{PREFIX}:queue", *[desc(j, "byok") for j in byok])
+    r.lpush(f"{PREFIX}:queue", *[desc(j) for j in main])
+    wait_for(lambda: states(r, main) == ["completed"] * 5, 30, what="main's jobs")
+    assert all(s in ("queued", None) for s in states(r, byok)), states(r, byok)
+    assert fake_kie.stats()["accounts"].get("b", {}).get("creates_total", 0) == 0
+    c = run_kie(["resume", "--account", "byok"], env)
+    assert c.returncode == 0 and "resumed account byok" in c.stdout, (c.stdout, c.stderr)
+    wait_for(lambda: states(r, byok) == ["completed"] * 3, 30, what="byok's jobs")
+    b = fake_kie.stats()["accounts"]["b"]
+    assert b["creates_total"] == 3 and set(b["charged_by_job"]) == set(byok), b
+    acts = [json.loads(x) for x in r.lrange(f"{PREFIX}:audit", 0, -1)]
+    assert [(a["action"], a.get("account")) for a in acts][:2] == [
+        ("resume", "byok"), ("pause", "byok")], acts
