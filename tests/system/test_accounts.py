@@ -144,3 +144,39 @@ def test_kie_pause_account_pauses_that_account_alone(redis_server, r, fake_kie, 
     acts = [json.loads(x) for x in r.lrange(f"{PREFIX}:audit", 0, -1)]
     assert [(a["action"], a.get("account")) for a in acts][:2] == [
         ("resume", "byok"), ("pause", "byok")], acts
+
+
+def test_a_401_pauses_that_account_alone_and_cancel_and_position_find_its_jobs(
+        redis_server, r, fake_kie, workers, tmpdir_path):
+    """An account whose token KIE refuses (401): its account alone pauses (kind account),
+    its jobs wait queued in its own structure, where `kie job show` finds their place and
+    `kie job cancel` ends one (job.cancelled, never at KIE); the other account's jobs run."""
+    from conftest import base_env, run_kie
+    path = os.path.join(tmpdir_path, "accounts")
+    with open(path, "w") as f:
+        f.write(f"main {TOKEN}\nrevoked tok-unknown-to-kie\n")
+    env = base_env(redis_server.url)
+    workers(redis_server.url, fake_kie.url, KIE_API_TOKEN="", KIE_ACCOUNTS_FILE=path,
+            KIE_WORKER_CONCURRENCY=4)
+    rv = [f"rv-{i}" for i in range(4)]
+    main = [f"mn-{i}" for i in range(5)]
+    r.lpush(f"{PREFIX}:queue", *[desc(j, "revoked") for j in rv])
+    wait_for(lambda: r.exists(f"{PREFIX}:pause:acct:revoked"), 30, what="the account pause")
+    p = json.loads(r.get(f"{PREFIX}:pause:acct:revoked"))
+    assert p["kind"] == "account" and not r.exists(f"{PREFIX}:pause"), p
+    r.lpush(f"{PREFIX}:queue", *[desc(j) for j in main])
+    wait_for(lambda: states(r, main) == ["completed"] * 5, 30, what="main's jobs")
+    wait_for(lambda: r.zcard(f"{PREFIX}:sched:revoked:ready") == 4, 20,
+             what="revoked's jobs back in its structure")
+    assert states(r, rv) == ["queued"] * 4 and r.llen(f"{PREFIX}:dead") == 0
+    c = run_kie(["job", "show", "rv-3", "--json"], env)
+    assert c.returncode == 0, c.stderr
+    show = json.loads(c.stdout)
+    assert show["schedule"]["state"] == "queued" and show["schedule"]["position"] is not None, show
+    c = run_kie(["job", "cancel", "rv-2"], env)
+    assert c.returncode == 0, (c.stdout, c.stderr)
+    assert r.hget(f"{PREFIX}:job:rv-2", "state") == "cancelled"
+    assert r.zcard(f"{PREFIX}:sched:revoked:ready") == 3
+    evs = [json.loads(e) for e in r.lrange(f"{PREFIX}:results", 0, -1)]
+    assert [e["event"] for e in evs if e["jobId"] == "rv-2"] == ["job.cancelled"]
+    assert not any(j.startswith("rv-") for j in fake_kie.stats()["creates_by_job"])
