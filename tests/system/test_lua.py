@@ -285,6 +285,26 @@ def test_pick_rule(r):
     assert pick(r) == [b"paused"]
 
 
+def test_pick_drops_the_tags_of_groups_left_without_work(r):
+    """pick.lua: once a group has nothing queued, its last tag (now at or below its level's
+    virtual time) is dropped, so the tags kept grow with the groups that have work, not
+    with every group ever seen; the turn is the same as if it had been kept."""
+    for i in range(50):
+        route(r, f"u{i}", group=f"user-{i}")
+    route(r, "big0", group="big")
+    route(r, "big1", group="big")
+    assert r.hlen(f"{S}:gtag") == 51
+    got = [pick(r)[1] for _ in range(52)]
+    assert len(set(got)) == 52 and got[-1] == b"big1"
+    # every group emptied: no tag kept at all
+    assert r.hlen(f"{S}:gtag") == 0 and r.hlen(f"{S}:gcount") == 0
+    # a group that comes back gets the level's virtual time plus its step, as it would
+    # have with its old tag (at or below that time) kept
+    v = int(r.hget(f"{S}:state", "v5"))
+    route(r, "again", group="user-3")
+    assert r.zscore(f"{S}:ready", "again") == 4e12 + v + 1000
+
+
 def test_final_states_give_back_the_groups_in_flight_slot(r):
     """finalize, job_dead and uncertain_resolve end a started job's in-flight count."""
     infl = f"{P}:sched:default:inflight"

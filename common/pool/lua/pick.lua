@@ -11,7 +11,7 @@
 -- KEYS[2] <p>:sched:<acct>:delayed       zset jobId -> due (epoch ms)
 -- KEYS[3] <p>:sched:<acct>:items         hash jobId -> "prio\tgroup\tqueuedAt\ttag\tdescriptor"
 -- KEYS[4] <p>:sched:<acct>:state         hash v<p>, n<p>, s<p> (last served), picks, pace
--- KEYS[5] <p>:sched:<acct>:gtag          hash "<p>|<group>" -> the group's last tag
+-- KEYS[5] <p>:sched:<acct>:gtag          hash "<p>|<group>" -> its last tag, while it has work
 -- KEYS[6] <p>:sched:<acct>:gcount        hash group -> jobs queued or delayed
 -- KEYS[7] <p>:sched:<acct>:inflight      hash group -> jobs between claim and final state
 -- KEYS[8] <p>:sched:<acct>:picked        hash jobId -> group (picked, not yet started)
@@ -151,8 +151,23 @@ for i = 1, 32 do
         redis.call('ZREM', KEYS[1], id)
         redis.call('HDEL', KEYS[3], id)
         redis.call('HINCRBY', KEYS[4], 'n' .. p, -1)
-        if redis.call('HINCRBY', KEYS[6], g, -1) <= 0 then redis.call('HDEL', KEYS[6], g) end
         local tgn = tonumber(tg)
+        if redis.call('HINCRBY', KEYS[6], g, -1) <= 0 then
+          redis.call('HDEL', KEYS[6], g)
+          -- the group has nothing queued or delayed: a last tag at or below its level's
+          -- virtual time decides nothing any more (max(V, last) = V from now on, V never
+          -- falls), so it goes: the tags held are those of groups with work, not of every
+          -- group ever seen
+          local gks = {}
+          for lv = 0, 9 do gks[lv + 1] = lv .. '|' .. g end
+          local lt = redis.call('HMGET', KEYS[5], unpack(gks))
+          for lv = 0, 9 do
+            local l = tonumber(lt[lv + 1] or '')
+            local v = tonumber(sv[3 + lv] or '0') or 0
+            if lv == p and tgn > v then v = tgn end
+            if l and l <= v then redis.call('HDEL', KEYS[5], gks[lv + 1]) end
+          end
+        end
         -- V_p moves to the tag picked; the pace: picks per 5 s bucket over the last
         -- minute (kie_position's ETA)
         local w = {'picks', picks + 1, 's' .. p, picks + 1}
