@@ -55,6 +55,22 @@ static void copy_str(const redisReply *e, char *out, size_t n)
 		util_strlcpy(out, e->str, n);
 }
 
+/* A claim's reply, {outcome, epoch, attempts, state, taskId, owner, ...}: the fields
+ * after the outcome (route.lua and job_start.lua answer the same way). */
+static void claim_fields(redisReply **e, struct job_claim *out)
+{
+	out->epoch = (long)str_ll(e[1]);
+	out->attempts = (long)str_ll(e[2]);
+	copy_str(e[3], out->state, sizeof(out->state));
+	copy_str(e[4], out->task_id, sizeof(out->task_id));
+	copy_str(e[5], out->owner, sizeof(out->owner));
+}
+
+static int flag(const redisReply *e)
+{
+	return e->type == REDIS_REPLY_STRING && strcmp(e->str, "1") == 0;
+}
+
 int sched_route(struct queue *q, const char *raw, size_t len, const struct sched_route_in *in,
 		struct job_claim *out)
 {
@@ -113,13 +129,9 @@ int sched_route(struct queue *q, const char *raw, size_t len, const struct sched
 	    rep->element[0]->type == REDIS_REPLY_STRING &&
 	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
 		redisReply **e = rep->element;
-		out->epoch = (long)str_ll(e[1]);
-		out->attempts = (long)str_ll(e[2]);
-		copy_str(e[3], out->state, sizeof(out->state));
-		copy_str(e[4], out->task_id, sizeof(out->task_id));
-		copy_str(e[5], out->owner, sizeof(out->owner));
+		claim_fields(e, out);
 		out->recoveries = (long)str_ll(e[6]);
-		out->may_have_task = e[7]->type == REDIS_REPLY_STRING && strcmp(e[7]->str, "1") == 0;
+		out->may_have_task = flag(e[7]);
 	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
 		freeReplyObject(rep);
 		snprintf(q->err, sizeof(q->err), "unexpected reply to route");
@@ -231,12 +243,8 @@ int sched_start(struct queue *q, const char *job_id, long lease_ms,
 	    rep->element[0]->type == REDIS_REPLY_STRING &&
 	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
 		redisReply **e = rep->element;
-		out->epoch = (long)str_ll(e[1]);
-		out->attempts = (long)str_ll(e[2]);
-		copy_str(e[3], out->state, sizeof(out->state));
-		copy_str(e[4], out->task_id, sizeof(out->task_id));
-		copy_str(e[5], out->owner, sizeof(out->owner));
-		out->may_have_task = e[6]->type == REDIS_REPLY_STRING && strcmp(e[6]->str, "1") == 0;
+		claim_fields(e, out);
+		out->may_have_task = flag(e[6]);
 		if (rep->elements > 8) {
 			copy_str(e[7], out->budget_why, sizeof(out->budget_why));
 			out->budget_est = e[8]->type == REDIS_REPLY_STRING ? strtod(e[8]->str, NULL) : 0;

@@ -50,6 +50,7 @@
 -- finalized now without an event: the job is dead.
 --#include emit.lua
 --#include history.lua
+--#include job_end.lua
 --#include budget.lua
 --#include spend.lua
 
@@ -104,12 +105,7 @@ if KEYS[16] then
 end
 -- <<< i20-wire
 if job then
-  -- i19: the job's group gives back its in-flight slot (per-group caps, sched.h)
-  local ig = redis.call('HGET', KEYS[2], 'inflight')
-  if ig then
-    redis.call('HDEL', KEYS[2], 'inflight')
-    if redis.call('HINCRBY', KEYS[6], ig, -1) <= 0 then redis.call('HDEL', KEYS[6], ig) end
-  end
+  inflight_end(KEYS[2], KEYS[6])
   if redis.call('HGET', KEYS[2], 'state') == 'dead' then
     task_trim(KEYS[1], ARGV[8])
     redis.call('HDEL', KEYS[2], 'pending')

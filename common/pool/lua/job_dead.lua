@@ -33,6 +33,7 @@
 
 --#include emit.lua
 --#include history.lua
+--#include job_end.lua
 need(KEYS[2], 'list') need(KEYS[3], 'hash') need(KEYS[5], 'hash') need(KEYS[6], 'list')
 local reply, skipped = KEYS[10], 0
 if reply and not keytype_ok(reply, 'list') then reply, skipped = nil, 1 end
@@ -41,19 +42,9 @@ if ARGV[11] ~= '0' then
   local o = redis.call('HMGET', KEYS[3], 'owner', 'epoch')
   if o[1] ~= ARGV[12] or o[2] ~= ARGV[11] then return -1 end
 end
-local max = tonumber(ARGV[10])
-local n = redis.call('LPUSH', KEYS[2], ARGV[2])
-if n > max then
-  redis.call('LTRIM', KEYS[2], 0, max - 1)
-  redis.call('HINCRBY', KEYS[5], 'dead_dropped', n - max)
-end
+dead_push(KEYS[2], KEYS[5], ARGV[2], tonumber(ARGV[10]))
 if ARGV[3] == '1' then
-  -- i19: the job's group gives back its in-flight slot (per-group caps, sched.h)
-  local ig = redis.call('HGET', KEYS[3], 'inflight')
-  if ig then
-    redis.call('HDEL', KEYS[3], 'inflight')
-    if redis.call('HINCRBY', KEYS[7], ig, -1) <= 0 then redis.call('HDEL', KEYS[7], ig) end
-  end
+  inflight_end(KEYS[3], KEYS[7])
   redis.call('HSET', KEYS[3], 'state', 'dead', 'error', ARGV[5], 'updatedAt', ARGV[4],
     'finishedAt', ARGV[4])
   -- raw stays until the hash expires: a task adopted after the job.dead (a createTask of

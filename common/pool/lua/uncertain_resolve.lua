@@ -28,6 +28,7 @@
 
 --#include emit.lua
 --#include history.lua
+--#include job_end.lua
 need(KEYS[1], 'hash') need(KEYS[3], 'list') need(KEYS[4], 'list') need(KEYS[5], 'hash')
 need(KEYS[6], 'list')
 local reply = KEYS[10]
@@ -38,23 +39,13 @@ if j[1] ~= 'uncertain' or (j[2] and j[2] ~= '') or not j[3] then return 0 end
 -- a dead job keeps its descriptor until its hash expires: a task adopted after the
 -- job.dead rebuilds its pending record from it
 redis.call('HDEL', KEYS[1], 'uncertainUntil')
--- i19: the job's group gives back its in-flight slot (per-group caps, sched.h)
-local ig = redis.call('HGET', KEYS[1], 'inflight')
-if ig then
-  redis.call('HDEL', KEYS[1], 'inflight')
-  if redis.call('HINCRBY', KEYS[7], ig, -1) <= 0 then redis.call('HDEL', KEYS[7], ig) end
-end
+inflight_end(KEYS[1], KEYS[7])
 if ARGV[2] == '1' then
   redis.call('RPUSH', KEYS[3], j[3])
   redis.call('HSET', KEYS[1], 'state', 'queued', 'error', ARGV[4], 'updatedAt', ARGV[5])
   return 1
 end
-local max = tonumber(ARGV[10])
-local n = redis.call('LPUSH', KEYS[4], ARGV[3])
-if n > max then
-  redis.call('LTRIM', KEYS[4], 0, max - 1)
-  redis.call('HINCRBY', KEYS[5], 'dead_dropped', n - max)
-end
+dead_push(KEYS[4], KEYS[5], ARGV[3], tonumber(ARGV[10]))
 redis.call('HSET', KEYS[1], 'state', 'dead', 'error', ARGV[4], 'updatedAt', ARGV[5],
   'finishedAt', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
