@@ -156,8 +156,9 @@ def test_not_before(redis_server, r, fake_kie, workers, window_s):
     slot = window_s * 1050 / 20
     due = {"nb-1": now_ms() + 1500, "nb-2": now_ms() + 3000}
     push(r, [job(j, notBefore=t) for j, t in due.items()] + [job("now")])
-    wait_for(lambda: r.hget(f"{PREFIX}:job:nb-1", "state") == "delayed", 10,
-             what="nb-1 delayed")
+    # the router takes them one by one: wait until both are routed
+    wait_for(lambda: all(r.hget(f"{PREFIX}:job:{j}", "state") == "delayed" for j in due),
+             10, what="nb-1 and nb-2 delayed")
     p = position(r, "nb-2")
     assert p["state"] == "delayed" and p["eta"] >= due["nb-2"]
     wait_for(lambda: all(j in created(fake_kie) for j in due), 15, what="both created")
