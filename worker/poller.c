@@ -214,7 +214,9 @@ static int query_slot(struct poller *p, const char *task_id)
 void *poller_main(void *arg)
 {
 	struct poller p;
+	struct queue_poll_ahead ahead;
 	memset(&p, 0, sizeof(p));
+	memset(&ahead, 0, sizeof(ahead));
 	p.w = arg;
 	const struct config *cfg = p.w->cfg;
 
@@ -223,6 +225,9 @@ void *poller_main(void *arg)
 	 * download and store write (finalize_copy_round renews it for each further one) */
 	p.lease_ms = cfg->http_timeout_ms + 5000 +
 		     (cfg->copy_results ? cfg->copy_timeout_ms + cfg->http_timeout_ms : 0);
+	ahead.limit = 100;
+	ahead.first_delay_ms = p.w->policy.poll_initial_ms;
+	ahead.lease_ms = p.lease_ms;
 	if (worker_io_open(p.w, &p.io, "poller", p.w->id) != 0)
 		goto out;
 	if (cfg->copy_results) {
@@ -243,36 +248,54 @@ void *poller_main(void *arg)
 			worker_limiter_acct(p.w, &p.io, &p.queries[a], 0, member, a);
 		p.query = &p.queries[0];
 	}
+	p.io.q.ahead = &ahead;
 	while (!p.w->stopping) {
 		char *task_id = NULL;
 		struct task_record t;
 		int64_t now = util_now_ms(), due = -1;
 
-		/* one step: promote what <p>:polling holds, claim the earliest due task, lease
-		 * it and read its hash; a step Redis refuses (OOM, MISCONF, ...) is tried again
-		 * after a pause, not in a loop */
-		if (queue_poll_next(&p.io.q, 100, now + p.w->policy.poll_initial_ms, now,
-				    now + p.lease_ms, &task_id, &due, &t) != 0) {
+		if (ahead.have) {
+			/* claimed with the last task's finalization (queue_poll_ahead) */
+			ahead.have = 0;
+			task_id = ahead.task_id;
+			due = ahead.due_ms;
+			t = ahead.t;
+		} else if (queue_poll_next(&p.io.q, 100, now + p.w->policy.poll_initial_ms, now,
+					   now + p.lease_ms, &task_id, &due, &t) != 0) {
+			/* one step: promote what <p>:polling holds, claim the earliest due task,
+			 * lease it and read its hash; a step Redis refuses (OOM, MISCONF, ...) is
+			 * tried again after a pause, not in a loop */
 			worker_nap(p.w, 250);
 			continue;
 		}
 		if (!task_id) { /* until the next due time, a kick, or the cap */
+			queue_task_record_free(&t);
 			worker_poll_wait(p.w, due);
 			continue;
 		}
 		if (due >= 0) /* more due: a waiting poller may take the next one meanwhile */
 			worker_poll_kick(p.w, due);
 		atomic_fetch_add(&p.w->inflight, 1);
+		/* a finalization sends the next step with it (one round trip for both) */
+		ahead.on = 1;
 		poll_one(&p, task_id, &t);
+		ahead.on = 0;
 		atomic_fetch_add(&p.w->polls_done, 1);
 		worker_done(p.w);
 		queue_task_record_free(&t);
 		free(task_id);
+		if (ahead.have)
+			continue;
 		/* the next task was kicked when this one was claimed: a waiting poller took it
 		 * if there was one, else this one looks now. A task due later, or made due by
 		 * this process since (kicked too), wakes it then: it does not ask Redis now */
 		worker_poll_wait(p.w, -1); /* (due was kicked already: not set again) */
 	}
+	if (ahead.have) { /* stopping: its lease runs out and another poller takes it */
+		free(ahead.task_id);
+		queue_task_record_free(&ahead.t);
+	}
+	p.io.q.ahead = NULL;
 out:
 	worker_io_close(&p.io);
 	free(p.queries);

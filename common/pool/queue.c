@@ -903,6 +903,23 @@ static void task_fields(redisReply **e, struct task_record *out)
 	out->copying = e[10]->type == REDIS_REPLY_STRING;
 }
 
+/* poll_next.lua's answer into queue_poll_next's outputs (set to none first by the caller) */
+static void poll_next_out(const redisReply *rep, char **task_id, int64_t *due_ms,
+			  struct task_record *t)
+{
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2) {
+		const redisReply *e = rep->element[1];
+		if (rep->element[0]->type == REDIS_REPLY_STRING && rep->elements == 13) {
+			*task_id = util_strdup(rep->element[0]->str);
+			task_fields(rep->element + 2, t);
+		}
+		if (e->type == REDIS_REPLY_STRING)
+			*due_ms = (int64_t)strtoll(e->str, NULL, 10);
+		else if (e->type == REDIS_REPLY_INTEGER)
+			*due_ms = (int64_t)e->integer;
+	}
+}
+
 int queue_poll_next(struct queue *q, int limit, int64_t first_due_ms, int64_t now_ms,
 		    int64_t lease_until_ms, char **task_id, int64_t *due_ms,
 		    struct task_record *t)
@@ -923,17 +940,7 @@ int queue_poll_next(struct queue *q, int limit, int64_t first_due_ms, int64_t no
 	snprintf(now, sizeof(now), "%lld", (long long)now_ms);
 	snprintf(lease, sizeof(lease), "%lld", (long long)lease_until_ms);
 	rep = eval(q, &lua_poll_next, 3, keys, 4, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2) {
-		const redisReply *e = rep->element[1];
-		if (rep->element[0]->type == REDIS_REPLY_STRING && rep->elements == 13) {
-			*task_id = util_strdup(rep->element[0]->str);
-			task_fields(rep->element + 2, t);
-		}
-		if (e->type == REDIS_REPLY_STRING)
-			*due_ms = (int64_t)strtoll(e->str, NULL, 10);
-		else if (e->type == REDIS_REPLY_INTEGER)
-			*due_ms = (int64_t)e->integer;
-	}
+	poll_next_out(rep, task_id, due_ms, t);
 	return ok_reply(rep);
 }
 
@@ -977,6 +984,46 @@ int queue_task_get(struct queue *q, const char *task_id, struct task_record *out
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 11)
 		task_fields(rep->element, out);
 	return ok_reply(rep);
+}
+
+/* finalize.lua and, in the same round trip, the poller's next poll_next.lua (q->ahead).
+ * A failed round trip, or an error reply of either, falls back to finalize.lua alone (its
+ * run is idempotent); a poll_next claim lost that way comes due again after its lease. */
+static redisReply *finalize_and_poll_next(struct queue *q, int nkeys, const char **keys,
+					  int nargs, const char **args)
+{
+	struct queue_poll_ahead *a = q->ahead;
+	char poll[128], due[128], tpre[128], lim[16], first[32], now[32], lease[32];
+	const char *pkeys[] = {poll, due, tpre};
+	const char *pargs[] = {lim, first, now, lease};
+	struct script_call fin = {&lua_finalize, nkeys, nargs, keys, args, NULL};
+	struct script_call next = {&lua_poll_next, 3, 4, pkeys, pargs, NULL};
+	redisReply *rep = NULL, *prep = NULL;
+	int64_t t = util_now_ms();
+
+	a->on = 0;
+	queue_key(q, poll, sizeof(poll), "polling");
+	queue_key(q, due, sizeof(due), "poll:due");
+	queue_key(q, tpre, sizeof(tpre), "task:");
+	snprintf(lim, sizeof(lim), "%d", a->limit);
+	snprintf(first, sizeof(first), "%lld", (long long)(t + a->first_delay_ms));
+	snprintf(now, sizeof(now), "%lld", (long long)t);
+	snprintf(lease, sizeof(lease), "%lld", (long long)(t + a->lease_ms));
+	if (script_run2(q->r, &fin, &next, &rep, &prep) == 0 && rep &&
+	    rep->type != REDIS_REPLY_ERROR && prep && prep->type != REDIS_REPLY_ERROR) {
+		a->task_id = NULL;
+		a->due_ms = -1;
+		memset(&a->t, 0, sizeof(a->t));
+		poll_next_out(prep, &a->task_id, &a->due_ms, &a->t);
+		a->have = 1;
+		freeReplyObject(prep);
+		return rep;
+	}
+	if (rep)
+		freeReplyObject(rep);
+	if (prep)
+		freeReplyObject(prep);
+	return eval(q, &lua_finalize, nkeys, keys, nargs, args, NULL);
 }
 
 int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
@@ -1034,7 +1081,10 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		args[14] = cost->account ? cost->account : "";
 		nkeys = 16;
 	}
-	rep = eval(q, &lua_finalize, nkeys, keys, cost ? 17 : 10, args, NULL);
+	if (q->ahead && q->ahead->on && !q->ahead->have)
+		rep = finalize_and_poll_next(q, nkeys, keys, cost ? 17 : 10, args);
+	else
+		rep = eval(q, &lua_finalize, nkeys, keys, cost ? 17 : 10, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		*done = rep->integer == 4 ? 2 : rep->integer != 0;
 		if (rep->integer == 3)

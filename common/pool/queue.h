@@ -60,6 +60,7 @@ struct queue {
 	 * steps use ("": SCHED_ACCOUNT_NAME); <S>:inflight stays the pool's (group caps count
 	 * across accounts) */
 	char sched_acct[72];
+	struct queue_poll_ahead *ahead; /* a poller's: see queue_poll_ahead */
 };
 
 void queue_init(struct queue *q, struct rconn *r, const char *prefix, const char *worker_id,
@@ -310,6 +311,19 @@ struct task_record {
 /* Reads <p>:task:<id>, read only (all fields empty when it is not there). */
 int queue_task_get(struct queue *q, const char *task_id, struct task_record *out);
 void queue_task_record_free(struct task_record *t);
+
+/* A poller's next step sent with its finalization (BullMQ's moveToFinished fetches the
+ * next job the same way): while q->ahead points at one with `on` set, the next
+ * queue_finalize() also runs poll_next.lua (limit, first poll delay_ms after, lease_ms)
+ * in the same round trip and leaves its answer here (`have`, as queue_poll_next's
+ * outputs; task_id and t are the caller's to free), then clears `on`. */
+struct queue_poll_ahead {
+	int on, have, limit;
+	long first_delay_ms, lease_ms;
+	char *task_id;
+	int64_t due_ms;
+	struct task_record t;
+};
 
 /* --- finalization: once per task --- */
 /* event_json NULL or "": no event and no job update (a job's duplicate task). */

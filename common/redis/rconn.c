@@ -1248,6 +1248,46 @@ redisReply *rconn_argv(struct rconn *r, int argc, const char **argv, const size_
 	return rep;
 }
 
+int rconn_argv2(struct rconn *r, int argc1, const char **argv1, const size_t *lens1,
+		int argc2, const char **argv2, const size_t *lens2, redisReply **rep1,
+		redisReply **rep2)
+{
+	char *c1 = NULL, *c2 = NULL;
+	long long l1 = redisFormatCommandArgv(&c1, argc1, argv1, lens1);
+	long long l2 = redisFormatCommandArgv(&c2, argc2, argv2, lens2);
+	void *v1 = NULL, *v2 = NULL;
+	int rc = -1;
+
+	*rep1 = *rep2 = NULL;
+	if (l1 < 0 || l2 < 0) {
+		log_error(NULL, NULL, "%s: a Redis command could not be formatted (out of memory)",
+			  r->who);
+		goto out;
+	}
+	if (rconn_ensure(r) != 0)
+		goto out;
+	if (redisAppendFormattedCommand(r->c, c1, (size_t)l1) != REDIS_OK ||
+	    redisAppendFormattedCommand(r->c, c2, (size_t)l2) != REDIS_OK ||
+	    redisGetReply(r->c, &v1) != REDIS_OK || !v1 || redisGetReply(r->c, &v2) != REDIS_OK ||
+	    !v2) {
+		if (v1)
+			freeReplyObject(v1);
+		if (v2)
+			freeReplyObject(v2);
+		conn_lost(r);
+		goto out;
+	}
+	*rep1 = v1;
+	*rep2 = v2;
+	rc = 0;
+out:
+	if (c1)
+		redisFreeCommand(c1);
+	if (c2)
+		redisFreeCommand(c2);
+	return rc;
+}
+
 redisReply *rconn_cmd(struct rconn *r, const char *fmt, ...)
 {
 	char *cmd = NULL;

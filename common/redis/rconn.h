@@ -158,6 +158,14 @@ int rconn_ensure(struct rconn *r);
 redisReply *rconn_argv(struct rconn *r, int argc, const char **argv, const size_t *lens);
 redisReply *rconn_cmd(struct rconn *r, const char *fmt, ...);
 
+/* Two commands in one round trip (a pipeline of two): 0 and both replies (caller frees
+ * each), or -1 when the connection failed (both NULL; either may have run: the caller
+ * runs again what must run, as after a lost reply). Error replies are returned as they
+ * are (no LOADING wait, no demotion handling: the caller falls back to rconn_argv). */
+int rconn_argv2(struct rconn *r, int argc1, const char **argv1, const size_t *lens1,
+		int argc2, const char **argv2, const size_t *lens2, redisReply **rep1,
+		redisReply **rep2);
+
 /* Like rconn_argv, but on a connection failure reconnects and retries until it gets a
  * reply or *stop is set (then NULL). Use for steps that must not be skipped. */
 redisReply *rconn_argv_retry(struct rconn *r, int argc, const char **argv, const size_t *lens);

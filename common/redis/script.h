@@ -28,4 +28,17 @@ redisReply *script_run(struct rconn *r, const struct script *s, int retry, int n
 		       const char *const *keys, int nargs, const char *const *args,
 		       const size_t *arglens);
 
+/* One script call: script_run's arguments. */
+struct script_call {
+	const struct script *s;
+	int nkeys, nargs;
+	const char *const *keys, *const *args;
+	const size_t *arglens;
+};
+/* Two script calls in one round trip (rconn_argv2), a before b: 0 and both replies
+ * (caller frees each; a NOSCRIPT is answered by running that one again alone), or -1
+ * when the connection failed (both NULL; either may have run). */
+int script_run2(struct rconn *r, const struct script_call *a, const struct script_call *b,
+		redisReply **rep_a, redisReply **rep_b);
+
 #endif

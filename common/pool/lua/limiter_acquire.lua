@@ -44,8 +44,10 @@ if n > 0 then
   end
   local b = tonumber(ARGV[6] or '0') or 0
   if b > 0 and n >= b then
+    -- (whole ms, rounded down: at a spacing under 1 ms, e.g. with the limits lifted, the
+    -- window rule alone holds and no call waits for a slot of its own)
     local e = tonumber(redis.call('ZRANGE', KEYS[1], n - b, n - b, 'WITHSCORES')[2]) +
-      math.ceil(b * window / limit)
+      math.floor(b * window / limit)
     if e > at then at = e end
   end
 end
