@@ -39,7 +39,7 @@
 -- Returns 'recorded' | 'same' | 'duplicate' | 'dead' (recorded on a dead job: collected
 -- without an event).
 --#include history.lua
-local j = redis.call('HMGET', KEYS[1], 'taskId', 'state', 'owner', 'pending')
+local j = redis.call('HMGET', KEYS[1], 'taskId', 'state', 'owner', 'pending', 'queuedAt')
 local cur = j[1]
 local outcome = 'recorded'
 if cur and cur ~= '' and cur ~= ARGV[1] then outcome = 'duplicate'
@@ -58,7 +58,7 @@ elseif outcome == 'recorded' then
   -- i19: job.started (the task exists: an app's "queued" becomes "generating"), published
   -- on <p>:events only: <p>:results and replyTo lists keep one completion event per job
   if ARGV[13] and ARGV[13] ~= '' then
-    local qa = redis.call('HGET', KEYS[1], 'queuedAt')
+    local qa = j[5]
     local ev = string.format(
       [[{"v":1,"event":"job.started","status":"started","jobId":%s,"taskId":%s,]] ..
       [["type":%s,"attempts":%d,"queuedAt":%s,"startedAt":%s,"finishedAt":null,"meta":%s}]],
@@ -76,8 +76,7 @@ end
 if #drop > 0 then redis.call('HDEL', KEYS[1], unpack(drop)) end
 -- i21: the history counters: a task created, and its job's wait (queued -> task)
 if outcome == 'recorded' then
-  hist_add(KEYS[9], KEYS[10], hist_fields('created', 'wait',
-    redis.call('HGET', KEYS[1], 'queuedAt'), ARGV[3]))
+  hist_add(KEYS[9], KEYS[10], hist_fields('created', 'wait', j[5], ARGV[3]))
 end
 -- the task hash may exist without its job (a callback that came first read it)
 local t = redis.call('HMGET', KEYS[2], 'jobId', 'createdAt')
