@@ -54,6 +54,9 @@ struct runner {
 enum { SLOT_NONE = 0, SLOT_PENDING, SLOT_GRANTED };
 #define RUNNER_PARKED_LOOK_MS 200 /* an idle runner's look when jobs wait at a cap */
 #define RUNNER_PICK_LEAD_MS 250 /* at most; half a slot's spacing when that is less */
+/* the router's batch: its BLMOVE's descriptor and up to this many - 1 more, one route.lua
+ * call (a backlog is the common case in front of a 2-a-second API) */
+#define ROUTER_BATCH 16
 
 /* Gives back a slot taken and not used for a createTask. */
 static void slot_release(struct runner *r)
@@ -324,127 +327,220 @@ static void uncertain(struct runner *r, const char *raw, size_t len, const struc
 		metrics_job(job_type_str(j->type), METRICS_JOB_UNCERTAIN);
 }
 
-/* Routing (the router's descriptors from <p>:queue, and a runner's leftovers): the
- * descriptor is parsed and checked, then route.lua queues it in the scheduling structure
- * or applies the ownership table (docs/protocol.md, section 3). */
-static void route(struct runner *r, const struct rconn_bulk *b, int leftover)
+/* Routing (the router's descriptors from <p>:queue, and a runner's leftovers): each
+ * descriptor is parsed and checked (route_prepare), then route.lua queues it in the
+ * scheduling structure or applies the ownership table (docs/protocol.md, section 3), a
+ * batch in one call (route_batch), and each outcome is acted on (route_finish). */
+struct route_ctx {
+	struct job *j;
+	char *prompt, *owned;   /* the prompt (NULL: cannot be built, see err); the descriptor
+				 * with its generated id, when it has one */
+	const char *raw;
+	size_t len;
+	struct sched_route_in in;
+	int acct;               /* its account (index into the pool's accounts) */
+	int unknown_account;    /* it names none of them: dead-lettered, source account */
+	char err[600];
+};
+
+static void route_ctx_free(struct route_ctx *x)
+{
+	free(x->prompt);
+	free(x->owned);
+	job_free(x->j);
+	memset(x, 0, sizeof(*x));
+}
+
+/* Returns 0 when x is ready for route.lua, 1 when the descriptor was handled here (too
+ * large, unparseable, or Redis lost while its generated id was written). */
+static int route_prepare(struct runner *r, const struct rconn_bulk *b, const char *raw,
+			 size_t len, struct route_ctx *x)
 {
 	const struct config *cfg = r->w->cfg;
-	struct job *j;
-	struct job_claim c;
-	struct sched_route_in in;
-	struct kie_task_request req;
-	char err[600], *prompt = NULL, *owned = NULL;
-	const char *raw = b->data;
-	size_t len = b->len;
-	int unknown_account = 0;
 
-	if (!b->kept) { /* never read whole: its size, hash and head go to the dead letters */
-		snprintf(err, sizeof(err), "descriptor is %zu bytes; the limit is %ld "
+	memset(x, 0, sizeof(*x));
+	if (b && !b->kept) { /* never read whole: its size, hash and head go to the dead letters */
+		snprintf(x->err, sizeof(x->err), "descriptor is %zu bytes; the limit is %ld "
 			 "(KIE_JOB_MAX_BYTES); its size, SHA-256 and first %zu bytes are kept",
 			 b->len, cfg->job_max_bytes, b->head_len);
-		log_warn(NULL, NULL, "job to the dead letters (parse): %s (sha256 %s)", err,
+		log_warn(NULL, NULL, "job to the dead letters (parse): %s (sha256 %s)", x->err,
 			 b->sha256);
-		if (queue_dead_oversized(&r->io.q, b, err) != 0)
+		if (queue_dead_oversized(&r->io.q, b, x->err) != 0)
 			log_error(NULL, NULL, "could not dead-letter the oversized descriptor (%s); "
 				  "it stays claimed and is handled again", r->io.q.err);
 		else
 			metrics_dead_letter("parse", NULL);
-		return;
+		return 1;
 	}
-	j = job_parse(raw, len, &r->w->parse_opts, err, sizeof(err));
-	if (!j) {
-		to_dead(r, raw, len, NULL, 0, err, "parse", 0, 0);
-		return;
+	x->j = job_parse(raw, len, &r->w->parse_opts, x->err, sizeof(x->err));
+	if (!x->j) {
+		to_dead(r, raw, len, NULL, 0, x->err, "parse", 0, 0);
+		return 1;
 	}
-	if (j->id_generated) {
+	if (x->j->id_generated) {
 		size_t nlen;
-		owned = assign_id(r, raw, len, j->id, &nlen);
-		if (!owned)
-			goto out; /* Redis lost: the original stays claimed for recovery */
-		raw = owned;
+		x->owned = assign_id(r, raw, len, x->j->id, &nlen);
+		if (!x->owned) {
+			route_ctx_free(x);
+			return 1; /* Redis lost: the original stays claimed for recovery */
+		}
+		raw = x->owned;
 		len = nlen;
 	}
-	prompt = job_build_prompt(j, r->w->prompts, err, sizeof(err));
+	x->raw = raw;
+	x->len = len;
+	x->prompt = job_build_prompt(x->j, r->w->prompts, x->err, sizeof(x->err));
 	/* i20-wire: a descriptor naming an account the pool does not have is claimed here
-	 * and dead-lettered below with that reason (no KIE call) */
-	if (accounts_find(&r->w->accounts, j->account) < 0) {
-		snprintf(err, sizeof(err), "unknown account \"%s\": the pool has no account of "
-			 "that alias (KIE_ACCOUNTS_FILE)", j->account);
-		free(prompt);
-		prompt = NULL;
-		unknown_account = 1;
+	 * and dead-lettered by route_finish with that reason (no KIE call) */
+	x->acct = accounts_find(&r->w->accounts, x->j->account);
+	if (x->acct < 0) {
+		snprintf(x->err, sizeof(x->err), "unknown account \"%s\": the pool has no account "
+			 "of that alias (KIE_ACCOUNTS_FILE)", x->j->account);
+		free(x->prompt);
+		x->prompt = NULL;
+		x->unknown_account = 1;
+		x->acct = 0;
 	}
-	/* i20-accounts: into its account's structure (several accounts: <p>:sched:<alias>) */
-	if (r->w->accounts.n > 1) {
-		int ai = accounts_find(&r->w->accounts, j->account);
-		util_strlcpy(r->io.q.sched_acct, r->w->accounts.v[ai < 0 ? 0 : ai].alias,
+	x->in.job_id = x->j->id;
+	x->in.type = job_type_str(x->j->type);
+	x->in.reply_to = x->j->reply_to;
+	x->in.meta = x->j->meta_raw;
+	x->in.has_callback = x->j->callback_final != NULL;
+	x->in.priority = x->j->priority;
+	x->in.group = x->j->group;
+	x->in.not_before_ms = x->j->not_before_ms;
+	x->in.own = x->prompt == NULL; /* claimed, to be dead-lettered below */
+	x->in.lease_ms = cfg->heartbeat_ttl_ms;
+	x->in.max_recoveries = cfg->max_recoveries;
+	return 0;
+}
+
+/* i20-accounts: the scheduling structure route.lua writes is that of account a (several
+ * accounts: <p>:sched:<alias>; one: the default structure) */
+static void route_acct(struct runner *r, int a)
+{
+	if (r->w->accounts.n > 1)
+		util_strlcpy(r->io.q.sched_acct, r->w->accounts.v[a].alias,
 			     sizeof(r->io.q.sched_acct));
-	}
-	memset(&in, 0, sizeof(in));
-	in.job_id = j->id;
-	in.type = job_type_str(j->type);
-	in.reply_to = j->reply_to;
-	in.meta = j->meta_raw;
-	in.has_callback = j->callback_final != NULL;
-	in.priority = j->priority;
-	in.group = j->group;
-	in.not_before_ms = j->not_before_ms;
-	in.own = prompt == NULL; /* claimed, to be dead-lettered below */
-	in.lease_ms = cfg->heartbeat_ttl_ms;
-	in.max_recoveries = cfg->max_recoveries;
-	if (sched_route(&r->io.q, raw, len, &in, &c) != 0)
-		goto out;
+}
+
+static void route_finish(struct runner *r, struct route_ctx *x, const struct job_claim *cp,
+			 int leftover)
+{
+	const struct config *cfg = r->w->cfg;
+	struct job_claim c = *cp;
+	struct kie_task_request req;
+	struct job *j = x->j;
+	const char *raw = x->raw;
+	size_t len = x->len;
+	char *err = x->err;
+	size_t errlen = sizeof(x->err);
+
 	switch (c.outcome) {
 	case CLAIM_NOT_HELD:
-		goto out;
+		break;
 	case CLAIM_QUEUED:
 	case CLAIM_DELAYED:
 		log_debug(j->id, NULL, "%s (priority %ld, group %s)", queue_claim_outcome_str(c.outcome),
 			  j->priority, j->group ? j->group : "default");
-		goto out;
+		break;
 	case CLAIM_CANCELLED:
 		log_info(j->id, NULL, "cancelled before it arrived: it ends cancelled, no task");
 		metrics_cancelled();
-		goto out;
+		break;
 	case CLAIM_FINISHED:
 	case CLAIM_OWNED:
 	case CLAIM_UNCERTAIN:
 	case CLAIM_QUEUED_ALREADY:
 		duplicate(r, raw, len, j, &c, leftover);
-		goto out;
+		break;
 	case CLAIM_HAS_TASK: /* recorded before its worker died: never create again */
-		if (prompt) {
-			job_to_request(j, prompt, &req);
+		if (x->prompt) {
+			job_to_request(j, x->prompt, &req);
 			req.callback_url = j->callback_final;
-			handoff(r, raw, len, j, prompt, &req, c.task_id, c.attempts, 1);
+			handoff(r, raw, len, j, x->prompt, &req, c.task_id, c.attempts, 1);
 		} else {
 			queue_handoff_to_polling(&r->io.q, raw, len, j->id, c.task_id);
 		}
-		goto out;
+		break;
 	case CLAIM_TAKEOVER:
 		/* a createTask may have gone out: uncertain first, whatever limit fires (the
 		 * route script answers takeover before too_many_recoveries) */
 		uncertain(r, raw, len, j, c.epoch, "the job's last worker stopped during createTask "
 			  "(it died, or lost Redis): a task may exist");
-		goto out;
+		break;
 	case CLAIM_TOO_MANY_RECOVERIES:
-		snprintf(err, sizeof(err), "recovered from %ld dead workers (limit %ld, "
+		snprintf(err, errlen, "recovered from %ld dead workers (limit %ld, "
 			 "KIE_MAX_RECOVERIES): this job may be what kills them", c.recoveries,
 			 cfg->max_recoveries);
 		to_dead(r, raw, len, j, c.epoch, err, "recovery", c.attempts, c.may_have_task);
-		goto out;
+		break;
 	case CLAIM_OK: /* claimed because its prompt cannot be built, or its account */
-		to_dead(r, raw, len, j, c.epoch, err, unknown_account ? "account" : "prompt",
+		to_dead(r, raw, len, j, c.epoch, err, x->unknown_account ? "account" : "prompt",
 			c.attempts, c.may_have_task);
-		goto out;
+		break;
 	default:
-		goto out;
+		break;
 	}
-out:
-	free(prompt);
-	free(owned);
-	job_free(j);
+}
+
+static void route(struct runner *r, const struct rconn_bulk *b, int leftover)
+{
+	struct route_ctx x;
+	struct job_claim c;
+
+	if (route_prepare(r, b, b->data, b->len, &x) != 0)
+		return;
+	route_acct(r, x.acct);
+	if (sched_route(&r->io.q, x.raw, x.len, &x.in, &c) == 0)
+		route_finish(r, &x, &c, leftover);
+	route_ctx_free(&x);
+}
+
+/* The router's batch: its BLMOVE's descriptor b (or none) and the descriptors of batch[]
+ * (the last route's moves), routed in one route.lua call, which moves the next batch
+ * from <p>:queue: returned (caller frees with freeReplyObject; NULL: none). A descriptor
+ * handled in route_prepare is left out. On a failed step the descriptors not routed stay
+ * in the router's list: leftovers, routed one by one. */
+static redisReply *route_batch(struct runner *r, const struct rconn_bulk *b,
+			       const redisReply *batch)
+{
+	struct route_ctx x[ROUTER_BATCH];
+	const char *raws[ROUTER_BATCH];
+	size_t lens[ROUTER_BATCH];
+	struct sched_route_in in[ROUTER_BATCH];
+	struct job_claim c[ROUTER_BATCH];
+	redisReply *next = NULL;
+	int n = 0, nb = batch ? (int)batch->elements : 0;
+
+	if (b && route_prepare(r, b, b->data, b->len, &x[n]) == 0)
+		n++;
+	for (int i = 0; i < nb && n < ROUTER_BATCH; i++) {
+		const redisReply *e = batch->element[i];
+		if (route_prepare(r, NULL, e->str, e->len, &x[n]) == 0)
+			n++;
+	}
+	for (int i = 0; i < n; i++) {
+		raws[i] = x[i].raw;
+		lens[i] = x[i].len;
+		in[i] = x[i].in;
+	}
+	/* i20-accounts: one call per run of descriptors of one account (its structure's
+	 * keys); the last call moves the next batch */
+	for (int s = 0, e; s < n; s = e) {
+		for (e = s + 1; e < n && x[e].acct == x[s].acct; e++)
+			;
+		route_acct(r, x[s].acct);
+		if (sched_route_batch(&r->io.q, e - s, &raws[s], &lens[s], &in[s], &c[s],
+				      e == n ? ROUTER_BATCH - 1 : 0, r->w->max_keep,
+				      e == n ? &next : NULL) != 0)
+			break; /* the rest stay in the router's list: leftovers */
+		for (int i = s; i < e; i++)
+			route_finish(r, &x[i], &c[i], 0);
+	}
+	for (int i = 0; i < n; i++)
+		route_ctx_free(&x[i]);
+	return next;
 }
 
 /* A picked job (pick.lua put its descriptor into this runner's list), with this runner's
@@ -938,7 +1034,20 @@ void *router_main(void *arg)
 			rconn_bulk_free(&b); /* stays listed: the release at exit returns it */
 			break;
 		}
-		route(&r, &b, leftover);
+		if (leftover || !b.kept) {
+			route(&r, &b, leftover);
+		} else {
+			/* a backlog is the common case: each route moves the next batch, routed
+			 * with one call each until the queue is empty (no BLMOVE meanwhile) */
+			redisReply *next = route_batch(&r, &b, NULL);
+			while (next && !r.w->stopping) {
+				redisReply *cur = next;
+				next = route_batch(&r, NULL, cur);
+				freeReplyObject(cur);
+			}
+			if (next) /* stopping: they stay listed, the release at exit returns them */
+				freeReplyObject(next);
+		}
 		rconn_bulk_free(&b);
 	}
 	worker_blocking(r.w, &r.io.rc, 0);

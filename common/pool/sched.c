@@ -71,73 +71,124 @@ static int flag(const redisReply *e)
 	return e->type == REDIS_REPLY_STRING && strcmp(e->str, "1") == 0;
 }
 
-int sched_route(struct queue *q, const char *raw, size_t len, const struct sched_route_in *in,
-		struct job_claim *out)
+/* One route outcome tuple (route.lua) into out; -1 when it is not one. */
+static int route_out(const redisReply *rep, struct job_claim *out)
 {
-	char k[19][300], lease[32], maxr[32], prio[8], nb[32], rmax[32], rpmax[32], rttl[32],
-		ttl[32];
-	const char *keys[19];
-	const char *args[19];
-	size_t lens[19];
-	int nkeys = 18, nargs = 18;
+	redisReply **e;
+	memset(out, 0, sizeof(*out));
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 8 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) != 0)
+		return -1;
+	e = rep->element;
+	claim_fields(e, out);
+	out->recoveries = (long)str_ll(e[6]);
+	out->may_have_task = flag(e[7]);
+	return 0;
+}
+
+int sched_route_batch(struct queue *q, int n, const char *const *raws, const size_t *lens,
+		      const struct sched_route_in *in, struct job_claim *out, int more,
+		      size_t more_max_bytes, redisReply **moved)
+{
+	enum { FIXED_KEYS = 19, FIXED_ARGS = 12, PER_JOB = 10 };
+	char k[FIXED_KEYS][300], common[10][128], nums[SCHED_ROUTE_BATCH_MAX][4][32];
+	const char *keys[FIXED_KEYS + SCHED_ROUTE_BATCH_MAX];
+	const char *args[FIXED_ARGS + PER_JOB * SCHED_ROUTE_BATCH_MAX];
+	size_t alens[FIXED_ARGS + PER_JOB * SCHED_ROUTE_BATCH_MAX];
+	int nkeys = FIXED_KEYS, nargs = FIXED_ARGS, rc = -1;
 	redisReply *rep;
 	static const char *const names[] = {"ready", "delayed", "items", "state", "gtag",
 					    "gcount", "inflight", "picked"};
 
-	memset(out, 0, sizeof(*out));
-	pkey(q, k[0], sizeof(k[0]), "job", in->job_id);
+	if (moved)
+		*moved = NULL;
+	if (n < 1 || n > SCHED_ROUTE_BATCH_MAX) {
+		snprintf(q->err, sizeof(q->err), "a route batch of %d descriptors", n);
+		return -1;
+	}
+	pkey(q, k[0], sizeof(k[0]), "job", ""); /* prefixes: the job's key is prefix .. id */
 	pkey(q, k[1], sizeof(k[1]), "recoveries", NULL);
 	pkey(q, k[2], sizeof(k[2]), "processing", q->worker_id);
 	for (int i = 0; i < 8; i++)
 		skey(q, k[3 + i], sizeof(k[3 + i]), names[i]);
 	pkey(q, k[11], sizeof(k[11]), "group:weight", NULL);
 	skey(q, k[12], sizeof(k[12]), "wake");
-	pkey(q, k[13], sizeof(k[13]), "cancel", in->job_id);
+	pkey(q, k[13], sizeof(k[13]), "cancel", "");
 	pkey(q, k[14], sizeof(k[14]), "stats", NULL);
 	pkey(q, k[15], sizeof(k[15]), "results", NULL);
-	history_keys(q->prefix, util_now_ms(), k[16], k[17]); /* i21: a cancel counted */
-	if (in->reply_to && *in->reply_to) {
-		util_strlcpy(k[18], in->reply_to, sizeof(k[18]));
-		nkeys = 19;
-	}
-	for (int i = 0; i < 19; i++)
+	pkey(q, k[16], sizeof(k[16]), "queue", NULL);
+	history_keys(q->prefix, util_now_ms(), k[17], k[18]); /* i21: a cancel counted */
+	for (int i = 0; i < FIXED_KEYS; i++)
 		keys[i] = k[i];
-	snprintf(lease, sizeof(lease), "%ld", in->lease_ms);
-	snprintf(maxr, sizeof(maxr), "%ld", in->max_recoveries);
-	snprintf(prio, sizeof(prio), "%ld", in->priority);
-	snprintf(nb, sizeof(nb), "%lld", in->not_before_ms);
-	snprintf(rmax, sizeof(rmax), "%ld", q->results_max);
-	snprintf(rpmax, sizeof(rpmax), "%ld", q->reply_max);
-	snprintf(rttl, sizeof(rttl), "%ld", q->reply_ttl_s);
-	snprintf(ttl, sizeof(ttl), "%ld", q->record_ttl_s);
-	char chan[128];
-	pkey(q, chan, sizeof(chan), "events", NULL);
-	args[0] = raw; args[1] = in->job_id; args[2] = q->worker_id; args[3] = lease;
-	args[4] = maxr; args[5] = in->type; args[6] = in->reply_to ? in->reply_to : "";
-	args[7] = in->meta ? in->meta : ""; args[8] = in->has_callback ? "1" : "0";
-	args[9] = prio; args[10] = in->group ? in->group : ""; args[11] = nb;
-	args[12] = in->own ? "1" : "0"; args[13] = chan; args[14] = rmax; args[15] = rpmax;
-	args[16] = rttl; args[17] = ttl;
-	if (q->sched_acct[0]) { /* i20-accounts: the job hash keeps its account */
-		args[18] = q->sched_acct;
-		nargs = 19;
+	snprintf(common[0], sizeof(common[0]), "%ld", in[0].lease_ms);
+	snprintf(common[1], sizeof(common[1]), "%ld", in[0].max_recoveries);
+	pkey(q, common[2], sizeof(common[2]), "events", NULL);
+	snprintf(common[3], sizeof(common[3]), "%ld", q->results_max);
+	snprintf(common[4], sizeof(common[4]), "%ld", q->reply_max);
+	snprintf(common[5], sizeof(common[5]), "%ld", q->reply_ttl_s);
+	snprintf(common[6], sizeof(common[6]), "%ld", q->record_ttl_s);
+	snprintf(common[7], sizeof(common[7]), "%d", n);
+	snprintf(common[8], sizeof(common[8]), "%d", moved ? more : 0);
+	snprintf(common[9], sizeof(common[9]), "%zu", more_max_bytes);
+	args[0] = q->worker_id;
+	for (int i = 0; i < 10; i++)
+		args[1 + i] = common[i];
+	args[11] = q->sched_acct; /* i20-accounts: the job hash keeps its account ('' none) */
+	for (int i = 0; i < n; i++) {
+		const struct sched_route_in *x = &in[i];
+		const char **a = &args[nargs];
+		size_t *l = &alens[nargs];
+		if (x->reply_to && *x->reply_to) {
+			keys[nkeys++] = x->reply_to;
+			snprintf(nums[i][0], sizeof(nums[i][0]), "%d", nkeys - FIXED_KEYS);
+		} else {
+			util_strlcpy(nums[i][0], "0", sizeof(nums[i][0]));
+		}
+		snprintf(nums[i][1], sizeof(nums[i][1]), "%ld", x->priority);
+		snprintf(nums[i][2], sizeof(nums[i][2]), "%lld", x->not_before_ms);
+		a[0] = raws[i]; a[1] = x->job_id; a[2] = x->type; a[3] = nums[i][0];
+		a[4] = x->meta ? x->meta : ""; a[5] = x->has_callback ? "1" : "0";
+		a[6] = nums[i][1]; a[7] = x->group ? x->group : ""; a[8] = nums[i][2];
+		a[9] = x->own ? "1" : "0";
+		for (int j = 0; j < PER_JOB; j++)
+			l[j] = j == 0 ? lens[i] : strlen(a[j]);
+		nargs += PER_JOB;
 	}
-	for (int i = 0; i < nargs; i++)
-		lens[i] = i == 0 ? len : strlen(args[i]);
-	rep = queue_eval(q, &lua_route, nkeys, keys, nargs, args, lens);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 8 &&
-	    rep->element[0]->type == REDIS_REPLY_STRING &&
-	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
-		redisReply **e = rep->element;
-		claim_fields(e, out);
-		out->recoveries = (long)str_ll(e[6]);
-		out->may_have_task = flag(e[7]);
+	for (int i = 0; i < FIXED_ARGS; i++)
+		alens[i] = strlen(args[i]);
+	rep = queue_eval(q, &lua_route, nkeys, keys, nargs, args, alens);
+	if (rep && rep->type == REDIS_REPLY_ARRAY && (int)rep->elements == n + 1 &&
+	    rep->element[n]->type == REDIS_REPLY_ARRAY) {
+		redisReply *m = rep->element[n];
+		rc = 0;
+		for (int i = 0; i < n; i++)
+			if (route_out(rep->element[i], &out[i]) != 0)
+				rc = -1;
+		for (size_t i = 0; i < m->elements; i++)
+			if (m->element[i]->type != REDIS_REPLY_STRING)
+				rc = -1;
+		if (rc != 0) {
+			snprintf(q->err, sizeof(q->err), "unexpected reply to route");
+			q->check_own = 1;
+		} else if (moved && m->elements > 0) {
+			/* handed to the caller: the reply keeps only the other elements */
+			*moved = m;
+			rep->element[n] = NULL;
+			rep->elements = (size_t)n;
+		}
 	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
-		freeReplyObject(rep);
 		snprintf(q->err, sizeof(q->err), "unexpected reply to route");
-		return -1;
 	}
-	return done(rep);
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+int sched_route(struct queue *q, const char *raw, size_t len, const struct sched_route_in *in,
+		struct job_claim *out)
+{
+	return sched_route_batch(q, 1, &raw, &len, in, out, 0, 0, NULL);
 }
 
 void sched_pick_free(struct sched_pick *p)

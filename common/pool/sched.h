@@ -50,6 +50,17 @@ struct sched_route_in {
  * CLAIM_UNCERTAIN, CLAIM_QUEUED_ALREADY (nothing written). */
 int sched_route(struct queue *q, const char *raw, size_t len, const struct sched_route_in *in,
 		struct job_claim *out);
+/* Routes n (1..SCHED_ROUTE_BATCH_MAX) descriptors q's consumer holds in one step, in that
+ * order, each as sched_route would (in[0]'s lease_ms and max_recoveries serve all):
+ * out[i] is raws[i]'s outcome. With moved, the same step then moves up to `more` further
+ * descriptors (none longer than more_max_bytes) from <p>:queue into the consumer's list:
+ * *moved is an array reply of them, oldest first (caller frees with freeReplyObject), or
+ * NULL when none. -1 when the step failed (some may be routed, some moved: the others
+ * stay in the consumer's list, handled as leftovers). */
+#define SCHED_ROUTE_BATCH_MAX 32
+int sched_route_batch(struct queue *q, int n, const char *const *raws, const size_t *lens,
+		      const struct sched_route_in *in, struct job_claim *out, int more,
+		      size_t more_max_bytes, redisReply **moved);
 
 struct sched_pick {
 	int outcome;            /* SCHED_PICKED, SCHED_EMPTY, SCHED_PAUSED, SCHED_AGAIN */

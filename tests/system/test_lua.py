@@ -162,23 +162,35 @@ def now_ms(r):
 S = f"{P}:sched:default"
 
 
-def route_keys(jid, proc=f"{P}:processing:c#router", reply=None):
-    k = [f"{P}:job:{jid}", f"{P}:recoveries", proc, f"{S}:ready", f"{S}:delayed",
+def route_keys(proc=f"{P}:processing:c#router", replies=()):
+    k = [f"{P}:job:", f"{P}:recoveries", proc, f"{S}:ready", f"{S}:delayed",
          f"{S}:items", f"{S}:state", f"{S}:gtag", f"{S}:gcount", f"{S}:inflight",
-         f"{S}:picked", f"{P}:group:weight", f"{S}:wake", f"{P}:cancel:{jid}", f"{P}:stats",
-         f"{P}:results", f"{P}:hist:m:1", f"{P}:hist:d:19700101"]  # i21: the history keys
-    return k + ([reply] if reply else [])
+         f"{S}:picked", f"{P}:group:weight", f"{S}:wake", f"{P}:cancel:", f"{P}:stats",
+         f"{P}:results", f"{P}:queue", f"{P}:hist:m:1", f"{P}:hist:d:19700101"]  # i21
+    return k + list(replies)
+
+
+def route_args(cid="c#router", maxrec=3, more=0, jobs=(), account=""):
+    """route.lua's ARGV: the common part, then per job (raw, jobId, reply index, prio,
+    group, notBefore, own)."""
+    a = [cid, 5000, maxrec, f"{P}:events", 100, 100, 3600, 600, len(jobs), more, 100000,
+         account]
+    for raw, jid, rk, prio, group, nb, own in jobs:
+        a += [raw, jid, "raw", rk, "", "0", prio, group, nb, own]
+    return a
 
 
 def route(r, jid, raw=None, prio=5, group="", nb=0, own="0", cid="c#router", reply=None,
           maxrec=3):
+    """route.lua with a batch of one: its outcome tuple."""
     raw = raw or json.dumps({"v": 1, "id": jid})
     proc = f"{P}:processing:{cid}"
     r.lpush(proc, raw)
-    out = run(r, "route", route_keys(jid, proc, reply),
-              [raw, jid, cid, 5000, maxrec, "raw", reply or "", "", "0", prio, group, nb, own,
-               f"{P}:events", 100, 100, 3600, 600])
-    return out
+    out = run(r, "route", route_keys(proc, [reply] if reply else []),
+              route_args(cid, maxrec, jobs=[(raw, jid, 1 if reply else 0, prio, group, nb,
+                                             own)]))
+    assert out[-1] == []  # nothing moved from the queue (none asked)
+    return out[0]
 
 
 PICK_KEYS = [f"{S}:ready", f"{S}:delayed", f"{S}:items", f"{S}:state", f"{S}:gtag",
@@ -203,9 +215,8 @@ def test_route_outcomes(r):
     r.delete(f"{P}:processing:c#router")
     # run again after its reply was lost: the copy is not held, nothing to do
     raw = json.dumps({"v": 1, "id": "q9"})
-    assert run(r, "route", route_keys("q9"), [raw, "q9", "c#router", 5000, 3, "raw", "", "",
-                                               "0", 5, "", 0, "0", "e", 1, 1, 1, 1])[0] == \
-        b"not_held"
+    assert run(r, "route", route_keys(), route_args(jobs=[(raw, "q9", 0, 5, "", 0, "0")]))[0][0] \
+        == b"not_held"
     assert not r.exists(f"{P}:job:q9")
     # notBefore in the future: delayed
     out = route(r, "d1", nb=now_ms(r) + 60000)
@@ -242,6 +253,39 @@ def test_route_outcomes(r):
     r.hset(f"{S}:inflight", "g", 1)
     assert route(r, "p1", group="g")[0] == b"queued"
     assert not r.hexists(f"{S}:picked", "p1") and not r.hexists(f"{S}:inflight", "g")
+
+
+def test_route_a_batch_and_move_the_next(r):
+    """route.lua routes a batch in one call, in order, each descriptor as if alone (the
+    second copy of a job is a duplicate of the first), then moves the next batch from the
+    queue into the router's list, oldest first, stopping before an oversized one."""
+    proc = f"{P}:processing:c#router"
+    raws = [json.dumps({"v": 1, "id": i}) for i in ("b1", "b2", "b1")]
+    for raw in raws:
+        r.lpush(proc, raw)
+    reply = f"{P}:replies:u9"
+    r.set(f"{P}:cancel:b2", "1")  # b2 ends cancelled, its event onto its replyTo
+    for i in range(3):
+        r.lpush(f"{P}:queue", json.dumps({"v": 1, "id": f"n{i}"}))
+    r.lpush(f"{P}:queue", "x" * 200)  # after n2: too long to move
+    r.lpush(f"{P}:queue", "last")
+    jobs = [(raws[0], "b1", 0, 5, "", 0, "0"), (raws[1], "b2", 1, 5, "", 0, "0"),
+            (raws[2], "b1", 0, 5, "", 0, "0")]
+    args = route_args(jobs=jobs, more=10)
+    args[10] = 100  # the most bytes of one moved
+    out = run(r, "route", route_keys(proc, [reply]), args)
+    assert [o[0] for o in out[:3]] == [b"queued", b"cancelled", b"queued_already"]
+    assert json.loads(r.lindex(reply, 0))["jobId"] == "b2"
+    assert r.hget(f"{P}:job:b2", "replyTo") == reply.encode()
+    assert out[3] == [json.dumps({"v": 1, "id": f"n{i}"}).encode() for i in range(3)]
+    # the duplicate's copy stays for the router to dead-letter; the moved ones are its own
+    assert r.lrange(proc, 0, -1) == [json.dumps({"v": 1, "id": f"n{i}"}).encode()
+                                     for i in (2, 1, 0)] + [raws[2].encode()]
+    assert r.lrange(f"{P}:queue", 0, -1) == [b"last", b"x" * 200]
+    # run again after its reply was lost: nothing routed twice, nothing more moved than asked
+    again = run(r, "route", route_keys(proc, [reply]), route_args(jobs=jobs[:2]))
+    # (b1's identical copy is still held: a duplicate again, as the first run said)
+    assert [o[0] for o in again[:2]] == [b"queued_already", b"not_held"] and again[2] == []
 
 
 def test_pick_rule(r):
