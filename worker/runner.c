@@ -484,17 +484,22 @@ static void route_finish(struct runner *r, struct route_ctx *x, const struct job
 	}
 }
 
-static void route(struct runner *r, const struct rconn_bulk *b, int leftover)
+/* Returns -1 when the route step failed (the descriptor stays listed), else 0. */
+static int route(struct runner *r, const struct rconn_bulk *b, int leftover)
 {
 	struct route_ctx x;
 	struct job_claim c;
+	int rc = 0;
 
 	if (route_prepare(r, b, b->data, b->len, &x) != 0)
-		return;
+		return 0;
 	route_acct(r, x.acct);
 	if (sched_route(&r->io.q, x.raw, x.len, &x.in, &c) == 0)
 		route_finish(r, &x, &c, leftover);
+	else
+		rc = -1;
 	route_ctx_free(&x);
+	return rc;
 }
 
 /* The router's batch: its BLMOVE's descriptor b (or none) and the descriptors of batch[]
@@ -1035,7 +1040,10 @@ void *router_main(void *arg)
 			break;
 		}
 		if (leftover || !b.kept) {
-			route(&r, &b, leftover);
+			/* a leftover routed: the next one (e.g. of a batch whose reply was lost)
+			 * goes at once; only a failing route step backs off */
+			if (route(&r, &b, leftover) == 0 && leftover)
+				leftover_delay_ms = 0;
 		} else {
 			/* a backlog is the common case: each route moves the next batch, routed
 			 * with one call each until the queue is empty (no BLMOVE meanwhile) */
