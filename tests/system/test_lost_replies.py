@@ -179,3 +179,29 @@ def test_a_lost_reply_on_a_dead_letter_writes_it_once(redis_server, r, fake_kie,
         assert [e["jobId"] for e in events(r)].count("bad-1") == 1
     finally:
         proxy.close()
+
+
+def test_a_lost_reply_on_a_route_batch_strands_nothing(redis_server, r, fake_kie, workers):
+    """A backlog is routed in batches: each route.lua call moves the next batch into the
+    router's list. Its reply lost, the moved descriptors are the router's leftovers: each
+    is routed at once (not after a back-off that doubles per leftover), and every job
+    still ends once, with one task, within 30 s."""
+    proxy = ReplyDropper(redis_server.port)
+    load_scripts(r)
+    try:
+        n = 48
+        r.lpush(f"{PREFIX}:queue", *[job(f"rb-{i}") for i in range(n)])
+        proxy.drop(script_sha("route"))
+        w = workers(proxy.url, fake_kie.url, KIE_WORKER_CONCURRENCY=4, KIE_WORKER_POLLERS=2,
+                    KIE_POLL_INITIAL_MS=100)
+        evs = wait_events(r, n, timeout=30)
+        wait_for(lambda: proxy.dropped == 1, 10, what="a route reply to be dropped")
+        assert sorted(e["jobId"] for e in evs) == sorted(f"rb-{i}" for i in range(n))
+        assert {e["status"] for e in evs} == {"completed"}
+        assert fake_kie.stats()["creates_by_job"] == {f"rb-{i}": 1 for i in range(n)}
+        assert dead(r) == []
+        assert "reconnected to Redis" in w.log()
+        wait_for(lambda: all(r.llen(k) == 0 for k in r.keys(f"{PREFIX}:processing:*")), 10,
+                 what="every claimed descriptor released")
+    finally:
+        proxy.close()
