@@ -1041,9 +1041,10 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 	const char *keys[16] = {tkey, jkey, ed.results, due, stats, infl, hmin, hday,
 				reply_to ? reply_to : "", ck[0], ck[1], ck[2], ck[3], ck[4],
 				ck[5], ck[6]};
-	const char *args[17] = {event_json ? event_json : "", status, now, ed.chan, ed.max,
+	const char *args[18] = {event_json ? event_json : "", status, now, ed.chan, ed.max,
 				job_id && *job_id ? "1" : "0", task_id, ttl, ed.reply_max,
-				ed.reply_ttl, cr, "", "", "", "", gmax, sttl};
+				ed.reply_ttl, cr, "", "", "", "", gmax, sttl,
+				job_id ? job_id : ""};
 	int nkeys = reply_to && *reply_to ? 9 : 8;
 	redisReply *rep;
 
@@ -1082,9 +1083,9 @@ int queue_finalize(struct queue *q, const char *task_id, const char *job_id,
 		nkeys = 16;
 	}
 	if (q->ahead && q->ahead->on && !q->ahead->have)
-		rep = finalize_and_poll_next(q, nkeys, keys, cost ? 17 : 10, args);
+		rep = finalize_and_poll_next(q, nkeys, keys, cost ? 18 : 10, args);
 	else
-		rep = eval(q, &lua_finalize, nkeys, keys, cost ? 17 : 10, args, NULL);
+		rep = eval(q, &lua_finalize, nkeys, keys, cost ? 18 : 10, args, NULL);
 	if (rep && rep->type == REDIS_REPLY_INTEGER) {
 		*done = rep->integer == 4 ? 2 : rep->integer != 0;
 		if (rep->integer == 3)

@@ -1108,3 +1108,42 @@ def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, worke
     assert sorted(e["jobId"] for e in evs) == sorted([f"a{i}" for i in range(5)] +
                                                      [f"b{i}" for i in range(5)])
     assert all(e["status"] == "completed" for e in evs)
+
+
+def test_every_counter_key_a_finalization_creates_expires(r):
+    """The history, spend and budget counters set their expiry when a write creates a
+    field (EXPIRE NX, not on every write): every key the first finalization creates has
+    one, and so does a key whose first write came from a later, second task (a new
+    group, a new bucket)."""
+    day = "20261206"
+    cost = [f"{P}:budget:{day}", f"{P}:budget:20261205", f"{P}:budget:group",
+            f"{P}:budget:models", f"{P}:budget:open", f"{P}:spend:{day}",
+            f"{P}:spend:{day}:groups"]
+
+    def fin(task, job, credits, group):
+        r.hset(f"{P}:job:{job}", mapping={"state": "polling", "taskId": task, "type": "raw",
+                                          "group": group, "startedAt": 1000, "model": "m"})
+        r.hset(f"{P}:task:{task}", "jobId", job)
+        keys = finalize_keys(task, job) + [""] + cost
+        args = ['{"finishedAt":1}', "completed", 1000 + 1500 * len(task), f"{P}:events", 100,
+                "1", task, 60, 10, 60, credits, day, "20261205", "raw", "acct", 1000, 7776000,
+                job]
+        assert run(r, "finalize", keys, args) == 1
+
+    fin("t1", "j1", "2.5", "g1")
+    created = [f"{P}:hist:m:1", f"{P}:hist:d:19700101", f"{P}:budget:{day}",
+               f"{P}:spend:{day}", f"{P}:spend:{day}:groups"]
+    for k in created:
+        assert r.exists(k) and r.ttl(k) > 0, (k, r.ttl(k))
+    # keys a later task's write creates: the groups set and the minute hash gone, a task
+    # whose cost KIE did not say (no credits written: the minute hash is made by the
+    # counts alone), then one with credits and a new group
+    r.delete(f"{P}:spend:{day}:groups", f"{P}:hist:m:1")
+    fin("t22", "j2", "", "")
+    assert r.exists(f"{P}:hist:m:1") and r.ttl(f"{P}:hist:m:1") > 0
+    assert not r.hexists(f"{P}:hist:m:1", "credits")
+    fin("t333", "j3", "1.25", "g2")
+    for k in created:
+        assert r.exists(k) and r.ttl(k) > 0, (k, r.ttl(k))
+    assert float(r.hget(f"{P}:spend:{day}", "total")) == 3.75
+    assert r.zscore(f"{P}:spend:{day}:groups", "g2") == 1.25

@@ -46,11 +46,11 @@
 -- ARGV[15] its account's alias (when the job hash has none)
 -- ARGV[16] most groups named a day (1000)
 -- ARGV[17] the spend counters' TTL (s)
+-- ARGV[18] jobId (its budget reservation's name; '' none)
 -- Returns 0 already finalized, 1 finalized now, 3 finalized now but replyTo skipped, 4
 -- finalized now without an event: the job is dead.
 --#include emit.lua
 --#include history.lua
---#include job_end.lua
 --#include budget.lua
 --#include spend.lua
 
@@ -68,11 +68,17 @@ end
 
 need(KEYS[3], 'list') need(KEYS[4], 'zset') need(KEYS[5], 'hash')
 local job = ARGV[6] == '1'
+-- the job hash, read once (a key of another type fails this read, before any write): its
+-- state and task, its in-flight group, its cost labels, its times and what is kept
+-- after the end
+local keep = {'attempts', 'type', 'group', 'createdAt', 'queuedAt', 'startedAt'}
+local K = 5 -- jv[K + i] is keep[i]
+local jv = {}
 if job then
-  need(KEYS[2], 'hash')
-  local j = redis.call('HMGET', KEYS[2], 'state', 'taskId')
+  jv = redis.call('HMGET', KEYS[2], 'state', 'taskId', 'inflight', 'account', 'model',
+    unpack(keep))
   -- the job's own task, finalized before: its hash is gone, the job hash tells
-  if (j[1] == 'completed' or j[1] == 'failed') and j[2] == ARGV[7] then
+  if (jv[1] == 'completed' or jv[1] == 'failed') and jv[2] == ARGV[7] then
     redis.call('ZREM', KEYS[4], ARGV[7])
     return 0
   end
@@ -93,11 +99,9 @@ if KEYS[16] then
   local credits = tonumber(ARGV[11])
   local ty, acct, grp, model = ARGV[14], ARGV[15], '', ''
   if job then
-    local jf = redis.call('HMGET', KEYS[2], 'type', 'account', 'group', 'model')
-    ty, acct, grp, model = jf[1] or ty, jf[2] or acct, jf[3] or '', jf[4] or ''
-    local jid = redis.call('HGET', KEYS[1], 'jobId') or ''
-    credits = budget_settle(KEYS[2], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], jid,
-      ARGV[12], ARGV[13], grp, model, credits)
+    ty, acct, grp, model = jv[K + 2] or ty, jv[4] or acct, jv[K + 3] or '', jv[5] or ''
+    credits = budget_settle(KEYS[2], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14],
+      ARGV[18] or '', ARGV[12], ARGV[13], grp, model, credits)
   end
   spend_add(KEYS[15], KEYS[16], credits or 0, ty, acct, grp, tonumber(ARGV[16]) or 1000,
     tonumber(ARGV[17]) or 7776000)
@@ -105,21 +109,23 @@ if KEYS[16] then
 end
 -- <<< i20-wire
 if job then
-  inflight_end(KEYS[2], KEYS[6])
-  if redis.call('HGET', KEYS[2], 'state') == 'dead' then
+  -- the job's group gives back its in-flight slot (per-group caps, pool/sched.h)
+  if jv[3] then
+    if redis.call('HINCRBY', KEYS[6], jv[3], -1) <= 0 then redis.call('HDEL', KEYS[6], jv[3]) end
+  end
+  if jv[1] == 'dead' then
     task_trim(KEYS[1], ARGV[8])
-    redis.call('HDEL', KEYS[2], 'pending')
+    redis.call('HDEL', KEYS[2], 'pending', 'inflight')
     redis.call('HINCRBY', KEYS[5], 'dead_tasks_collected', 1)
     return 4
   end
   redis.call('DEL', KEYS[1])
   -- written anew rather than trimmed: a hash that once held a long value (raw, jobMeta)
   -- stays in Redis's larger encoding; a fresh one of short values is a listpack
-  local keep = {'attempts', 'type', 'group', 'createdAt', 'queuedAt', 'startedAt'}
-  local v = redis.call('HMGET', KEYS[2], unpack(keep))
   local f = {'state', ARGV[2], 'taskId', ARGV[7], 'updatedAt', ARGV[3], 'finishedAt', ARGV[3]}
   for i, name in ipairs(keep) do
-    if v[i] and v[i] ~= '' then f[#f + 1] = name f[#f + 1] = v[i] end
+    local v = jv[K + i]
+    if v and v ~= '' then f[#f + 1] = name f[#f + 1] = v end
   end
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], unpack(f))
@@ -129,12 +135,11 @@ else
 end
 if ARGV[1] ~= '' then
   local ev = ARGV[1]
-  if job then ev = emit_times(KEYS[2], ev) end
+  if job then ev = emit_times_of(ev, jv[K + 5], jv[K + 6]) end
   emit(KEYS[3], reply, ev, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[9]), ARGV[10])
   redis.call('HINCRBY', KEYS[5], ARGV[2], 1)
   -- i21: the history counters: the final state, and a job's generation time
-  hist_add(KEYS[7], KEYS[8], hist_fields(ARGV[2], 'gen',
-    job and redis.call('HGET', KEYS[2], 'startedAt') or nil, ARGV[3]))
+  hist_add(KEYS[7], KEYS[8], hist_fields(ARGV[2], 'gen', job and jv[K + 6] or nil, ARGV[3]))
 else
   redis.call('HINCRBY', KEYS[5], 'duplicate_tasks_collected', 1)
 end

@@ -22,12 +22,14 @@ local function budget_num(v)
 	return tonumber(v) or 0
 end
 
--- adds by to field, writing 0 for what is left of a float's rounding
+-- adds by to field, writing 0 for what is left of a float's rounding; returns true when
+-- the field holds no more than by now (it was new, or 0)
 local function budget_add(kday, field, by)
 	local v = tonumber(redis.call('HINCRBYFLOAT', kday, field, by))
 	if v and v < 1e-9 and v > -1e-9 and v ~= 0 then
 		redis.call('HSET', kday, field, 0)
 	end
+	return not v or math.abs(v - by) <= 1e-9 * math.max(1, math.abs(by))
 end
 
 -- The estimated cost of one task of model: the observed average of its successful
@@ -97,13 +99,17 @@ end
 
 -- Takes the job's reservation off its day (kday when its day is day, kyday when it is
 -- yday, else only the job's fields); spent (a number, or nil: nothing spent) is added
--- to the same day. Without a reservation, spent goes to kday (the group's part when
--- the group has a budget now). Returns the reservation's estimate, or 0 when there was
--- none.
+-- to the same day (with use_est and spent nil: the estimate is what was spent, 0 without
+-- a reservation). Without a reservation, spent goes to kday (the group's part when the
+-- group has a budget now). Returns the reservation's estimate, or 0 when there was none,
+-- and what was counted as spent.
 local function budget_unreserve(kjob, kday, kyday, kgroups, kopen, job_id, day, yday, group,
-				spent)
+				spent, use_est)
 	local f = redis.call('HMGET', kjob, 'budgetDay', 'budgetEst', 'budgetGroup')
 	local est = tonumber(f[2])
+	if spent == nil and use_est then
+		spent = est or 0
+	end
 	local target = kday
 	local g = group
 	if est then
@@ -128,13 +134,17 @@ local function budget_unreserve(kjob, kday, kyday, kgroups, kopen, job_id, day, 
 	end
 	if spent and spent > 0 then
 		target = target or kday
-		budget_add(target, 'spent', spent)
+		-- the day's expiry is set when its spent field is new (a reservation's
+		-- budget_reserve sets it too)
+		local new = budget_add(target, 'spent', spent)
 		if g ~= '' then
 			budget_add(target, 'spent|' .. g, spent)
 		end
-		redis.call('EXPIRE', target, BUDGET_DAY_TTL_S)
+		if new then
+			redis.call('EXPIRE', target, BUDGET_DAY_TTL_S)
+		end
 	end
-	return est or 0
+	return est or 0, spent
 end
 
 -- The task's cost arrived (credits: a number, or nil when KIE did not say: the
@@ -142,12 +152,8 @@ end
 -- model: the task's model, for the observed average. Returns the credits counted.
 local function budget_settle(kjob, kday, kyday, kgroups, kmodels, kopen, job_id, day, yday,
 			     group, model, credits)
-	local est = tonumber(redis.call('HGET', kjob, 'budgetEst'))
-	local spent = credits
-	if not spent then
-		spent = est or 0
-	end
-	budget_unreserve(kjob, kday, kyday, kgroups, kopen, job_id, day, yday, group, spent)
+	local _, spent = budget_unreserve(kjob, kday, kyday, kgroups, kopen, job_id, day, yday,
+					  group, credits, true)
 	if credits then
 		budget_observe(kmodels, model, credits)
 	end

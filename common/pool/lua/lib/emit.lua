@@ -18,16 +18,22 @@ local function emit_reply(reply, ev, rmax, rttl)
   if redis.call('LPUSH', reply, ev) > rmax then redis.call('LTRIM', reply, 0, rmax - 1) end
   redis.call('EXPIRE', reply, rttl)
 end
-local function emit_times(kjob, ev)
-  local t = redis.call('HMGET', kjob, 'queuedAt', 'startedAt')
+-- ev with queuedAt and startedAt (job hash values, or nil) spliced in before "finishedAt"
+local function emit_times_of(ev, queued, started)
   local add = ''
-  if t[1] and string.match(t[1], '^%d+$') then add = string.format('"queuedAt":%s,', t[1]) end
-  if t[2] and string.match(t[2], '^%d+$') then
-    add = add .. string.format('"startedAt":%s,', t[2])
+  if queued and string.match(queued, '^%d+$') then
+    add = string.format('"queuedAt":%s,', queued)
+  end
+  if started and string.match(started, '^%d+$') then
+    add = add .. string.format('"startedAt":%s,', started)
   end
   local at = string.find(ev, '"finishedAt":', 1, true)
   if add == '' or not at then return ev end
   return string.sub(ev, 1, at - 1) .. add .. string.sub(ev, at)
+end
+local function emit_times(kjob, ev)
+  local t = redis.call('HMGET', kjob, 'queuedAt', 'startedAt')
+  return emit_times_of(ev, t[1], t[2])
 end
 local function emit(results, reply, ev, chan, max, rmax, rttl)
   if redis.call('LPUSH', results, ev) > max then redis.call('LTRIM', results, 0, max - 1) end

@@ -4,7 +4,8 @@
 --   kday     <p>:spend:<yyyymmdd>         HASH total, tasks, type:<t>, account:<a>,
 --                                         group:(other)
 --   kgroups  <p>:spend:<yyyymmdd>:groups  ZSET group -> credits, at most groups_max
--- of the UTC day the cost arrived. Both expire ttl_s (90 days) after their last write.
+-- of the UTC day the cost arrived. Both expire ttl_s (90 days) after their first write
+-- (the day's first task; a later one only adds).
 -- The groups are bounded: a group already counted, or a new one while the set has room,
 -- is counted under its name; once it is full, a new group whose amount is at least the
 -- smallest member's takes that member's place (the member's credits move to
@@ -18,7 +19,7 @@ local SPEND_OTHER = '(other)'
 -- group: '' = no group (counted in the totals only).
 local function spend_add(kday, kgroups, credits, type, account, group, groups_max, ttl_s)
 	redis.call('HINCRBYFLOAT', kday, 'total', credits)
-	redis.call('HINCRBY', kday, 'tasks', 1)
+	local first = redis.call('HINCRBY', kday, 'tasks', '1') == 1
 	if type ~= '' then
 		redis.call('HINCRBYFLOAT', kday, 'type:' .. type, credits)
 	end
@@ -26,9 +27,15 @@ local function spend_add(kday, kgroups, credits, type, account, group, groups_ma
 		redis.call('HINCRBYFLOAT', kday, 'account:' .. account, credits)
 	end
 	if group ~= '' then
-		if redis.call('ZSCORE', kgroups, group) or
-		   redis.call('ZCARD', kgroups) < groups_max then
+		local card = nil
+		if not redis.call('ZSCORE', kgroups, group) then
+			card = redis.call('ZCARD', kgroups)
+		end
+		if not card or card < groups_max then
 			redis.call('ZINCRBY', kgroups, credits, group)
+			if card == 0 then
+				redis.call('EXPIRE', kgroups, ttl_s)
+			end
 		else
 			local low = redis.call('ZRANGE', kgroups, 0, 0, 'WITHSCORES')
 			if low[1] and credits >= tonumber(low[2]) then
@@ -39,7 +46,8 @@ local function spend_add(kday, kgroups, credits, type, account, group, groups_ma
 				redis.call('HINCRBYFLOAT', kday, 'group:' .. SPEND_OTHER, credits)
 			end
 		end
-		redis.call('EXPIRE', kgroups, ttl_s)
 	end
-	redis.call('EXPIRE', kday, ttl_s)
+	if first then
+		redis.call('EXPIRE', kday, ttl_s)
+	end
 end
