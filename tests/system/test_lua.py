@@ -251,6 +251,7 @@ def test_route_outcomes(r):
     # picked by a runner that died: routed again, its group's in-flight slot comes back
     r.hset(f"{S}:picked", "p1", "g")
     r.hset(f"{S}:inflight", "g", 1)
+    r.hset(f"{P}:job:p1", mapping={"state": "queued", "group": "g"})  # routed, then picked
     assert route(r, "p1", group="g")[0] == b"queued"
     assert not r.hexists(f"{S}:picked", "p1") and not r.hexists(f"{S}:inflight", "g")
 

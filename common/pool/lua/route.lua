@@ -58,8 +58,8 @@
 -- ARGV[b+9] notBefore (epoch ms, '0' for none)
 -- ARGV[b+10] '1': claim the job for this consumer instead of queueing it (its prompt
 --          cannot be built: it is dead-lettered next), else '0'
--- Returns, per descriptor in order, {outcome, epoch, attempts, state before, taskId, owner before,
--- recoveries, mayHaveTask}; outcome: queued | delayed | cancelled | claimed | takeover |
+-- Returns, per descriptor in order, {outcome, epoch, attempts, state before, taskId,
+-- owner before, recoveries, mayHaveTask}; outcome: queued | delayed | cancelled | claimed | takeover |
 -- has_task | finished | owned | uncertain | queued_already | too_many_recoveries | not_held
 -- (the descriptor is not in the consumer's list: a run whose reply was lost released it).
 -- queued, delayed and cancelled release the descriptor; claimed, takeover and
@@ -71,6 +71,14 @@ local SPAN = 1e12
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nows = string.format('%d', now)
+-- read once per batch: the weights, virtual times and groups' last tags seen (a group's
+-- tag is written on each job and kept here)
+local weights, vtimes, gtags = {}, {}, {}
+local woken = false
+local function wake()
+  if not woken and redis.call('LLEN', KEYS[13]) == 0 then redis.call('LPUSH', KEYS[13], '1') end
+  woken = true
+end
 
 -- one descriptor (a = its ARGV values): the outcome tuple
 local function route_one(a)
@@ -91,11 +99,13 @@ local function route_one(a)
   if task ~= '' then return out('has_task') end
   if owner ~= '' and owner ~= ARGV[1] and lease > now then return out('owned') end
   if st == 'uncertain' then return out('uncertain') end
-  if redis.call('ZSCORE', KEYS[4], id) or redis.call('ZSCORE', KEYS[5], id) then
+  -- a job without a hash is in no structure (a queued job's hash does not expire)
+  if j[1] and (redis.call('ZSCORE', KEYS[4], id) or redis.call('ZSCORE', KEYS[5], id)) then
     return out('queued_already')
   end
   -- picked by a runner that died before it started the job: its group's slot comes back
-  local pg = redis.call('HGET', KEYS[11], id)
+  -- (a job without a hash was never routed, so never picked)
+  local pg = j[1] and redis.call('HGET', KEYS[11], id)
   if pg then
     redis.call('HDEL', KEYS[11], id)
     if redis.call('HINCRBY', KEYS[10], pg, -1) <= 0 then redis.call('HDEL', KEYS[10], pg) end
@@ -168,20 +178,25 @@ local function route_one(a)
     outcome = 'delayed'
     redis.call('ZADD', KEYS[5], nb, id)
     -- an idle runner looks once, and learns when to look again
-    if redis.call('LLEN', KEYS[13]) == 0 then redis.call('LPUSH', KEYS[13], '1') end
+    wake()
   else
     -- start-time fair queuing: a job's tag is max(V_p, the group's last tag) + 1000/weight
-    local w = tonumber(redis.call('HGET', KEYS[12], g) or '1') or 1
-    local inc = math.max(1, math.floor(1000 / w))
+    if not weights[g] then
+      weights[g] = tonumber(redis.call('HGET', KEYS[12], g) or '1') or 1
+    end
+    local inc = math.max(1, math.floor(1000 / weights[g]))
     local gk = p .. '|' .. g
-    local v = tonumber(redis.call('HGET', KEYS[7], 'v' .. p) or '0') or 0
-    local last = tonumber(redis.call('HGET', KEYS[8], gk) or '0') or 0
-    local tg = math.max(v, last) + inc
+    if not vtimes[p] then
+      vtimes[p] = tonumber(redis.call('HGET', KEYS[7], 'v' .. p) or '0') or 0
+    end
+    if not gtags[gk] then gtags[gk] = tonumber(redis.call('HGET', KEYS[8], gk) or '0') or 0 end
+    local tg = math.max(vtimes[p], gtags[gk]) + inc
+    gtags[gk] = tg
     redis.call('HSET', KEYS[8], gk, string.format('%d', tg))
     tag = string.format('%d', tg)
     redis.call('ZADD', KEYS[4], (9 - p) * SPAN + tg, id)
     redis.call('HINCRBY', KEYS[7], 'n' .. p, 1)
-    if redis.call('LLEN', KEYS[13]) == 0 then redis.call('LPUSH', KEYS[13], '1') end
+    wake()
   end
   redis.call('HSET', KEYS[6], id, p .. '\t' .. g .. '\t' .. queued_at .. '\t' .. tag .. '\t' ..
     a.raw)
