@@ -50,6 +50,7 @@ those Lua scripts ran ("lua" in MONITOR's output); MONITOR slows Redis, so that 
 is not timed.
 """
 import argparse
+import collections
 import http.server
 import json
 import os
@@ -214,7 +215,39 @@ SYSTEMS = {
 }
 
 
-def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None):
+def script_names():
+    """sha1 -> script name, from the generated build/gen/lua_scripts.c (the expanded
+    text's SHA1, which Redis knows each script by)."""
+    path = os.path.join(BIN, "gen", "lua_scripts.c")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return {}
+    return {sha: name for name, sha in
+            re.findall(r'struct script lua_\w+ = \{"(\w+)", \w+, \d+, "([0-9a-f]{40})"\}', text)}
+
+
+def slowlog_by_command(r, names):
+    """Every top-level command Redis ran (SLOWLOG at threshold 0; a script's inner commands
+    are not logged on their own), summed by script name or command: {name: [calls, µs]}."""
+    out = collections.defaultdict(lambda: [0, 0])
+    for e in r.slowlog_get(10 ** 6):
+        args = [x.decode(errors="replace") if isinstance(x, bytes) else str(x) for x in e["command"].split()] \
+            if isinstance(e["command"], (str, bytes)) else e["command"]
+        cmd = args[0].lower() if args else "?"
+        if cmd in ("evalsha", "evalsha_ro") and len(args) > 1:
+            key = names.get(args[1], "script " + args[1][:8])
+        elif cmd in ("fcall", "fcall_ro") and len(args) > 1:
+            key = "function " + args[1]
+        else:
+            key = cmd
+        out[key][0] += 1
+        out[key][1] += e["duration"]
+    return out
+
+
+def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None, slowlog=False):
     """One run of one system against fresh fakes in a new folder of tmp (the worker's
     log stays there: out["log"]). Returns a dict of figures and counts; raises BenchError
     when the work was not all done. a carries task_ms, poll_initial_ms, runners, pollers."""
@@ -229,6 +262,10 @@ def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None):
         r = srv.client()
         enqueue(srv, fake, s3, a, jobs)
         r.config_resetstat()
+        if slowlog:
+            r.config_set("slowlog-max-len", 10 ** 6)
+            r.config_set("slowlog-log-slower-than", 0)
+            r.slowlog_reset()
         if monitor:
             mon = Monitor(srv.port)
             mon.ignore_addrs.add(r.client_info()["addr"].encode())
@@ -257,6 +294,9 @@ def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None):
             stats = r.info("stats")
             cmdstats = r.info("commandstats")
             redis_cpu = redis_cpu_s(r) - cpu0
+            if slowlog:
+                r.config_set("slowlog-log-slower-than", -1)
+                by_script = slowlog_by_command(r, script_names())
             cmds = stats["total_commands_processed"] - own - 2  # - INFO cpu, commandstats
             if mon:
                 time.sleep(0.2)
@@ -278,6 +318,8 @@ def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None):
                "commandusec": {k[len("cmdstat_"):]: v["usec"] for k, v in cmdstats.items()}}
         if mon:
             out.update(client_cmds=mon.client, script_cmds=mon.script)
+        if slowlog:
+            out["by_script"] = by_script
         bad = [k for k in ("creates", "s3_objects", "events", "event_ids", "completed")
                if out[k] != jobs]
         if bad:
@@ -697,6 +739,9 @@ def main():
     ap.add_argument("--memory-jobs", type=int, default=1000,
                     help="jobs of the memory run (0: none)")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--scripts", type=int, default=0,
+                    help="jobs of a pass that times every command Redis ran, by script "
+                         "(SLOWLOG at threshold 0), for each system (0: no such pass)")
     ap.add_argument("--groups", default="",
                     help="only the scheduling run: e.g. 1,100,10000 groups (pick's cost)")
     ap.add_argument("--group-picks", type=int, default=2000)
@@ -757,10 +802,30 @@ def main():
                     print(f"counting the commands of {s} with MONITOR: {a.round_trips} "
                           "jobs ...", file=sys.stderr, flush=True)
                     trips.append(run_system(s, a, a.round_trips, tmp, monitor=True))
+            scripts = []
+            if a.scripts:
+                a.runners, a.pollers = configs[0]
+                for s in systems:
+                    print(f"timing every command of {s}: {a.scripts} jobs ...",
+                          file=sys.stderr, flush=True)
+                    scripts.append(run_system(s, a, a.scripts, tmp, slowlog=True))
     except BenchError as e:
         print(f"bench failed: {e}", file=sys.stderr)
         return 1
     print(f"\n{machine_facts()}.")
+    for o in scripts:
+        rows = sorted(o["by_script"].items(), key=lambda kv: -kv[1][1])
+        total = sum(v[1] for _, v in rows)
+        print(f"\nWhere Redis's time goes, {o['system']}, {o['jobs']} jobs (every top-level "
+              f"command timed by SLOWLOG; a script's time includes its commands): "
+              f"{total / o['jobs']:.0f} µs per job in commands, "
+              f"{o['redis_cpu_s'] * 1e6 / o['jobs']:.0f} µs of Redis CPU per job in all\n")
+        print("| script or command | calls/job | µs/call | µs/job |")
+        print("|---|---|---|---|")
+        for name, (calls, us) in rows:
+            if us / o["jobs"] >= 0.5:
+                print(f"| {name} | {calls / o['jobs']:.2f} | {us / calls:.1f} | "
+                      f"{us / o['jobs']:.1f} |")
     if lats:
         print(f"\nLatency: {a.latency_jobs} generate_image jobs "
               + (f"pushed at {a.latency_rate:g}/s" if a.latency_rate > 0 else "pushed at once")
