@@ -648,58 +648,63 @@ def row(o):
 # --- issue 19: the pick's Redis cost by the number of groups ---
 
 def lua_src(name):
+    """A script as the worker embeds it (its --#include lines expanded)."""
+    from conftest import lua_expanded
     for sub in ("pool",):
         path = os.path.join(ROOT, "common", sub, "lua", name + ".lua")
         if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                return f.read()
+            return lua_expanded(path).decode()
     raise BenchError(f"no script {name}.lua")
 
 
 def groups_run(groups, jobs_per_group_min, picks, tmp):
     """The scheduling scripts alone against a real redis-server: route.lua queues jobs over
-    G groups (at least jobs_per_group_min each, and at least 2 * picks in all), then
-    pick.lua + job_start.lua run `picks` times as a runner would (the processing list
-    emptied between picks, as the runner's hand-off does). Returns Redis's own µs per
-    call of each script (INFO commandstats: the script and the commands it ran) and the
-    ready set's size. The worker's calls, without the worker: the script's cost is what
-    grows with G, if anything does."""
+    G groups (at least jobs_per_group_min each, and at least 2 * picks in all) in the
+    router's batches of 16, then pick.lua (which starts the job it picks and reserves its
+    budget) runs `picks` times as a runner would (the processing list emptied between
+    picks, as the runner's hand-off does). Returns Redis's own µs per job of each script
+    (INFO commandstats: the script and the commands it ran) and the ready set's size. The
+    worker's calls, without the worker: the script's cost is what grows with G, if
+    anything does."""
     d = tempfile.mkdtemp(dir=tmp, prefix="groups-")
     srv = RedisServer(d)
     try:
         r = srv.client()
         P, S = "kie", "kie:sched:default"
-        route, pick, start = (r.register_script(lua_src(n))
-                              for n in ("route", "pick", "job_start"))
+        route, pick = (r.register_script(lua_src(n)) for n in ("route", "pick"))
         n = max(2 * picks, groups * jobs_per_group_min)
         proc = "kie:processing:bench#router"
-        for i in range(n):
-            jid, g = f"b{i}", f"user{i % groups}"
-            raw = json.dumps({"v": 1, "id": jid, "group": g})
-            r.lpush(proc, raw)
-            route(keys=[f"{P}:job:{jid}", f"{P}:recoveries", proc, f"{S}:ready",
-                        f"{S}:delayed", f"{S}:items", f"{S}:state", f"{S}:gtag",
-                        f"{S}:gcount", f"{S}:inflight", f"{S}:picked", f"{P}:group:weight",
-                        f"{S}:wake", f"{P}:cancel:{jid}", f"{P}:stats", f"{P}:results"],
-                  args=[raw, jid, "bench#router", 5000, 3, "raw", "", "", "0", 5, g, 0, "0",
-                        f"{P}:events", 1000, 1000, 3600, 600])
+        rkeys = [f"{P}:job:", f"{P}:recoveries", proc, f"{S}:ready", f"{S}:delayed",
+                 f"{S}:items", f"{S}:state", f"{S}:gtag", f"{S}:gcount", f"{S}:inflight",
+                 f"{S}:picked", f"{P}:group:weight", f"{S}:wake", f"{P}:cancel:",
+                 f"{P}:stats", f"{P}:results", f"{P}:queue", f"{P}:hist:m:1",
+                 f"{P}:hist:d:19700101"]
+        for first in range(0, n, 16):
+            args = ["bench#router", 5000, 3, f"{P}:events", 1000, 1000, 3600, 600,
+                    min(16, n - first), 0, 100000, ""]
+            for i in range(first, min(n, first + 16)):
+                jid, g = f"b{i}", f"user{i % groups}"
+                raw = json.dumps({"v": 1, "id": jid, "group": g})
+                r.lpush(proc, raw)
+                args += [raw, jid, "raw", 0, "", "0", 5, g, 0, "0", "google/nano-banana",
+                         "4"]
+            route(keys=rkeys, args=args)
         route_stats = r.info("commandstats")
         r.config_resetstat()
         runner = "kie:processing:bench#0"
+        day = time.strftime("%Y%m%d", time.gmtime())
         pk = [f"{S}:ready", f"{S}:delayed", f"{S}:items", f"{S}:state", f"{S}:gtag",
               f"{S}:gcount", f"{S}:inflight", f"{S}:picked", f"{S}:parked",
               f"{S}:parkedGroups", f"{P}:group:weight", f"{P}:group:limit", f"{P}:pause",
-              runner, f"{S}:wake"]
-        for _ in range(picks):
-            out = pick(keys=pk, args=[10])
-            jid = out[1] if isinstance(out[1], str) else out[1].decode()
-            start(keys=[f"{P}:job:{jid}", f"{P}:pause", f"{S}:inflight", f"{S}:picked"],
-                  args=["bench#0", 5000, jid, ""])
+              runner, f"{S}:wake", f"{P}:job:", f"{P}:budget:{day}", f"{P}:budget:group",
+              f"{P}:budget:models", f"{P}:budget:open"]
+        for k in range(picks):
             r.delete(runner)
+            pick(keys=pk, args=[10, "bench#0", 5000, k + 1, day, 0, "default"])
         cs = r.info("commandstats")
         ev = cs.get("cmdstat_evalsha", {})
         rev = route_stats.get("cmdstat_evalsha", {})
-        return {"groups": groups, "queued": n, "route_us": rev.get("usec_per_call", 0),
+        return {"groups": groups, "queued": n, "route_us": rev.get("usec", 0) / max(1, n),
                 "pick_and_start_us": ev.get("usec", 0) / max(1, picks),
                 "calls": ev.get("calls", 0)}
     finally:
@@ -712,9 +717,9 @@ def print_groups(spec, picks):
         for g in (int(x) for x in spec.split(",")):
             print(f"groups run: {g} group(s) ...", file=sys.stderr, flush=True)
             rows.append(groups_run(g, 2, picks, tmp))
-    print("\nThe pick's Redis cost by the number of groups (route.lua, then pick.lua + "
-          f"job_start.lua {picks} times; Redis's µs inside the scripts, INFO "
-          "commandstats):\n")
+    print("\nThe pick's Redis cost by the number of groups (route.lua in batches of 16, "
+          f"then pick.lua, which starts the job, {picks} times; Redis's µs inside the "
+          "scripts, INFO commandstats):\n")
     print("| groups | jobs queued | route µs/job | pick + start µs/job |")
     print("|---|---|---|---|")
     for o in rows:

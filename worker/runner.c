@@ -45,7 +45,18 @@ struct runner {
 	long refusals_quiet;
 	int saw_pause;           /* a step found the pool paused: read the pause next turn */
 	int slot;                /* the createTask slot before a pick: SLOT_* */
+	unsigned long picks;     /* pick.lua's token: this runner's pick count */
 };
+
+/* The pick and the start, one step (pick.lua), with the budget reservation's inputs */
+static int pick(struct runner *r, struct sched_pick *pk)
+{
+	const struct config *cfg = r->w->cfg;
+	struct sched_budget_in bin = {r->w->accounts.v[r->nacct > 1 ? r->acct : 0].alias,
+				      cfg->daily_credit_budget};
+	return sched_pick(&r->io.q, cfg->sched_reserve, cfg->heartbeat_ttl_ms, ++r->picks, &bin,
+			  pk);
+}
 
 /* A runner takes its createTask slot before it picks (sched.h): reserved and confirmed
  * (SLOT_GRANTED), or reserved and due within RUNNER_PICK_LEAD_MS (SLOT_PENDING: the pick
@@ -412,6 +423,8 @@ static int route_prepare(struct runner *r, const struct rconn_bulk *b, const cha
 	x->in.own = x->prompt == NULL; /* claimed, to be dead-lettered below */
 	x->in.lease_ms = cfg->heartbeat_ttl_ms;
 	x->in.max_recoveries = cfg->max_recoveries;
+	x->in.model = x->j->model_used; /* i20-wire: for the budget reservation of the pick */
+	x->in.model_credits = config_model_credits(cfg, x->j->model_used);
 	return 0;
 }
 
@@ -548,13 +561,14 @@ static redisReply *route_batch(struct runner *r, const struct rconn_bulk *b,
 	return next;
 }
 
-/* A picked job (pick.lua put its descriptor into this runner's list), with this runner's
- * createTask slot already taken: start it (job_start.lua), create its task, record it. */
+/* A picked job (pick.lua put its descriptor into this runner's list and started it in the
+ * same step: pk->claim), with this runner's createTask slot already taken: create its
+ * task, record it. */
 static void run_picked(struct runner *r, const struct sched_pick *pk)
 {
 	const struct config *cfg = r->w->cfg;
 	struct job *j = NULL;
-	struct job_claim c;
+	const struct job_claim c = pk->claim;
 	struct kie_task_request req;
 	struct kie_error kerr;
 	struct job_decision d;
@@ -575,18 +589,8 @@ static void run_picked(struct runner *r, const struct sched_pick *pk)
 	}
 	/* the job hash keeps the descriptor (raw) from routing on: an adoption rebuilds the
 	 * pending record from it (issue 18: the job hash holds no pending record) */
-	/* i20-wire: the job's estimate is reserved against today's budgets with the slot */
-	{
-		struct sched_budget_in bin = {pk->group, j ? j->model_used : "",
-					      r->w->accounts.v[0].alias,
-					      j ? config_model_credits(cfg, j->model_used) : 0.0,
-					      cfg->daily_credit_budget};
-		int ai = j ? accounts_find(&r->w->accounts, j->account) : 0;
-		if (ai > 0)
-			bin.account = r->w->accounts.v[ai].alias;
-		if (sched_start(&r->io.q, pk->job_id, cfg->heartbeat_ttl_ms, &bin, &c) != 0)
-			goto out; /* stays in this runner's list: handled as a leftover */
-	}
+	/* the job was started, and its estimate reserved against today's budgets, by the
+	 * pick (pk->claim) */
 	if (!j) { /* cannot happen unless the settings changed since it was routed */
 		if (c.outcome == CLAIM_STARTED || c.outcome == CLAIM_TAKEOVER)
 			to_dead(r, raw, len, NULL, 0, err, "parse", 0, 0);
@@ -945,7 +949,7 @@ void *runner_main(void *arg)
 		default:
 			continue;
 		}
-		if (sched_pick(&r.io.q, r.w->cfg->sched_reserve, &pk) != 0) {
+		if (pick(&r, &pk) != 0) {
 			slot_release(&r);
 			worker_nap(r.w, 100);
 			continue;
@@ -957,7 +961,7 @@ void *runner_main(void *arg)
 			int woken = 0;
 			if (sched_wait(&r.io.q, r.create->late_ms, &woken) == 0 && woken) {
 				sched_pick_free(&pk);
-				if (sched_pick(&r.io.q, r.w->cfg->sched_reserve, &pk) != 0) {
+				if (pick(&r, &pk) != 0) {
 					slot_release(&r);
 					continue;
 				}
@@ -974,6 +978,10 @@ void *runner_main(void *arg)
 			slot_release(&r);
 			r.saw_pause = 1;
 			ra->pause_check = 0; /* i20-accounts: perhaps this account's */
+			break;
+		case SCHED_HELD: /* a leftover in this runner's list: routed first */
+			slot_release(&r);
+			r.io.q.check_own = 1;
 			break;
 		case SCHED_EMPTY:
 			/* nothing ready: the slot goes back, and the runner waits (above) */

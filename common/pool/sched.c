@@ -1,4 +1,4 @@
-/* sched.c — the arguments of the scheduling scripts (route, pick, job_start, sched_put)
+/* sched.c — the arguments of the scheduling scripts (route, pick, sched_put)
  * and of the "kie" Functions library; sched.h has the key layout. */
 #include "pool/sched.h"
 
@@ -56,7 +56,7 @@ static void copy_str(const redisReply *e, char *out, size_t n)
 }
 
 /* A claim's reply, {outcome, epoch, attempts, state, taskId, owner, ...}: the fields
- * after the outcome (route.lua and job_start.lua answer the same way). */
+ * after the outcome (route.lua and pick.lua answer the same way). */
 static void claim_fields(redisReply **e, struct job_claim *out)
 {
 	out->epoch = (long)str_ll(e[1]);
@@ -91,7 +91,7 @@ int sched_route_batch(struct queue *q, int n, const char *const *raws, const siz
 		      const struct sched_route_in *in, struct job_claim *out, int more,
 		      size_t more_max_bytes, redisReply **moved)
 {
-	enum { FIXED_KEYS = 19, FIXED_ARGS = 12, PER_JOB = 10 };
+	enum { FIXED_KEYS = 19, FIXED_ARGS = 12, PER_JOB = 12 };
 	char k[FIXED_KEYS][300], common[10][128], nums[SCHED_ROUTE_BATCH_MAX][4][32];
 	const char *keys[FIXED_KEYS + SCHED_ROUTE_BATCH_MAX];
 	const char *args[FIXED_ARGS + PER_JOB * SCHED_ROUTE_BATCH_MAX];
@@ -151,6 +151,9 @@ int sched_route_batch(struct queue *q, int n, const char *const *raws, const siz
 		a[4] = x->meta ? x->meta : ""; a[5] = x->has_callback ? "1" : "0";
 		a[6] = nums[i][1]; a[7] = x->group ? x->group : ""; a[8] = nums[i][2];
 		a[9] = x->own ? "1" : "0";
+		snprintf(nums[i][3], sizeof(nums[i][3]), "%.6g", x->model_credits);
+		a[10] = x->model ? x->model : "";
+		a[11] = nums[i][3];
 		for (int j = 0; j < PER_JOB; j++)
 			l[j] = j == 0 ? lens[i] : strlen(a[j]);
 		nargs += PER_JOB;
@@ -197,12 +200,13 @@ void sched_pick_free(struct sched_pick *p)
 	p->raw = NULL;
 }
 
-int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out)
+int sched_pick(struct queue *q, long reserve_k, long lease_ms, unsigned long token,
+	       const struct sched_budget_in *b, struct sched_pick *out)
 {
-	char k[16][300], kk[32];
-	const char *keys[16];
-	int nkeys = 15;
-	const char *args[1] = {kk};
+	char k[21][300], kk[32], lease[32], tok[32], today[16], pool[32];
+	const char *keys[21];
+	int nkeys = 20;
+	const char *args[7] = {kk, q->worker_id, lease, tok, today, pool, ""};
 	redisReply *rep;
 	static const char *const names[] = {"ready", "delayed", "items", "state", "gtag",
 					    "gcount", "inflight", "picked", "parked",
@@ -217,14 +221,33 @@ int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out)
 	pkey(q, k[12], sizeof(k[12]), "pause", NULL);
 	pkey(q, k[13], sizeof(k[13]), "processing", q->worker_id);
 	skey(q, k[14], sizeof(k[14]), "wake");
+	pkey(q, k[15], sizeof(k[15]), "job", ""); /* the prefix of job hashes */
+	/* i20-wire: the budget reservation's keys and arguments */
+	budget_day(util_now_ms(), 0, today, sizeof(today));
+	budget_day_key(q, today, k[16], sizeof(k[16]));
+	pkey(q, k[17], sizeof(k[17]), "budget:group", NULL);
+	pkey(q, k[18], sizeof(k[18]), "budget:models", NULL);
+	pkey(q, k[19], sizeof(k[19]), "budget:open", NULL);
+	snprintf(pool, sizeof(pool), "%ld", b ? b->pool_budget : 0L);
+	if (b) {
+		args[6] = b->account ? b->account : "";
+	} else {
+		nkeys = 16; /* no reservation */
+	}
 	if (q->sched_acct[0]) { /* i20-accounts: the account's pause */
-		pkey(q, k[15], sizeof(k[15]), "pause:acct", q->sched_acct);
-		nkeys = 16;
+		if (nkeys == 16) {
+			snprintf(q->err, sizeof(q->err), "an account's pick needs its budget keys");
+			return -1;
+		}
+		pkey(q, k[20], sizeof(k[20]), "pause:acct", q->sched_acct);
+		nkeys = 21;
 	}
 	for (int i = 0; i < nkeys; i++)
 		keys[i] = k[i];
 	snprintf(kk, sizeof(kk), "%ld", reserve_k);
-	rep = queue_eval(q, &lua_pick, nkeys, keys, 1, args, NULL);
+	snprintf(lease, sizeof(lease), "%ld", lease_ms);
+	snprintf(tok, sizeof(tok), "%lu", token);
+	rep = queue_eval(q, &lua_pick, nkeys, keys, 7, args, NULL);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING)
 		goto out;
@@ -233,14 +256,18 @@ int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out)
 		const char *o = e[0]->str;
 		if (strcmp(o, "paused") == 0) {
 			out->outcome = SCHED_PAUSED;
+		} else if (strcmp(o, "held") == 0) {
+			out->outcome = SCHED_HELD;
 		} else if (strcmp(o, "empty") == 0) {
 			out->outcome = SCHED_EMPTY;
 			if (rep->elements > 1)
 				out->next_due_ms = str_ll(e[1]);
 			if (rep->elements > 2)
 				out->parked_groups = (long)str_ll(e[2]);
-		} else if (strcmp(o, "picked") == 0 && rep->elements == 7 &&
-			   e[2]->type == REDIS_REPLY_STRING) {
+		} else if (strcmp(o, "picked") == 0 && rep->elements >= 14 &&
+			   e[2]->type == REDIS_REPLY_STRING && e[7]->type == REDIS_REPLY_STRING &&
+			   queue_claim_outcome_parse(e[7]->str, &out->claim.outcome) == 0) {
+			struct job_claim *c = &out->claim;
 			out->outcome = SCHED_PICKED;
 			copy_str(e[1], out->job_id, sizeof(out->job_id));
 			out->raw = util_xmalloc(e[2]->len + 1);
@@ -251,60 +278,17 @@ int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out)
 			copy_str(e[4], out->group, sizeof(out->group));
 			out->queued_at_ms = str_ll(e[5]);
 			copy_str(e[6], out->tag, sizeof(out->tag));
+			/* {outcome, epoch, attempts, state, taskId, owner, mayHaveTask} from e[7] */
+			claim_fields(&e[7], c);
+			c->may_have_task = flag(e[13]);
+			if (rep->elements >= 16) {
+				copy_str(e[14], c->budget_why, sizeof(c->budget_why));
+				c->budget_est = e[15]->type == REDIS_REPLY_STRING
+							? strtod(e[15]->str, NULL) : 0;
+			}
 		}
 	}
 out:
-	return done(rep);
-}
-
-int sched_start(struct queue *q, const char *job_id, long lease_ms,
-		const struct sched_budget_in *b, struct job_claim *out)
-{
-	char k[9][300], lease[32], today[16], est[32], pool[32];
-	const char *keys[9] = {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]};
-	int nkeys = 8;
-	const char *args[9] = {q->worker_id, lease, job_id, today, "", "", est, pool, ""};
-	redisReply *rep;
-
-	memset(out, 0, sizeof(*out));
-	pkey(q, k[0], sizeof(k[0]), "job", job_id);
-	pkey(q, k[1], sizeof(k[1]), "pause", NULL);
-	skey(q, k[2], sizeof(k[2]), "inflight");
-	skey(q, k[3], sizeof(k[3]), "picked");
-	/* i20-wire: the budget reservation's keys and arguments */
-	budget_day(util_now_ms(), 0, today, sizeof(today));
-	budget_day_key(q, today, k[4], sizeof(k[4]));
-	pkey(q, k[5], sizeof(k[5]), "budget:group", NULL);
-	pkey(q, k[6], sizeof(k[6]), "budget:models", NULL);
-	pkey(q, k[7], sizeof(k[7]), "budget:open", NULL);
-	snprintf(est, sizeof(est), "%.6g", b ? b->est_credits : 0.0);
-	snprintf(pool, sizeof(pool), "%ld", b ? b->pool_budget : 0L);
-	if (b) {
-		args[4] = b->group ? b->group : "";
-		args[5] = b->model ? b->model : "";
-		args[8] = b->account ? b->account : "";
-	}
-	if (q->sched_acct[0]) { /* i20-accounts: the account's pause */
-		pkey(q, k[8], sizeof(k[8]), "pause:acct", q->sched_acct);
-		nkeys = 9;
-	}
-	snprintf(lease, sizeof(lease), "%ld", lease_ms);
-	rep = queue_eval(q, &lua_job_start, nkeys, keys, 9, args, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 7 &&
-	    rep->element[0]->type == REDIS_REPLY_STRING &&
-	    queue_claim_outcome_parse(rep->element[0]->str, &out->outcome) == 0) {
-		redisReply **e = rep->element;
-		claim_fields(e, out);
-		out->may_have_task = flag(e[6]);
-		if (rep->elements > 8) {
-			copy_str(e[7], out->budget_why, sizeof(out->budget_why));
-			out->budget_est = e[8]->type == REDIS_REPLY_STRING ? strtod(e[8]->str, NULL) : 0;
-		}
-	} else if (rep && rep->type != REDIS_REPLY_ERROR) {
-		freeReplyObject(rep);
-		snprintf(q->err, sizeof(q->err), "unexpected reply to job_start");
-		return -1;
-	}
 	return done(rep);
 }
 

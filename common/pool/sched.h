@@ -1,6 +1,6 @@
 /* sched.h — who goes first under the account's createTask limit: the per-account
  * scheduling structure between <p>:queue and the runners (docs/protocol.md, "Who goes
- * first"), its steps (route.lua, pick.lua, job_start.lua, sched_put.lua) and the Redis
+ * first"), its steps (route.lua, pick.lua, sched_put.lua) and the Redis
  * Functions library "kie" (kie_cancel, kie_position: kie_functions.lua).
  *
  *   <S> = <p>:sched:<acct>, <acct> = "default" with one KIE account; with several
@@ -43,6 +43,8 @@ struct sched_route_in {
 	long long not_before_ms;
 	int own;                /* claim it instead of queueing (it is dead-lettered next) */
 	long lease_ms, max_recoveries;
+	const char *model;      /* the model its task names, and its configured estimate */
+	double model_credits;   /* (the budget reservation the pick makes) */
 };
 /* Routes the descriptor q's consumer holds (route.lua). out->outcome is one of
  * CLAIM_QUEUED, CLAIM_DELAYED, CLAIM_CANCELLED (released), CLAIM_OK (own), CLAIM_TAKEOVER,
@@ -63,7 +65,8 @@ int sched_route_batch(struct queue *q, int n, const char *const *raws, const siz
 		      size_t more_max_bytes, redisReply **moved);
 
 struct sched_pick {
-	int outcome;            /* SCHED_PICKED, SCHED_EMPTY, SCHED_PAUSED, SCHED_AGAIN */
+	int outcome;            /* SCHED_PICKED, SCHED_EMPTY, SCHED_PAUSED, SCHED_AGAIN,
+				 * SCHED_HELD */
 	char job_id[160];
 	char *raw;              /* the descriptor (caller frees with sched_pick_free) */
 	size_t raw_len;
@@ -71,30 +74,32 @@ struct sched_pick {
 	char group[160];
 	long long queued_at_ms;
 	char tag[32];
+	struct job_claim claim; /* SCHED_PICKED: the start (outcome CLAIM_STARTED, ...) */
 	long long next_due_ms;  /* SCHED_EMPTY: the earliest delayed job's due time, 0: none */
 	long parked_groups;     /* SCHED_EMPTY: groups with jobs parked at their cap */
 	double budget_est;      /* sched_put's over_budget: the job's estimate (i20-wire) */
 };
-enum { SCHED_PICKED = 0, SCHED_EMPTY, SCHED_PAUSED, SCHED_AGAIN };
-/* The pick rule (pick.lua) for q's consumer, which holds a createTask slot; reserve_k:
- * KIE_SCHED_RESERVE. The descriptor is in the consumer's processing list on return. */
-int sched_pick(struct queue *q, long reserve_k, struct sched_pick *out);
-void sched_pick_free(struct sched_pick *p);
-
-/* Starts a picked job (job_start.lua): out->outcome CLAIM_STARTED (owner, state
- * creating, attempts + 1: out->attempts), CLAIM_TAKEOVER, CLAIM_HAS_TASK, CLAIM_FINISHED,
- * CLAIM_OWNED, CLAIM_UNCERTAIN or CLAIM_PAUSED. pending_json: see queue_job_creating. */
-/* The budget reservation job_start.lua makes with the slot (lua/lib/budget.lua): the
- * job's group, its model and configured estimate, the pool's budget, the account alias. */
+enum { SCHED_PICKED = 0, SCHED_EMPTY, SCHED_PAUSED, SCHED_AGAIN, SCHED_HELD };
+/* The budget reservation the pick makes with the slot (lua/lib/budget.lua): the pool's
+ * budget and the account alias the job hash keeps (the job's group, model and estimate
+ * are in its job hash, written at routing). */
 struct sched_budget_in {
-	const char *group, *model, *account;
-	double est_credits;     /* KIE_MODEL_CREDITS' estimate of model */
+	const char *account;
 	long pool_budget;       /* KIE_DAILY_CREDIT_BUDGET, 0: none */
 };
-/* b NULL: no reservation (tests, tools). CLAIM_OVER_BUDGET: not started, out->budget_why
- * says which budget; park it with sched_put(..., SCHED_PUT_OVER_BUDGET, ...). */
-int sched_start(struct queue *q, const char *job_id, long lease_ms,
-		const struct sched_budget_in *b, struct job_claim *out);
+/* The pick rule and the start of the job picked, in one step (pick.lua), for q's
+ * consumer, which holds a createTask slot; reserve_k: KIE_SCHED_RESERVE; lease_ms: the
+ * owner's lease; token: a number this runner never used for another pick (a retry after
+ * a lost reply finds the job that call started); b NULL: no budget reservation (tests,
+ * tools). SCHED_PICKED: the descriptor is in the consumer's processing list and
+ * out->claim says the start: CLAIM_STARTED (owner, state creating, attempts + 1),
+ * CLAIM_TAKEOVER, CLAIM_HAS_TASK, CLAIM_FINISHED, CLAIM_OWNED, CLAIM_UNCERTAIN, or
+ * CLAIM_OVER_BUDGET (not started: claim.budget_why says which budget; park it with
+ * sched_put(..., SCHED_PUT_OVER_BUDGET, ...)). SCHED_HELD: the consumer's list holds a
+ * leftover; route it first. */
+int sched_pick(struct queue *q, long reserve_k, long lease_ms, unsigned long token,
+	       const struct sched_budget_in *b, struct sched_pick *out);
+void sched_pick_free(struct sched_pick *p);
 
 enum sched_put_mode { SCHED_PUT_FRONT, SCHED_PUT_UNATTEMPT, SCHED_PUT_RETRY,
 		      SCHED_PUT_OVER_BUDGET };

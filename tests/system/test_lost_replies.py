@@ -112,15 +112,14 @@ class ReplyDropper:
 
 # (step, a byte string only that step's command carries: its script's SHA1 in EVALSHA).
 # The router's BLMOVE and route.lua queue the job; a runner's pick.lua takes it (the
-# createTask slot first) and job_start.lua claims it and marks it creating. The task is
+# createTask slot first), claims it and marks it creating in one step. The task is
 # recorded and handed to the pollers in one step (record_task.lua); a poller's promote,
 # claim, lease and the read of the task hash are one step (poll_next.lua, idle steps
 # included: there is no separate task_get step any more).
 STEPS = [
     ("route (BLMOVE)", b"BLMOVE"),
     ("route the job", script_sha("route")),
-    ("pick", script_sha("pick")),
-    ("start the job", script_sha("job_start")),
+    ("pick and start", script_sha("pick")),
     ("record the task and hand off", script_sha("record_task")),
     ("claim and read a poll", script_sha("poll_next")),
     ("finalize", script_sha("finalize")),

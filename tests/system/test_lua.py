@@ -2,6 +2,7 @@
 redis-py against a real redis-server, with the KEYS and ARGV its header declares; and a
 static check that every script declares its keys (docs/protocol.md, "Scripts")."""
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -176,7 +177,7 @@ def route_args(cid="c#router", maxrec=3, more=0, jobs=(), account=""):
     a = [cid, 5000, maxrec, f"{P}:events", 100, 100, 3600, 600, len(jobs), more, 100000,
          account]
     for raw, jid, rk, prio, group, nb, own in jobs:
-        a += [raw, jid, "raw", rk, "", "0", prio, group, nb, own]
+        a += [raw, jid, "raw", rk, "", "0", prio, group, nb, own, "m/model", "1.5"]
     return a
 
 
@@ -196,11 +197,16 @@ def route(r, jid, raw=None, prio=5, group="", nb=0, own="0", cid="c#router", rep
 PICK_KEYS = [f"{S}:ready", f"{S}:delayed", f"{S}:items", f"{S}:state", f"{S}:gtag",
              f"{S}:gcount", f"{S}:inflight", f"{S}:picked", f"{S}:parked",
              f"{S}:parkedGroups", f"{P}:group:weight", f"{P}:group:limit", f"{P}:pause",
-             f"{P}:processing:c#0", f"{S}:wake"]
+             f"{P}:processing:c#0", f"{S}:wake", f"{P}:job:"]
+PICK_TOKENS = itertools.count(1)
 
 
-def pick(r, k=0):
-    return run(r, "pick", PICK_KEYS, [k])
+def pick(r, k=0, keep=False, tok=None):
+    """pick.lua for runner c#0 (its list emptied first, as after a createTask, unless
+    keep): picks and starts in one step."""
+    if not keep:
+        r.delete(f"{P}:processing:c#0")
+    return run(r, "pick", PICK_KEYS, [k, "c#0", 5000, tok or next(PICK_TOKENS)])
 
 
 def test_route_outcomes(r):
@@ -302,7 +308,7 @@ def test_pick_rule(r):
     got = [pick(r)[1] for _ in range(3)]
     # the priority-9 job first; then the small group's first job before big's second
     assert got[0] == b"hi" and set(got[1:]) == {b"big0", b"small0"}
-    assert r.llen(f"{P}:processing:c#0") == 3 and r.hget(f"{S}:picked", "hi") == b""
+    assert r.llen(f"{P}:processing:c#0") == 1 and r.hget(f"{P}:job:hi", "inflight") == b""
     assert pick(r)[1] == b"big1"
     # big has 2 in flight (big0, big1 picked), its cap is 2: parked, nothing ready
     assert pick(r)[0] in (b"again", b"empty")
@@ -375,19 +381,25 @@ def test_final_states_give_back_the_groups_in_flight_slot(r):
     assert not r.hexists(infl, "g")
 
 
-def test_job_start_and_sched_put(r):
-    """job_start.lua claims a picked job (fencing as the claim table) and sched_put.lua
-    gives it back: front at its old place, retry into delayed."""
+def test_pick_starts_the_job_and_sched_put(r):
+    """pick.lua starts the job it picks (fencing as the claim table; job_start.lua before),
+    answers the same job when run again after a lost reply, and sched_put.lua gives it
+    back: front at its old place, retry into delayed."""
     r.hset(f"{P}:group:limit", "g", 5)  # a cap: in-flight counts are kept
     route(r, "s1", group="g")
-    out = pick(r)
-    keys = [f"{P}:job:s1", f"{P}:pause", f"{S}:inflight", f"{S}:picked"]
-    st = run(r, "job_start", keys, ["c#0", 5000, "s1", ""])
-    assert st[0] == b"started" and st[2] == 1
+    route(r, "s1b", group="g")
+    out = pick(r, tok=101)
+    assert out[0] == b"picked" and out[1] == b"s1" and out[7] == b"started" and out[9] == 1
     h = r.hgetall(f"{P}:job:s1")
     assert h[b"state"] == b"creating" and h[b"owner"] == b"c#0" and h[b"inflight"] == b"g"
-    # run again after a lost reply: started, not a takeover
-    assert run(r, "job_start", keys, ["c#0", 5000, "s1", ""])[0] == b"started"
+    assert r.hget(f"{S}:inflight", "g") == b"1" and not r.exists(f"{S}:picked")
+    # run again after a lost reply (the same call): the same job, started, nothing else
+    again = pick(r, keep=True, tok=101)
+    assert again[:2] == [b"picked", b"s1"] and again[2] == out[2] and again[7] == b"started"
+    assert again[6] == out[6] and again[8] == out[8] and again[9] == 1
+    assert r.zscore(f"{S}:ready", "s1b") is not None and r.hget(f"{S}:inflight", "g") == b"1"
+    # another call while the list holds a descriptor: route that leftover first
+    assert pick(r, keep=True) == [b"held"]
     put_keys = [f"{P}:processing:c#0", f"{P}:job:s1", f"{S}:ready", f"{S}:delayed",
                 f"{S}:items", f"{S}:state", f"{S}:gcount", f"{S}:inflight", f"{P}:stats",
                 f"{S}:wake", f"{P}:recoveries"]
@@ -400,13 +412,17 @@ def test_job_start_and_sched_put(r):
     h = r.hgetall(f"{P}:job:s1")
     assert h[b"state"] == b"retry_wait" and b"owner" not in h and b"inflight" not in h
     assert r.zscore(f"{S}:delayed", "s1") is not None and not r.hexists(f"{S}:inflight", "g")
-    # a cancelled job is not started: the group's slot taken by the pick comes back
-    route(r, "s2", group="g")
-    pick(r)
-    r.hset(f"{P}:job:s2", "state", "cancelled")
-    out = run(r, "job_start", [f"{P}:job:s2", f"{P}:pause", f"{S}:inflight", f"{S}:picked"],
-              ["c#0", 5000, "s2", ""])
-    assert out[0] == b"finished" and not r.hexists(f"{S}:inflight", "g")
+    # a cancelled job is not started: the group's slot is not taken
+    r.hset(f"{P}:job:s1b", "state", "cancelled")
+    out = pick(r)
+    assert out[1] == b"s1b" and out[7] == b"finished" and not r.hexists(f"{S}:inflight", "g")
+    assert r.hget(f"{P}:job:s1b", "state") == b"cancelled"
+    # one found creating without its owner: taken over (it goes uncertain next)
+    route(r, "s3")
+    r.hset(f"{P}:job:s3", mapping={"state": "creating", "owner": "gone#0", "lease": 1})
+    out = pick(r)
+    assert out[1] == b"s3" and out[7] == b"takeover"
+    assert r.hget(f"{P}:job:s3", "owner") == b"c#0"
 
 
 def fcall(r, name, jid, reply=None):
@@ -1100,7 +1116,7 @@ def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, worke
     push([f"b{i}" for i in range(5)])
     wait_for(lambda: c.llen("kie:results") == 10, 30, what="5 more events")
     byname = dict(zip(loaded, c.script_exists(*loaded.values())))
-    for name in ("route", "pick", "job_start", "record_task", "poll_next", "finalize",
+    for name in ("route", "pick", "record_task", "poll_next", "finalize",
                  "limiter_acquire"):
         assert byname[lua_path(name)], name
     stats = fake_kie.stats()
@@ -1148,3 +1164,37 @@ def test_every_counter_key_a_finalization_creates_expires(r):
         assert r.exists(k) and r.ttl(k) > 0, (k, r.ttl(k))
     assert float(r.hget(f"{P}:spend:{day}", "total")) == 3.75
     assert r.zscore(f"{P}:spend:{day}:groups", "g2") == 1.25
+
+
+def test_pick_reserves_the_budget_with_the_start(r):
+    """The pick starts the job and reserves its estimate (the job hash's modelCredits,
+    written at routing) in the same step: within the pool's budget it is started with
+    the reservation on the job hash; past it the job is not started, spends no attempt,
+    and the reply says which budget; a paused account is not picked from at all."""
+    day = "20261206"
+    bkeys = [f"{P}:budget:{day}", f"{P}:budget:group", f"{P}:budget:models",
+             f"{P}:budget:open"]
+
+    def pick_b(budget, acct_pause=None):
+        r.delete(f"{P}:processing:c#0")
+        keys = PICK_KEYS + bkeys + ([acct_pause] if acct_pause else [])
+        return run(r, "pick", keys, [0, "c#0", 5000, next(PICK_TOKENS), day, budget, "acct1"])
+
+    route(r, "b1")
+    route(r, "b2")
+    out = pick_b(2)  # 1.5 of 2 credits: room
+    assert out[1] == b"b1" and out[7] == b"started", out
+    h = r.hgetall(f"{P}:job:b1")
+    assert h[b"budgetEst"] == b"1.5" and h[b"account"] == b"acct1" and h[b"attempts"] == b"1"
+    assert float(r.hget(f"{P}:budget:{day}", "reserved")) == 1.5
+    out = pick_b(2)  # 1.5 + 1.5 > 2: waits, not started
+    assert out[1] == b"b2" and out[7] == b"over_budget" and len(out) == 16, out
+    assert out[14].startswith(b"pool budget: 1.5 of 2 credits") and out[15] == b"1.5"
+    h = r.hgetall(f"{P}:job:b2")
+    assert h[b"state"] == b"queued" and b"owner" not in h and b"budgetEst" not in h
+    assert b"attempts" not in h or h[b"attempts"] == b"0"
+    # an account's pause: nothing is picked
+    route(r, "b3")
+    r.set(f"{P}:pause:acct:acct1", "{}")
+    assert pick_b(0, f"{P}:pause:acct:acct1") == [b"paused"]
+    assert r.zscore(f"{S}:ready", "b3") is not None

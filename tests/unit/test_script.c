@@ -34,7 +34,7 @@ static void names_are_unique_and_known_steps_exist(void **state)
 	for (int i = 0; i < LUA_SCRIPTS_COUNT; i++)
 		for (int j = i + 1; j < LUA_SCRIPTS_COUNT; j++)
 			assert_string_not_equal(lua_scripts[i]->name, lua_scripts[j]->name);
-	assert_string_equal(lua_job_start.name, "job_start");
+	assert_string_equal(lua_pick.name, "pick");
 	assert_string_equal(lua_finalize.name, "finalize");
 	assert_non_null(strstr(lua_limiter_acquire.src, "KEYS[1]"));
 }

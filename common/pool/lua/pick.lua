@@ -5,7 +5,16 @@
 -- K-th pick goes instead to the lower priority level served least recently (the reserved
 -- share: no job waits for ever). A job whose group is at its cap is parked on the way.
 -- The descriptor goes into the runner's processing list in this same step, so recovery
--- is unchanged; the job is started (owner, fencing) by job_start.lua next.
+-- is unchanged, and the job is started in it too (issue 19: the pick is one script; it
+-- was pick.lua then job_start.lua): one owner per job id, then state creating with one
+-- more attempt, and its estimated cost reserved against today's budgets (lib/budget.lua).
+-- A job cancelled, finished, given a task, held by another live consumer or uncertain
+-- since it was queued is not started (the runner releases its copy); one found creating
+-- without its owner is taken over (it goes uncertain next); one whose estimate would pass
+-- a budget is not started and spends no attempt (the runner parks it over_budget). A
+-- pause is read first, so no job is picked after it. Run again after its reply was lost
+-- (the same call: ARGV[4]), it answers the job it started then, found at the head of the
+-- runner's list.
 -- O(log N) in the ready jobs: one ZRANGE of the head, plus one per parked job.
 -- KEYS[1] <p>:sched:<acct>:ready         zset jobId -> (9 - priority) * 1e12 + tag
 -- KEYS[2] <p>:sched:<acct>:delayed       zset jobId -> due (epoch ms)
@@ -14,7 +23,8 @@
 -- KEYS[5] <p>:sched:<acct>:gtag          hash "<p>|<group>" -> its last tag, while it has work
 -- KEYS[6] <p>:sched:<acct>:gcount        hash group -> jobs queued or delayed
 -- KEYS[7] <p>:sched:<acct>:inflight      hash group -> jobs between claim and final state
--- KEYS[8] <p>:sched:<acct>:picked        hash jobId -> group (picked, not yet started)
+-- KEYS[8] <p>:sched:<acct>:picked        hash jobId -> group (no longer written: picked and
+--                                        started are one step; route.lua reads old entries)
 -- KEYS[9] <p>:sched:<acct>:parked        zset (score 0) "group\1score\1jobId": capped jobs
 -- KEYS[10] <p>:sched:<acct>:parkedGroups zset group -> when last looked at (pick count)
 -- KEYS[11] <p>:group:weight              hash group -> weight
@@ -22,17 +32,53 @@
 -- KEYS[13] <p>:pause                     pool-wide pause
 -- KEYS[14] <p>:processing:<cid>          the runner's processing list
 -- KEYS[15] <p>:sched:<acct>:wake         list: a token wakes an idle runner
--- KEYS[16] <p>:pause:acct:<acct>         (optional, i20-accounts) the account's pause
+-- KEYS[16] <p>:job:                      prefix of job hashes (the candidate's: .. jobId)
+-- KEYS[17] <p>:budget:<yyyymmdd>         today's (UTC) budget figures (i20-wire: KEYS[17..20]
+--                                        all or none; none: no reservation)
+-- KEYS[18] <p>:budget:group              group -> daily budget
+-- KEYS[19] <p>:budget:models             observed costs per model
+-- KEYS[20] <p>:budget:open               open reservations
+-- KEYS[21] <p>:pause:acct:<acct>         (optional, i20-accounts) the account's pause
 -- ARGV[1] K: every K-th pick is reserved for a waiting lower priority (0: never)
--- Returns {'picked', jobId, descriptor, priority, group, queuedAt, tag} | {'empty',
--- next due (epoch ms, 0: none), groups with parked jobs} | {'paused'} | {'again'} (many
--- parked in one go: call again).
+-- ARGV[2] consumer id (the runner's)
+-- ARGV[3] lease in ms (Redis's clock)
+-- ARGV[4] this call's token (the runner's pick count): marks the job it starts
+-- ARGV[5] today (yyyymmdd, UTC)
+-- ARGV[6] KIE_DAILY_CREDIT_BUDGET (0 none)
+-- ARGV[7] the account's alias (kept in the job hash: account)
+-- Returns {'picked', jobId, descriptor, priority, group, queuedAt, tag, outcome, epoch,
+-- attempts, state before, taskId, owner before, mayHaveTask} with outcome started |
+-- takeover | has_task | finished | owned | uncertain (started and takeover make this
+-- consumer the owner) | over_budget (not started; then which budget and the estimate) |
+-- {'empty', next due (epoch ms, 0: none), groups with parked jobs} | {'paused'} |
+-- {'again'} (many parked in one go: call again) | {'held'} (the runner's list holds a
+-- descriptor: route that leftover first).
+--#include budget.lua
 local SPAN = 1e12
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- the runner's list is empty when it picks, unless this very call ran before and its
+-- reply was lost (the job it started is at the head, marked with this token) or a
+-- leftover is there
+local held = redis.call('LINDEX', KEYS[14], 0)
+if held then
+  local ok, d = pcall(cjson.decode, held)
+  local hid = ok and type(d) == 'table' and d['id']
+  if type(hid) == 'string' and hid ~= '' then
+    local h = redis.call('HMGET', KEYS[16] .. hid, 'pick', 'owner', 'state', 'epoch',
+      'attempts', 'priority', 'group', 'queuedAt', 'mayHaveTask')
+    local tok, tg = string.match(h[1] or '', '^(%d+) (%d*)$')
+    if tok == ARGV[4] and h[2] == ARGV[2] and h[3] == 'creating' then
+      return {'picked', hid, held, tonumber(h[6] or '5') or 5, h[7] or '', h[8] or '', tg,
+        'started', tonumber(h[4] or '0') or 0, tonumber(h[5] or '0') or 0, 'creating', '',
+        ARGV[2], h[9] and '1' or '0'}
+    end
+  end
+  return {'held'}
+end
 if redis.call('EXISTS', KEYS[13]) == 1 then return {'paused'} end
 -- >>> i20-accounts: a paused account's jobs wait while the others run
-if KEYS[16] and redis.call('EXISTS', KEYS[16]) == 1 then return {'paused'} end
+if KEYS[21] and redis.call('EXISTS', KEYS[21]) == 1 then return {'paused'} end
 -- <<<
 
 local function split(it)
@@ -147,6 +193,10 @@ for i = 1, 32 do
           '\1' .. id)
         redis.call('ZADD', KEYS[10], 'NX', picks, g)
       else
+        -- the candidate's job hash, read before the first write of the pick
+        local jk = KEYS[16] .. id
+        local j = redis.call('HMGET', jk, 'state', 'owner', 'epoch', 'lease', 'taskId',
+          'attempts', 'mayHaveTask', 'model', 'modelCredits')
         -- picked: out of the structure, into the runner's list
         redis.call('ZREM', KEYS[1], id)
         redis.call('HDEL', KEYS[3], id)
@@ -180,18 +230,70 @@ for i = 1, 32 do
           w[#w + 1] = 'bf' .. (bk % 12) w[#w + 1] = fmt(now)
         end
         redis.call('HSET', KEYS[4], unpack(w))
-        -- in-flight counts are kept while caps exist (a cap set later counts the jobs
-        -- started after it)
-        if capped then
-          redis.call('HINCRBY', KEYS[7], g, 1)
-          redis.call('HSET', KEYS[8], id, g)
-        end
         redis.call('LPUSH', KEYS[14], raw)
         -- more to do: wake the next idle runner
         if redis.call('ZCARD', KEYS[1]) > 0 and redis.call('LLEN', KEYS[15]) == 0 then
           redis.call('LPUSH', KEYS[15], '1')
         end
-        return {'picked', id, raw, p, g, q, tg}
+        -- the start (job_start.lua before): the ownership table of docs/protocol.md
+        local st, owner, epoch = j[1] or '', j[2] or '', tonumber(j[3] or '0') or 0
+        local lease, task = tonumber(j[4] or '0') or 0, j[5] or ''
+        local att = tonumber(j[6] or '0') or 0
+        local o, extra
+        if st == 'completed' or st == 'failed' or st == 'cancelled' then o = 'finished'
+        elseif task ~= '' then o = 'has_task'
+        elseif owner ~= '' and owner ~= ARGV[2] and lease > now then o = 'owned'
+        elseif st == 'uncertain' then o = 'uncertain'
+        else
+          local nows = fmt(now)
+          local f = {'owner', ARGV[2], 'epoch', epoch + 1, 'lease',
+            fmt(now + tonumber(ARGV[3])), 'workerId', ARGV[2], 'updatedAt', nows,
+            'claimedAt', nows, 'pick', ARGV[4] .. ' ' .. tg}
+          if st == 'creating' then
+            o = 'takeover' -- its last owner stopped inside createTask: a task may exist
+          else
+            o = 'started'
+            -- >>> i20-wire: the budget reservation, with the createTask slot
+            -- (docs/protocol.md, "Credits, spend and budgets"): a job whose estimate
+            -- would pass the pool's or its group's budget today is not started and
+            -- spends no attempt
+            if KEYS[20] then
+              local bud = budget_reserve(jk, KEYS[17], KEYS[18], KEYS[19], KEYS[20], id,
+                ARGV[5], g, j[8] or '', tonumber(j[9] or '') or 0, tonumber(ARGV[6]) or 0,
+                now)
+              if bud[1] == 0 then
+                o = 'over_budget'
+                local which = bud[2] == 'group' and ('group ' .. g) or 'pool'
+                extra = {string.format(
+                  '%s budget: %.6g of %.6g credits used today (UTC), this job ~%.6g',
+                  which, bud[3], bud[4], bud[5]), string.format('%.6g', bud[5])}
+              else
+                f[#f + 1] = 'account' f[#f + 1] = ARGV[7]
+              end
+            end
+            -- <<< i20-wire
+            att = att + 1
+            f[#f + 1] = 'state' f[#f + 1] = 'creating'
+            f[#f + 1] = 'attempts' f[#f + 1] = att
+          end
+          if o ~= 'over_budget' then
+            epoch = epoch + 1
+            -- in-flight counts are kept while caps exist (a cap set later counts the
+            -- jobs started after it); the job hash's inflight field names the group
+            -- until its final state
+            if capped then
+              redis.call('HINCRBY', KEYS[7], g, 1)
+              f[#f + 1] = 'inflight' f[#f + 1] = g
+            end
+            redis.call('HSET', jk, unpack(f))
+          else
+            att = att - 1
+          end
+        end
+        local r = {'picked', id, raw, p, g, q, tg, o, epoch, att, st, task, owner,
+          j[7] and '1' or '0'}
+        if extra then r[15] = extra[1] r[16] = extra[2] end
+        return r
       end
     end
   end

@@ -46,7 +46,7 @@
 -- ARGV[10] the most descriptors to move from <p>:queue after routing ('0': none)
 -- ARGV[11] the most bytes of one moved
 -- ARGV[12] the account's alias, kept in the job hash ('' none: one account; i20-accounts)
--- then 10 per descriptor, at b = 12 + 10 (i - 1):
+-- then 12 per descriptor, at b = 12 + 12 (i - 1):
 -- ARGV[b+1] the descriptor
 -- ARGV[b+2] jobId
 -- ARGV[b+3] job type
@@ -58,6 +58,9 @@
 -- ARGV[b+9] notBefore (epoch ms, '0' for none)
 -- ARGV[b+10] '1': claim the job for this consumer instead of queueing it (its prompt
 --          cannot be built: it is dead-lettered next), else '0'
+-- ARGV[b+11] the model its task will name (kept in the job hash: model)
+-- ARGV[b+12] that model's configured estimate in credits (KIE_MODEL_CREDITS; kept:
+--          modelCredits), for the budget reservation the pick makes
 -- Returns, per descriptor in order, {outcome, epoch, attempts, state before, taskId,
 -- owner before, recoveries, mayHaveTask}; outcome: queued | delayed | cancelled | claimed | takeover |
 -- has_task | finished | owned | uncertain | queued_already | too_many_recoveries | not_held
@@ -111,7 +114,8 @@ local function route_one(a)
     if redis.call('HINCRBY', KEYS[10], pg, -1) <= 0 then redis.call('HDEL', KEYS[10], pg) end
   end
   local base = {'type', a.type, 'replyTo', a.reply_to, 'jobMeta', a.meta,
-    'callback', a.callback, 'priority', a.prio, 'group', a.group, 'updatedAt', nows}
+    'callback', a.callback, 'priority', a.prio, 'group', a.group, 'updatedAt', nows,
+    'model', a.model, 'modelCredits', a.est}
   if not j[7] then base[#base + 1] = 'createdAt' base[#base + 1] = nows end
   local queued_at = j[9] or nows
   if not j[9] then base[#base + 1] = 'queuedAt' base[#base + 1] = nows end
@@ -211,11 +215,12 @@ end
 
 local res = {}
 for i = 1, tonumber(ARGV[9]) do
-  local b = 12 + 10 * (i - 1)
+  local b = 12 + 12 * (i - 1)
   local ri = tonumber(ARGV[b + 4]) or 0
   res[i] = route_one({raw = ARGV[b + 1], id = ARGV[b + 2], type = ARGV[b + 3], rk = ri,
     reply_to = ri > 0 and KEYS[19 + ri] or '', meta = ARGV[b + 5], callback = ARGV[b + 6],
-    prio = ARGV[b + 7], group = ARGV[b + 8], nb = ARGV[b + 9], own = ARGV[b + 10]})
+    prio = ARGV[b + 7], group = ARGV[b + 8], nb = ARGV[b + 9], own = ARGV[b + 10],
+    model = ARGV[b + 11], est = ARGV[b + 12]})
 end
 -- the next batch
 local moved, max = {}, tonumber(ARGV[11])

@@ -21,7 +21,7 @@
 -- ARGV[2] jobId
 -- ARGV[3] consumer id
 -- ARGV[4] epoch of its claim ('0': the runner does not own the job)
--- ARGV[5] 'front' | 'unattempt' | 'retry' | 'over_budget' (job_start said its estimate
+-- ARGV[5] 'front' | 'unattempt' | 'retry' | 'over_budget' (the pick said its estimate
 --         would pass a budget: it waits in KEYS[12], state over_budget, until
 --         budget_unpark.lua finds room)
 -- ARGV[6] due (epoch ms; with 'retry')
