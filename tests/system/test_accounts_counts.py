@@ -104,6 +104,10 @@ def test_jobs_held_in_a_second_accounts_structure_are_counted_everywhere(
     p2 = get_json(base + "queued?from=ready&offset=2&limit=5")
     assert len(p2["entries"]) == 1 and p2["matched"] == 3, p2
     assert get_json(base + "queued?from=ready&account=main")["entries"] == []
+    f = get_json(base + "queued?from=ready&group=gb&offset=1")
+    assert (f["matched"], len(f["entries"])) == (3, 2), f
+    nr = get_json(base + "queued?from=queue")
+    assert (nr["counts"]["ready"], nr["counts"]["notRouted"], nr["entries"]) == (3, 0, []), nr
     assert http("GET", base + "queued?account=.bad")[0] == 400
     st = get_json(base + "stats")
     assert st["depths"]["queue"] == 3, st["depths"]
