@@ -10,7 +10,7 @@ import time
 import urllib.request
 
 from conftest import TOKEN, base_env, free_port, run_kie, wait_for
-from test_web import ADMIN_TOKEN, http
+from test_web import ADMIN_TOKEN, browser, http  # noqa: F401
 
 PREFIX = "kie"
 EDIT = "google/nano-banana-edit"
@@ -178,3 +178,34 @@ def test_over_budget_jobs_of_a_second_account_are_released_by_a_raise(
     assert r.zscore(f"{PREFIX}:sched:byok:ready", "ob-2") is not None
     # nothing of byok's was created: the budgets held them, and no runner serves byok now
     assert not any(j.startswith("ob-") for j in fake_kie.stats()["creates_by_job"])
+
+
+def test_the_queued_view_shows_each_jobs_account(redis_server, r, fake_kie, workers,
+                                                  tmpdir_path, browser):
+    """The page's Queued view, in a browser: byok's held jobs are listed with an account
+    column saying byok, and a card per account counts them."""
+    from selenium.webdriver.common.by import By
+    fake_kie._req("POST", "/_fake/account", {"name": "b", "token": "tok-b", "credits": 1000})
+    path = accounts_file(tmpdir_path, f"main {TOKEN}\nbyok tok-b\n")
+    assert run_kie(["pause", "--account", "byok"], base_env(redis_server.url)).returncode == 0
+    port = free_port()
+    workers(redis_server.url, fake_kie.url, KIE_API_TOKEN="", KIE_ACCOUNTS_FILE=path,
+            KIE_WORKER_CONCURRENCY=1, KIE_HTTP_ADDR=f"127.0.0.1:{port}",
+            KIE_ADMIN_PAGE="on")
+    held = ["vb-0", "vb-1"]
+    r.lpush(f"{PREFIX}:queue", *[desc(j, "byok") for j in held])
+    wait_for(lambda: r.zcard(f"{PREFIX}:sched:byok:ready") == 2, 20, what="routed")
+    browser.get(f"http://127.0.0.1:{port}/admin/#/queued")
+
+    def table():
+        out = []
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#queued tbody tr"):
+            out.append((tr.get_attribute("data-job"),
+                        [c.text for c in tr.find_elements(By.TAG_NAME, "td")][2]))
+        return sorted(out)
+    wait_for(lambda: table() == [("vb-0", "byok"), ("vb-1", "byok")], 15, interval=0.2,
+             what=lambda: f"the held jobs with their account: {table()}")
+    assert browser.find_element(By.CSS_SELECTOR, "#queued th.q-acct").is_displayed()
+    cards = browser.find_element(By.ID, "queued-prios").text
+    assert "account byok" in cards and "account main" in cards, cards
+    assert browser.get_log("browser") == []
