@@ -324,8 +324,8 @@ int cli_cmd_budget(int argc, char **argv)
 		goto out;
 	}
 	/* jobs waiting over_budget go back now that there may be room (the workers look
-	 * every second too) */
-	budget_unpark(&q, SCHED_ACCOUNT_NAME, c.cfg.daily_credit_budget, util_now_ms(), NULL);
+	 * every second too), in every account's structure */
+	budget_unpark_all(&q, c.cfg.daily_credit_budget, util_now_ms(), NULL);
 	if (cli_has(&o, "json")) {
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "group", o.pos[1]);

@@ -20,7 +20,9 @@ static const char stats_help[] =
 	"holds; completions, failures and dead letters per minute over the last 5 minutes (from\n"
 	"the timestamps of the newest 2000 events and dead letters); the counters of <p>:stats;\n"
 	"the pause (kind, reason, time left); the account's limiter state (when KIE_API_TOKEN\n"
-	"is set: the limiter keys are named after the token's hash).\n"
+	"is set: the limiter keys are named after the token's hash). Queued and delayed jobs\n"
+	"are summed over every account's scheduling structure (<p>:accounts), with a line per\n"
+	"account when there are several.\n"
 	"  --json   one JSON object on one line (fields in docs/cli.md)\n";
 
 static void print_stats(const cJSON *s)
@@ -39,6 +41,20 @@ static void print_stats(const cJSON *s)
 	       cli_jnum(d, "queue"), cli_jnum(d, "processing"), cli_jnum(d, "delayed"),
 	       cli_jnum(d, "pollDue"), cli_jnum(d, "polling"), cli_jnum(d, "uncertain"),
 	       cli_jnum(d, "dead"), cli_jnum(d, "callbacks"), cli_jnum(d, "results"));
+	{ /* i20-counts: each account's structure, when there are several */
+		const cJSON *acc = cJSON_GetObjectItemCaseSensitive(s, "accounts");
+		if (cJSON_GetArraySize(acc) > 1) {
+			const char *sep = "";
+			printf("  by account:");
+			cJSON_ArrayForEach(it, acc) {
+				printf("%s %s %.0f queued (%.0f over budget), %.0f delayed", sep,
+				       it->string, cli_jnum(it, "queued"), cli_jnum(it, "overBudget"),
+				       cli_jnum(it, "delayed"));
+				sep = ";";
+			}
+			printf("\n");
+		}
+	}
 	printf("rates (last 5 min%s): %.1f completed/min, %.1f failed/min, %.1f dead/min\n",
 	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "lowerBound")) ? ", at least" : "",
 	       cli_jnum(r, "completedPerMin"), cli_jnum(r, "failedPerMin"),

@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "core/util.h"
 #include "pool/queue.h"
+#include "pool/sched_accounts.h"
 #include "store/metadata.h"
 #include "lua_scripts.h"
 
@@ -142,31 +143,43 @@ static redisReply *list_workers(struct metrics_http *m, int *wrongtype)
 	return NULL;
 }
 
-/* The scheduling structure's gauges (pool/sched.h): one HMGET of its state (ready jobs by
- * priority), ZCARD of the delayed set, the pool's cancelled count. */
+/* The scheduling structures' gauges (pool/sched.h): for each account's structure
+ * (sched_accounts.h, i20-counts) one HMGET of its state (ready jobs by priority) and ZCARD
+ * of its delayed set, summed per priority across accounts; the pool's cancelled count. */
 static void sched_scrape(struct metrics_http *m, struct metrics_pool *p)
 {
-	char *state = pool_key(m, "sched:" SCHED_ACCOUNT_NAME ":state", NULL);
-	char *delayed = pool_key(m, "sched:" SCHED_ACCOUNT_NAME ":delayed", NULL);
+	struct sched_accounts *sa = util_xcalloc(1, sizeof(*sa));
+	struct queue q;
+	char state[300], delayed[300];
 	char *stats = pool_key(m, "stats", NULL);
 	const char *hm[12] = {"HMGET", state, "n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7",
 			      "n8", "n9"};
-	redisReply *rep = rconn_argv(&m->rc, 12, hm, NULL);
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 10) {
-		p->has_sched = 1;
-		for (int i = 0; i < 10; i++) {
-			const redisReply *e = rep->element[i];
-			p->queued_prio[i] = e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10)
-									  : 0;
+	redisReply *rep;
+
+	queue_init(&q, &m->rc, m->cfg->redis_prefix, NULL, 0, 0);
+	sched_accounts_list(&q, sa); /* on failure: "default" alone */
+	for (int a = 0; a < sa->n; a++) {
+		sched_accounts_key(&q, sa->v[a].name, "state", state, sizeof(state));
+		sched_accounts_key(&q, sa->v[a].name, "delayed", delayed, sizeof(delayed));
+		hm[0] = "HMGET";
+		hm[1] = state;
+		rep = rconn_argv(&m->rc, 12, hm, NULL);
+		if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 10) {
+			p->has_sched = 1;
+			for (int i = 0; i < 10; i++) {
+				const redisReply *e = rep->element[i];
+				p->queued_prio[i] += e->type == REDIS_REPLY_STRING
+							     ? strtoll(e->str, NULL, 10) : 0;
+			}
 		}
+		freeReplyObject(rep);
+		hm[0] = "ZCARD";
+		hm[1] = delayed;
+		rep = rconn_argv(&m->rc, 2, hm, NULL);
+		if (rep && rep->type == REDIS_REPLY_INTEGER)
+			p->sched_delayed += rep->integer;
+		freeReplyObject(rep);
 	}
-	freeReplyObject(rep);
-	hm[0] = "ZCARD";
-	hm[1] = delayed;
-	rep = rconn_argv(&m->rc, 2, hm, NULL);
-	if (rep && rep->type == REDIS_REPLY_INTEGER)
-		p->sched_delayed = rep->integer;
-	freeReplyObject(rep);
 	hm[0] = "HGET";
 	hm[1] = stats;
 	hm[2] = "cancelled";
@@ -174,9 +187,8 @@ static void sched_scrape(struct metrics_http *m, struct metrics_pool *p)
 	if (rep && rep->type == REDIS_REPLY_STRING)
 		p->cancelled_total = strtoll(rep->str, NULL, 10);
 	freeReplyObject(rep);
-	free(state);
-	free(delayed);
 	free(stats);
+	free(sa);
 }
 
 /* Reads the pool into m->pool; the caller holds the lock. Two round trips: the consumers

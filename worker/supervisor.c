@@ -15,6 +15,7 @@
 #include "pool/budget.h"
 #include "pool/finalize.h"
 #include "pool/queue.h"
+#include "pool/sched_accounts.h"
 #include "worker.h"
 
 /* While the pool (one account) or an account (several: <p>:pause:acct:<alias>) is paused
@@ -148,6 +149,26 @@ static void uncertain_due(struct worker *w, struct queue *q)
 	free(ids);
 }
 
+/* i20-counts: this worker's scheduling structures in <p>:accounts, for the readers that
+ * sum over them (sched_accounts.h): added every recovery interval (a Redis that lost the
+ * set has it back within one), and once, at start, the names no account uses whose
+ * structure is empty are dropped. */
+static void accounts_known(struct worker *w, struct queue *q, int *pruned)
+{
+	long removed = 0;
+	if (sched_accounts_register(q, &w->accounts) != 0)
+		return;
+	if (*pruned)
+		return;
+	if (sched_accounts_prune(q, &w->accounts, &removed) == 0) {
+		*pruned = 1;
+		if (removed)
+			log_info(NULL, NULL, "%ld scheduling structure(s) of accounts no longer "
+				 "configured were empty: no longer listed in %s:accounts", removed,
+				 q->prefix);
+	}
+}
+
 /* The leases of the jobs the runners own, for the heartbeat step. */
 static void read_slots(struct worker *w, char (*ids)[JOB_ID_MAX + 1], const char **ptrs,
 		       long *epochs, int n)
@@ -177,7 +198,7 @@ void *supervisor_main(void *arg)
 	unsigned long drops_seen = 0;
 	struct kie_client **kie = util_xcalloc((size_t)w->accounts.n, sizeof(*kie));
 	pthread_t credits_th;
-	int credits_started = 0;
+	int credits_started = 0, pruned = 0;
 	/* the runners' consumers, then the callback consumer (its claimed callbacks) */
 	int nbeat = w->nconsumers;
 	char (*slot_ids)[JOB_ID_MAX + 1] = util_xcalloc((size_t)nbeat, sizeof(*slot_ids));
@@ -243,6 +264,7 @@ void *supervisor_main(void *arg)
 							   w->nconsumers, w->max_keep, &back);
 				metrics_recoveries(back);
 			}
+			accounts_known(w, &q, &pruned);
 			uncertain_due(w, &q);
 			queue_promote_delayed(&q, util_now_ms(), &moved);
 			if (moved)

@@ -467,13 +467,18 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 			    !web_group_valid(group))
 				return error(c, MHD_HTTP_BAD_REQUEST, "group must be 1 to 128 of "
 					     "A-Z a-z 0-9 . _ : - @, or (default)");
+			if (arg(c, "account") && *arg(c, "account") &&
+			    !accounts_alias_valid(arg(c, "account")))
+				return error(c, MHD_HTTP_BAD_REQUEST, "account must be an account's "
+					     "alias (1 to 64 of A-Z a-z 0-9 _ . -)");
 		}
 		if (lock(w) != 0)
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		if (what[0] == 'q') {
 			/* i21: the scheduling structure, by priority and group (sched_view.h) */
 			res = views_queued(&w->q, from ? from : "ready", prio && *prio ? (int)p : -1,
-					   group, offset, limit, err, sizeof(err));
+					   group, arg(c, "account"), offset, limit, err,
+					   sizeof(err));
 			if (res) {
 				cJSON *sum = sched_view_stats(&w->q, 20, err, sizeof(err));
 				if (sum) {
@@ -756,8 +761,8 @@ static enum MHD_Result api_post_budget(struct web *w, struct MHD_Connection *c,
 		pthread_mutex_unlock(&w->lock);
 		return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err);
 	}
-	budget_unpark(&w->q, SCHED_ACCOUNT_NAME, w->cfg->daily_credit_budget, util_now_ms(),
-		      &woken);
+	/* every account's structure (i20-counts) */
+	budget_unpark_all(&w->q, w->cfg->daily_credit_budget, util_now_ms(), &woken);
 	detail = cJSON_CreateObject();
 	cJSON_AddStringToObject(detail, "group", g->valuestring);
 	if (n->valuedouble > 0)

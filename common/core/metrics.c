@@ -620,8 +620,8 @@ static void render_pool(struct out *o, const struct metrics_pool *p)
 	put(o, "kie_scrape_redis_seconds %.6f\n", p->scrape_s);
 	if (!p->has_sched)
 		return;
-	head(o, "kie_queued_jobs", "gauge", "Jobs ready in the scheduling structure, by "
-	     "priority (pool-wide).");
+	head(o, "kie_queued_jobs", "gauge", "Jobs ready in the scheduling structures, by "
+	     "priority (pool-wide: every account's, summed).");
 	for (int i = 9; i >= 0; i--)
 		put(o, "kie_queued_jobs{priority=\"%d\"} %lld\n", i, p->queued_prio[i]);
 	head(o, "kie_delayed_jobs", "gauge", "Jobs waiting for their notBefore or a retry.");

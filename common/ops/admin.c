@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "kie/job.h"
 #include "lua_scripts.h"
+#include "pool/sched_accounts.h"
 
 /* ---- Redis helpers ---- */
 
@@ -1010,6 +1011,48 @@ static cJSON *limiter_section(struct queue *q, const char *account_prefix,
 	return o;
 }
 
+/* i19: jobs routed into the scheduling structures (pool/sched.h) wait too: each
+ * account's (i20-counts: sched_accounts.h) adds its items less its delayed ones to
+ * "queue", its delayed ones to "delayed", and has its line in o's "accounts" (those
+ * <p>:accounts names, and "default" when it holds jobs). 0 or -1 (err). */
+static int sched_depths(struct queue *q, cJSON *o, cJSON *d, char *err, size_t errlen)
+{
+	struct sched_accounts *s = util_xcalloc(1, sizeof(*s));
+	cJSON *qd = cJSON_GetObjectItemCaseSensitive(d, "queue");
+	cJSON *dd = cJSON_GetObjectItemCaseSensitive(d, "delayed");
+	cJSON *acc = cJSON_AddObjectToObject(o, "accounts");
+	int rc = -1;
+
+	if (sched_accounts_list(q, s) != 0) {
+		snprintf(err, errlen, "%s", q->err);
+		goto out;
+	}
+	for (int i = 0; i < s->n; i++) {
+		char k[3][160];
+		long long items, later, over;
+		snprintf(k[0], sizeof(k[0]), "sched:%s:items", s->v[i].name);
+		snprintf(k[1], sizeof(k[1]), "sched:%s:delayed", s->v[i].name);
+		snprintf(k[2], sizeof(k[2]), "sched:%s:overBudget", s->v[i].name);
+		items = count(q, "HLEN", k[0], err, errlen);
+		later = items < 0 ? -1 : count(q, "ZCARD", k[1], err, errlen);
+		over = later < 0 ? -1 : count(q, "ZCARD", k[2], err, errlen);
+		if (over < 0)
+			goto out;
+		cJSON_SetNumberValue(qd, qd->valuedouble + (double)(items - later));
+		cJSON_SetNumberValue(dd, dd->valuedouble + (double)later);
+		if (s->v[i].registered || items > 0) {
+			cJSON *a = cJSON_AddObjectToObject(acc, s->v[i].name);
+			cJSON_AddNumberToObject(a, "queued", (double)(items - later));
+			cJSON_AddNumberToObject(a, "delayed", (double)later);
+			cJSON_AddNumberToObject(a, "overBudget", (double)over);
+		}
+	}
+	rc = 0;
+out:
+	free(s);
+	return rc;
+}
+
 cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *account_id,
 		   char *err, size_t errlen)
 {
@@ -1035,18 +1078,8 @@ cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *acco
 			goto fail;
 		cJSON_AddNumberToObject(d, depths[i].name, (double)n);
 	}
-	{
-		/* i19: jobs routed into the scheduling structure (pool/sched.h) wait too */
-		long long items = count(q, "HLEN", "sched:" SCHED_ACCOUNT_NAME ":items", err, errlen);
-		long long later = count(q, "ZCARD", "sched:" SCHED_ACCOUNT_NAME ":delayed", err,
-					errlen);
-		cJSON *qd = cJSON_GetObjectItemCaseSensitive(d, "queue");
-		cJSON *dd = cJSON_GetObjectItemCaseSensitive(d, "delayed");
-		if (items < 0 || later < 0)
-			goto fail;
-		cJSON_SetNumberValue(qd, qd->valuedouble + (double)(items - later));
-		cJSON_SetNumberValue(dd, dd->valuedouble + (double)later);
-	}
+	if (sched_depths(q, o, d, err, errlen) != 0)
+		goto fail;
 	w = workers_section(q, &in_flight, &processing, err, errlen);
 	if (!w)
 		goto fail;

@@ -16,8 +16,10 @@
 
 /* {"queuedByPriority": {"9": n, ...}, "ready": n, "delayed": n, "parked": n,
  *  "topGroups": [{"group", "queued", "inFlight", "weight", "limit"}...] (the top_n by
- *  backlog), "groups": n, "oldestWaitMs": ms (the oldest of the next 100 to go, null when
- *  none is ready), "picks": n, "pace": picks/s (kie_position's)} */
+ *  backlog), "groups": n, "oldestWaitMs": ms (the oldest of each account's next 100 to
+ *  go, null when none is ready), "picks": n, "accounts": {acct: {"ready", "delayed",
+ *  "parked", "overBudget"}}}: every account's structure summed (sched_accounts.h; an
+ *  account is listed when <p>:accounts names it or it holds jobs). */
 cJSON *sched_view_stats(struct queue *q, int top_n, char *err, size_t errlen);
 
 /* kie_position's answer for job_id, parsed. */

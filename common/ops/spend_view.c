@@ -8,6 +8,7 @@
 #include "core/util.h"
 #include "kie/accounts.h"
 #include "pool/budget.h"
+#include "pool/sched_accounts.h"
 
 static double num(const char *s)
 {
@@ -69,13 +70,15 @@ static cJSON *account_add(cJSON *acc, const char *alias, const redisReply *sp,
 	return a;
 }
 
+static void waiting_add(struct queue *q, cJSON *waiting, const char *obk, const char *acct,
+			int max);
+
 /* The page's additions (full = 1), see spend_view.h. */
 static void add_full(struct queue *q, cJSON *o, const redisReply *bal, const redisReply *bg,
-		     const redisReply *bd, const char *obk)
+		     const redisReply *bd, const struct sched_accounts *sa)
 {
 	char k[300];
 	cJSON *it, *budgets, *waiting;
-	redisReply *z, *e;
 
 	if (!cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "accounts"),
 					      ACCOUNT_DEFAULT_ALIAS))
@@ -116,8 +119,24 @@ static void add_full(struct queue *q, cJSON *o, const redisReply *bal, const red
 		cJSON_AddItemToArray(budgets, x);
 	}
 
+	/* the first SPEND_VIEW_WAITING, one account's structure after the other */
 	waiting = cJSON_AddArrayToObject(o, "waiting");
-	z = rconn_cmd(q->r, "ZRANGE %s 0 %d", obk, SPEND_VIEW_WAITING - 1);
+	for (int a = 0; a < sa->n && cJSON_GetArraySize(waiting) < SPEND_VIEW_WAITING; a++) {
+		char obk[300];
+		sched_accounts_key(q, sa->v[a].name, "overBudget", obk, sizeof(obk));
+		waiting_add(q, waiting, obk, sa->v[a].name,
+			    SPEND_VIEW_WAITING - cJSON_GetArraySize(waiting));
+	}
+}
+
+/* The first max jobs of one structure's over_budget set obk into waiting. */
+static void waiting_add(struct queue *q, cJSON *waiting, const char *obk, const char *acct,
+			int max)
+{
+	char k[320];
+	redisReply *z, *e;
+
+	z = rconn_cmd(q->r, "ZRANGE %s 0 %d", obk, max - 1);
 	snprintf(k, sizeof(k), "%sEst", obk);
 	for (size_t i = 0; z && z->type == REDIS_REPLY_ARRAY && i < z->elements; i++) {
 		const char *id = z->element[i]->str, *tab;
@@ -126,6 +145,7 @@ static void add_full(struct queue *q, cJSON *o, const redisReply *bal, const red
 			continue;
 		x = cJSON_CreateObject();
 		cJSON_AddStringToObject(x, "jobId", id);
+		cJSON_AddStringToObject(x, "account", acct);
 		e = rconn_cmd(q->r, "HGET %s %s", k, id);
 		if (e && e->type == REDIS_REPLY_STRING && (tab = strchr(e->str, '\t'))) {
 			char g[BUDGET_GROUP_MAX + 1];
@@ -144,10 +164,11 @@ static void add_full(struct queue *q, cJSON *o, const redisReply *bal, const red
 
 cJSON *spend_view(struct queue *q, long pool_budget, int full, char *err, size_t errlen)
 {
-	char day[16], sk[160], gk[170], bk[160], grk[128], balk[128], obk[200];
+	char day[16], sk[160], gk[170], bk[160], grk[128], balk[128], obk[300];
 	redisReply *sp, *gr, *bd, *bg, *bal, *c;
 	long long over = 0;
 	cJSON *o, *acc, *grs;
+	struct sched_accounts *sa;
 
 	budget_day(util_now_ms(), 0, day, sizeof(day));
 	spend_day_key(q, day, sk, sizeof(sk));
@@ -155,7 +176,6 @@ cJSON *spend_view(struct queue *q, long pool_budget, int full, char *err, size_t
 	budget_day_key(q, day, bk, sizeof(bk));
 	queue_key(q, grk, sizeof(grk), "budget:group");
 	queue_key(q, balk, sizeof(balk), "balance");
-	snprintf(obk, sizeof(obk), "%s:sched:%s:overBudget", q->prefix, SCHED_ACCOUNT_NAME);
 	sp = rconn_cmd(q->r, "HGETALL %s", sk);
 	if (!sp || sp->type != REDIS_REPLY_ARRAY) {
 		snprintf(err, errlen, "%s", !sp ? "Redis could not be reached"
@@ -163,14 +183,20 @@ cJSON *spend_view(struct queue *q, long pool_budget, int full, char *err, size_t
 		freeReplyObject(sp);
 		return NULL;
 	}
+	/* i20-counts: the jobs over budget in every account's structure */
+	sa = util_xcalloc(1, sizeof(*sa));
+	sched_accounts_list(q, sa); /* on failure: "default" alone, as before */
 	gr = rconn_cmd(q->r, "ZREVRANGE %s 0 %d WITHSCORES", gk, SPEND_VIEW_TOP - 1);
 	bd = rconn_cmd(q->r, "HGETALL %s", bk);
 	bg = rconn_cmd(q->r, "HGETALL %s", grk);
 	bal = rconn_cmd(q->r, "HGETALL %s", balk);
-	c = rconn_cmd(q->r, "ZCARD %s", obk);
-	if (c && c->type == REDIS_REPLY_INTEGER)
-		over = c->integer;
-	freeReplyObject(c);
+	for (int i = 0; i < sa->n; i++) {
+		sched_accounts_key(q, sa->v[i].name, "overBudget", obk, sizeof(obk));
+		c = rconn_cmd(q->r, "ZCARD %s", obk);
+		if (c && c->type == REDIS_REPLY_INTEGER)
+			over += c->integer;
+		freeReplyObject(c);
+	}
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "day", day);
 	cJSON_AddNumberToObject(o, "total", num(hfield(sp, "total")));
@@ -220,7 +246,8 @@ cJSON *spend_view(struct queue *q, long pool_budget, int full, char *err, size_t
 		cJSON_AddItemToArray(grs, e);
 	}
 	if (full)
-		add_full(q, o, bal, bg, bd, obk);
+		add_full(q, o, bal, bg, bd, sa);
+	free(sa);
 	freeReplyObject(sp);
 	freeReplyObject(gr);
 	freeReplyObject(bd);

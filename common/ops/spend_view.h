@@ -29,8 +29,10 @@
  * JSON, with "ttlMs"; null when none), "pause" (the pool's <p>:pause, the same way;
  * "default" is always listed), "budgets": [{"group","budget","spent","reserved"}] (every
  * group with a budget, at most SPEND_VIEW_BUDGETS, by name), "waiting": [{"jobId",
- * "group","estimate"}] (the first SPEND_VIEW_WAITING over_budget jobs). NULL with err
- * when Redis failed. */
+ * "account","group","estimate"}] (the first SPEND_VIEW_WAITING over_budget jobs, one
+ * account's structure after the other; "account" is the structure's name, "default"
+ * with one account). "overBudget" and "waiting" cover every account's structure
+ * (sched_accounts.h). NULL with err when Redis failed. */
 cJSON *spend_view(struct queue *q, long pool_budget, int full, char *err, size_t errlen);
 
 #endif

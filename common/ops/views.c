@@ -10,6 +10,7 @@
 #include "lua_scripts.h"
 #include "pool/history.h"
 #include "pool/sched.h"
+#include "pool/sched_accounts.h"
 
 /* rep, or NULL (err filled, rep freed) for a lost connection or an error reply. */
 static redisReply *ok(struct queue *q, redisReply *rep, char *err, size_t errlen)
@@ -110,54 +111,35 @@ static cJSON *num_or_null_str(const redisReply *r)
 	return r && r->type == REDIS_REPLY_STRING && r->len ? num_or_null(r) : cJSON_CreateNull();
 }
 
-cJSON *views_queued(struct queue *q, const char *from, int priority, const char *group,
-		    long offset, long limit, char *err, size_t errlen)
+/* One run of admin_sched_page.lua on account acct's structure (args: from, offset,
+ * limit, priority, group, scan); the reply checked, or NULL (err). */
+static redisReply *sched_page(struct queue *q, const char *acct, const char *const *args,
+			      char *err, size_t errlen)
 {
-	char k[5][300], off[32], lim[32], prio[8], scan[32], g[VIEWS_GROUP_MAX + 2];
-	const char *keys[] = {k[0], k[1], k[2], k[3], k[4]};
-	const char *args[] = {from, off, lim, prio, g, scan};
-	redisReply *rep;
-	cJSON *o, *arr, *counts, *first_ready = NULL;
-	int64_t now = redis_now_ms(q);
 	static const char *const names[] = {"ready", "delayed", "items", "parked"};
+	char k[5][300];
+	const char *keys[] = {k[0], k[1], k[2], k[3], k[4]};
+	redisReply *rep;
 
 	for (int i = 0; i < 4; i++)
-		snprintf(k[i], sizeof(k[i]), "%s:sched:%s:%s", q->prefix, SCHED_ACCOUNT_NAME,
-			 names[i]);
+		sched_accounts_key(q, acct, names[i], k[i], sizeof(k[i]));
 	queue_key(q, k[4], sizeof(k[4]), "queue");
-	snprintf(off, sizeof(off), "%ld", offset);
-	snprintf(lim, sizeof(lim), "%ld", limit);
-	if (priority >= 0)
-		snprintf(prio, sizeof(prio), "%d", priority);
-	else
-		prio[0] = '\0';
-	/* "(default)" names the default group, stored as "" ("\1" to the script) */
-	if (group && strcmp(group, "(default)") == 0)
-		util_strlcpy(g, "\1", sizeof(g));
-	else
-		util_strlcpy(g, group ? group : "", sizeof(g));
-	snprintf(scan, sizeof(scan), "%d", VIEWS_SCAN_MAX);
-	rep = eval(q, err, errlen, &lua_admin_sched_page, 5, keys, 6, args);
-	if (!rep)
-		return NULL;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 6 || (rep->elements - 6) % 8) {
+	rep = eval(q, err, errlen, &lua_admin_sched_page, 5, keys, 6, (const char **)args);
+	if (rep && (rep->type != REDIS_REPLY_ARRAY || rep->elements < 6 ||
+		    (rep->elements - 6) % 8)) {
 		snprintf(err, errlen, "unexpected reply to admin_sched_page.lua");
 		freeReplyObject(rep);
-		return NULL;
+		rep = NULL;
 	}
-	o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "from", from);
-	counts = cJSON_AddObjectToObject(o, "counts");
-	cJSON_AddNumberToObject(counts, "ready", (double)num(rep->element[0]));
-	cJSON_AddNumberToObject(counts, "delayed", (double)num(rep->element[1]));
-	cJSON_AddNumberToObject(counts, "parked", (double)num(rep->element[2]));
-	cJSON_AddNumberToObject(counts, "notRouted", (double)num(rep->element[3]));
-	cJSON_AddNumberToObject(o, "matched", (double)num(rep->element[4]));
-	cJSON_AddBoolToObject(o, "capped", num(rep->element[5]) != 0);
-	cJSON_AddNumberToObject(o, "offset", (double)offset);
-	cJSON_AddNumberToObject(o, "now", (double)now);
-	arr = cJSON_AddArrayToObject(o, "entries");
-	for (size_t i = 6; i + 7 < rep->elements; i += 8) {
+	return rep;
+}
+
+/* The entries of one page reply (at most max of them) into arr, each with its account
+ * (acct; NULL for descriptors not yet routed). */
+static void page_entries(const redisReply *rep, const char *from, const char *acct, long max,
+			 cJSON *arr)
+{
+	for (size_t i = 6; i + 7 < rep->elements && max > 0; i += 8, max--) {
 		cJSON *e = cJSON_CreateObject();
 		const redisReply *id = rep->element[i], *gr = rep->element[i + 2];
 		if (id->type == REDIS_REPLY_STRING && id->len)
@@ -178,37 +160,150 @@ cJSON *views_queued(struct queue *q, const char *from, int priority, const char 
 		cJSON_AddNumberToObject(e, "position", (double)num(rep->element[i + 6]));
 		if (strcmp(from, "delayed") == 0)
 			cJSON_AddItemToObject(e, "dueAt", num_or_null_str(rep->element[i + 7]));
-		if (!first_ready && strcmp(from, "ready") == 0 && cJSON_IsString(
-			    cJSON_GetObjectItemCaseSensitive(e, "jobId")))
-			first_ready = e;
+		if (acct)
+			cJSON_AddStringToObject(e, "account", acct);
+		else
+			cJSON_AddNullToObject(e, "account");
 		cJSON_AddItemToArray(arr, e);
 	}
-	freeReplyObject(rep);
-	/* the ETA of each ready job: its place over the pace kie_position measures (one
-	 * FCALL_RO for the page; without the Functions library, no ETA) */
-	if (first_ready) {
-		char *json = NULL;
-		cJSON *pos = NULL;
-		const cJSON *pace;
-		const char *jid = cJSON_GetObjectItemCaseSensitive(first_ready, "jobId")->valuestring;
-		if (sched_position(q, jid, &json) == 0)
-			pos = cJSON_Parse(json);
-		free(json);
-		pace = cJSON_GetObjectItemCaseSensitive(pos, "pace");
-		if (cJSON_IsNumber(pace) && pace->valuedouble > 0) {
-			cJSON *e;
-			cJSON_AddNumberToObject(o, "pace", pace->valuedouble);
-			cJSON_ArrayForEach(e, arr) {
-				double p = cJSON_GetNumberValue(
-					cJSON_GetObjectItemCaseSensitive(e, "position"));
+}
+
+/* The ETA of each ready entry of account acct: its place over the pace kie_position
+ * measures for that account (one FCALL_RO per account on the page; without the
+ * Functions library, no ETA). The first pace found is o's "pace". */
+static void page_etas(struct queue *q, cJSON *o, cJSON *arr, const char *acct, int64_t now)
+{
+	cJSON *e, *first = NULL, *pos = NULL;
+	const cJSON *pace;
+	char *json = NULL;
+
+	cJSON_ArrayForEach(e, arr) {
+		const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "account");
+		if (cJSON_IsString(a) && strcmp(a->valuestring, acct) == 0 &&
+		    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "jobId"))) {
+			first = e;
+			break;
+		}
+	}
+	if (!first)
+		return;
+	if (sched_position(q, cJSON_GetObjectItemCaseSensitive(first, "jobId")->valuestring,
+			   &json) == 0)
+		pos = cJSON_Parse(json);
+	free(json);
+	pace = cJSON_GetObjectItemCaseSensitive(pos, "pace");
+	if (cJSON_IsNumber(pace) && pace->valuedouble > 0) {
+		if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "pace")))
+			cJSON_ReplaceItemInObjectCaseSensitive(o, "pace",
+							       cJSON_CreateNumber(pace->valuedouble));
+		cJSON_ArrayForEach(e, arr) {
+			const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "account");
+			double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e,
+											 "position"));
+			if (cJSON_IsString(a) && strcmp(a->valuestring, acct) == 0)
 				cJSON_AddNumberToObject(e, "eta", (double)now + (p + 1) * 1000.0 /
 								  pace->valuedouble);
-			}
-		} else {
-			cJSON_AddNullToObject(o, "pace");
 		}
-		cJSON_Delete(pos);
 	}
+	cJSON_Delete(pos);
+}
+
+cJSON *views_queued(struct queue *q, const char *from, int priority, const char *group,
+		    const char *account, long offset, long limit, char *err, size_t errlen)
+{
+	char off[32], lim[32], prio[8], scan[32], g[VIEWS_GROUP_MAX + 2];
+	const char *args[] = {from, off, lim, prio, g, scan};
+	struct sched_accounts *sa = util_xcalloc(1, sizeof(*sa));
+	redisReply *rep;
+	cJSON *o, *arr, *counts, *acc;
+	int64_t now = redis_now_ms(q);
+	long long total[4] = {0, 0, 0, 0}, before = 0;
+	long remaining = limit;
+	int capped = 0, queue_mode = strcmp(from, "queue") == 0;
+
+	/* i20-counts: every account's structure (sched_accounts.h), or the one asked for */
+	if (account && *account) {
+		sa->n = 1;
+		util_strlcpy(sa->v[0].name, account, sizeof(sa->v[0].name));
+		sa->v[0].registered = 1;
+	} else if (sched_accounts_list(q, sa) != 0) {
+		snprintf(err, errlen, "%s", q->err);
+		free(sa);
+		return NULL;
+	}
+	if (priority >= 0)
+		snprintf(prio, sizeof(prio), "%d", priority);
+	else
+		prio[0] = '\0';
+	/* "(default)" names the default group, stored as "" ("\1" to the script) */
+	if (group && strcmp(group, "(default)") == 0)
+		util_strlcpy(g, "\1", sizeof(g));
+	else
+		util_strlcpy(g, group ? group : "", sizeof(g));
+	snprintf(scan, sizeof(scan), "%d", VIEWS_SCAN_MAX);
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "from", from);
+	counts = cJSON_AddObjectToObject(o, "counts");
+	acc = cJSON_CreateObject();
+	arr = cJSON_CreateArray();
+	cJSON_AddNullToObject(o, "pace");
+	/* The accounts' matching entries one account after the other (by name), each with
+	 * its position in its own account's order: offset and limit count in that list. The
+	 * descriptors not yet routed (from "queue") are the pool's: read once. */
+	for (int i = 0; i < sa->n; i++) {
+		long loff = offset > before ? (long)(offset - before) : 0;
+		long long matched;
+		int page_queue = queue_mode && i == 0;
+		args[0] = queue_mode && !page_queue ? "ready" : from;
+		snprintf(off, sizeof(off), "%ld", queue_mode && !page_queue ? 0 : loff);
+		snprintf(lim, sizeof(lim), "%ld", remaining > 0 && (!queue_mode || page_queue)
+						  ? remaining : 1);
+		if (queue_mode && !page_queue)
+			prio[0] = g[0] = '\0';
+		rep = sched_page(q, sa->v[i].name, args, err, errlen);
+		if (!rep) {
+			cJSON_Delete(acc);
+			cJSON_Delete(arr);
+			cJSON_Delete(o);
+			free(sa);
+			return NULL;
+		}
+		for (int c = 0; c < 4; c++)
+			total[c] += c == 3 && i > 0 ? 0 : num(rep->element[c]);
+		if (sa->v[i].registered || num(rep->element[0]) || num(rep->element[1]) ||
+		    num(rep->element[2])) {
+			cJSON *a = cJSON_AddObjectToObject(acc, sa->v[i].name);
+			cJSON_AddNumberToObject(a, "ready", (double)num(rep->element[0]));
+			cJSON_AddNumberToObject(a, "delayed", (double)num(rep->element[1]));
+			cJSON_AddNumberToObject(a, "parked", (double)num(rep->element[2]));
+		}
+		if (!queue_mode || page_queue) {
+			matched = num(rep->element[4]);
+			capped |= num(rep->element[5]) != 0;
+			if (remaining > 0 && offset < before + matched) {
+				long had = cJSON_GetArraySize(arr);
+				page_entries(rep, from, page_queue ? NULL : sa->v[i].name, remaining,
+					     arr);
+				remaining -= cJSON_GetArraySize(arr) - had;
+			}
+			before += matched;
+		}
+		freeReplyObject(rep);
+	}
+	cJSON_AddNumberToObject(counts, "ready", (double)total[0]);
+	cJSON_AddNumberToObject(counts, "delayed", (double)total[1]);
+	cJSON_AddNumberToObject(counts, "parked", (double)total[2]);
+	cJSON_AddNumberToObject(counts, "notRouted", (double)total[3]);
+	cJSON_AddItemToObject(o, "accounts", acc);
+	cJSON_AddNumberToObject(o, "matched", (double)before);
+	cJSON_AddBoolToObject(o, "capped", capped);
+	cJSON_AddNumberToObject(o, "offset", (double)offset);
+	cJSON_AddNumberToObject(o, "now", (double)now);
+	cJSON_AddItemToObject(o, "entries", arr);
+	if (strcmp(from, "ready") == 0)
+		for (int i = 0; i < sa->n; i++)
+			page_etas(q, o, arr, sa->v[i].name, now);
+	free(sa);
 	return o;
 }
 
@@ -522,20 +617,33 @@ cJSON *views_search(struct queue *q, const char *term, char *err, size_t errlen)
 		}
 		freeReplyObject(rep);
 	}
-	{ /* a group with jobs waiting in the structure: the page lists them (queued view) */
+	{ /* a group with jobs waiting in a structure (any account's, i20-counts): the page
+	   * lists them (queued view) */
 		const char *hexists[] = {"HEXISTS", key, term};
-		snprintf(key, sizeof(key), "%s:sched:%s:gcount", q->prefix, SCHED_ACCOUNT_NAME);
-		if (!(rep = cmd(q, err, errlen, 3, hexists)))
+		struct sched_accounts *sa = util_xcalloc(1, sizeof(*sa));
+		long long found = 0;
+		if (sched_accounts_list(q, sa) != 0) {
+			snprintf(err, errlen, "%s", q->err);
+			free(sa);
 			goto fail;
-		if (num(rep) == 1) {
+		}
+		for (int i = 0; i < sa->n && !found; i++) {
+			sched_accounts_key(q, sa->v[i].name, "gcount", key, sizeof(key));
+			if (!(rep = cmd(q, err, errlen, 3, hexists))) {
+				free(sa);
+				goto fail;
+			}
+			found = num(rep);
 			freeReplyObject(rep);
+		}
+		free(sa);
+		if (found == 1) {
 			cJSON_AddStringToObject(o, "by", "group");
 			cJSON_AddStringToObject(o, "group", term);
 			cJSON_AddNullToObject(o, "jobId");
 			cJSON_AddNullToObject(o, "taskId");
 			return o;
 		}
-		freeReplyObject(rep);
 	}
 	cJSON_AddStringToObject(o, "by", "id");
 	cJSON_AddStringToObject(o, "jobId", term);

@@ -28,17 +28,23 @@
 #define VIEWS_SCAN_MAX 20000   /* members walked at most by a filtered queued page */
 #define VIEWS_GROUP_MAX 128
 
-/* Jobs that wait, from the account's scheduling structure (pool/sched.h, the script
- * admin_sched_page.lua): from "ready" (in the order they go: position 0 is picked next),
- * "delayed" (earliest due first), "parked" (at their group's cap, by group) or "queue"
- * (<p>:queue, not yet routed, from its consuming end); priority 0..9 or -1 for any,
- * group NULL/"" for any ("(default)": the default group). {"from", "counts": {"ready",
- * "delayed", "parked", "notRouted"}, "matched", "capped" (a filtered walk stopped at
- * VIEWS_SCAN_MAX), "offset", "now", "pace" (ready: picks/s, kie_position's),
- * "entries": [{"jobId", "priority", "group", "queuedAt", "type", "bytes", "position",
- * "dueAt" (delayed), "eta" (ready, epoch ms)}]}. */
+/* Jobs that wait, from the accounts' scheduling structures (pool/sched.h, the script
+ * admin_sched_page.lua run on each; every structure of sched_accounts_list, or account's
+ * alone when account is not NULL/""): from "ready" (in the order they go: position 0 is
+ * picked next in its account), "delayed" (earliest due first), "parked" (at their group's
+ * cap, by group) or "queue" (<p>:queue, not yet routed, from its consuming end);
+ * priority 0..9 or -1 for any, group NULL/"" for any ("(default)": the default group).
+ * With several accounts their entries come one account after the other (by name), each
+ * with its position in its own account's line; offset and limit count in that list.
+ * {"from", "counts": {"ready", "delayed", "parked", "notRouted"} (summed), "accounts":
+ * {acct: {"ready", "delayed", "parked"}} (those <p>:accounts names and any holding jobs),
+ * "matched", "capped" (a filtered walk stopped at VIEWS_SCAN_MAX in an account), "offset",
+ * "now", "pace" (ready: picks/s, kie_position's, the first account's on the page; else
+ * null), "entries": [{"jobId", "priority", "group", "queuedAt", "type", "bytes",
+ * "position", "account" (null: not routed yet), "dueAt" (delayed), "eta" (ready, epoch
+ * ms, at its account's pace)}]}. */
 cJSON *views_queued(struct queue *q, const char *from, int priority, const char *group,
-		    long offset, long limit, char *err, size_t errlen);
+		    const char *account, long offset, long limit, char *err, size_t errlen);
 
 /* Tasks being polled, <p>:poll:due by next poll: {"total", "notPromoted" (LLEN
  * <p>:polling), "offset", "now", "entries": [{"taskId", "jobId", "type", "createdAt",

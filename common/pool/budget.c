@@ -10,6 +10,7 @@
 #include "core/metrics.h"
 #include "core/util.h"
 #include "lua_scripts.h"
+#include "pool/sched_accounts.h"
 #include "redis/script.h"
 
 void budget_day(int64_t t_ms, int days_back, char *out, size_t outlen)
@@ -165,6 +166,24 @@ int budget_unpark(struct queue *q, const char *acct, long pool_budget, int64_t n
 	if (woken && rep && rep->type == REDIS_REPLY_INTEGER)
 		*woken = (long)rep->integer;
 	return done(q, rep);
+}
+
+int budget_unpark_all(struct queue *q, long pool_budget, int64_t now_ms, long *woken)
+{
+	struct sched_accounts *s = util_xcalloc(1, sizeof(*s));
+	int rc = sched_accounts_list(q, s);
+
+	if (woken)
+		*woken = 0;
+	for (int i = 0; i < s->n; i++) {
+		long n = 0;
+		if (budget_unpark(q, s->v[i].name, pool_budget, now_ms, &n) != 0)
+			rc = -1;
+		if (woken)
+			*woken += n;
+	}
+	free(s);
+	return rc;
 }
 
 int budget_gauges(struct queue *q, long pool_budget, int64_t now_ms)

@@ -62,6 +62,12 @@ int budget_release(struct queue *q, const char *job_id, int64_t now_ms, double *
 int budget_unpark(struct queue *q, const char *acct, long pool_budget, int64_t now_ms,
 		  long *woken);
 
+/* budget_unpark() on every scheduling structure of the pool (sched_accounts_list: each
+ * account's, and any still listed with jobs), for a raise from `kie budget set` or the
+ * page. *woken (may be NULL) sums them. 0, or -1 (q->err) when one of them failed (the
+ * others were still tried). */
+int budget_unpark_all(struct queue *q, long pool_budget, int64_t now_ms, long *woken);
+
 /* Reads today's budget figures (the pool's: KIE_DAILY_CREDIT_BUDGET = pool_budget, and
  * each group's with a budget) into metrics_budgets(). 0 or -1 (Redis). */
 int budget_gauges(struct queue *q, long pool_budget, int64_t now_ms);

@@ -1090,6 +1090,23 @@ def test_metrics_scrape_counts(r):
         [0, 0, 0, 0, 0, 0, 0, 0, b"", -1, b""]
 
 
+def test_accounts_prune_keeps_a_structure_that_holds_anything(r):
+    """A name goes from <p>:accounts only while its structure holds no item, nothing over
+    budget and nothing delayed; a name not in the set stays absent (0)."""
+    def keys(a):
+        return [f"{P}:accounts", f"{P}:sched:{a}:items", f"{P}:sched:{a}:overBudget",
+                f"{P}:sched:{a}:delayed"]
+    r.sadd(f"{P}:accounts", "old", "busy", "late", "over")
+    r.hset(f"{P}:sched:busy:items", "j1", "5\tg\t1\t1\t{}")
+    r.zadd(f"{P}:sched:late:delayed", {"j2": 1})
+    r.zadd(f"{P}:sched:over:overBudget", {"j3": 1})
+    assert [run(r, "accounts_prune", keys(a), [a]) for a in ("busy", "late", "over")] == \
+        [0, 0, 0]
+    assert run(r, "accounts_prune", keys("old"), ["old"]) == 1
+    assert run(r, "accounts_prune", keys("old"), ["old"]) == 0
+    assert r.smembers(f"{P}:accounts") == {b"busy", b"late", b"over"}
+
+
 # --- the worker runs them by EVALSHA and reloads a Redis that lost them ---
 
 def test_worker_reloads_scripts_after_script_flush(redis_server, fake_kie, workers):

@@ -157,12 +157,16 @@ def test_pool_gauges_while_paused(redis_server, r, fake_kie, workers):
     def gauges():
         s, _ = scrape(port)
         return s
-    # routed while paused: the jobs wait in the scheduling structure, by priority
-    wait_for(lambda: val(gauges(), "kie_queued_jobs", priority="5") == n, 10,
-             what=f"kie_queued_jobs{{priority=5}} == {n}")
-    s = gauges()
-    assert val(s, "kie_queued_jobs", priority="9") == 1
-    assert val(s, "kie_queue_jobs", queue="queue") == 0
+    # routed while paused: the jobs wait in the scheduling structure, by priority (the
+    # router takes them one at a time, the p9 job last; the queue and the structures are
+    # read a round trip apart: wait for one scrape that shows all of it)
+    def routed():
+        s = gauges()
+        return (val(s, "kie_queued_jobs", priority="5") == n and
+                val(s, "kie_queued_jobs", priority="9") == 1 and
+                val(s, "kie_queue_jobs", queue="queue") == 0) and s
+    s = wait_for(routed, 10, what=f"kie_queued_jobs{{priority=5}} == {n}, {{priority=9}} "
+                 "== 1, the queue empty")
     assert val(s, "kie_paused", kind="operator") == 1
     assert val(s, "kie_paused", kind="credits") == 0
     assert val(s, "kie_paused", kind="account") == 0

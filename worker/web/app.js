@@ -515,6 +515,17 @@ function renderGroups(sum) {
   ow.append(el('div', typeof sum.oldestWaitMs === 'number' ? age(sum.oldestWaitMs) : '-', 'n'),
     el('div', 'oldest wait (next 100)', 'l'));
   prios.append(ow);
+  // several accounts: each account's structure has its own line (and its own pace)
+  const accts = Object.entries(sum.accounts || {});
+  if (accts.length > 1) {
+    for (const [name, a] of accts) {
+      const c = el('div', null, 'card');
+      c.append(el('div', (a.ready || 0) + (a.parked || 0) + (a.overBudget || 0), 'n'),
+        el('div', 'account ' + name + ' (' + (a.delayed || 0) + ' delayed' +
+          (a.overBudget ? ', ' + a.overBudget + ' over budget' : '') + ')', 'l'));
+      prios.append(c);
+    }
+  }
   const tb = $('groups').tBodies[0];
   // not rebuilt while the operator edits a weight or a limit
   if (tb.contains(document.activeElement)) return;
@@ -555,6 +566,8 @@ async function loadQueued() {
   if (d.summary) renderGroups(d.summary);
   renderPager('queued-pager', 'queued', d.matched, d.entries.length);
   const tb = $('queued').tBodies[0];
+  const several = Object.keys(d.accounts || {}).length > 1;
+  for (const h of document.querySelectorAll('#queued th.q-acct')) h.hidden = !several;
   tb.replaceChildren();
   for (const e of d.entries) {
     const tr = el('tr');
@@ -570,7 +583,9 @@ async function loadQueued() {
       b.addEventListener('click', () => cancelJob(e.jobId));
       acts.append(b);
     }
-    tr.append(td(e.position), td(jobLink(e.jobId)), td(e.priority), td(e.group),
+    tr.append(td(e.position), td(jobLink(e.jobId)));
+    if (several) tr.append(td(e.account || '-'));
+    tr.append(td(e.priority), td(e.group),
       td(e.type || '-'), td(typeof e.queuedAt === 'number' ? age(d.now - e.queuedAt) : '-'),
       td(when), acts);
     tb.append(tr);
@@ -757,9 +772,14 @@ async function loadSpend() {
   wt.replaceChildren();
   $('waiting-count').textContent = '(' + (s.overBudget || 0) +
     ((s.waiting || []).length < (s.overBudget || 0) ? ', the first ' + s.waiting.length + ' shown' : '') + ')';
+  // several accounts' structures hold jobs over budget: say whose each one is
+  const wAccts = new Set((s.waiting || []).map(j => j.account)).size > 1;
+  for (const h of document.querySelectorAll('#waiting th.w-acct')) h.hidden = !wAccts;
   for (const j of s.waiting || []) {
     const tr = el('tr');
-    tr.append(td(jobLink(j.jobId)), td(j.group === '' ? '(default)' : j.group), td(credits(j.estimate)));
+    tr.append(td(jobLink(j.jobId)));
+    if (wAccts) tr.append(td(j.account || '-'));
+    tr.append(td(j.group === '' ? '(default)' : j.group), td(credits(j.estimate)));
     wt.append(tr);
   }
 }
