@@ -50,19 +50,9 @@ int budget_group_valid(const char *g)
 	return 1;
 }
 
-/* 0 for a reply that is not an error; else -1 with q->err filled. Frees rep. */
 static int done(struct queue *q, redisReply *rep)
 {
-	int rc = 0;
-	if (!rep) {
-		snprintf(q->err, sizeof(q->err), "Redis could not be reached");
-		rc = -1;
-	} else if (rep->type == REDIS_REPLY_ERROR) {
-		snprintf(q->err, sizeof(q->err), "Redis: %s", rep->str);
-		rc = -1;
-	}
-	freeReplyObject(rep);
-	return rc;
+	return queue_done(q, rep);
 }
 
 int budget_group_set(struct queue *q, const char *group, double credits)

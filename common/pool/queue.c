@@ -76,6 +76,20 @@ redisReply *queue_eval(struct queue *q, const struct script *s, int nkeys, const
 	return eval(q, s, nkeys, keys, nargs, args, arglens);
 }
 
+int queue_done(struct queue *q, redisReply *rep)
+{
+	int rc = 0;
+	if (!rep) {
+		snprintf(q->err, sizeof(q->err), "Redis could not be reached");
+		rc = -1;
+	} else if (rep->type == REDIS_REPLY_ERROR) {
+		snprintf(q->err, sizeof(q->err), "Redis: %s", rep->str);
+		rc = -1;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
 static int ok_reply(redisReply *rep)
 {
 	int ok = rep && rep->type != REDIS_REPLY_ERROR;

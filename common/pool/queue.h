@@ -285,6 +285,9 @@ struct script;
 /* Runs a script (script_run: EVALSHA, EVAL on NOSCRIPT) for the modules beside this one
  * (sched.c): an error reply is logged once per 10 s, goes into q->err and makes the
  * consumer check what it owns; arglens NULL: C strings. */
+/* 0 for a reply that is not an error; else -1 with q->err filled ("Redis could not be
+ * reached", or Redis's error). Frees rep. */
+int queue_done(struct queue *q, redisReply *rep);
 redisReply *queue_eval(struct queue *q, const struct script *s, int nkeys, const char **keys,
 		       int nargs, const char **args, const size_t *arglens);
 int queue_poll_reschedule(struct queue *q, const char *task_id, int64_t due_ms);

@@ -11,16 +11,7 @@
 
 static int reply_ok(struct queue *q, redisReply *rep)
 {
-	int rc = 0;
-	if (!rep) {
-		snprintf(q->err, sizeof(q->err), "Redis could not be reached");
-		rc = -1;
-	} else if (rep->type == REDIS_REPLY_ERROR) {
-		snprintf(q->err, sizeof(q->err), "Redis: %s", rep->str);
-		rc = -1;
-	}
-	freeReplyObject(rep);
-	return rc;
+	return queue_done(q, rep);
 }
 
 void sched_accounts_key(const struct queue *q, const char *acct, const char *name, char *out,
