@@ -32,7 +32,7 @@
 #include "pool/queue.h"
 
 #define SCHED_ACCOUNT SCHED_ACCOUNT_NAME
-#define SCHED_FUNCTIONS_VERSION "3"
+#define SCHED_FUNCTIONS_VERSION "4"
 
 /* What route.lua needs to know of a descriptor besides its bytes. */
 struct sched_route_in {

@@ -1215,3 +1215,35 @@ def test_pick_reserves_the_budget_with_the_start(r):
     r.set(f"{P}:pause:acct:acct1", "{}")
     assert pick_b(0, f"{P}:pause:acct:acct1") == [b"paused"]
     assert r.zscore(f"{S}:ready", "b3") is not None
+
+
+def test_functions_name_the_jobs_account_when_given_another_structure(r):
+    """Several accounts: a job routed into <p>:sched:byok (its job hash's account) is not
+    cancelled through another account's keys — the job would be marked cancelled while its
+    item stayed queued in byok's structure — nor positioned in it: both answer
+    account_needed with the account; with byok's keys the cancel ends it."""
+    r.execute_command("FUNCTION", "LOAD", "REPLACE", src("kie_functions"))
+    B = f"{P}:sched:byok"
+    proc = f"{P}:processing:c#router"
+    raw = json.dumps({"v": 1, "id": "acc1"})
+    r.lpush(proc, raw)
+    keys = route_keys(proc)
+    keys[3:13] = [f"{B}:ready", f"{B}:delayed", f"{B}:items", f"{B}:state", f"{B}:gtag",
+                  f"{B}:gcount", f"{B}:inflight", f"{B}:picked", f"{P}:group:weight",
+                  f"{B}:wake"]
+    out = run(r, "route", keys, route_args(jobs=[(raw, "acc1", 0, 5, "", 0, "0")],
+                                          account="byok"))
+    assert out[0][0] == b"queued" and r.hget(f"{P}:job:acc1", "account") == b"byok"
+    assert fcall(r, "kie_cancel", "acc1") == {"result": "account_needed", "jobId": "acc1",
+                                              "state": "queued", "account": "byok"}
+    pos = fcall(r, "kie_position", "acc1")
+    assert pos["error"] == "account_needed" and pos["account"] == "byok"
+    assert pos["position"] is None
+    assert r.hget(f"{P}:job:acc1", "state") == b"queued"
+    bkeys = [f"{P}:job:acc1", f"{P}:cancel:acc1", f"{B}:ready", f"{B}:delayed", f"{B}:items",
+             f"{B}:state", f"{B}:gcount", f"{P}:stats", f"{P}:results", f"{B}:parked",
+             f"{P}:job:acc1"]
+    assert json.loads(r.execute_command("FCALL", "kie_position", 11, *bkeys, "acc1"))[
+        "position"] == 0
+    out = json.loads(r.execute_command("FCALL", "kie_cancel", 11, *bkeys, "acc1"))
+    assert out["result"] == "cancelled" and r.zcard(f"{B}:ready") == 0

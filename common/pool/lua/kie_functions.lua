@@ -27,7 +27,7 @@
 -- started | finished | remembered | reply_to_needed, "jobId", "state", "replyTo"?};
 -- kie_position {"jobId", "state", "position", "eta", "priority", "group", "queuedAt",
 -- "startedAt", "pace"}; kie_version the library's version.
-local VERSION = '3'
+local VERSION = '4'
 local SPAN = 1e12
 --#include history.lua
 -- emit(): the one emission of an event (lib/emit.lua), shared with the scripts
@@ -42,11 +42,21 @@ local function conf(KEYS, name, default)
   return tonumber(redis.call('HGET', KEYS[6], name) or '') or default
 end
 
+-- The job's account (the job hash's account, written at routing when the pool has several),
+-- when KEYS[3] is not its structure's ready set (<p>:sched:<account>:ready): the caller
+-- passed another account's structure. nil when they match, or the pool has one account.
+local function other_account(KEYS, acct)
+  if not acct or acct == '' then return nil end
+  local want = ':sched:' .. acct .. ':ready'
+  if string.sub(KEYS[3], -#want) == want then return nil end
+  return acct
+end
+
 local function cancel(KEYS, ARGV)
   local id = ARGV[1]
   local now = now_ms()
   local j = redis.call('HMGET', KEYS[1], 'state', 'owner', 'lease', 'taskId', 'queuedAt',
-    'type', 'jobMeta', 'replyTo', 'attempts')
+    'type', 'jobMeta', 'replyTo', 'attempts', 'account')
   local st = j[1]
   local function answer(res, extra)
     local o = {result = res, jobId = id, state = st or cjson.null}
@@ -70,6 +80,9 @@ local function cancel(KEYS, ARGV)
   if reply_to ~= '' and KEYS[11] ~= reply_to then
     return answer('reply_to_needed', {replyTo = reply_to})
   end
+  -- several accounts: the keys must be the job's account's structure
+  local acct = other_account(KEYS, j[10])
+  if acct then return answer('account_needed', {account = acct}) end
   if reply_to ~= '' and not keytype_ok(KEYS[11], 'list') then reply_to = '' end
   -- out of the structure (ready, delayed, or parked at its group's cap)
   local it = redis.call('HGET', KEYS[5], id)
@@ -135,13 +148,20 @@ local function position(KEYS, ARGV)
   local id = ARGV[1]
   local now = now_ms()
   local j = redis.call('HMGET', KEYS[1], 'state', 'queuedAt', 'priority', 'group',
-    'startedAt', 'taskId')
+    'startedAt', 'taskId', 'account')
   local o = {jobId = id, state = j[1] or 'unknown', position = cjson.null, eta = cjson.null,
     priority = tonumber(j[3] or '') or cjson.null, group = j[4] or cjson.null,
     queuedAt = tonumber(j[2] or '') or cjson.null,
     startedAt = tonumber(j[5] or '') or cjson.null, taskId = j[6] or cjson.null}
   if not j[1] then
     if redis.call('EXISTS', KEYS[2]) == 1 then o.state = 'cancel_remembered' end
+    return cjson.encode(o)
+  end
+  -- several accounts: a position is only read in the job's account's structure
+  local acct = other_account(KEYS, j[7])
+  if acct then
+    o.account = acct
+    o.error = 'account_needed'
     return cjson.encode(o)
   end
   local pc = pace(KEYS, now)
