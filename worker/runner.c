@@ -45,7 +45,7 @@ struct runner {
 	long refusals_quiet;
 	int saw_pause;           /* a step found the pool paused: read the pause next turn */
 	int slot;                /* the createTask slot before a pick: SLOT_* */
-	unsigned long picks;     /* pick.lua's token: this runner's pick count */
+	unsigned long picks;     /* pick.lua's token: start time (ms) x 1000 + this runner's picks */
 };
 
 /* The pick and the start, one step (pick.lua), with the budget reservation's inputs */
@@ -893,6 +893,9 @@ void *runner_main(void *arg)
 		worker_limiter_acct(r.w, &r.io, &r.accts[a].create, 1, cid, a);
 	}
 	use_account(&r, 0);
+	/* pick tokens never repeat, not even across a restart of the same consumer id: a
+	 * retried pick must find only the job that very call started */
+	r.picks = (unsigned long)util_now_ms() * 1000UL;
 	worker_blocking(r.w, &r.io.rc, 1);
 	while (!r.w->stopping) {
 		long pause_ms = 0;
