@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/util.h"
+#include "kie/accounts.h"
 #include "kie/job.h"
 #include "ops/admin.h"
 #include "pool/limiter.h"
@@ -20,10 +21,26 @@ static const char stats_help[] =
 	"holds; completions, failures and dead letters per minute over the last 5 minutes (from\n"
 	"the timestamps of the newest 2000 events and dead letters); the counters of <p>:stats;\n"
 	"the pause (kind, reason, time left); the account's limiter state (when KIE_API_TOKEN\n"
-	"is set: the limiter keys are named after the token's hash). Queued and delayed jobs\n"
+	"is set: the limiter keys are named after the token's hash; with KIE_ACCOUNTS_FILE,\n"
+	"each account's). Queued and delayed jobs\n"
 	"are summed over every account's scheduling structure (<p>:accounts), with a line per\n"
 	"account when there are several.\n"
 	"  --json   one JSON object on one line (fields in docs/cli.md)\n";
+
+/* One account's limiter line (admin_stats' limiter section) */
+static void print_limiter(const cJSON *l)
+{
+	static const char *const names[] = {"create", "query"};
+	const char *alias = cli_jstr(l, "alias");
+	printf("limiter (account %s%s%s):", alias ? alias : "", alias ? ", " : "",
+	       OR(cli_jstr(l, "account")));
+	for (int i = 0; i < 2; i++) {
+		const cJSON *x = cJSON_GetObjectItemCaseSensitive(l, names[i]);
+		printf(" %s: %.0f in the log, blocked for %.0f ms, %.0f penalties%s", names[i],
+		       cli_jnum(x, "logEntries"), cli_jnum(x, "blockedForMs"),
+		       cli_jnum(x, "penalties"), i == 0 ? ";" : "\n");
+	}
+}
 
 static void print_stats(const cJSON *s)
 {
@@ -86,15 +103,12 @@ static void print_stats(const cJSON *s)
 	cJSON_ArrayForEach(it, c)
 		printf(" %s=%.0f", it->string, it->valuedouble);
 	printf("\n");
-	if (cJSON_IsObject(l)) {
-		static const char *const names[] = {"create", "query"};
-		printf("limiter (account %s):", OR(cli_jstr(l, "account")));
-		for (int i = 0; i < 2; i++) {
-			const cJSON *x = cJSON_GetObjectItemCaseSensitive(l, names[i]);
-			printf(" %s: %.0f in the log, blocked for %.0f ms, %.0f penalties%s", names[i],
-			       cli_jnum(x, "logEntries"), cli_jnum(x, "blockedForMs"),
-			       cli_jnum(x, "penalties"), i == 0 ? ";" : "\n");
-		}
+	if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(s, "limiters"))) {
+		/* several accounts: one line each */
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(s, "limiters"))
+			print_limiter(it);
+	} else if (cJSON_IsObject(l)) {
+		print_limiter(l);
 	}
 }
 
@@ -106,6 +120,7 @@ int cli_cmd_stats(int argc, char **argv)
 	struct rconn rc;
 	struct queue q;
 	char err[512], acct[17] = "";
+	struct accounts accts = {NULL, 0};
 	cJSON *s;
 	int code = EXIT_OK;
 
@@ -122,9 +137,35 @@ int cli_cmd_stats(int argc, char **argv)
 		cli_ctx_close(&c);
 		return EXIT_USAGE;
 	}
-	if (*c.cfg.kie_api_token)
+	if (*c.cfg.kie_api_token) {
 		limiter_account_id(c.cfg.kie_api_token, acct);
+	} else if (*c.cfg.kie_accounts_file) {
+		/* several accounts: the first one's limiter as "limiter", and each one's in
+		 * "limiters" below */
+		if (accounts_load(&c.cfg, &accts, err, sizeof(err)) != 0) {
+			fprintf(stderr, "kie: %s\n", err);
+			rconn_close(&rc);
+			cli_ctx_close(&c);
+			return EXIT_USAGE;
+		}
+		if (accts.n > 0)
+			util_strlcpy(acct, accts.v[0].id, sizeof(acct));
+	}
 	s = admin_stats(&q, c.cfg.account_prefix, acct, err, sizeof(err));
+	if (s && accts.n > 1) {
+		const char *aliases[ACCOUNTS_MAX], *ids[ACCOUNTS_MAX];
+		for (int i = 0; i < accts.n && i < ACCOUNTS_MAX; i++) {
+			aliases[i] = accts.v[i].alias;
+			ids[i] = accts.v[i].id;
+		}
+		if (admin_stats_add_limiters(&q, c.cfg.account_prefix, aliases, ids,
+					     accts.n < ACCOUNTS_MAX ? accts.n : ACCOUNTS_MAX, s, err,
+					     sizeof(err)) != 0) {
+			cJSON_Delete(s);
+			s = NULL;
+		}
+	}
+	accounts_free(&accts);
 	if (s)
 		cli_sched_add_stats(&q, s); /* i19: "schedule" */
 	if (s)

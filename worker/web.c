@@ -47,6 +47,10 @@ struct web {
 	pthread_mutex_t store_lock; /* the job page's metadata record reads, one at a time */
 	struct metadata_store *store; /* opened at the first read */
 	char account_id[17];
+	/* several accounts: each one's alias and limiter id (the stats' "limiters") */
+	int nacct;
+	char acct_alias[ACCOUNTS_MAX][ACCOUNT_ALIAS_MAX + 1];
+	char acct_id[ACCOUNTS_MAX][17];
 	size_t nhosts;        /* the Host headers answered, compared whole, any case */
 	char hosts[WEB_HOSTS_MAX][WEB_HOST_MAX_BYTES + 1];
 };
@@ -202,6 +206,11 @@ struct web *web_start(const struct config *cfg, const struct rconn_addr *redis,
 		if (accounts_load(cfg, &a, aerr, sizeof(aerr)) == 0) {
 			if (a.n > 0)
 				util_strlcpy(w->account_id, a.v[0].id, sizeof(w->account_id));
+			for (int i = 0; a.n > 1 && i < a.n && i < ACCOUNTS_MAX; i++) {
+				util_strlcpy(w->acct_alias[i], a.v[i].alias, sizeof(w->acct_alias[i]));
+				util_strlcpy(w->acct_id[i], a.v[i].id, sizeof(w->acct_id[i]));
+				w->nacct = i + 1;
+			}
 			accounts_free(&a);
 		}
 	}
@@ -298,6 +307,26 @@ static enum MHD_Result error(struct MHD_Connection *c, unsigned status, const ch
 }
 
 /* ---- Redis under the lock ---- */
+
+/* admin_stats with each account's limiter ("limiters") when the pool has several */
+static cJSON *web_stats(struct web *w, char *err, size_t errlen)
+{
+	cJSON *res = admin_stats(&w->q, w->cfg->account_prefix, w->account_id, err, errlen);
+	const char *aliases[ACCOUNTS_MAX], *ids[ACCOUNTS_MAX];
+
+	if (!res || w->nacct < 2)
+		return res;
+	for (int i = 0; i < w->nacct; i++) {
+		aliases[i] = w->acct_alias[i];
+		ids[i] = w->acct_id[i];
+	}
+	if (admin_stats_add_limiters(&w->q, w->cfg->account_prefix, aliases, ids, w->nacct, res,
+				     err, errlen) != 0) {
+		cJSON_Delete(res);
+		return NULL;
+	}
+	return res;
+}
 
 static int lock(struct web *w)
 {
@@ -437,8 +466,7 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 		if (lock(w) != 0)
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		if (strcmp(what, "stats") == 0) {
-			res = admin_stats(&w->q, w->cfg->account_prefix, w->account_id, err,
-					  sizeof(err));
+			res = web_stats(w, err, sizeof(err));
 			if (res)
 				cJSON_AddBoolToObject(res, "actions", *w->cfg->admin_token != '\0');
 		} else {
@@ -871,8 +899,7 @@ static enum MHD_Result api_post(struct web *w, struct MHD_Connection *c, const c
 		ok = pause ? queue_pause_set(&w->q, "operator", b.for_ms, reason, &done)
 			   : queue_pause_clear(&w->q, NULL, &done);
 		if (ok == 0) {
-			res = admin_stats(&w->q, w->cfg->account_prefix, w->account_id, err,
-					  sizeof(err));
+			res = web_stats(w, err, sizeof(err));
 			if (res)
 				cJSON_AddBoolToObject(res, "changed", done);
 			detail = cJSON_CreateObject();

@@ -1011,6 +1011,23 @@ static cJSON *limiter_section(struct queue *q, const char *account_prefix,
 	return o;
 }
 
+int admin_stats_add_limiters(struct queue *q, const char *account_prefix,
+			     const char *const *aliases, const char *const *ids, int n, cJSON *s,
+			     char *err, size_t errlen)
+{
+	cJSON *arr = cJSON_AddArrayToObject(s, "limiters");
+	int64_t now = util_now_ms();
+
+	for (int i = 0; i < n; i++) {
+		cJSON *sect = limiter_section(q, account_prefix, ids[i], now, err, errlen);
+		if (!sect)
+			return -1;
+		cJSON_AddStringToObject(sect, "alias", aliases[i]);
+		cJSON_AddItemToArray(arr, sect);
+	}
+	return 0;
+}
+
 /* i19: jobs routed into the scheduling structures (pool/sched.h) wait too: each
  * account's (i20-counts: sched_accounts.h) adds its items less its delayed ones to
  * "queue", its delayed ones to "delayed", and has its line in o's "accounts" (those

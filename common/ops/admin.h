@@ -56,6 +56,11 @@ int admin_ref_valid(const char *s);
  * limiter section then). */
 cJSON *admin_stats(struct queue *q, const char *account_prefix, const char *account_id,
 		   char *err, size_t errlen);
+/* Several accounts (KIE_ACCOUNTS_FILE): s's "limiters", one limiter section per account
+ * (n of them: aliases[i], ids[i] its limiter id), each with its "alias". 0, or -1 (err). */
+int admin_stats_add_limiters(struct queue *q, const char *account_prefix,
+			     const char *const *aliases, const char *const *ids, int n, cJSON *s,
+			     char *err, size_t errlen);
 
 /* What a job is now, as `kie job show` tells it:
  *   queued     its descriptor waits: in <p>:queue (a producer's, not claimed yet: no job

@@ -111,6 +111,20 @@ def test_jobs_held_in_a_second_accounts_structure_are_counted_everywhere(
     assert http("GET", base + "queued?account=.bad")[0] == 400
     st = get_json(base + "stats")
     assert st["depths"]["queue"] == 3, st["depths"]
+    # each account's limiter, not only the first one's: main's log holds its creates,
+    # paused byok's holds none
+    lim = {x["alias"]: x for x in st["limiters"]}
+    assert sorted(lim) == ["byok", "main"], st["limiters"]
+    assert lim["main"]["create"]["logEntries"] >= 2 and \
+        lim["byok"]["create"]["logEntries"] == 0, lim
+    assert lim["main"]["account"] != lim["byok"]["account"]
+    env_a = dict(env, KIE_API_TOKEN="", KIE_ACCOUNTS_FILE=path)
+    c = run_kie(["stats", "--json"], env_a)
+    assert c.returncode == 0, c.stderr
+    assert [x["alias"] for x in json.loads(c.stdout)["limiters"]] == ["main", "byok"]
+    c = run_kie(["stats"], env_a)
+    assert c.returncode == 0 and "limiter (account main, " in c.stdout and \
+        "limiter (account byok, " in c.stdout, c.stdout
     # the search box finds the group of byok's jobs
     assert get_json(base + "search?q=gb")["by"] == "group"
 
