@@ -420,9 +420,13 @@ def test_pick_starts_the_job_and_sched_put(r):
     # one found creating without its owner: taken over (it goes uncertain next)
     route(r, "s3")
     r.hset(f"{P}:job:s3", mapping={"state": "creating", "owner": "gone#0", "lease": 1})
-    out = pick(r)
+    out = pick(r, tok=303)
     assert out[1] == b"s3" and out[7] == b"takeover"
     assert r.hget(f"{P}:job:s3", "owner") == b"c#0"
+    # its reply lost, the same call again: still a takeover (its last owner may have made
+    # a task), never "started", which would send a second createTask
+    again = pick(r, keep=True, tok=303)
+    assert again[:2] == [b"picked", b"s3"] and again[7] == b"takeover", again
 
 
 def fcall(r, name, jid, reply=None):

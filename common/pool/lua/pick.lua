@@ -67,10 +67,12 @@ if held then
   if type(hid) == 'string' and hid ~= '' then
     local h = redis.call('HMGET', KEYS[16] .. hid, 'pick', 'owner', 'state', 'epoch',
       'attempts', 'priority', 'group', 'queuedAt', 'mayHaveTask')
-    local tok, tg = string.match(h[1] or '', '^(%d+) (%d*)$')
+    -- the job hash's pick: "<token> <tag> <outcome>" (started, or takeover: a replay of
+    -- a takeover must not answer started — its last owner may have created a task)
+    local tok, tg, ho = string.match(h[1] or '', '^(%d+) (%d*) (%a+)$')
     if tok == ARGV[4] and h[2] == ARGV[2] and h[3] == 'creating' then
       return {'picked', hid, held, tonumber(h[6] or '5') or 5, h[7] or '', h[8] or '', tg,
-        'started', tonumber(h[4] or '0') or 0, tonumber(h[5] or '0') or 0, 'creating', '',
+        ho, tonumber(h[4] or '0') or 0, tonumber(h[5] or '0') or 0, 'creating', '',
         ARGV[2], h[9] and '1' or '0'}
     end
   end
@@ -248,7 +250,7 @@ for i = 1, 32 do
           local nows = fmt(now)
           local f = {'owner', ARGV[2], 'epoch', epoch + 1, 'lease',
             fmt(now + tonumber(ARGV[3])), 'workerId', ARGV[2], 'updatedAt', nows,
-            'claimedAt', nows, 'pick', ARGV[4] .. ' ' .. tg}
+            'claimedAt', nows}
           if st == 'creating' then
             o = 'takeover' -- its last owner stopped inside createTask: a task may exist
           else
@@ -285,6 +287,7 @@ for i = 1, 32 do
               redis.call('HINCRBY', KEYS[7], g, 1)
               f[#f + 1] = 'inflight' f[#f + 1] = g
             end
+            f[#f + 1] = 'pick' f[#f + 1] = ARGV[4] .. ' ' .. tg .. ' ' .. o
             redis.call('HSET', jk, unpack(f))
           else
             att = att - 1
