@@ -308,6 +308,35 @@ static enum MHD_Result error(struct MHD_Connection *c, unsigned status, const ch
 
 /* ---- Redis under the lock ---- */
 
+/* The createTask slots used and reserved now against the limit (views_create_slots): with
+ * several accounts, the sums over every account's log, against the sum of their limits */
+static cJSON *web_create_slots(struct web *w, char *err, size_t errlen)
+{
+	cJSON *all = views_create_slots(&w->q, w->cfg->account_prefix, w->account_id,
+					w->cfg->create_limit, w->cfg->create_window_ms, err, errlen);
+	static const char *const sums[] = {"used", "reserved", "limit"};
+
+	for (int i = 1; all && i < w->nacct; i++) { /* acct_id[0] is account_id */
+		cJSON *one = views_create_slots(&w->q, w->cfg->account_prefix, w->acct_id[i],
+						w->cfg->create_limit, w->cfg->create_window_ms, err,
+						errlen);
+		if (!one) {
+			cJSON_Delete(all);
+			return NULL;
+		}
+		for (size_t k = 0; k < sizeof(sums) / sizeof(sums[0]); k++) {
+			cJSON *a = cJSON_GetObjectItemCaseSensitive(all, sums[k]);
+			const cJSON *b = cJSON_GetObjectItemCaseSensitive(one, sums[k]);
+			if (cJSON_IsNumber(a) && cJSON_IsNumber(b))
+				cJSON_SetNumberValue(a, a->valuedouble + b->valuedouble);
+		}
+		cJSON_Delete(one);
+	}
+	if (all && w->nacct > 1)
+		cJSON_AddNumberToObject(all, "accounts", w->nacct);
+	return all;
+}
+
 /* admin_stats with each account's limiter ("limiters") when the pool has several */
 static cJSON *web_stats(struct web *w, char *err, size_t errlen)
 {
@@ -531,9 +560,7 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 			return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy; try again");
 		res = views_rates_minutes(&w->q, minutes, err, sizeof(err));
 		if (res) {
-			cJSON *slots = views_create_slots(&w->q, w->cfg->account_prefix,
-							  w->account_id, w->cfg->create_limit,
-							  w->cfg->create_window_ms, err, sizeof(err));
+			cJSON *slots = web_create_slots(w, err, sizeof(err));
 			if (slots) {
 				cJSON_AddItemToObject(res, "createSlots", slots);
 			} else {
@@ -555,9 +582,11 @@ static enum MHD_Result api_get(struct web *w, struct MHD_Connection *c, const ch
 		res = views_history(&w->q, (int)days, n, step, err, sizeof(err));
 		if (res) {
 			/* what the charts draw the counts against */
+			/* several accounts: each has its own createTask limit */
 			cJSON_AddNumberToObject(res, "createLimitPerMinute",
 						(double)w->cfg->create_limit * 60000.0 /
-							(double)w->cfg->create_window_ms);
+							(double)w->cfg->create_window_ms *
+							(w->nacct > 1 ? w->nacct : 1));
 			cJSON_AddNumberToObject(res, "dailyCreditBudget",
 						(double)w->cfg->daily_credit_budget);
 		}

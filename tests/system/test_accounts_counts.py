@@ -118,6 +118,12 @@ def test_jobs_held_in_a_second_accounts_structure_are_counted_everywhere(
     assert lim["main"]["create"]["logEntries"] >= 2 and \
         lim["byok"]["create"]["logEntries"] == 0, lim
     assert lim["main"]["account"] != lim["byok"]["account"]
+    # the charts draw the pool's creates against both accounts' limits (the tests' workers
+    # run at 100000 per 1000 ms each, conftest) and count both accounts' logs: main's 2
+    cs = get_json(base + "rates")["createSlots"]
+    assert (cs["limit"], cs["accounts"]) == (2 * 100000, 2) and cs["used"] >= 0, cs
+    assert get_json(base + "history?minutes=60")["createLimitPerMinute"] == \
+        2 * 100000 * 60
     env_a = dict(env, KIE_API_TOKEN="", KIE_ACCOUNTS_FILE=path)
     c = run_kie(["stats", "--json"], env_a)
     assert c.returncode == 0, c.stderr
