@@ -269,16 +269,17 @@ for i = 1, 32 do
                 extra = {string.format(
                   '%s budget: %.6g of %.6g credits used today (UTC), this job ~%.6g',
                   which, bud[3], bud[4], bud[5]), string.format('%.6g', bud[5])}
-              else
-                f[#f + 1] = 'account' f[#f + 1] = ARGV[7]
               end
             end
             -- <<< i20-wire
-            att = att + 1
-            f[#f + 1] = 'state' f[#f + 1] = 'creating'
-            f[#f + 1] = 'attempts' f[#f + 1] = att
+            if o == 'started' then
+              att = att + 1
+              if KEYS[20] then f[#f + 1] = 'account' f[#f + 1] = ARGV[7] end
+              f[#f + 1] = 'state' f[#f + 1] = 'creating'
+              f[#f + 1] = 'attempts' f[#f + 1] = att
+            end
           end
-          if o ~= 'over_budget' then
+          if o ~= 'over_budget' then -- started or takeover: this runner owns it now
             epoch = epoch + 1
             -- in-flight counts are kept while caps exist (a cap set later counts the
             -- jobs started after it); the job hash's inflight field names the group
@@ -289,8 +290,6 @@ for i = 1, 32 do
             end
             f[#f + 1] = 'pick' f[#f + 1] = ARGV[4] .. ' ' .. tg .. ' ' .. o
             redis.call('HSET', jk, unpack(f))
-          else
-            att = att - 1
           end
         end
         local r = {'picked', id, raw, p, g, q, tg, o, epoch, att, st, task, owner,
