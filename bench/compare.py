@@ -215,6 +215,16 @@ SYSTEMS = {
 }
 
 
+def with_log_tail(e, who, logpath):
+    """e with the last 3000 bytes of the worker's log appended (a run that failed)."""
+    try:
+        with open(logpath) as f:
+            tail = f.read()[-3000:]
+    except OSError:
+        tail = ""
+    return BenchError(f"{e}\n--- {who} log (tail) ---\n{tail}")
+
+
 def script_names():
     """sha1 -> script name, from the generated build/gen/lua_scripts.c (the expanded
     text's SHA1, which Redis knows each script by)."""
@@ -332,12 +342,7 @@ def run_system(system, a, jobs, tmp, monitor=False, timeout_s=None, slowlog=Fals
                              ", ".join(f"{k}={out[k]}" for k in bad))
         return out
     except BenchError as e:
-        try:
-            with open(logpath) as f:
-                tail = f.read()[-3000:]
-        except OSError:
-            tail = ""
-        raise BenchError(f"{e}\n--- {system} log (tail) ---\n{tail}") from None
+        raise with_log_tail(e, system, logpath) from None
     finally:
         if mon:
             mon.stop()
@@ -508,12 +513,7 @@ def run_latency(a, jobs, tmp, callbacks=True, timeout_s=None):
                 "app_posts": len(app.received) if app else 0,
                 "record_info": fake.stats()["record_info_total"]}
     except BenchError as e:
-        try:
-            with open(logpath) as f:
-                tail = f.read()[-3000:]
-        except OSError:
-            tail = ""
-        raise BenchError(f"{e}\n--- kie-worker log (tail) ---\n{tail}") from None
+        raise with_log_tail(e, "kie-worker", logpath) from None
     finally:
         if os.environ.get("BENCH_KEEP_LOG"):
             shutil.copy(logpath, os.environ["BENCH_KEEP_LOG"])
