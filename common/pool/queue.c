@@ -1001,8 +1001,10 @@ int queue_task_get(struct queue *q, const char *task_id, struct task_record *out
 }
 
 /* finalize.lua and, in the same round trip, the poller's next poll_next.lua (q->ahead).
- * A failed round trip, or an error reply of either, falls back to finalize.lua alone (its
- * run is idempotent); a poll_next claim lost that way comes due again after its lease. */
+ * finalize.lua's answer is the answer whatever poll_next.lua's was (an error of that one
+ * only leaves no claim ahead); a failed round trip, or an error of finalize.lua, falls
+ * back to finalize.lua alone (its run is idempotent). A poll_next claim lost either way
+ * comes due again after its lease. */
 static redisReply *finalize_and_poll_next(struct queue *q, int nkeys, const char **keys,
 					  int nargs, const char **args)
 {
@@ -1024,13 +1026,16 @@ static redisReply *finalize_and_poll_next(struct queue *q, int nkeys, const char
 	snprintf(now, sizeof(now), "%lld", (long long)t);
 	snprintf(lease, sizeof(lease), "%lld", (long long)(t + a->lease_ms));
 	if (script_run2(q->r, &fin, &next, &rep, &prep) == 0 && rep &&
-	    rep->type != REDIS_REPLY_ERROR && prep && prep->type != REDIS_REPLY_ERROR) {
-		a->task_id = NULL;
-		a->due_ms = -1;
-		memset(&a->t, 0, sizeof(a->t));
-		poll_next_out(prep, &a->task_id, &a->due_ms, &a->t);
-		a->have = 1;
-		freeReplyObject(prep);
+	    rep->type != REDIS_REPLY_ERROR) {
+		if (prep && prep->type != REDIS_REPLY_ERROR) {
+			a->task_id = NULL;
+			a->due_ms = -1;
+			memset(&a->t, 0, sizeof(a->t));
+			poll_next_out(prep, &a->task_id, &a->due_ms, &a->t);
+			a->have = 1;
+		}
+		if (prep)
+			freeReplyObject(prep);
 		return rep;
 	}
 	if (rep)
