@@ -48,11 +48,13 @@ struct runner {
 	unsigned long picks;     /* pick.lua's token: start time (ms) x 1000 + this runner's picks */
 };
 
-/* The pick and the start, one step (pick.lua), with the budget reservation's inputs */
+/* The pick and the start, one step (pick.lua), with the budget reservation's inputs and,
+ * with several accounts, the alias the job hash keeps (it names the job's structure then;
+ * with one account the structure is "default" whatever the alias, so none is kept) */
 static int pick(struct runner *r, struct sched_pick *pk)
 {
 	const struct config *cfg = r->w->cfg;
-	struct sched_budget_in bin = {r->w->accounts.v[r->nacct > 1 ? r->acct : 0].alias,
+	struct sched_budget_in bin = {r->nacct > 1 ? r->w->accounts.v[r->acct].alias : "",
 				      cfg->daily_credit_budget};
 	return sched_pick(&r->io.q, cfg->sched_reserve, cfg->heartbeat_ttl_ms, ++r->picks, &bin,
 			  pk);

@@ -84,7 +84,7 @@ enum { SCHED_PICKED = 0, SCHED_EMPTY, SCHED_PAUSED, SCHED_AGAIN, SCHED_HELD };
  * budget and the account alias the job hash keeps (the job's group, model and estimate
  * are in its job hash, written at routing). */
 struct sched_budget_in {
-	const char *account;
+	const char *account;    /* several accounts: the alias ("" with one) */
 	long pool_budget;       /* KIE_DAILY_CREDIT_BUDGET, 0: none */
 };
 /* The pick rule and the start of the job picked, in one step (pick.lua), for q's

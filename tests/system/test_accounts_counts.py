@@ -229,3 +229,34 @@ def test_the_queued_view_shows_each_jobs_account(redis_server, r, fake_kie, work
     cards = browser.find_element(By.ID, "queued-prios").text
     assert "account byok" in cards and "account main" in cards, cards
     assert browser.get_log("browser") == []
+
+
+def test_a_one_account_pools_job_put_back_is_cancelled_with_the_default_keys(
+        redis_server, r, fake_kie, workers, tmpdir_path):
+    """One account named in KIE_ACCOUNTS_FILE (alias main; its structure stays
+    <p>:sched:default, protocol.md section 10). A job started and put back — the account
+    has no credits, its createTask answers 402, the pool pauses and the job waits queued
+    with its attempt given back — is cancelled by FCALL kie_cancel with the default
+    structure's keys, as documented, and by `kie job cancel`: it never reaches KIE."""
+    fake_kie._req("POST", "/_fake/account", {"name": "default", "credits": 0})
+    path = accounts_file(tmpdir_path, f"main {TOKEN}\n")
+    workers(redis_server.url, fake_kie.url, KIE_API_TOKEN="", KIE_ACCOUNTS_FILE=path,
+            KIE_WORKER_CONCURRENCY=1)
+    r.lpush(f"{PREFIX}:queue", desc("one-a"), desc("one-b"))
+    wait_for(lambda: r.exists(f"{PREFIX}:pause") and
+             r.hget(f"{PREFIX}:job:one-a", "state") == "queued" and
+             r.hget(f"{PREFIX}:job:one-b", "state") == "queued", 20,
+             what="the 402's pause, both jobs queued")
+    assert fake_kie.stats()["creates_total"] == 0
+    S = f"{PREFIX}:sched:default"
+    keys = [f"{PREFIX}:job:one-a", f"{PREFIX}:cancel:one-a", f"{S}:ready", f"{S}:delayed",
+            f"{S}:items", f"{S}:state", f"{S}:gcount", f"{PREFIX}:stats",
+            f"{PREFIX}:results", f"{S}:parked", f"{PREFIX}:job:one-a"]
+    out = json.loads(r.execute_command("FCALL", "kie_cancel", len(keys), *keys, "one-a"))
+    assert out["result"] == "cancelled", out
+    c = run_kie(["job", "cancel", "one-b", "--json"], base_env(redis_server.url))
+    assert c.returncode == 0 and json.loads(c.stdout)["result"] == "cancelled", \
+        (c.stdout, c.stderr)
+    # both out of the default structure: nothing left to pick
+    assert r.zcard(f"{S}:ready") == 0 and r.hlen(f"{S}:items") == 0
+    assert fake_kie.stats()["creates_total"] == 0

@@ -1251,3 +1251,28 @@ def test_functions_name_the_jobs_account_when_given_another_structure(r):
         "position"] == 0
     out = json.loads(r.execute_command("FCALL", "kie_cancel", 11, *bkeys, "acc1"))
     assert out["result"] == "cancelled" and r.zcard(f"{B}:ready") == 0
+
+
+def test_a_one_account_pools_retried_job_is_cancelled_with_the_default_keys(r):
+    """One account named in KIE_ACCOUNTS_FILE (alias main, structure default): a job
+    started, then put back to wait for its retry, is cancelled by kie_cancel with
+    <p>:sched:default's keys, as protocol.md says — the account check applies only to a
+    pool of several accounts."""
+    r.execute_command("FUNCTION", "LOAD", "REPLACE", src("kie_functions"))
+    day = "20261206"
+    route(r, "one1")
+    r.delete(f"{P}:processing:c#0")
+    keys = PICK_KEYS + [f"{P}:budget:{day}", f"{P}:budget:group", f"{P}:budget:models",
+                        f"{P}:budget:open"]
+    # the runner of a one-account pool passes no alias (sched_pick: "" with one account)
+    out = run(r, "pick", keys, [0, "c#0", 5000, next(PICK_TOKENS), day, 0, ""])
+    assert out[1] == b"one1" and out[7] == b"started", out
+    h = r.hgetall(f"{P}:job:one1")
+    put_keys = [f"{P}:processing:c#0", f"{P}:job:one1", f"{S}:ready", f"{S}:delayed",
+                f"{S}:items", f"{S}:state", f"{S}:gcount", f"{S}:inflight", f"{P}:stats",
+                f"{S}:wake", f"{P}:recoveries"]
+    assert run(r, "sched_put", put_keys, [out[2], "one1", "c#0", h[b"epoch"], "retry",
+                                          now_ms(r) + 60000, "boom", 1, 5, "", out[5],
+                                          out[6]]) == 1
+    assert r.hget(f"{P}:job:one1", "state") == b"retry_wait"
+    assert fcall(r, "kie_cancel", "one1")["result"] == "cancelled"

@@ -45,7 +45,8 @@
 -- ARGV[4] this call's token (the runner's pick count): marks the job it starts
 -- ARGV[5] today (yyyymmdd, UTC)
 -- ARGV[6] KIE_DAILY_CREDIT_BUDGET (0 none)
--- ARGV[7] the account's alias (kept in the job hash: account)
+-- ARGV[7] the account's alias, kept in the job hash (account) when not '': a pool of
+--         several accounts, where it names the job's structure
 -- Returns {'picked', jobId, descriptor, priority, group, queuedAt, tag, outcome, epoch,
 -- attempts, state before, taskId, owner before, mayHaveTask} with outcome started |
 -- takeover | has_task | finished | owned | uncertain (started and takeover make this
@@ -274,7 +275,7 @@ for i = 1, 32 do
             -- <<< i20-wire
             if o == 'started' then
               att = att + 1
-              if KEYS[20] then f[#f + 1] = 'account' f[#f + 1] = ARGV[7] end
+              if ARGV[7] and ARGV[7] ~= '' then f[#f + 1] = 'account' f[#f + 1] = ARGV[7] end
               f[#f + 1] = 'state' f[#f + 1] = 'creating'
               f[#f + 1] = 'attempts' f[#f + 1] = att
             end
