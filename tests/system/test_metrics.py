@@ -158,15 +158,17 @@ def test_pool_gauges_while_paused(redis_server, r, fake_kie, workers):
         s, _ = scrape(port)
         return s
     # routed while paused: the jobs wait in the scheduling structure, by priority (the
-    # router takes them one at a time, the p9 job last; the queue and the structures are
-    # read a round trip apart: wait for one scrape that shows all of it)
+    # router moves a batch into its own list and routes it, the p9 job last; the queue,
+    # the consumers' lists and the structures are read a round trip apart: wait for one
+    # scrape that shows all of it)
     def routed():
         s = gauges()
         return (val(s, "kie_queued_jobs", priority="5") == n and
                 val(s, "kie_queued_jobs", priority="9") == 1 and
-                val(s, "kie_queue_jobs", queue="queue") == 0) and s
+                val(s, "kie_queue_jobs", queue="queue") == 0 and
+                val(s, "kie_queue_jobs", queue="processing") == 0) and s
     s = wait_for(routed, 10, what=f"kie_queued_jobs{{priority=5}} == {n}, {{priority=9}} "
-                 "== 1, the queue empty")
+                 "== 1, the queue and the consumers' lists empty")
     assert val(s, "kie_paused", kind="operator") == 1
     assert val(s, "kie_paused", kind="credits") == 0
     assert val(s, "kie_paused", kind="account") == 0
